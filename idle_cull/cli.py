@@ -1,0 +1,288 @@
+"""The ``idle-cull`` command: options and environment in, one pass, exit status out.
+
+This module owns the command line, logging to stderr, and the mapping of outcomes and
+errors to exit statuses. It makes no HTTP requests and no culling decisions itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from idle_cull import __version__
+from idle_cull.config import Settings, TLSFiles, read_token
+from idle_cull.durations import parse_duration
+from idle_cull.errors import ConfigError, HubError
+from idle_cull.hub import HubClient
+from idle_cull.policy import CullLimits
+from idle_cull.report import ExitStatus
+from idle_cull.runner import run_pass
+
+__all__ = ["cli", "main"]
+
+log = logging.getLogger("idle_cull")
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Upstream's boolean flags; each accepts --flag, --flag=true|false and --no-flag.
+BOOLEAN_FLAGS = (
+    "cull-users",
+    "cull-admin-users",
+    "remove-named-servers",
+    "cull-default-servers",
+    "cull-named-servers",
+    "ssl-enabled",
+)
+
+EXIT_STATUS_HELP = """\b
+Exit status:
+  0   pass finished; every action succeeded, is pending, or nothing was to do
+  1   pass finished, but some stop or delete failed after retries
+  2   usage or configuration error (nothing was sent to the hub)
+  3   users could not be listed (unreachable, 401/403, 5xx, garbage): nothing culled
+"""
+
+
+class Duration(click.ParamType):  # type: ignore[type-arg,unused-ignore]
+    """Seconds, or human units: 600, 90m, 2h, 30d."""
+
+    name = "duration"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, (int, float)):
+            return float(value)
+        try:
+            return parse_duration(str(value), what=param.opts[0] if param else "duration")
+        except ConfigError as error:
+            self.fail(str(error), param, ctx)
+
+
+class UpstreamCompatibleCommand(click.Command):
+    """Accept the spellings of upstream command lines before click parses them.
+
+    Upstream (tornado options) also took ``--cull_users`` and operators write
+    ``--no-cull-users``; both become the canonical ``--cull-users[=false]`` here.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, [normalize_argument(arg) for arg in args])
+
+
+def normalize_argument(arg: str) -> str:
+    if not arg.startswith("--") or arg == "--":
+        return arg
+    name, sep, value = arg[2:].partition("=")
+    name = name.replace("_", "-")
+    if name.startswith("no-") and name[3:] in BOOLEAN_FLAGS and not sep:
+        return f"--{name[3:]}=false"
+    return f"--{name}{sep}{value}"
+
+
+def boolean_flag(name: str, default: bool, help_text: str) -> Callable[[F], F]:
+    return click.option(
+        f"--{name}",
+        type=click.BOOL,
+        is_flag=False,
+        flag_value=True,
+        default=default,
+        show_default=True,
+        metavar="[=true|false]",
+        help=f"{help_text} Also --no-{name}.",
+    )
+
+
+@click.command(
+    cls=UpstreamCompatibleCommand,
+    epilog=EXIT_STATUS_HELP,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.option(
+    "--url",
+    envvar="JUPYTERHUB_API_URL",
+    show_envvar=True,
+    default="http://127.0.0.1:8081/hub/api",
+    show_default=True,
+    help="The JupyterHub API URL (ends in /hub/api).",
+)
+@click.option(
+    "--timeout",
+    type=Duration(),
+    default="600",
+    show_default=True,
+    help="Stop servers idle for at least this long (seconds, or 90m, 2h, 1d).",
+)
+@click.option(
+    "--max-age",
+    type=Duration(),
+    default="0",
+    show_default=True,
+    help="Also stop servers older than this even if active; 0 turns it off.",
+)
+@boolean_flag(
+    "cull-users",
+    False,
+    "Delete users whose servers are all gone and who are idle or too old "
+    "(for temporary users, as with tmpnb).",
+)
+@boolean_flag(
+    "cull-admin-users", True, "With --cull-users, whether admin users may be deleted too."
+)
+@boolean_flag(
+    "remove-named-servers",
+    False,
+    "Remove named servers after stopping them (BinderHub with named servers).",
+)
+@boolean_flag("cull-default-servers", True, "Whether default servers are culled.")
+@boolean_flag("cull-named-servers", True, "Whether named servers are culled.")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Most requests in flight to the hub at once.",
+)
+@click.option(
+    "--api-page-size",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Users per page when listing; 0 uses the hub's default page size.",
+)
+@boolean_flag(
+    "ssl-enabled", False, "The hub API uses JupyterHub's internal SSL (client certificate and CA)."
+)
+@click.option(
+    "--internal-certs-location",
+    type=click.Path(path_type=Path),
+    default="internal-ssl",
+    show_default=True,
+    help="Directory of JupyterHub's internal-ssl certificates (with --ssl-enabled).",
+)
+@click.option(
+    "--api-token-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="JUPYTERHUB_API_TOKEN_FILE",
+    show_envvar=True,
+    help="Read the API token from this file (systemd credential, Kubernetes "
+    "secret) instead of the JUPYTERHUB_API_TOKEN environment variable.",
+)
+@click.option(
+    "--request-timeout",
+    type=Duration(),
+    envvar="JUPYTERHUB_REQUEST_TIMEOUT",
+    show_envvar=True,
+    default="60",
+    show_default=True,
+    help="Longest wait for one answer from the hub.",
+)
+@click.option(
+    "--cull-every",
+    type=Duration(),
+    default="0",
+    metavar="SECONDS",
+    help="Accepted for upstream compatibility and ignored: this tool does one pass; "
+    "the systemd timer, cron or CronJob decides how often.",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    default="info",
+    show_default=True,
+    help="Least severe log level written to stderr.",
+)
+@click.version_option(__version__, prog_name="idle-cull")
+@click.pass_context
+def cli(ctx: click.Context, /, **options: Any) -> None:
+    """Do one pass over a JupyterHub: stop idle servers (and, if asked, delete idle
+    users), then exit with a status a scheduler can act on.
+
+    The API token comes from JUPYTERHUB_API_TOKEN or --api-token-file, never from the
+    command line. Logs go to stderr. Run it from a systemd timer, cron or a Kubernetes
+    CronJob; see the README for the scopes the token needs.
+    """
+    configure_logging(options["log_level"])
+    if options["cull_every"]:
+        log.warning(
+            "--cull-every is ignored: idle-cull does one pass and exits; "
+            "schedule it with a systemd timer, cron or a Kubernetes CronJob"
+        )
+    try:
+        settings = build_settings(options, os.environ.get("JUPYTERHUB_API_TOKEN", ""))
+    except ConfigError as error:
+        log.error("%s", error)
+        ctx.exit(ExitStatus.USAGE)
+    ctx.exit(execute(settings))
+
+
+def build_settings(options: dict[str, Any], env_token: str) -> Settings:
+    """The one ``Settings`` of this pass, validated; raises ``ConfigError``."""
+    token_file: Path | None = options["api_token_file"]
+    token = read_token(token_file) if token_file else env_token.strip()
+    tls = None
+    if options["ssl_enabled"]:
+        if not options["url"].startswith("https://"):
+            raise ConfigError("--ssl-enabled needs an https:// --url")
+        tls = TLSFiles.from_internal_certs(options["internal_certs_location"])
+    limits = CullLimits(
+        timeout=options["timeout"],
+        max_age=options["max_age"],
+        cull_users=options["cull_users"],
+        cull_admin_users=options["cull_admin_users"],
+        cull_default_servers=options["cull_default_servers"],
+        cull_named_servers=options["cull_named_servers"],
+        remove_named_servers=options["remove_named_servers"],
+    )
+    return Settings(
+        url=options["url"].rstrip("/"),
+        token=token,
+        limits=limits,
+        concurrency=options["concurrency"],
+        api_page_size=options["api_page_size"],
+        request_timeout=options["request_timeout"],
+        tls=tls,
+    )
+
+
+def execute(settings: Settings) -> ExitStatus:
+    """Run the pass and map its outcome to an exit status (the only place that does)."""
+    log.info("starting one pass: %s", " ".join(f"{k}={v}" for k, v in settings.describe().items()))
+    client = HubClient(
+        settings.url,
+        settings.token,
+        request_timeout=settings.request_timeout,
+        pool_size=settings.concurrency,
+        tls=settings.tls,
+        retry=settings.retry,
+    )
+    try:
+        report = run_pass(settings, client)
+    except HubError as error:
+        log.error("%s", error)
+        log.error("nothing was culled")
+        return ExitStatus.HUB_UNUSABLE
+    finally:
+        client.close()
+    status = report.exit_status()
+    log.info("%s", report.summary_line())
+    return status
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    if level.lower() != "debug":
+        logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+def main() -> None:
+    cli(prog_name="idle-cull")

@@ -1,0 +1,130 @@
+"""One immutable ``Settings`` built once from the command line and environment.
+
+Everything below the CLI receives this object (or a part of it) instead of reading
+options or environment variables itself, so a pass is fully described by its settings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from idle_cull.errors import ConfigError
+from idle_cull.policy import CullLimits
+
+__all__ = ["RetryPolicy", "Settings", "TLSFiles", "read_token", "validate_hub_url"]
+
+
+def read_token(path: Path) -> str:
+    """The API token from a file (systemd credential, Kubernetes secret), stripped.
+
+    The file's content is never echoed back in an error, only its path.
+    """
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise ConfigError(f"token file {path} does not exist: check --api-token-file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or type(error).__name__
+        raise ConfigError(f"cannot read token file {path}: {reason}") from None
+    if not token:
+        raise ConfigError(f"token file {path} is empty: put the service's API token in it")
+    return token
+
+
+@dataclass(frozen=True)
+class TLSFiles:
+    """Client certificate, key and CA for a hub with JupyterHub's internal SSL."""
+
+    cert: Path
+    key: Path
+    ca: Path
+
+    @classmethod
+    def from_internal_certs(cls, location: Path) -> TLSFiles:
+        """The layout JupyterHub writes under ``internal_certs_location``."""
+        files = cls(
+            cert=location / "hub-internal" / "hub-internal.crt",
+            key=location / "hub-internal" / "hub-internal.key",
+            ca=location / "hub-ca" / "hub-ca.crt",
+        )
+        missing = [str(p) for p in (files.cert, files.key, files.ca) if not p.is_file()]
+        if missing:
+            raise ConfigError(
+                "--ssl-enabled needs JupyterHub's internal certificates; missing: "
+                + ", ".join(missing)
+                + " (check --internal-certs-location)"
+            )
+        return files
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try a transient failure before reporting it."""
+
+    attempts: int = 5
+    initial_wait: float = 0.5
+    max_wait: float = 10.0
+    max_retry_after: float = 60.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one pass needs; built once by the CLI and passed down."""
+
+    url: str
+    token: str = field(repr=False)
+    limits: CullLimits
+    concurrency: int = 10
+    api_page_size: int = 0
+    request_timeout: float = 60.0
+    tls: TLSFiles | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        validate_hub_url(self.url)
+        if self.concurrency < 1:
+            raise ConfigError(f"--concurrency must be at least 1, got {self.concurrency}")
+        if self.api_page_size < 0:
+            raise ConfigError(
+                f"--api-page-size must be 0 (hub default) or more, got {self.api_page_size}"
+            )
+        if self.request_timeout <= 0:
+            raise ConfigError("JUPYTERHUB_REQUEST_TIMEOUT must be a positive number of seconds")
+        if not self.token:
+            raise ConfigError(
+                "no API token: set JUPYTERHUB_API_TOKEN or pass --api-token-file "
+                "(see the README for the role to grant the token)"
+            )
+
+    def describe(self) -> dict[str, object]:
+        """The effective settings for the start-of-pass log line; the token is never included."""
+        return {
+            "url": self.url,
+            "timeout": self.limits.timeout,
+            "max_age": self.limits.max_age,
+            "cull_users": self.limits.cull_users,
+            "cull_admin_users": self.limits.cull_admin_users,
+            "cull_default_servers": self.limits.cull_default_servers,
+            "cull_named_servers": self.limits.cull_named_servers,
+            "remove_named_servers": self.limits.remove_named_servers,
+            "concurrency": self.concurrency,
+            "api_page_size": self.api_page_size or "hub default",
+            "request_timeout": self.request_timeout,
+            "ssl": self.tls is not None,
+        }
+
+
+def validate_hub_url(url: str) -> None:
+    """Reject URLs that cannot be a hub API before anything is sent."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(
+            f"--url {url!r} is not an http(s) URL; expected e.g. http://127.0.0.1:8081/hub/api"
+        )
+    if not parts.path.rstrip("/").endswith("/hub/api"):
+        raise ConfigError(
+            f"--url {url!r} does not end in /hub/api; the hub's REST API lives there "
+            "(e.g. http://hub:8081/hub/api)"
+        )

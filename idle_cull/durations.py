@@ -1,0 +1,51 @@
+"""Durations as operators write them (``600``, ``90m``, ``2h``) and as logs show them."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from idle_cull.errors import ConfigError
+
+__all__ = ["format_duration", "parse_duration"]
+
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+
+
+def parse_duration(text: str, *, what: str = "duration") -> float:
+    """Seconds from ``"600"``, ``"90m"``, ``"2h"``, ``"1h30m"`` or ``"30d"``.
+
+    Operators paste upstream command lines in plain seconds, and write new ones in
+    human units; both must mean the same thing everywhere a duration is accepted.
+    """
+    cleaned = text.strip().lower()
+    try:
+        seconds = float(cleaned)
+    except ValueError:
+        seconds = _parse_unit_duration(cleaned, text, what)
+    if math.isnan(seconds) or seconds < 0 or math.isinf(seconds):
+        raise ConfigError(f"{what} must be zero or a positive number of seconds, got {text!r}")
+    return seconds
+
+
+def _parse_unit_duration(cleaned: str, original: str, what: str) -> float:
+    parts = _DURATION_PART.findall(cleaned)
+    if not parts or "".join(n + u for n, u in parts) != cleaned:
+        raise ConfigError(
+            f"{what} {original!r} is not a duration: use seconds (600) or units like 90m, 2h, 30d"
+        )
+    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+
+
+def format_duration(seconds: float) -> str:
+    """Short human form (``2h10m``, ``45s``) for log lines and reasons."""
+    whole = int(seconds)
+    if whole < 60:
+        return f"{seconds:.0f}s" if seconds == whole else f"{seconds:.1f}s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, whole = divmod(whole, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts[:2])

@@ -1,0 +1,338 @@
+"""``HubClient``: the only module that speaks HTTP to JupyterHub.
+
+It knows the REST API's shapes and status codes and turns them into plain data,
+``Outcome`` values and the ``HubError`` tree. It makes no decisions.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from idle_cull import __version__
+from idle_cull.config import RetryPolicy, TLSFiles
+from idle_cull.errors import HubAuthError, HubError, HubProtocolError, HubUnavailable
+from idle_cull.models import Outcome
+from idle_cull.retry import (
+    TRANSIENT_STATUSES,
+    TransientHTTPError,
+    call_with_retries,
+    parse_retry_after,
+)
+
+__all__ = ["PAGINATION_MEDIA_TYPE", "ActionResult", "HubClient", "parse_version"]
+
+log = logging.getLogger(__name__)
+
+# Must be sent exactly like this: the hub only paginates when Accept matches verbatim,
+# and silently truncates the list to its page limit otherwise.
+PAGINATION_MEDIA_TYPE = "application/jupyterhub-pagination+json"
+ROLE_HINT = "grant it in the culler's role (see README, 'Role and scopes')"
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What the hub did with one stop or delete, and how many requests it took."""
+
+    outcome: Outcome
+    attempts: int
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class _Answer:
+    response: requests.Response
+    attempts: int
+
+
+def parse_version(text: str) -> tuple[int, ...]:
+    """``"5.2.1"`` -> ``(5, 2, 1)``; pre-release suffixes are ignored."""
+    numbers = []
+    for part in text.split(".")[:3]:
+        match = re.match(r"\d+", part)
+        if not match:
+            break
+        numbers.append(int(match.group()))
+    return tuple(numbers)
+
+
+def quote_name(name: str) -> str:
+    """Quote a user or server name as one path segment, ``/`` included."""
+    return quote(name, safe="")
+
+
+def _hub_message(response: requests.Response) -> str:
+    """The hub's own error message (JSON ``message``), short and on one line."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    message = body.get("message") if isinstance(body, dict) else None
+    text = str(message) if message else (response.reason or "")
+    return " ".join(text.split())[:200]
+
+
+def _connection_reason(error: requests.RequestException) -> str:
+    match = re.search(r"\[Errno -?\d+\] [^'\")]+", str(error))
+    if match:
+        return match.group()
+    return type(error).__name__
+
+
+class HubClient:
+    """A thread-safe client for the parts of the JupyterHub REST API a culler uses."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        *,
+        request_timeout: float = 60.0,
+        pool_size: int = 10,
+        tls: TLSFiles | None = None,
+        retry: RetryPolicy | None = None,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._timeout = request_timeout
+        self._retry = retry or RetryPolicy()
+        self._session = session or requests.Session()
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(pool_size, 1) + 2, max_retries=0)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._session.headers["Authorization"] = f"token {token}"
+        self._session.headers["User-Agent"] = f"idle-cull/{__version__}"
+        if tls is not None:
+            self._session.verify = str(tls.ca)
+            self._session.cert = (str(tls.cert), str(tls.key))
+
+    def close(self) -> None:
+        self._session.close()
+
+    # -- reading ---------------------------------------------------------------------
+
+    def hub_version(self) -> str:
+        """The hub's version from ``GET {url}/``, proving the URL is a JupyterHub API."""
+        answer = self._request("GET", "/", what="probe the hub version")
+        body = self._json(answer.response, "the version probe")
+        version = body.get("version") if isinstance(body, dict) else None
+        if not isinstance(version, str):
+            raise HubProtocolError(
+                f"{self.url}/ answered without a JupyterHub version: is --url the hub's API "
+                "(ending in /hub/api)?"
+            )
+        return version
+
+    def iter_user_pages(self, state: str | None, page_size: int = 0) -> Iterator[list[Any]]:
+        """Yield the raw user records page by page until the hub says there is no next page.
+
+        The next request is built from the offset the hub reports, against our own URL
+        (the hub's ``next.url`` reflects its own view of the request, which is wrong
+        behind a proxy). A ``next`` that does not advance would loop forever: refused.
+        """
+        offset = 0
+        limit = page_size
+        while True:
+            params: dict[str, Any] = {"offset": offset}
+            if limit:
+                params["limit"] = limit
+            if state:
+                params["state"] = state
+            answer = self._request(
+                "GET", "/users", params=params, accept=PAGINATION_MEDIA_TYPE, what="list users"
+            )
+            body = self._json(answer.response, "the user list")
+            if isinstance(body, list):  # hubs before 2.0: the whole list at once
+                yield body
+                return
+            items, pagination = self._page_parts(body)
+            yield items
+            following = pagination.get("next")
+            if not following:
+                return
+            offset, limit = self._next_offset(following, offset, limit)
+
+    def _page_parts(self, body: object) -> tuple[list[Any], Mapping[str, Any]]:
+        if not isinstance(body, dict):
+            raise HubProtocolError("the user list is neither a list nor a page object")
+        items = body.get("items")
+        pagination = body.get("_pagination")
+        if not isinstance(items, list) or not isinstance(pagination, dict):
+            raise HubProtocolError("a user list page lacks 'items' or '_pagination'")
+        return items, pagination
+
+    @staticmethod
+    def _next_offset(following: object, offset: int, limit: int) -> tuple[int, int]:
+        if not isinstance(following, dict):
+            raise HubProtocolError("the user list's '_pagination.next' is not an object")
+        try:
+            next_offset = int(following["offset"])
+            next_limit = int(following.get("limit") or limit)
+        except (KeyError, TypeError, ValueError):
+            raise HubProtocolError(
+                "the user list's '_pagination.next' has no usable offset"
+            ) from None
+        if next_offset <= offset:
+            raise HubProtocolError(
+                f"the hub's pagination does not advance (offset {offset} -> {next_offset}); "
+                "refusing to loop"
+            )
+        return next_offset, next_limit
+
+    def get_user(self, name: str) -> dict[str, Any] | None:
+        """One user's fresh record, or ``None`` if the hub no longer has it."""
+        answer = self._request("GET", f"/users/{quote_name(name)}", what=f"read user {name!r}")
+        if answer.response.status_code == 404:
+            return None
+        self._raise_for_status(answer, f"read user {name!r}", scope="read:users")
+        body = self._json(answer.response, f"user {name!r}")
+        if not isinstance(body, dict):
+            raise HubProtocolError(f"user {name!r} is not a JSON object")
+        return body
+
+    # -- acting ----------------------------------------------------------------------
+
+    def stop_server(self, user: str, server: str, *, remove: bool = False) -> ActionResult:
+        """Stop (and with ``remove``, delete) one server; 202 and "pending" mean in progress."""
+        if server:
+            path = f"/users/{quote_name(user)}/servers/{quote_name(server)}"
+        else:
+            path = f"/users/{quote_name(user)}/server"
+        label = f"{user}/{server}" if server else user
+        body = {"remove": True} if remove else None
+        answer = self._request("DELETE", path, json=body, what=f"stop server {label!r}")
+        return self._action_result(answer, f"stop server {label!r}", scope="delete:servers")
+
+    def delete_user(self, name: str) -> ActionResult:
+        """Delete a user; 400 while one of its servers is still stopping means pending."""
+        answer = self._request("DELETE", f"/users/{quote_name(name)}", what=f"delete user {name!r}")
+        return self._action_result(answer, f"delete user {name!r}", scope="admin:users")
+
+    def _action_result(self, answer: _Answer, what: str, *, scope: str) -> ActionResult:
+        status = answer.response.status_code
+        if status in (200, 204):
+            done = Outcome.DELETED if what.startswith("delete") else Outcome.STOPPED
+            return ActionResult(done, answer.attempts)
+        if status == 202:
+            return ActionResult(Outcome.PENDING, answer.attempts, "the hub is still stopping it")
+        if status == 404:
+            return ActionResult(Outcome.GONE, answer.attempts)
+        message = _hub_message(answer.response)
+        if status == 400 and ("pending" in message or "stopping" in message):
+            return ActionResult(Outcome.PENDING, answer.attempts, message)
+        self._raise_for_status(answer, what, scope=scope)
+        raise HubProtocolError(f"{what}: unexpected HTTP {status}", status=status)
+
+    # -- plumbing --------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        params: Mapping[str, Any] | None = None,
+        json: object = None,
+        accept: str = "application/json",
+    ) -> _Answer:
+        url = self.url + path
+        attempts = 0
+
+        def once() -> requests.Response:
+            nonlocal attempts
+            attempts += 1
+            response = self._session.request(
+                method,
+                url,
+                params=params,
+                json=json,
+                headers={"Accept": accept},
+                timeout=self._timeout,
+            )
+            if response.status_code in TRANSIENT_STATUSES:
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                raise TransientHTTPError(response.status_code, retry_after)
+            return response
+
+        try:
+            response = call_with_retries(once, self._retry, what)
+        except TransientHTTPError as error:
+            raise HubUnavailable(
+                f"could not {what}: the hub answered HTTP {error.status} {attempts} times; "
+                "is it overloaded or restarting?",
+                status=error.status,
+                attempts=attempts,
+            ) from None
+        except requests.exceptions.SSLError:
+            raise HubUnavailable(
+                f"could not {what}: TLS handshake with {self.url} failed; "
+                "check --ssl-enabled and --internal-certs-location",
+                attempts=attempts,
+            ) from None
+        except requests.Timeout:
+            raise HubUnavailable(
+                f"could not {what}: no answer within {self._timeout:g}s, {attempts} times "
+                "(JUPYTERHUB_REQUEST_TIMEOUT)",
+                attempts=attempts,
+            ) from None
+        except requests.ConnectionError as error:
+            raise HubUnavailable(
+                f"could not {what}: cannot connect to {self.url} ({_connection_reason(error)}); "
+                "check --url and that the hub is running",
+                attempts=attempts,
+            ) from None
+        except requests.RequestException as error:
+            raise HubProtocolError(
+                f"could not {what}: {type(error).__name__}", attempts=attempts
+            ) from None
+        return _Answer(response, attempts)
+
+    def _json(self, response: requests.Response, what: str) -> Any:
+        if response.status_code >= 300:
+            self._raise_for_status(_Answer(response, 1), f"read {what}", scope="list:users")
+        try:
+            return response.json()
+        except ValueError:
+            kind = response.headers.get("Content-Type", "no content type")
+            raise HubProtocolError(
+                f"{what} from {response.url.split('?')[0]} is not JSON ({kind}); "
+                "is --url the hub's API (ending in /hub/api)?",
+                status=response.status_code,
+            ) from None
+
+    def _raise_for_status(self, answer: _Answer, what: str, *, scope: str) -> None:
+        response = answer.response
+        status = response.status_code
+        if status < 300:
+            return
+        message = _hub_message(response)
+        if status == 401:
+            raise HubAuthError(
+                f"could not {what}: the hub rejected the API token (401); check "
+                "JUPYTERHUB_API_TOKEN or --api-token-file",
+                status=status,
+                attempts=answer.attempts,
+            )
+        if status == 403:
+            raise HubAuthError(
+                f"could not {what}: the token lacks the scope {scope!r} (403: {message}); "
+                + ROLE_HINT,
+                status=status,
+                attempts=answer.attempts,
+            )
+        if status >= 500:
+            raise HubUnavailable(
+                f"could not {what}: the hub failed with HTTP {status} ({message})",
+                status=status,
+                attempts=answer.attempts,
+            )
+        raise HubError(
+            f"could not {what}: HTTP {status} ({message})", status=status, attempts=answer.attempts
+        )

@@ -1,0 +1,166 @@
+"""Frozen ``User`` and ``Server`` records built from the hub's JSON.
+
+Parsing is tolerant of older hub shapes (no ``servers`` dict before 0.9, naive
+timestamps before 2.0) and strict about what the policy relies on: a record that cannot
+be understood raises ``RecordError`` so that one bad user never hides the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+from dateutil.parser import isoparse
+
+__all__ = ["SCOPED_FIELDS", "Outcome", "RecordError", "Server", "User", "parse_timestamp"]
+
+# Fields of the user model and the scope that lets a token read each (JupyterHub >= 2.0).
+SCOPED_FIELDS = {
+    "last_activity": "read:users:activity",
+    "servers": "read:servers",
+    "admin": "read:users",
+    "created": "read:users",
+    "groups": "read:users:groups",
+}
+
+
+class Outcome(str, Enum):
+    """What happened to one planned action, as the hub answered it."""
+
+    STOPPED = "stopped"
+    DELETED = "deleted"
+    PENDING = "pending"  # the hub accepted it and is still working (202, "pending" 400)
+    GONE = "already gone"  # 404: someone else got there first; the goal is reached
+    FAILED = "failed"
+    SKIPPED = "skipped"  # decided against at the last moment (e.g. its servers did not stop)
+    NOT_ATTEMPTED = "not attempted"
+
+
+class RecordError(ValueError):
+    """One user record is unusable; the pass reports it and goes on with the rest."""
+
+
+def parse_timestamp(value: object, *, field: str) -> datetime | None:
+    """An aware UTC datetime from the hub's ISO 8601 text; naive values are UTC."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise RecordError(f"{field} is not a timestamp: {value!r}")
+    try:
+        parsed = isoparse(value)
+    except (ValueError, OverflowError):
+        raise RecordError(f"{field} is not an ISO 8601 timestamp: {value!r}") from None
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class Server:
+    """One active server of a user; ``name`` is ``""`` for the default server."""
+
+    name: str
+    ready: bool
+    pending: str | None
+    started: datetime | None
+    last_activity: datetime | None
+    user_options: Mapping[str, Any] | None = None
+
+    @property
+    def is_default(self) -> bool:
+        return self.name == ""
+
+    @classmethod
+    def from_api(cls, name: str, data: Mapping[str, Any]) -> Server:
+        if not isinstance(data, Mapping):
+            raise RecordError(f"server {name!r} is not an object")
+        pending = data.get("pending")
+        options = data.get("user_options")
+        return cls(
+            name=name,
+            ready=bool(data.get("ready", pending is None)),
+            pending=str(pending) if pending else None,
+            started=parse_timestamp(data.get("started"), field=f"server {name!r} started"),
+            last_activity=parse_timestamp(
+                data.get("last_activity"), field=f"server {name!r} last_activity"
+            ),
+            user_options=options if isinstance(options, Mapping) else None,
+        )
+
+
+@dataclass(frozen=True)
+class User:
+    """A hub user as far as the token may see it.
+
+    Fields the token's scopes hide are ``None`` (``admin``, ``created``, ``groups``,
+    ``servers``), so
+    a rule that needs one can tell "not allowed to read" from "empty".
+    """
+
+    name: str
+    admin: bool | None
+    created: datetime | None
+    last_activity: datetime | None
+    servers: tuple[Server, ...]
+    groups: tuple[str, ...] | None = None
+    hidden: frozenset[str] = frozenset()
+
+    @property
+    def active_servers(self) -> tuple[Server, ...]:
+        return self.servers
+
+    @classmethod
+    def from_api(cls, data: object) -> User:
+        if not isinstance(data, Mapping):
+            raise RecordError(f"user record is not an object: {type(data).__name__}")
+        name = data.get("name")
+        if not isinstance(name, str) or not name:
+            raise RecordError(f"user record without a name: {_short(data)}")
+        try:
+            return cls(
+                name=name,
+                admin=_optional_bool(data, "admin"),
+                created=parse_timestamp(data.get("created"), field="created"),
+                last_activity=parse_timestamp(data.get("last_activity"), field="last_activity"),
+                servers=_servers_from_api(data),
+                groups=_groups_from_api(data),
+                hidden=frozenset(key for key in SCOPED_FIELDS if key not in data),
+            )
+        except RecordError as error:
+            raise RecordError(f"user {name!r}: {error}") from None
+
+
+def _optional_bool(data: Mapping[str, Any], key: str) -> bool | None:
+    value = data.get(key)
+    return None if value is None else bool(value)
+
+
+def _groups_from_api(data: Mapping[str, Any]) -> tuple[str, ...] | None:
+    groups = data.get("groups")
+    if groups is None:
+        return None
+    if not isinstance(groups, list):
+        raise RecordError(f"groups is not a list: {groups!r}")
+    return tuple(str(group) for group in groups)
+
+
+def _servers_from_api(data: Mapping[str, Any]) -> tuple[Server, ...]:
+    servers = data.get("servers")
+    if "servers" not in data and "server" in data:
+        # Hubs before 0.9 had one server per user, described on the user itself.
+        if not data.get("server") and not data.get("pending"):
+            return ()
+        return (Server.from_api("", data),)
+    if servers is None:
+        return ()
+    if not isinstance(servers, Mapping):
+        raise RecordError(f"servers is not an object: {_short(servers)}")
+    return tuple(Server.from_api(str(name), model) for name, model in servers.items())
+
+
+def _short(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -1,0 +1,198 @@
+"""Pure culling decisions: records plus "now" plus limits in, decisions with reasons out.
+
+Nothing here performs I/O or reads a clock, so every rule is testable with a table and
+every decision carries the sentence that will appear in the log and the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+from idle_cull.durations import format_duration
+from idle_cull.models import Server, User
+
+__all__ = [
+    "Action",
+    "CullLimits",
+    "Plan",
+    "ServerDecision",
+    "UserDecision",
+    "decide_server",
+    "decide_user",
+    "make_plan",
+]
+
+
+class Action(str, Enum):
+    """What the pass will do with one server or user."""
+
+    STOP = "stop"
+    DELETE = "delete"
+    KEEP = "keep"
+    SKIP = "skip"  # cannot be judged now (pending, not ready); looked at again next pass
+
+
+@dataclass(frozen=True)
+class CullLimits:
+    """The culling rules, with upstream's defaults and meanings."""
+
+    timeout: float = 600.0
+    max_age: float = 0.0
+    cull_users: bool = False
+    cull_admin_users: bool = True
+    cull_default_servers: bool = True
+    cull_named_servers: bool = True
+    remove_named_servers: bool = False
+
+
+@dataclass(frozen=True)
+class ServerDecision:
+    user: str
+    server: str
+    action: Action
+    reason: str
+    remove: bool = False
+    last_activity: datetime | None = None
+    idle_seconds: float | None = None
+    age_seconds: float | None = None
+
+    @property
+    def label(self) -> str:
+        """``alice`` for the default server, ``alice/gpu`` for a named one."""
+        return self.user if not self.server else f"{self.user}/{self.server}"
+
+
+@dataclass(frozen=True)
+class UserDecision:
+    user: str
+    action: Action
+    reason: str
+    servers_to_stop_first: tuple[str, ...] = ()
+    last_activity: datetime | None = None
+    idle_seconds: float | None = None
+    age_seconds: float | None = None
+
+    @property
+    def label(self) -> str:
+        return self.user
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every decision of one pass, in listing order."""
+
+    servers: tuple[ServerDecision, ...]
+    users: tuple[UserDecision, ...]
+
+    @property
+    def stops(self) -> tuple[ServerDecision, ...]:
+        return tuple(d for d in self.servers if d.action is Action.STOP)
+
+    @property
+    def deletions(self) -> tuple[UserDecision, ...]:
+        return tuple(d for d in self.users if d.action is Action.DELETE)
+
+
+def _seconds_between(later: datetime, earlier: datetime | None) -> float | None:
+    return None if earlier is None else (later - earlier).total_seconds()
+
+
+def decide_server(user: User, server: Server, now: datetime, limits: CullLimits) -> ServerDecision:
+    """Stop a ready server that is idle past ``timeout`` or older than ``max_age``.
+
+    Pending and not-ready servers are skipped rather than kept, so the report says they
+    were not judged; a server of a kind that is not culled is never stopped, neither for
+    idleness nor for age (upstream ignored the kind flags for max-age).
+    """
+    reference = server.last_activity or server.started
+    idle = _seconds_between(now, reference)
+    age = _seconds_between(now, server.started)
+
+    def decision(action: Action, reason: str) -> ServerDecision:
+        remove = action is Action.STOP and limits.remove_named_servers and not server.is_default
+        return ServerDecision(user.name, server.name, action, reason, remove, reference, idle, age)
+
+    if server.pending:
+        return decision(Action.SKIP, f"pending {server.pending}")
+    if not server.ready:
+        return decision(Action.SKIP, "not ready")
+    if server.is_default and not limits.cull_default_servers:
+        return decision(
+            Action.KEEP, "default servers are not culled (--cull-default-servers=false)"
+        )
+    if not server.is_default and not limits.cull_named_servers:
+        return decision(Action.KEEP, "named servers are not culled (--cull-named-servers=false)")
+    if idle is None:
+        return decision(Action.KEEP, "no last_activity and no start time: cannot tell how idle")
+    if idle >= limits.timeout:
+        return decision(
+            Action.STOP,
+            f"idle {format_duration(idle)} >= {format_duration(limits.timeout)} (--timeout)",
+        )
+    if limits.max_age and age is not None and age >= limits.max_age:
+        return decision(
+            Action.STOP,
+            f"age {format_duration(age)} >= {format_duration(limits.max_age)} (--max-age)",
+        )
+    if idle < 0:
+        return decision(Action.KEEP, "last activity is in the future (clock skew?)")
+    return decision(
+        Action.KEEP, f"idle {format_duration(idle)} < {format_duration(limits.timeout)}"
+    )
+
+
+def decide_user(
+    user: User, server_decisions: Iterable[ServerDecision], now: datetime, limits: CullLimits
+) -> UserDecision:
+    """Delete a user only if none of its servers survives this pass and it is idle or old.
+
+    A server that is kept, skipped or pending keeps its user: deleting a user stops its
+    servers, so anything short of "every server is being stopped" protects the user.
+    """
+    reference = user.last_activity or user.created
+    idle = _seconds_between(now, reference)
+    age = _seconds_between(now, user.created)
+    decisions = tuple(server_decisions)
+    to_stop = tuple(d.server for d in decisions if d.action is Action.STOP)
+
+    def decision(action: Action, reason: str) -> UserDecision:
+        return UserDecision(user.name, action, reason, to_stop, reference, idle, age)
+
+    survivor = next((d for d in decisions if d.action is not Action.STOP), None)
+    if survivor is not None:
+        name = survivor.server or "default"
+        return decision(Action.KEEP, f"server {name!r} stays ({survivor.reason})")
+    if user.admin is None and not limits.cull_admin_users:
+        return decision(Action.KEEP, "cannot tell whether admin (token cannot read 'admin')")
+    if user.admin and not limits.cull_admin_users:
+        return decision(Action.KEEP, "admin user (--cull-admin-users=false)")
+    if idle is None:
+        return decision(Action.KEEP, "no last_activity and no creation time: cannot tell how idle")
+    if idle >= limits.timeout:
+        return decision(
+            Action.DELETE,
+            f"user idle {format_duration(idle)} >= {format_duration(limits.timeout)} (--timeout)",
+        )
+    if limits.max_age and age is not None and age >= limits.max_age:
+        return decision(
+            Action.DELETE,
+            f"user age {format_duration(age)} >= {format_duration(limits.max_age)} (--max-age)",
+        )
+    return decision(
+        Action.KEEP, f"user idle {format_duration(idle)} < {format_duration(limits.timeout)}"
+    )
+
+
+def make_plan(users: Iterable[User], now: datetime, limits: CullLimits) -> Plan:
+    """All server decisions, and user decisions when ``cull_users`` is on."""
+    server_decisions: list[ServerDecision] = []
+    user_decisions: list[UserDecision] = []
+    for user in users:
+        mine = [decide_server(user, server, now, limits) for server in user.active_servers]
+        server_decisions.extend(mine)
+        if limits.cull_users:
+            user_decisions.append(decide_user(user, mine, now, limits))
+    return Plan(tuple(server_decisions), tuple(user_decisions))

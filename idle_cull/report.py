@@ -1,0 +1,102 @@
+"""What a pass did: one entry per server and user considered, counts, and the exit status.
+
+The runner fills a ``Report``; the CLI turns it into the closing log line and the exit
+status. Keeping the mapping here means every exit status is decided in one place.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import IntEnum
+
+from idle_cull.models import Outcome
+from idle_cull.policy import Action, ServerDecision, UserDecision
+
+__all__ = ["Entry", "ExitStatus", "Report"]
+
+
+class ExitStatus(IntEnum):
+    """Exit statuses a scheduler can act on (documented in ``--help`` and the README)."""
+
+    OK = 0  # pass finished; every action succeeded, is pending, or there was nothing to do
+    ACTION_FAILED = 1  # pass finished, but at least one stop or delete failed after retries
+    USAGE = 2  # bad command line, environment or token file; nothing was sent
+    HUB_UNUSABLE = (
+        3  # users could not be listed (unreachable, 401/403, 5xx, garbage): nothing culled
+    )
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One server or user the pass looked at, and what became of it."""
+
+    kind: str  # "server" or "user"
+    decision: ServerDecision | UserDecision
+    outcome: Outcome | None = None  # None: nothing was to be done (kept or skipped)
+    attempts: int = 0
+    detail: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.decision.label
+
+    def settled(self, outcome: Outcome, attempts: int = 0, detail: str = "") -> Entry:
+        return replace(self, outcome=outcome, attempts=attempts, detail=detail)
+
+
+@dataclass
+class Report:
+    hub_url: str
+    started_at: datetime
+    hub_version: str = ""
+    now: datetime | None = None
+    finished_at: datetime | None = None
+    users_listed: int = 0
+    rejected_records: list[str] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)
+
+    def counts(self) -> Counter[str]:
+        """Counts by kind and result, e.g. ``server_stopped``, ``user_kept``."""
+        counts: Counter[str] = Counter()
+        for entry in self.entries:
+            if entry.outcome is None:
+                result = "kept" if entry.decision.action is Action.KEEP else "skipped"
+            else:
+                result = entry.outcome.value.replace(" ", "_")
+            counts[f"{entry.kind}_{result}"] += 1
+        return counts
+
+    @property
+    def failed(self) -> list[Entry]:
+        return [e for e in self.entries if e.outcome is Outcome.FAILED]
+
+    def exit_status(self) -> ExitStatus:
+        return ExitStatus.ACTION_FAILED if self.failed else ExitStatus.OK
+
+    def summary_line(self) -> str:
+        """The closing ``key=value`` line a log search or a person reads first."""
+        counts = self.counts()
+        keys = (
+            "server_stopped",
+            "server_pending",
+            "server_already_gone",
+            "server_failed",
+            "server_kept",
+            "server_skipped",
+            "user_deleted",
+            "user_pending",
+            "user_already_gone",
+            "user_failed",
+            "user_kept",
+            "user_skipped",
+        )
+        fields = [f"users_listed={self.users_listed}"]
+        fields += [f"{key}={counts.get(key, 0)}" for key in keys]
+        fields.append(f"rejected_records={len(self.rejected_records)}")
+        if self.finished_at is not None:
+            seconds = (self.finished_at - self.started_at).total_seconds()
+            fields.append(f"duration={seconds:.2f}s")
+        fields.append(f"exit={int(self.exit_status())}")
+        return "summary: " + " ".join(fields)
