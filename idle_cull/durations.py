@@ -40,9 +40,13 @@ def _parse_unit_duration(cleaned: str, original: str, what: str) -> float:
 
 def format_duration(seconds: float) -> str:
     """Short human form (``2h10m``, ``45s``) for log lines and reasons."""
+    if seconds < 0:
+        return "-" + format_duration(-seconds)
     whole = int(seconds)
+    if whole < 10 and seconds != whole:
+        return f"{seconds:.1f}s"
     if whole < 60:
-        return f"{seconds:.0f}s" if seconds == whole else f"{seconds:.1f}s"
+        return f"{whole}s"
     parts = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         count, whole = divmod(whole, size)

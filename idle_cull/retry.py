@@ -8,6 +8,7 @@ Only what is transient and safe to repeat is retried: connection failures, timeo
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -16,7 +17,6 @@ from typing import TypeVar
 
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
-from tenacity.wait import wait_exponential_jitter
 
 from idle_cull.config import RetryPolicy
 
@@ -42,11 +42,11 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # str.isdigit alone accepts "²", which float() refuses
         return float(value)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
@@ -60,13 +60,14 @@ def is_transient(error: BaseException) -> bool:
 
 
 def _wait_for(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
-    backoff = wait_exponential_jitter(initial=policy.initial_wait, max=policy.max_wait)
-
     def wait(state: RetryCallState) -> float:
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, TransientHTTPError) and error.retry_after is not None:
             return min(error.retry_after, policy.max_retry_after)
-        return float(backoff(state))
+        # Exponential backoff with full jitter, so that many culler threads (or several
+        # hubs' cullers behind one proxy) do not retry in lockstep.
+        ceiling = min(policy.max_wait, policy.initial_wait * 2 ** (state.attempt_number - 1))
+        return random.uniform(ceiling / 2, ceiling)
 
     return wait
 
