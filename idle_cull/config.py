@@ -97,6 +97,11 @@ class Settings:
                 "no API token: set JUPYTERHUB_API_TOKEN or pass --api-token-file "
                 "(see the README for the role to grant the token)"
             )
+        if not self.token.isascii() or any(c.isspace() or not c.isprintable() for c in self.token):
+            raise ConfigError(
+                "the API token contains spaces, line breaks or non-ASCII characters; "
+                "check the token file or JUPYTERHUB_API_TOKEN"
+            )
 
     def describe(self) -> dict[str, object]:
         """The effective settings for the start-of-pass log line; the token is never included."""

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -64,19 +65,30 @@ def parse_version(text: str) -> tuple[int, ...]:
 
 
 def quote_name(name: str) -> str:
-    """Quote a user or server name as one path segment, ``/`` included."""
+    """Quote a user or server name as one path segment, ``/`` included.
+
+    ``.`` and ``..`` cannot be sent as a segment: URL normalization (requests does it,
+    and so may any proxy) removes them, and the request would address another
+    resource (``DELETE /users/./server`` becomes ``DELETE /users/server``, deleting
+    the user named "server"). Current hubs refuse such names; older ones accepted them.
+    """
+    if name in (".", ".."):
+        raise HubError(
+            f"cannot address the name {name!r} through the hub's REST API: it is a relative "
+            "path segment; rename it on the hub"
+        )
     return quote(name, safe="")
 
 
-def _hub_message(response: requests.Response) -> str:
-    """The hub's own error message (JSON ``message``), short and on one line."""
+def _hub_message(response: requests.Response, limit: int | None = 200) -> str:
+    """The hub's own error message (JSON ``message``), on one line and by default short."""
     try:
         body = response.json()
     except ValueError:
         body = None
     message = body.get("message") if isinstance(body, dict) else None
-    text = str(message) if message else (response.reason or "")
-    return " ".join(text.split())[:200]
+    text = " ".join((str(message) if message else (response.reason or "")).split())
+    return text if limit is None else text[:limit]
 
 
 def _connection_reason(error: requests.RequestException) -> str:
@@ -99,10 +111,12 @@ class HubClient:
         tls: TLSFiles | None = None,
         retry: RetryPolicy | None = None,
         session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.url = url.rstrip("/")
         self._timeout = request_timeout
         self._retry = retry or RetryPolicy()
+        self._sleep = sleep
         self._session = session or requests.Session()
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(pool_size, 1) + 2, max_retries=0)
         self._session.mount("http://", adapter)
@@ -121,7 +135,14 @@ class HubClient:
     def hub_version(self) -> str:
         """The hub's version from ``GET {url}/``, proving the URL is a JupyterHub API."""
         answer = self._request("GET", "/", what="probe the hub version")
-        body = self._json(answer.response, "the version probe")
+        if answer.response.status_code == 404:
+            raise HubProtocolError(
+                f"{self.url}/ answered 404: no JupyterHub API there; check --url "
+                "(the hub's base_url followed by /hub/api)",
+                status=404,
+                attempts=answer.attempts,
+            )
+        body = self._json(answer, "the version probe")
         version = body.get("version") if isinstance(body, dict) else None
         if not isinstance(version, str):
             raise HubProtocolError(
@@ -148,7 +169,7 @@ class HubClient:
             answer = self._request(
                 "GET", "/users", params=params, accept=PAGINATION_MEDIA_TYPE, what="list users"
             )
-            body = self._json(answer.response, "the user list")
+            body = self._json(answer, "the user list")
             if isinstance(body, list):  # hubs before 2.0: the whole list at once
                 yield body
                 return
@@ -192,7 +213,7 @@ class HubClient:
         if answer.response.status_code == 404:
             return None
         self._raise_for_status(answer, f"read user {name!r}", scope="read:users")
-        body = self._json(answer.response, f"user {name!r}")
+        body = self._json(answer, f"user {name!r}")
         if not isinstance(body, dict):
             raise HubProtocolError(f"user {name!r} is not a JSON object")
         return body
@@ -224,11 +245,15 @@ class HubClient:
             return ActionResult(Outcome.PENDING, answer.attempts, "the hub is still stopping it")
         if status == 404:
             return ActionResult(Outcome.GONE, answer.attempts)
-        message = _hub_message(answer.response)
-        if status == 400 and ("pending" in message or "stopping" in message):
-            return ActionResult(Outcome.PENDING, answer.attempts, message)
+        # Matched on the whole message: the hub puts the user's name first, and a long
+        # name would push "stopping" past the shortened message.
+        full = _hub_message(answer.response, limit=None)
+        if status == 400 and ("pending" in full or "stopping" in full):
+            return ActionResult(Outcome.PENDING, answer.attempts, full[:200])
         self._raise_for_status(answer, what, scope=scope)
-        raise HubProtocolError(f"{what}: unexpected HTTP {status}", status=status)
+        raise HubProtocolError(
+            f"{what}: unexpected HTTP {status}", status=status, attempts=answer.attempts
+        )
 
     # -- plumbing --------------------------------------------------------------------
 
@@ -262,7 +287,7 @@ class HubClient:
             return response
 
         try:
-            response = call_with_retries(once, self._retry, what)
+            response = call_with_retries(once, self._retry, what, sleep=self._sleep)
         except TransientHTTPError as error:
             raise HubUnavailable(
                 f"could not {what}: the hub answered HTTP {error.status} {attempts} times; "
@@ -294,9 +319,10 @@ class HubClient:
             ) from None
         return _Answer(response, attempts)
 
-    def _json(self, response: requests.Response, what: str) -> Any:
+    def _json(self, answer: _Answer, what: str) -> Any:
+        response = answer.response
         if response.status_code >= 300:
-            self._raise_for_status(_Answer(response, 1), f"read {what}", scope="list:users")
+            self._raise_for_status(answer, f"read {what}", scope="list:users")
         try:
             return response.json()
         except ValueError:
@@ -305,6 +331,7 @@ class HubClient:
                 f"{what} from {response.url.split('?')[0]} is not JSON ({kind}); "
                 "is --url the hub's API (ending in /hub/api)?",
                 status=response.status_code,
+                attempts=answer.attempts,
             ) from None
 
     def _raise_for_status(self, answer: _Answer, what: str, *, scope: str) -> None:

@@ -64,8 +64,8 @@ def _wait_for(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
         error = state.outcome.exception() if state.outcome else None
         if isinstance(error, TransientHTTPError) and error.retry_after is not None:
             return min(error.retry_after, policy.max_retry_after)
-        # Exponential backoff with full jitter, so that many culler threads (or several
-        # hubs' cullers behind one proxy) do not retry in lockstep.
+        # Exponential backoff, jittered between half and all of the step, so that many
+        # culler threads (or several cullers behind one proxy) do not retry in lockstep.
         ceiling = min(policy.max_wait, policy.initial_wait * 2 ** (state.attempt_number - 1))
         return random.uniform(ceiling / 2, ceiling)
 
