@@ -347,9 +347,20 @@ class HubClient:
                 status=status,
                 attempts=answer.attempts,
             )
-        if status == 403:
+        if status == 403 and "credentials" in message.lower():
+            # JupyterHub answers 403, not 401, to a token it does not know.
             raise HubAuthError(
-                f"could not {what}: the token lacks the scope {scope!r} (403: {message}); "
+                f"could not {what}: the hub does not accept the API token (403: {message}); "
+                "check JUPYTERHUB_API_TOKEN or --api-token-file, and that the token is the "
+                "api_token of a service in the hub's configuration",
+                status=status,
+                attempts=answer.attempts,
+            )
+        if status == 403:
+            required = re.search(r"requires any of \[([^\]]*)\]", message)
+            scopes = required.group(1) if required else scope
+            raise HubAuthError(
+                f"could not {what}: the token lacks the scope {scopes!r} (403: {message}); "
                 + ROLE_HINT,
                 status=status,
                 attempts=answer.attempts,

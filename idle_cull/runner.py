@@ -159,6 +159,12 @@ def _split_deletions(
     return ready, blocked
 
 
+def _verb(decision: ServerDecision | UserDecision) -> str:
+    """``stop server`` or ``delete user``: the start of every action log line."""
+    kind = "server" if isinstance(decision, ServerDecision) else "user"
+    return f"{decision.action.value} {kind}"
+
+
 def _run_actions(
     pool: ThreadPoolExecutor, decisions: Sequence[D], action: Callable[[D], ActionResult]
 ) -> list[tuple[D, tuple[Outcome, int, str]]]:
@@ -170,12 +176,12 @@ def _run_actions(
         try:
             result = future.result()
         except HubError as error:
-            log.error("%s %s failed: %s", decision.action.value, decision.label, error)
+            log.error("%s %s failed: %s", _verb(decision), decision.label, error)
             results.append((decision, (Outcome.FAILED, error.attempts, str(error))))
             continue
         log.info(
             "%s %s: %s%s",
-            decision.action.value,
+            _verb(decision),
             decision.label,
             result.outcome.value,
             f" ({result.detail})" if result.detail else "",

@@ -754,6 +754,28 @@ def test_403_names_the_missing_scope_and_the_hubs_message(
     assert len(hub.calls) == 1
 
 
+def test_403_takes_the_scopes_the_hub_names(
+    hub: responses.RequestsMock, client: HubClient
+) -> None:
+    hub_says = "Action is not authorized with current scopes; requires any of [admin:users, delete:users]"
+    hub.delete(f"{USERS}/alice", status=403, json=error_body(403, hub_says))
+    with pytest.raises(HubAuthError, match=r"lacks the scope 'admin:users, delete:users'"):
+        client.delete_user("alice")
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_403_for_an_unknown_token_says_the_token_is_wrong(
+    hub: responses.RequestsMock, client: HubClient, endpoint: Endpoint
+) -> None:
+    # JupyterHub answers 403 "Missing or invalid credentials." to a token it does not know.
+    hub.add(endpoint.method, endpoint.url, status=403, json=error_body(403, "Missing or invalid credentials."))
+    with pytest.raises(HubAuthError) as raised:
+        endpoint.call(client)
+    assert "does not accept the API token" in str(raised.value)
+    assert "JUPYTERHUB_API_TOKEN or --api-token-file" in str(raised.value)
+    assert "lacks the scope" not in str(raised.value)
+
+
 def test_403_without_json_body_uses_the_reason(
     hub: responses.RequestsMock, client: HubClient
 ) -> None:

@@ -1,0 +1,54 @@
+"""Fixtures for tests against a real JupyterHub (see ``tests/realhub.py``).
+
+One hub per session keeps the suite fast (start-up is seconds, a reset milliseconds); the
+function-scoped ``hub`` fixture resets it so every test starts from an empty hub.
+A missing jupyterhub or configurable-http-proxy is a failure, not a skip: a CI run that
+silently skipped the integration tests would look green while testing nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.realhub import HarnessError, RealHub
+
+INTEGRATION_DIR = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test under tests/integration (only those) with ``integration``."""
+    for item in items:
+        if INTEGRATION_DIR in Path(item.path).resolve().parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def real_hub() -> Iterator[RealHub]:
+    """Start one real hub for the session; stop it (and its proxy) at the end, whatever happens."""
+    hub = _start_or_fail()
+    try:
+        yield hub
+    finally:
+        hub.stop()
+
+
+def _start_or_fail() -> RealHub:
+    """A missing jupyterhub or proxy fails every integration test with one clear message."""
+    try:
+        return RealHub.start()
+    except HarnessError as exc:
+        message = str(exc)
+    pytest.fail(
+        f"cannot start the real JupyterHub for integration tests:\n{message}", pytrace=False
+    )
+
+
+@pytest.fixture
+def hub(real_hub: RealHub) -> RealHub:
+    """The session hub, reset to empty: no users, servers or groups; instant stops."""
+    real_hub.page_limit = RealHub.page_limit
+    real_hub.reset()
+    return real_hub
