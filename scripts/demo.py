@@ -15,7 +15,12 @@ import time
 from tests.realhub import RealHub
 
 TIMEOUT = 5  # seconds of idleness before a server is culled, short for the demo
-ARGS = [f"--timeout={TIMEOUT}", "--cull-users", "--cull-admin-users=false", "--remove-named-servers"]
+ARGS = [
+    f"--timeout={TIMEOUT}",
+    "--cull-users",
+    "--cull-admin-users=false",
+    "--remove-named-servers",
+]
 
 
 def show(hub: RealHub, title: str) -> None:
@@ -45,7 +50,8 @@ def main() -> int:
         hub.touch("linus")
         command = ["idle-cull", *ARGS]
         print(f"\n$ JUPYTERHUB_API_URL={hub.api_url} JUPYTERHUB_API_TOKEN=... {' '.join(command)}")
-        env = dict(os.environ, JUPYTERHUB_API_URL=hub.api_url, JUPYTERHUB_API_TOKEN=hub.culler_token)
+        env = dict(os.environ, JUPYTERHUB_API_URL=hub.api_url)
+        env["JUPYTERHUB_API_TOKEN"] = hub.culler_token
         bin_dir = os.path.dirname(sys.executable)
         result = subprocess.run(
             [os.path.join(bin_dir, "idle-cull"), *ARGS], env=env, check=False

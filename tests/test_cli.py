@@ -6,8 +6,8 @@ import json
 import re
 from collections.abc import Iterator
 from datetime import datetime, timezone
-from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 import responses
@@ -16,10 +16,15 @@ from click.testing import CliRunner, Result
 from idle_cull.cli import cli, normalize_argument
 from tests import factories
 
-# The CLI reads the real clock, so records are stamped relative to it.
-WALL = datetime.now(timezone.utc)
-server_json = partial(factories.server_json, now=WALL)
-user_json = partial(factories.user_json, now=WALL)
+
+def server_json(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """A server record stamped relative to the real clock, which the CLI reads."""
+    return factories.server_json(*args, now=datetime.now(timezone.utc), **kwargs)
+
+
+def user_json(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """A user record stamped relative to the real clock, which the CLI reads."""
+    return factories.user_json(*args, now=datetime.now(timezone.utc), **kwargs)
 
 URL = "http://hub.test:8081/hub/api"
 TOKEN = "cli-test-token-0123456789abcdef"
@@ -70,7 +75,6 @@ def test_normalize_argument(arg: str, expected: str) -> None:
     assert normalize_argument(arg) == expected
 
 
-IDLE_INACTIVE_USER = user_json("idler", idle=7200)
 
 
 @pytest.mark.parametrize(
@@ -87,7 +91,7 @@ IDLE_INACTIVE_USER = user_json("idler", idle=7200)
 )
 def test_boolean_flag_spellings(hub: responses.RequestsMock, args: list[str], deleted: bool) -> None:
     serve_users(hub, "ready", [])
-    serve_users(hub, "inactive", [IDLE_INACTIVE_USER])
+    serve_users(hub, "inactive", [user_json("idler", idle=7200)])
     hub.delete(f"{URL}/users/idler", status=204)
     result = run("--timeout=3600", *args)
     assert result.exit_code == 0, result.stderr
