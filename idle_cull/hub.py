@@ -11,6 +11,8 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -117,6 +119,9 @@ class HubClient:
         self._timeout = request_timeout
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
+        # The hub's Date header and our monotonic clock when it arrived: the hub's clock
+        # stamps last_activity, so idleness is measured against it (see hub_now).
+        self._hub_date: tuple[datetime, float] | None = None
         self._session = session or requests.Session()
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(pool_size, 1) + 2, max_retries=0)
         self._session.mount("http://", adapter)
@@ -129,6 +134,29 @@ class HubClient:
 
     def close(self) -> None:
         self._session.close()
+
+    def hub_now(self) -> datetime | None:
+        """The hub's clock now, from the latest ``Date`` header; ``None`` if none was sent.
+
+        The header has one-second resolution and is truncated, so this runs up to a
+        second behind the hub: idleness is underestimated, never overestimated.
+        """
+        if self._hub_date is None:
+            return None
+        when, received = self._hub_date
+        return when + timedelta(seconds=time.monotonic() - received)
+
+    def _note_date(self, response: requests.Response) -> None:
+        header = response.headers.get("Date")
+        if not header:
+            return
+        try:
+            when = parsedate_to_datetime(header)
+        except (TypeError, ValueError, IndexError):
+            return
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        self._hub_date = (when, time.monotonic())
 
     # -- reading ---------------------------------------------------------------------
 
@@ -281,6 +309,7 @@ class HubClient:
                 headers={"Accept": accept},
                 timeout=self._timeout,
             )
+            self._note_date(response)
             if response.status_code in TRANSIENT_STATUSES:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 raise TransientHTTPError(response.status_code, retry_after)

@@ -1216,3 +1216,23 @@ def test_token_never_in_logs_or_errors(
         assert TOKEN not in record.getMessage()
         assert TOKEN not in (record.exc_text or "")
     assert TOKEN not in caplog.text
+
+
+# -- the hub's clock --------------------------------------------------------------------
+
+
+def test_hub_now_follows_the_date_header(hub: responses.RequestsMock, client: HubClient) -> None:
+    assert client.hub_now() is None
+    hub.get(f"{BASE}/", json={"version": "6.1.1"}, headers={"Date": "Tue, 01 Dec 2026 10:00:00 GMT"})
+    client.hub_version()
+    now = client.hub_now()
+    assert now is not None
+    assert now.tzinfo is not None
+    offset = (now - datetime(2026, 12, 1, 10, 0, 0, tzinfo=timezone.utc)).total_seconds()
+    assert 0 <= offset < 5
+
+
+def test_hub_now_ignores_a_garbage_date(hub: responses.RequestsMock, client: HubClient) -> None:
+    hub.get(f"{BASE}/", json={"version": "6.1.1"}, headers={"Date": "the day after tomorrow"})
+    client.hub_version()
+    assert client.hub_now() is None
