@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 
 import click
@@ -20,9 +23,10 @@ from idle_cull.config import Settings, TLSFiles, read_token
 from idle_cull.durations import parse_duration
 from idle_cull.errors import ConfigError, HubError
 from idle_cull.hub import HubClient
-from idle_cull.policy import CullLimits
+from idle_cull.lock import LockHeld, exclusive_lock
+from idle_cull.policy import Caps, CullLimits
 from idle_cull.report import ExitStatus
-from idle_cull.runner import run_pass
+from idle_cull.runner import PassControl, PassInterrupted, run_pass
 
 __all__ = ["cli", "main"]
 
@@ -31,6 +35,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # Upstream's boolean flags; each accepts --flag, --flag=true|false and --no-flag.
 BOOLEAN_FLAGS = (
+    "dry-run",
+    "recheck",
     "cull-users",
     "cull-admin-users",
     "remove-named-servers",
@@ -45,6 +51,9 @@ Exit status:
   1   pass finished, but some stop or delete failed after retries
   2   usage or configuration error (nothing was sent to the hub)
   3   users could not be listed (unreachable, 401/403, 5xx, garbage): nothing culled
+  4   the plan exceeded --max-culls or --max-cull-fraction: nothing culled
+  75  another pass holds --lock-file: this one did nothing (EX_TEMPFAIL)
+The deadline or SIGTERM/SIGINT ends a pass early with status 1.
 """
 
 
@@ -190,6 +199,50 @@ def boolean_flag(name: str, default: bool, help_text: str) -> Callable[[F], F]:
     help="Accepted for upstream compatibility and ignored: this tool does one pass; "
     "the systemd timer, cron or CronJob decides how often.",
 )
+@boolean_flag(
+    "dry-run",
+    False,
+    "List, decide and report, but send no request that changes anything.",
+)
+@click.option(
+    "--max-culls",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Act on nothing (exit 4) if the pass plans more stops plus deletions than this.",
+)
+@click.option(
+    "--max-cull-fraction",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Act on nothing (exit 4) if the pass plans to stop more than this share (0-1) "
+    "of the running servers it saw. Off by default: see the README.",
+)
+@click.option(
+    "--clock",
+    type=click.Choice(["hub", "local"]),
+    default="hub",
+    show_default=True,
+    help="Measure idleness on the hub's clock (its Date header; it stamps last_activity) "
+    "or on this machine's.",
+)
+@boolean_flag(
+    "recheck",
+    True,
+    "Fetch each user afresh just before acting, and skip it if it became active.",
+)
+@click.option(
+    "--lock-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Hold a flock on this file during the pass; if another pass holds it, exit 75.",
+)
+@click.option(
+    "--deadline",
+    type=Duration(),
+    default=None,
+    help="Start no new action after this long (seconds or 10m); unfinished actions are "
+    "reported as not attempted and the exit status is 1.",
+)
 @click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
@@ -239,6 +292,7 @@ def build_settings(options: dict[str, Any], env_token: str) -> Settings:
         cull_named_servers=options["cull_named_servers"],
         remove_named_servers=options["remove_named_servers"],
     )
+    caps = Caps(max_culls=options["max_culls"], max_cull_fraction=options["max_cull_fraction"])
     return Settings(
         url=options["url"].rstrip("/"),
         token=token,
@@ -247,12 +301,31 @@ def build_settings(options: dict[str, Any], env_token: str) -> Settings:
         api_page_size=options["api_page_size"],
         request_timeout=options["request_timeout"],
         tls=tls,
+        dry_run=options["dry_run"],
+        caps=caps,
+        clock=options["clock"],
+        recheck=options["recheck"],
+        deadline=options["deadline"],
+        lock_file=options["lock_file"],
     )
 
 
 def execute(settings: Settings) -> ExitStatus:
     """Run the pass and map its outcome to an exit status (the only place that does)."""
     log.info("starting one pass: %s", " ".join(f"{k}={v}" for k, v in settings.describe().items()))
+    try:
+        with exclusive_lock(settings.lock_file) if settings.lock_file else nullcontext():
+            return run_and_report(settings)
+    except LockHeld as error:
+        log.warning("%s", error)
+        return ExitStatus.LOCKED
+    except ConfigError as error:
+        log.error("%s", error)
+        return ExitStatus.USAGE
+
+
+def run_and_report(settings: Settings) -> ExitStatus:
+    control = PassControl(settings.deadline)
     client = HubClient(
         settings.url,
         settings.token,
@@ -260,18 +333,41 @@ def execute(settings: Settings) -> ExitStatus:
         pool_size=settings.concurrency,
         tls=settings.tls,
         retry=settings.retry,
+        give_up=control.stopped,
     )
     try:
-        report = run_pass(settings, client)
+        with cancel_on_signals(control):
+            report = run_pass(settings, client, control=control)
+    except PassInterrupted as error:
+        log.error("%s", error)
+        return ExitStatus.ACTION_FAILED
     except HubError as error:
         log.error("%s", error)
         log.error("nothing was culled")
         return ExitStatus.HUB_UNUSABLE
     finally:
         client.close()
-    status = report.exit_status()
     log.info("%s", report.summary_line())
-    return status
+    return report.exit_status()
+
+
+@contextmanager
+def cancel_on_signals(control: PassControl) -> Iterator[None]:
+    """SIGTERM/SIGINT (systemd, Kubernetes, Ctrl-C) end the pass gracefully; a second one kills."""
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handle(signum: int, _frame: FrameType | None) -> None:
+        received = signal.Signals(signum)
+        signal.signal(received, previous[received])
+        control.cancel(f"{received.name} received")
+
+    for sig in previous:
+        signal.signal(sig, handle)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def configure_logging(level: str) -> None:

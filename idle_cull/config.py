@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from idle_cull.errors import ConfigError
-from idle_cull.policy import CullLimits
+from idle_cull.policy import Caps, CullLimits
 
 __all__ = ["RetryPolicy", "Settings", "TLSFiles", "read_token", "validate_hub_url"]
 
@@ -81,6 +81,12 @@ class Settings:
     request_timeout: float = 60.0
     tls: TLSFiles | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    dry_run: bool = False
+    caps: Caps = field(default_factory=Caps)
+    clock: str = "hub"  # "hub": the hub's Date header; "local": this machine's clock
+    recheck: bool = True
+    deadline: float | None = None  # seconds for the whole pass
+    lock_file: Path | None = None
 
     def __post_init__(self) -> None:
         validate_hub_url(self.url)
@@ -92,6 +98,15 @@ class Settings:
             )
         if self.request_timeout <= 0:
             raise ConfigError("JUPYTERHUB_REQUEST_TIMEOUT must be a positive number of seconds")
+        if self.clock not in ("hub", "local"):
+            raise ConfigError(f"--clock must be 'hub' or 'local', got {self.clock!r}")
+        if self.deadline is not None and self.deadline <= 0:
+            raise ConfigError("--deadline must be a positive duration")
+        if self.caps.max_culls is not None and self.caps.max_culls < 0:
+            raise ConfigError("--max-culls must be 0 or more")
+        fraction = self.caps.max_cull_fraction
+        if fraction is not None and not 0 <= fraction <= 1:
+            raise ConfigError(f"--max-cull-fraction must be between 0 and 1, got {fraction:g}")
         if not self.token:
             raise ConfigError(
                 "no API token: set JUPYTERHUB_API_TOKEN or pass --api-token-file "
@@ -118,6 +133,13 @@ class Settings:
             "api_page_size": self.api_page_size or "hub default",
             "request_timeout": self.request_timeout,
             "ssl": self.tls is not None,
+            "dry_run": self.dry_run,
+            "max_culls": self.caps.max_culls,
+            "max_cull_fraction": self.caps.max_cull_fraction,
+            "clock": self.clock,
+            "recheck": self.recheck,
+            "deadline": self.deadline,
+            "lock_file": self.lock_file,
         }
 
 

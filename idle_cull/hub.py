@@ -114,11 +114,13 @@ class HubClient:
         retry: RetryPolicy | None = None,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        give_up: Callable[[], bool] = lambda: False,
     ) -> None:
         self.url = url.rstrip("/")
         self._timeout = request_timeout
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
+        self._give_up = give_up
         # The hub's Date header and our monotonic clock when it arrived: the hub's clock
         # stamps last_activity, so idleness is measured against it (see hub_now).
         self._hub_date: tuple[datetime, float] | None = None
@@ -316,7 +318,9 @@ class HubClient:
             return response
 
         try:
-            response = call_with_retries(once, self._retry, what, sleep=self._sleep)
+            response = call_with_retries(
+                once, self._retry, what, sleep=self._sleep, give_up=self._give_up
+            )
         except TransientHTTPError as error:
             raise HubUnavailable(
                 f"could not {what}: the hub answered HTTP {error.status} {attempts} times; "

@@ -35,8 +35,9 @@ class Outcome(str, Enum):
     PENDING = "pending"  # the hub accepted it and is still working (202, "pending" 400)
     GONE = "already gone"  # 404: someone else got there first; the goal is reached
     FAILED = "failed"
-    SKIPPED = "skipped"  # decided against at the last moment (e.g. its servers did not stop)
-    NOT_ATTEMPTED = "not attempted"
+    SKIPPED = "skipped"  # decided against at the last moment (re-check, servers still stopping)
+    NOT_ATTEMPTED = "not attempted"  # refused plan, deadline or signal: nothing was sent
+    DRY_RUN = "dry run"  # would have been done; --dry-run sent nothing
 
 
 class RecordError(ValueError):

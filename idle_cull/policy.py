@@ -16,13 +16,16 @@ from idle_cull.models import Server, User
 
 __all__ = [
     "Action",
+    "Caps",
     "CullLimits",
     "Plan",
     "ServerDecision",
     "UserDecision",
+    "cap_exceeded",
     "decide_server",
     "decide_user",
     "make_plan",
+    "user_changed_since_listing",
 ]
 
 
@@ -196,3 +199,55 @@ def make_plan(users: Iterable[User], now: datetime, limits: CullLimits) -> Plan:
         if limits.cull_users:
             user_decisions.append(decide_user(user, mine, now, limits))
     return Plan(tuple(server_decisions), tuple(user_decisions))
+
+
+@dataclass(frozen=True)
+class Caps:
+    """Blast-radius limits: a plan larger than this is not acted on at all."""
+
+    max_culls: int | None = None  # stops plus deletions
+    max_cull_fraction: float | None = None  # stops / ready servers seen
+
+
+def cap_exceeded(plan: Plan, caps: Caps) -> str | None:
+    """Why the plan is too large to act on, or ``None`` when it is within the caps.
+
+    A misconfigured rule or a proxy that stopped reporting activity makes everything
+    look idle at once; refusing the whole plan turns that into one failed pass instead
+    of an empty hub.
+    """
+    actions = len(plan.stops) + len(plan.deletions)
+    if caps.max_culls is not None and actions > caps.max_culls:
+        return f"{actions} culls planned, more than --max-culls={caps.max_culls}"
+    running = sum(1 for d in plan.servers if d.action is not Action.SKIP)
+    if caps.max_cull_fraction is not None and running:
+        share = len(plan.stops) / running
+        if share > caps.max_cull_fraction:
+            return (
+                f"{len(plan.stops)} of {running} running servers planned to stop ({share:.0%}), "
+                f"more than --max-cull-fraction={caps.max_cull_fraction:g}"
+            )
+    return None
+
+
+def user_changed_since_listing(
+    listed: User, fresh: User, our_first_stop: datetime | None, limits: CullLimits
+) -> str | None:
+    """Why a user planned for deletion must be kept after all, or ``None``.
+
+    The hub stamps a user's ``last_activity`` with "now" when one of its servers stops,
+    so a newer stamp at or after our own first stop of its servers is our doing, not the
+    user's; anything else newer than the listing is real activity.
+    """
+    if fresh.active_servers:
+        names = ", ".join(repr(s.name or "default") for s in fresh.active_servers)
+        return f"has an active server again ({names})"
+    if fresh.admin and not limits.cull_admin_users:
+        return "became an admin (--cull-admin-users=false)"
+    if fresh.last_activity is None or listed.last_activity is None:
+        return None
+    if fresh.last_activity <= listed.last_activity:
+        return None
+    if our_first_stop is not None and fresh.last_activity >= our_first_stop:
+        return None
+    return f"active since listing (last_activity {fresh.last_activity:%Y-%m-%dT%H:%M:%SZ})"

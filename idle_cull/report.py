@@ -23,9 +23,9 @@ class ExitStatus(IntEnum):
     OK = 0  # pass finished; every action succeeded, is pending, or there was nothing to do
     ACTION_FAILED = 1  # pass finished, but at least one stop or delete failed after retries
     USAGE = 2  # bad command line, environment or token file; nothing was sent
-    HUB_UNUSABLE = (
-        3  # users could not be listed (unreachable, 401/403, 5xx, garbage): nothing culled
-    )
+    HUB_UNUSABLE = 3  # users could not be listed (unreachable, 401/403, 5xx): nothing culled
+    CAP_EXCEEDED = 4  # the plan was over --max-culls / --max-cull-fraction: nothing culled
+    LOCKED = 75  # EX_TEMPFAIL: another pass holds --lock-file; the next run tries again
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,11 @@ class Report:
     users_listed: int = 0
     rejected_records: list[str] = field(default_factory=list)
     entries: list[Entry] = field(default_factory=list)
+    dry_run: bool = False
+    clock: str = "hub"
+    skew_seconds: float | None = None  # hub clock minus this machine's clock
+    cap_exceeded: str | None = None  # why the plan was refused, when it was
+    interrupted: str | None = None  # deadline or signal that ended the pass early
 
     def counts(self) -> Counter[str]:
         """Counts by kind and result, e.g. ``server_stopped``, ``user_kept``."""
@@ -73,12 +78,16 @@ class Report:
         return [e for e in self.entries if e.outcome is Outcome.FAILED]
 
     def exit_status(self) -> ExitStatus:
-        return ExitStatus.ACTION_FAILED if self.failed else ExitStatus.OK
+        if self.cap_exceeded:
+            return ExitStatus.CAP_EXCEEDED
+        if self.failed or self.interrupted:
+            return ExitStatus.ACTION_FAILED
+        return ExitStatus.OK
 
     def summary_line(self) -> str:
         """The closing ``key=value`` line a log search or a person reads first."""
         counts = self.counts()
-        keys = (
+        keys: tuple[str, ...] = (
             "server_stopped",
             "server_pending",
             "server_already_gone",
@@ -92,6 +101,10 @@ class Report:
             "user_kept",
             "user_skipped",
         )
+        if self.dry_run:
+            keys += ("server_dry_run", "user_dry_run")
+        if self.interrupted or self.cap_exceeded:
+            keys += ("server_not_attempted", "user_not_attempted")
         fields = [f"users_listed={self.users_listed}"]
         fields += [f"{key}={counts.get(key, 0)}" for key in keys]
         fields.append(f"rejected_records={len(self.rejected_records)}")
@@ -99,4 +112,5 @@ class Report:
             seconds = (self.finished_at - self.started_at).total_seconds()
             fields.append(f"duration={seconds:.2f}s")
         fields.append(f"exit={int(self.exit_status())}")
-        return "summary: " + " ".join(fields)
+        prefix = "DRY RUN, nothing was changed: " if self.dry_run else ""
+        return f"summary: {prefix}" + " ".join(fields)

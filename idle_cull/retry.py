@@ -16,7 +16,12 @@ from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 import requests
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+)
 
 from idle_cull.config import RetryPolicy
 
@@ -88,11 +93,13 @@ def call_with_retries(
     what: str,
     *,
     sleep: Callable[[float], None] = time.sleep,
+    give_up: Callable[[], bool] = lambda: False,
 ) -> T:
     """Run ``call`` until it succeeds, fails for good, or the attempts run out.
 
     The last error is re-raised unchanged so the caller can translate it into a
-    ``HubError`` with a message fit for its own context.
+    ``HubError`` with a message fit for its own context. ``give_up`` ends the retries
+    early (a deadline passed, or a signal asked the pass to stop).
     """
 
     def log_retry(state: RetryCallState) -> None:
@@ -107,8 +114,13 @@ def call_with_retries(
             wait,
         )
 
+    out_of_attempts = stop_after_attempt(policy.attempts)
+
+    def stop(state: RetryCallState) -> bool:
+        return bool(out_of_attempts(state)) or give_up()
+
     retrying = Retrying(
-        stop=stop_after_attempt(policy.attempts),
+        stop=stop,
         wait=_wait_for(policy),
         retry=retry_if_exception(is_transient),
         before_sleep=log_retry,

@@ -3,24 +3,39 @@
 Listing finishes before anything is acted on: deleting users while paging shifts the
 hub's offsets and silently skips users. Decisions come from the pure policy; the only
 I/O is through ``HubClient``, bounded by a ``ThreadPoolExecutor`` of ``concurrency``.
+The safety rails live here too, as the few branches between deciding and acting:
+blast-radius caps, dry run, a fresh re-check of each record, and a deadline.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from datetime import datetime, timezone
 from typing import TypeVar
 
 from idle_cull.config import Settings
-from idle_cull.errors import HubAuthError, HubError
+from idle_cull.durations import format_duration
+from idle_cull.errors import HubAuthError, HubError, IdleCullError
 from idle_cull.hub import ActionResult, HubClient, parse_version
 from idle_cull.models import SCOPED_FIELDS, Outcome, RecordError, User
-from idle_cull.policy import Action, CullLimits, Plan, ServerDecision, UserDecision, make_plan
+from idle_cull.policy import (
+    Action,
+    CullLimits,
+    Plan,
+    ServerDecision,
+    UserDecision,
+    cap_exceeded,
+    decide_server,
+    make_plan,
+    user_changed_since_listing,
+)
 from idle_cull.report import Entry, Report
 
-__all__ = ["list_users", "run_pass", "utc_now"]
+__all__ = ["PassControl", "PassInterrupted", "list_users", "run_pass", "utc_now"]
 
 log = logging.getLogger(__name__)
 
@@ -29,33 +44,83 @@ Clock = Callable[[], datetime]
 
 # A deletion goes ahead only when every server it depends on has really stopped.
 _STOPPED = (Outcome.STOPPED, Outcome.GONE)
+SKEW_WORTH_A_WARNING = 60.0
 
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def run_pass(settings: Settings, client: HubClient, *, clock: Clock = utc_now) -> Report:
+class PassInterrupted(IdleCullError):
+    """The deadline passed or a signal came before anything was acted on."""
+
+
+class PassControl:
+    """The deadline and cancellation of one pass: once stopped, no new action starts.
+
+    Requests already in flight finish (bounded by the request timeout); actions still
+    queued are reported as not attempted. Signal handlers call ``cancel``.
+    """
+
+    def __init__(self, deadline: float | None = None) -> None:
+        self._deadline = deadline
+        self._deadline_at = time.monotonic() + deadline if deadline else None
+        self._cancelled = threading.Event()
+        self.reason = ""
+
+    def cancel(self, reason: str) -> None:
+        if self._cancelled.is_set():
+            return
+        self.reason = reason
+        self._cancelled.set()
+        log.warning("%s: starting no new actions; waiting for those in flight", reason)
+
+    def stopped(self) -> bool:
+        if self._deadline_at is not None and time.monotonic() >= self._deadline_at:
+            self.cancel(f"--deadline of {format_duration(self._deadline or 0)} passed")
+        return self._cancelled.is_set()
+
+
+def run_pass(
+    settings: Settings,
+    client: HubClient,
+    *,
+    clock: Clock = utc_now,
+    control: PassControl | None = None,
+) -> Report:
     """Do exactly one pass and return its report.
 
     ``HubError`` raised while probing or listing propagates: nothing has been acted on
     then, and the CLI reports the hub as unusable. Errors of single actions are recorded
     in the report instead, so one failing stop does not abandon the others.
     """
-    report = Report(hub_url=settings.url, started_at=clock())
+    control = control or PassControl(settings.deadline)
+    report = Report(
+        hub_url=settings.url, started_at=clock(), dry_run=settings.dry_run, clock=settings.clock
+    )
     report.hub_version = client.hub_version()
     log.info("hub %s at %s", report.hub_version, settings.url)
-    users = list_users(client, settings, report)
+    users = list_users(client, settings, report, control)
     require_visible_fields(users, settings.limits, parse_version(report.hub_version))
-    report.now = clock()
+    now = _choose_clock(settings, client, clock, report)
+    report.now = now()
     plan = make_plan(users, report.now, settings.limits)
-    _log_plan(plan)
-    _act(plan, client, settings.concurrency, report)
+    _log_plan(plan, settings.dry_run)
+    if cap_exceeded(plan, settings.caps):
+        _refuse(plan, settings, report)
+    elif settings.dry_run:
+        _record_dry_run(plan, report)
+    else:
+        actor = _Actor(client, settings, control, now, {u.name: u for u in users})
+        actor.act(plan, report)
+    report.interrupted = control.reason or None
     report.finished_at = clock()
     return report
 
 
-def list_users(client: HubClient, settings: Settings, report: Report) -> list[User]:
+def list_users(
+    client: HubClient, settings: Settings, report: Report, control: PassControl | None = None
+) -> list[User]:
     """Every user the pass must judge, de-duplicated, with unusable records set aside.
 
     ``state=ready`` keeps the listing to users with a running server; ``--cull-users``
@@ -72,6 +137,8 @@ def list_users(client: HubClient, settings: Settings, report: Report) -> list[Us
     seen: dict[str, User] = {}
     for state in states:
         for page in client.iter_user_pages(state, settings.api_page_size):
+            if control is not None and control.stopped():
+                raise PassInterrupted(f"{control.reason} while listing users; nothing was culled")
             for record in page:
                 _add_record(record, seen, report)
     report.users_listed = len(seen)
@@ -88,7 +155,8 @@ def _add_record(record: object, seen: dict[str, User], report: Report) -> None:
         return
     if user.name in seen:
         log.warning(
-            "user %r listed twice (the hub's list changed while paging); using the first", user.name
+            "user %r listed twice (the hub's list changed while paging); using the first",
+            user.name,
         )
         return
     seen[user.name] = user
@@ -119,27 +187,157 @@ def require_visible_fields(
             )
 
 
-def _log_plan(plan: Plan) -> None:
-    for server in plan.servers:
-        log.info("%s server %s: %s", server.action.value, server.label, server.reason)
-    for user in plan.users:
-        log.info("%s user %s: %s", user.action.value, user.label, user.reason)
+def _choose_clock(settings: Settings, client: HubClient, local: Clock, report: Report) -> Clock:
+    """ "Now" on the hub's clock (it stamps last_activity), or this machine's if asked.
 
-
-def _act(plan: Plan, client: HubClient, concurrency: int, report: Report) -> None:
-    """Stop servers, then delete the users whose servers all stopped."""
-    report.entries.extend(Entry("server", d) for d in plan.servers if d.action is not Action.STOP)
-    report.entries.extend(Entry("user", d) for d in plan.users if d.action is not Action.DELETE)
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="idle-cull") as pool:
-        stops = _run_actions(
-            pool, plan.stops, lambda d: client.stop_server(d.user, d.server, remove=d.remove)
+    A cron host whose clock runs ahead would otherwise see everyone as idle too early.
+    """
+    if settings.clock == "local":
+        return local
+    hub_now = client.hub_now()
+    if hub_now is None:
+        log.warning("the hub sent no Date header; measuring idleness on this machine's clock")
+        report.clock = "local"
+        return local
+    skew = (hub_now - local()).total_seconds()
+    report.skew_seconds = skew
+    log.info("measuring idleness on the hub's clock (this machine's differs by %.1fs)", skew)
+    if abs(skew) > SKEW_WORTH_A_WARNING:
+        direction = "behind" if skew > 0 else "ahead of"
+        log.warning(
+            "this machine's clock is %s %s the hub's; idleness is measured on the hub's clock",
+            format_duration(abs(skew)),
+            direction,
         )
-        report.entries.extend(Entry("server", d).settled(*r) for d, r in stops)
-        stopped = {(d.user, d.server) for d, (outcome, _, _) in stops if outcome in _STOPPED}
-        ready, blocked = _split_deletions(plan.deletions, stopped)
-        report.entries.extend(blocked)
-        deletions = _run_actions(pool, ready, lambda d: client.delete_user(d.user))
-        report.entries.extend(Entry("user", d).settled(*r) for d, r in deletions)
+    return lambda: client.hub_now() or local()
+
+
+def _log_plan(plan: Plan, dry_run: bool) -> None:
+    mark = "DRY RUN: " if dry_run else ""
+    for server in plan.servers:
+        log.info("%s%s server %s: %s", mark, server.action.value, server.label, server.reason)
+    for user in plan.users:
+        log.info("%s%s user %s: %s", mark, user.action.value, user.label, user.reason)
+
+
+def _idle_entries(plan: Plan) -> list[Entry]:
+    """Entries of the decisions that need no action (kept or skipped)."""
+    entries = [Entry("server", d) for d in plan.servers if d.action is not Action.STOP]
+    entries += [Entry("user", d) for d in plan.users if d.action is not Action.DELETE]
+    return entries
+
+
+def _record_all(plan: Plan, report: Report, outcome: Outcome, detail: str = "") -> None:
+    report.entries.extend(_idle_entries(plan))
+    report.entries.extend(Entry("server", d).settled(outcome, 0, detail) for d in plan.stops)
+    report.entries.extend(Entry("user", d).settled(outcome, 0, detail) for d in plan.deletions)
+
+
+def _refuse(plan: Plan, settings: Settings, report: Report) -> None:
+    """A plan over the blast-radius caps is shown in full and not acted on."""
+    reason = cap_exceeded(plan, settings.caps) or ""
+    report.cap_exceeded = reason
+    log.error("refusing to act: %s; nothing was culled. The plan was:", reason)
+    actions: list[ServerDecision | UserDecision] = [*plan.stops, *plan.deletions]
+    for decision in actions:
+        log.error("  would %s %s: %s", _verb(decision), decision.label, decision.reason)
+    _record_all(plan, report, Outcome.NOT_ATTEMPTED, f"refused: {reason}")
+
+
+def _record_dry_run(plan: Plan, report: Report) -> None:
+    _record_all(plan, report, Outcome.DRY_RUN, "--dry-run")
+    log.info(
+        "DRY RUN: nothing was changed; %d servers would be stopped, %d users deleted",
+        len(plan.stops),
+        len(plan.deletions),
+    )
+
+
+class _Actor:
+    """Carries out a plan: stops first, then deletions whose servers all stopped."""
+
+    def __init__(
+        self,
+        client: HubClient,
+        settings: Settings,
+        control: PassControl,
+        now: Clock,
+        listed: dict[str, User],
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.control = control
+        self.now = now
+        self.listed = listed
+        self._first_stop: dict[str, datetime] = {}
+        self._lock = threading.Lock()
+
+    def act(self, plan: Plan, report: Report) -> None:
+        report.entries.extend(_idle_entries(plan))
+        workers = self.settings.concurrency
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="idle-cull") as pool:
+            stops = _run_actions(pool, plan.stops, self.stop)
+            report.entries.extend(Entry("server", d).settled(*r) for d, r in stops)
+            stopped = {(d.user, d.server) for d, (outcome, _, _) in stops if outcome in _STOPPED}
+            ready, blocked = _split_deletions(plan.deletions, stopped)
+            report.entries.extend(blocked)
+            deletions = _run_actions(pool, ready, self.delete)
+            report.entries.extend(Entry("user", d).settled(*r) for d, r in deletions)
+
+    def stop(self, decision: ServerDecision) -> ActionResult:
+        if self.control.stopped():
+            return ActionResult(Outcome.NOT_ATTEMPTED, 0, self.control.reason)
+        if self.settings.recheck:
+            objection = self._recheck_server(decision)
+            if objection is not None:
+                return objection
+        with self._lock:
+            self._first_stop.setdefault(decision.user, self.now())
+        return self.client.stop_server(decision.user, decision.server, remove=decision.remove)
+
+    def delete(self, decision: UserDecision) -> ActionResult:
+        if self.control.stopped():
+            return ActionResult(Outcome.NOT_ATTEMPTED, 0, self.control.reason)
+        if self.settings.recheck:
+            objection = self._recheck_user(decision)
+            if objection is not None:
+                return objection
+        return self.client.delete_user(decision.user)
+
+    def _fresh(self, name: str) -> User | ActionResult:
+        record = self.client.get_user(name)
+        if record is None:
+            return ActionResult(Outcome.GONE, 1, "the user was gone at the re-check")
+        try:
+            return User.from_api(record)
+        except RecordError as error:
+            return ActionResult(Outcome.SKIPPED, 1, f"re-check: {error}")
+
+    def _recheck_server(self, decision: ServerDecision) -> ActionResult | None:
+        """Decide again on a fresh record: a server may have woken up since the listing."""
+        user = self._fresh(decision.user)
+        if isinstance(user, ActionResult):
+            return user
+        server = next((s for s in user.active_servers if s.name == decision.server), None)
+        if server is None:
+            return ActionResult(Outcome.GONE, 1, "the server had stopped by the re-check")
+        again = decide_server(user, server, self.now(), self.settings.limits)
+        if again.action is not Action.STOP:
+            return ActionResult(Outcome.SKIPPED, 1, f"re-check: {again.reason}")
+        return None
+
+    def _recheck_user(self, decision: UserDecision) -> ActionResult | None:
+        user = self._fresh(decision.user)
+        if isinstance(user, ActionResult):
+            return user
+        with self._lock:
+            first_stop = self._first_stop.get(decision.user)
+        objection = user_changed_since_listing(
+            self.listed[decision.user], user, first_stop, self.settings.limits
+        )
+        if objection is not None:
+            return ActionResult(Outcome.SKIPPED, 1, f"re-check: {objection}")
+        return None
 
 
 def _split_deletions(

@@ -4,57 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
 import responses
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from idle_cull.cli import cli, normalize_argument
-from tests import factories
-
-
-def server_json(*args: Any, **kwargs: Any) -> dict[str, Any]:
-    """A server record stamped relative to the real clock, which the CLI reads."""
-    return factories.server_json(*args, now=datetime.now(timezone.utc), **kwargs)
-
-
-def user_json(*args: Any, **kwargs: Any) -> dict[str, Any]:
-    """A user record stamped relative to the real clock, which the CLI reads."""
-    return factories.user_json(*args, now=datetime.now(timezone.utc), **kwargs)
-
-URL = "http://hub.test:8081/hub/api"
-TOKEN = "cli-test-token-0123456789abcdef"
-
-
-@pytest.fixture
-def hub() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.get(f"{URL}/", json={"version": "6.1.1"})
-        yield mock
-
-
-def serve_users(hub: responses.RequestsMock, state: str, users: list[dict]) -> None:
-    hub.get(
-        f"{URL}/users",
-        match=[responses.matchers.query_param_matcher({"offset": "0", "state": state})],
-        json={"items": users, "_pagination": {"offset": 0, "limit": 50, "total": len(users), "next": None}},
-    )
-
-
-def run(*args: str, env: dict[str, str] | None = None) -> Result:
-    environment = {"JUPYTERHUB_API_URL": URL, "JUPYTERHUB_API_TOKEN": TOKEN}
-    environment.update(env or {})
-    result = CliRunner().invoke(cli, list(args), env=environment, catch_exceptions=False)
-    assert TOKEN not in result.output + result.stderr
-    return result
-
-
-def deletes(hub: responses.RequestsMock) -> list[str]:
-    return [c.request.url or "" for c in hub.calls if c.request.method == "DELETE"]
+from tests.fakehub import URL, deletes, run, serve_users, server_json, user_json
 
 
 @pytest.mark.parametrize(
@@ -148,6 +105,13 @@ def test_pending_stop_keeps_the_user_this_pass(hub: responses.RequestsMock) -> N
 def test_user_deleted_after_its_server_stopped(hub: responses.RequestsMock) -> None:
     serve_users(hub, "ready", [user_json("gone", idle=7200, servers=[server_json(idle=7200)])])
     serve_users(hub, "inactive", [])
+    # The re-check before the delete sees the server gone and the activity stamp the
+    # hub writes when a server stops: our own doing, not the user's.
+    hub.add_callback(
+        responses.GET,
+        f"{URL}/users/gone",
+        callback=lambda _request: (200, {}, json.dumps(user_json("gone", idle=0))),
+    )
     hub.delete(f"{URL}/users/gone/server", status=204)
     hub.delete(f"{URL}/users/gone", status=204)
     result = run("--timeout=60", "--cull-users")

@@ -1,0 +1,40 @@
+"""An overlap lock, so a slow pass and the next scheduled one never run together.
+
+``flock`` is tied to the open file description: the kernel releases it when the
+process exits, however it exits, so there is no stale PID file to clean up.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from idle_cull.errors import ConfigError, IdleCullError
+
+__all__ = ["LockHeld", "exclusive_lock"]
+
+
+class LockHeld(IdleCullError):
+    """Another pass holds the lock; this one must not run (exit 75, EX_TEMPFAIL)."""
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold a non-blocking exclusive ``flock`` on ``path`` for the duration of the block."""
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as error:
+        raise ConfigError(f"cannot open --lock-file {path}: {error.strerror}") from None
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockHeld(
+                f"another idle-cull pass holds {path}; skipping this run (the next one will try)"
+            ) from None
+        yield
+    finally:
+        os.close(descriptor)

@@ -1,0 +1,170 @@
+"""The safety rails against a real JupyterHub: dry run, caps, re-check, lock, signals."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.integration.test_cull import PAST_IDLE, cull, servers_of
+from tests.realhub import LOG_FILE, RealHub
+
+IDLE = "--timeout=3"
+
+
+class HubLog:
+    """Counts the culler's mutating requests in the hub's own request log."""
+
+    def __init__(self, hub: RealHub) -> None:
+        self.path = hub.workdir / LOG_FILE
+        self.start = self.path.stat().st_size
+
+    def deletes(self) -> list[str]:
+        with self.path.open("rb") as log:
+            log.seek(self.start)
+            text = log.read().decode(errors="replace")
+        return re.findall(r"\b\d{3} (?:DELETE|POST|PATCH|PUT) (/hub/api/\S+)", text)
+
+
+def planned(stderr: str) -> set[str]:
+    return set(re.findall(r"DRY RUN: (?:stop server|delete user) (\S+):", stderr))
+
+
+def done(stderr: str) -> set[str]:
+    return set(re.findall(r"(?:stop server|delete user) (\S+): (?:stopped|deleted)\b", stderr))
+
+
+def test_dry_run_changes_nothing_and_the_real_run_does_exactly_that(hub: RealHub) -> None:
+    hub.create_users(["ann", "ben", "cal", "dee"])
+    hub.start_server("ann")
+    hub.start_server("ben", "lab")
+    hub.start_server("cal")
+    time.sleep(PAST_IDLE)
+    hub.touch("cal")
+    before = {name: servers_of(hub, name) for name in ("ann", "ben", "cal", "dee")}
+    log = HubLog(hub)
+    dry = cull(hub, IDLE, "--cull-users", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "summary: DRY RUN, nothing was changed" in dry.stderr
+    assert log.deletes() == []  # the hub saw no mutating request at all
+    assert {name: servers_of(hub, name) for name in before} == before
+    assert planned(dry.stderr) == {"ann", "ben/lab", "ben", "dee"}
+    real = cull(hub, IDLE, "--cull-users")
+    assert real.returncode == 0, real.stderr
+    assert done(real.stderr) == planned(dry.stderr)
+    assert hub.user("cal") is not None
+    assert [u["name"] for u in hub.users()] == ["cal"]
+
+
+def test_cap_refuses_the_whole_plan(hub: RealHub) -> None:
+    names = ["c1", "c2", "c3"]
+    hub.create_users(names)
+    for name in names:
+        hub.start_server(name)
+    time.sleep(PAST_IDLE)
+    log = HubLog(hub)
+    result = cull(hub, IDLE, "--max-cull-fraction=0.5")
+    assert result.returncode == 4, result.stderr
+    assert log.deletes() == []
+    assert all(servers_of(hub, n) == {""} for n in names)
+    assert result.stderr.count("would stop server c") == 3
+    within = cull(hub, IDLE, "--max-culls=3")
+    assert within.returncode == 0, within.stderr
+    assert all(servers_of(hub, n) == set() for n in names)
+
+
+def test_hub_clock_is_used(hub: RealHub) -> None:
+    result = cull(hub, IDLE)
+    assert result.returncode == 0
+    assert "measuring idleness on the hub's clock" in result.stderr
+    assert "clock is" not in result.stderr  # same machine: no skew worth a warning
+
+
+def test_recheck_spares_a_server_that_woke_up_during_the_pass(hub: RealHub) -> None:
+    hub.create_users(["first", "second"])
+    hub.start_server("first")
+    hub.start_server("second")
+    time.sleep(PAST_IDLE)
+    # first's stop takes 2 s and the hub answers 202 after 1 s; with one worker, second is
+    # re-checked only after that, and by then it has been used.
+    hub.set_stop_delay(2)
+    process = start_cull(hub, IDLE, "--concurrency=1")
+    wait_until(lambda: pending_stop(hub, "first"), "first's stop to begin")
+    hub.touch("second")
+    stderr = finish(process)
+    assert process.returncode == 0, stderr
+    assert "stop server first: pending" in stderr
+    assert re.search(r"stop server second: skipped \(re-check: idle [\d.]+s < 3s\)", stderr)
+    assert servers_of(hub, "second") == {""}
+
+
+def test_lock_held_by_another_pass_exits_75(hub: RealHub, tmp_path: Path) -> None:
+    hub.create_users(["locked"])
+    hub.start_server("locked")
+    time.sleep(PAST_IDLE)
+    lock = tmp_path / "idle-cull.lock"
+    with lock.open("w") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held = cull(hub, IDLE, f"--lock-file={lock}")
+    assert held.returncode == 75
+    assert servers_of(hub, "locked") == {""}
+    free = cull(hub, IDLE, f"--lock-file={lock}")
+    assert free.returncode == 0, free.stderr
+    assert servers_of(hub, "locked") == set()
+
+
+def test_sigterm_finishes_in_flight_and_attempts_nothing_new(hub: RealHub) -> None:
+    names = [f"t{i}" for i in range(5)]
+    hub.create_users(names)
+    for name in names:
+        hub.start_server(name)
+    time.sleep(PAST_IDLE)
+    hub.set_stop_delay(0.6)
+    process = start_cull(hub, IDLE, "--concurrency=1")
+    wait_until(lambda: any(pending_stop(hub, n) for n in names), "the first stop to begin")
+    process.send_signal(signal.SIGTERM)
+    stderr = finish(process)
+    assert process.returncode == 1, stderr
+    assert "SIGTERM received: starting no new actions" in stderr
+    attempted = len(re.findall(r"stop server t\d: (?:stopped|pending)", stderr))
+    assert 1 <= attempted < 5
+    assert f"server_not_attempted={5 - attempted}" in stderr
+    time.sleep(1)
+    still_running = [n for n in names if servers_of(hub, n)]
+    assert len(still_running) == 5 - attempted
+    assert "summary:" in stderr.splitlines()[-1]  # the pass reported to the end
+
+
+def start_cull(hub: RealHub, *args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
+    env.update(JUPYTERHUB_API_URL=hub.api_url, JUPYTERHUB_API_TOKEN=hub.culler_token)
+    return subprocess.Popen(
+        [sys.executable, "-m", "idle_cull", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen[str]) -> str:
+    _, stderr = process.communicate(timeout=60)
+    return stderr
+
+
+def pending_stop(hub: RealHub, name: str) -> bool:
+    model = hub.user(name) or {}
+    return any(s.get("pending") == "stop" for s in model.get("servers", {}).values())
+
+
+def wait_until(condition: object, what: str, timeout: float = 20) -> None:
+    assert callable(condition)
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
