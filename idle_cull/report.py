@@ -14,7 +14,7 @@ from enum import IntEnum
 from idle_cull.models import Outcome
 from idle_cull.policy import Action, ServerDecision, UserDecision
 
-__all__ = ["Entry", "ExitStatus", "Report"]
+__all__ = ["Entry", "ExitStatus", "Report", "Upcoming"]
 
 
 class ExitStatus(IntEnum):
@@ -46,6 +46,22 @@ class Entry:
         return replace(self, outcome=outcome, attempts=attempts, detail=detail)
 
 
+@dataclass(frozen=True)
+class Upcoming:
+    """A server that will cross its idle limit soon (``--warn-within``), for notices."""
+
+    user: str
+    server: str  # "" for the default server
+    last_activity: datetime | None
+    idle_seconds: float
+    limit_seconds: float
+    rule: str  # which limit applies, e.g. "--timeout" or "profile gpu"
+
+    @property
+    def seconds_left(self) -> float:
+        return max(0.0, self.limit_seconds - self.idle_seconds)
+
+
 @dataclass
 class Report:
     hub_url: str
@@ -61,6 +77,7 @@ class Report:
     skew_seconds: float | None = None  # hub clock minus this machine's clock
     cap_exceeded: str | None = None  # why the plan was refused, when it was
     interrupted: str | None = None  # deadline or signal that ended the pass early
+    upcoming: list[Upcoming] = field(default_factory=list)  # only with --warn-within
 
     def counts(self) -> Counter[str]:
         """Counts by kind and result, e.g. ``server_stopped``, ``user_kept``."""
