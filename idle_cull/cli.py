@@ -73,6 +73,26 @@ class Duration(click.ParamType):  # type: ignore[type-arg,unused-ignore]
             self.fail(str(error), param, ctx)
 
 
+class NamedDuration(click.ParamType):  # type: ignore[type-arg,unused-ignore]
+    """``NAME=DURATION`` pairs such as ``gpu=2h`` for the per-group/profile/server limits."""
+
+    name = "name=duration"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[str, float]:
+        if isinstance(value, tuple):
+            return value
+        name, sep, duration = str(value).rpartition("=")
+        option = param.opts[0] if param else "option"
+        if not sep or not name:
+            self.fail(f"{value!r} is not NAME=DURATION (e.g. gpu=2h)", param, ctx)
+        try:
+            return name, parse_duration(duration, what=f"{option} {name}")
+        except ConfigError as error:
+            self.fail(str(error), param, ctx)
+
+
 class UpstreamCompatibleCommand(click.Command):
     """Accept the spellings of upstream command lines before click parses them.
 
@@ -199,6 +219,51 @@ def boolean_flag(name: str, default: bool, help_text: str) -> Callable[[F], F]:
     help="Accepted for upstream compatibility and ignored: this tool does one pass; "
     "the systemd timer, cron or CronJob decides how often.",
 )
+@click.option(
+    "--exclude-user",
+    multiple=True,
+    metavar="PATTERN",
+    help="Never stop this user's servers nor delete the user (shell glob; repeatable).",
+)
+@click.option(
+    "--exclude-group",
+    multiple=True,
+    metavar="GROUP",
+    help="Never touch members of this group (repeatable; needs read:users:groups).",
+)
+@click.option(
+    "--group-timeout",
+    type=NamedDuration(),
+    multiple=True,
+    help="Idle limit for members of GROUP, e.g. instructors=6h (repeatable); a user in "
+    "several groups gets the longest.",
+)
+@click.option(
+    "--profile-timeout",
+    type=NamedDuration(),
+    multiple=True,
+    help="Idle limit for servers started with this profile (user_options['profile']), "
+    "e.g. gpu=2h (repeatable); beats server and group limits.",
+)
+@click.option(
+    "--server-timeout",
+    type=NamedDuration(),
+    multiple=True,
+    help="Idle limit for named servers whose name matches the glob, e.g. 'gpu-*=1h' "
+    "(repeatable; first match wins).",
+)
+@click.option(
+    "--user-timeout",
+    type=Duration(),
+    default=None,
+    help="With --cull-users: delete users idle this long (default: --timeout).",
+)
+@click.option(
+    "--user-max-age",
+    type=Duration(),
+    default=None,
+    help="With --cull-users: delete users older than this (default: --max-age).",
+)
 @boolean_flag(
     "dry-run",
     False,
@@ -291,6 +356,13 @@ def build_settings(options: dict[str, Any], env_token: str) -> Settings:
         cull_default_servers=options["cull_default_servers"],
         cull_named_servers=options["cull_named_servers"],
         remove_named_servers=options["remove_named_servers"],
+        exclude_users=tuple(options["exclude_user"]),
+        exclude_groups=tuple(options["exclude_group"]),
+        group_timeouts=tuple(options["group_timeout"]),
+        profile_timeouts=tuple(options["profile_timeout"]),
+        server_timeouts=tuple(options["server_timeout"]),
+        user_timeout=options["user_timeout"],
+        user_max_age=options["user_max_age"],
     )
     caps = Caps(max_culls=options["max_culls"], max_cull_fraction=options["max_cull_fraction"])
     return Settings(
@@ -312,7 +384,8 @@ def build_settings(options: dict[str, Any], env_token: str) -> Settings:
 
 def execute(settings: Settings) -> ExitStatus:
     """Run the pass and map its outcome to an exit status (the only place that does)."""
-    log.info("starting one pass: %s", " ".join(f"{k}={v}" for k, v in settings.describe().items()))
+    described = " ".join(f"{k}={v}" for k, v in settings.describe().items() if v is not None)
+    log.info("starting one pass: %s", described)
     try:
         with exclusive_lock(settings.lock_file) if settings.lock_file else nullcontext():
             return run_and_report(settings)

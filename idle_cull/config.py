@@ -98,6 +98,7 @@ class Settings:
             )
         if self.request_timeout <= 0:
             raise ConfigError("JUPYTERHUB_REQUEST_TIMEOUT must be a positive number of seconds")
+        _check_unique_names(self.limits)
         if self.clock not in ("hub", "local"):
             raise ConfigError(f"--clock must be 'hub' or 'local', got {self.clock!r}")
         if self.deadline is not None and self.deadline <= 0:
@@ -129,6 +130,13 @@ class Settings:
             "cull_default_servers": self.limits.cull_default_servers,
             "cull_named_servers": self.limits.cull_named_servers,
             "remove_named_servers": self.limits.remove_named_servers,
+            "exclude_users": ",".join(self.limits.exclude_users) or None,
+            "exclude_groups": ",".join(self.limits.exclude_groups) or None,
+            "group_timeouts": _pairs(self.limits.group_timeouts),
+            "profile_timeouts": _pairs(self.limits.profile_timeouts),
+            "server_timeouts": _pairs(self.limits.server_timeouts),
+            "user_timeout": self.limits.user_timeout,
+            "user_max_age": self.limits.user_max_age,
             "concurrency": self.concurrency,
             "api_page_size": self.api_page_size or "hub default",
             "request_timeout": self.request_timeout,
@@ -141,6 +149,23 @@ class Settings:
             "deadline": self.deadline,
             "lock_file": self.lock_file,
         }
+
+
+def _pairs(pairs: tuple[tuple[str, float], ...]) -> str | None:
+    return ",".join(f"{name}={seconds:g}" for name, seconds in pairs) or None
+
+
+def _check_unique_names(limits: CullLimits) -> None:
+    """Two limits for one group or profile would make the outcome depend on option order."""
+    for option, pairs in (
+        ("--group-timeout", limits.group_timeouts),
+        ("--profile-timeout", limits.profile_timeouts),
+        ("--server-timeout", limits.server_timeouts),
+    ):
+        names = [name for name, _ in pairs]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ConfigError(f"{option} is given more than once for {', '.join(repeated)}")
 
 
 def validate_hub_url(url: str) -> None:

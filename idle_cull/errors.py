@@ -13,6 +13,9 @@ __all__ = [
     "HubProtocolError",
     "HubUnavailable",
     "IdleCullError",
+    "MetricsUnavailable",
+    "OutputError",
+    "PushgatewayError",
 ]
 
 
@@ -47,3 +50,21 @@ class HubUnavailable(HubError):
 
 class HubProtocolError(HubError):
     """The hub answered something that is not the JupyterHub REST API we know."""
+
+
+class OutputError(IdleCullError):
+    """A report or metrics file could not be written; the pass itself already ran.
+
+    The message names the path, so the operator knows which option to fix.
+    """
+
+
+class PushgatewayError(OutputError):
+    """The Pushgateway could not be reached or refused the metrics."""
+
+
+class MetricsUnavailable(ConfigError):
+    """A metrics option was given but the optional ``prometheus-client`` is missing.
+
+    A ``ConfigError``: it is a fault of the installation, found before anything is sent.
+    """

@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any
+from itertools import islice
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import requests
@@ -30,7 +32,10 @@ from idle_cull.retry import (
     parse_retry_after,
 )
 
-__all__ = ["PAGINATION_MEDIA_TYPE", "ActionResult", "HubClient", "parse_version"]
+if TYPE_CHECKING:
+    from concurrent.futures import Executor, Future
+
+__all__ = ["PAGINATION_MEDIA_TYPE", "ActionResult", "HubClient", "UserPage", "parse_version"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,27 @@ class ActionResult:
 class _Answer:
     response: requests.Response
     attempts: int
+
+
+@dataclass(frozen=True)
+class UserPage:
+    """One answer of ``GET /users``: its records and, from hub 2.0 on, its ``_pagination``.
+
+    ``offset`` and ``limit`` are what was asked for (``limit`` 0: the hub's default);
+    ``pagination`` is ``None`` for a pre-2.0 hub's plain list.
+    """
+
+    items: list[Any]
+    offset: int
+    limit: int
+    pagination: Mapping[str, Any] | None
+
+
+def _count(value: object) -> int | None:
+    """A non-negative int from JSON, else ``None`` (``True`` is an int in Python, not a count)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
 
 
 def parse_version(text: str) -> tuple[int, ...]:
@@ -188,27 +214,97 @@ class HubClient:
         (the hub's ``next.url`` reflects its own view of the request, which is wrong
         behind a proxy). A ``next`` that does not advance would loop forever: refused.
         """
-        offset = 0
-        limit = page_size
-        while True:
-            params: dict[str, Any] = {"offset": offset}
-            if limit:
-                params["limit"] = limit
-            if state:
-                params["state"] = state
-            answer = self._request(
-                "GET", "/users", params=params, accept=PAGINATION_MEDIA_TYPE, what="list users"
-            )
-            body = self._json(answer, "the user list")
-            if isinstance(body, list):  # hubs before 2.0: the whole list at once
-                yield body
-                return
-            items, pagination = self._page_parts(body)
-            yield items
-            following = pagination.get("next")
-            if not following:
-                return
-            offset, limit = self._next_offset(following, offset, limit)
+        page = self.user_page(state, 0, page_size)
+        yield page.items
+        yield from self._follow_pages(state, page)
+
+    def iter_user_pages_concurrently(
+        self,
+        state: str | None,
+        page_size: int = 0,
+        *,
+        executor: Executor,
+        max_in_flight: int,
+    ) -> Iterator[list[Any]]:
+        """Like ``iter_user_pages``, with the pages after the first fetched concurrently.
+
+        The first page's ``_pagination`` gives the real page size (``limit``, after the
+        hub's clamp to ``api_page_max_limit``) and ``total``, hence every later offset.
+        With ``state=ready``, ``total`` counts *active* users and ready-filtering happens
+        after offset/limit, so ``range(limit, total, limit)`` still covers every user;
+        pages may come back short or empty. At most ``max_in_flight`` pages are requested
+        or held at once on ``executor`` (the caller's pool), and pages are yielded in
+        offset order, so memory stays bounded by the window, not by the hub's size.
+        If the list grew meanwhile (the last planned page still has a ``next``), the rest
+        is followed sequentially. A ``next`` that does not advance is refused on any page,
+        as in ``iter_user_pages``.
+        Hubs before 2.0 answer the whole list at once, as one page.
+        """
+        first = self.user_page(state, 0, page_size)
+        yield first.items
+        plan = self._page_plan(first)
+        if plan is None:  # no next page, or no usable total/limit: the sequential way
+            yield from self._follow_pages(state, first)
+            return
+        offsets = iter(range(plan[0], plan[1], plan[2]))
+        limit = plan[2]
+        window: deque[Future[UserPage]] = deque()
+        last = first
+        try:
+            for offset in islice(offsets, max(max_in_flight, 1)):
+                window.append(executor.submit(self.user_page, state, offset, limit))
+            while window:
+                last = window.popleft().result()
+                if last.pagination is not None and last.pagination.get("next"):
+                    self._next_offset(last.pagination["next"], last.offset, last.limit)
+                for offset in islice(offsets, 1):
+                    window.append(executor.submit(self.user_page, state, offset, limit))
+                yield last.items
+        finally:
+            for future in window:
+                future.cancel()
+        yield from self._follow_pages(state, last)
+
+    def user_page(self, state: str | None, offset: int, limit: int = 0) -> UserPage:
+        """One ``GET /users`` page at ``offset`` (``limit`` 0: the hub's default size)."""
+        params: dict[str, Any] = {"offset": offset}
+        if limit:
+            params["limit"] = limit
+        if state:
+            params["state"] = state
+        answer = self._request(
+            "GET", "/users", params=params, accept=PAGINATION_MEDIA_TYPE, what="list users"
+        )
+        body = self._json(answer, "the user list")
+        if isinstance(body, list):  # hubs before 2.0: the whole list at once
+            return UserPage(body, offset, limit, None)
+        items, pagination = self._page_parts(body)
+        return UserPage(items, offset, limit, pagination)
+
+    def _follow_pages(self, state: str | None, page: UserPage) -> Iterator[list[Any]]:
+        """The pages after ``page``, one request at a time, following each ``next``."""
+        while page.pagination is not None and page.pagination.get("next"):
+            offset, limit = self._next_offset(page.pagination["next"], page.offset, page.limit)
+            page = self.user_page(state, offset, limit)
+            yield page.items
+
+    def _page_plan(self, first: UserPage) -> tuple[int, int, int] | None:
+        """``(start, stop, step)`` of the offsets after the first page, from its pagination.
+
+        ``None`` when there is no next page or the hub sent no usable ``limit``/``total``
+        (then the caller follows ``next`` one page at a time).
+        """
+        pagination = first.pagination
+        if pagination is None or not pagination.get("next"):
+            return None
+        following = pagination["next"]
+        start, _ = self._next_offset(following, first.offset, first.limit)
+        # the hub's own page size (after its clamp), never the size we asked for
+        limit = _count(pagination.get("limit")) or _count(following.get("limit"))
+        total = _count(pagination.get("total"))
+        if not limit or total is None:
+            return None
+        return start, total, limit
 
     def _page_parts(self, body: object) -> tuple[list[Any], Mapping[str, Any]]:
         if not isinstance(body, dict):

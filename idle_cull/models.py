@@ -21,7 +21,7 @@ __all__ = ["SCOPED_FIELDS", "Outcome", "RecordError", "Server", "User", "parse_t
 SCOPED_FIELDS = {
     "last_activity": "read:users:activity",
     "servers": "read:servers",
-    "admin": "read:users",
+    "admin": "read:users:name",
     "created": "read:users",
     "groups": "read:users:groups",
 }
@@ -88,7 +88,10 @@ class Server:
             last_activity=parse_timestamp(
                 data.get("last_activity"), field=f"server {name!r} last_activity"
             ),
-            user_options=options if isinstance(options, Mapping) else None,
+            # Absent: the hub does not report it (None); null or not an object: no options.
+            user_options=None
+            if "user_options" not in data
+            else (options if isinstance(options, Mapping) else {}),
         )
 
 

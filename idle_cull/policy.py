@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
+from fnmatch import fnmatchcase
 
 from idle_cull.durations import format_duration
 from idle_cull.models import Server, User
@@ -24,6 +25,8 @@ __all__ = [
     "cap_exceeded",
     "decide_server",
     "decide_user",
+    "excluded",
+    "idle_limit",
     "make_plan",
     "user_changed_since_listing",
 ]
@@ -40,7 +43,11 @@ class Action(str, Enum):
 
 @dataclass(frozen=True)
 class CullLimits:
-    """The culling rules, with upstream's defaults and meanings."""
+    """The culling rules: upstream's flags with their defaults, plus per-kind limits.
+
+    Per-kind limits are tuples of ``(key, seconds)`` pairs in the order given on the
+    command line, so the settings stay immutable and "first match wins" is well defined.
+    """
 
     timeout: float = 600.0
     max_age: float = 0.0
@@ -49,6 +56,49 @@ class CullLimits:
     cull_default_servers: bool = True
     cull_named_servers: bool = True
     remove_named_servers: bool = False
+    exclude_users: tuple[str, ...] = ()  # shell globs
+    exclude_groups: tuple[str, ...] = ()
+    group_timeouts: tuple[tuple[str, float], ...] = ()
+    profile_timeouts: tuple[tuple[str, float], ...] = ()
+    server_timeouts: tuple[tuple[str, float], ...] = ()  # named-server globs
+    user_timeout: float | None = None  # None: same as timeout
+    user_max_age: float | None = None  # None: same as max_age
+
+    @property
+    def needs_groups(self) -> bool:
+        return bool(self.exclude_groups or self.group_timeouts)
+
+
+def excluded(user: User, limits: CullLimits) -> str | None:
+    """The exclusion that protects this user (and all its servers), if any."""
+    for pattern in limits.exclude_users:
+        if fnmatchcase(user.name, pattern):
+            return f"excluded by --exclude-user {pattern}"
+    for group in user.groups or ():
+        if group in limits.exclude_groups:
+            return f"excluded by --exclude-group {group}"
+    return None
+
+
+def idle_limit(user: User, server: Server, limits: CullLimits) -> tuple[float, str]:
+    """The idle limit for one server and the rule it comes from.
+
+    Precedence: the server's profile, then its name (named servers), then the most
+    generous limit of the user's groups, then ``--timeout``.
+    """
+    profile = (server.user_options or {}).get("profile")
+    for name, seconds in limits.profile_timeouts:
+        if profile == name:
+            return seconds, f"profile {name}"
+    if not server.is_default:
+        for pattern, seconds in limits.server_timeouts:
+            if fnmatchcase(server.name, pattern):
+                return seconds, f"server {pattern}"
+    by_group = [(s, g) for g, s in limits.group_timeouts if g in (user.groups or ())]
+    if by_group:
+        seconds, group = max(by_group)
+        return seconds, f"group {group}"
+    return limits.timeout, "--timeout"
 
 
 @dataclass(frozen=True)
@@ -118,6 +168,9 @@ def decide_server(user: User, server: Server, now: datetime, limits: CullLimits)
         remove = action is Action.STOP and limits.remove_named_servers and not server.is_default
         return ServerDecision(user.name, server.name, action, reason, remove, reference, idle, age)
 
+    exclusion = excluded(user, limits)
+    if exclusion:
+        return decision(Action.KEEP, exclusion)
     if server.pending:
         return decision(Action.SKIP, f"pending {server.pending}")
     if not server.ready:
@@ -130,21 +183,19 @@ def decide_server(user: User, server: Server, now: datetime, limits: CullLimits)
         return decision(Action.KEEP, "named servers are not culled (--cull-named-servers=false)")
     if idle is None:
         return decision(Action.KEEP, "no last_activity and no start time: cannot tell how idle")
-    if idle >= limits.timeout:
-        return decision(
-            Action.STOP,
-            f"idle {format_duration(idle)} >= {format_duration(limits.timeout)} (--timeout)",
-        )
+    limit, rule = idle_limit(user, server, limits)
+    if idle >= limit:
+        return decision(Action.STOP, _compared("idle", idle, ">=", limit, rule))
     if limits.max_age and age is not None and age >= limits.max_age:
-        return decision(
-            Action.STOP,
-            f"age {format_duration(age)} >= {format_duration(limits.max_age)} (--max-age)",
-        )
+        return decision(Action.STOP, _compared("age", age, ">=", limits.max_age, "--max-age"))
     if idle < 0:
         return decision(Action.KEEP, "last activity is in the future (clock skew?)")
-    return decision(
-        Action.KEEP, f"idle {format_duration(idle)} < {format_duration(limits.timeout)}"
-    )
+    return decision(Action.KEEP, _compared("idle", idle, "<", limit, rule))
+
+
+def _compared(what: str, seconds: float, relation: str, limit: float, rule: str) -> str:
+    """``idle 2h10m >= 2h (profile gpu)``: the measurement, the limit and its rule."""
+    return f"{what} {format_duration(seconds)} {relation} {format_duration(limit)} ({rule})"
 
 
 def decide_user(
@@ -168,25 +219,29 @@ def decide_user(
     if survivor is not None:
         name = survivor.server or "default"
         return decision(Action.KEEP, f"server {name!r} stays ({survivor.reason})")
+    exclusion = excluded(user, limits)
+    if exclusion:
+        return decision(Action.KEEP, exclusion)
     if user.admin is None and not limits.cull_admin_users:
         return decision(Action.KEEP, "cannot tell whether admin (token cannot read 'admin')")
     if user.admin and not limits.cull_admin_users:
         return decision(Action.KEEP, "admin user (--cull-admin-users=false)")
     if idle is None:
         return decision(Action.KEEP, "no last_activity and no creation time: cannot tell how idle")
-    if idle >= limits.timeout:
-        return decision(
-            Action.DELETE,
-            f"user idle {format_duration(idle)} >= {format_duration(limits.timeout)} (--timeout)",
-        )
-    if limits.max_age and age is not None and age >= limits.max_age:
-        return decision(
-            Action.DELETE,
-            f"user age {format_duration(age)} >= {format_duration(limits.max_age)} (--max-age)",
-        )
-    return decision(
-        Action.KEEP, f"user idle {format_duration(idle)} < {format_duration(limits.timeout)}"
-    )
+    timeout, timeout_rule = _user_limit(limits.user_timeout, limits.timeout, "--user-timeout")
+    max_age, max_age_rule = _user_limit(limits.user_max_age, limits.max_age, "--user-max-age")
+    if idle >= timeout:
+        return decision(Action.DELETE, _compared("user idle", idle, ">=", timeout, timeout_rule))
+    if max_age and age is not None and age >= max_age:
+        return decision(Action.DELETE, _compared("user age", age, ">=", max_age, max_age_rule))
+    return decision(Action.KEEP, _compared("user idle", idle, "<", timeout, timeout_rule))
+
+
+def _user_limit(specific: float | None, general: float, flag: str) -> tuple[float, str]:
+    """User limits default to the server limits, so old command lines keep their meaning."""
+    if specific is None:
+        return general, flag.replace("--user-", "--")
+    return specific, flag
 
 
 def make_plan(users: Iterable[User], now: datetime, limits: CullLimits) -> Plan:

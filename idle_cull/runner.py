@@ -175,6 +175,8 @@ def require_visible_fields(
     needed = {"last_activity", "servers"}
     if limits.cull_users:
         needed |= {"admin", "created"}
+    if limits.needs_groups:
+        needed.add("groups")
     for user in users:
         missing = sorted(needed & user.hidden)
         if missing:
@@ -184,6 +186,12 @@ def require_visible_fields(
                 f"it needs the scope(s) {', '.join(scopes)}"
                 + (" (admin:users includes them)" if limits.cull_users else "")
                 + "; nothing was culled. See README, 'Role and scopes'"
+            )
+        if limits.profile_timeouts and any(s.user_options is None for s in user.servers):
+            raise HubAuthError(
+                f"--profile-timeout needs the servers' user_options, which the hub does not "
+                f"report (e.g. for {user.name!r}); it needs JupyterHub 2.0 or newer and the "
+                "scope read:servers; nothing was culled"
             )
 
 

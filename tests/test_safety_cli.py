@@ -106,7 +106,7 @@ def test_recheck_skips_a_server_that_woke_up(hub: responses.RequestsMock) -> Non
     result = run("--timeout=1h")
     assert result.exit_code == 0, result.stderr
     assert deletes(hub) == []
-    assert re.search(r"stop server idle0: skipped \(re-check: idle 3[.\d]*s < 1h\)", result.stderr)
+    assert re.search(r"stop server idle0: skipped \(re-check: idle 3[.\d]*s < 1h \(--timeout\)\)", result.stderr)
 
 
 @pytest.mark.parametrize(

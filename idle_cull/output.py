@@ -1,0 +1,470 @@
+"""A pass's report for machines (versioned JSON) and people (a text summary), and the
+atomic file writes behind ``--report-file`` and ``--metrics-file``.
+
+A job that runs every few minutes with nobody watching is judged by what it leaves
+behind; readers (a dashboard, ``jq``, node_exporter) poll those files at any moment, so
+a file is replaced in one rename and never seen half written. Nothing here receives the
+settings, so the API token cannot reach a report.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from contextlib import suppress
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from idle_cull import __version__
+from idle_cull.durations import format_duration
+from idle_cull.errors import ConfigError, OutputError
+from idle_cull.models import Outcome
+from idle_cull.policy import Action
+from idle_cull.report import Entry, ExitStatus, Report, Upcoming
+
+__all__ = [
+    "FILE_MODE",
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "check_writable",
+    "entry_result",
+    "kind_results",
+    "public_url",
+    "render_json",
+    "render_text",
+    "report_document",
+    "write_atomically",
+]
+
+SCHEMA = "idle-cull-report"
+SCHEMA_VERSION = 1  # bump on any change that could break a reader; adding fields is not one
+FILE_MODE = 0o644  # node_exporter and log shippers usually run as another user
+
+KEPT = "kept"
+SKIPPED = "skipped"
+
+# The order a person wants to read results in: what needs attention first.
+_RESULT_ORDER = (
+    "failed",
+    "not_attempted",
+    "pending",
+    "stopped",
+    "deleted",
+    "already_gone",
+    "dry_run",
+    "skipped",
+    "kept",
+)
+
+_EXIT_MEANINGS = {
+    "OK": "the pass finished; every action succeeded, is pending, or nothing was to do",
+    "ACTION_FAILED": "some stop or delete failed after retries, or the pass was cut short",
+    "USAGE": "usage or configuration error; nothing was sent to the hub",
+    "HUB_UNUSABLE": "users could not be listed; nothing was culled",
+    "CAP_EXCEEDED": "the plan exceeded --max-culls or --max-cull-fraction; nothing was culled",
+    "LOCKED": "another pass holds --lock-file; this one did nothing",
+}
+
+
+# ---------------------------------------------------------------------------------------
+# Shared vocabulary of results (also the metrics' ``outcome`` label values)
+
+
+def _snake(outcome: Outcome) -> str:
+    return outcome.value.replace(" ", "_")
+
+
+def entry_result(entry: Entry) -> str:
+    """One word for what became of an entry, exactly as ``Report.counts`` derives it.
+
+    An entry without an outcome had nothing to do: ``kept`` when the decision was to
+    keep, ``skipped`` when it could not be judged (pending, not ready).
+    """
+    if entry.outcome is not None:
+        return _snake(entry.outcome)
+    return KEPT if entry.decision.action is Action.KEEP else SKIPPED
+
+
+def kind_results(kind: str) -> tuple[str, ...]:
+    """Every result a ``server`` or ``user`` entry can have, so counts never miss a key.
+
+    Readers and alerts see an explicit 0 instead of a missing key or series.
+    """
+    not_for_kind = Outcome.DELETED if kind == "server" else Outcome.STOPPED
+    results = [_snake(o) for o in Outcome if o is not not_for_kind]
+    return (*sorted(results, key=_RESULT_ORDER.index), KEPT)
+
+
+def _result_counts(entries: Iterable[Entry], kind: str) -> dict[str, int]:
+    counted = Counter(entry_result(e) for e in entries if e.kind == kind)
+    counts = {result: counted.pop(result, 0) for result in kind_results(kind)}
+    counts.update(counted)  # an unexpected pairing still shows up rather than vanishing
+    return counts
+
+
+# ---------------------------------------------------------------------------------------
+# JSON
+
+
+def report_document(report: Report, exit_status: ExitStatus) -> dict[str, Any]:
+    """The report as a JSON-ready dict following schema ``idle-cull-report`` version 1.
+
+    ``exit_status`` is passed in rather than taken from the report, because the CLI has
+    the final word (a pass that could not list users has no actions, yet exits 3).
+    The schema is documented in docs/observability.md and tests/report_schema.json.
+    """
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "generator": {"name": "idle-cull", "version": __version__},
+        "hub": {"url": public_url(report.hub_url), "version": report.hub_version or None},
+        "started_at": iso_utc(report.started_at),
+        "finished_at": iso_utc(report.finished_at),
+        "duration_seconds": _duration(report),
+        "now": iso_utc(report.now),
+        "clock": report.clock,
+        "clock_skew_seconds": _number(report.skew_seconds),
+        "dry_run": report.dry_run,
+        "exit_status": int(exit_status),
+        "exit_status_name": exit_status.name.lower(),
+        "error": _pass_error(report),
+        "interrupted": report.interrupted or None,
+        "cap_exceeded": report.cap_exceeded or None,
+        "warn_within_seconds": _warn_within(report),
+        "counts": _counts_document(report),
+        "entries": [_entry_document(e) for e in _sorted_for_machines(report.entries)],
+        "upcoming": [_upcoming_document(u, report.now) for u in _sorted_upcoming(report)],
+        "rejected_records": list(report.rejected_records),
+    }
+
+
+def render_json(report: Report, exit_status: ExitStatus) -> str:
+    """The JSON document, indented, ending in a newline; NaN can never reach it."""
+    document = report_document(report, exit_status)
+    return json.dumps(document, indent=2, allow_nan=False) + "\n"
+
+
+def _counts_document(report: Report) -> dict[str, Any]:
+    return {
+        "users_listed": report.users_listed,
+        "rejected_records": len(report.rejected_records),
+        "upcoming": len(report.upcoming),
+        "servers": _result_counts(report.entries, "server"),
+        "users": _result_counts(report.entries, "user"),
+    }
+
+
+def _entry_document(entry: Entry) -> dict[str, Any]:
+    decision = entry.decision
+    result = entry_result(entry)
+    detail = entry.detail or None
+    return {
+        "kind": entry.kind,
+        "user": decision.user,
+        "server": getattr(decision, "server", None) if entry.kind == "server" else None,
+        "label": decision.label,
+        "decision": decision.action.value,
+        "reason": decision.reason,
+        "outcome": result,
+        "detail": detail,
+        "error": detail if entry.outcome is Outcome.FAILED else None,
+        "attempts": entry.attempts,
+        "last_activity": iso_utc(decision.last_activity),
+        "idle_seconds": _number(decision.idle_seconds),
+        "age_seconds": _number(decision.age_seconds),
+    }
+
+
+def _upcoming_document(upcoming: Upcoming, now: datetime | None) -> dict[str, Any]:
+    crosses_at = None if now is None else now + timedelta(seconds=upcoming.seconds_left)
+    return {
+        "user": upcoming.user,
+        "server": upcoming.server,
+        "label": _label(upcoming.user, upcoming.server),
+        "last_activity": iso_utc(upcoming.last_activity),
+        "idle_seconds": _number(upcoming.idle_seconds),
+        "limit_seconds": _number(upcoming.limit_seconds),
+        "seconds_left": _number(upcoming.seconds_left),
+        "crosses_limit_at": iso_utc(crosses_at),
+        "rule": upcoming.rule,
+    }
+
+
+def _sorted_for_machines(entries: Iterable[Entry]) -> list[Entry]:
+    """Servers, then users, each by name: stable across runs, so reports diff cleanly.
+
+    The runner appends in completion order, which differs from run to run.
+    """
+
+    def key(entry: Entry) -> tuple[int, str, str]:
+        server = getattr(entry.decision, "server", "") if entry.kind == "server" else ""
+        return (0 if entry.kind == "server" else 1, entry.decision.user, server)
+
+    return sorted(entries, key=key)
+
+
+def _sorted_upcoming(report: Report) -> list[Upcoming]:
+    return sorted(report.upcoming, key=lambda u: (u.seconds_left, u.user, u.server))
+
+
+def _pass_error(report: Report) -> str | None:
+    """The error that ended the pass before any action, once ``Report`` carries one.
+
+    Read defensively so this module works both before and after ``Report.error`` exists.
+    """
+    value = getattr(report, "error", None)
+    return value if isinstance(value, str) and value else None
+
+
+def _warn_within(report: Report) -> float | None:
+    """The ``--warn-within`` window, once ``Report`` carries it (null: not asked)."""
+    value = getattr(report, "warn_within", None)
+    return _number(value) if isinstance(value, (int, float)) else None
+
+
+# ---------------------------------------------------------------------------------------
+# Text
+
+
+def render_text(report: Report, exit_status: ExitStatus, *, show_kept: bool = False) -> str:
+    """A summary for a person at a terminal: what was done, what needs attention, counts.
+
+    Every action and skip gets a line; kept servers and users, which can be thousands on
+    a large hub, are only counted unless ``show_kept`` (the JSON report lists them all).
+    """
+    lines = _text_header(report)
+    for kind in ("server", "user"):
+        entries = [e for e in report.entries if e.kind == kind]
+        if kind == "server" or entries:
+            lines += ["", *_text_entries(kind, entries, show_kept=show_kept)]
+    if report.upcoming:
+        lines += ["", *_text_upcoming(report)]
+    if report.rejected_records:
+        lines += ["", f"rejected records ({len(report.rejected_records)}), not judged:"]
+        lines += [f"  - {text}" for text in report.rejected_records]
+    lines += ["", *_text_footer(report, exit_status)]
+    return "\n".join(lines) + "\n"
+
+
+def _text_header(report: Report) -> list[str]:
+    version = f" (JupyterHub {report.hub_version})" if report.hub_version else ""
+    lines = [f"idle-cull pass over {public_url(report.hub_url)}{version}"]
+    timing = f"started {iso_utc(report.started_at, 'seconds')}"
+    duration = _duration(report)
+    timing += f", took {duration:.1f}s" if duration is not None else ", did not finish"
+    lines.append(f"{timing}; {_clock_text(report)}")
+    if report.dry_run:
+        lines.append("DRY RUN: nothing was changed")
+    if report.cap_exceeded:
+        lines.append(f"REFUSED: {report.cap_exceeded}; nothing was culled")
+    if report.interrupted:
+        lines.append(f"INTERRUPTED: {report.interrupted}")
+    error = _pass_error(report)
+    if error:
+        lines.append(f"ERROR: {error}")
+    return lines
+
+
+def _clock_text(report: Report) -> str:
+    if report.clock != "hub":
+        return "idleness measured on this machine's clock"
+    if report.skew_seconds is None:
+        return "idleness measured on the hub's clock"
+    return f"idleness measured on the hub's clock (hub minus local: {report.skew_seconds:+.1f}s)"
+
+
+def _text_entries(kind: str, entries: Sequence[Entry], *, show_kept: bool) -> list[str]:
+    counts = _result_counts(entries, kind)
+    title = f"{kind}s: {_counts_phrase(counts)}"
+    if not entries:
+        return [f"{kind}s: none {'running' if kind == 'server' else 'considered'}"]
+    listed = [e for e in entries if show_kept or entry_result(e) != KEPT]
+    if counts[KEPT] and not show_kept:
+        title += " (kept ones are counted only; --report=json lists every one)"
+    rows = [_entry_row(e) for e in sorted(listed, key=_human_order)]
+    header = ("RESULT", kind.upper(), "IDLE", "AGE", "TRIES", "WHY")
+    return [title, *_table(header, rows)] if rows else [title]
+
+
+def _human_order(entry: Entry) -> tuple[int, str]:
+    result = entry_result(entry)
+    rank = _RESULT_ORDER.index(result) if result in _RESULT_ORDER else len(_RESULT_ORDER)
+    return (rank, entry.label)
+
+
+def _entry_row(entry: Entry) -> tuple[str, ...]:
+    decision = entry.decision
+    why = decision.reason
+    if entry.detail and entry.outcome not in (Outcome.DRY_RUN, Outcome.NOT_ATTEMPTED):
+        # Dry-run and not-attempted details repeat the header's pass-wide reason.
+        why += f"; {entry.detail}"
+    return (
+        _result_words(entry),
+        entry.label,
+        _human_seconds(decision.idle_seconds),
+        _human_seconds(decision.age_seconds),
+        str(entry.attempts) if entry.attempts else "-",
+        why,
+    )
+
+
+def _result_words(entry: Entry) -> str:
+    if entry.outcome is Outcome.DRY_RUN:
+        return f"would {entry.decision.action.value}"
+    return entry_result(entry).replace("_", " ")
+
+
+def _text_upcoming(report: Report) -> list[str]:
+    upcoming = _sorted_upcoming(report)
+    rows = [
+        (
+            _label(u.user, u.server),
+            _human_seconds(u.idle_seconds),
+            _human_seconds(u.limit_seconds),
+            _human_seconds(u.seconds_left),
+            u.rule,
+        )
+        for u in upcoming
+    ]
+    title = f"about to cross their idle limit ({len(upcoming)}):"
+    return [title, *_table(("SERVER", "IDLE", "LIMIT", "LEFT", "RULE"), rows)]
+
+
+def _text_footer(report: Report, exit_status: ExitStatus) -> list[str]:
+    listed = f"users listed: {report.users_listed}"
+    if report.rejected_records:
+        listed += f", rejected records: {len(report.rejected_records)}"
+    meaning = _EXIT_MEANINGS.get(exit_status.name, exit_status.name.lower().replace("_", " "))
+    return [listed, f"exit status {int(exit_status)}: {meaning}"]
+
+
+def _counts_phrase(counts: dict[str, int]) -> str:
+    parts = [f"{n} {result.replace('_', ' ')}" for result, n in counts.items() if n]
+    return ", ".join(parts) or "none"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Left-aligned columns two spaces apart; the last column is free-length text."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+
+    def line(row: Sequence[str]) -> str:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths)]
+        return "  " + "  ".join([*cells, row[-1]]).rstrip()
+
+    return [line(header), *(line(row) for row in rows)]
+
+
+# ---------------------------------------------------------------------------------------
+# Small conversions
+
+
+def iso_utc(moment: datetime | None, timespec: str = "milliseconds") -> str | None:
+    """ISO 8601 in UTC with ``Z``, the form the hub writes; naive values are UTC."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    text = moment.astimezone(timezone.utc).isoformat(timespec=timespec)
+    return text.replace("+00:00", "Z")
+
+
+def public_url(url: str) -> str:
+    """The URL without any ``user:password@`` part: safe to print, log or push."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"***@{host}"))
+
+
+def _number(value: float | None) -> float | None:
+    """Seconds rounded to milliseconds; ``None`` for unknown or non-finite values."""
+    if value is None or not math.isfinite(value):
+        return None
+    return round(float(value), 3)
+
+
+def _duration(report: Report) -> float | None:
+    if report.finished_at is None:
+        return None
+    return _number((report.finished_at - report.started_at).total_seconds())
+
+
+def _human_seconds(value: float | None) -> str:
+    return "-" if value is None or not math.isfinite(value) else format_duration(value)
+
+
+def _label(user: str, server: str) -> str:
+    return user if not server else f"{user}/{server}"
+
+
+# ---------------------------------------------------------------------------------------
+# Files
+
+
+def check_writable(path: Path, *, option: str) -> None:
+    """Fail before the pass if ``path`` can never be written, so nothing is culled
+    unrecorded; raises ``ConfigError`` naming the option (exit status 2).
+    """
+    directory = path.parent
+    if path.is_dir():
+        raise ConfigError(f"{option} {path} is a directory; give a file name")
+    if not directory.is_dir():
+        raise ConfigError(f"{option} {path}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {path}: directory {directory} is not writable")
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one rename, so no reader sees a partial file.
+
+    The temporary file lives in the same directory (a rename cannot cross file systems),
+    is named ``.<name>.*.tmp`` (node_exporter reads only ``*.prom``), is fsynced before
+    the rename, and is removed if anything fails. Raises ``OutputError`` naming the path.
+    """
+    try:
+        fd, temp_name = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+        )
+    except OSError as error:
+        raise OutputError(_cannot_write(path, error)) from None
+    try:
+        with os.fdopen(fd, "wb") as temp:
+            os.fchmod(temp.fileno(), FILE_MODE)
+            temp.write(text.encode("utf-8"))
+            temp.flush()
+            os.fsync(temp.fileno())
+        os.replace(temp_name, path)
+    except OSError as error:
+        _remove_quietly(temp_name)
+        raise OutputError(_cannot_write(path, error)) from None
+    except BaseException:
+        _remove_quietly(temp_name)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _cannot_write(path: Path, error: OSError) -> str:
+    reason = error.strerror or type(error).__name__
+    return f"cannot write {path}: {reason} (its directory must exist and be writable)"
+
+
+def _remove_quietly(name: str) -> None:
+    with suppress(OSError):
+        os.unlink(name)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename itself durable; best effort (not every file system allows it)."""
+    with suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
