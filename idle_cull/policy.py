@@ -149,8 +149,16 @@ class Plan:
         return tuple(d for d in self.users if d.action is Action.DELETE)
 
 
+# The hub's Date header, our usual "now", has one-second resolution: activity stamped a
+# moment ago can look up to a second in the future. That is resolution, not skew.
+CLOCK_RESOLUTION = 2.0
+
+
 def _seconds_between(later: datetime, earlier: datetime | None) -> float | None:
-    return None if earlier is None else (later - earlier).total_seconds()
+    if earlier is None:
+        return None
+    seconds = (later - earlier).total_seconds()
+    return 0.0 if -CLOCK_RESOLUTION <= seconds < 0 else seconds
 
 
 def decide_server(user: User, server: Server, now: datetime, limits: CullLimits) -> ServerDecision:

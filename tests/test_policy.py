@@ -139,3 +139,17 @@ def test_policy_module_does_no_io() -> None:
     forbidden = {"requests", "click", "tenacity", "concurrent.futures", "socket", "time", "os"}
     assert imported, "the import scan found nothing: the check itself is broken"
     assert not {name.split(".")[0] for name in imported} & {f.split(".")[0] for f in forbidden}
+
+
+@pytest.mark.parametrize(
+    ("idle", "reason"),
+    [
+        pytest.param(-0.9, "idle 0s < 1h (--timeout)", id="within-date-header-resolution"),
+        pytest.param(-2.0, "idle 0s < 1h (--timeout)", id="at-the-resolution"),
+        pytest.param(-30, "in the future (clock skew?)", id="real-skew"),
+    ],
+)
+def test_activity_slightly_ahead_of_now_is_resolution_not_skew(idle: float, reason: str) -> None:
+    decision = decide_one(server_json(idle=idle))
+    assert decision.action is Action.KEEP
+    assert reason in decision.reason
