@@ -24,7 +24,9 @@ from idle_cull.durations import parse_duration
 from idle_cull.errors import ConfigError, HubError
 from idle_cull.hub import HubClient
 from idle_cull.lock import LockHeld, exclusive_lock
+from idle_cull.logs import configure_logging
 from idle_cull.policy import Caps, CullLimits
+from idle_cull.progress import Progress
 from idle_cull.report import ExitStatus
 from idle_cull.runner import PassControl, PassInterrupted, run_pass
 
@@ -309,6 +311,20 @@ def boolean_flag(name: str, default: bool, help_text: str) -> Callable[[F], F]:
     "reported as not attempted and the exit status is 1.",
 )
 @click.option(
+    "--warn-within",
+    type=Duration(),
+    default=None,
+    help="Also report the servers that will cross their idle limit within this long, "
+    "so their users can be warned (e.g. 15m).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Logs on stderr as text, or as JSON lines for log shippers.",
+)
+@click.option(
     "--log-level",
     type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
     default="info",
@@ -325,7 +341,7 @@ def cli(ctx: click.Context, /, **options: Any) -> None:
     command line. Logs go to stderr. Run it from a systemd timer, cron or a Kubernetes
     CronJob; see the README for the scopes the token needs.
     """
-    configure_logging(options["log_level"])
+    progress = configure_logging(options["log_level"], options["log_format"])
     if options["cull_every"]:
         log.warning(
             "--cull-every is ignored: idle-cull does one pass and exits; "
@@ -336,7 +352,7 @@ def cli(ctx: click.Context, /, **options: Any) -> None:
     except ConfigError as error:
         log.error("%s", error)
         ctx.exit(ExitStatus.USAGE)
-    ctx.exit(execute(settings))
+    ctx.exit(execute(settings, progress))
 
 
 def build_settings(options: dict[str, Any], env_token: str) -> Settings:
@@ -379,16 +395,17 @@ def build_settings(options: dict[str, Any], env_token: str) -> Settings:
         recheck=options["recheck"],
         deadline=options["deadline"],
         lock_file=options["lock_file"],
+        warn_within=options["warn_within"],
     )
 
 
-def execute(settings: Settings) -> ExitStatus:
+def execute(settings: Settings, progress: Progress | None = None) -> ExitStatus:
     """Run the pass and map its outcome to an exit status (the only place that does)."""
     described = " ".join(f"{k}={v}" for k, v in settings.describe().items() if v is not None)
     log.info("starting one pass: %s", described)
     try:
         with exclusive_lock(settings.lock_file) if settings.lock_file else nullcontext():
-            return run_and_report(settings)
+            return run_and_report(settings, progress or Progress(sys.stderr, enabled=False))
     except LockHeld as error:
         log.warning("%s", error)
         return ExitStatus.LOCKED
@@ -397,7 +414,7 @@ def execute(settings: Settings) -> ExitStatus:
         return ExitStatus.USAGE
 
 
-def run_and_report(settings: Settings) -> ExitStatus:
+def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
     control = PassControl(settings.deadline)
     client = HubClient(
         settings.url,
@@ -410,7 +427,7 @@ def run_and_report(settings: Settings) -> ExitStatus:
     )
     try:
         with cancel_on_signals(control):
-            report = run_pass(settings, client, control=control)
+            report = run_pass(settings, client, control=control, progress=progress.update)
     except PassInterrupted as error:
         log.error("%s", error)
         return ExitStatus.ACTION_FAILED
@@ -420,6 +437,7 @@ def run_and_report(settings: Settings) -> ExitStatus:
         return ExitStatus.HUB_UNUSABLE
     finally:
         client.close()
+        progress.close()
     log.info("%s", report.summary_line())
     return report.exit_status()
 
@@ -441,16 +459,6 @@ def cancel_on_signals(control: PassControl) -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-
-
-def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    if level.lower() != "debug":
-        logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
 def main() -> None:

@@ -87,6 +87,7 @@ class Settings:
     recheck: bool = True
     deadline: float | None = None  # seconds for the whole pass
     lock_file: Path | None = None
+    warn_within: float | None = None  # report servers this close to their idle limit
 
     def __post_init__(self) -> None:
         validate_hub_url(self.url)
@@ -148,6 +149,7 @@ class Settings:
             "recheck": self.recheck,
             "deadline": self.deadline,
             "lock_file": self.lock_file,
+            "warn_within": self.warn_within,
         }
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "CullLimits",
     "Plan",
     "ServerDecision",
+    "Upcoming",
     "UserDecision",
     "cap_exceeded",
     "decide_server",
@@ -28,6 +29,7 @@ __all__ = [
     "excluded",
     "idle_limit",
     "make_plan",
+    "upcoming_culls",
     "user_changed_since_listing",
 ]
 
@@ -262,6 +264,52 @@ def make_plan(users: Iterable[User], now: datetime, limits: CullLimits) -> Plan:
         if limits.cull_users:
             user_decisions.append(decide_user(user, mine, now, limits))
     return Plan(tuple(server_decisions), tuple(user_decisions))
+
+
+@dataclass(frozen=True)
+class Upcoming:
+    """A server that will cross its idle limit soon (``--warn-within``), for notices."""
+
+    user: str
+    server: str  # "" for the default server
+    last_activity: datetime | None
+    idle_seconds: float
+    limit_seconds: float
+    rule: str  # which limit applies, e.g. "--timeout" or "profile gpu"
+
+    @property
+    def seconds_left(self) -> float:
+        return max(0.0, self.limit_seconds - self.idle_seconds)
+
+
+def upcoming_culls(
+    users: Iterable[User], plan: Plan, now: datetime, limits: CullLimits, window: float
+) -> list[Upcoming]:
+    """Servers kept now that will cross their idle limit within ``window`` seconds.
+
+    Users ask to be warned before their work is stopped; this is the list to warn from.
+    Soonest first.
+    """
+    kept = {(d.user, d.server) for d in plan.servers if d.action is Action.KEEP}
+    soon: list[Upcoming] = []
+    for user in users:
+        if excluded(user, limits):
+            continue
+        for server in user.active_servers:
+            if (user.name, server.name) not in kept or not server.ready:
+                continue
+            reference = server.last_activity or server.started
+            idle = _seconds_between(now, reference)
+            if idle is None or idle < 0:
+                continue
+            limit, rule = idle_limit(user, server, limits)
+            if _kind_culled(server, limits) and 0 < limit - idle <= window:
+                soon.append(Upcoming(user.name, server.name, reference, idle, limit, rule))
+    return sorted(soon, key=lambda u: u.seconds_left)
+
+
+def _kind_culled(server: Server, limits: CullLimits) -> bool:
+    return limits.cull_default_servers if server.is_default else limits.cull_named_servers
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import IntEnum
 
 from idle_cull.models import Outcome
-from idle_cull.policy import Action, ServerDecision, UserDecision
+from idle_cull.policy import Action, ServerDecision, Upcoming, UserDecision
 
 __all__ = ["Entry", "ExitStatus", "Report", "Upcoming"]
 
@@ -44,22 +44,6 @@ class Entry:
 
     def settled(self, outcome: Outcome, attempts: int = 0, detail: str = "") -> Entry:
         return replace(self, outcome=outcome, attempts=attempts, detail=detail)
-
-
-@dataclass(frozen=True)
-class Upcoming:
-    """A server that will cross its idle limit soon (``--warn-within``), for notices."""
-
-    user: str
-    server: str  # "" for the default server
-    last_activity: datetime | None
-    idle_seconds: float
-    limit_seconds: float
-    rule: str  # which limit applies, e.g. "--timeout" or "profile gpu"
-
-    @property
-    def seconds_left(self) -> float:
-        return max(0.0, self.limit_seconds - self.idle_seconds)
 
 
 @dataclass

@@ -31,6 +31,7 @@ from idle_cull.policy import (
     cap_exceeded,
     decide_server,
     make_plan,
+    upcoming_culls,
     user_changed_since_listing,
 )
 from idle_cull.report import Entry, Report
@@ -41,6 +42,12 @@ log = logging.getLogger(__name__)
 
 D = TypeVar("D", ServerDecision, UserDecision)
 Clock = Callable[[], datetime]
+ProgressLine = Callable[[str], None]
+
+
+def _no_progress(_line: str) -> None:
+    pass
+
 
 # A deletion goes ahead only when every server it depends on has really stopped.
 _STOPPED = (Outcome.STOPPED, Outcome.GONE)
@@ -87,6 +94,7 @@ def run_pass(
     *,
     clock: Clock = utc_now,
     control: PassControl | None = None,
+    progress: ProgressLine = _no_progress,
 ) -> Report:
     """Do exactly one pass and return its report.
 
@@ -100,18 +108,25 @@ def run_pass(
     )
     report.hub_version = client.hub_version()
     log.info("hub %s at %s", report.hub_version, settings.url)
-    users = list_users(client, settings, report, control)
+    users = list_users(client, settings, report, control, progress)
     require_visible_fields(users, settings.limits, parse_version(report.hub_version))
     now = _choose_clock(settings, client, clock, report)
     report.now = now()
     plan = make_plan(users, report.now, settings.limits)
     _log_plan(plan, settings.dry_run)
+    if settings.warn_within:
+        report.upcoming = upcoming_culls(
+            users, plan, report.now, settings.limits, settings.warn_within
+        )
+        _log_upcoming(report)
     if cap_exceeded(plan, settings.caps):
         _refuse(plan, settings, report)
     elif settings.dry_run:
         _record_dry_run(plan, report)
     else:
-        actor = _Actor(client, settings, control, now, {u.name: u for u in users})
+        actor = _Actor(
+            client, settings, control, now, {u.name: u for u in users}, progress=progress
+        )
         actor.act(plan, report)
     report.interrupted = control.reason or None
     report.finished_at = clock()
@@ -119,7 +134,11 @@ def run_pass(
 
 
 def list_users(
-    client: HubClient, settings: Settings, report: Report, control: PassControl | None = None
+    client: HubClient,
+    settings: Settings,
+    report: Report,
+    control: PassControl | None = None,
+    progress: ProgressLine = _no_progress,
 ) -> list[User]:
     """Every user the pass must judge, de-duplicated, with unusable records set aside.
 
@@ -141,6 +160,7 @@ def list_users(
                 raise PassInterrupted(f"{control.reason} while listing users; nothing was culled")
             for record in page:
                 _add_record(record, seen, report)
+            progress(f"listing users ({state or 'all'}): {len(seen)}")
     report.users_listed = len(seen)
     log.info("listed %d users (%s)", len(seen), ", ".join(s or "all" for s in states))
     return list(seen.values())
@@ -228,6 +248,19 @@ def _log_plan(plan: Plan, dry_run: bool) -> None:
         log.info("%s%s user %s: %s", mark, user.action.value, user.label, user.reason)
 
 
+def _log_upcoming(report: Report) -> None:
+    for soon in report.upcoming:
+        label = f"{soon.user}/{soon.server}" if soon.server else soon.user
+        log.info(
+            "upcoming: server %s will be culled in %s (idle %s of %s, %s)",
+            label,
+            format_duration(soon.seconds_left),
+            format_duration(soon.idle_seconds),
+            format_duration(soon.limit_seconds),
+            soon.rule,
+        )
+
+
 def _idle_entries(plan: Plan) -> list[Entry]:
     """Entries of the decisions that need no action (kept or skipped)."""
     entries = [Entry("server", d) for d in plan.servers if d.action is not Action.STOP]
@@ -271,12 +304,15 @@ class _Actor:
         control: PassControl,
         now: Clock,
         listed: dict[str, User],
+        *,
+        progress: ProgressLine = _no_progress,
     ) -> None:
         self.client = client
         self.settings = settings
         self.control = control
         self.now = now
         self.listed = listed
+        self.progress = progress
         self._first_stop: dict[str, datetime] = {}
         self._lock = threading.Lock()
 
@@ -284,12 +320,12 @@ class _Actor:
         report.entries.extend(_idle_entries(plan))
         workers = self.settings.concurrency
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="idle-cull") as pool:
-            stops = _run_actions(pool, plan.stops, self.stop)
+            stops = _run_actions(pool, plan.stops, self.stop, self.progress)
             report.entries.extend(Entry("server", d).settled(*r) for d, r in stops)
             stopped = {(d.user, d.server) for d, (outcome, _, _) in stops if outcome in _STOPPED}
             ready, blocked = _split_deletions(plan.deletions, stopped)
             report.entries.extend(blocked)
-            deletions = _run_actions(pool, ready, self.delete)
+            deletions = _run_actions(pool, ready, self.delete, self.progress)
             report.entries.extend(Entry("user", d).settled(*r) for d, r in deletions)
 
     def stop(self, decision: ServerDecision) -> ActionResult:
@@ -372,13 +408,17 @@ def _verb(decision: ServerDecision | UserDecision) -> str:
 
 
 def _run_actions(
-    pool: ThreadPoolExecutor, decisions: Sequence[D], action: Callable[[D], ActionResult]
+    pool: ThreadPoolExecutor,
+    decisions: Sequence[D],
+    action: Callable[[D], ActionResult],
+    progress: ProgressLine = _no_progress,
 ) -> list[tuple[D, tuple[Outcome, int, str]]]:
     """Run ``action`` for every decision on the pool; results in completion order."""
     futures = {pool.submit(action, decision): decision for decision in decisions}
     results: list[tuple[D, tuple[Outcome, int, str]]] = []
-    for future in as_completed(futures):
+    for done, future in enumerate(as_completed(futures), start=1):
         decision = futures[future]
+        progress(f"{_verb(decision)}: {done}/{len(futures)}")
         try:
             result = future.result()
         except HubError as error:
