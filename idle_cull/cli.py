@@ -12,6 +12,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
@@ -27,8 +28,9 @@ from idle_cull.lock import LockHeld, exclusive_lock
 from idle_cull.logs import configure_logging
 from idle_cull.policy import Caps, CullLimits
 from idle_cull.progress import Progress
-from idle_cull.report import ExitStatus
-from idle_cull.runner import PassControl, PassInterrupted, run_pass
+from idle_cull.publish import check_outputs, publish
+from idle_cull.report import ExitStatus, Report
+from idle_cull.runner import PassControl, PassInterrupted, run_pass, utc_now
 
 __all__ = ["cli", "main"]
 
@@ -54,6 +56,7 @@ Exit status:
   2   usage or configuration error (nothing was sent to the hub)
   3   users could not be listed (unreachable, 401/403, 5xx, garbage): nothing culled
   4   the plan exceeded --max-culls or --max-cull-fraction: nothing culled
+  5   the pass went well, but the report or metrics could not be written or pushed
   75  another pass holds --lock-file: this one did nothing (EX_TEMPFAIL)
 The deadline or SIGTERM/SIGINT ends a pass early with status 1.
 """
@@ -318,6 +321,33 @@ def boolean_flag(name: str, default: bool, help_text: str) -> Callable[[F], F]:
     "so their users can be warned (e.g. 15m).",
 )
 @click.option(
+    "--report",
+    type=click.Choice(["text", "json", "none"]),
+    default="none",
+    show_default=True,
+    help="Write a report of the pass to stdout: a summary for people, or the JSON "
+    "document described in the README.",
+)
+@click.option(
+    "--report-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also write the JSON report to this file, atomically.",
+)
+@click.option(
+    "--metrics-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write Prometheus metrics for node_exporter's textfile collector (atomically; "
+    "needs idle-cull[metrics]).",
+)
+@click.option(
+    "--pushgateway",
+    default=None,
+    metavar="URL",
+    help="Push the same metrics to a Prometheus Pushgateway (needs idle-cull[metrics]).",
+)
+@click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),
     default="text",
@@ -349,6 +379,7 @@ def cli(ctx: click.Context, /, **options: Any) -> None:
         )
     try:
         settings = build_settings(options, os.environ.get("JUPYTERHUB_API_TOKEN", ""))
+        check_outputs(settings)
     except ConfigError as error:
         log.error("%s", error)
         ctx.exit(ExitStatus.USAGE)
@@ -396,6 +427,10 @@ def build_settings(options: dict[str, Any], env_token: str) -> Settings:
         deadline=options["deadline"],
         lock_file=options["lock_file"],
         warn_within=options["warn_within"],
+        report=options["report"],
+        report_file=options["report_file"],
+        metrics_file=options["metrics_file"],
+        pushgateway=options["pushgateway"],
     )
 
 
@@ -425,21 +460,37 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
         retry=settings.retry,
         give_up=control.stopped,
     )
+    started = utc_now()
     try:
         with cancel_on_signals(control):
             report = run_pass(settings, client, control=control, progress=progress.update)
+        status = report.exit_status()
     except PassInterrupted as error:
         log.error("%s", error)
-        return ExitStatus.ACTION_FAILED
+        report, status = unfinished_report(settings, started, error), ExitStatus.ACTION_FAILED
     except HubError as error:
         log.error("%s", error)
         log.error("nothing was culled")
-        return ExitStatus.HUB_UNUSABLE
+        report, status = unfinished_report(settings, started, error), ExitStatus.HUB_UNUSABLE
     finally:
         client.close()
         progress.close()
-    log.info("%s", report.summary_line())
-    return report.exit_status()
+    if report.error is None:
+        log.info("%s", report.summary_line())
+    return publish(report, status, settings)
+
+
+def unfinished_report(settings: Settings, started: datetime, error: Exception) -> Report:
+    """A report for a pass that ended before acting, so metrics record the failure too."""
+    return Report(
+        hub_url=settings.url,
+        started_at=started,
+        finished_at=utc_now(),
+        dry_run=settings.dry_run,
+        clock=settings.clock,
+        warn_within=settings.warn_within,
+        error=str(error),
+    )
 
 
 @contextmanager

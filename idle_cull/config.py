@@ -88,6 +88,10 @@ class Settings:
     deadline: float | None = None  # seconds for the whole pass
     lock_file: Path | None = None
     warn_within: float | None = None  # report servers this close to their idle limit
+    report: str = "none"  # on stdout: "text", "json" or "none"
+    report_file: Path | None = None  # the JSON report, written atomically
+    metrics_file: Path | None = None  # Prometheus text format for node_exporter
+    pushgateway: str | None = None  # Prometheus Pushgateway URL
 
     def __post_init__(self) -> None:
         validate_hub_url(self.url)
@@ -100,6 +104,8 @@ class Settings:
         if self.request_timeout <= 0:
             raise ConfigError("JUPYTERHUB_REQUEST_TIMEOUT must be a positive number of seconds")
         _check_unique_names(self.limits)
+        if self.report not in ("text", "json", "none"):
+            raise ConfigError(f"--report must be text, json or none, got {self.report!r}")
         if self.clock not in ("hub", "local"):
             raise ConfigError(f"--clock must be 'hub' or 'local', got {self.clock!r}")
         if self.deadline is not None and self.deadline <= 0:
@@ -150,6 +156,10 @@ class Settings:
             "deadline": self.deadline,
             "lock_file": self.lock_file,
             "warn_within": self.warn_within,
+            "report": self.report,
+            "report_file": self.report_file,
+            "metrics_file": self.metrics_file,
+            "pushgateway": self.pushgateway,
         }
 
 

@@ -25,16 +25,19 @@ from idle_cull import __version__
 from idle_cull.durations import format_duration
 from idle_cull.errors import ConfigError, OutputError
 from idle_cull.models import Outcome
-from idle_cull.policy import Action
+from idle_cull.policy import Action, ServerDecision
 from idle_cull.report import Entry, ExitStatus, Report, Upcoming
 
 __all__ = [
     "FILE_MODE",
     "SCHEMA",
     "SCHEMA_VERSION",
+    "as_utc",
     "check_writable",
     "entry_result",
+    "iso_utc",
     "kind_results",
+    "printable",
     "public_url",
     "render_json",
     "render_text",
@@ -98,7 +101,12 @@ def kind_results(kind: str) -> tuple[str, ...]:
     """
     not_for_kind = Outcome.DELETED if kind == "server" else Outcome.STOPPED
     results = [_snake(o) for o in Outcome if o is not not_for_kind]
-    return (*sorted(results, key=_RESULT_ORDER.index), KEPT)
+    return (*sorted(results, key=_rank), KEPT)
+
+
+def _rank(result: str) -> int:
+    """Position in the reading order; results added later sort last instead of failing."""
+    return _RESULT_ORDER.index(result) if result in _RESULT_ORDER else len(_RESULT_ORDER)
 
 
 def _result_counts(entries: Iterable[Entry], kind: str) -> dict[str, int]:
@@ -167,13 +175,13 @@ def _entry_document(entry: Entry) -> dict[str, Any]:
     return {
         "kind": entry.kind,
         "user": decision.user,
-        "server": getattr(decision, "server", None) if entry.kind == "server" else None,
+        "server": decision.server if isinstance(decision, ServerDecision) else None,
         "label": decision.label,
         "decision": decision.action.value,
         "reason": decision.reason,
         "outcome": result,
         "detail": detail,
-        "error": detail if entry.outcome is Outcome.FAILED else None,
+        "error": (detail or "failed") if entry.outcome is Outcome.FAILED else None,
         "attempts": entry.attempts,
         "last_activity": iso_utc(decision.last_activity),
         "idle_seconds": _number(decision.idle_seconds),
@@ -182,7 +190,7 @@ def _entry_document(entry: Entry) -> dict[str, Any]:
 
 
 def _upcoming_document(upcoming: Upcoming, now: datetime | None) -> dict[str, Any]:
-    crosses_at = None if now is None else now + timedelta(seconds=upcoming.seconds_left)
+    crosses_at = None if now is None else as_utc(now) + timedelta(seconds=upcoming.seconds_left)
     return {
         "user": upcoming.user,
         "server": upcoming.server,
@@ -203,8 +211,9 @@ def _sorted_for_machines(entries: Iterable[Entry]) -> list[Entry]:
     """
 
     def key(entry: Entry) -> tuple[int, str, str]:
-        server = getattr(entry.decision, "server", "") if entry.kind == "server" else ""
-        return (0 if entry.kind == "server" else 1, entry.decision.user, server)
+        decision = entry.decision
+        server = decision.server if isinstance(decision, ServerDecision) else ""
+        return (0 if entry.kind == "server" else 1, decision.user, server)
 
     return sorted(entries, key=key)
 
@@ -214,18 +223,11 @@ def _sorted_upcoming(report: Report) -> list[Upcoming]:
 
 
 def _pass_error(report: Report) -> str | None:
-    """The error that ended the pass before any action, once ``Report`` carries one.
-
-    Read defensively so this module works both before and after ``Report.error`` exists.
-    """
-    value = getattr(report, "error", None)
-    return value if isinstance(value, str) and value else None
+    return report.error or None
 
 
 def _warn_within(report: Report) -> float | None:
-    """The ``--warn-within`` window, once ``Report`` carries it (null: not asked)."""
-    value = getattr(report, "warn_within", None)
-    return _number(value) if isinstance(value, (int, float)) else None
+    return _number(report.warn_within)
 
 
 # ---------------------------------------------------------------------------------------
@@ -249,7 +251,7 @@ def render_text(report: Report, exit_status: ExitStatus, *, show_kept: bool = Fa
         lines += ["", f"rejected records ({len(report.rejected_records)}), not judged:"]
         lines += [f"  - {text}" for text in report.rejected_records]
     lines += ["", *_text_footer(report, exit_status)]
-    return "\n".join(lines) + "\n"
+    return "\n".join(printable(line) for line in lines) + "\n"
 
 
 def _text_header(report: Report) -> list[str]:
@@ -280,22 +282,20 @@ def _clock_text(report: Report) -> str:
 
 
 def _text_entries(kind: str, entries: Sequence[Entry], *, show_kept: bool) -> list[str]:
-    counts = _result_counts(entries, kind)
-    title = f"{kind}s: {_counts_phrase(counts)}"
     if not entries:
         return [f"{kind}s: none {'running' if kind == 'server' else 'considered'}"]
+    counts = _result_counts(entries, kind)
+    title = f"{kind}s: {_counts_phrase(counts)}"
     listed = [e for e in entries if show_kept or entry_result(e) != KEPT]
     if counts[KEPT] and not show_kept:
-        title += " (kept ones are counted only; --report=json lists every one)"
+        title += " (kept ones not listed; --report=json lists them)"
     rows = [_entry_row(e) for e in sorted(listed, key=_human_order)]
     header = ("RESULT", kind.upper(), "IDLE", "AGE", "TRIES", "WHY")
     return [title, *_table(header, rows)] if rows else [title]
 
 
 def _human_order(entry: Entry) -> tuple[int, str]:
-    result = entry_result(entry)
-    rank = _RESULT_ORDER.index(result) if result in _RESULT_ORDER else len(_RESULT_ORDER)
-    return (rank, entry.label)
+    return (_rank(entry_result(entry)), entry.label)
 
 
 def _entry_row(entry: Entry) -> tuple[str, ...]:
@@ -351,13 +351,14 @@ def _counts_phrase(counts: dict[str, int]) -> str:
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     """Left-aligned columns two spaces apart; the last column is free-length text."""
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    cleaned = [[printable(cell) for cell in row] for row in rows]
+    widths = [max(len(row[i]) for row in [header, *cleaned]) for i in range(len(header) - 1)]
 
     def line(row: Sequence[str]) -> str:
         cells = [cell.ljust(width) for cell, width in zip(row, widths)]
         return "  " + "  ".join([*cells, row[-1]]).rstrip()
 
-    return [line(header), *(line(row) for row in rows)]
+    return [line(header), *(line(row) for row in cleaned)]
 
 
 # ---------------------------------------------------------------------------------------
@@ -368,10 +369,25 @@ def iso_utc(moment: datetime | None, timespec: str = "milliseconds") -> str | No
     """ISO 8601 in UTC with ``Z``, the form the hub writes; naive values are UTC."""
     if moment is None:
         return None
+    return as_utc(moment).isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
+def as_utc(moment: datetime) -> datetime:
+    """An aware UTC datetime; a naive one is taken as UTC, as the models read the hub's."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    text = moment.astimezone(timezone.utc).isoformat(timespec=timespec)
-    return text.replace("+00:00", "Z")
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (``\\n``, ``\\x1b``).
+
+    User and server names come from the hub; a name with a line break or a terminal
+    escape must not forge a line of the summary or restyle the operator's terminal.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def public_url(url: str) -> str:
@@ -393,7 +409,7 @@ def _number(value: float | None) -> float | None:
 def _duration(report: Report) -> float | None:
     if report.finished_at is None:
         return None
-    return _number((report.finished_at - report.started_at).total_seconds())
+    return _number((as_utc(report.finished_at) - as_utc(report.started_at)).total_seconds())
 
 
 def _human_seconds(value: float | None) -> str:
@@ -429,9 +445,7 @@ def write_atomically(path: Path, text: str) -> None:
     the rename, and is removed if anything fails. Raises ``OutputError`` naming the path.
     """
     try:
-        fd, temp_name = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-        )
+        fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as error:
         raise OutputError(_cannot_write(path, error)) from None
     try:

@@ -25,6 +25,7 @@ class ExitStatus(IntEnum):
     USAGE = 2  # bad command line, environment or token file; nothing was sent
     HUB_UNUSABLE = 3  # users could not be listed (unreachable, 401/403, 5xx): nothing culled
     CAP_EXCEEDED = 4  # the plan was over --max-culls / --max-cull-fraction: nothing culled
+    OUTPUT_FAILED = 5  # the pass went well, but the report or metrics could not be delivered
     LOCKED = 75  # EX_TEMPFAIL: another pass holds --lock-file; the next run tries again
 
 
@@ -62,6 +63,8 @@ class Report:
     cap_exceeded: str | None = None  # why the plan was refused, when it was
     interrupted: str | None = None  # deadline or signal that ended the pass early
     upcoming: list[Upcoming] = field(default_factory=list)  # only with --warn-within
+    warn_within: float | None = None  # the --warn-within window; None: not asked
+    error: str | None = None  # what ended the pass before any action (exit 3, or interrupted)
 
     def counts(self) -> Counter[str]:
         """Counts by kind and result, e.g. ``server_stopped``, ``user_kept``."""

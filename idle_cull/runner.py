@@ -104,7 +104,11 @@ def run_pass(
     """
     control = control or PassControl(settings.deadline)
     report = Report(
-        hub_url=settings.url, started_at=clock(), dry_run=settings.dry_run, clock=settings.clock
+        hub_url=settings.url,
+        started_at=clock(),
+        dry_run=settings.dry_run,
+        clock=settings.clock,
+        warn_within=settings.warn_within,
     )
     report.hub_version = client.hub_version()
     log.info("hub %s at %s", report.hub_version, settings.url)

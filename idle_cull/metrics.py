@@ -1,0 +1,250 @@
+"""Prometheus metrics of the last pass: a textfile for node_exporter, or a Pushgateway push.
+
+A batch job has no endpoint to scrape; Prometheus learns about it from a file that
+node_exporter's textfile collector reads, or from a Pushgateway. Every value is a gauge
+of the last run (counters would need the job to live between runs). ``prometheus-client``
+is an optional extra, imported only here and only when metrics are asked for, so a
+plain install starts without it. Nothing here receives the settings or the token.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from http.client import HTTPException
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.error import HTTPError
+from urllib.parse import urlsplit
+
+from idle_cull import __version__
+from idle_cull.errors import ConfigError, MetricsUnavailable, PushgatewayError
+from idle_cull.output import as_utc, entry_result, kind_results, public_url, write_atomically
+from idle_cull.report import ExitStatus, Report
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+__all__ = [
+    "LAST_SUCCESS",
+    "MISSING_EXTRA",
+    "PUSH_TIMEOUT",
+    "check_pushgateway_url",
+    "metrics_text",
+    "push_metrics",
+    "read_last_success",
+    "require_prometheus_client",
+    "write_metrics_file",
+]
+
+log = logging.getLogger(__name__)
+
+MISSING_EXTRA = (
+    "--metrics-file/--pushgateway need prometheus-client: pip install 'idle-cull[metrics]'"
+)
+LAST_SUCCESS = "idle_cull_last_success_timestamp_seconds"
+PUSH_TIMEOUT = 10.0  # seconds; a stuck gateway must not hold the next scheduled run
+NAN = float("nan")
+
+
+def require_prometheus_client() -> None:
+    """Fail early (``MetricsUnavailable``, a ``ConfigError``) when the extra is missing.
+
+    The CLI calls this while validating options, so a missing extra is exit status 2
+    before the hub is touched, not a surprise after a pass that culled servers.
+    """
+    try:
+        import prometheus_client  # noqa: F401, PLC0415 (optional, imported on demand)
+    except ImportError:
+        raise MetricsUnavailable(MISSING_EXTRA) from None
+
+
+def metrics_text(
+    report: Report, exit_status: ExitStatus, *, previous_success: float | None = None
+) -> str:
+    """The Prometheus text format (0.0.4) of one pass, as node_exporter expects it.
+
+    ``idle_cull_last_success_timestamp_seconds`` is this run's end when it succeeded,
+    else ``previous_success`` (omitted when unknown), so "no success for an hour"
+    stays alertable across failed runs.
+    """
+    require_prometheus_client()
+    from prometheus_client import generate_latest  # noqa: PLC0415 (optional)
+
+    success = _success_time(report) if exit_status is ExitStatus.OK else previous_success
+    return generate_latest(_registry(report, exit_status, success)).decode("utf-8")
+
+
+def write_metrics_file(path: Path, report: Report, exit_status: ExitStatus) -> None:
+    """Atomically replace ``path`` with this pass's metrics (``OutputError`` if not).
+
+    A failed run carries over the last success timestamp from the file it replaces.
+    """
+    require_prometheus_client()
+    if path.suffix != ".prom":
+        log.warning("node_exporter's textfile collector reads only *.prom files, not %s", path)
+    previous = None if exit_status is ExitStatus.OK else read_last_success(path)
+    write_atomically(path, metrics_text(report, exit_status, previous_success=previous))
+
+
+def read_last_success(path: Path) -> float | None:
+    """The last success timestamp in an earlier metrics file, or ``None``.
+
+    A missing or unreadable file is not an error: the metric is then omitted until the
+    next successful run writes it again.
+    """
+    require_prometheus_client()
+    from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as error:
+        log.warning("cannot read the previous metrics file %s: %s", path, error)
+        return None
+    try:
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == LAST_SUCCESS and math.isfinite(sample.value):
+                    return float(sample.value)
+    except (ValueError, TypeError, IndexError) as error:
+        log.warning("ignoring the unparsable previous metrics file %s: %s", path, error)
+    return None
+
+
+def push_metrics(
+    url: str,
+    report: Report,
+    exit_status: ExitStatus,
+    *,
+    job: str = "idle-cull",
+    grouping_key: Mapping[str, str] | None = None,
+    timeout: float = PUSH_TIMEOUT,
+) -> None:
+    """Push this pass's metrics to a Pushgateway (``POST /metrics/job/<job>...``).
+
+    POST replaces only the metric names pushed, and a failed run does not push the last
+    success timestamp, so the gateway keeps the previous one: the pattern Prometheus
+    documents for batch jobs. Raises ``PushgatewayError`` with the gateway's answer.
+    """
+    check_pushgateway_url(url)
+    require_prometheus_client()
+    from prometheus_client import pushadd_to_gateway  # noqa: PLC0415 (optional)
+
+    success = _success_time(report) if exit_status is ExitStatus.OK else None
+    registry = _registry(report, exit_status, success)
+    try:
+        pushadd_to_gateway(
+            url, job=job, registry=registry, grouping_key=dict(grouping_key or {}), timeout=timeout
+        )
+    except (OSError, ValueError, HTTPException) as error:
+        raise PushgatewayError(
+            f"cannot push metrics to the Pushgateway at {public_url(url)}: {_push_reason(error)}"
+        ) from None
+
+
+def check_pushgateway_url(url: str) -> None:
+    """Refuse a ``--pushgateway`` URL that cannot work, before the pass (``ConfigError``).
+
+    Credentials in the URL are refused rather than used: they would sit in the process
+    list and the scheduler's files, which is why the hub token is never an option either.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or url != url.strip():
+        raise ConfigError(
+            f"--pushgateway {public_url(url)!r} is not an http(s) URL; "
+            "expected e.g. http://pushgateway:9091"
+        )
+    if "@" in parts.netloc:
+        raise ConfigError(
+            "--pushgateway must not contain a user or password; "
+            "put the Pushgateway behind a network policy instead"
+        )
+
+
+def _push_reason(error: Exception) -> str:
+    """The gateway's own explanation when it gave one (it says which metric clashed)."""
+    if isinstance(error, HTTPError):
+        with error:
+            body = error.read(300).decode("utf-8", "replace").strip()
+        return f"HTTP {error.code} {error.reason}" + (f": {body}" if body else "")
+    reason = getattr(error, "reason", None)
+    return str(reason or error) or type(error).__name__
+
+
+def _success_time(report: Report) -> float:
+    return as_utc(report.finished_at or report.started_at).timestamp()
+
+
+def _registry(
+    report: Report, exit_status: ExitStatus, last_success: float | None
+) -> CollectorRegistry:
+    """A fresh registry (never the global one: no process metrics, no leftovers)."""
+    from prometheus_client import CollectorRegistry, Gauge, Info  # noqa: PLC0415 (optional)
+
+    registry = CollectorRegistry(auto_describe=True)
+
+    def gauge(name: str, documentation: str, value: float) -> None:
+        Gauge(f"idle_cull_{name}", documentation, registry=registry).set(value)
+
+    end = as_utc(report.finished_at).timestamp() if report.finished_at else NAN
+    gauge("last_run_start_timestamp_seconds", "When the last pass started.", _started(report))
+    gauge("last_run_end_timestamp_seconds", "When the last pass ended (NaN: unknown).", end)
+    gauge("last_run_duration_seconds", "How long the last pass took.", end - _started(report))
+    if last_success is not None:
+        gauge(
+            "last_success_timestamp_seconds",
+            "When a pass last ended with exit status 0 (dry runs included).",
+            last_success,
+        )
+    gauge("last_run_exit_status", "Exit status of the last pass (see --help).", exit_status)
+    gauge("last_run_dry_run", "1 if the last pass was a dry run.", report.dry_run)
+    gauge("last_run_users_listed", "Users the last pass listed.", report.users_listed)
+    gauge(
+        "last_run_rejected_records",
+        "User records the last pass could not parse.",
+        len(report.rejected_records),
+    )
+    gauge(
+        "last_run_upcoming_servers",
+        "Servers that cross their idle limit within --warn-within.",
+        len(report.upcoming),
+    )
+    gauge(
+        "last_run_clock_skew_seconds",
+        "Hub clock minus this machine's clock (NaN: not measured).",
+        NAN if report.skew_seconds is None else report.skew_seconds,
+    )
+    _outcome_gauges(registry, report)
+    Info("idle_cull_last_run", "The last pass's versions and clock.", registry=registry).info(
+        {"version": __version__, "hub_version": report.hub_version, "clock": report.clock}
+    )
+    return registry
+
+
+def _started(report: Report) -> float:
+    return as_utc(report.started_at).timestamp()
+
+
+def _outcome_gauges(registry: CollectorRegistry, report: Report) -> None:
+    """Servers and users by ``outcome``; every outcome present, 0 included.
+
+    A series that only exists after the first failure makes ``rate`` and alerts on it
+    unreliable, so all label values are always written.
+    """
+    from prometheus_client import Gauge  # noqa: PLC0415 (optional)
+
+    for kind in ("server", "user"):
+        gauge = Gauge(
+            f"idle_cull_last_run_{kind}s",
+            f"{kind.capitalize()}s the last pass considered, by outcome.",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in kind_results(kind):
+            gauge.labels(outcome=outcome).set(0)
+        for entry in report.entries:
+            if entry.kind == kind:
+                gauge.labels(outcome=entry_result(entry)).inc()

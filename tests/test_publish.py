@@ -1,0 +1,99 @@
+"""Report and metrics delivery wired through the CLI: stdout, files, exit statuses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import responses
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.fakehub import TOKEN, URL, run, serve_users, server_json, user_json
+from tests.test_output import validate
+
+H = 3600
+
+
+def metric(path: Path, name: str) -> float:
+    for family in text_string_to_metric_families(path.read_text()):
+        for sample in family.samples:
+            if sample.name == name:
+                return float(sample.value)
+    raise AssertionError(f"{name} not in {path}")
+
+
+def test_json_report_on_stdout_logs_on_stderr(hub: responses.RequestsMock) -> None:
+    serve_users(hub, "ready", [user_json("ann", servers=[server_json(idle=2 * H)])])
+    hub.delete(f"{URL}/users/ann/server", status=204)
+    result = run("--timeout=1h", "--report=json", "--warn-within=10m")
+    assert result.exit_code == 0
+    document = json.loads(result.stdout)  # stdout is the document and nothing else
+    validate(document)
+    assert document["warn_within_seconds"] == 600
+    assert [(e["user"], e["outcome"]) for e in document["entries"]] == [("ann", "stopped")]
+    assert "summary:" in result.stderr
+    assert "summary:" not in result.stdout
+
+
+def test_text_report(hub: responses.RequestsMock) -> None:
+    serve_users(hub, "ready", [user_json("ann", servers=[server_json(idle=2 * H)])])
+    hub.delete(f"{URL}/users/ann/server", status=204)
+    result = run("--timeout=1h", "--report=text")
+    assert result.exit_code == 0
+    assert "ann" in result.stdout
+    assert "INFO" not in result.stdout
+
+
+def test_no_report_by_default(hub: responses.RequestsMock) -> None:
+    serve_users(hub, "ready", [])
+    assert run("--timeout=1h").stdout == ""
+
+
+def test_report_file_and_metrics_file(hub: responses.RequestsMock, tmp_path: Path) -> None:
+    serve_users(hub, "ready", [user_json("ann", servers=[server_json(idle=2 * H)])])
+    hub.delete(f"{URL}/users/ann/server", status=204)
+    report, metrics = tmp_path / "report.json", tmp_path / "idle_cull.prom"
+    result = run("--timeout=1h", f"--report-file={report}", f"--metrics-file={metrics}")
+    assert result.exit_code == 0, result.stderr
+    validate(json.loads(report.read_text()))
+    assert metric(metrics, "idle_cull_last_run_exit_status") == 0
+    assert metric(metrics, "idle_cull_last_run_users_listed") == 1
+    assert TOKEN not in report.read_text() + metrics.read_text()
+
+
+def test_a_failed_listing_still_reports_and_records_metrics(hub: responses.RequestsMock, tmp_path: Path) -> None:
+    hub.get(f"{URL}/users", status=403, json={"status": 403, "message": "Missing or invalid credentials."})
+    report, metrics = tmp_path / "report.json", tmp_path / "idle_cull.prom"
+    result = run("--timeout=1h", f"--report-file={report}", f"--metrics-file={metrics}", "--report=json")
+    assert result.exit_code == 3
+    document = json.loads(result.stdout)
+    validate(document)
+    assert "does not accept the API token" in document["error"]
+    assert document["exit_status"] == 3
+    assert metric(metrics, "idle_cull_last_run_exit_status") == 3
+
+
+def test_unwritable_output_is_a_configuration_error_before_contacting_the_hub(hub: responses.RequestsMock, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = run("--timeout=1h", f"--report-file={blocker}/report.json")
+    assert result.exit_code == 2
+    assert "--report-file" in result.stderr
+    assert len(hub.calls) == 0
+
+
+def test_a_failed_push_exits_5_after_a_good_pass(hub: responses.RequestsMock) -> None:
+    serve_users(hub, "ready", [])
+    gateway = "http://127.0.0.1:9"  # discard port: nothing listens there
+    hub.add_passthru(gateway)
+    result = run("--timeout=1h", f"--pushgateway={gateway}")
+    assert result.exit_code == 5, result.stderr
+    assert "ERROR" in result.stderr
+
+
+@pytest.mark.parametrize("url", ["pushgateway:9091", "ftp://gw:9091"])
+def test_bad_pushgateway_url_is_a_configuration_error(hub: responses.RequestsMock, url: str) -> None:
+    result = run("--timeout=1h", f"--pushgateway={url}")
+    assert result.exit_code == 2
+    assert len(hub.calls) == 0
