@@ -6,6 +6,7 @@ It knows the REST API's shapes and status codes and turns them into plain data,
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
@@ -108,10 +109,19 @@ def quote_name(name: str) -> str:
     return quote(name, safe="")
 
 
+def _decode_json(response: requests.Response) -> Any:
+    """JSON from the raw bytes: RFC 8259 makes JSON UTF-8 whatever the Content-Type says.
+
+    ``response.json()`` would decode a ``text/*`` answer without a charset as ISO-8859-1
+    and garble non-ASCII user names.
+    """
+    return json.loads(response.content)
+
+
 def _hub_message(response: requests.Response, limit: int | None = 200) -> str:
     """The hub's own error message (JSON ``message``), on one line and by default short."""
     try:
-        body = response.json()
+        body = _decode_json(response)
     except ValueError:
         body = None
     message = body.get("message") if isinstance(body, dict) else None
@@ -453,7 +463,7 @@ class HubClient:
         if response.status_code >= 300:
             self._raise_for_status(answer, f"read {what}", scope="list:users")
         try:
-            return response.json()
+            return _decode_json(response)
         except ValueError:
             kind = response.headers.get("Content-Type", "no content type")
             raise HubProtocolError(

@@ -178,11 +178,11 @@ def _add_record(record: object, seen: dict[str, User], report: Report) -> None:
         report.rejected_records.append(str(error))
         return
     if user.name in seen:
+        # The later copy was read later: it is the fresher view of this user.
         log.warning(
-            "user %r listed twice (the hub's list changed while paging); using the first",
+            "user %r listed twice (the hub's list changed while paging); using the later copy",
             user.name,
         )
-        return
     seen[user.name] = user
 
 
