@@ -10,7 +10,8 @@ import pytest
 import responses
 from click.testing import CliRunner
 
-from idle_cull.cli import cli, normalize_argument
+from idle_cull.cli import cli
+from idle_cull.options import normalize_argument
 from tests.fakehub import URL, deletes, run, serve_users, server_json, user_json
 
 
