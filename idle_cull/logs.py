@@ -11,10 +11,19 @@ import sys
 from datetime import datetime, timezone
 
 from idle_cull.progress import Progress
+from idle_cull.safe_text import printable
 
-__all__ = ["JsonFormatter", "ProgressAwareHandler", "configure_logging"]
+__all__ = ["JsonFormatter", "ProgressAwareHandler", "TextFormatter", "configure_logging"]
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+
+class TextFormatter(logging.Formatter):
+    """One line per record, whatever the hub put in a user or server name."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = printable(record.message)
+        return super().formatMessage(record)
 
 
 class JsonFormatter(logging.Formatter):
@@ -53,7 +62,7 @@ def configure_logging(level: str, log_format: str = "text") -> Progress:
     if log_format == "json":
         progress.enabled = False  # a log shipper wants lines, not a redrawn status
     handler = ProgressAwareHandler(progress)
-    formatter = JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+    formatter = JsonFormatter() if log_format == "json" else TextFormatter(TEXT_FORMAT)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -27,6 +27,7 @@ from idle_cull.errors import ConfigError, OutputError
 from idle_cull.models import Outcome
 from idle_cull.policy import Action, ServerDecision
 from idle_cull.report import Entry, ExitStatus, Report, Upcoming
+from idle_cull.safe_text import printable
 
 __all__ = [
     "FILE_MODE",
@@ -377,17 +378,6 @@ def as_utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
-
-
-def printable(text: str) -> str:
-    """``text`` with control characters escaped (``\\n``, ``\\x1b``).
-
-    User and server names come from the hub; a name with a line break or a terminal
-    escape must not forge a line of the summary or restyle the operator's terminal.
-    """
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def public_url(url: str) -> str:
