@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import re
 import signal
@@ -168,3 +169,22 @@ def wait_until(condition: object, what: str, timeout: float = 20) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.02)
+
+
+def test_deadline_ends_the_pass_and_reports_the_rest(hub: RealHub) -> None:
+    names = [f"d{i}" for i in range(4)]
+    hub.create_users(names)
+    for name in names:
+        hub.start_server(name)
+    time.sleep(PAST_IDLE)
+    hub.set_stop_delay(0.7)
+    result = cull(hub, IDLE, "--concurrency=1", "--deadline=1", "--report=json")
+    assert result.returncode == 1, result.stderr
+    assert "--deadline of 1s passed" in result.stderr
+    document = json.loads(result.stdout)
+    outcomes = [e["outcome"] for e in document["entries"]]
+    attempted = outcomes.count("stopped")
+    assert 1 <= attempted < 4
+    assert outcomes.count("not_attempted") == 4 - attempted
+    assert document["interrupted"].startswith("--deadline")
+    assert sum(1 for n in names if servers_of(hub, n)) == 4 - attempted
