@@ -56,7 +56,10 @@ def parse_timestamp(value: object, *, field: str) -> datetime | None:
         raise RecordError(f"{field} is not an ISO 8601 timestamp: {value!r}") from None
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+    try:
+        return parsed.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 9999-12-31T23:30:00-01:00 is in the year 10000 in UTC
+        raise RecordError(f"{field} is out of range in UTC: {value!r}") from None
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,7 @@ class Server:
         options = data.get("user_options")
         return cls(
             name=name,
-            ready=bool(data.get("ready", pending is None)),
+            ready=_ready(name, data, pending),
             pending=str(pending) if pending else None,
             started=parse_timestamp(data.get("started"), field=f"server {name!r} started"),
             last_activity=parse_timestamp(
@@ -137,13 +140,38 @@ class User:
             raise RecordError(f"user {name!r}: {error}") from None
 
 
+def _ready(name: str, data: Mapping[str, Any], pending: object) -> bool:
+    """Whether the server is up, read strictly: only a JSON ``true`` is ready.
+
+    Hubs before 0.9 had no ``ready`` field; like upstream, a server with a URL and
+    nothing pending counts as up there. ``null`` means not ready (judged next pass); any
+    other value is garbage: ``bool("false")`` would be true and stop a server that is
+    still starting.
+    """
+    if "ready" not in data:
+        return pending is None and bool(data.get("url") or data.get("server"))
+    ready = data["ready"]
+    if ready is None:
+        return False
+    if not isinstance(ready, bool):
+        raise RecordError(f"server {name!r} ready is not true or false: {_short(ready)}")
+    return ready
+
+
 def _optional_bool(data: Mapping[str, Any], key: str) -> bool | None:
+    """``None`` when absent or null (cannot tell); a JSON boolean; anything else is garbage."""
     value = data.get(key)
-    return None if value is None else bool(value)
+    if value is None or isinstance(value, bool):
+        return value
+    raise RecordError(f"{key} is not true or false: {_short(value)}")
 
 
 def _groups_from_api(data: Mapping[str, Any]) -> tuple[str, ...] | None:
     groups = data.get("groups")
+    if groups is None and "groups" in data:
+        # A hub either leaves the field out (scope) or sends a list: null would silently
+        # switch off --exclude-group and --group-timeout for this user.
+        raise RecordError("groups is null: cannot tell which groups the user is in")
     if groups is None:
         return None
     if not isinstance(groups, list):
@@ -158,6 +186,9 @@ def _servers_from_api(data: Mapping[str, Any]) -> tuple[Server, ...]:
         if not data.get("server") and not data.get("pending"):
             return ()
         return (Server.from_api("", data),)
+    if servers is None and "servers" in data:
+        # Read as "no servers", a user with running servers could be deleted.
+        raise RecordError("servers is null: cannot tell whether the user has servers")
     if servers is None:
         return ()
     if not isinstance(servers, Mapping):
