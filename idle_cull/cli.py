@@ -24,7 +24,7 @@ from idle_cull.config import Settings, TLSFiles, read_token
 from idle_cull.errors import ConfigError, HubError
 from idle_cull.hub import HubClient
 from idle_cull.lock import LockHeld, exclusive_lock
-from idle_cull.logs import configure_logging
+from idle_cull.logs import configure_logging, hide_in_logs
 from idle_cull.options import EXIT_STATUS_HELP, UpstreamCompatibleCommand, cull_options
 from idle_cull.policy import Caps, CullLimits
 from idle_cull.progress import Progress
@@ -61,6 +61,7 @@ def cli(ctx: click.Context, /, **options: Any) -> None:
         )
     try:
         settings = build_settings(options, os.environ.get("JUPYTERHUB_API_TOKEN", ""))
+        hide_in_logs(settings.token)
         check_outputs(settings)
     except ConfigError as error:
         log.error("%s", error)

@@ -13,9 +13,41 @@ from datetime import datetime, timezone
 from idle_cull.progress import Progress
 from idle_cull.safe_text import printable
 
-__all__ = ["JsonFormatter", "ProgressAwareHandler", "TextFormatter", "configure_logging"]
+__all__ = [
+    "JsonFormatter",
+    "ProgressAwareHandler",
+    "SecretFilter",
+    "TextFormatter",
+    "configure_logging",
+    "hide_in_logs",
+]
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+
+class SecretFilter(logging.Filter):
+    """Masks a secret in every record, whatever code path put it into the message.
+
+    The hub client never puts the token into a message, but an error body quoted from a
+    misbehaving gateway might; this is the backstop.
+    """
+
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self.secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self.secret and self.secret in message:
+            record.msg = message.replace(self.secret, "***")
+            record.args = None
+        return True
+
+
+def hide_in_logs(secret: str) -> None:
+    """Mask ``secret`` in everything logged from now on (see ``SecretFilter``)."""
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(SecretFilter(secret))
 
 
 class TextFormatter(logging.Formatter):

@@ -11,7 +11,7 @@ import sys
 import pytest
 import responses
 
-from idle_cull.logs import JsonFormatter, ProgressAwareHandler
+from idle_cull.logs import JsonFormatter, ProgressAwareHandler, SecretFilter, TextFormatter
 from idle_cull.models import User
 from idle_cull.policy import CullLimits, make_plan, upcoming_culls
 from idle_cull.progress import Progress
@@ -121,3 +121,18 @@ def test_non_interactive_runs_have_no_progress(hub: responses.RequestsMock) -> N
     result = run("--timeout=1h")
     assert result.exit_code == 0
     assert "\r" not in result.stderr
+
+
+def test_secret_filter_masks_the_token_in_any_record() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(TextFormatter("%(message)s"))
+    handler.addFilter(SecretFilter("s3cret-token"))
+    logger = logging.getLogger("test.secret")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.error("gateway said: invalid credentials 'token %s'", "s3cret-token")
+    finally:
+        logger.removeHandler(handler)
+    assert stream.getvalue() == "gateway said: invalid credentials 'token ***'\n"
