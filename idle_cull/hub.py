@@ -10,8 +10,8 @@ import json
 import logging
 import re
 import time
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 # Must be sent exactly like this: the hub only paginates when Accept matches verbatim,
 # and silently truncates the list to its page limit otherwise.
 PAGINATION_MEDIA_TYPE = "application/jupyterhub-pagination+json"
+# No hub has ten million users; a pagination that goes on past this is broken.
+MAX_LISTING_OFFSET = 10_000_000
 ROLE_HINT = "grant it in the culler's role (see README, 'Role and scopes')"
 
 
@@ -66,13 +68,15 @@ class UserPage:
     """One answer of ``GET /users``: its records and, from hub 2.0 on, its ``_pagination``.
 
     ``offset`` and ``limit`` are what was asked for (``limit`` 0: the hub's default);
-    ``pagination`` is ``None`` for a pre-2.0 hub's plain list.
+    ``pagination`` is ``None`` for a pre-2.0 hub's plain list; ``received`` is when the
+    answer arrived (``time.monotonic``), which orders concurrently fetched pages.
     """
 
     items: list[Any]
     offset: int
     limit: int
     pagination: Mapping[str, Any] | None
+    received: float = 0.0
 
 
 def _count(value: object) -> int | None:
@@ -157,6 +161,7 @@ class HubClient:
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._give_up = give_up
+        self._token = token
         # The hub's Date header and our monotonic clock when it arrived: the hub's clock
         # stamps last_activity, so idleness is measured against it (see hub_now).
         self._hub_date: tuple[datetime, float] | None = None
@@ -235,7 +240,7 @@ class HubClient:
         *,
         executor: Executor,
         max_in_flight: int,
-    ) -> Iterator[list[Any]]:
+    ) -> Generator[list[Any], None, None]:
         """Like ``iter_user_pages``, with the pages after the first fetched concurrently.
 
         The first page's ``_pagination`` gives the real page size (``limit``, after the
@@ -243,11 +248,14 @@ class HubClient:
         With ``state=ready``, ``total`` counts *active* users and ready-filtering happens
         after offset/limit, so ``range(limit, total, limit)`` still covers every user;
         pages may come back short or empty. At most ``max_in_flight`` pages are requested
-        or held at once on ``executor`` (the caller's pool), and pages are yielded in
-        offset order, so memory stays bounded by the window, not by the hub's size.
-        If the list grew meanwhile (the last planned page still has a ``next``), the rest
-        is followed sequentially. A ``next`` that does not advance is refused on any page,
-        as in ``iter_user_pages``.
+        or held at once on ``executor`` (the caller's pool), so memory stays bounded by
+        that window, not by the hub's size.
+
+        Pages are yielded in the order the hub answered them, not in offset order: as with
+        sequential paging, a user listed twice (the list shifted while paging) comes last
+        in its fresher copy, which is the one the runner keeps. If the list grew meanwhile
+        (the highest planned page still has a ``next``), the rest is followed sequentially.
+        A ``next`` that does not advance is refused on any page, as in ``iter_user_pages``.
         Hubs before 2.0 answer the whole list at once, as one page.
         """
         first = self.user_page(state, 0, page_size)
@@ -256,24 +264,34 @@ class HubClient:
         if plan is None:  # no next page, or no usable total/limit: the sequential way
             yield from self._follow_pages(state, first)
             return
-        offsets = iter(range(plan[0], plan[1], plan[2]))
+        offsets = iter(range(*plan))
         limit = plan[2]
-        window: deque[Future[UserPage]] = deque()
-        last = first
+        pending: set[Future[UserPage]] = set()
+
+        def submit(count: int) -> None:
+            for offset in islice(offsets, count):
+                pending.add(executor.submit(self.user_page, state, offset, limit))
+
+        highest = first
         try:
-            for offset in islice(offsets, max(max_in_flight, 1)):
-                window.append(executor.submit(self.user_page, state, offset, limit))
-            while window:
-                last = window.popleft().result()
-                if last.pagination is not None and last.pagination.get("next"):
-                    self._next_offset(last.pagination["next"], last.offset, last.limit)
-                for offset in islice(offsets, 1):
-                    window.append(executor.submit(self.user_page, state, offset, limit))
-                yield last.items
+            submit(max(max_in_flight, 1))
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for page in sorted((f.result() for f in done), key=lambda p: p.received):
+                    if page.pagination is not None and page.pagination.get("next"):
+                        self._next_offset(
+                            page.pagination["next"],
+                            page.offset,
+                            page.limit,
+                            page.pagination.get("total"),
+                        )
+                    highest = max(highest, page, key=lambda p: p.offset)
+                    submit(1)
+                    yield page.items
         finally:
-            for future in window:
+            for future in pending:
                 future.cancel()
-        yield from self._follow_pages(state, last)
+        yield from self._follow_pages(state, highest)
 
     def user_page(self, state: str | None, offset: int, limit: int = 0) -> UserPage:
         """One ``GET /users`` page at ``offset`` (``limit`` 0: the hub's default size)."""
@@ -285,16 +303,19 @@ class HubClient:
         answer = self._request(
             "GET", "/users", params=params, accept=PAGINATION_MEDIA_TYPE, what="list users"
         )
+        received = time.monotonic()
         body = self._json(answer, "the user list")
         if isinstance(body, list):  # hubs before 2.0: the whole list at once
-            return UserPage(body, offset, limit, None)
+            return UserPage(body, offset, limit, None, received)
         items, pagination = self._page_parts(body)
-        return UserPage(items, offset, limit, pagination)
+        return UserPage(items, offset, limit, pagination, received)
 
     def _follow_pages(self, state: str | None, page: UserPage) -> Iterator[list[Any]]:
         """The pages after ``page``, one request at a time, following each ``next``."""
         while page.pagination is not None and page.pagination.get("next"):
-            offset, limit = self._next_offset(page.pagination["next"], page.offset, page.limit)
+            offset, limit = self._next_offset(
+                page.pagination["next"], page.offset, page.limit, page.pagination.get("total")
+            )
             page = self.user_page(state, offset, limit)
             yield page.items
 
@@ -308,7 +329,7 @@ class HubClient:
         if pagination is None or not pagination.get("next"):
             return None
         following = pagination["next"]
-        start, _ = self._next_offset(following, first.offset, first.limit)
+        start, _ = self._next_offset(following, first.offset, first.limit, pagination.get("total"))
         # the hub's own page size (after its clamp), never the size we asked for
         limit = _count(pagination.get("limit")) or _count(following.get("limit"))
         total = _count(pagination.get("total"))
@@ -326,7 +347,9 @@ class HubClient:
         return items, pagination
 
     @staticmethod
-    def _next_offset(following: object, offset: int, limit: int) -> tuple[int, int]:
+    def _next_offset(
+        following: object, offset: int, limit: int, total: object = None
+    ) -> tuple[int, int]:
         if not isinstance(following, dict):
             raise HubProtocolError("the user list's '_pagination.next' is not an object")
         try:
@@ -339,6 +362,18 @@ class HubClient:
         if next_offset <= offset:
             raise HubProtocolError(
                 f"the hub's pagination does not advance (offset {offset} -> {next_offset}); "
+                "refusing to loop"
+            )
+        counted = _count(total)
+        if counted is not None and next_offset >= counted:
+            # The hub only offers a next page while offset + limit < total.
+            raise HubProtocolError(
+                f"the hub's pagination points past its own total (next offset {next_offset}, "
+                f"total {counted}); refusing to loop"
+            )
+        if next_offset > MAX_LISTING_OFFSET:
+            raise HubProtocolError(
+                f"the hub's pagination runs past offset {MAX_LISTING_OFFSET:,} without an end; "
                 "refusing to loop"
             )
         return next_offset, next_limit
@@ -383,7 +418,7 @@ class HubClient:
             return ActionResult(Outcome.GONE, answer.attempts)
         # Matched on the whole message: the hub puts the user's name first, and a long
         # name would push "stopping" past the shortened message.
-        full = _hub_message(answer.response, limit=None)
+        full = self._hub_message(answer.response, limit=None)
         if status == 400 and ("pending" in full or "stopping" in full):
             return ActionResult(Outcome.PENDING, answer.attempts, full[:200])
         self._raise_for_status(answer, what, scope=scope)
@@ -458,6 +493,13 @@ class HubClient:
             ) from None
         return _Answer(response, attempts)
 
+    def _hub_message(self, response: requests.Response, limit: int | None = 200) -> str:
+        """The hub's error message, with our token masked should a gateway quote it."""
+        message = _hub_message(response, limit=None)
+        if self._token:
+            message = message.replace(self._token, "***")
+        return message if limit is None else message[:limit]
+
     def _json(self, answer: _Answer, what: str) -> Any:
         response = answer.response
         if response.status_code >= 300:
@@ -478,7 +520,7 @@ class HubClient:
         status = response.status_code
         if status < 300:
             return
-        message = _hub_message(response)
+        message = self._hub_message(response)
         if status == 401:
             raise HubAuthError(
                 f"could not {what}: the hub rejected the API token (401); check "

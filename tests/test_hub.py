@@ -6,6 +6,7 @@ that records the waits it was asked for.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import traceback
@@ -242,8 +243,8 @@ def test_no_limit_param_with_page_size_0_and_no_state_param_without_state(
 def test_state_param_is_sent_on_every_page(
     hub: responses.RequestsMock, client: HubClient, state: str
 ) -> None:
-    hub.get(USERS, json=page([user("a")], 0, 50, 2, 50))
-    hub.get(USERS, json=page([user("b")], 50, 50, 2, None))
+    hub.get(USERS, json=page([user("a")], 0, 50, 51, 50))
+    hub.get(USERS, json=page([user("b")], 50, 50, 51, None))
     list(client.iter_user_pages(state))
     assert [query(c) for c in hub.calls] == [
         {"offset": "0", "state": state},
@@ -268,13 +269,22 @@ def test_short_and_empty_pages_with_next_are_followed_to_the_end(
     hub: responses.RequestsMock, client: HubClient
 ) -> None:
     # state=ready is filtered after offset/limit: pages may be short or empty mid-list.
-    hub.get(USERS, json=page([user("a")], 0, 3, 9, 3))
-    hub.get(USERS, json=page([], 3, 3, 9, 6))
-    hub.get(USERS, json=page([], 6, 3, 9, 9))
-    hub.get(USERS, json=page([user("z")], 9, 3, 9, None))
+    hub.get(USERS, json=page([user("a")], 0, 3, 10, 3))
+    hub.get(USERS, json=page([], 3, 3, 10, 6))
+    hub.get(USERS, json=page([], 6, 3, 10, 9))
+    hub.get(USERS, json=page([user("z")], 9, 3, 10, None))
     pages = list(client.iter_user_pages("ready", page_size=3))
     assert pages == [[user("a")], [], [], [user("z")]]
     assert [query(c)["offset"] for c in hub.calls] == ["0", "3", "6", "9"]
+
+
+def test_a_next_page_past_the_total_is_refused(
+    hub: responses.RequestsMock, client: HubClient
+) -> None:
+    # The hub only offers a next page while offset + limit < total; one past it loops.
+    hub.get(USERS, json=page([user("a")], 0, 3, 3, 3))
+    with pytest.raises(HubProtocolError, match="points past its own total"):
+        list(itertools.islice(client.iter_user_pages("ready", page_size=3), 10))
 
 
 def test_plain_list_from_an_old_hub_is_yielded_once(
@@ -1236,3 +1246,15 @@ def test_hub_now_ignores_a_garbage_date(hub: responses.RequestsMock, client: Hub
     hub.get(f"{BASE}/", json={"version": "6.1.1"}, headers={"Date": "the day after tomorrow"})
     client.hub_version()
     assert client.hub_now() is None
+
+
+@pytest.mark.parametrize("status", [400, 403, 500])
+def test_an_error_body_quoting_the_token_is_masked(
+    hub: responses.RequestsMock, client: HubClient, status: int
+) -> None:
+    quoted = f"invalid credentials 'token {TOKEN}'"
+    hub.delete(f"{USERS}/alice/server", status=status, json=error_body(status, quoted))
+    with pytest.raises(HubError) as raised:
+        client.stop_server("alice", "")
+    assert TOKEN not in str(raised.value)
+    assert "invalid credentials 'token ***'" in str(raised.value)
