@@ -148,7 +148,8 @@ def list_users(
 
     ``state=ready`` keeps the listing to users with a running server; ``--cull-users``
     also needs ``state=inactive`` (users without any server). Hubs before 1.3 know no
-    state filter and return everyone.
+    state filter and return everyone. Pages after the first are fetched concurrently,
+    at most ``concurrency`` at a time.
     """
     version = parse_version(report.hub_version)
     if version and version < (1, 3):
@@ -158,13 +159,21 @@ def list_users(
     else:
         states = ["ready"]
     seen: dict[str, User] = {}
-    for state in states:
-        for page in client.iter_user_pages(state, settings.api_page_size):
-            if control is not None and control.stopped():
-                raise PassInterrupted(f"{control.reason} while listing users; nothing was culled")
-            for record in page:
-                _add_record(record, seen, report)
-            progress(f"listing users ({state or 'all'}): {len(seen)}")
+    workers = settings.concurrency
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="idle-cull-list") as pool:
+        for state in states:
+            pages = client.iter_user_pages_concurrently(
+                state, settings.api_page_size, executor=pool, max_in_flight=workers
+            )
+            for page in pages:
+                if control is not None and control.stopped():
+                    pages.close()
+                    raise PassInterrupted(
+                        f"{control.reason} while listing users; nothing was culled"
+                    )
+                for record in page:
+                    _add_record(record, seen, report)
+                progress(f"listing users ({state or 'all'}): {len(seen)}")
     report.users_listed = len(seen)
     log.info("listed %d users (%s)", len(seen), ", ".join(s or "all" for s in states))
     return list(seen.values())

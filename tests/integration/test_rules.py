@@ -18,7 +18,7 @@ def test_rules_pick_the_limit_per_server(hub: RealHub) -> None:
     hub.start_server("svc-bot")  # excluded user glob
     hub.start_server("nan", "scratch")  # named-server glob: 2 s
     hub.start_server("nan", "keep")  # no rule matches: --timeout 60 s
-    time.sleep(3)
+    time.sleep(3.5)
     result = cull(
         hub,
         "--timeout=60",
@@ -49,7 +49,7 @@ def test_rules_pick_the_limit_per_server(hub: RealHub) -> None:
 def test_group_rules_fail_without_the_groups_scope(hub: RealHub) -> None:
     hub.create_users(["solo"])
     hub.start_server("solo")
-    time.sleep(3)
+    time.sleep(3.5)
     result = cull(hub, "--timeout=2", "--exclude-group=instructors", token=hub.servers_only_token)
     assert result.returncode == 3, result.stderr
     assert "read:users:groups" in result.stderr
