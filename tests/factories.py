@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=timezone.utc)
@@ -55,4 +56,33 @@ def user_json(
         "created": ago(created_ago, now),
         "last_activity": ago(idle, now),
         "servers": {s["name"]: s for s in servers or []},
+    }
+
+
+def unusable_token_files(directory: Path, token: str, other_token: str) -> dict[str, Path]:
+    """Token files that cannot be used, by case name, made under ``directory``.
+
+    Tests run as root, for whom chmod 000 changes nothing, so "unreadable" is made of a
+    directory, a path through a regular file (ENOTDIR), bytes that are not UTF-8 and a
+    dangling symlink; plus an empty file and a file with two tokens.
+    """
+    folder = directory / "token-dir"
+    folder.mkdir()
+    plain = directory / "plain"
+    plain.write_text("x")
+    binary = directory / "binary"
+    binary.write_bytes(b"\xff\xfe" + token.encode() + b"\x80")
+    dangling = directory / "dangling"
+    dangling.symlink_to(directory / "missing")
+    empty = directory / "empty"
+    empty.write_text(" \n")
+    two = directory / "two-tokens"
+    two.write_text(f"{token}\n{other_token}\n")
+    return {
+        "directory": folder,
+        "through-a-file": plain / "token",
+        "not-utf-8": binary,
+        "dangling-symlink": dangling,
+        "empty": empty,
+        "two-tokens": two,
     }

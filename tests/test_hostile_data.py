@@ -24,6 +24,7 @@ import pytest
 import responses
 from requests import PreparedRequest
 
+from tests.factories import unusable_token_files
 from tests.fakehub import TOKEN, URL, run
 
 HOUR = 3600
@@ -475,29 +476,8 @@ def test_json_with_a_text_content_type_keeps_non_ascii_names(hub: responses.Requ
 
 @pytest.fixture
 def token_files(tmp_path: Path) -> dict[str, Path]:
-    """Token files that cannot be used. Tests run as root, for whom chmod 000 changes
-    nothing, so "unreadable" is made of a directory, a path through a regular file
-    (ENOTDIR), bytes that are not UTF-8, a dangling symlink; plus empty and two tokens."""
-    directory = tmp_path / "token-dir"
-    directory.mkdir()
-    plain = tmp_path / "plain"
-    plain.write_text("x")
-    binary = tmp_path / "binary"
-    binary.write_bytes(b"\xff\xfe" + TOKEN.encode() + b"\x80")
-    dangling = tmp_path / "dangling"
-    dangling.symlink_to(tmp_path / "missing")
-    empty = tmp_path / "empty"
-    empty.write_text(" \n")
-    two = tmp_path / "two-tokens"
-    two.write_text(f"{TOKEN}\n{TOKEN}-second\n")
-    return {
-        "directory": directory,
-        "through-a-file": plain / "token",
-        "not-utf-8": binary,
-        "dangling-symlink": dangling,
-        "empty": empty,
-        "two-tokens": two,
-    }
+    """Token files that cannot be used (see ``tests.factories.unusable_token_files``)."""
+    return unusable_token_files(tmp_path, TOKEN, f"{TOKEN}-second")
 
 
 OPERATOR_ERRORS = [

@@ -37,6 +37,7 @@ from typing import Any
 import pytest
 import requests
 
+from tests.factories import unusable_token_files
 from tests.integration.faultproxy import (
     Answer,
     Fault,
@@ -635,29 +636,8 @@ def test_hostile_names_on_the_real_hub(hub: RealHub, faults: FaultProxy) -> None
 
 @pytest.fixture
 def token_files(tmp_path: Path, real_hub: RealHub) -> dict[str, Path]:
-    """Token files that cannot be read. Tests run as root, for whom chmod 000 changes
-    nothing, so unreadable means: a directory, a path through a regular file (ENOTDIR),
-    bytes that are not UTF-8, a dangling symlink, an empty file."""
-    directory = tmp_path / "token-dir"
-    directory.mkdir()
-    plain = tmp_path / "plain"
-    plain.write_text("x")
-    binary = tmp_path / "binary"
-    binary.write_bytes(b"\xff\xfe" + real_hub.culler_token.encode() + b"\x80")
-    dangling = tmp_path / "dangling"
-    dangling.symlink_to(tmp_path / "missing")
-    empty = tmp_path / "empty"
-    empty.write_text("\n")
-    two_lines = tmp_path / "two-lines"
-    two_lines.write_text(f"{real_hub.culler_token}\n{real_hub.admin_token}\n")
-    return {
-        "directory": directory,
-        "through-a-file": plain / "token",
-        "not-utf-8": binary,
-        "dangling-symlink": dangling,
-        "empty": empty,
-        "two-tokens": two_lines,
-    }
+    """Token files that cannot be used (see ``tests.factories.unusable_token_files``)."""
+    return unusable_token_files(tmp_path, real_hub.culler_token, real_hub.admin_token)
 
 
 @dataclass(frozen=True)
