@@ -1,0 +1,172 @@
+"""The benchmark machinery of ``tests/benchmarks`` at tiny sizes: it runs and its figures are sane.
+
+Nothing here asserts speed: the figures depend on the machine. The real benchmarks are
+run with ``./scripts/bench`` (see ``tests/benchmarks/README.md``), not by pytest.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.benchmarks import __main__ as bench_main
+from tests.benchmarks import hubscale, memory, startup
+from tests.benchmarks.common import (
+    markdown_table,
+    python_env,
+    ratio,
+    run_measured,
+    upstream_python,
+)
+from tests.benchmarks.contenders import run_raw
+from tests.benchmarks.fakehub import fake_hub
+from tests.benchmarks.scene import Case
+
+
+def test_case_parsing_and_labels() -> None:
+    case = Case.parse("1000x500x0.5")
+    assert (case.users, case.servers, case.stop_delay) == (1000, 500, 0.5)
+    assert case.label == "N=1000 M=500 D=0.5s"
+    with pytest.raises(ValueError, match="USERSxSERVERSxSTOP_SECONDS"):
+        Case.parse("1000x500")
+    with pytest.raises(ValueError, match="servers must be between"):
+        Case(10, 11, 0)
+
+
+def test_markdown_table_aligns_numbers_and_marks_missing_figures() -> None:
+    table = markdown_table(["name", "seconds"], [["a", 1.234], ["b", None], ["c", 123.4]])
+    lines = table.splitlines()
+    assert lines[0] == "| name | seconds |"
+    assert lines[1] == "|------|--------:|"
+    assert lines[2:] == ["| a    |    1.23 |", "| b    |     n/a |", "| c    |     123 |"]
+    assert ratio(2.0, 1.0) == 2.0
+    assert ratio(None, 1.0) is None
+
+
+def test_run_measured_reports_the_commands_own_usage(tmp_path: Path) -> None:
+    measured = run_measured(
+        [sys.executable, "-c", "print('{\"seconds\": 1.5}'); x = bytearray(64 << 20)"],
+        timeout=60,
+        env=python_env(),
+        stderr_path=tmp_path / "err.log",
+    )
+    assert measured.returncode == 0
+    assert measured.json() == {"seconds": 1.5}
+    # its own peak (the 64 MiB buffer), not this much larger pytest process's
+    assert 64 < measured.peak_rss_mb < 200
+    assert measured.cpu_seconds > 0
+    assert measured.wall_seconds > 0
+
+
+def test_raw_client_against_the_fake_hub_stops_every_listed_server() -> None:
+    for listing in ("sequential", "concurrent"):
+        with fake_hub(44, running=0.5) as hub:
+            result = run_raw(
+                hub.url, hub.token, concurrency=4, page_size=5, listing=listing, recheck=True
+            )
+        assert result["listed_users"] == 22
+        assert result["pages"] == 5
+        assert result["stops"] == 22
+        assert result["statuses"] == {"204": 22}
+
+
+def test_memory_pass_over_a_small_fake_hub_produces_sane_figures() -> None:
+    rows = memory.run([memory.Scenario(400, 0.1, True)], concurrency=4, progress=False)
+    (row,) = rows
+    assert row.listed == 400
+    # 10% idle: 20 of the 200 running servers stopped, then their users and 20 more deleted
+    assert row.actions == 20 + 40
+    assert row.cpu > 0
+    assert 5 < row.peak_rss_mb < 500
+    table = memory.render(rows)
+    assert "| idle-cull |" in table
+    assert "10% idle, --cull-users" in table
+
+
+def test_startup_timing_and_import_table() -> None:
+    seconds, peak = startup._timed([sys.executable, "-c", "pass"], 2, python_env())
+    assert len(seconds) == 2
+    assert all(s > 0 for s in seconds)
+    assert peak > 1
+    imports = dict(startup.heavy_imports())
+    assert imports["idle_cull.cli"] > 0
+    assert "click" in imports
+
+
+def test_report_renders_every_section_and_checks_the_targets() -> None:
+    shape = hubscale.IdleCullShape("sequential", recheck_option=True, recheck_default=True)
+    case = hubscale.CaseResult(Case(10, 5, 0.5), concurrency=10, shape=shape)
+    for name, seconds in [
+        ("raw", 1.0),
+        ("idle-cull", 1.1),
+        ("upstream", 6.0),
+        ("raw-bare", 0.9),
+        ("idle-cull-no-recheck", 1.0),
+    ]:
+        case.add(hubscale.PassResult(name, seconds))
+    case.add(hubscale.PassResult("raw", 3.0))  # median of 1.0, 3.0, 1.2 is 1.2
+    case.add(hubscale.PassResult("raw", 1.2))
+    case.add(hubscale.PassResult("raw", 0.1, left_running=2))  # invalid: not counted
+    report = bench_main.Report({"cores (nproc)": "2"}, cases=[case])
+    report.memory_rows = [
+        memory.MemoryRow(memory.Scenario(100_000, 0.0, True), 100_000, 0, 20.0, 19.0, 90.0)
+    ]
+    report.startup_rows = [
+        startup.StartupRow("dev .venv", "idle-cull --help", [0.2, 0.3, 0.25], 30.0)
+    ]
+    text = report.markdown()
+    for heading in (
+        "## Machine",
+        "## 1. End to end",
+        "## 3. Memory",
+        "## 4. Start-up",
+        "## Targets",
+    ):
+        assert heading in text
+    assert "| N=10 M=5 D=0.5s | as shipped (sequential listing + re-check) |" in text
+    assert "| N=10 M=5 D=0.5s | --recheck=false" in text
+    assert case.seconds("raw") == 1.2
+    assert "every run (s): raw 1.0, 3.0, 1.2; idle-cull 1.1;" in text
+    assert "raw left 2 servers running" in text
+    targets = {row[0]: row[2] for row in report.targets()}
+    assert targets["idle-cull/raw <= 1.15 (N=10 M=5 D=0.5s)"] == "yes"  # 1.1 / 1.2
+    assert targets["upstream/idle-cull >= 5 (N=10 M=5 D=0.5s, concurrency 10)"] == "yes"  # 5.45
+    assert targets["peak RSS < 80 MB (100000 users, nothing idle, --cull-users)"] == "NO"
+    assert targets["--help < 250 ms (dev .venv)"] == "yes"  # median 250 ms
+
+
+@pytest.mark.integration
+def test_end_to_end_case_on_a_tiny_real_hub(tmp_path: Path) -> None:
+    result = hubscale.run_case(
+        Case(8, 4, 0),
+        concurrency=3,
+        contenders=hubscale.MAIN,
+        listing_repeats=1,
+        log_dir=tmp_path,
+        progress=False,
+    )
+    for name in ("raw", "idle-cull"):
+        (outcome,) = result.passes[name]
+        assert outcome.note == ""
+        assert outcome.left_running == 0
+        assert outcome.seconds is not None
+        assert outcome.seconds > 0
+    (upstream,) = result.passes["upstream"]
+    if upstream_python() is None:
+        assert "cannot run here" in upstream.note
+    else:
+        assert upstream.note == ""
+        assert upstream.left_running == 0
+    (row,) = result.rows()
+    assert row[0] == "N=8 M=4 D=0s"
+    assert isinstance(row[5], float)  # idle-cull/raw
+    listed = {(r.state, r.page_size): r.users for r in result.listing_rows}
+    assert listed == {
+        ("ready", 50): 4,
+        ("ready", 200): 4,
+        ("inactive", 50): 4,
+        ("inactive", 200): 4,
+    }
+    assert "| N=8 M=4 D=0s |" in hubscale.render([result])
