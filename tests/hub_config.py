@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import threading
 import time
@@ -38,9 +37,6 @@ from jupyterhub.spawner import Spawner
 from traitlets import Bool
 
 c = get_config()  # type: ignore[name-defined]  # noqa: F821  (provided by traitlets at load)
-
-CHP_INSTALL_HINT = "npm install --prefix .venv/chp configurable-http-proxy"
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _env(name: str) -> str:
@@ -58,22 +54,6 @@ STOP_DELAY_FILE = WORKDIR / "stop_delay"
 STOP_CANCEL_FILE = WORKDIR / "stop_cancel"
 
 
-def find_chp() -> str:
-    """Locate configurable-http-proxy: $IDLE_CULL_CHP, then the repo's .venv/chp, then PATH.
-
-    Same rules as ``tests.realhub.find_chp``; duplicated because this file must also work
-    when loaded on its own by ``jupyterhub -f``.
-    """
-    explicit = os.environ.get("IDLE_CULL_CHP")
-    if explicit:
-        return explicit
-    local = REPO_ROOT / ".venv" / "chp" / "node_modules" / ".bin" / "configurable-http-proxy"
-    if local.exists():
-        return str(local)
-    on_path = shutil.which("configurable-http-proxy")
-    if on_path:
-        return on_path
-    raise RuntimeError(f"configurable-http-proxy not found; install it with: {CHP_INSTALL_HINT}")
 
 
 # --- the one shared "single-user server" ------------------------------------------------------
@@ -224,7 +204,8 @@ c.JupyterHub.trust_user_provided_tokens = True  # see module docstring
 c.JupyterHub.tornado_settings = {"slow_stop_timeout": 1}
 c.Spawner.http_timeout = 10  # the shared server is always up; fail fast if it is not
 
-c.ConfigurableHTTPProxy.command = [find_chp()]
+# tests.realhub.find_chp resolved it (env, .venv/chp, PATH) before launching the hub.
+c.ConfigurableHTTPProxy.command = [_env("IDLE_CULL_CHP")]
 c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{PROXY_API_PORT}"
 c.ConfigurableHTTPProxy.pid_file = str(WORKDIR / "jupyterhub-proxy.pid")
 
