@@ -298,10 +298,14 @@ def run_case(
         say(f"creating {case.users} users")
         result.setup_seconds += scene.create_users()
         upstream_repeats = repeats if upstream_repeats is None else upstream_repeats
+        # each run starts one contender later, so none always runs first or last
         turns = [
             (run, contender)
             for run in range(repeats)
-            for contender in contenders
+            for contender in [
+                *contenders[run % len(contenders) :],
+                *contenders[: run % len(contenders)],
+            ]
             if contender != "upstream" or run < upstream_repeats
         ]
         for index, (run, contender) in enumerate(turns):
