@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.benchmarks import __main__ as bench_main
-from tests.benchmarks import hubscale, memory, startup
+from tests.benchmarks import hubscale, listing, memory, startup
 from tests.benchmarks.common import (
     markdown_table,
     python_env,
@@ -61,10 +61,10 @@ def test_run_measured_reports_the_commands_own_usage(tmp_path: Path) -> None:
 
 
 def test_raw_client_against_the_fake_hub_stops_every_listed_server() -> None:
-    for listing in ("sequential", "concurrent"):
+    for strategy in ("sequential", "concurrent"):
         with fake_hub(44, running=0.5) as hub:
             result = run_raw(
-                hub.url, hub.token, concurrency=4, page_size=5, listing=listing, recheck=True
+                hub.url, hub.token, concurrency=4, page_size=5, listing=strategy, recheck=True
             )
         assert result["listed_users"] == 22
         assert result["pages"] == 5
@@ -83,6 +83,11 @@ def test_memory_pass_over_a_small_fake_hub_produces_sane_figures() -> None:
     table = memory.render(rows)
     assert "| idle-cull |" in table
     assert "10% idle, --cull-users" in table
+
+
+def test_listing_needs_at_least_one_repeat() -> None:
+    with pytest.raises(ValueError, match="repeats must be at least 1"):
+        listing.measure_listing("http://127.0.0.1:9/hub/api", "token", hub_label="x", repeats=0)
 
 
 def test_startup_timing_and_import_table() -> None:

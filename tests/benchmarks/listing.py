@@ -97,6 +97,8 @@ def measure_listing(
     repeats: int = 3,
 ) -> list[ListingRow]:
     """Sequential against concurrent listing, for every state and page size."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
     rows = []
     client = HubClient(api_url, token, pool_size=concurrency)
     try:
