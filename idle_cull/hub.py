@@ -166,6 +166,7 @@ class HubClient:
         # stamps last_activity, so idleness is measured against it (see hub_now).
         self._hub_date: tuple[datetime, float] | None = None
         self._session = session or requests.Session()
+        self._read_environment_once()
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(pool_size, 1) + 2, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
@@ -174,6 +175,18 @@ class HubClient:
         if tls is not None:
             self._session.verify = str(tls.ca)
             self._session.cert = (str(tls.cert), str(tls.key))
+
+    def _read_environment_once(self) -> None:
+        """Take proxies and the CA bundle from the environment now, and credentials never.
+
+        With ``trust_env`` on, requests reads the environment again for every request (a
+        third of our CPU per request), and a ``~/.netrc`` entry for the hub's host would
+        silently replace the API token's Authorization header with a login and password.
+        """
+        settings = self._session.merge_environment_settings(self.url, {}, None, None, None)
+        self._session.trust_env = False
+        self._session.proxies.update(settings["proxies"])
+        self._session.verify = settings["verify"]
 
     def close(self) -> None:
         self._session.close()

@@ -11,6 +11,7 @@ import json
 import logging
 import traceback
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from itertools import islice
@@ -104,6 +105,44 @@ def test_every_request_carries_token_and_user_agent(
     assert headers["Authorization"] == f"token {TOKEN}"
     assert headers["User-Agent"] == f"idle-cull/{__version__}"
     assert headers["Accept"] == "application/json"
+
+
+def test_a_netrc_entry_for_the_hub_never_replaces_the_token(
+    hub: responses.RequestsMock, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """requests would send ~/.netrc's login for the host instead of our Authorization."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine hub.test login someone password else\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    hub.get(f"{BASE}/", json={"version": "5.2.1"})
+    with closing(HubClient(BASE, TOKEN, retry=FAST)) as hub_client:
+        hub_client.hub_version()
+    assert hub.calls[0].request.headers["Authorization"] == f"token {TOKEN}"
+
+
+def test_proxy_and_ca_bundle_come_from_the_environment(
+    hub: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.test:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/site/ca.pem")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    hub.get(f"{BASE}/", json={"version": "5.2.1"})
+    with closing(HubClient(BASE, TOKEN, retry=FAST)) as hub_client:
+        hub_client.hub_version()
+    sent = hub.calls[0].request.req_kwargs
+    assert sent["proxies"]["http"] == "http://proxy.test:3128"
+    assert sent["verify"] == "/etc/site/ca.pem"
+
+
+def test_no_proxy_is_honoured(hub: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.test:3128")
+    monkeypatch.setenv("NO_PROXY", "hub.test")
+    hub.get(f"{BASE}/", json={"version": "5.2.1"})
+    with closing(HubClient(BASE, TOKEN, retry=FAST)) as hub_client:
+        hub_client.hub_version()
+    assert not hub.calls[0].request.req_kwargs["proxies"]
 
 
 def test_trailing_slash_of_the_url_is_ignored(hub: responses.RequestsMock) -> None:
