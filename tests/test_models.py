@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
+from dateutil.parser import isoparse
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from idle_cull.models import RecordError, User, parse_timestamp
 
@@ -87,3 +90,56 @@ def test_pre_0_9_hub_user_without_server() -> None:
 def test_unusable_records_raise_record_error(record: object, message: str) -> None:
     with pytest.raises(RecordError, match=message):
         User.from_api(record)
+
+
+# --- the fast timestamp path agrees with dateutil ------------------------------------------
+
+def two_digits(usual_max: int, usual_min: int = 0) -> st.SearchStrategy[str]:
+    """Mostly in range, sometimes anything: both paths must agree on either."""
+    usual = st.integers(usual_min, usual_max)
+    return st.one_of(usual, usual, usual, st.integers(0, 99)).map(lambda n: f"{n:02d}")
+
+
+two = two_digits(59)
+hub_like_timestamps = st.builds(
+    lambda year, month, day, hour, minute, second, fraction, zone: f"{year:04d}-{month}-{day}T{hour}:{minute}:{second}{fraction}{zone}",
+    st.integers(1, 9999),
+    two_digits(12, 1),
+    two_digits(28, 1),
+    two_digits(24),
+    two,
+    two,
+    st.one_of(st.just(""), st.text("0123456789", min_size=1, max_size=8).map(lambda d: f".{d}")),
+    st.one_of(st.just(""), st.just("Z"), st.builds(lambda sign, h, m: f"{sign}{h}:{m}", st.sampled_from("+-"), two_digits(23), two)),
+)
+
+
+def reference(value: str) -> datetime | str:
+    """What dateutil alone made of a timestamp (as parse_timestamp normalises it)."""
+    try:
+        parsed = isoparse(value)
+        return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        return "rejected"
+
+
+@settings(max_examples=500)
+@given(st.one_of(hub_like_timestamps, st.text(max_size=40)))
+def test_fast_timestamp_parsing_agrees_with_dateutil(value: str) -> None:
+    try:
+        ours: datetime | str | None = parse_timestamp(value, field="t")
+    except RecordError:
+        ours = "rejected"
+    assert ours == reference(value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2026-11-26T04:14:31.123456Z", "2026-11-26T04:14:31Z", "2026-11-26T24:00:00Z", "2026-11-26T04:14:31+00:60", "2026-11-26T04:14:31.1234567Z", "2026-11-26T04:14:31\u0660Z"],
+)
+def test_edge_timestamps_parse_as_dateutil_does(value: str) -> None:
+    try:
+        ours: datetime | str | None = parse_timestamp(value, field="t")
+    except RecordError:
+        ours = "rejected"
+    assert ours == reference(value)
