@@ -95,6 +95,7 @@ def build_settings(options: dict[str, Any], env_token: str) -> Settings:
         warn_within=options["warn_within"],
         report=options["report"],
         report_file=options["report_file"],
+        report_kept=options["report_kept"],
         metrics_file=options["metrics_file"],
         pushgateway=options["pushgateway"],
     )

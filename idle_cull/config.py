@@ -90,6 +90,7 @@ class Settings:
     warn_within: float | None = None  # report servers this close to their idle limit
     report: str = "none"  # on stdout: "text", "json" or "none"
     report_file: Path | None = None  # the JSON report, written atomically
+    report_kept: bool = False  # list kept servers and users in reports, not only count them
     metrics_file: Path | None = None  # Prometheus text format for node_exporter
     pushgateway: str | None = None  # Prometheus Pushgateway URL
 
@@ -158,6 +159,7 @@ class Settings:
             "warn_within": self.warn_within,
             "report": self.report,
             "report_file": self.report_file,
+            "report_kept": self.report_kept,
             "metrics_file": self.metrics_file,
             "pushgateway": self.pushgateway,
         }

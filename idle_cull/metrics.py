@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from idle_cull import __version__
 from idle_cull.errors import ConfigError, MetricsUnavailable, PushgatewayError
-from idle_cull.output import as_utc, entry_result, kind_results, public_url, write_atomically
+from idle_cull.output import as_utc, public_url, result_counts, write_atomically
 from idle_cull.report import ExitStatus, Report
 
 if TYPE_CHECKING:
@@ -243,8 +243,5 @@ def _outcome_gauges(registry: CollectorRegistry, report: Report) -> None:
             ["outcome"],
             registry=registry,
         )
-        for outcome in kind_results(kind):
-            gauge.labels(outcome=outcome).set(0)
-        for entry in report.entries:
-            if entry.kind == kind:
-                gauge.labels(outcome=entry_result(entry)).inc()
+        for outcome, count in result_counts(report, kind).items():
+            gauge.labels(outcome=outcome).set(count)

@@ -325,6 +325,13 @@ _OPTIONS: list[Callable[[Any], Any]] = [
         default=None,
         help="Also write the JSON report to this file, atomically.",
     ),
+    boolean_flag(
+        "report-kept",
+        False,
+        "List kept servers and users in the report too, each with the reason it was kept; "
+        "otherwise they are only counted (they are nearly everyone on a big hub, and each "
+        "listed one stays in memory until the report is written).",
+    ),
     click.option(
         "--metrics-file",
         type=click.Path(path_type=Path, dir_okay=False),

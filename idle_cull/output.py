@@ -47,7 +47,9 @@ __all__ = [
 ]
 
 SCHEMA = "idle-cull-report"
-SCHEMA_VERSION = 1  # bump on any change that could break a reader; adding fields is not one
+# Bump on any change that could break a reader; adding fields is not one. Version 2:
+# kept servers and users are counted but have entries only with --report-kept.
+SCHEMA_VERSION = 2
 FILE_MODE = 0o644  # node_exporter and log shippers usually run as another user
 
 KEPT = "kept"
@@ -110,8 +112,11 @@ def _rank(result: str) -> int:
     return _RESULT_ORDER.index(result) if result in _RESULT_ORDER else len(_RESULT_ORDER)
 
 
-def _result_counts(entries: Iterable[Entry], kind: str) -> dict[str, int]:
-    counted = Counter(entry_result(e) for e in entries if e.kind == kind)
+def result_counts(report: Report, kind: str) -> dict[str, int]:
+    """How many servers (or users) ended in each result, kept ones without entries included."""
+    counted = Counter(entry_result(e) for e in report.entries if e.kind == kind)
+    unlisted = report.servers_kept_unlisted if kind == "server" else report.users_kept_unlisted
+    counted[KEPT] += unlisted
     counts = {result: counted.pop(result, 0) for result in kind_results(kind)}
     counts.update(counted)  # an unexpected pairing still shows up rather than vanishing
     return counts
@@ -122,11 +127,11 @@ def _result_counts(entries: Iterable[Entry], kind: str) -> dict[str, int]:
 
 
 def report_document(report: Report, exit_status: ExitStatus) -> dict[str, Any]:
-    """The report as a JSON-ready dict following schema ``idle-cull-report`` version 1.
+    """The report as a JSON-ready dict following schema ``idle-cull-report`` version 2.
 
     ``exit_status`` is passed in rather than taken from the report, because the CLI has
     the final word (a pass that could not list users has no actions, yet exits 3).
-    The schema is documented in docs/observability.md and tests/report_schema.json.
+    The schema is documented in the README and tests/report_schema.json.
     """
     return {
         "schema": SCHEMA,
@@ -147,6 +152,7 @@ def report_document(report: Report, exit_status: ExitStatus) -> dict[str, Any]:
         "cap_exceeded": report.cap_exceeded or None,
         "warn_within_seconds": _warn_within(report),
         "counts": _counts_document(report),
+        "entries_include_kept": report.kept_listed,
         "entries": [_entry_document(e) for e in _sorted_for_machines(report.entries)],
         "upcoming": [_upcoming_document(u, report.now) for u in _sorted_upcoming(report)],
         "rejected_records": list(report.rejected_records),
@@ -164,8 +170,8 @@ def _counts_document(report: Report) -> dict[str, Any]:
         "users_listed": report.users_listed,
         "rejected_records": len(report.rejected_records),
         "upcoming": len(report.upcoming),
-        "servers": _result_counts(report.entries, "server"),
-        "users": _result_counts(report.entries, "user"),
+        "servers": result_counts(report, "server"),
+        "users": result_counts(report, "user"),
     }
 
 
@@ -239,13 +245,16 @@ def render_text(report: Report, exit_status: ExitStatus, *, show_kept: bool = Fa
     """A summary for a person at a terminal: what was done, what needs attention, counts.
 
     Every action and skip gets a line; kept servers and users, which can be thousands on
-    a large hub, are only counted unless ``show_kept`` (the JSON report lists them all).
+    a large hub, are only counted unless the pass listed them (``--report-kept``) or
+    ``show_kept`` asks for the ones the report has.
     """
+    show_kept = show_kept or report.kept_listed
     lines = _text_header(report)
     for kind in ("server", "user"):
         entries = [e for e in report.entries if e.kind == kind]
-        if kind == "server" or entries:
-            lines += ["", *_text_entries(kind, entries, show_kept=show_kept)]
+        counts = result_counts(report, kind)
+        if kind == "server" or any(counts.values()):
+            lines += ["", *_text_entries(kind, entries, counts, show_kept=show_kept)]
     if report.upcoming:
         lines += ["", *_text_upcoming(report)]
     if report.rejected_records:
@@ -282,14 +291,15 @@ def _clock_text(report: Report) -> str:
     return f"idleness measured on the hub's clock (hub minus local: {report.skew_seconds:+.1f}s)"
 
 
-def _text_entries(kind: str, entries: Sequence[Entry], *, show_kept: bool) -> list[str]:
-    if not entries:
+def _text_entries(
+    kind: str, entries: Sequence[Entry], counts: dict[str, int], *, show_kept: bool
+) -> list[str]:
+    if not any(counts.values()):
         return [f"{kind}s: none {'running' if kind == 'server' else 'considered'}"]
-    counts = _result_counts(entries, kind)
     title = f"{kind}s: {_counts_phrase(counts)}"
     listed = [e for e in entries if show_kept or entry_result(e) != KEPT]
-    if counts[KEPT] and not show_kept:
-        title += " (kept ones not listed; --report=json lists them)"
+    if counts[KEPT] > sum(1 for e in listed if entry_result(e) == KEPT):
+        title += " (kept ones not listed; --report-kept lists them)"
     rows = [_entry_row(e) for e in sorted(listed, key=_human_order)]
     header = ("RESULT", kind.upper(), "IDLE", "AGE", "TRIES", "WHY")
     return [title, *_table(header, rows)] if rows else [title]

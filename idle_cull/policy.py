@@ -19,6 +19,7 @@ __all__ = [
     "Action",
     "Caps",
     "CullLimits",
+    "Judgement",
     "Plan",
     "ServerDecision",
     "Upcoming",
@@ -28,8 +29,10 @@ __all__ = [
     "decide_user",
     "excluded",
     "idle_limit",
+    "judge",
     "make_plan",
     "upcoming_culls",
+    "upcoming_for",
     "user_changed_since_listing",
 ]
 
@@ -136,11 +139,104 @@ class UserDecision:
 
 
 @dataclass(frozen=True)
-class Plan:
-    """Every decision of one pass, in listing order."""
+class Upcoming:
+    """A server that will cross its idle limit soon (``--warn-within``), for notices."""
 
+    user: str
+    server: str  # "" for the default server
+    last_activity: datetime | None
+    idle_seconds: float
+    limit_seconds: float
+    rule: str  # which limit applies, e.g. "--timeout" or "profile gpu"
+
+    @property
+    def seconds_left(self) -> float:
+        return max(0.0, self.limit_seconds - self.idle_seconds)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """Everything one pass decided about one listed user: its servers, itself, warnings.
+
+    ``listed`` is the record as listed, held only for a user to be deleted: the re-check
+    compares the fresh record against it. Every other record can be dropped once judged.
+    """
+
+    user: str
     servers: tuple[ServerDecision, ...]
-    users: tuple[UserDecision, ...]
+    decision: UserDecision | None = None  # None without --cull-users
+    upcoming: tuple[Upcoming, ...] = ()
+    listed: User | None = None
+
+    @property
+    def only_keeps(self) -> bool:
+        """Nothing to do, skip or warn about: the common case, counted rather than held."""
+        return (
+            not self.upcoming
+            and all(d.action is Action.KEEP for d in self.servers)
+            and (self.decision is None or self.decision.action is Action.KEEP)
+        )
+
+
+class Plan:
+    """The decisions of one pass, added user by user while the listing goes on.
+
+    A big hub has 100,000 users and nearly all of them need nothing. A user whose every
+    decision is "keep" is counted, not held (unless ``list_kept``), so a pass's memory
+    grows with what it has to do rather than with the hub. A user listed twice (the hub's
+    list changed while paging) counts once: the later copy, read later, replaces the
+    earlier one. Order is the listing order, which the logs and the actions follow.
+    """
+
+    def __init__(self, *, list_kept: bool = False) -> None:
+        self.list_kept = list_kept
+        self._held: dict[str, Judgement] = {}
+        # Users only counted, mapped to how many (servers, users) they kept; the few
+        # distinct shapes are shared, so one entry costs about a dict slot.
+        self._counted: dict[str, tuple[int, int]] = {}
+        self._shapes: dict[tuple[int, int], tuple[int, int]] = {}
+        self._counted_servers = 0
+        self._counted_users = 0
+
+    def add(self, judgement: Judgement) -> bool:
+        """Take one user's judgement; ``True`` when it replaced an earlier copy of the user."""
+        replaced = self._forget(judgement.user)
+        if self.list_kept or not judgement.only_keeps:
+            self._held[judgement.user] = judgement
+            return replaced
+        shape = (len(judgement.servers), 0 if judgement.decision is None else 1)
+        self._counted[judgement.user] = self._shapes.setdefault(shape, shape)
+        self._counted_servers += shape[0]
+        self._counted_users += shape[1]
+        return replaced
+
+    def _forget(self, name: str) -> bool:
+        if self._held.pop(name, None) is not None:
+            return True
+        shape = self._counted.pop(name, None)
+        if shape is None:
+            return False
+        self._counted_servers -= shape[0]
+        self._counted_users -= shape[1]
+        return True
+
+    @property
+    def users_judged(self) -> int:
+        return len(self._held) + len(self._counted)
+
+    @property
+    def counted_keeps(self) -> tuple[int, int]:
+        """Kept servers and kept users that were counted instead of held."""
+        return self._counted_servers, self._counted_users
+
+    @property
+    def servers(self) -> tuple[ServerDecision, ...]:
+        """Server decisions held, in listing order (all of them with ``list_kept``)."""
+        return tuple(d for j in self._held.values() for d in j.servers)
+
+    @property
+    def users(self) -> tuple[UserDecision, ...]:
+        return tuple(j.decision for j in self._held.values() if j.decision is not None)
 
     @property
     def stops(self) -> tuple[ServerDecision, ...]:
@@ -149,6 +245,23 @@ class Plan:
     @property
     def deletions(self) -> tuple[UserDecision, ...]:
         return tuple(d for d in self.users if d.action is Action.DELETE)
+
+    @property
+    def running(self) -> int:
+        """Servers that could be judged (not pending or starting): the base of a fraction."""
+        held = sum(1 for d in self.servers if d.action is not Action.SKIP)
+        return held + self._counted_servers
+
+    @property
+    def upcoming(self) -> list[Upcoming]:
+        """Servers that will cross their idle limit soon (``--warn-within``), soonest first."""
+        soon = [u for j in self._held.values() for u in j.upcoming]
+        return sorted(soon, key=lambda u: u.seconds_left)
+
+    def listed_user(self, name: str) -> User | None:
+        """The listed record of a user planned for deletion, for the re-check."""
+        judgement = self._held.get(name)
+        return None if judgement is None else judgement.listed
 
 
 # The hub's Date header, our usual "now", has one-second resolution: activity stamped a
@@ -254,58 +367,65 @@ def _user_limit(specific: float | None, general: float, flag: str) -> tuple[floa
     return specific, flag
 
 
-def make_plan(users: Iterable[User], now: datetime, limits: CullLimits) -> Plan:
-    """All server decisions, and user decisions when ``cull_users`` is on."""
-    server_decisions: list[ServerDecision] = []
-    user_decisions: list[UserDecision] = []
+def judge(
+    user: User, now: datetime, limits: CullLimits, warn_within: float | None = None
+) -> Judgement:
+    """Every decision about one user and its servers, and the warnings due for them."""
+    servers = tuple(decide_server(user, server, now, limits) for server in user.active_servers)
+    decision = decide_user(user, servers, now, limits) if limits.cull_users else None
+    upcoming = upcoming_for(user, servers, now, limits, warn_within) if warn_within else ()
+    to_delete = decision is not None and decision.action is Action.DELETE
+    return Judgement(user.name, servers, decision, upcoming, user if to_delete else None)
+
+
+def make_plan(
+    users: Iterable[User],
+    now: datetime,
+    limits: CullLimits,
+    *,
+    warn_within: float | None = None,
+    list_kept: bool = True,
+) -> Plan:
+    """The plan for a whole listing at once; the runner adds users as pages arrive."""
+    plan = Plan(list_kept=list_kept)
     for user in users:
-        mine = [decide_server(user, server, now, limits) for server in user.active_servers]
-        server_decisions.extend(mine)
-        if limits.cull_users:
-            user_decisions.append(decide_user(user, mine, now, limits))
-    return Plan(tuple(server_decisions), tuple(user_decisions))
+        plan.add(judge(user, now, limits, warn_within))
+    return plan
 
 
-@dataclass(frozen=True)
-class Upcoming:
-    """A server that will cross its idle limit soon (``--warn-within``), for notices."""
+def upcoming_for(
+    user: User,
+    decisions: Iterable[ServerDecision],
+    now: datetime,
+    limits: CullLimits,
+    window: float,
+) -> tuple[Upcoming, ...]:
+    """This user's servers kept now that will cross their idle limit within ``window``.
 
-    user: str
-    server: str  # "" for the default server
-    last_activity: datetime | None
-    idle_seconds: float
-    limit_seconds: float
-    rule: str  # which limit applies, e.g. "--timeout" or "profile gpu"
-
-    @property
-    def seconds_left(self) -> float:
-        return max(0.0, self.limit_seconds - self.idle_seconds)
+    Users ask to be warned before their work is stopped; this is what to warn from.
+    ``decisions`` are this user's server decisions, in the order of its servers.
+    """
+    if excluded(user, limits):
+        return ()
+    soon: list[Upcoming] = []
+    for server, decision in zip(user.active_servers, decisions):
+        if decision.action is not Action.KEEP or not server.ready:
+            continue
+        reference = server.last_activity or server.started
+        idle = _seconds_between(now, reference)
+        if idle is None or idle < 0:
+            continue
+        limit, rule = idle_limit(user, server, limits)
+        if _kind_culled(server, limits) and 0 < limit - idle <= window:
+            soon.append(Upcoming(user.name, server.name, reference, idle, limit, rule))
+    return tuple(soon)
 
 
 def upcoming_culls(
-    users: Iterable[User], plan: Plan, now: datetime, limits: CullLimits, window: float
+    users: Iterable[User], now: datetime, limits: CullLimits, window: float
 ) -> list[Upcoming]:
-    """Servers kept now that will cross their idle limit within ``window`` seconds.
-
-    Users ask to be warned before their work is stopped; this is the list to warn from.
-    Soonest first.
-    """
-    kept = {(d.user, d.server) for d in plan.servers if d.action is Action.KEEP}
-    soon: list[Upcoming] = []
-    for user in users:
-        if excluded(user, limits):
-            continue
-        for server in user.active_servers:
-            if (user.name, server.name) not in kept or not server.ready:
-                continue
-            reference = server.last_activity or server.started
-            idle = _seconds_between(now, reference)
-            if idle is None or idle < 0:
-                continue
-            limit, rule = idle_limit(user, server, limits)
-            if _kind_culled(server, limits) and 0 < limit - idle <= window:
-                soon.append(Upcoming(user.name, server.name, reference, idle, limit, rule))
-    return sorted(soon, key=lambda u: u.seconds_left)
+    """Every server of ``users`` about to cross its idle limit, soonest first."""
+    return make_plan(users, now, limits, warn_within=window, list_kept=False).upcoming
 
 
 def _kind_culled(server: Server, limits: CullLimits) -> bool:
@@ -330,7 +450,7 @@ def cap_exceeded(plan: Plan, caps: Caps) -> str | None:
     actions = len(plan.stops) + len(plan.deletions)
     if caps.max_culls is not None and actions > caps.max_culls:
         return f"{actions} culls planned, more than --max-culls={caps.max_culls}"
-    running = sum(1 for d in plan.servers if d.action is not Action.SKIP)
+    running = plan.running
     if caps.max_cull_fraction is not None and running:
         share = len(plan.stops) / running
         if share > caps.max_cull_fraction:

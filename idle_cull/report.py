@@ -1,4 +1,7 @@
-"""What a pass did: one entry per server and user considered, counts, and the exit status.
+"""What a pass did: an entry per server and user acted on or skipped, counts, exit status.
+
+Kept servers and users are counted; they have entries too only when asked for
+(``--report-kept``), because on a big hub they are nearly everyone.
 
 The runner fills a ``Report``; the CLI turns it into the closing log line and the exit
 status. Keeping the mapping here means every exit status is decided in one place.
@@ -57,6 +60,9 @@ class Report:
     users_listed: int = 0
     rejected_records: list[str] = field(default_factory=list)
     entries: list[Entry] = field(default_factory=list)
+    kept_listed: bool = False  # whether kept servers and users have entries (--report-kept)
+    servers_kept_unlisted: int = 0  # kept servers counted without an entry
+    users_kept_unlisted: int = 0
     dry_run: bool = False
     clock: str = "hub"
     skew_seconds: float | None = None  # hub clock minus this machine's clock
@@ -75,6 +81,8 @@ class Report:
             else:
                 result = entry.outcome.value.replace(" ", "_")
             counts[f"{entry.kind}_{result}"] += 1
+        counts["server_kept"] += self.servers_kept_unlisted
+        counts["user_kept"] += self.users_kept_unlisted
         return counts
 
     @property

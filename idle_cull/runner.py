@@ -1,10 +1,14 @@
-"""One culling pass: list everything, decide, act concurrently, report.
+"""One culling pass: list and judge, then act concurrently, then report.
 
-Listing finishes before anything is acted on: deleting users while paging shifts the
-hub's offsets and silently skips users. Decisions come from the pure policy; the only
-I/O is through ``HubClient``, bounded by a ``ThreadPoolExecutor`` of ``concurrency``.
-The safety rails live here too, as the few branches between deciding and acting:
-blast-radius caps, dry run, a fresh re-check of each record, and a deadline.
+Users are judged page by page as the listing arrives, and only what acting needs is
+kept: the decisions that act or skip, and the listed record of users to delete (the
+re-check compares against it). Users with nothing to do are counted, so a pass over
+100,000 users holds little more than their names. Nothing is acted on before the
+listing finishes: deleting users while paging shifts the hub's offsets and silently
+skips users. Decisions come from the pure policy; the only I/O is through
+``HubClient``, bounded by a ``ThreadPoolExecutor`` of ``concurrency``. The safety rails
+live here too, as the few branches between deciding and acting: blast-radius caps,
+dry run, a fresh re-check of each record, and a deadline.
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Callable, Generator, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import closing
 from datetime import datetime, timezone
+from itertools import islice
 from typing import TypeVar
 
 from idle_cull.config import Settings
@@ -25,18 +31,18 @@ from idle_cull.models import SCOPED_FIELDS, Outcome, RecordError, User
 from idle_cull.policy import (
     Action,
     CullLimits,
+    Judgement,
     Plan,
     ServerDecision,
     UserDecision,
     cap_exceeded,
     decide_server,
-    make_plan,
-    upcoming_culls,
+    judge,
     user_changed_since_listing,
 )
 from idle_cull.report import Entry, Report
 
-__all__ = ["PassControl", "PassInterrupted", "list_users", "run_pass", "utc_now"]
+__all__ = ["PassControl", "PassInterrupted", "judge_listing", "list_users", "run_pass", "utc_now"]
 
 log = logging.getLogger(__name__)
 
@@ -112,29 +118,57 @@ def run_pass(
     )
     report.hub_version = client.hub_version()
     log.info("hub %s at %s", report.hub_version, settings.url)
-    users = list_users(client, settings, report, control, progress)
-    require_visible_fields(users, settings.limits, parse_version(report.hub_version))
+    # "Now" is read once, before listing: a record is never older than this when judged,
+    # so a slow listing can understate idleness but never overstate it.
     now = _choose_clock(settings, client, clock, report)
     report.now = now()
-    plan = make_plan(users, report.now, settings.limits)
-    _log_plan(plan, settings.dry_run)
+    plan = judge_listing(client, settings, report, report.now, control=control, progress=progress)
     if settings.warn_within:
-        report.upcoming = upcoming_culls(
-            users, plan, report.now, settings.limits, settings.warn_within
-        )
+        report.upcoming = plan.upcoming
         _log_upcoming(report)
+    report.kept_listed = settings.report_kept
     if cap_exceeded(plan, settings.caps):
         _refuse(plan, settings, report)
     elif settings.dry_run:
         _record_dry_run(plan, report)
     else:
-        actor = _Actor(
-            client, settings, control, now, {u.name: u for u in users}, progress=progress
-        )
+        actor = _Actor(client, settings, control, now, plan.listed_user, progress=progress)
         actor.act(plan, report)
     report.interrupted = control.reason or None
     report.finished_at = clock()
     return report
+
+
+def judge_listing(
+    client: HubClient,
+    settings: Settings,
+    report: Report,
+    now: datetime,
+    *,
+    control: PassControl | None = None,
+    progress: ProgressLine = _no_progress,
+) -> Plan:
+    """Judge every listed user at ``now`` as its page arrives: the pass's plan.
+
+    A token that cannot see a field some rule needs fails the pass here, before anything
+    is acted on.
+    """
+    version = parse_version(report.hub_version)
+    plan = Plan(list_kept=settings.report_kept)
+    with closing(list_users(client, settings, report, control, progress)) as users:
+        for user in users:
+            require_visible_fields(user, settings.limits, version)
+            judgement = judge(user, now, settings.limits, settings.warn_within)
+            if plan.add(judgement):
+                # The later copy was read later: it is the fresher view of this user.
+                log.warning(
+                    "user %r listed twice (the hub's list changed while paging); "
+                    "using the later copy",
+                    user.name,
+                )
+            _log_judgement(judgement, settings.dry_run)
+    report.users_listed = plan.users_judged
+    return plan
 
 
 def list_users(
@@ -143,13 +177,14 @@ def list_users(
     report: Report,
     control: PassControl | None = None,
     progress: ProgressLine = _no_progress,
-) -> list[User]:
-    """Every user the pass must judge, de-duplicated, with unusable records set aside.
+) -> Generator[User, None, None]:
+    """Every user the pass must judge, as pages arrive; unusable records are set aside.
 
     ``state=ready`` keeps the listing to users with a running server; ``--cull-users``
     also needs ``state=inactive`` (users without any server). Hubs before 1.3 know no
     state filter and return everyone. Pages after the first are fetched concurrently,
-    at most ``concurrency`` at a time.
+    at most ``concurrency`` at a time. A user can come twice when the hub's list changes
+    while paging; the caller keeps the later copy.
     """
     version = parse_version(report.hub_version)
     if version and version < (1, 3):
@@ -158,46 +193,38 @@ def list_users(
         states = ["ready", "inactive"]
     else:
         states = ["ready"]
-    seen: dict[str, User] = {}
     workers = settings.concurrency
+    count = 0
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="idle-cull-list") as pool:
         for state in states:
             pages = client.iter_user_pages_concurrently(
                 state, settings.api_page_size, executor=pool, max_in_flight=workers
             )
-            for page in pages:
-                if control is not None and control.stopped():
-                    pages.close()
-                    raise PassInterrupted(
-                        f"{control.reason} while listing users; nothing was culled"
-                    )
-                for record in page:
-                    _add_record(record, seen, report)
-                progress(f"listing users ({state or 'all'}): {len(seen)}")
-    report.users_listed = len(seen)
-    log.info("listed %d users (%s)", len(seen), ", ".join(s or "all" for s in states))
-    return list(seen.values())
+            with closing(pages):
+                for page in pages:
+                    if control is not None and control.stopped():
+                        raise PassInterrupted(
+                            f"{control.reason} while listing users; nothing was culled"
+                        )
+                    for record in page:
+                        user = _parse_record(record, report)
+                        if user is not None:
+                            count += 1
+                            yield user
+                    progress(f"listing users ({state or 'all'}): {count}")
+    log.info("listed %d user records (%s)", count, ", ".join(s or "all" for s in states))
 
 
-def _add_record(record: object, seen: dict[str, User], report: Report) -> None:
+def _parse_record(record: object, report: Report) -> User | None:
     try:
-        user = User.from_api(record)
+        return User.from_api(record)
     except RecordError as error:
         log.warning("ignoring a user record: %s", error)
         report.rejected_records.append(str(error))
-        return
-    if user.name in seen:
-        # The later copy was read later: it is the fresher view of this user.
-        log.warning(
-            "user %r listed twice (the hub's list changed while paging); using the later copy",
-            user.name,
-        )
-    seen[user.name] = user
+        return None
 
 
-def require_visible_fields(
-    users: Iterable[User], limits: CullLimits, version: tuple[int, ...]
-) -> None:
+def require_visible_fields(user: User, limits: CullLimits, version: tuple[int, ...]) -> None:
     """Fail before acting when the token's scopes hide a field a rule depends on.
 
     Without this, a hidden ``last_activity`` would read as "never active" and a hidden
@@ -210,22 +237,21 @@ def require_visible_fields(
         needed |= {"admin", "created"}
     if limits.needs_groups:
         needed.add("groups")
-    for user in users:
-        missing = sorted(needed & user.hidden)
-        if missing:
-            scopes = sorted({SCOPED_FIELDS[name] for name in missing})
-            raise HubAuthError(
-                f"the token cannot read {', '.join(missing)} of users (e.g. {user.name!r}); "
-                f"it needs the scope(s) {', '.join(scopes)}"
-                + (" (admin:users includes them)" if limits.cull_users else "")
-                + "; nothing was culled. See README, 'Role and scopes'"
-            )
-        if limits.profile_timeouts and any(s.user_options is None for s in user.servers):
-            raise HubAuthError(
-                f"--profile-timeout needs the servers' user_options, which the hub does not "
-                f"report (e.g. for {user.name!r}); it needs JupyterHub 2.0 or newer and the "
-                "scope read:servers; nothing was culled"
-            )
+    missing = sorted(needed & user.hidden)
+    if missing:
+        scopes = sorted({SCOPED_FIELDS[name] for name in missing})
+        raise HubAuthError(
+            f"the token cannot read {', '.join(missing)} of users (e.g. {user.name!r}); "
+            f"it needs the scope(s) {', '.join(scopes)}"
+            + (" (admin:users includes them)" if limits.cull_users else "")
+            + "; nothing was culled. See README, 'Role and scopes'"
+        )
+    if limits.profile_timeouts and any(s.user_options is None for s in user.servers):
+        raise HubAuthError(
+            f"--profile-timeout needs the servers' user_options, which the hub does not "
+            f"report (e.g. for {user.name!r}); it needs JupyterHub 2.0 or newer and the "
+            "scope read:servers; nothing was culled"
+        )
 
 
 def _choose_clock(settings: Settings, client: HubClient, local: Clock, report: Report) -> Clock:
@@ -253,11 +279,12 @@ def _choose_clock(settings: Settings, client: HubClient, local: Clock, report: R
     return lambda: client.hub_now() or local()
 
 
-def _log_plan(plan: Plan, dry_run: bool) -> None:
+def _log_judgement(judgement: Judgement, dry_run: bool) -> None:
     mark = "DRY RUN: " if dry_run else ""
-    for server in plan.servers:
+    for server in judgement.servers:
         log.info("%s%s server %s: %s", mark, server.action.value, server.label, server.reason)
-    for user in plan.users:
+    if judgement.decision is not None:
+        user = judgement.decision
         log.info("%s%s user %s: %s", mark, user.action.value, user.label, user.reason)
 
 
@@ -274,15 +301,26 @@ def _log_upcoming(report: Report) -> None:
         )
 
 
-def _idle_entries(plan: Plan) -> list[Entry]:
-    """Entries of the decisions that need no action (kept or skipped)."""
-    entries = [Entry("server", d) for d in plan.servers if d.action is not Action.STOP]
-    entries += [Entry("user", d) for d in plan.users if d.action is not Action.DELETE]
-    return entries
+def _idle_entries(plan: Plan, report: Report) -> list[Entry]:
+    """Entries of the decisions that need no action: skipped ones, and kept ones if listed.
+
+    Kept decisions that get no entry are counted in the report instead.
+    """
+    servers = [d for d in plan.servers if d.action is not Action.STOP]
+    users = [d for d in plan.users if d.action is not Action.DELETE]
+    if not plan.list_kept:
+        kept_servers = sum(1 for d in servers if d.action is Action.KEEP)
+        kept_users = sum(1 for d in users if d.action is Action.KEEP)
+        counted_servers, counted_users = plan.counted_keeps
+        report.servers_kept_unlisted = counted_servers + kept_servers
+        report.users_kept_unlisted = counted_users + kept_users
+        servers = [d for d in servers if d.action is not Action.KEEP]
+        users = [d for d in users if d.action is not Action.KEEP]
+    return [Entry("server", d) for d in servers] + [Entry("user", d) for d in users]
 
 
 def _record_all(plan: Plan, report: Report, outcome: Outcome, detail: str = "") -> None:
-    report.entries.extend(_idle_entries(plan))
+    report.entries.extend(_idle_entries(plan, report))
     report.entries.extend(Entry("server", d).settled(outcome, 0, detail) for d in plan.stops)
     report.entries.extend(Entry("user", d).settled(outcome, 0, detail) for d in plan.deletions)
 
@@ -316,7 +354,7 @@ class _Actor:
         settings: Settings,
         control: PassControl,
         now: Clock,
-        listed: dict[str, User],
+        listed: Callable[[str], User | None],
         *,
         progress: ProgressLine = _no_progress,
     ) -> None:
@@ -330,15 +368,15 @@ class _Actor:
         self._lock = threading.Lock()
 
     def act(self, plan: Plan, report: Report) -> None:
-        report.entries.extend(_idle_entries(plan))
+        report.entries.extend(_idle_entries(plan, report))
         workers = self.settings.concurrency
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="idle-cull") as pool:
-            stops = _run_actions(pool, plan.stops, self.stop, self.progress)
+            stops = _run_actions(pool, plan.stops, self.stop, self.progress, in_flight=2 * workers)
             report.entries.extend(Entry("server", d).settled(*r) for d, r in stops)
             stopped = {(d.user, d.server) for d, (outcome, _, _) in stops if outcome in _STOPPED}
             ready, blocked = _split_deletions(plan.deletions, stopped)
             report.entries.extend(blocked)
-            deletions = _run_actions(pool, ready, self.delete, self.progress)
+            deletions = _run_actions(pool, ready, self.delete, self.progress, in_flight=2 * workers)
             report.entries.extend(Entry("user", d).settled(*r) for d, r in deletions)
 
     def stop(self, decision: ServerDecision) -> ActionResult:
@@ -389,9 +427,10 @@ class _Actor:
             return user
         with self._lock:
             first_stop = self._first_stop.get(decision.user)
-        objection = user_changed_since_listing(
-            self.listed[decision.user], user, first_stop, self.settings.limits
-        )
+        listed = self.listed(decision.user)
+        if listed is None:  # cannot happen: every planned deletion keeps its listed record
+            return ActionResult(Outcome.SKIPPED, 1, "re-check: the listed record was not kept")
+        objection = user_changed_since_listing(listed, user, first_stop, self.settings.limits)
         if objection is not None:
             return ActionResult(Outcome.SKIPPED, 1, f"re-check: {objection}")
         return None
@@ -425,25 +464,43 @@ def _run_actions(
     decisions: Sequence[D],
     action: Callable[[D], ActionResult],
     progress: ProgressLine = _no_progress,
+    *,
+    in_flight: int,
 ) -> list[tuple[D, tuple[Outcome, int, str]]]:
-    """Run ``action`` for every decision on the pool; results in completion order."""
-    futures = {pool.submit(action, decision): decision for decision in decisions}
+    """Run ``action`` for every decision on the pool; results in completion order.
+
+    At most ``in_flight`` are submitted at a time: a pass with tens of thousands of
+    actions would otherwise hold a future (and its lock) for each from the start.
+    """
+    waiting = iter(decisions)
+    running: dict[Future[ActionResult], D] = {}
     results: list[tuple[D, tuple[Outcome, int, str]]] = []
-    for done, future in enumerate(as_completed(futures), start=1):
-        decision = futures[future]
-        progress(f"{_verb(decision)}: {done}/{len(futures)}")
-        try:
-            result = future.result()
-        except HubError as error:
-            log.error("%s %s failed: %s", _verb(decision), decision.label, error)
-            results.append((decision, (Outcome.FAILED, error.attempts, str(error))))
-            continue
-        log.info(
-            "%s %s: %s%s",
-            _verb(decision),
-            decision.label,
-            result.outcome.value,
-            f" ({result.detail})" if result.detail else "",
-        )
-        results.append((decision, (result.outcome, result.attempts, result.detail)))
-    return results
+    while True:
+        for decision in islice(waiting, max(in_flight - len(running), 0)):
+            running[pool.submit(action, decision)] = decision
+        if not running:
+            return results
+        finished, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in finished:
+            decision = running.pop(future)
+            progress(f"{_verb(decision)}: {len(results) + 1}/{len(decisions)}")
+            results.append((decision, _settle(decision, future)))
+
+
+def _settle(
+    decision: ServerDecision | UserDecision, future: Future[ActionResult]
+) -> tuple[Outcome, int, str]:
+    """The outcome of one finished action, logged."""
+    try:
+        result = future.result()
+    except HubError as error:
+        log.error("%s %s failed: %s", _verb(decision), decision.label, error)
+        return Outcome.FAILED, error.attempts, str(error)
+    log.info(
+        "%s %s: %s%s",
+        _verb(decision),
+        decision.label,
+        result.outcome.value,
+        f" ({result.detail})" if result.detail else "",
+    )
+    return result.outcome, result.attempts, result.detail

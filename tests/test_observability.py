@@ -13,7 +13,7 @@ import responses
 
 from idle_cull.logs import JsonFormatter, ProgressAwareHandler, SecretFilter, TextFormatter
 from idle_cull.models import User
-from idle_cull.policy import CullLimits, make_plan, upcoming_culls
+from idle_cull.policy import CullLimits, upcoming_culls
 from idle_cull.progress import Progress
 from tests.factories import NOW, server_json, user_json
 from tests.fakehub import URL, run, serve_users
@@ -26,8 +26,7 @@ LIMITS = CullLimits(timeout=1 * H, profile_timeouts=(("gpu", 2 * H),), exclude_u
 
 def soon(records: list[dict], window: float, limits: CullLimits = LIMITS) -> list[tuple[str, str, float, str]]:
     users = [User.from_api(r) for r in records]
-    plan = make_plan(users, NOW, limits)
-    return [(u.user, u.server, round(u.seconds_left), u.rule) for u in upcoming_culls(users, plan, NOW, limits, window)]
+    return [(u.user, u.server, round(u.seconds_left), u.rule) for u in upcoming_culls(users, NOW, limits, window)]
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ from idle_cull.hub import HubClient
 from idle_cull.models import Outcome, User
 from idle_cull.output import (
     check_writable,
+    entry_result,
     public_url,
     render_json,
     render_text,
@@ -93,6 +94,16 @@ def settled_report(
     return report
 
 
+def kept_counted_report() -> Report:
+    """As a default pass makes it: kept servers and users counted, without entries."""
+    report = settled_report()
+    report.entries[:] = [e for e in report.entries if entry_result(e) != "kept"]
+    report.kept_listed = False
+    report.servers_kept_unlisted = 40
+    report.users_kept_unlisted = 41
+    return report
+
+
 def dry_run_report() -> Report:
     report = settled_report(dry_run=True)
     report.entries[:] = [
@@ -137,6 +148,7 @@ REPORTS = [
     pytest.param(lambda: base_report(rejected_records=["user record without a name: {}"]), ExitStatus.OK, id="rejected-record"),
     pytest.param(lambda: Report(hub_url=URL, started_at=NOW), ExitStatus.HUB_UNUSABLE, id="hub-unusable-bare-report"),
     pytest.param(lambda: base_report(clock="local", skew_seconds=None, hub_version=""), ExitStatus.OK, id="local-clock-empty-hub"),
+    pytest.param(kept_counted_report, ExitStatus.OK, id="kept-counted-not-listed"),
 ]
 
 
@@ -154,7 +166,7 @@ def test_document_matches_the_schema(make: Any, status: ExitStatus) -> None:
     document = json.loads(render_json(report, status))
     validate(document)
     assert document["schema"] == "idle-cull-report"
-    assert document["schema_version"] == 1
+    assert document["schema_version"] == 2
     assert document["exit_status"] == int(status)
     assert document["exit_status_name"] == status.name.lower()
 
@@ -167,7 +179,8 @@ def test_counts_agree_with_entries_and_report_counts(make: Any, status: ExitStat
         by_outcome = document["counts"][f"{kind}s"]
         for outcome, number in by_outcome.items():
             listed = [e for e in document["entries"] if e["kind"] == kind and e["outcome"] == outcome]
-            assert len(listed) == number, (kind, outcome)
+            unlisted = getattr(report, f"{kind}s_kept_unlisted") if outcome == "kept" else 0
+            assert len(listed) + unlisted == number, (kind, outcome)
             assert report.counts().get(f"{kind}_{outcome}", 0) == number, (kind, outcome)
     assert document["counts"]["users_listed"] == report.users_listed
     assert document["counts"]["upcoming"] == len(document["upcoming"])
@@ -337,6 +350,15 @@ def test_text_stays_short_with_thousands_of_kept_servers() -> None:
     assert len(text.splitlines()) < 12
     assert "servers: 5000 kept" in text
     assert len(render_text(report, ExitStatus.OK, show_kept=True).splitlines()) > 5000
+    report.kept_listed = True  # --report-kept: the pass listed them, so the text does too
+    assert len(render_text(report, ExitStatus.OK).splitlines()) > 5000
+
+
+def test_text_counts_kept_ones_that_have_no_entry() -> None:
+    text = render_text(kept_counted_report(), ExitStatus.OK)
+    assert "servers: 2 stopped, 1 skipped, 40 kept (kept ones not listed; --report-kept lists them)" in text
+    assert "users: 2 deleted, 41 kept (kept ones not listed; --report-kept lists them)" in text
+    assert " carol " not in text
 
 
 def test_text_of_a_dry_run_says_what_would_happen() -> None:

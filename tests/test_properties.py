@@ -190,6 +190,31 @@ def test_the_plan_does_not_depend_on_listing_order(data: st.DataObject, hub: lis
     assert set(first.users) == set(second.users)
 
 
+@given(st.data(), hubs(), limits, st.one_of(st.none(), durations))
+def test_counting_kept_users_instead_of_holding_them_changes_no_action(
+    data: st.DataObject, hub: list[User], rules: CullLimits, window: float | None
+) -> None:
+    """The runner's lean plan (kept users only counted, duplicates replaced) acts exactly
+    like the full one: same stops, deletions, warnings and cap base, and every keep is
+    either held or counted, once per user even when users come twice."""
+    repeats = data.draw(st.lists(st.sampled_from(hub), max_size=3)) if hub else []
+    listing = [*hub, *repeats]  # a user listed again (the list shifted while paging)
+    full = make_plan(hub, NOW, rules, warn_within=window, list_kept=True)
+    lean = make_plan(listing, NOW, rules, warn_within=window, list_kept=False)
+    assert set(lean.stops) == set(full.stops)
+    assert set(lean.deletions) == set(full.deletions)
+    assert lean.upcoming == full.upcoming
+    assert lean.running == full.running
+    assert lean.users_judged == full.users_judged == len(hub)
+    kept_servers = sum(1 for d in full.servers if d.action is Action.KEEP)
+    kept_users = sum(1 for d in full.users if d.action is Action.KEEP)
+    held_servers = sum(1 for d in lean.servers if d.action is Action.KEEP)
+    held_users = sum(1 for d in lean.users if d.action is Action.KEEP)
+    assert (held_servers + lean.counted_keeps[0], held_users + lean.counted_keeps[1]) == (kept_servers, kept_users)
+    for deletion in lean.deletions:
+        assert lean.listed_user(deletion.user) is not None
+
+
 @given(hubs(), limits, st.floats(min_value=0, max_value=10 * DAY, allow_nan=False))
 def test_waiting_longer_never_saves_what_was_due(hub: list[User], rules: CullLimits, later: float) -> None:
     """Decisions are monotone in time: what is stopped now is stopped at any later moment."""

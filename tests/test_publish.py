@@ -15,10 +15,10 @@ from tests.test_output import validate
 H = 3600
 
 
-def metric(path: Path, name: str) -> float:
+def metric(path: Path, name: str, **labels: str) -> float:
     for family in text_string_to_metric_families(path.read_text()):
         for sample in family.samples:
-            if sample.name == name:
+            if sample.name == name and labels.items() <= sample.labels.items():
                 return float(sample.value)
     raise AssertionError(f"{name} not in {path}")
 
@@ -34,6 +34,28 @@ def test_json_report_on_stdout_logs_on_stderr(hub: responses.RequestsMock) -> No
     assert [(e["user"], e["outcome"]) for e in document["entries"]] == [("ann", "stopped")]
     assert "summary:" in result.stderr
     assert "summary:" not in result.stdout
+
+
+@pytest.mark.parametrize("report_kept", [False, True], ids=["kept-counted", "report-kept"])
+def test_kept_servers_are_counted_and_listed_only_when_asked(hub: responses.RequestsMock, tmp_path: Path, report_kept: bool) -> None:
+    """A big hub's report (and memory) must not grow with every server that is fine."""
+    busy = [user_json(name, servers=[server_json(idle=60)]) for name in ("bob", "cid")]
+    serve_users(hub, "ready", [user_json("ann", servers=[server_json(idle=2 * H)]), *busy])
+    hub.delete(f"{URL}/users/ann/server", status=204)
+    metrics = tmp_path / "idle_cull.prom"
+    asked = ["--report-kept"] if report_kept else []
+    result = run("--timeout=1h", "--report=json", f"--metrics-file={metrics}", *asked)
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    validate(document)
+    assert document["entries_include_kept"] is report_kept
+    assert document["counts"]["servers"]["kept"] == 2
+    assert document["counts"]["servers"]["stopped"] == 1
+    listed = sorted((e["user"], e["outcome"]) for e in document["entries"])
+    assert listed == [("ann", "stopped"), *([("bob", "kept"), ("cid", "kept")] if report_kept else [])]
+    assert metric(metrics, "idle_cull_last_run_servers", outcome="kept") == 2
+    assert "server_kept=2" in result.stderr
+    assert "keep server bob: idle 1m < 1h (--timeout)" in result.stderr  # the log says why, always
 
 
 def test_text_report(hub: responses.RequestsMock) -> None:

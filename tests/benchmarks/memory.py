@@ -8,7 +8,8 @@ pass's wall time, CPU seconds (user + system) and peak RSS, from ``os.wait4`` fo
 process alone (so interpreter start-up and imports are included; the fake hub is not).
 
 Scenarios: nothing to cull with only ``state=ready`` listed (the default pass), nothing
-to cull with ``--cull-users`` (every user listed and judged), and 10% of the users idle
+to cull with ``--cull-users`` (every user listed and judged), the same with
+``--report-kept`` (every kept server and user held for the report), and 10% of the users idle
 with ``--cull-users`` (a stop per idle running server, then a deletion per idle user).
 The 10k row next to the 100k one gives the cost per user. With the bench venv present,
 the upstream culler's "nothing to cull" pass is measured the same way for reference.
@@ -57,6 +58,7 @@ class Scenario:
     cull_users: bool
     upstream: bool = False
     simulated_listing: bool = False  # concurrent listing wired in the process only
+    report_kept: bool = False  # --report-kept: every kept server and user held for the report
 
     @property
     def culler(self) -> str:
@@ -75,7 +77,8 @@ class Scenario:
             if self.idle <= 0
             else f"{self.idle:.0%} idle"
         )
-        return f"{what}, {'--cull-users' if self.cull_users else 'servers only'}"
+        label = f"{what}, {'--cull-users' if self.cull_users else 'servers only'}"
+        return label + (", --report-kept" if self.report_kept else "")
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,7 @@ def default_scenarios(users: int, *, listing: str = "auto") -> list[Scenario]:
         Scenario(small, 0.0, True, simulated_listing=simulated),
         Scenario(users, 0.0, False, simulated_listing=simulated),
         Scenario(users, 0.0, True, simulated_listing=simulated),
+        Scenario(users, 0.0, True, simulated_listing=simulated, report_kept=True),
         Scenario(users, WORST_IDLE, True, simulated_listing=simulated),
         Scenario(users, 0.0, True, upstream=True),
     ]
@@ -155,6 +159,8 @@ def measure(
             ]
             if scenario.cull_users:
                 command.append("--cull-users")
+            if scenario.report_kept:
+                command.append("--report-kept")
         measured = run_measured(
             command, timeout=timeout, env=python_env(JUPYTERHUB_API_TOKEN=hub.token)
         )
