@@ -280,12 +280,15 @@ def _choose_clock(settings: Settings, client: HubClient, local: Clock, report: R
 
 
 def _log_judgement(judgement: Judgement, dry_run: bool) -> None:
+    """Actions and skips at info; keeps at debug (a big hub keeps most of its users,
+    which at info would be 100,000 lines a pass; the summary line counts them)."""
     mark = "DRY RUN: " if dry_run else ""
-    for server in judgement.servers:
-        log.info("%s%s server %s: %s", mark, server.action.value, server.label, server.reason)
+    decisions: list[ServerDecision | UserDecision] = list(judgement.servers)
     if judgement.decision is not None:
-        user = judgement.decision
-        log.info("%s%s user %s: %s", mark, user.action.value, user.label, user.reason)
+        decisions.append(judgement.decision)
+    for decision in decisions:
+        level = logging.DEBUG if decision.action is Action.KEEP else logging.INFO
+        log.log(level, "%s%s %s: %s", mark, _verb(decision), decision.label, decision.reason)
 
 
 def _log_upcoming(report: Report) -> None:

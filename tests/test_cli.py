@@ -66,7 +66,7 @@ def test_idle_server_stopped_and_active_kept(hub: responses.RequestsMock) -> Non
         ],
     )
     hub.delete(f"{URL}/users/idle/server", status=204)
-    result = run("--timeout=1h")
+    result = run("--timeout=1h", "--log-level=debug")
     assert result.exit_code == 0
     assert deletes(hub) == [f"{URL}/users/idle/server"]
     assert "stop server idle: idle 2h >= 1h (--timeout)" in result.stderr
@@ -74,6 +74,26 @@ def test_idle_server_stopped_and_active_kept(hub: responses.RequestsMock) -> Non
     assert "server_stopped=1" in result.stderr
     assert "server_kept=1" in result.stderr
     assert result.stdout == ""
+
+
+def test_kept_servers_are_logged_at_debug_and_counted_at_info(hub: responses.RequestsMock) -> None:
+    """A big hub keeps nearly everyone: a line each at info would be 100k lines a pass."""
+    serve_users(
+        hub,
+        "ready",
+        [
+            user_json("idle", idle=7200, servers=[server_json(idle=7200)]),
+            user_json("busy", idle=10, servers=[server_json(idle=10)]),
+            user_json("spawning", idle=10, servers=[server_json(pending="spawn", ready=False)]),
+        ],
+    )
+    hub.delete(f"{URL}/users/idle/server", status=204)
+    result = run("--timeout=1h")
+    assert result.exit_code == 0, result.stderr
+    assert "stop server idle: idle 2h >= 1h (--timeout)" in result.stderr
+    assert "skip server spawning: pending spawn" in result.stderr
+    assert "busy" not in result.stderr
+    assert "server_kept=1" in result.stderr
 
 
 def test_failed_stop_exits_1_and_others_still_run(hub: responses.RequestsMock) -> None:

@@ -304,7 +304,7 @@ def test_timestamps_of_every_shape(users: FakeUsers) -> None:
         for name, make, _ in TIMESTAMP_CASES
     ]
     users.listing("ready", records)
-    result = run("--timeout=1h")
+    result = run("--timeout=1h", "--log-level=debug")
     assert result.exit_code == 0, result.stderr
     assert "Traceback" not in result.stderr
     expected = {name: outcome for name, _, outcome in TIMESTAMP_CASES}
@@ -330,7 +330,7 @@ def test_user_timestamps_of_every_shape(users: FakeUsers) -> None:
     records = [{**user(name), **fields} for name, fields, _ in USER_TIMESTAMP_CASES]
     users.listing("ready", [])
     users.listing("inactive", records)
-    result = run("--timeout=1h", "--cull-users")
+    result = run("--timeout=1h", "--cull-users", "--log-level=debug")
     assert result.exit_code == 0, result.stderr
     expected = {name: outcome for name, _, outcome in USER_TIMESTAMP_CASES}
     assert users.deleted() == {n for n, o in expected.items() if o == "delete"}
@@ -381,7 +381,7 @@ FIELD_CASES: list[tuple[str, Any, str]] = [
 def test_missing_and_null_fields(users: FakeUsers) -> None:
     for state in ("ready", "inactive"):
         users.listing(state, [record for listed, record, _ in FIELD_CASES if listed == state])
-    result = run("--timeout=1h", "--cull-users", "--cull-admin-users=false")
+    result = run("--timeout=1h", "--cull-users", "--cull-admin-users=false", "--log-level=debug")
     assert result.exit_code == 0, result.stderr
     named = {r["name"]: outcome for _, r, outcome in FIELD_CASES if isinstance(r, dict) and isinstance(r.get("name"), str)}
     assert users.stopped() == {(n, "") for n, o in named.items() if o == "stop"}

@@ -44,7 +44,7 @@ def test_kept_servers_are_counted_and_listed_only_when_asked(hub: responses.Requ
     hub.delete(f"{URL}/users/ann/server", status=204)
     metrics = tmp_path / "idle_cull.prom"
     asked = ["--report-kept"] if report_kept else []
-    result = run("--timeout=1h", "--report=json", f"--metrics-file={metrics}", *asked)
+    result = run("--timeout=1h", "--report=json", f"--metrics-file={metrics}", "--log-level=debug", *asked)
     assert result.exit_code == 0, result.stderr
     document = json.loads(result.stdout)
     validate(document)
@@ -55,7 +55,7 @@ def test_kept_servers_are_counted_and_listed_only_when_asked(hub: responses.Requ
     assert listed == [("ann", "stopped"), *([("bob", "kept"), ("cid", "kept")] if report_kept else [])]
     assert metric(metrics, "idle_cull_last_run_servers", outcome="kept") == 2
     assert "server_kept=2" in result.stderr
-    assert "keep server bob: idle 1m < 1h (--timeout)" in result.stderr  # the log says why, always
+    assert "keep server bob: idle 1m < 1h (--timeout)" in result.stderr  # the debug log says why, always
 
 
 def test_text_report(hub: responses.RequestsMock) -> None:

@@ -139,6 +139,7 @@ def test_rule_options_reach_the_decisions(hub: responses.RequestsMock) -> None:
         "--group-timeout", "students=4h",
         "--exclude-group=instructors",
         "--exclude-user=svc-*",
+        "--log-level=debug",
     )
     assert result.exit_code == 0, result.stderr
     assert deletes(hub) == [f"{URL}/users/gpu-user/server"]

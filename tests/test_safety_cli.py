@@ -26,7 +26,7 @@ def idle_users(count: int, prefix: str = "idle") -> list[dict]:
 def test_dry_run_sends_nothing_that_changes_the_hub(hub: responses.RequestsMock) -> None:
     serve_users(hub, "ready", [*idle_users(2), user_json("busy", servers=[server_json(idle=5)])])
     serve_users(hub, "inactive", [user_json("old", idle=7200)])
-    result = run("--timeout=1h", "--cull-users", "--dry-run")
+    result = run("--timeout=1h", "--cull-users", "--dry-run", "--log-level=debug")
     assert result.exit_code == 0, result.stderr
     assert [c.request.method for c in hub.calls if c.request.method != "GET"] == []
     assert "DRY RUN: stop server idle0: idle 2h >= 1h (--timeout)" in result.stderr

@@ -54,7 +54,7 @@ def test_idle_default_server_culled_and_active_one_kept(hub: RealHub) -> None:
     hub.start_server("busy-bo")
     time.sleep(PAST_IDLE)
     hub.touch("busy-bo")
-    result = cull(hub, f"--timeout={IDLE}")
+    result = cull(hub, f"--timeout={IDLE}", "--log-level=debug")
     assert result.returncode == 0, result.stderr
     assert servers_of(hub, "idle-ida") == set()
     assert servers_of(hub, "busy-bo") == {""}
@@ -119,7 +119,7 @@ def test_cull_users_deletes_idle_users_and_spares_admins(hub: RealHub) -> None:
     hub.start_server("temp-1")
     time.sleep(PAST_IDLE)
     hub.touch("fresh")
-    result = cull(hub, f"--timeout={IDLE}", "--cull-users", "--cull-admin-users=false")
+    result = cull(hub, f"--timeout={IDLE}", "--cull-users", "--cull-admin-users=false", "--log-level=debug")
     assert result.returncode == 0, result.stderr
     assert hub.user("temp-1") is None  # server stopped, then user deleted
     assert hub.user("temp-2") is None  # never had a server

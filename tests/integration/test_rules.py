@@ -29,6 +29,7 @@ def test_rules_pick_the_limit_per_server(hub: RealHub) -> None:
         "--exclude-user=svc-*",
         "--cull-users",
         "--user-timeout=1d",
+        "--log-level=debug",
     )
     assert result.returncode == 0, result.stderr
     assert servers_of(hub, "gpu-gus") == set()
