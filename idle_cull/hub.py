@@ -500,6 +500,13 @@ class HubClient:
                 "check --url and that the hub is running",
                 attempts=attempts,
             ) from None
+        except requests.exceptions.ChunkedEncodingError:
+            raise HubUnavailable(
+                f"could not {what}: the connection was cut before the whole answer arrived, "
+                f"{attempts} times; is a proxy or load balancer in front of the hub dropping "
+                "connections, or is the hub restarting?",
+                attempts=attempts,
+            ) from None
         except requests.RequestException as error:
             raise HubProtocolError(
                 f"could not {what}: {type(error).__name__}", attempts=attempts

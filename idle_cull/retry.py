@@ -61,7 +61,16 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 def is_transient(error: BaseException) -> bool:
     if isinstance(error, requests.exceptions.SSLError):
         return False  # a certificate problem does not heal by waiting
-    return isinstance(error, (TransientHTTPError, requests.ConnectionError, requests.Timeout))
+    # A body cut off mid-way (a proxy or the hub restarting) is a dropped connection too.
+    return isinstance(
+        error,
+        (
+            TransientHTTPError,
+            requests.ConnectionError,
+            requests.Timeout,
+            requests.exceptions.ChunkedEncodingError,
+        ),
+    )
 
 
 def _wait_for(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
@@ -84,6 +93,8 @@ def _describe(error: BaseException | None) -> str:
         return "timed out"
     if isinstance(error, requests.ConnectionError):
         return "connection failed"
+    if isinstance(error, requests.exceptions.ChunkedEncodingError):
+        return "answer cut off"
     return type(error).__name__
 
 

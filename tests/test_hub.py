@@ -636,11 +636,31 @@ def test_tls_failure_is_not_retried(
 def test_other_request_errors_are_protocol_errors_not_retried(
     hub: responses.RequestsMock, client: HubClient
 ) -> None:
-    hub.get(f"{BASE}/", body=requests.exceptions.ChunkedEncodingError("broken chunk"))
+    hub.get(f"{BASE}/", body=requests.exceptions.ContentDecodingError("bad gzip"))
     with pytest.raises(HubProtocolError) as raised:
         client.hub_version()
-    assert str(raised.value) == "could not probe the hub version: ChunkedEncodingError"
+    assert str(raised.value) == "could not probe the hub version: ContentDecodingError"
     assert len(hub.calls) == 1
+
+
+def test_an_answer_cut_off_mid_body_is_retried(
+    hub: responses.RequestsMock, client: HubClient, waits: list[float]
+) -> None:
+    hub.get(f"{BASE}/", body=requests.exceptions.ChunkedEncodingError("IncompleteRead(10 bytes read)"))
+    hub.get(f"{BASE}/", json={"version": "5.2.1"})
+    assert client.hub_version() == "5.2.1"
+    assert len(hub.calls) == 2
+    assert len(waits) == 1
+
+
+def test_an_answer_cut_off_every_time_says_so(hub: responses.RequestsMock, client: HubClient) -> None:
+    hub.get(f"{BASE}/", body=requests.exceptions.ChunkedEncodingError("IncompleteRead(10 bytes read)"))
+    with pytest.raises(HubUnavailable) as raised:
+        client.hub_version()
+    assert str(raised.value).startswith(
+        "could not probe the hub version: the connection was cut before the whole answer arrived, 3 times;"
+    )
+    assert raised.value.attempts == 3
 
 
 def test_500_is_not_retried(

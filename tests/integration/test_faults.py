@@ -92,6 +92,7 @@ ANY_LISTING = ("GET", "/users", {})
 STOP_IDA = ("DELETE", "/users/idle-ida/server", {})
 STOP_LAB = ("DELETE", "/users/nora/servers/lab", {})
 DELETE_TIM = ("DELETE", "/users/temp-tim", {})
+RECHECK_IDA = ("GET", "/users/idle-ida", {})
 
 
 # --- the scene --------------------------------------------------------------------------
@@ -338,6 +339,15 @@ RIDE_OUT = [
         says=("list users: connection failed (attempt 2 of 5)", "stop server 'idle-ida': connection failed"),
     ),
     Case(
+        "connection cut mid-body (a listing page, a re-check)",
+        (
+            (INACTIVE_1, cut(0.5), 1),
+            (RECHECK_IDA, cut(0.5), 1),
+        ),
+        status=0,
+        says=("list users: answer cut off (attempt 1 of 5)", "read user 'idle-ida': answer cut off (attempt 1 of 5)"),
+    ),
+    Case(
         f"stall past --request-timeout={REQUEST_TIMEOUT} (before and after the hub acted)",
         (
             (READY_1, stall(STALL), 1),
@@ -520,7 +530,7 @@ STOPPERS = [
         seconds=(2.5 + 3.75, 2.5 + 7.5 + 3),
     ),
     Case("truncated JSON (second page)", ((READY_2, rewrite(_truncated, "truncate"), 1),), 3, ("is not JSON",)),
-    Case("connection cut mid-body", ((INACTIVE_1, cut(0.5), 1),), 3, ("could not list users",)),
+    Case("connection cut mid-body on every attempt", ((INACTIVE_1, cut(0.5), None),), 3, ("could not list users: the connection was cut before the whole answer arrived, 5 times",)),
     Case("corrupt JSON", ((READY_1, rewrite(_corrupted, "corrupt"), 1),), 3, ("is not JSON",)),
     Case("JSON of the wrong shape", ((INACTIVE_1, rewrite_json(lambda p: {"users": p["items"]}, "reshape"), 1),), 3, ("lacks 'items' or '_pagination'",)),
     Case("an HTML page instead of JSON", ((READY_1, respond(200, NOT_A_HUB_PAGE, content_type="text/html"), 1),), 3, ("is not JSON (text/html",)),
