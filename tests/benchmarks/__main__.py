@@ -94,11 +94,14 @@ class Report:
             r for r in self.memory_rows if not r.scenario.upstream and r.scenario.users >= 100_000
         ]
         for big_row in big:
+            # --report-kept is an opt-in that holds every kept server and user for the
+            # report: its cost is shown, but the target is about the pass as shipped.
+            opt_in = big_row.scenario.report_kept
             rows.append(
                 [
                     f"peak RSS < 80 MB ({big_row.scenario.users} users, {big_row.scenario.label})",
                     f"{big_row.peak_rss_mb:.0f} MB",
-                    _met(big_row.peak_rss_mb, 80, below=True),
+                    "n/a (opt-in)" if opt_in else _met(big_row.peak_rss_mb, 80, below=True),
                 ]
             )
         for start_row in self.startup_rows:
