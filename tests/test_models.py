@@ -123,14 +123,17 @@ def reference(value: str) -> datetime | str:
         return "rejected"
 
 
+def ours(value: str) -> datetime | str | None:
+    try:
+        return parse_timestamp(value, field="t")
+    except RecordError:
+        return "rejected"
+
+
 @settings(max_examples=500)
 @given(st.one_of(hub_like_timestamps, st.text(max_size=40)))
 def test_fast_timestamp_parsing_agrees_with_dateutil(value: str) -> None:
-    try:
-        ours: datetime | str | None = parse_timestamp(value, field="t")
-    except RecordError:
-        ours = "rejected"
-    assert ours == reference(value)
+    assert ours(value) == reference(value)
 
 
 @pytest.mark.parametrize(
@@ -138,8 +141,4 @@ def test_fast_timestamp_parsing_agrees_with_dateutil(value: str) -> None:
     ["2026-11-26T04:14:31.123456Z", "2026-11-26T04:14:31Z", "2026-11-26T24:00:00Z", "2026-11-26T04:14:31+00:60", "2026-11-26T04:14:31.1234567Z", "2026-11-26T04:14:31\u0660Z"],
 )
 def test_edge_timestamps_parse_as_dateutil_does(value: str) -> None:
-    try:
-        ours: datetime | str | None = parse_timestamp(value, field="t")
-    except RecordError:
-        ours = "rejected"
-    assert ours == reference(value)
+    assert ours(value) == reference(value)
