@@ -16,6 +16,14 @@ from idle_cull.policy import Caps, CullLimits
 __all__ = ["RetryPolicy", "Settings", "TLSFiles", "read_token", "validate_hub_url"]
 
 
+# JupyterHub refuses shorter tokens (jupyterhub/orm.py, APIToken.min_length).
+MIN_TOKEN_LENGTH = 8
+
+
+def _characters(count: int) -> str:
+    return f"{count} character" + ("" if count == 1 else "s")
+
+
 def read_token(path: Path) -> str:
     """The API token from a file (systemd credential, Kubernetes secret), stripped.
 
@@ -125,6 +133,13 @@ class Settings:
             raise ConfigError(
                 "the API token contains spaces, line breaks or non-ASCII characters; "
                 "check the token file or JUPYTERHUB_API_TOKEN"
+            )
+        if len(self.token) < MIN_TOKEN_LENGTH:
+            # The hub would refuse it anyway; and masking a one- or two-character token in
+            # the logs would garble every word that contains it.
+            raise ConfigError(
+                f"the API token is {_characters(len(self.token))} long; JupyterHub's tokens "
+                f"are at least {MIN_TOKEN_LENGTH}: check the token file or JUPYTERHUB_API_TOKEN"
             )
 
     def describe(self) -> dict[str, object]:

@@ -194,6 +194,7 @@ def test_cull_users_needs_admin_field(hub: responses.RequestsMock) -> None:
         pytest.param(["--url=http://hub:8081/"], {}, "does not end in /hub/api", id="url-without-api"),
         pytest.param([], {"JUPYTERHUB_API_URL": "hub:8081/hub/api"}, "not an http(s) URL", id="url-without-scheme"),
         pytest.param([], {"JUPYTERHUB_API_TOKEN": ""}, "no API token", id="no-token"),
+        pytest.param([], {"JUPYTERHUB_API_TOKEN": "short"}, "is 5 characters long", id="short-token"),
         pytest.param([], {"JUPYTERHUB_REQUEST_TIMEOUT": "0"}, "JUPYTERHUB_REQUEST_TIMEOUT", id="zero-request-timeout"),
         pytest.param(["--api-token-file=/nonexistent/token"], {}, "does not exist", id="missing-token-file"),
         pytest.param(["--ssl-enabled"], {}, "needs an https://", id="ssl-with-http"),

@@ -398,7 +398,7 @@ def test_a_pass_deletes_a_user_only_after_all_its_servers_stopped(
         for s in u.servers
     }
     client = FakeHub(records, outcomes)
-    options = Settings(url="http://hub.test/hub/api", token="t0ken", limits=rules, clock="local", recheck=recheck, concurrency=3)
+    options = Settings(url="http://hub.test/hub/api", token="t0ken-for-tests", limits=rules, clock="local", recheck=recheck, concurrency=3)
     report = run_pass(options, client, clock=lambda: NOW)  # type: ignore[arg-type]
     plan = make_plan(hub, NOW, rules)
     assert set(client.stops) <= {(d.user, d.server) for d in plan.stops}
