@@ -357,6 +357,7 @@ _OPTIONS: list[Callable[[Any], Any]] = [
         type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
         default="info",
         show_default=True,
-        help="Least severe log level written to stderr.",
+        help="Least severe log level written to stderr; debug adds a line for every "
+        "kept server and user, with the reason it was kept.",
     ),
 ]
