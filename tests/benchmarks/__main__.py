@@ -153,12 +153,6 @@ def main(argv: list[str] | None = None) -> int:
         choices=hubscale.CONTENDERS,
         help="run only these (repeatable; default: all, or the main three on large hubs)",
     )
-    parser.add_argument(
-        "--idle-cull-listing",
-        choices=["auto", "sequential", "concurrent"],
-        default="auto",
-        help="auto: as idle-cull's runner lists; concurrent: simulate the wiring if absent",
-    )
     parser.add_argument("--listing-repeats", type=int, default=3)
     parser.add_argument(
         "--repeats",
@@ -190,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         report.imports = startup.heavy_imports(clean[0] if clean else None)
     if "memory" in sections:
         report.memory_rows = memory.run(
-            memory.default_scenarios(memory_users, listing=args.idle_cull_listing),
+            memory.default_scenarios(memory_users),
             concurrency=args.concurrency,
         )
     if "hubscale" in sections:
@@ -209,7 +203,6 @@ def main(argv: list[str] | None = None) -> int:
                     contenders=args.contender or contenders_for(case, args.all_contenders),
                     listing_repeats=listing_repeats if case is largest else 0,
                     log_dir=log_dir,
-                    listing=args.idle_cull_listing,
                     repeats=repeats if case.servers <= ALL_CONTENDERS_UP_TO else 1,
                     upstream_repeats=1 if case.stop_delay else None,
                 )

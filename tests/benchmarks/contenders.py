@@ -1,15 +1,13 @@
 """The contenders of the end-to-end benchmark that run in the project's venv.
 
-``python -m tests.benchmarks.contenders idle-cull [--simulate-concurrent-listing N] -- <options>``
+``python -m tests.benchmarks.contenders idle-cull -- <options>``
     one idle-cull pass, through its real command line (``cli.main``), in this process.
-    With ``--simulate-concurrent-listing``, ``HubClient.iter_user_pages`` is replaced in
-    this process by ``iter_user_pages_concurrently`` on a pool of N threads: what the
-    runner does once concurrent listing is wired, measured before it is (no file changes).
 ``python -m tests.benchmarks.contenders raw --url URL --concurrency N [--listing ...]``
     the hub's own limit: the same requests as a pass (version probe, ``GET /users``
     pages with ``state=ready``, one ``DELETE`` per listed server, with ``--recheck`` a
     ``GET /users/{name}`` before each, as idle-cull's re-check does) on the same kind of
-    thread pool and HTTP session, with no parsing, decisions, retries or logging.
+    thread pool and HTTP session (one that, like idle-cull's, reads the environment once
+    rather than per request), with no parsing, decisions, retries or logging.
 
 Both read the token from ``JUPYTERHUB_API_TOKEN`` and print one JSON line with
 ``seconds``: the pass alone, after the interpreter started and the imports were done
@@ -25,7 +23,6 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
@@ -34,21 +31,8 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from idle_cull.cli import cli
-from idle_cull.hub import HubClient
 
 PAGINATION_ACCEPT = "application/jupyterhub-pagination+json"
-
-
-def simulate_concurrent_listing(concurrency: int) -> None:
-    """Route the runner's listing through the concurrent strategy, in this process only."""
-    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="idle-cull-list")
-
-    def pages(self: HubClient, state: str | None, page_size: int = 0) -> Iterator[list[Any]]:
-        return self.iter_user_pages_concurrently(
-            state, page_size, executor=pool, max_in_flight=concurrency
-        )
-
-    HubClient.iter_user_pages = pages  # type: ignore[method-assign]
 
 
 def run_idle_cull(args: list[str]) -> dict[str, Any]:
@@ -70,6 +54,7 @@ def run_raw(
 ) -> dict[str, Any]:
     """The requests of a pass and nothing else; see the module docstring."""
     session = requests.Session()
+    session.trust_env = False  # as idle-cull's client: no per-request environment merge
     adapter = HTTPAdapter(pool_connections=2, pool_maxsize=concurrency + 2, max_retries=0)
     session.mount("http://", adapter)
     session.headers["Authorization"] = f"token {token}"
@@ -132,7 +117,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.contenders")
     sub = parser.add_subparsers(dest="contender", required=True)
     idle = sub.add_parser("idle-cull", help="one idle-cull pass; options after --")
-    idle.add_argument("--simulate-concurrent-listing", type=int, default=0, metavar="N")
     idle.add_argument("options", nargs=argparse.REMAINDER)
     raw = sub.add_parser("raw", help="the same requests with no logic")
     raw.add_argument("--url", required=True)
@@ -143,8 +127,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.contender == "idle-cull":
         options = [o for o in args.options if o != "--"]
-        if args.simulate_concurrent_listing:
-            simulate_concurrent_listing(args.simulate_concurrent_listing)
         result = run_idle_cull(options)
     else:
         token = os.environ.get("JUPYTERHUB_API_TOKEN", "")

@@ -75,29 +75,22 @@ class IdleCullShape:
     listing: str  # "sequential" or "concurrent"
     recheck_option: bool  # has --recheck
     recheck_default: bool
-    simulated: bool = False  # concurrent listing wired in the contender's process only
 
     @classmethod
-    def detect(cls, listing: str = "auto") -> IdleCullShape:
-        """``listing="concurrent"`` with a runner that still pages sequentially simulates
-        the wiring (see ``contenders.simulate_concurrent_listing``)."""
+    def detect(cls) -> IdleCullShape:
+        """Read from the installed code, so the figures of an older checkout stay fair."""
         wired = "iter_user_pages_concurrently" in inspect.getsource(runner)
-        installed = "concurrent" if wired else "sequential"
-        if listing == "auto":
-            listing = installed
         recheck = next((f for f in dataclasses.fields(Settings) if f.name == "recheck"), None)
         return cls(
-            listing,
+            "concurrent" if wired else "sequential",
             recheck is not None,
             bool(recheck is not None and recheck.default),
-            simulated=listing == "concurrent" and not wired,
         )
 
     @property
     def label(self) -> str:
-        simulated = ", simulated" if self.simulated else ""
         recheck = " + re-check" if self.recheck_default else ""
-        return f"as shipped ({self.listing} listing{simulated}{recheck})"
+        return f"as shipped ({self.listing} listing{recheck})"
 
 
 @dataclass
@@ -208,7 +201,6 @@ def contender_command(
             "-m",
             "tests.benchmarks.contenders",
             "idle-cull",
-            f"--simulate-concurrent-listing={concurrency if shape.simulated else 0}",
             "--",
             f"--url={url}",
             f"--timeout={IDLE_TIMEOUT:g}",
@@ -275,7 +267,6 @@ def run_case(
     listing_repeats: int = 0,
     log_dir: Path,
     progress: bool = True,
-    listing: str = "auto",
     repeats: int = 1,
     upstream_repeats: int | None = None,
 ) -> CaseResult:
@@ -283,7 +274,7 @@ def run_case(
     medians. ``upstream_repeats`` caps upstream's (its passes are the long ones).
     Optionally the listing benchmark too, on the first servers started.
     """
-    shape = IdleCullShape.detect(listing)
+    shape = IdleCullShape.detect()
     if not shape.recheck_option:
         contenders = [c for c in contenders if c != "idle-cull-no-recheck"]
     result = CaseResult(case, concurrency, shape)
@@ -367,12 +358,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--repeats", type=int, default=1, help="passes per contender (median)")
     parser.add_argument("--listing-on-largest", type=int, default=0, metavar="REPEATS")
-    parser.add_argument(
-        "--idle-cull-listing",
-        choices=["auto", "sequential", "concurrent"],
-        default="auto",
-        help="auto: as the runner does; concurrent: simulate the wiring if it is not there",
-    )
     parser.add_argument("--log-dir", type=Path, help="contenders' logs (default: a temp dir)")
     args = parser.parse_args(argv)
     cases = args.case or [Case.parse(c) for c in DEFAULT_CASES]
@@ -387,7 +372,6 @@ def main(argv: list[str] | None = None) -> int:
             contenders=args.contender or CONTENDERS,
             listing_repeats=args.listing_on_largest if case is largest else 0,
             log_dir=log_dir,
-            listing=args.idle_cull_listing,
             repeats=args.repeats,
         )
         for case in cases

@@ -33,7 +33,6 @@ from tests.benchmarks.common import (
     upstream_python,
 )
 from tests.benchmarks.fakehub import fake_hub
-from tests.benchmarks.hubscale import IdleCullShape
 
 # Share of idle users in the acting scenario: every action is two requests (re-check, then
 # stop or delete) at about 2 ms of client CPU each on the reference machine, so "all idle"
@@ -57,16 +56,13 @@ class Scenario:
     idle: float  # fraction of users idle
     cull_users: bool
     upstream: bool = False
-    simulated_listing: bool = False  # concurrent listing wired in the process only
     report_kept: bool = False  # --report-kept: every kept server and user held for the report
 
     @property
     def culler(self) -> str:
         if self.upstream:
             return "upstream"
-        return (
-            "idle-cull (concurrent listing, simulated)" if self.simulated_listing else "idle-cull"
-        )
+        return "idle-cull"
 
     @property
     def label(self) -> str:
@@ -103,16 +99,15 @@ class MemoryRow:
         ]
 
 
-def default_scenarios(users: int, *, listing: str = "auto") -> list[Scenario]:
-    """The table's rows; ``listing="concurrent"`` simulates that wiring if the runner lacks it."""
-    simulated = IdleCullShape.detect(listing).simulated
+def default_scenarios(users: int) -> list[Scenario]:
+    """The table's rows."""
     small = max(users // 10, 1)
     return [
-        Scenario(small, 0.0, True, simulated_listing=simulated),
-        Scenario(users, 0.0, False, simulated_listing=simulated),
-        Scenario(users, 0.0, True, simulated_listing=simulated),
-        Scenario(users, 0.0, True, simulated_listing=simulated, report_kept=True),
-        Scenario(users, WORST_IDLE, True, simulated_listing=simulated),
+        Scenario(small, 0.0, True),
+        Scenario(users, 0.0, False),
+        Scenario(users, 0.0, True),
+        Scenario(users, 0.0, True, report_kept=True),
+        Scenario(users, WORST_IDLE, True),
         Scenario(users, 0.0, True, upstream=True),
     ]
 
@@ -140,13 +135,6 @@ def measure(
                 command.append("--cull-users")
         else:
             entry = ["idle_cull"]
-            if scenario.simulated_listing:
-                entry = [
-                    "tests.benchmarks.contenders",
-                    "idle-cull",
-                    f"--simulate-concurrent-listing={concurrency}",
-                    "--",
-                ]
             command = [
                 this_python(),
                 "-m",
@@ -219,11 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.memory", description=__doc__)
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--concurrency", type=int, default=10)
-    parser.add_argument(
-        "--idle-cull-listing", choices=["auto", "sequential", "concurrent"], default="auto"
-    )
     args = parser.parse_args(argv)
-    scenarios = default_scenarios(args.users, listing=args.idle_cull_listing)
+    scenarios = default_scenarios(args.users)
     print(render(run(scenarios, concurrency=args.concurrency)))
     return 0
 
