@@ -20,6 +20,8 @@ ARGS = [
     "--cull-users",
     "--cull-admin-users=false",
     "--remove-named-servers",
+    "--report=text",  # on stdout, after the log on stderr
+    "--report-kept",  # a small hub: list what was kept too, and why
 ]
 
 
