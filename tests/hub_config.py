@@ -209,6 +209,23 @@ c.ConfigurableHTTPProxy.command = [_env("IDLE_CULL_CHP")]
 c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{PROXY_API_PORT}"
 c.ConfigurableHTTPProxy.pid_file = str(WORKDIR / "jupyterhub-proxy.pid")
 
+# --- internal SSL (RealHub.start(internal_ssl=True)); off unless the launcher sets the dir -----
+#
+# The hub generates every CA and certificate into internal_certs_location itself (certipy).
+# Its API then listens with TLS on the same 127.0.0.1:HUB_PORT and requires a client
+# certificate; the proxy's API is TLS too, so its URL must say https (JupyterHub's own default
+# does, but ours above is explicit).
+# NoopSpawner needs no change (checked in JupyterHub 6.1.1): before each start the hub calls
+# the base create_certs (a per-user pair signed by notebooks-ca, written locally) and
+# move_certs (returns the paths unchanged), and the spawner just never uses cert_paths. Its
+# server URL stays http://, which the hub accepts: the TLS context User._wait_up passes to
+# tornado's HTTP client is only used for https URLs.
+INTERNAL_CERTS = os.environ.get("IDLE_CULL_INTERNAL_CERTS")
+if INTERNAL_CERTS:
+    c.JupyterHub.internal_ssl = True
+    c.JupyterHub.internal_certs_location = INTERNAL_CERTS
+    c.ConfigurableHTTPProxy.api_url = f"https://127.0.0.1:{PROXY_API_PORT}"
+
 SERVICE_SCOPES: dict[str, tuple[str, list[str]]] = {
     # test setup: create users, spawn, post activity, groups
     "idle-cull-admin": (

@@ -16,6 +16,10 @@ Outside pytest::
         hub.start_server("alice")
 
 or ``python -m tests.realhub``, which prints shell ``export`` lines and runs until Ctrl-C.
+
+``RealHub.start(internal_ssl=True)`` runs the hub with JupyterHub's internal SSL: the hub
+generates its CAs and certificates into ``<workdir>/internal-ssl``, its API is https and
+demands a client certificate, and the harness's own requests present ``hub-internal``'s.
 """
 
 from __future__ import annotations
@@ -59,6 +63,8 @@ STOP_DELAY_FILE = "stop_delay"
 STOP_CANCEL_FILE = "stop_cancel"
 LOG_FILE = "hub.log"
 PROXY_PID_FILE = "jupyterhub-proxy.pid"
+# with internal_ssl: where the hub writes its certificates (c.JupyterHub.internal_certs_location)
+INTERNAL_CERTS_DIR = "internal-ssl"
 # hub state that must never carry over from an earlier hub in the same workdir
 STATE_FILES = (
     "jupyterhub.sqlite",
@@ -254,6 +260,7 @@ class RealHub:
     servers_only_token: str
     noscope_token: str
     workdir: Path
+    internal_certs: Path | None  # the hub's internal_certs_location, with internal SSL only
     page_limit: int = PAGE_LIMIT  # tests lower it to walk several pages with a few users
 
     def __init__(
@@ -265,27 +272,59 @@ class RealHub:
         hub_port: int,
         proxy_port: int,
         tokens: dict[str, str],
+        internal_certs: Path | None = None,
     ) -> None:
         self.process = process
         self.workdir = workdir
         self._owns_workdir = owns_workdir
-        self.api_url = f"http://127.0.0.1:{hub_port}/hub/api"
+        self.internal_certs = internal_certs
+        scheme = "https" if internal_certs is not None else "http"
+        self.api_url = f"{scheme}://127.0.0.1:{hub_port}/hub/api"
         self.public_url = f"http://127.0.0.1:{proxy_port}"
         self.admin_token = tokens["admin_token"]
         self.culler_token = tokens["culler_token"]
         self.servers_only_token = tokens["servers_only_token"]
         self.noscope_token = tokens["noscope_token"]
         self._session = requests.Session()
+        if internal_certs is not None:
+            # The hub's TLS server requires a client certificate from every caller
+            # (make_ssl_context sets CERT_REQUIRED), so the admin helpers present the hub's
+            # own, exactly like idle-cull --ssl-enabled does. trust_env must be off: with it on,
+            # requests lets $REQUESTS_CA_BUNDLE / $CURL_CA_BUNDLE override Session.verify
+            # (psf/requests#3829), and the system bundle does not know the hub's CA.
+            self._session.trust_env = False
+            ca, cert, key = self.tls_files
+            self._session.verify = str(ca)
+            self._session.cert = (str(cert), str(key))
         self._stopped = False
+
+    @property
+    def tls_files(self) -> tuple[Path, Path, Path]:
+        """CA, client certificate and key that ``idle-cull --ssl-enabled`` reads.
+
+        Same layout as ``TLSFiles.from_internal_certs``; the hub creates them at start-up.
+        """
+        if self.internal_certs is None:
+            raise HarnessError("this hub runs without internal SSL: it has no certificates")
+        return (
+            self.internal_certs / "hub-ca" / "hub-ca.crt",
+            self.internal_certs / "hub-internal" / "hub-internal.crt",
+            self.internal_certs / "hub-internal" / "hub-internal.key",
+        )
 
     # -- lifecycle --
 
     @classmethod
-    def start(cls, workdir: Path | None = None, **config_overrides: Any) -> RealHub:
+    def start(
+        cls, workdir: Path | None = None, *, internal_ssl: bool = False, **config_overrides: Any
+    ) -> RealHub:
         """Launch a fresh hub; return once ``GET {api_url}/`` answers and start-up is over.
 
         ``workdir`` defaults to a new temp dir (removed by ``stop``); a given one is kept, but
         hub state files in it are deleted first so every hub starts empty.
+        ``internal_ssl`` turns on JupyterHub's internal SSL (off by default, so every other
+        test sees the plain-http hub): certificates go to ``<workdir>/internal-ssl``, which is
+        emptied first so the hub always generates a fresh set.
         ``config_overrides`` (JSON values) go into the hub config: ``api_page_max_limit=10``
         sets ``c.JupyterHub.api_page_max_limit``; ``Spawner__http_timeout=5`` sets
         ``c.Spawner.http_timeout``; a dict is merged into an existing dict setting.
@@ -299,6 +338,9 @@ class RealHub:
         workdir.mkdir(parents=True, exist_ok=True)
         for name in STATE_FILES:
             (workdir / name).unlink(missing_ok=True)
+        internal_certs = workdir / INTERNAL_CERTS_DIR if internal_ssl else None
+        if internal_certs is not None:
+            shutil.rmtree(internal_certs, ignore_errors=True)
         hub_port, proxy_port, proxy_api_port = free_ports(3)
         tokens = {attr: secrets.token_hex(32) for attr in TOKEN_VARS}
         env = {
@@ -314,6 +356,9 @@ class RealHub:
             ),
             **{TOKEN_VARS[attr]: token for attr, token in tokens.items()},
         }
+        env.pop("IDLE_CULL_INTERNAL_CERTS", None)  # never inherited: only internal_ssl sets it
+        if internal_certs is not None:
+            env["IDLE_CULL_INTERNAL_CERTS"] = str(internal_certs)
         with open(workdir / LOG_FILE, "ab") as log:
             process = subprocess.Popen(
                 command,
@@ -331,6 +376,7 @@ class RealHub:
             hub_port=hub_port,
             proxy_port=proxy_port,
             tokens=tokens,
+            internal_certs=internal_certs,
         )
         try:
             hub._wait_until_up(START_TIMEOUT)
@@ -363,6 +409,8 @@ class RealHub:
             time.sleep(0.05)
 
     def _api_answers(self) -> bool:
+        if self.internal_certs is not None and not all(p.is_file() for p in self.tls_files):
+            return False  # the hub has not written its certificates yet
         try:
             return self._session.get(f"{self.api_url}/", timeout=1).status_code == 200
         except requests.RequestException:
@@ -581,15 +629,23 @@ def main(argv: list[str] | None = None) -> int:
         description="Run a throwaway JupyterHub for trying idle-cull by hand.",
     )
     parser.add_argument("--workdir", type=Path, help="keep hub files here (default: temp dir)")
+    parser.add_argument(
+        "--internal-ssl",
+        action="store_true",
+        help="run the hub with JupyterHub's internal SSL (https API, client certificates)",
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
-        with RealHub.start(args.workdir) as hub:
+        with RealHub.start(args.workdir, internal_ssl=args.internal_ssl) as hub:
             print(f"export JUPYTERHUB_API_URL={hub.api_url}")
             print(f"export JUPYTERHUB_API_TOKEN={hub.culler_token}")
             print(f"export IDLE_CULL_ADMIN_TOKEN={hub.admin_token}")
             print(f"export IDLE_CULL_SERVERS_ONLY_TOKEN={hub.servers_only_token}")
             print(f"export IDLE_CULL_HUB_DIR={hub.workdir}")
+            if hub.internal_certs is not None:
+                # for: idle-cull --ssl-enabled --internal-certs-location=...
+                print(f"export IDLE_CULL_INTERNAL_CERTS_LOCATION={hub.internal_certs}")
             print("# hub ready; stop it with Ctrl-C or SIGTERM", flush=True)
             while hub.process.poll() is None:
                 time.sleep(0.5)
