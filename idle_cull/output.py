@@ -13,7 +13,6 @@ import json
 import math
 import os
 import tempfile
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from datetime import datetime, timedelta, timezone
@@ -25,8 +24,8 @@ from idle_cull import __version__
 from idle_cull.durations import format_duration
 from idle_cull.errors import ConfigError, OutputError
 from idle_cull.models import Outcome
-from idle_cull.policy import Action, ServerDecision
-from idle_cull.report import Entry, ExitStatus, Report, Upcoming
+from idle_cull.policy import ServerDecision
+from idle_cull.report import KEPT, Entry, ExitStatus, Report, Upcoming
 from idle_cull.safe_text import printable
 
 __all__ = [
@@ -35,7 +34,6 @@ __all__ = [
     "SCHEMA_VERSION",
     "as_utc",
     "check_writable",
-    "entry_result",
     "iso_utc",
     "kind_results",
     "printable",
@@ -52,8 +50,6 @@ SCHEMA = "idle-cull-report"
 SCHEMA_VERSION = 2
 FILE_MODE = 0o644  # node_exporter and log shippers usually run as another user
 
-KEPT = "kept"
-SKIPPED = "skipped"
 
 # The order a person wants to read results in: what needs attention first.
 _RESULT_ORDER = (
@@ -86,17 +82,6 @@ def _snake(outcome: Outcome) -> str:
     return outcome.value.replace(" ", "_")
 
 
-def entry_result(entry: Entry) -> str:
-    """One word for what became of an entry, exactly as ``Report.counts`` derives it.
-
-    An entry without an outcome had nothing to do: ``kept`` when the decision was to
-    keep, ``skipped`` when it could not be judged (pending, not ready).
-    """
-    if entry.outcome is not None:
-        return _snake(entry.outcome)
-    return KEPT if entry.decision.action is Action.KEEP else SKIPPED
-
-
 def kind_results(kind: str) -> tuple[str, ...]:
     """Every result a ``server`` or ``user`` entry can have, so counts never miss a key.
 
@@ -113,10 +98,9 @@ def _rank(result: str) -> int:
 
 
 def result_counts(report: Report, kind: str) -> dict[str, int]:
-    """How many servers (or users) ended in each result, kept ones without entries included."""
-    counted = Counter(entry_result(e) for e in report.entries if e.kind == kind)
-    unlisted = report.servers_kept_unlisted if kind == "server" else report.users_kept_unlisted
-    counted[KEPT] += unlisted
+    """How many servers (or users) ended in each result, from ``Report.counts``."""
+    prefix = f"{kind}_"
+    counted = {k[len(prefix) :]: n for k, n in report.counts().items() if k.startswith(prefix)}
     counts = {result: counted.pop(result, 0) for result in kind_results(kind)}
     counts.update(counted)  # an unexpected pairing still shows up rather than vanishing
     return counts
@@ -177,7 +161,7 @@ def _counts_document(report: Report) -> dict[str, Any]:
 
 def _entry_document(entry: Entry) -> dict[str, Any]:
     decision = entry.decision
-    result = entry_result(entry)
+    result = entry.result
     detail = entry.detail or None
     return {
         "kind": entry.kind,
@@ -297,8 +281,8 @@ def _text_entries(
     if not any(counts.values()):
         return [f"{kind}s: none {'running' if kind == 'server' else 'considered'}"]
     title = f"{kind}s: {_counts_phrase(counts)}"
-    listed = [e for e in entries if show_kept or entry_result(e) != KEPT]
-    if counts[KEPT] > sum(1 for e in listed if entry_result(e) == KEPT):
+    listed = [e for e in entries if show_kept or e.result != KEPT]
+    if counts[KEPT] > sum(1 for e in listed if e.result == KEPT):
         title += " (kept ones not listed; --report-kept lists them)"
     rows = [_entry_row(e) for e in sorted(listed, key=_human_order)]
     header = ("RESULT", kind.upper(), "IDLE", "AGE", "TRIES", "WHY")
@@ -306,7 +290,7 @@ def _text_entries(
 
 
 def _human_order(entry: Entry) -> tuple[int, str]:
-    return (_rank(entry_result(entry)), entry.label)
+    return (_rank(entry.result), entry.label)
 
 
 def _entry_row(entry: Entry) -> tuple[str, ...]:
@@ -328,7 +312,7 @@ def _entry_row(entry: Entry) -> tuple[str, ...]:
 def _result_words(entry: Entry) -> str:
     if entry.outcome is Outcome.DRY_RUN:
         return f"would {entry.decision.action.value}"
-    return entry_result(entry).replace("_", " ")
+    return entry.result.replace("_", " ")
 
 
 def _text_upcoming(report: Report) -> list[str]:

@@ -17,7 +17,11 @@ from enum import IntEnum
 from idle_cull.models import Outcome
 from idle_cull.policy import Action, ServerDecision, Upcoming, UserDecision
 
-__all__ = ["Entry", "ExitStatus", "Report", "Upcoming"]
+__all__ = ["KEPT", "SKIPPED", "Entry", "ExitStatus", "Report", "Upcoming"]
+
+# Results of entries without an outcome: nothing was to be done, or nothing could be.
+KEPT = "kept"
+SKIPPED = "skipped"
 
 
 class ExitStatus(IntEnum):
@@ -45,6 +49,14 @@ class Entry:
     @property
     def label(self) -> str:
         return self.decision.label
+
+    @property
+    def result(self) -> str:
+        """One word for what became of it: the outcome (``already_gone``), else ``kept``
+        when the decision was to keep, or ``skipped`` when it could not be judged."""
+        if self.outcome is not None:
+            return self.outcome.value.replace(" ", "_")
+        return KEPT if self.decision.action is Action.KEEP else SKIPPED
 
     def settled(self, outcome: Outcome, attempts: int = 0, detail: str = "") -> Entry:
         return replace(self, outcome=outcome, attempts=attempts, detail=detail)
@@ -76,13 +88,9 @@ class Report:
         """Counts by kind and result, e.g. ``server_stopped``, ``user_kept``."""
         counts: Counter[str] = Counter()
         for entry in self.entries:
-            if entry.outcome is None:
-                result = "kept" if entry.decision.action is Action.KEEP else "skipped"
-            else:
-                result = entry.outcome.value.replace(" ", "_")
-            counts[f"{entry.kind}_{result}"] += 1
-        counts["server_kept"] += self.servers_kept_unlisted
-        counts["user_kept"] += self.users_kept_unlisted
+            counts[f"{entry.kind}_{entry.result}"] += 1
+        counts[f"server_{KEPT}"] += self.servers_kept_unlisted
+        counts[f"user_{KEPT}"] += self.users_kept_unlisted
         return counts
 
     @property

@@ -126,7 +126,6 @@ def run_pass(
     if settings.warn_within:
         report.upcoming = plan.upcoming
         _log_upcoming(report)
-    report.kept_listed = settings.report_kept
     if cap_exceeded(plan, settings.caps):
         _refuse(plan, settings, report)
     elif settings.dry_run:
@@ -153,11 +152,11 @@ def judge_listing(
     A token that cannot see a field some rule needs fails the pass here, before anything
     is acted on.
     """
-    version = parse_version(report.hub_version)
+    needed = fields_rules_need(settings.limits, parse_version(report.hub_version))
     plan = Plan(list_kept=settings.report_kept)
     with closing(list_users(client, settings, report, control, progress)) as users:
         for user in users:
-            require_visible_fields(user, settings.limits, version)
+            require_visible_fields(user, needed, settings.limits)
             judgement = judge(user, now, settings.limits, settings.warn_within)
             if plan.add(judgement):
                 # The later copy was read later: it is the fresher view of this user.
@@ -224,19 +223,27 @@ def _parse_record(record: object, report: Report) -> User | None:
         return None
 
 
-def require_visible_fields(user: User, limits: CullLimits, version: tuple[int, ...]) -> None:
-    """Fail before acting when the token's scopes hide a field a rule depends on.
+def fields_rules_need(limits: CullLimits, version: tuple[int, ...]) -> frozenset[str]:
+    """The user fields the rules read, which the token's scopes must not hide.
 
-    Without this, a hidden ``last_activity`` would read as "never active" and a hidden
-    ``admin`` as "not an admin": exactly the servers and users that must not be culled.
+    Empty before JupyterHub 2.0: no scopes then, and older shapes are handled by the models.
     """
     if version and version < (2, 0):
-        return  # no scopes before 2.0; older shapes are handled by the models
+        return frozenset()
     needed = {"last_activity", "servers"}
     if limits.cull_users:
         needed |= {"admin", "created"}
     if limits.needs_groups:
         needed.add("groups")
+    return frozenset(needed)
+
+
+def require_visible_fields(user: User, needed: frozenset[str], limits: CullLimits) -> None:
+    """Fail before acting when the token's scopes hide a field a rule depends on.
+
+    Without this, a hidden ``last_activity`` would read as "never active" and a hidden
+    ``admin`` as "not an admin": exactly the servers and users that must not be culled.
+    """
     missing = sorted(needed & user.hidden)
     if missing:
         scopes = sorted({SCOPED_FIELDS[name] for name in missing})
@@ -304,26 +311,30 @@ def _log_upcoming(report: Report) -> None:
         )
 
 
-def _idle_entries(plan: Plan, report: Report) -> list[Entry]:
-    """Entries of the decisions that need no action: skipped ones, and kept ones if listed.
+def _record_idle(plan: Plan, report: Report) -> None:
+    """Record the decisions that need no action: skipped ones, and kept ones if listed.
 
     Kept decisions that get no entry are counted in the report instead.
     """
+    report.kept_listed = plan.list_kept
     servers = [d for d in plan.servers if d.action is not Action.STOP]
     users = [d for d in plan.users if d.action is not Action.DELETE]
     if not plan.list_kept:
-        kept_servers = sum(1 for d in servers if d.action is Action.KEEP)
-        kept_users = sum(1 for d in users if d.action is Action.KEEP)
         counted_servers, counted_users = plan.counted_keeps
-        report.servers_kept_unlisted = counted_servers + kept_servers
-        report.users_kept_unlisted = counted_users + kept_users
+        report.servers_kept_unlisted = counted_servers + _keeps(servers)
+        report.users_kept_unlisted = counted_users + _keeps(users)
         servers = [d for d in servers if d.action is not Action.KEEP]
         users = [d for d in users if d.action is not Action.KEEP]
-    return [Entry("server", d) for d in servers] + [Entry("user", d) for d in users]
+    report.entries.extend(Entry("server", d) for d in servers)
+    report.entries.extend(Entry("user", d) for d in users)
+
+
+def _keeps(decisions: Iterable[ServerDecision | UserDecision]) -> int:
+    return sum(1 for d in decisions if d.action is Action.KEEP)
 
 
 def _record_all(plan: Plan, report: Report, outcome: Outcome, detail: str = "") -> None:
-    report.entries.extend(_idle_entries(plan, report))
+    _record_idle(plan, report)
     report.entries.extend(Entry("server", d).settled(outcome, 0, detail) for d in plan.stops)
     report.entries.extend(Entry("user", d).settled(outcome, 0, detail) for d in plan.deletions)
 
@@ -371,7 +382,7 @@ class _Actor:
         self._lock = threading.Lock()
 
     def act(self, plan: Plan, report: Report) -> None:
-        report.entries.extend(_idle_entries(plan, report))
+        _record_idle(plan, report)
         workers = self.settings.concurrency
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="idle-cull") as pool:
             stops = _run_actions(pool, plan.stops, self.stop, self.progress, in_flight=2 * workers)

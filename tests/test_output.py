@@ -26,7 +26,6 @@ from idle_cull.hub import HubClient
 from idle_cull.models import Outcome, User
 from idle_cull.output import (
     check_writable,
-    entry_result,
     public_url,
     render_json,
     render_text,
@@ -97,7 +96,7 @@ def settled_report(
 def kept_counted_report() -> Report:
     """As a default pass makes it: kept servers and users counted, without entries."""
     report = settled_report()
-    report.entries[:] = [e for e in report.entries if entry_result(e) != "kept"]
+    report.entries[:] = [e for e in report.entries if e.result != "kept"]
     report.kept_listed = False
     report.servers_kept_unlisted = 40
     report.users_kept_unlisted = 41
