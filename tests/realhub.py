@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -46,12 +46,20 @@ from urllib.parse import quote
 
 import requests
 
+from tests.hubreleases import (
+    INSTALL_HINT,
+    HubRelease,
+    UnknownRelease,
+    find_release,
+    selected_release,
+)
+
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent
 HUB_CONFIG = TESTS_DIR / "hub_config.py"
 
 CHP_INSTALL_HINT = "npm install --prefix .venv/chp configurable-http-proxy"
-JUPYTERHUB_INSTALL_HINT = ".venv/bin/pip install jupyterhub  (or: pip install -e '.[test]')"
+JUPYTERHUB_INSTALL_HINT = INSTALL_HINT  # builds every release in tests/hub_releases.txt
 PAGINATION_ACCEPT = "application/jupyterhub-pagination+json"
 START_TIMEOUT = 60.0
 WAIT_TIMEOUT = 30.0
@@ -122,14 +130,14 @@ def find_chp() -> str:
     raise HarnessError(f"configurable-http-proxy not found; install it with: {CHP_INSTALL_HINT}")
 
 
-def jupyterhub_command() -> list[str]:
-    """Run the hub with this interpreter when it has jupyterhub, else a jupyterhub on PATH."""
-    if importlib.util.find_spec("jupyterhub") is not None:
-        return [sys.executable, "-m", "jupyterhub"]
-    on_path = shutil.which("jupyterhub")
-    if on_path:
-        return [on_path]
-    raise HarnessError(f"jupyterhub is not installed; install it with: {JUPYTERHUB_INSTALL_HINT}")
+def jupyterhub_command(release: HubRelease) -> list[str]:
+    """The ``jupyterhub`` of the release's own venv (``.venv/hubs/<release>``)."""
+    if not release.jupyterhub.exists():
+        raise HarnessError(
+            f"JupyterHub {release.name} is not installed in {release.venv}; "
+            f"install it with: {JUPYTERHUB_INSTALL_HINT}"
+        )
+    return [str(release.jupyterhub)]
 
 
 def free_ports(count: int) -> list[int]:
@@ -261,6 +269,8 @@ class RealHub:
     noscope_token: str
     workdir: Path
     internal_certs: Path | None  # the hub's internal_certs_location, with internal SSL only
+    release: HubRelease  # which venv of tests/hub_releases.txt the hub runs from
+    version: str  # what the running hub says it is (GET /hub/api/), e.g. "3.1.1"
     page_limit: int = PAGE_LIMIT  # tests lower it to walk several pages with a few users
 
     def __init__(
@@ -272,9 +282,12 @@ class RealHub:
         hub_port: int,
         proxy_port: int,
         tokens: dict[str, str],
+        release: HubRelease,
         internal_certs: Path | None = None,
     ) -> None:
         self.process = process
+        self.release = release
+        self.version = ""
         self.workdir = workdir
         self._owns_workdir = owns_workdir
         self.internal_certs = internal_certs
@@ -299,6 +312,11 @@ class RealHub:
         self._stopped = False
 
     @property
+    def version_info(self) -> tuple[int, ...]:
+        """``"3.1.1"`` -> ``(3, 1, 1)``, for tests that pin what differs between releases."""
+        return tuple(int(part) for part in re.findall(r"\d+", self.version)[:3])
+
+    @property
     def tls_files(self) -> tuple[Path, Path, Path]:
         """CA, client certificate and key that ``idle-cull --ssl-enabled`` reads.
 
@@ -316,7 +334,12 @@ class RealHub:
 
     @classmethod
     def start(
-        cls, workdir: Path | None = None, *, internal_ssl: bool = False, **config_overrides: Any
+        cls,
+        workdir: Path | None = None,
+        *,
+        internal_ssl: bool = False,
+        release: str | None = None,
+        **config_overrides: Any,
     ) -> RealHub:
         """Launch a fresh hub; return once ``GET {api_url}/`` answers and start-up is over.
 
@@ -325,11 +348,17 @@ class RealHub:
         ``internal_ssl`` turns on JupyterHub's internal SSL (off by default, so every other
         test sees the plain-http hub): certificates go to ``<workdir>/internal-ssl``, which is
         emptied first so the hub always generates a fresh set.
+        ``release`` names a line of ``tests/hub_releases.txt`` (default: ``$IDLE_CULL_HUB_RELEASE``,
+        else the file's last, newest one); the hub runs from that release's venv.
         ``config_overrides`` (JSON values) go into the hub config: ``api_page_max_limit=10``
         sets ``c.JupyterHub.api_page_max_limit``; ``Spawner__http_timeout=5`` sets
         ``c.Spawner.http_timeout``; a dict is merged into an existing dict setting.
         """
-        command = [*jupyterhub_command(), "-f", str(HUB_CONFIG)]
+        try:
+            hub_release = selected_release() if release is None else find_release(release)
+        except UnknownRelease as exc:
+            raise HarnessError(str(exc)) from None
+        command = [*jupyterhub_command(hub_release), "-f", str(HUB_CONFIG)]
         chp = find_chp()
         owns_workdir = workdir is None
         if workdir is None:
@@ -376,10 +405,12 @@ class RealHub:
             hub_port=hub_port,
             proxy_port=proxy_port,
             tokens=tokens,
+            release=hub_release,
             internal_certs=internal_certs,
         )
         try:
             hub._wait_until_up(START_TIMEOUT)
+            hub.version = hub.api("GET", "/", expect=(200,)).json()["version"]
         except BaseException:
             hub.stop()
             raise
@@ -634,10 +665,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run the hub with JupyterHub's internal SSL (https API, client certificates)",
     )
+    parser.add_argument(
+        "--hub-release",
+        help="a release of tests/hub_releases.txt, e.g. 3.1 "
+        "(default: $IDLE_CULL_HUB_RELEASE, else the newest)",
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
-        with RealHub.start(args.workdir, internal_ssl=args.internal_ssl) as hub:
+        with RealHub.start(
+            args.workdir, internal_ssl=args.internal_ssl, release=args.hub_release
+        ) as hub:
             print(f"export JUPYTERHUB_API_URL={hub.api_url}")
             print(f"export JUPYTERHUB_API_TOKEN={hub.culler_token}")
             print(f"export IDLE_CULL_ADMIN_TOKEN={hub.admin_token}")
