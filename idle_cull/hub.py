@@ -165,6 +165,7 @@ class HubClient:
         # The hub's Date header and our monotonic clock when it arrived: the hub's clock
         # stamps last_activity, so idleness is measured against it (see hub_now).
         self._hub_date: tuple[datetime, float] | None = None
+        self._token_rejected: bool | None = None  # see _token_is_unknown
         self._session = session or requests.Session()
         self._read_environment_once()
         adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(pool_size, 1) + 2, max_retries=0)
@@ -413,7 +414,18 @@ class HubClient:
         label = f"{user}/{server}" if server else user
         body = {"remove": True} if remove else None
         answer = self._request("DELETE", path, json=body, what=f"stop server {label!r}")
+        if answer.response.status_code == 500 and self._user_is_gone(user):
+            # JupyterHub 3.1 and 4.1 fail with 500, not 404, to stop a server of a user they
+            # no longer have (deleted since the listing); 5.5 and 6.1 answer 404.
+            return ActionResult(Outcome.GONE, answer.attempts, "the hub no longer has the user")
         return self._action_result(answer, f"stop server {label!r}", scope="delete:servers")
+
+    def _user_is_gone(self, name: str) -> bool:
+        """Whether the hub says 404 to ``GET /users/{name}``; any failure means "cannot tell"."""
+        try:
+            return self.get_user(name) is None
+        except HubError:
+            return False
 
     def delete_user(self, name: str) -> ActionResult:
         """Delete a user; 400 while one of its servers is still stopping means pending."""
@@ -513,6 +525,24 @@ class HubClient:
             ) from None
         return _Answer(response, attempts)
 
+    def _token_is_unknown(self) -> bool:
+        """Whether ``GET /user`` (who am I; every known token may ask) answers 403.
+
+        Asked once, without retries, only after a 403 that names a scope; the answer is
+        kept. Any other answer or a failure means "known, or cannot tell".
+        """
+        if self._token_rejected is None:
+            try:
+                response = self._session.get(
+                    self.url + "/user",
+                    headers={"Accept": "application/json"},
+                    timeout=self._timeout,
+                )
+            except requests.RequestException:
+                return False
+            self._token_rejected = response.status_code == 403
+        return self._token_rejected
+
     def _hub_message(self, response: requests.Response, limit: int | None = 200) -> str:
         """The hub's error message, with our token masked should a gateway quote it."""
         message = _hub_message(response, limit=None)
@@ -552,6 +582,17 @@ class HubClient:
             # JupyterHub answers 403, not 401, to a token it does not know.
             raise HubAuthError(
                 f"could not {what}: the hub does not accept the API token (403: {message}); "
+                "check JUPYTERHUB_API_TOKEN or --api-token-file, and that the token is the "
+                "api_token of a service in the hub's configuration",
+                status=status,
+                attempts=answer.attempts,
+            )
+        if status == 403 and self._token_is_unknown():
+            # JupyterHub before 4.0 answers an unknown token exactly like a known one that
+            # lacks the scope ("requires any of [list:users]"); GET /user tells them apart.
+            raise HubAuthError(
+                f"could not {what}: the hub does not accept the API token (403: {message}; "
+                "and GET /hub/api/user refused the token too, so it is not a missing scope); "
                 "check JUPYTERHUB_API_TOKEN or --api-token-file, and that the token is the "
                 "api_token of a service in the hub's configuration",
                 status=status,

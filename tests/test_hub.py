@@ -684,9 +684,10 @@ def test_500_is_not_retried(
 
 def test_500_on_stop_is_hub_unavailable(hub: responses.RequestsMock, client: HubClient) -> None:
     hub.delete(f"{USERS}/alice/server", status=500, body="oops", content_type="text/plain")
+    hub.get(f"{USERS}/alice", json={"name": "alice"})  # still there: the 500 is real
     with pytest.raises(HubUnavailable, match=r"stop server 'alice': the hub failed with HTTP 500"):
         client.stop_server("alice", "")
-    assert len(hub.calls) == 1
+    assert len(hub.calls) == 2
 
 
 class Endpoint(NamedTuple):
@@ -812,6 +813,7 @@ def test_403_names_the_missing_scope_and_the_hubs_message(
     scope = endpoint.scope
     hub_says = f"Action is not authorized with current scopes;\n requires any of [{scope}]"
     hub.add(endpoint.method, endpoint.url, status=403, json=error_body(403, hub_says))
+    hub.get(f"{BASE}/user", json={"kind": "service", "name": "idle-cull", "scopes": []})
     with pytest.raises(HubAuthError) as raised:
         endpoint.call(client)
     assert str(raised.value) == (
@@ -820,7 +822,7 @@ def test_403_names_the_missing_scope_and_the_hubs_message(
         "culler's role (see README, 'Role and scopes')"
     )
     assert raised.value.status == 403
-    assert len(hub.calls) == 1
+    assert len(hub.calls) == 2  # the failed call, then GET /user: the token is known
 
 
 def test_403_takes_the_scopes_the_hub_names(
