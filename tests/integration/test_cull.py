@@ -18,6 +18,9 @@ import pytest
 
 from tests.realhub import LOG_FILE, RealHub
 
+# Also run on every older release of tests/hub_releases.txt (scripts/test).
+pytestmark = pytest.mark.matrix
+
 IDLE = 3  # --timeout for these tests, in seconds
 # The hub clock (Date header) is truncated to the second, so idleness reads up to 1 s
 # short: wait well past the limit.

@@ -22,6 +22,9 @@ import requests
 from tests.integration.test_cull import IDLE, PAST_IDLE, cull, servers_of
 from tests.realhub import LOG_FILE, HarnessError, RealHub
 
+# Also run on every older release of tests/hub_releases.txt (scripts/test).
+pytestmark = pytest.mark.matrix
+
 
 @pytest.fixture(scope="module")
 def ssl_module_hub() -> Iterator[RealHub]:

@@ -28,6 +28,9 @@ from tests.realhub import (
     server_path,
 )
 
+# Also run on every older release of tests/hub_releases.txt (scripts/test).
+pytestmark = pytest.mark.matrix
+
 ODD_NAMES = ["with space", "pct%41x", "ünïcødé", "dot.dash-under_score", "at@plus+"]
 
 
@@ -81,6 +84,10 @@ def test_hub_accepts_only_slugs_as_new_server_names(hub: RealHub) -> None:
 
     for bad in ("named one", "Upper", "1st", "ünï"):
         response = hub.api("POST", server_path("alice", bad), json={})
+        if hub.version_info < (5,):
+            # JupyterHub 3.1 and 4.1 take any server name: idle-cull quotes whatever it lists
+            assert response.status_code in (201, 202), bad
+            continue
         assert response.status_code == 400, bad
         assert "Invalid server_name" in response.json()["message"]
 
@@ -167,7 +174,12 @@ def test_stop_of_unknown_user_or_named_server_is_404(hub: RealHub) -> None:
     hub.create_users(["alice"])
     culler = hub.culler_token
 
-    assert hub.api("DELETE", "/users/nobody/server", token=culler).status_code == 404
+    # JupyterHub 3.1 and 4.1 fail with 500 for a user they do not have (HubClient.stop_server
+    # then asks GET /users/{name}, which is 404 on every release)
+    gone_user = 500 if hub.version_info < (5,) else 404
+    assert hub.api("DELETE", "/users/nobody/server", token=culler).status_code == gone_user
+    assert hub.api("DELETE", "/users/nobody/servers/lab", token=culler).status_code == gone_user
+    assert hub.api("GET", "/users/nobody", token=culler).status_code == 404
     assert hub.api("DELETE", "/users/alice/servers/nope", token=culler).status_code == 404
 
 

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.integration.test_cull import cull, servers_of
 from tests.realhub import RealHub
+
+# Also run on every older release of tests/hub_releases.txt (scripts/test).
+pytestmark = pytest.mark.matrix
 
 
 def test_rules_pick_the_limit_per_server(hub: RealHub) -> None:
