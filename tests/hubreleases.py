@@ -38,6 +38,15 @@ class HubRelease:
         return HUBS_DIR / self.name
 
     @property
+    def version_info(self) -> tuple[int, ...]:
+        """``jupyterhub==2.3.1`` -> ``(2, 3, 1)``: known before the hub starts."""
+        for requirement in self.requirements:
+            name, _, version = requirement.partition("==")
+            if name.lower() == "jupyterhub" and version:
+                return tuple(int(part) for part in version.split(".")[:3])
+        raise ValueError(f"release {self.name} does not pin jupyterhub==X.Y.Z")
+
+    @property
     def jupyterhub(self) -> Path:
         """The ``jupyterhub`` console script of this release's venv."""
         return self.venv / "bin" / "jupyterhub"

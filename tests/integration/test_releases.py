@@ -81,7 +81,9 @@ def test_stopping_a_server_of_a_user_the_hub_no_longer_has_is_gone(
     assert [(s.path, s.status) for s in stops] == [
         ("/users/ghost-gil/server", 500 if hub.version_info < (5,) else 404)
     ]
-    assert "stop server ghost-gil: already gone (the hub no longer has the user)" in result.stderr
+    assert "stop server ghost-gil: already gone" in result.stderr
+    if hub.version_info < (5,):  # the 500, explained
+        assert "ghost-gil: already gone (the hub no longer has the user)" in result.stderr
     assert "server_already_gone=1" in result.stderr
     assert servers_of(hub, "real-rita") == {""}
 
