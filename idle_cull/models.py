@@ -138,10 +138,6 @@ class User:
     groups: tuple[str, ...] | None = None
     hidden: frozenset[str] = frozenset()
 
-    @property
-    def active_servers(self) -> tuple[Server, ...]:
-        return self.servers
-
     @classmethod
     def from_api(cls, data: object) -> User:
         if not isinstance(data, Mapping):

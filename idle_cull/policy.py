@@ -371,7 +371,7 @@ def judge(
     user: User, now: datetime, limits: CullLimits, warn_within: float | None = None
 ) -> Judgement:
     """Every decision about one user and its servers, and the warnings due for them."""
-    servers = tuple(decide_server(user, server, now, limits) for server in user.active_servers)
+    servers = tuple(decide_server(user, server, now, limits) for server in user.servers)
     decision = decide_user(user, servers, now, limits) if limits.cull_users else None
     upcoming = upcoming_for(user, servers, now, limits, warn_within) if warn_within else ()
     to_delete = decision is not None and decision.action is Action.DELETE
@@ -408,7 +408,7 @@ def upcoming_for(
     if excluded(user, limits):
         return ()
     soon: list[Upcoming] = []
-    for server, decision in zip(user.active_servers, decisions):
+    for server, decision in zip(user.servers, decisions):
         if decision.action is not Action.KEEP or not server.ready:
             continue
         reference = server.last_activity or server.started
@@ -470,8 +470,8 @@ def user_changed_since_listing(
     so a newer stamp at or after our own first stop of its servers is our doing, not the
     user's; anything else newer than the listing is real activity.
     """
-    if fresh.active_servers:
-        names = ", ".join(repr(s.name or "default") for s in fresh.active_servers)
+    if fresh.servers:
+        names = ", ".join(repr(s.name or "default") for s in fresh.servers)
         return f"has an active server again ({names})"
     if fresh.admin and not limits.cull_admin_users:
         return "became an admin (--cull-admin-users=false)"

@@ -10,7 +10,6 @@ goes ahead unless every server of the user really stopped.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from fnmatch import fnmatchcase
@@ -23,6 +22,7 @@ from idle_cull.config import Settings
 from idle_cull.errors import HubUnavailable
 from idle_cull.hub import ActionResult
 from idle_cull.models import Outcome, RecordError, Server, User, parse_timestamp
+from idle_cull.pages import UserPage
 from idle_cull.policy import Action, CullLimits, Plan, ServerDecision, idle_limit, make_plan
 from idle_cull.runner import run_pass
 from tests.factories import NOW
@@ -327,12 +327,10 @@ class FakeHub:
     def hub_now(self) -> datetime | None:
         return None
 
-    def iter_user_pages(self, state: str | None, page_size: int = 0) -> Iterator[list[Any]]:
+    def user_page(self, state: str | None, offset: int, limit: int = 0) -> UserPage:
+        """Everyone of ``state`` at once, as a hub before 2.0 answers (no pagination)."""
         wanted = [r for r in self.records.values() if bool(r["servers"]) == (state == "ready")]
-        yield wanted
-
-    def iter_user_pages_concurrently(self, state: str | None, page_size: int = 0, **_: Any) -> Iterator[list[Any]]:
-        return self.iter_user_pages(state, page_size)
+        return UserPage(wanted, offset, limit, None)
 
     def get_user(self, name: str) -> dict[str, Any] | None:
         return self.records.get(name)
@@ -399,7 +397,7 @@ def test_a_pass_deletes_a_user_only_after_all_its_servers_stopped(
     }
     client = FakeHub(records, outcomes)
     options = Settings(url="http://hub.test/hub/api", token="t0ken-for-tests", limits=rules, clock="local", recheck=recheck, concurrency=3)
-    report = run_pass(options, client, clock=lambda: NOW)  # type: ignore[arg-type]
+    report = run_pass(options, client, clock=lambda: NOW)
     plan = make_plan(hub, NOW, rules)
     assert set(client.stops) <= {(d.user, d.server) for d in plan.stops}
     assert set(client.deleted) <= {d.user for d in plan.deletions}
