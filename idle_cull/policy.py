@@ -30,8 +30,6 @@ __all__ = [
     "excluded",
     "idle_limit",
     "judge",
-    "make_plan",
-    "upcoming_culls",
     "upcoming_for",
     "user_changed_since_listing",
 ]
@@ -378,21 +376,6 @@ def judge(
     return Judgement(user.name, servers, decision, upcoming, user if to_delete else None)
 
 
-def make_plan(
-    users: Iterable[User],
-    now: datetime,
-    limits: CullLimits,
-    *,
-    warn_within: float | None = None,
-    list_kept: bool = True,
-) -> Plan:
-    """The plan for a whole listing at once; the runner adds users as pages arrive."""
-    plan = Plan(list_kept=list_kept)
-    for user in users:
-        plan.add(judge(user, now, limits, warn_within))
-    return plan
-
-
 def upcoming_for(
     user: User,
     decisions: Iterable[ServerDecision],
@@ -419,13 +402,6 @@ def upcoming_for(
         if _kind_culled(server, limits) and 0 < limit - idle <= window:
             soon.append(Upcoming(user.name, server.name, reference, idle, limit, rule))
     return tuple(soon)
-
-
-def upcoming_culls(
-    users: Iterable[User], now: datetime, limits: CullLimits, window: float
-) -> list[Upcoming]:
-    """Every server of ``users`` about to cross its idle limit, soonest first."""
-    return make_plan(users, now, limits, warn_within=window, list_kept=False).upcoming
 
 
 def _kind_culled(server: Server, limits: CullLimits) -> bool:

@@ -32,10 +32,10 @@ from idle_cull.output import (
     report_document,
     write_atomically,
 )
-from idle_cull.policy import Action, CullLimits, ServerDecision, UserDecision, make_plan
+from idle_cull.policy import Action, CullLimits, ServerDecision, UserDecision
 from idle_cull.report import Entry, ExitStatus, Report, Upcoming
 from idle_cull.runner import run_pass
-from tests.factories import NOW, server_json, user_json
+from tests.factories import NOW, plan_of, server_json, user_json
 from tests.fakehub import URL as FAKE_URL
 from tests.fakehub import serve_users
 from tests.fakehub import server_json as fake_server
@@ -80,7 +80,7 @@ def settled_report(
         User.from_api(user_json("carol", servers=[server_json(idle=10, age=900)])),
         User.from_api(user_json("dave", servers=[server_json(pending="spawn", ready=False)])),
     ]
-    plan = make_plan(users, NOW, CullLimits(timeout=HOUR, cull_users=True))
+    plan = plan_of(users, NOW, CullLimits(timeout=HOUR, cull_users=True))
     report = base_report(users_listed=len(users), **fields)
     settle = settle or {}
     for decision in (*plan.servers, *plan.users):
