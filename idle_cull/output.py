@@ -225,14 +225,13 @@ def _warn_within(report: Report) -> float | None:
 # Text
 
 
-def render_text(report: Report, exit_status: ExitStatus, *, show_kept: bool = False) -> str:
+def render_text(report: Report, exit_status: ExitStatus) -> str:
     """A summary for a person at a terminal: what was done, what needs attention, counts.
 
     Every action and skip gets a line; kept servers and users, which can be thousands on
-    a large hub, are only counted unless the pass listed them (``--report-kept``) or
-    ``show_kept`` asks for the ones the report has.
+    a large hub, are only counted unless the pass listed them (``--report-kept``).
     """
-    show_kept = show_kept or report.kept_listed
+    show_kept = report.kept_listed
     lines = _text_header(report)
     for kind in ("server", "user"):
         entries = [e for e in report.entries if e.kind == kind]
