@@ -19,8 +19,10 @@ from urllib.parse import urlsplit
 
 from idle_cull import __version__
 from idle_cull.errors import ConfigError, MetricsUnavailable, PushgatewayError
-from idle_cull.output import as_utc, public_url, result_counts, write_atomically
-from idle_cull.report import ExitStatus, Report
+from idle_cull.files import write_atomically
+from idle_cull.models import as_utc
+from idle_cull.render import public_url
+from idle_cull.report import ExitStatus, Report, result_counts
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry

@@ -218,7 +218,7 @@ def test_without_prometheus_client_every_entry_point_says_how_to_install_it(
 
 def test_prometheus_client_is_not_imported_at_start_up() -> None:
     code = (
-        "import sys, idle_cull.cli, idle_cull.output, idle_cull.metrics; "
+        "import sys, idle_cull.cli, idle_cull.render, idle_cull.files, idle_cull.metrics; "
         "print('prometheus_client' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)

@@ -19,20 +19,14 @@ import jsonschema
 import pytest
 import responses
 
-from idle_cull import metrics, output
+from idle_cull import files, metrics, render
 from idle_cull.config import RetryPolicy, Settings
 from idle_cull.errors import ConfigError, OutputError
+from idle_cull.files import check_writable, write_atomically
 from idle_cull.hub import HubClient
 from idle_cull.models import Outcome, User
-from idle_cull.output import (
-    check_writable,
-    public_url,
-    render_json,
-    render_text,
-    report_document,
-    write_atomically,
-)
 from idle_cull.policy import Action, CullLimits, ServerDecision, UserDecision
+from idle_cull.render import public_url, render_json, render_text, report_document
 from idle_cull.report import Entry, ExitStatus, Report, Upcoming
 from idle_cull.runner import run_pass
 from tests.factories import NOW, plan_of, server_json, user_json
@@ -411,7 +405,7 @@ def test_names_cannot_forge_lines_or_escape_sequences_in_the_text() -> None:
 
 
 def test_no_output_function_can_receive_settings_or_a_token() -> None:
-    for module in (output, metrics):
+    for module in (render, files, metrics):
         for name in module.__all__:
             function = getattr(module, name)
             if callable(function):
