@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import click
 
-from idle_cull import metrics, output
+from idle_cull import files, metrics, render
 from idle_cull.config import Settings
 from idle_cull.errors import OutputError
 from idle_cull.report import ExitStatus, Report
@@ -25,9 +25,9 @@ log = logging.getLogger(__name__)
 def check_outputs(settings: Settings) -> None:
     """Fail before anything is sent to the hub when a delivery cannot possibly work."""
     if settings.report_file:
-        output.check_writable(settings.report_file, option="--report-file")
+        files.check_writable(settings.report_file, option="--report-file")
     if settings.metrics_file:
-        output.check_writable(settings.metrics_file, option="--metrics-file")
+        files.check_writable(settings.metrics_file, option="--metrics-file")
     if settings.metrics_file or settings.pushgateway:
         metrics.require_prometheus_client()
     if settings.pushgateway:
@@ -37,9 +37,9 @@ def check_outputs(settings: Settings) -> None:
 def publish(report: Report, status: ExitStatus, settings: Settings) -> ExitStatus:
     """Write the report and metrics; return the exit status the process should end with."""
     if settings.report == "json":
-        click.echo(output.render_json(report, status), nl=False)
+        click.echo(render.render_json(report, status), nl=False)
     elif settings.report == "text":
-        click.echo(output.render_text(report, status), nl=False)
+        click.echo(render.render_text(report, status), nl=False)
     failed = False
     for deliver in _deliveries(report, status, settings):
         try:
@@ -61,7 +61,7 @@ def _deliveries(report: Report, status: ExitStatus, settings: Settings) -> list[
     )
     if report_file:
         steps.append(
-            lambda: output.write_atomically(report_file, output.render_json(report, status))
+            lambda: files.write_atomically(report_file, render.render_json(report, status))
         )
     if metrics_file:
         steps.append(lambda: metrics.write_metrics_file(metrics_file, report, status))

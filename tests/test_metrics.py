@@ -218,7 +218,7 @@ def test_without_prometheus_client_every_entry_point_says_how_to_install_it(
 
 def test_prometheus_client_is_not_imported_at_start_up() -> None:
     code = (
-        "import sys, idle_cull.cli, idle_cull.output, idle_cull.metrics; "
+        "import sys, idle_cull.cli, idle_cull.render, idle_cull.files, idle_cull.metrics; "
         "print('prometheus_client' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
@@ -302,10 +302,10 @@ def test_a_failed_run_pushes_no_last_success_so_the_gateway_keeps_the_old_one(ga
     assert value(pushed.body, "idle_cull_last_run_exit_status") == 1
 
 
-def test_push_with_job_and_grouping_key(gateway: Gateway) -> None:
-    push_metrics(gateway.url + "/", settled_report(), ExitStatus.OK, job="cull", grouping_key={"hub": "prod/eu"})
+def test_a_trailing_slash_in_the_gateway_url_is_not_doubled(gateway: Gateway) -> None:
+    push_metrics(gateway.url + "/", settled_report(), ExitStatus.OK)
     (pushed,) = gateway.requests
-    assert pushed.path == "/metrics/job/cull/hub@base64/cHJvZC9ldQ=="  # '/' in a value is base64'd
+    assert pushed.path == "/metrics/job/idle-cull"
 
 
 def test_a_refusing_gateway_is_a_pushgateway_error_with_its_reason(gateway: Gateway) -> None:

@@ -13,9 +13,9 @@ import responses
 
 from idle_cull.logs import JsonFormatter, ProgressAwareHandler, SecretFilter, TextFormatter
 from idle_cull.models import User
-from idle_cull.policy import CullLimits, upcoming_culls
+from idle_cull.policy import CullLimits
 from idle_cull.progress import Progress
-from tests.factories import NOW, server_json, user_json
+from tests.factories import NOW, plan_of, server_json, user_json
 from tests.fakehub import URL, run, serve_users
 from tests.fakehub import server_json as live_server
 from tests.fakehub import user_json as live_user
@@ -26,7 +26,7 @@ LIMITS = CullLimits(timeout=1 * H, profile_timeouts=(("gpu", 2 * H),), exclude_u
 
 def soon(records: list[dict], window: float, limits: CullLimits = LIMITS) -> list[tuple[str, str, float, str]]:
     users = [User.from_api(r) for r in records]
-    return [(u.user, u.server, round(u.seconds_left), u.rule) for u in upcoming_culls(users, NOW, limits, window)]
+    return [(u.user, u.server, round(u.seconds_left), u.rule) for u in plan_of(users, NOW, limits, warn_within=window, list_kept=False).upcoming]
 
 
 @pytest.mark.parametrize(
@@ -46,7 +46,7 @@ def soon(records: list[dict], window: float, limits: CullLimits = LIMITS) -> lis
         ),
     ],
 )
-def test_upcoming_culls(records: list[dict], window: float, expected: list) -> None:
+def test_upcoming(records: list[dict], window: float, expected: list) -> None:
     assert soon(records, window) == expected
 
 

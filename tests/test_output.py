@@ -19,23 +19,17 @@ import jsonschema
 import pytest
 import responses
 
-from idle_cull import metrics, output
+from idle_cull import files, metrics, render
 from idle_cull.config import RetryPolicy, Settings
 from idle_cull.errors import ConfigError, OutputError
+from idle_cull.files import check_writable, write_atomically
 from idle_cull.hub import HubClient
 from idle_cull.models import Outcome, User
-from idle_cull.output import (
-    check_writable,
-    public_url,
-    render_json,
-    render_text,
-    report_document,
-    write_atomically,
-)
-from idle_cull.policy import Action, CullLimits, ServerDecision, UserDecision, make_plan
+from idle_cull.policy import Action, CullLimits, ServerDecision, UserDecision
+from idle_cull.render import public_url, render_json, render_text, report_document
 from idle_cull.report import Entry, ExitStatus, Report, Upcoming
 from idle_cull.runner import run_pass
-from tests.factories import NOW, server_json, user_json
+from tests.factories import NOW, plan_of, server_json, user_json
 from tests.fakehub import URL as FAKE_URL
 from tests.fakehub import serve_users
 from tests.fakehub import server_json as fake_server
@@ -80,7 +74,7 @@ def settled_report(
         User.from_api(user_json("carol", servers=[server_json(idle=10, age=900)])),
         User.from_api(user_json("dave", servers=[server_json(pending="spawn", ready=False)])),
     ]
-    plan = make_plan(users, NOW, CullLimits(timeout=HOUR, cull_users=True))
+    plan = plan_of(users, NOW, CullLimits(timeout=HOUR, cull_users=True))
     report = base_report(users_listed=len(users), **fields)
     settle = settle or {}
     for decision in (*plan.servers, *plan.users):
@@ -348,7 +342,6 @@ def test_text_stays_short_with_thousands_of_kept_servers() -> None:
     text = render_text(report, ExitStatus.OK)
     assert len(text.splitlines()) < 12
     assert "servers: 5000 kept" in text
-    assert len(render_text(report, ExitStatus.OK, show_kept=True).splitlines()) > 5000
     report.kept_listed = True  # --report-kept: the pass listed them, so the text does too
     assert len(render_text(report, ExitStatus.OK).splitlines()) > 5000
 
@@ -412,7 +405,7 @@ def test_names_cannot_forge_lines_or_escape_sequences_in_the_text() -> None:
 
 
 def test_no_output_function_can_receive_settings_or_a_token() -> None:
-    for module in (output, metrics):
+    for module in (render, files, metrics):
         for name in module.__all__:
             function = getattr(module, name)
             if callable(function):
@@ -564,7 +557,7 @@ def test_the_token_never_reaches_a_report_a_metric_or_a_log_line(
     metrics.write_metrics_file(metrics_file, report, status)
     rendered = [
         render_json(report, status),
-        render_text(report, status, show_kept=True),
+        render_text(replace(report, kept_listed=True), status),
         metrics.metrics_text(report, status),
         metrics_file.read_text(),
         caplog.text,

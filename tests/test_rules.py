@@ -19,9 +19,8 @@ from idle_cull.policy import (
     decide_user,
     excluded,
     idle_limit,
-    make_plan,
 )
-from tests.factories import NOW, server_json, user_json
+from tests.factories import NOW, plan_of, server_json, user_json
 from tests.fakehub import URL, deletes, run, serve_users
 from tests.fakehub import server_json as live_server
 from tests.fakehub import user_json as live_user
@@ -223,7 +222,7 @@ def test_excluded_users_are_never_touched(records: list[dict], exclude_users: li
         profile_timeouts=(("gpu", 0.1 * H),),
     )
     users = [User.from_api(r) for r in records]
-    plan = make_plan(users, NOW, limits)
+    plan = plan_of(users, NOW, limits)
     protected = {u.name for u in users if excluded(u, limits)}
     touched = {d.user for d in plan.stops} | {d.user for d in plan.deletions}
     assert not protected & touched
