@@ -19,15 +19,15 @@ from types import FrameType
 from typing import Any
 
 from idle_cull.config import Settings, TLSFiles, read_token
-from idle_cull.errors import ConfigError, HubError
+from idle_cull.errors import ConfigError, HubError, LockHeld, PassInterrupted
 from idle_cull.hub import HubClient
-from idle_cull.lock import LockHeld, exclusive_lock
+from idle_cull.lock import exclusive_lock
 from idle_cull.logs import configure_logging, hide_in_logs
 from idle_cull.policy import Caps, CullLimits
 from idle_cull.progress import Progress
 from idle_cull.publish import check_outputs, publish
 from idle_cull.report import ExitStatus, Report
-from idle_cull.runner import PassControl, PassInterrupted, run_pass, utc_now
+from idle_cull.runner import PassControl, run_pass, utc_now
 
 __all__ = ["build_settings", "execute", "run_command"]
 

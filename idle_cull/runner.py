@@ -25,7 +25,7 @@ from typing import TypeVar
 
 from idle_cull.config import Settings
 from idle_cull.durations import format_duration
-from idle_cull.errors import HubAuthError, HubError, IdleCullError
+from idle_cull.errors import HubAuthError, HubError, PassInterrupted
 from idle_cull.hub import ActionResult, HubClient, parse_version
 from idle_cull.models import SCOPED_FIELDS, Outcome, RecordError, User
 from idle_cull.policy import (
@@ -42,7 +42,7 @@ from idle_cull.policy import (
 )
 from idle_cull.report import Entry, Report
 
-__all__ = ["PassControl", "PassInterrupted", "judge_listing", "list_users", "run_pass", "utc_now"]
+__all__ = ["PassControl", "judge_listing", "list_users", "run_pass", "utc_now"]
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +62,6 @@ SKEW_WORTH_A_WARNING = 60.0
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-class PassInterrupted(IdleCullError):
-    """The deadline passed or a signal came before anything was acted on."""
 
 
 class PassControl:
