@@ -16,7 +16,6 @@ from idle_cull.durations import parse_duration
 from idle_cull.errors import ConfigError
 
 __all__ = [
-    "EXIT_STATUS_HELP",
     "UpstreamCompatibleCommand",
     "cull_options",
     "normalize_argument",
@@ -34,18 +33,6 @@ BOOLEAN_FLAGS = (
     "cull-named-servers",
     "ssl-enabled",
 )
-
-EXIT_STATUS_HELP = """\b
-Exit status:
-  0   pass finished; every action succeeded, is pending, or nothing was to do
-  1   pass finished, but some stop or delete failed after retries
-  2   usage or configuration error (nothing was sent to the hub)
-  3   users could not be listed (unreachable, 401/403, 5xx, garbage): nothing culled
-  4   the plan exceeded --max-culls or --max-cull-fraction: nothing culled
-  5   the pass went well, but the report or metrics could not be written or pushed
-  75  another pass holds --lock-file: this one did nothing (EX_TEMPFAIL)
-The deadline or SIGTERM/SIGINT ends a pass early with status 1.
-"""
 
 
 class Duration(click.ParamType):  # type: ignore[type-arg,unused-ignore]

@@ -64,16 +64,6 @@ _RESULT_ORDER = (
     "kept",
 )
 
-_EXIT_MEANINGS = {
-    "OK": "the pass finished; every action succeeded, is pending, or nothing was to do",
-    "ACTION_FAILED": "some stop or delete failed after retries, or the pass was cut short",
-    "USAGE": "usage or configuration error; nothing was sent to the hub",
-    "HUB_UNUSABLE": "users could not be listed; nothing was culled",
-    "CAP_EXCEEDED": "the plan exceeded --max-culls or --max-cull-fraction; nothing was culled",
-    "LOCKED": "another pass holds --lock-file; this one did nothing",
-}
-
-
 # ---------------------------------------------------------------------------------------
 # Shared vocabulary of results (also the metrics' ``outcome`` label values)
 
@@ -335,8 +325,7 @@ def _text_footer(report: Report, exit_status: ExitStatus) -> list[str]:
     listed = f"users listed: {report.users_listed}"
     if report.rejected_records:
         listed += f", rejected records: {len(report.rejected_records)}"
-    meaning = _EXIT_MEANINGS.get(exit_status.name, exit_status.name.lower().replace("_", " "))
-    return [listed, f"exit status {int(exit_status)}: {meaning}"]
+    return [listed, f"exit status {int(exit_status)}: {exit_status.meaning}"]
 
 
 def _counts_phrase(counts: dict[str, int]) -> str:
