@@ -35,7 +35,6 @@ from idle_cull.exits import ExitStatus
 from idle_cull.hub import HubClient
 from idle_cull.lock import exclusive_lock
 from idle_cull.logs import configure_logging, hide_in_logs
-from idle_cull.policy import Caps, CullLimits
 from idle_cull.progress import Progress
 from idle_cull.publish import check_outputs, publish
 from idle_cull.report import Report
@@ -88,7 +87,11 @@ def run_command(options: dict[str, Any]) -> ExitStatus:
 
 
 def build_settings(options: dict[str, Any], env_token: str) -> Settings:
-    """The one ``Settings`` of this pass, validated; raises ``ConfigError``."""
+    """The one ``Settings`` of this pass, validated; raises ``ConfigError``.
+
+    Reads the token file and the TLS files; the other options fill their fields as
+    ``options.OPTIONS`` declares.
+    """
     token_file: Path | None = options["api_token_file"]
     token = read_token(token_file) if token_file else env_token.strip()
     tls = None
@@ -96,44 +99,7 @@ def build_settings(options: dict[str, Any], env_token: str) -> Settings:
         if not options["url"].startswith("https://"):
             raise ConfigError("--ssl-enabled needs an https:// --url")
         tls = TLSFiles.from_internal_certs(options["internal_certs_location"])
-    limits = CullLimits(
-        timeout=options["timeout"],
-        max_age=options["max_age"],
-        cull_users=options["cull_users"],
-        cull_admin_users=options["cull_admin_users"],
-        cull_default_servers=options["cull_default_servers"],
-        cull_named_servers=options["cull_named_servers"],
-        remove_named_servers=options["remove_named_servers"],
-        exclude_users=tuple(options["exclude_user"]),
-        exclude_groups=tuple(options["exclude_group"]),
-        group_timeouts=tuple(options["group_timeout"]),
-        profile_timeouts=tuple(options["profile_timeout"]),
-        server_timeouts=tuple(options["server_timeout"]),
-        user_timeout=options["user_timeout"],
-        user_max_age=options["user_max_age"],
-    )
-    caps = Caps(max_culls=options["max_culls"], max_cull_fraction=options["max_cull_fraction"])
-    return Settings(
-        url=options["url"].rstrip("/"),
-        token=token,
-        limits=limits,
-        concurrency=options["concurrency"],
-        api_page_size=options["api_page_size"],
-        request_timeout=options["request_timeout"],
-        tls=tls,
-        dry_run=options["dry_run"],
-        caps=caps,
-        clock=options["clock"],
-        recheck=options["recheck"],
-        deadline=options["deadline"],
-        lock_file=options["lock_file"],
-        warn_within=options["warn_within"],
-        report=options["report"],
-        report_file=options["report_file"],
-        report_kept=options["report_kept"],
-        metrics_file=options["metrics_file"],
-        pushgateway=options["pushgateway"],
-    )
+    return Settings.from_options(options, token=token, tls=tls)
 
 
 def execute(settings: Settings, progress: Progress | None = None) -> ExitStatus:
