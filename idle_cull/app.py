@@ -18,6 +18,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -34,11 +35,12 @@ from idle_cull.errors import (
 from idle_cull.exits import ExitStatus
 from idle_cull.hub import HubClient
 from idle_cull.lock import exclusive_lock
-from idle_cull.logs import configure_logging, hide_in_logs
+from idle_cull.logs import configure_logging, hide_in_logs, mask_in_logs
 from idle_cull.progress import Progress
 from idle_cull.publish import check_outputs, publish
 from idle_cull.report import Report
 from idle_cull.runner import PassControl, run_pass, utc_now
+from idle_cull.safe_text import without_credentials
 
 __all__ = ["build_settings", "execute", "exit_status_for", "run_command"]
 
@@ -72,6 +74,8 @@ def _fail(error: IdleCullError) -> ExitStatus:
 def run_command(options: dict[str, Any]) -> ExitStatus:
     """Everything the ``idle-cull`` command does once its options are parsed."""
     progress = configure_logging(options["log_level"], options["log_format"])
+    # Messages that quote the URL (the hub client's errors) must not show its password.
+    mask_in_logs(partial(without_credentials, url=options["url"]))
     if options["cull_every"]:
         log.warning(
             "--cull-every is ignored: idle-cull does one pass and exits; "
@@ -160,7 +164,7 @@ def unfinished_report(settings: Settings, started: datetime, error: Exception) -
         dry_run=settings.dry_run,
         clock=settings.clock,
         warn_within=settings.warn_within,
-        error=str(error),
+        error=without_credentials(str(error), settings.url),
     )
 
 

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from idle_cull.errors import ConfigError
 from idle_cull.options import OPTIONS
 from idle_cull.policy import Caps, CullLimits
+from idle_cull.safe_text import public_url
 
 __all__ = ["RetryPolicy", "Settings", "TLSFiles", "read_token", "validate_hub_url"]
 
@@ -207,10 +208,10 @@ def validate_hub_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(
-            f"--url {url!r} is not an http(s) URL; expected e.g. http://127.0.0.1:8081/hub/api"
+            f"--url {public_url(url)!r} is not an http(s) URL; expected e.g. http://127.0.0.1:8081/hub/api"
         )
     if not parts.path.rstrip("/").endswith("/hub/api"):
         raise ConfigError(
-            f"--url {url!r} does not end in /hub/api; the hub's REST API lives there "
+            f"--url {public_url(url)!r} does not end in /hub/api; the hub's REST API lives there "
             "(e.g. http://hub:8081/hub/api)"
         )

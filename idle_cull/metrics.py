@@ -20,8 +20,9 @@ from urllib.parse import urlsplit
 
 from idle_cull import __version__
 from idle_cull.errors import ConfigError, MetricsUnavailable, PushgatewayError
-from idle_cull.output import as_utc, public_url, result_counts, write_atomically
+from idle_cull.output import as_utc, result_counts, write_atomically
 from idle_cull.report import ExitStatus, Report
+from idle_cull.safe_text import public_url
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry

@@ -20,6 +20,7 @@ import click
 
 from idle_cull.durations import parse_duration
 from idle_cull.errors import ConfigError
+from idle_cull.safe_text import public_url
 
 __all__ = [
     "BOOLEAN_OPTIONS",
@@ -181,6 +182,7 @@ OPTIONS: tuple[Option, ...] = (
         help="The JupyterHub API URL (ends in /hub/api).",
         setting="url",
         type=HubURL(),
+        shown=public_url,
     ),
     Option(
         "timeout",

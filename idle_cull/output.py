@@ -18,7 +18,6 @@ from contextlib import suppress
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from idle_cull import __version__
 from idle_cull.durations import format_duration
@@ -26,7 +25,7 @@ from idle_cull.errors import ConfigError, OutputError
 from idle_cull.models import Outcome
 from idle_cull.policy import ServerDecision
 from idle_cull.report import KEPT, Entry, ExitStatus, Report, Upcoming
-from idle_cull.safe_text import printable
+from idle_cull.safe_text import printable, public_url
 
 __all__ = [
     "FILE_MODE",
@@ -361,15 +360,6 @@ def as_utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
-
-
-def public_url(url: str) -> str:
-    """The URL without any ``user:password@`` part: safe to print, log or push."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"***@{host}"))
 
 
 def _number(value: float | None) -> float | None:

@@ -41,6 +41,7 @@ from idle_cull.policy import (
     user_changed_since_listing,
 )
 from idle_cull.report import Entry, Report
+from idle_cull.safe_text import public_url
 
 __all__ = ["PassControl", "judge_listing", "list_users", "run_pass", "utc_now"]
 
@@ -113,7 +114,7 @@ def run_pass(
         warn_within=settings.warn_within,
     )
     report.hub_version = client.hub_version()
-    log.info("hub %s at %s", report.hub_version, settings.url)
+    log.info("hub %s at %s", report.hub_version, public_url(settings.url))
     # "Now" is read once, before listing: a record is never older than this when judged,
     # so a slow listing can understate idleness but never overstate it.
     now = _choose_clock(settings, client, clock, report)
