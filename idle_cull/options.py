@@ -103,7 +103,7 @@ class Option:
     multiple: bool = False  # repeatable; the setting receives a tuple
     envvar: str | None = None
     metavar: str | None = None
-    show_default: bool | None = None  # None: shown when there is a default
+    show_default: bool = True  # in --help, when there is a default
     # The ``Settings`` field it fills, as a path ("dry_run", "limits.timeout",
     # "caps.max_culls"); None for the options ``app`` reads itself (token file, TLS, logs).
     setting: str | None = None
@@ -138,7 +138,7 @@ class Option:
             extra.update(envvar=self.envvar, show_envvar=True)
         if self.metavar is not None:
             extra["metavar"] = self.metavar
-        if self.default is not None if self.show_default is None else self.show_default:
+        if self.show_default and self.default is not None:
             extra["show_default"] = True
         return click.option(
             self.flag, default=self.default, multiple=self.multiple, help=self.help, **extra
