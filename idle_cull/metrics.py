@@ -21,8 +21,8 @@ from idle_cull import __version__
 from idle_cull.errors import ConfigError, MetricsUnavailable, PushgatewayError
 from idle_cull.files import write_atomically
 from idle_cull.models import as_utc
-from idle_cull.render import public_url
 from idle_cull.report import ExitStatus, Report, result_counts
+from idle_cull.safe_text import public_url
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry

@@ -1,8 +1,8 @@
 """Deliver a finished pass's report and metrics: stdout, a report file, node_exporter's
 textfile collector, a Pushgateway.
 
-Every delivery is attempted even when one fails, and a failed delivery never hides the
-pass's own status: it only turns a clean 0 into 5 (``OUTPUT_FAILED``).
+Every delivery is attempted even when one fails; the caller decides what a failed one
+does to the exit status (``app.run_and_report``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import click
 from idle_cull import files, metrics, render
 from idle_cull.config import Settings
 from idle_cull.errors import OutputError
-from idle_cull.report import ExitStatus, Report
+from idle_cull.exits import ExitStatus
+from idle_cull.report import Report
 
 __all__ = ["check_outputs", "publish"]
 
@@ -34,22 +35,20 @@ def check_outputs(settings: Settings) -> None:
         metrics.check_pushgateway_url(settings.pushgateway)
 
 
-def publish(report: Report, status: ExitStatus, settings: Settings) -> ExitStatus:
-    """Write the report and metrics; return the exit status the process should end with."""
+def publish(report: Report, status: ExitStatus, settings: Settings) -> OutputError | None:
+    """Write the report and metrics; the first delivery that failed (each is logged)."""
     if settings.report == "json":
         click.echo(render.render_json(report, status), nl=False)
     elif settings.report == "text":
         click.echo(render.render_text(report, status), nl=False)
-    failed = False
+    first_failure: OutputError | None = None
     for deliver in _deliveries(report, status, settings):
         try:
             deliver()
         except OutputError as error:
             log.error("%s", error)
-            failed = True
-    if failed and status is ExitStatus.OK:
-        return ExitStatus.OUTPUT_FAILED
-    return status
+            first_failure = first_failure or error
+    return first_failure
 
 
 def _deliveries(report: Report, status: ExitStatus, settings: Settings) -> list[Callable[[], None]]:

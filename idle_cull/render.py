@@ -13,14 +13,13 @@ import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from idle_cull import __version__
 from idle_cull.durations import format_duration
 from idle_cull.models import Outcome, as_utc
 from idle_cull.policy import ServerDecision
 from idle_cull.report import KEPT, Entry, ExitStatus, Report, Upcoming, reading_rank, result_counts
-from idle_cull.safe_text import printable
+from idle_cull.safe_text import printable, public_url
 
 __all__ = [
     "SCHEMA",
@@ -36,16 +35,6 @@ SCHEMA = "idle-cull-report"
 # Bump on any change that could break a reader; adding fields is not one. Version 2:
 # kept servers and users are counted but have entries only with --report-kept.
 SCHEMA_VERSION = 2
-
-
-_EXIT_MEANINGS = {
-    "OK": "the pass finished; every action succeeded, is pending, or nothing was to do",
-    "ACTION_FAILED": "some stop or delete failed after retries, or the pass was cut short",
-    "USAGE": "usage or configuration error; nothing was sent to the hub",
-    "HUB_UNUSABLE": "users could not be listed; nothing was culled",
-    "CAP_EXCEEDED": "the plan exceeded --max-culls or --max-cull-fraction; nothing was culled",
-    "LOCKED": "another pass holds --lock-file; this one did nothing",
-}
 
 
 # ---------------------------------------------------------------------------------------
@@ -267,8 +256,7 @@ def _text_footer(report: Report, exit_status: ExitStatus) -> list[str]:
     listed = f"users listed: {report.users_listed}"
     if report.rejected_records:
         listed += f", rejected records: {len(report.rejected_records)}"
-    meaning = _EXIT_MEANINGS.get(exit_status.name, exit_status.name.lower().replace("_", " "))
-    return [listed, f"exit status {int(exit_status)}: {meaning}"]
+    return [listed, f"exit status {int(exit_status)}: {exit_status.meaning}"]
 
 
 def _counts_phrase(counts: dict[str, int]) -> str:
@@ -297,15 +285,6 @@ def iso_utc(moment: datetime | None, timespec: str = "milliseconds") -> str | No
     if moment is None:
         return None
     return as_utc(moment).isoformat(timespec=timespec).replace("+00:00", "Z")
-
-
-def public_url(url: str) -> str:
-    """The URL without any ``user:password@`` part: safe to print, log or push."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"***@{host}"))
 
 
 def _number(value: float | None) -> float | None:

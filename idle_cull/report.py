@@ -3,8 +3,9 @@
 Kept servers and users are counted; they have entries too only when asked for
 (``--report-kept``), because on a big hub they are nearly everyone.
 
-The runner fills a ``Report``; the CLI turns it into the closing log line and the exit
-status. Keeping the mapping here means every exit status is decided in one place.
+The runner fills a ``Report``; ``app`` turns it into the closing log line and the exit
+status. ``Report.exit_status`` says what the pass itself amounts to; failures around it
+(an exception, an undelivered report) are mapped in ``app``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from enum import IntEnum
 
+from idle_cull.exits import ExitStatus
 from idle_cull.models import Outcome
 from idle_cull.policy import Action, ServerDecision, Upcoming, UserDecision
 
@@ -46,18 +47,6 @@ _RESULT_ORDER = (
     "skipped",
     "kept",
 )
-
-
-class ExitStatus(IntEnum):
-    """Exit statuses a scheduler can act on (documented in ``--help`` and the README)."""
-
-    OK = 0  # pass finished; every action succeeded, is pending, or there was nothing to do
-    ACTION_FAILED = 1  # pass finished, but at least one stop or delete failed after retries
-    USAGE = 2  # bad command line, environment or token file; nothing was sent
-    HUB_UNUSABLE = 3  # users could not be listed (unreachable, 401/403, 5xx): nothing culled
-    CAP_EXCEEDED = 4  # the plan was over --max-culls / --max-cull-fraction: nothing culled
-    OUTPUT_FAILED = 5  # the pass went well, but the report or metrics could not be delivered
-    LOCKED = 75  # EX_TEMPFAIL: another pass holds --lock-file; the next run tries again
 
 
 @dataclass(frozen=True)
@@ -122,6 +111,8 @@ class Report:
         return [e for e in self.entries if e.outcome is Outcome.FAILED]
 
     def exit_status(self) -> ExitStatus:
+        """What the finished pass amounts to: refused by a cap, some action failed or
+        was cut short, or all well."""
         if self.cap_exceeded:
             return ExitStatus.CAP_EXCEEDED
         if self.failed or self.interrupted:

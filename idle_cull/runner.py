@@ -26,7 +26,7 @@ from typing import Any, Protocol, TypeVar
 
 from idle_cull.config import Settings
 from idle_cull.durations import format_duration
-from idle_cull.errors import HubAuthError, HubError, IdleCullError
+from idle_cull.errors import HubAuthError, HubError, PassInterrupted
 from idle_cull.hub import ActionResult, parse_version
 from idle_cull.models import SCOPED_FIELDS, Outcome, RecordError, User
 from idle_cull.pages import UserPage, list_pages
@@ -43,11 +43,11 @@ from idle_cull.policy import (
     user_changed_since_listing,
 )
 from idle_cull.report import Entry, Report
+from idle_cull.safe_text import public_url
 
 __all__ = [
     "Hub",
     "PassControl",
-    "PassInterrupted",
     "judge_listing",
     "list_users",
     "run_pass",
@@ -88,10 +88,6 @@ SKEW_WORTH_A_WARNING = 60.0
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-class PassInterrupted(IdleCullError):
-    """The deadline passed or a signal came before anything was acted on."""
 
 
 class PassControl:
@@ -143,7 +139,7 @@ def run_pass(
         warn_within=settings.warn_within,
     )
     report.hub_version = client.hub_version()
-    log.info("hub %s at %s", report.hub_version, settings.url)
+    log.info("hub %s at %s", report.hub_version, public_url(settings.url))
     # "Now" is read once, before listing: a record is never older than this when judged,
     # so a slow listing can understate idleness but never overstate it.
     now = _choose_clock(settings, client, clock, report)

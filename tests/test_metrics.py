@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from idle_cull import __version__
 from idle_cull.errors import ConfigError, MetricsUnavailable, OutputError, PushgatewayError
 from idle_cull.metrics import (
     LAST_SUCCESS,
@@ -82,7 +83,7 @@ def test_parser_round_trip_of_every_metric() -> None:
     assert value(text, "idle_cull_last_run_servers", outcome="skipped") == 1
     assert value(text, "idle_cull_last_run_users", outcome="deleted") == 2
     assert value(text, "idle_cull_last_run_users", outcome="kept") == 2
-    assert value(text, "idle_cull_last_run_info", clock="hub", hub_version="5.2.1", version="0.1.0") == 1
+    assert value(text, "idle_cull_last_run_info", clock="hub", hub_version="5.2.1", version=__version__) == 1
 
 
 def test_every_outcome_is_a_series_even_at_zero() -> None:

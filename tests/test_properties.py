@@ -203,7 +203,8 @@ def test_counting_kept_users_instead_of_holding_them_changes_no_action(
     lean = plan_of(listing, NOW, rules, warn_within=window, list_kept=False)
     assert set(lean.stops) == set(full.stops)
     assert set(lean.deletions) == set(full.deletions)
-    assert lean.upcoming == full.upcoming
+    # a repeated user's warning comes in its later place; reports sort warnings anyway
+    assert sorted(lean.upcoming, key=repr) == sorted(full.upcoming, key=repr)
     assert lean.running == full.running
     assert lean.users_judged == full.users_judged == len(hub)
     kept_servers = sum(1 for d in full.servers if d.action is Action.KEEP)
