@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from tests.realhub import RealHub
+from tests.support.realhub import RealHub
 
 TIMEOUT = 5  # seconds of idleness before a server is culled, short for the demo
 ARGS = [

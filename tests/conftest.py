@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import responses
 
-from tests.fakehub import URL
+from tests.support.emulated_hub import URL
 
 
 @pytest.fixture

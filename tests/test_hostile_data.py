@@ -24,8 +24,8 @@ import pytest
 import responses
 from requests import PreparedRequest
 
-from tests.factories import unusable_token_files
-from tests.fakehub import TOKEN, URL, run
+from tests.support.emulated_hub import TOKEN, URL, run
+from tests.support.records import unusable_token_files
 
 HOUR = 3600
 API_PATH = urlsplit(URL).path
@@ -476,7 +476,7 @@ def test_json_with_a_text_content_type_keeps_non_ascii_names(hub: responses.Requ
 
 @pytest.fixture
 def token_files(tmp_path: Path) -> dict[str, Path]:
-    """Token files that cannot be used (see ``tests.factories.unusable_token_files``)."""
+    """Token files that cannot be used (see ``tests.support.records.unusable_token_files``)."""
     return unusable_token_files(tmp_path, TOKEN, f"{TOKEN}-second")
 
 

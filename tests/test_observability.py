@@ -15,10 +15,10 @@ from idle_cull.logs import JsonFormatter, ProgressAwareHandler, SecretFilter, Te
 from idle_cull.models import User
 from idle_cull.policy import CullLimits, upcoming_culls
 from idle_cull.progress import Progress
-from tests.factories import NOW, server_json, user_json
-from tests.fakehub import URL, run, serve_users
-from tests.fakehub import server_json as live_server
-from tests.fakehub import user_json as live_user
+from tests.support.emulated_hub import URL, run, serve_users
+from tests.support.emulated_hub import server_json as live_server
+from tests.support.emulated_hub import user_json as live_user
+from tests.support.records import NOW, server_json, user_json
 
 H = 3600.0
 LIMITS = CullLimits(timeout=1 * H, profile_timeouts=(("gpu", 2 * H),), exclude_users=("vip",))

@@ -35,11 +35,11 @@ from idle_cull.output import (
 from idle_cull.policy import Action, CullLimits, ServerDecision, UserDecision, make_plan
 from idle_cull.report import Entry, ExitStatus, Report, Upcoming
 from idle_cull.runner import run_pass
-from tests.factories import NOW, server_json, user_json
-from tests.fakehub import URL as FAKE_URL
-from tests.fakehub import serve_users
-from tests.fakehub import server_json as fake_server
-from tests.fakehub import user_json as fake_user
+from tests.support.emulated_hub import URL as FAKE_URL
+from tests.support.emulated_hub import serve_users
+from tests.support.emulated_hub import server_json as fake_server
+from tests.support.emulated_hub import user_json as fake_user
+from tests.support.records import NOW, server_json, user_json
 
 HOUR = 3600.0
 SCHEMA = json.loads((Path(__file__).parent / "report_schema.json").read_text())

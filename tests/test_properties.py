@@ -25,7 +25,7 @@ from idle_cull.hub import ActionResult
 from idle_cull.models import Outcome, RecordError, Server, User, parse_timestamp
 from idle_cull.policy import Action, CullLimits, Plan, ServerDecision, idle_limit, make_plan
 from idle_cull.runner import run_pass
-from tests.factories import NOW
+from tests.support.records import NOW
 
 DAY = 86400.0
 

@@ -9,7 +9,7 @@ import pytest
 import responses
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.fakehub import TOKEN, URL, run, serve_users, server_json, user_json
+from tests.support.emulated_hub import TOKEN, URL, run, serve_users, server_json, user_json
 from tests.test_output import validate
 
 H = 3600

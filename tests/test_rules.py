@@ -21,10 +21,10 @@ from idle_cull.policy import (
     idle_limit,
     make_plan,
 )
-from tests.factories import NOW, server_json, user_json
-from tests.fakehub import URL, deletes, run, serve_users
-from tests.fakehub import server_json as live_server
-from tests.fakehub import user_json as live_user
+from tests.support.emulated_hub import URL, deletes, run, serve_users
+from tests.support.emulated_hub import server_json as live_server
+from tests.support.emulated_hub import user_json as live_user
+from tests.support.records import NOW, server_json, user_json
 
 H = 3600.0
 RULES = CullLimits(

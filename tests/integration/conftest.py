@@ -1,4 +1,4 @@
-"""Fixtures for tests against a real JupyterHub (see ``tests/realhub.py``).
+"""Fixtures for tests against a real JupyterHub (see ``tests/support/realhub.py``).
 
 One hub per session keeps the suite fast (start-up is seconds, a reset milliseconds); the
 function-scoped ``hub`` fixture resets it so every test starts from an empty hub.
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.realhub import HarnessError, RealHub
+from tests.support.realhub import HarnessError, RealHub
 
 INTEGRATION_DIR = Path(__file__).resolve().parent
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from tests.realhub import LOG_FILE, RealHub
+from tests.support.realhub import LOG_FILE, RealHub
 
 IDLE = 3  # --timeout for these tests, in seconds
 # The hub clock (Date header) is truncated to the second, so idleness reads up to 1 s

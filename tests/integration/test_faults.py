@@ -37,8 +37,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.factories import unusable_token_files
-from tests.integration.faultproxy import (
+from tests.support.faultproxy import (
     Answer,
     Fault,
     FaultProxy,
@@ -51,7 +50,8 @@ from tests.integration.faultproxy import (
     rewrite_json,
     stall,
 )
-from tests.realhub import RealHub, quote_segment, utcnow_iso
+from tests.support.realhub import RealHub, quote_segment, utcnow_iso
+from tests.support.records import unusable_token_files
 
 IDLE = 2  # --timeout, seconds
 # Idle servers must look idle on the hub's clock, which idle-cull reads from the Date
@@ -646,7 +646,7 @@ def test_hostile_names_on_the_real_hub(hub: RealHub, faults: FaultProxy) -> None
 
 @pytest.fixture
 def token_files(tmp_path: Path, real_hub: RealHub) -> dict[str, Path]:
-    """Token files that cannot be used (see ``tests.factories.unusable_token_files``)."""
+    """Token files that cannot be used (see ``tests.support.records.unusable_token_files``)."""
     return unusable_token_files(tmp_path, real_hub.culler_token, real_hub.admin_token)
 
 

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from tests.integration.test_cull import IDLE, PAST_IDLE, cull, servers_of
-from tests.realhub import LOG_FILE, HarnessError, RealHub
+from tests.support.realhub import LOG_FILE, HarnessError, RealHub
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.realhub import (
+from tests.support.realhub import (
     PAGINATION_ACCEPT,
     REPO_ROOT,
     HarnessError,
@@ -335,7 +335,7 @@ def test_stop_kills_the_proxy_of_a_crashed_hub() -> None:
 
 def test_module_main_prints_exports_and_stops_on_sigterm() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.realhub"],
+        [sys.executable, "-m", "tests.support.realhub"],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from tests.integration.test_cull import cull, servers_of
-from tests.realhub import RealHub
+from tests.support.realhub import RealHub
 
 
 def test_rules_pick_the_limit_per_server(hub: RealHub) -> None:

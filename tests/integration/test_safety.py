@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from tests.integration.test_cull import PAST_IDLE, cull, servers_of
-from tests.realhub import LOG_FILE, RealHub
+from tests.support.realhub import LOG_FILE, RealHub
 
 IDLE = "--timeout=3"
 

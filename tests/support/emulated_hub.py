@@ -13,7 +13,7 @@ import responses
 from click.testing import CliRunner, Result
 
 from idle_cull.cli import cli
-from tests import factories
+from tests.support import records as factories
 
 URL = "http://hub.test:8081/hub/api"
 TOKEN = "cli-test-token-0123456789abcdef"
