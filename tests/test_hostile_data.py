@@ -24,7 +24,8 @@ import pytest
 import responses
 from requests import PreparedRequest
 
-from tests.support.emulated_hub import TOKEN, URL, run
+from tests.support.cli import run
+from tests.support.emulated_hub import TOKEN, URL
 from tests.support.records import unusable_token_files
 
 HOUR = 3600

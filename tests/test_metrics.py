@@ -32,7 +32,7 @@ from idle_cull.metrics import (
 from idle_cull.models import Outcome
 from idle_cull.report import ExitStatus, Report, Upcoming
 from tests.support.records import NOW
-from tests.test_output import FAILED_STOP, dry_run_report, settled_report
+from tests.support.reports import FAILED_STOP, dry_run_report, settled_report
 
 ROOT = Path(__file__).parent.parent
 START = NOW.timestamp()

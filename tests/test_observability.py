@@ -15,7 +15,8 @@ from idle_cull.logs import JsonFormatter, ProgressAwareHandler, SecretFilter, Te
 from idle_cull.models import User
 from idle_cull.policy import CullLimits, upcoming_culls
 from idle_cull.progress import Progress
-from tests.support.emulated_hub import URL, run, serve_users
+from tests.support.cli import run
+from tests.support.emulated_hub import URL, serve_users
 from tests.support.emulated_hub import server_json as live_server
 from tests.support.emulated_hub import user_json as live_user
 from tests.support.records import NOW, server_json, user_json

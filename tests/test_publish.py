@@ -9,8 +9,9 @@ import pytest
 import responses
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.emulated_hub import TOKEN, URL, run, serve_users, server_json, user_json
-from tests.test_output import validate
+from tests.support.cli import run
+from tests.support.emulated_hub import TOKEN, URL, serve_users, server_json, user_json
+from tests.support.reports import validate
 
 H = 3600
 

@@ -21,7 +21,8 @@ from idle_cull.policy import (
     idle_limit,
     make_plan,
 )
-from tests.support.emulated_hub import URL, deletes, run, serve_users
+from tests.support.cli import run
+from tests.support.emulated_hub import URL, deletes, serve_users
 from tests.support.emulated_hub import server_json as live_server
 from tests.support.emulated_hub import user_json as live_user
 from tests.support.records import NOW, server_json, user_json

@@ -16,7 +16,8 @@ from click.testing import CliRunner
 
 from idle_cull.cli import cli
 from idle_cull.runner import PassControl
-from tests.support.emulated_hub import URL, deletes, run, serve_users, server_json, user_json
+from tests.support.cli import run
+from tests.support.emulated_hub import URL, deletes, serve_users, server_json, user_json
 
 
 def idle_users(count: int, prefix: str = "idle") -> list[dict]:

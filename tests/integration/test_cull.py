@@ -7,45 +7,14 @@ that must look active just before the pass.
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
 from datetime import datetime, timedelta
 
 import pytest
 
+from tests.support.cli import IDLE, PAST_IDLE, cull, servers_of
 from tests.support.realhub import LOG_FILE, RealHub
-
-IDLE = 3  # --timeout for these tests, in seconds
-# The hub clock (Date header) is truncated to the second, so idleness reads up to 1 s
-# short: wait well past the limit.
-PAST_IDLE = IDLE + 1.5
-
-
-def cull(hub: RealHub, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
-    """One pass of the installed command, as cron or systemd would run it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
-    env["JUPYTERHUB_API_URL"] = hub.api_url
-    env["JUPYTERHUB_API_TOKEN"] = token if token is not None else hub.culler_token
-    result = subprocess.run(
-        [sys.executable, "-m", "idle_cull", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    for secret in (hub.culler_token, hub.admin_token, hub.servers_only_token, hub.noscope_token):
-        assert secret not in result.stdout + result.stderr
-    return result
-
-
-def servers_of(hub: RealHub, name: str) -> set[str]:
-    model = hub.user(name)
-    assert model is not None, f"user {name} is gone"
-    return set(model["servers"])
 
 
 def test_idle_default_server_culled_and_active_one_kept(hub: RealHub) -> None:

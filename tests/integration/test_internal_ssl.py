@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.integration.test_cull import IDLE, PAST_IDLE, cull, servers_of
+from tests.support.cli import IDLE, PAST_IDLE, cull, servers_of
 from tests.support.realhub import LOG_FILE, HarnessError, RealHub
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from tests.integration.test_cull import cull, servers_of
+from tests.support.cli import cull, servers_of
 from tests.support.realhub import RealHub
 
 

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.integration.test_cull import PAST_IDLE, cull, servers_of
+from tests.support.cli import PAST_IDLE, cull, servers_of
 from tests.support.realhub import LOG_FILE, RealHub
 
 IDLE = "--timeout=3"

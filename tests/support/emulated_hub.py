@@ -10,9 +10,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import responses
-from click.testing import CliRunner, Result
 
-from idle_cull.cli import cli
 from tests.support import records as factories
 
 URL = "http://hub.test:8081/hub/api"
@@ -42,14 +40,6 @@ def serve_users(hub: responses.RequestsMock, state: str, users: list[dict]) -> N
 
 def serve_fresh(hub: responses.RequestsMock, user: dict) -> None:
     hub.get(f"{URL}/users/{user['name']}", json=user)
-
-
-def run(*args: str, env: dict[str, str] | None = None) -> Result:
-    environment = {"JUPYTERHUB_API_URL": URL, "JUPYTERHUB_API_TOKEN": TOKEN}
-    environment.update(env or {})
-    result = CliRunner().invoke(cli, list(args), env=environment, catch_exceptions=False)
-    assert TOKEN not in result.output + result.stderr
-    return result
 
 
 def deletes(hub: responses.RequestsMock) -> list[str]:
