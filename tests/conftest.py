@@ -1,4 +1,4 @@
-"""Fixtures for every test: a clean environment; and the emulated hub for in-process tests.
+"""Fixtures for every test: a clean environment; the emulated hub for in-process tests.
 
 tests/integration/conftest.py adds the real hub.
 
@@ -18,9 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import responses
 
-from tests.support.emulated_hub import URL
+from tests.support.emulated_hub import EmulatedHub
 from tests.support.environment import is_shell_influence
 
 
@@ -47,8 +46,8 @@ def clean_test_environment(monkeypatch: pytest.MonkeyPatch, clean_session_enviro
 
 
 @pytest.fixture
-def hub() -> Iterator[responses.RequestsMock]:
-    """A `responses` hub that answers the version probe; tests register the rest."""
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.get(f"{URL}/", json={"version": "6.1.1"})
-        yield mock
+def emulated_hub() -> Iterator[EmulatedHub]:
+    """A JupyterHub 6.1.1 on `responses`; tests say which users it lists."""
+    hub = EmulatedHub()
+    with hub:
+        yield hub

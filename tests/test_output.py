@@ -17,7 +17,6 @@ from typing import Any
 
 import jsonschema
 import pytest
-import responses
 
 from idle_cull import metrics, output
 from idle_cull.config import RetryPolicy, Settings
@@ -36,7 +35,7 @@ from idle_cull.policy import Action, CullLimits, ServerDecision, UserDecision
 from idle_cull.report import Entry, ExitStatus, Report, Upcoming
 from idle_cull.runner import run_pass
 from tests.support.emulated_hub import URL as FAKE_URL
-from tests.support.emulated_hub import serve_users
+from tests.support.emulated_hub import EmulatedHub
 from tests.support.emulated_hub import server_json as fake_server
 from tests.support.emulated_hub import user_json as fake_user
 from tests.support.records import NOW
@@ -482,22 +481,22 @@ def test_user_decision_entries_have_no_server() -> None:
 
 
 def test_the_token_never_reaches_a_report_a_metric_or_a_log_line(
-    hub: responses.RequestsMock, caplog: pytest.LogCaptureFixture, tmp_path: Path
+    emulated_hub: EmulatedHub, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     """A whole pass with failures, retries and refusals, rendered every way there is."""
     token = "tok-9f8e7d6c5b4a39281706"
-    serve_users(hub, "ready", [
+    emulated_hub.serve_users("ready", [
         fake_user("idle", idle=7200, servers=[fake_server(idle=7200)]),
         fake_user("broken", idle=7200, servers=[fake_server(idle=7200)]),
         fake_user("slow", idle=7200, servers=[fake_server(idle=7200)]),
         fake_user("busy", servers=[fake_server(idle=5)]),
     ])
-    serve_users(hub, "inactive", [fake_user("forbidden", idle=7200)])
-    hub.delete(f"{FAKE_URL}/users/idle/server", status=204)
-    hub.delete(f"{FAKE_URL}/users/broken/server", status=500, json={"status": 500, "message": "Internal Server Error"})
-    hub.delete(f"{FAKE_URL}/users/slow/server", status=202)
-    hub.delete(f"{FAKE_URL}/users/idle", status=204)
-    hub.delete(f"{FAKE_URL}/users/forbidden", status=403, json={"status": 403, "message": "Action is not authorized with current scopes; requires any of [delete:users]"})
+    emulated_hub.serve_users("inactive", [fake_user("forbidden", idle=7200)])
+    emulated_hub.answer_stop("idle", status=204)
+    emulated_hub.answer_stop("broken", status=500, json={"status": 500, "message": "Internal Server Error"})
+    emulated_hub.answer_stop("slow", status=202)
+    emulated_hub.answer_user_deletion("idle", status=204)
+    emulated_hub.answer_user_deletion("forbidden", status=403, json={"status": 403, "message": "Action is not authorized with current scopes; requires any of [delete:users]"})
     settings = Settings(url=FAKE_URL, token=token, limits=CullLimits(timeout=HOUR, cull_users=True), clock="local")
     client = HubClient(FAKE_URL, token, retry=RetryPolicy(attempts=2, initial_wait=0, max_wait=0), sleep=lambda _: None)
     caplog.set_level(logging.DEBUG)
