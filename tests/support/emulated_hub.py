@@ -79,7 +79,11 @@ class Listing:
 
 
 class EmulatedHub(responses.RequestsMock):
-    """A `responses` mock that answers the way JupyterHub ``version`` does (see module doc)."""
+    """A `responses` mock that answers as JupyterHub ``version`` does (see the module doc).
+
+    A subclass, not a wrapper, so tests register their own answers (a failing stop, a
+    slow one) and read ``calls`` exactly as on any ``responses`` mock.
+    """
 
     def __init__(self, version: str = "6.1.1") -> None:
         super().__init__(assert_all_requests_are_fired=False)
@@ -107,6 +111,9 @@ class EmulatedHub(responses.RequestsMock):
         with a name is also served unchanged at ``GET /users/{name}``. A state that was not
         served is refused like an unregistered URL.
         """
+        # Registered with the first listing only: a test that answers GET /users itself
+        # (garbage, an error) must not compete with it, as responses would hand out the
+        # first of two matching registrations once and then drop it.
         if not self.listings:
             self.add_callback(responses.GET, f"{URL}/users", callback=self._answer_users)
         self.listings[state] = Listing(users, page_size)
@@ -119,6 +126,7 @@ class EmulatedHub(responses.RequestsMock):
         self.delete(server_url(user, server), status=status, **answer)
 
     def answer_user_deletion(self, user: str, *, status: int = 204, **answer: Any) -> None:
+        """Answer the deletion of ``user`` with ``status``."""
         self.delete(user_url(user), status=status, **answer)
 
     def deleted_urls(self) -> list[str]:
