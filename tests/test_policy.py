@@ -9,7 +9,7 @@ import pytest
 
 from idle_cull.models import User
 from idle_cull.policy import Action, CullLimits, decide_server, decide_user
-from tests.factories import NOW, plan_of, server_json, user_json
+from tests.support.records import NOW, plan_of, server_json, user_json
 
 HOUR = 3600.0
 LIMITS = CullLimits(timeout=HOUR)

@@ -25,7 +25,7 @@ from idle_cull.models import Outcome, RecordError, Server, User, parse_timestamp
 from idle_cull.pages import UserPage
 from idle_cull.policy import Action, CullLimits, Plan, ServerDecision, idle_limit
 from idle_cull.runner import run_pass
-from tests.factories import NOW, plan_of
+from tests.support.records import NOW, plan_of
 
 DAY = 86400.0
 

@@ -10,7 +10,7 @@ runner does. Both run in this process, alternately, ``--repeats`` times; the tab
 medians. ``state=ready`` is what every pass lists; ``state=inactive`` is added by
 ``--cull-users``. The listing changes nothing, so it needs no re-spawn between runs.
 
-``--fake-users`` adds rows against the fake hub (``tests.benchmarks.fakehub``) with that
+``--fake-users`` adds rows against the fake hub (``tests.benchmarks.hub_server``) with that
 many users, answering each page at once or after ``--fake-latency`` seconds: on the real
 hub on 127.0.0.1 the hub's single thread renders one page at a time, so concurrency can
 only overlap our parsing with its rendering; with a hub farther away (latency, TLS,
@@ -32,7 +32,7 @@ from idle_cull.hub import HubClient
 from idle_cull.models import User
 from idle_cull.pages import Fetch, follow_pages, list_pages
 from tests.benchmarks.common import markdown_table, median, ratio
-from tests.benchmarks.fakehub import fake_hub
+from tests.benchmarks.hub_server import fake_hub
 from tests.benchmarks.scene import Case, running_scene
 
 HEADERS = [
