@@ -25,7 +25,8 @@ import responses
 from requests import PreparedRequest
 
 from tests.support.cli import run
-from tests.support.emulated_hub import TOKEN, URL, EmulatedHub, users_page
+from tests.support.emulated_hub import TOKEN, URL, EmulatedHub
+from tests.support.pagination import users_page
 from tests.support.records import unusable_token_files
 
 HOUR = 3600
