@@ -32,8 +32,9 @@ import responses
 
 from idle_cull.hub import PAGINATION_MEDIA_TYPE, parse_version
 from tests.support import records
-from tests.support.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, URL, page_window, users_page
+from tests.support.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, page_window, users_page
 
+URL = "http://hub.test:8081/hub/api"
 TOKEN = "cli-test-token-0123456789abcdef"
 
 Answer = tuple[int, dict[str, str], str]
@@ -63,7 +64,7 @@ class Listing:
     def page(self, query: Mapping[str, str]) -> dict[str, Any]:
         size = self.page_size
         offset, limit = page_window(query, default=size, cap=size) if size else page_window(query)
-        return users_page(self.records, offset, limit)
+        return users_page(self.records, offset, limit, URL)
 
 
 @dataclass

@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
-URL = "http://hub.test:8081/hub/api"
 # JupyterHub's api_page_default_limit and api_page_max_limit
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
@@ -45,7 +44,7 @@ def users_page(
     items: Sequence[Any],
     offset: int,
     limit: int,
-    url: str = URL,
+    url: str,
     *,
     total: int | None = None,
     next_offset: int | None = None,
