@@ -1,7 +1,7 @@
 """``HubClient`` against the answers older JupyterHub releases really give.
 
 Each body below was recorded from the release named in the test (see
-``tests/hub_releases.txt``); the real-hub matrix (``-m matrix``) runs the same situations
+``tests/support/hub_releases.txt``); the real-hub matrix (``scripts/test-hub``) runs the same situations
 end to end. Where releases differ, idle-cull must report what happened, not guess.
 """
 

@@ -1,7 +1,8 @@
-"""Fixtures for tests against a real JupyterHub (see ``tests/realhub.py``).
+"""Fixtures for tests against a real JupyterHub (see ``tests/support/realhub.py``).
 
-One hub per session keeps the suite fast (start-up is seconds, a reset milliseconds); the
-function-scoped ``hub`` fixture resets it so every test starts from an empty hub.
+One hub per session (``shared_real_hub``) keeps the suite fast (start-up is seconds, a
+reset milliseconds); the function-scoped ``real_hub`` resets it so every test starts from
+an empty hub. (``emulated_hub``, in tests/conftest.py, is the in-process stand-in.)
 A missing jupyterhub or configurable-http-proxy is a failure, not a skip: a CI run that
 silently skipped the integration tests would look green while testing nothing.
 """
@@ -13,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.realhub import HarnessError, RealHub
+from tests.support.realhub import HarnessError, RealHub
+from tests.support.releases import HubRelease, find_release
 
 INTEGRATION_DIR = Path(__file__).resolve().parent
 
@@ -26,19 +28,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def real_hub() -> Iterator[RealHub]:
+def hub_release(pytestconfig: pytest.Config) -> HubRelease:
+    """The JupyterHub release of this run (``--hub-release``; default: the newest).
+
+    Tests that start hubs of their own pass ``release=hub_release.name``.
+    """
+    return find_release(pytestconfig.getoption("--hub-release"))
+
+
+@pytest.fixture(scope="session")
+def shared_real_hub(hub_release: HubRelease) -> Iterator[RealHub]:
     """Start one real hub for the session; stop it (and its proxy) at the end, whatever happens."""
-    hub = _start_or_fail()
+    hub = _start_or_fail(hub_release)
     try:
         yield hub
     finally:
         hub.stop()
 
 
-def _start_or_fail() -> RealHub:
+def _start_or_fail(release: HubRelease) -> RealHub:
     """A missing jupyterhub or proxy fails every integration test with one clear message."""
     try:
-        return RealHub.start()
+        return RealHub.start(release=release.name)
     except HarnessError as exc:
         message = str(exc)
     pytest.fail(
@@ -47,8 +58,8 @@ def _start_or_fail() -> RealHub:
 
 
 @pytest.fixture
-def hub(real_hub: RealHub) -> RealHub:
+def real_hub(shared_real_hub: RealHub) -> RealHub:
     """The session hub, reset to empty: no users, servers or groups; instant stops."""
-    real_hub.page_limit = RealHub.page_limit
-    real_hub.reset()
-    return real_hub
+    shared_real_hub.page_limit = RealHub.page_limit
+    shared_real_hub.reset()
+    return shared_real_hub

@@ -19,30 +19,30 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.hubreleases import selected_release
-from tests.integration.test_cull import IDLE, PAST_IDLE, cull, servers_of
-from tests.realhub import LOG_FILE, HarnessError, RealHub
+from tests.support.cli import IDLE, PAST_IDLE, cull, servers_of
+from tests.support.realhub import LOG_FILE, HarnessError, RealHub
+from tests.support.releases import HubRelease
 
-# Also run on every older release of tests/hub_releases.txt (scripts/test).
+# Also run on every older release of tests/support/hub_releases.txt (scripts/test-hub).
 pytestmark = pytest.mark.matrix
 
 
 @pytest.fixture(scope="module")
-def ssl_module_hub() -> Iterator[RealHub]:
+def ssl_module_hub(hub_release: HubRelease) -> Iterator[RealHub]:
     """One hub with internal SSL for this module; stopped (with its proxy) whatever happens."""
-    if selected_release().version_info < (3,):
+    if hub_release.version_info < (3,):
         # 2.x's make_ssl_context gives the hub's own server a client context
         # (Purpose.SERVER_AUTH); Python 3.10+ refuses it for a server socket ("Cannot create
         # a server socket with a PROTOCOL_TLS_CLIENT context") and the hub never answers
         pytest.skip("JupyterHub 2.x cannot serve internal SSL on Python 3.10+")
     try:
-        hub = RealHub.start(internal_ssl=True)
+        real_hub = RealHub.start(internal_ssl=True, release=hub_release.name)
     except HarnessError as exc:
         pytest.fail(f"cannot start a JupyterHub with internal SSL:\n{exc}", pytrace=False)
     try:
-        yield hub
+        yield real_hub
     finally:
-        hub.stop()
+        real_hub.stop()
 
 
 @pytest.fixture
@@ -52,8 +52,8 @@ def ssl_hub(ssl_module_hub: RealHub) -> RealHub:
     return ssl_module_hub
 
 
-def hub_log_since(hub: RealHub, offset: int) -> str:
-    with (hub.workdir / LOG_FILE).open("rb") as log:
+def hub_log_since(real_hub: RealHub, offset: int) -> str:
+    with (real_hub.workdir / LOG_FILE).open("rb") as log:
         log.seek(offset)
         return log.read().decode(errors="replace")
 

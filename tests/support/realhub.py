@@ -5,7 +5,7 @@ talks HTTP to a hub, so the hub must be a separate server with its real auth, sc
 pagination and slow-stop behaviour; a subprocess in its own process group can also always be
 killed, whatever state a failed test leaves it in.
 
-The hub runs ``tests/hub_config.py`` (a no-op spawner, four service tokens, everything on
+The hub runs ``tests/support/hub_config.py`` (a no-op spawner, four service tokens, everything on
 127.0.0.1). ``RealHub`` adds the admin helpers tests need to build a scene (users, servers,
 activity, groups, slow stops) and to reset the hub between tests.
 
@@ -15,7 +15,7 @@ Outside pytest::
         hub.create_users(["alice"])
         hub.start_server("alice")
 
-or ``python -m tests.realhub``, which prints shell ``export`` lines and runs until Ctrl-C.
+or ``python -m tests.support.realhub``, which prints shell ``export`` lines and runs until Ctrl-C.
 
 ``RealHub.start(internal_ssl=True)`` runs the hub with JupyterHub's internal SSL: the hub
 generates its CAs and certificates into ``<workdir>/internal-ssl``, its API is https and
@@ -46,20 +46,14 @@ from urllib.parse import quote
 
 import requests
 
-from tests.hubreleases import (
-    INSTALL_HINT,
-    HubRelease,
-    UnknownRelease,
-    find_release,
-    selected_release,
-)
+from tests.support.releases import INSTALL_HINT, HubRelease, UnknownRelease, find_release
 
 TESTS_DIR = Path(__file__).resolve().parent
-REPO_ROOT = TESTS_DIR.parent
+REPO_ROOT = TESTS_DIR.parent.parent
 HUB_CONFIG = TESTS_DIR / "hub_config.py"
 
 CHP_INSTALL_HINT = "npm install --prefix .venv/chp configurable-http-proxy"
-JUPYTERHUB_INSTALL_HINT = INSTALL_HINT  # builds every release in tests/hub_releases.txt
+JUPYTERHUB_INSTALL_HINT = INSTALL_HINT  # builds every release of hub_releases.txt
 PAGINATION_ACCEPT = "application/jupyterhub-pagination+json"
 START_TIMEOUT = 60.0
 WAIT_TIMEOUT = 30.0
@@ -269,7 +263,7 @@ class RealHub:
     noscope_token: str
     workdir: Path
     internal_certs: Path | None  # the hub's internal_certs_location, with internal SSL only
-    release: HubRelease  # which venv of tests/hub_releases.txt the hub runs from
+    release: HubRelease  # which venv of hub_releases.txt the hub runs from
     version: str  # what the running hub says it is (GET /hub/api/), e.g. "3.1.1"
     page_limit: int = PAGE_LIMIT  # tests lower it to walk several pages with a few users
 
@@ -348,14 +342,14 @@ class RealHub:
         ``internal_ssl`` turns on JupyterHub's internal SSL (off by default, so every other
         test sees the plain-http hub): certificates go to ``<workdir>/internal-ssl``, which is
         emptied first so the hub always generates a fresh set.
-        ``release`` names a line of ``tests/hub_releases.txt`` (default: ``$IDLE_CULL_HUB_RELEASE``,
-        else the file's last, newest one); the hub runs from that release's venv.
+        ``release`` names a line of ``tests/support/hub_releases.txt`` (default: its last,
+        newest one); the hub runs from that release's venv.
         ``config_overrides`` (JSON values) go into the hub config: ``api_page_max_limit=10``
         sets ``c.JupyterHub.api_page_max_limit``; ``Spawner__http_timeout=5`` sets
         ``c.Spawner.http_timeout``; a dict is merged into an existing dict setting.
         """
         try:
-            hub_release = selected_release() if release is None else find_release(release)
+            hub_release = find_release(release)
         except UnknownRelease as exc:
             raise HarnessError(str(exc)) from None
         command = [*jupyterhub_command(hub_release), "-f", str(HUB_CONFIG)]
@@ -590,6 +584,19 @@ class RealHub:
 
         wait_for(ready, f"server {user!r}/{server_name!r} to be ready")
 
+    def has_named_server(self, user: str, server_name: str) -> bool:
+        """Whether the hub still has the named server, running or stopped (not removed).
+
+        ``include_stopped_servers`` exists from JupyterHub 3.0; before it, the answer comes
+        from a stop, which is 204 for a stopped named server and 404 for a removed one: ask
+        only about a server that is not running.
+        """
+        if self.version_info >= (3,):
+            path = f"/users/{quote_segment(user)}?include_stopped_servers=1"
+            return server_name in self.api("GET", path, expect=(200,)).json()["servers"]
+        stop = self.api("DELETE", server_path(user, server_name), expect=(202, 204, 404))
+        return stop.status_code != 404
+
     def stop_server(self, user: str, server_name: str = "") -> None:
         """Stop a server and wait until the hub no longer lists it as active."""
         self.api("DELETE", server_path(user, server_name), expect=(202, 204))
@@ -645,7 +652,7 @@ class RealHub:
         _write_atomically(self.workdir / STOP_CANCEL_FILE, secrets.token_hex(8))
 
 
-# --- python -m tests.realhub --------------------------------------------------------------------
+# --- python -m tests.support.realhub --------------------------------------------------------------------
 
 
 def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -656,7 +663,7 @@ def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Start a hub, print ``export`` lines for a demo script, run until Ctrl-C or SIGTERM."""
     parser = argparse.ArgumentParser(
-        prog="python -m tests.realhub",
+        prog="python -m tests.support.realhub",
         description="Run a throwaway JupyterHub for trying idle-cull by hand.",
     )
     parser.add_argument("--workdir", type=Path, help="keep hub files here (default: temp dir)")
@@ -667,8 +674,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--hub-release",
-        help="a release of tests/hub_releases.txt, e.g. 3.1 "
-        "(default: $IDLE_CULL_HUB_RELEASE, else the newest)",
+        help="a release of tests/support/hub_releases.txt, e.g. 3.1 (default: the newest)",
     )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)

@@ -4,22 +4,18 @@ Each release lives in its own virtual environment, ``.venv/hubs/<release>/``, bu
 ``scripts/install`` from the same file; the culler itself always runs from the project's
 ``.venv``, exactly as it would against a remote hub. Keeping the list in a plain text file
 lets the shell installer and the Python harness share it without either importing the other.
+pytest's ``--hub-release`` (tests/conftest.py) picks one; the default is the newest.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-TESTS_DIR = Path(__file__).resolve().parent
-RELEASES_FILE = TESTS_DIR / "hub_releases.txt"
-HUBS_DIR = TESTS_DIR.parent / ".venv" / "hubs"
+SUPPORT_DIR = Path(__file__).resolve().parent
+RELEASES_FILE = SUPPORT_DIR / "hub_releases.txt"
+HUBS_DIR = SUPPORT_DIR.parent.parent / ".venv" / "hubs"
 INSTALL_HINT = "./scripts/install"
-# Which release RealHub.start() runs when a test does not name one: one variable, so the
-# session hub, the hubs tests start themselves and `python -m tests.realhub` all agree.
-RELEASE_VAR = "IDLE_CULL_HUB_RELEASE"
 
 
 class UnknownRelease(ValueError):
@@ -89,7 +85,3 @@ def find_release(name: str | None) -> HubRelease:
     known = ", ".join(r.name for r in releases)
     raise UnknownRelease(f"unknown JupyterHub release {name!r}; {RELEASES_FILE.name} has {known}")
 
-
-def selected_release(environ: Mapping[str, str] = os.environ) -> HubRelease:
-    """The release ``$IDLE_CULL_HUB_RELEASE`` names, else the default (newest) one."""
-    return find_release(environ.get(RELEASE_VAR) or None)
