@@ -36,12 +36,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from json import dumps as json_dumps
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote
 
 import requests
