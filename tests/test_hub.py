@@ -141,7 +141,7 @@ def test_proxy_and_ca_bundle_come_from_the_environment(
     hub.get(f"{BASE}/", json={"version": "5.2.1"})
     with closing(HubClient(BASE, TOKEN, retry=FAST)) as hub_client:
         hub_client.hub_version()
-    sent = hub.calls[0].request.req_kwargs
+    sent = hub.calls[0].request.__dict__["req_kwargs"]
     assert sent["proxies"]["http"] == "http://proxy.test:3128"
     assert sent["verify"] == "/etc/site/ca.pem"
 
@@ -152,7 +152,7 @@ def test_no_proxy_is_honoured(hub: responses.RequestsMock, monkeypatch: pytest.M
     hub.get(f"{BASE}/", json={"version": "5.2.1"})
     with closing(HubClient(BASE, TOKEN, retry=FAST)) as hub_client:
         hub_client.hub_version()
-    assert not hub.calls[0].request.req_kwargs["proxies"]
+    assert not hub.calls[0].request.__dict__["req_kwargs"]["proxies"]
 
 
 def test_trailing_slash_of_the_url_is_ignored(hub: responses.RequestsMock) -> None:
@@ -168,7 +168,7 @@ def test_request_timeout_is_passed_to_requests(hub: responses.RequestsMock) -> N
     client = HubClient(BASE, TOKEN, request_timeout=7.5, retry=FAST)
     client.hub_version()
     client.close()
-    assert hub.calls[0].request.req_kwargs["timeout"] == 7.5
+    assert hub.calls[0].request.__dict__["req_kwargs"]["timeout"] == 7.5
 
 
 @pytest.mark.parametrize(
@@ -892,7 +892,7 @@ def test_stop_named_server_with_remove_sends_remove_true(
     assert client.stop_server("alice", "gpu", remove=True) == ActionResult(Outcome.STOPPED, 1)
     request = hub.calls[0].request
     assert request.url == f"{USERS}/alice/servers/gpu"
-    assert json.loads(request.body) == {"remove": True}
+    assert json.loads(request.body or "") == {"remove": True}
     assert request.headers["Content-Type"] == "application/json"
 
 
@@ -1046,7 +1046,7 @@ def test_stop_retries_exhausted(hub: responses.RequestsMock, client: HubClient) 
     )
     assert raised.value.attempts == 3
     # every attempt carried the body
-    assert [json.loads(c.request.body) for c in hub.calls] == [{"remove": True}] * 3
+    assert [json.loads(c.request.body or "") for c in hub.calls] == [{"remove": True}] * 3
 
 
 # -- deleting users ---------------------------------------------------------------------
