@@ -26,7 +26,8 @@ import responses
 from requests import PreparedRequest
 
 from tests.support.cli import run
-from tests.support.emulated_hub import TOKEN, URL, EmulatedHub, users_page
+from tests.support.emulated_hub import TOKEN, URL, EmulatedHub
+from tests.support.pagination import users_page
 from tests.support.records import unusable_token_files
 
 HOUR = 3600
@@ -437,7 +438,7 @@ def test_json_with_a_text_content_type_keeps_non_ascii_names(emulated_hub: Emula
     """JSON is UTF-8 whatever the Content-Type says (RFC 8259); a proxy that relabels the
     hub's answers as text/html must not turn user "ünï" into "Ã¼nÃ¯"."""
     listed = [user("ünï", server()), user("日本", server())]
-    body = users_page(listed, offset=0, limit=50)
+    body = users_page(listed, offset=0, limit=50, url=URL)
     users.records.update({r["name"]: r for r in listed})
     emulated_hub.get(
         f"{URL}/users",
