@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -258,7 +259,7 @@ def _shifted(seconds_ago: float, offset_hours: float, *, naive: bool = False) ->
 
 
 # (user, server last_activity, expected): "stop", "keep" or "reject"
-TIMESTAMP_CASES = [
+TIMESTAMP_CASES: list[tuple[str, Callable[[], object], str]] = [
     ("naive-idle", lambda: _shifted(2 * HOUR, 0, naive=True), "stop"),
     ("naive-fresh", lambda: _shifted(10, 0, naive=True), "keep"),
     # read without its offset, -08:00 would look 8 h old and +05:30 5.5 h in the future
@@ -295,7 +296,7 @@ def test_timestamps_of_every_shape(users: FakeUsers) -> None:
     assert "is out of range in UTC" in result.stderr
 
 
-USER_TIMESTAMP_CASES = [
+USER_TIMESTAMP_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("u-naive-idle", {"last_activity": _shifted(2 * HOUR, 0, naive=True)}, "delete"),
     ("u-west-offset-fresh", {"last_activity": _shifted(10, -8)}, "keep"),
     ("u-future", {"last_activity": stamp(-86400)}, "keep"),

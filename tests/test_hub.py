@@ -125,7 +125,7 @@ def test_proxy_and_ca_bundle_come_from_the_environment(
     http_mock.get(f"{BASE}/", json={"version": "5.2.1"})
     with closing(HubClient(BASE, TOKEN, retry=FAST)) as hub_client:
         hub_client.hub_version()
-    sent = http_mock.calls[0].request.req_kwargs
+    sent = http_mock.calls[0].request.__dict__["req_kwargs"]
     assert sent["proxies"]["http"] == "http://proxy.test:3128"
     assert sent["verify"] == "/etc/site/ca.pem"
 
@@ -136,7 +136,7 @@ def test_no_proxy_is_honoured(http_mock: responses.RequestsMock, monkeypatch: py
     http_mock.get(f"{BASE}/", json={"version": "5.2.1"})
     with closing(HubClient(BASE, TOKEN, retry=FAST)) as hub_client:
         hub_client.hub_version()
-    assert not http_mock.calls[0].request.req_kwargs["proxies"]
+    assert not http_mock.calls[0].request.__dict__["req_kwargs"]["proxies"]
 
 
 def test_trailing_slash_of_the_url_is_ignored(http_mock: responses.RequestsMock) -> None:
@@ -152,7 +152,7 @@ def test_request_timeout_is_passed_to_requests(http_mock: responses.RequestsMock
     client = HubClient(BASE, TOKEN, request_timeout=7.5, retry=FAST)
     client.hub_version()
     client.close()
-    assert http_mock.calls[0].request.req_kwargs["timeout"] == 7.5
+    assert http_mock.calls[0].request.__dict__["req_kwargs"]["timeout"] == 7.5
 
 
 @pytest.mark.parametrize(
@@ -878,7 +878,7 @@ def test_stop_named_server_with_remove_sends_remove_true(
     assert client.stop_server("alice", "gpu", remove=True) == ActionResult(Outcome.STOPPED, 1)
     request = http_mock.calls[0].request
     assert request.url == f"{USERS}/alice/servers/gpu"
-    assert json.loads(request.body) == {"remove": True}
+    assert json.loads(request.body or "") == {"remove": True}
     assert request.headers["Content-Type"] == "application/json"
 
 
@@ -1032,7 +1032,7 @@ def test_stop_retries_exhausted(http_mock: responses.RequestsMock, client: HubCl
     )
     assert raised.value.attempts == 3
     # every attempt carried the body
-    assert [json.loads(c.request.body) for c in http_mock.calls] == [{"remove": True}] * 3
+    assert [json.loads(c.request.body or "") for c in http_mock.calls] == [{"remove": True}] * 3
 
 
 # -- deleting users ---------------------------------------------------------------------

@@ -23,24 +23,27 @@ USERS = f"{BASE}/users"
 TOKEN = "compat-T0KEN-0123456789abcdef"
 FAST = RetryPolicy(attempts=3, initial_wait=0, max_wait=0, max_retry_after=30)
 
-# JupyterHub 3.1.1, GET /users with a token it does not know (4.0 and later say
-# "Missing or invalid credentials.") and with a known token lacking list:users: the same.
-SCOPE_403 = {
-    "status": 403,
-    "message": "Action is not authorized with current scopes; requires any of [list:users]",
-}
-# JupyterHub 3.1.1 and 4.1.6, GET /user with a token they do not know
+
+def scope_403(scope: str) -> dict[str, object]:
+    """JupyterHub 2.3.1 and 3.1.1 to a token they do not know (4.0 and later say "Missing or
+    invalid credentials.") and to a known token lacking ``scope``: the same answer."""
+    message = f"Action is not authorized with current scopes; requires any of [{scope}]"
+    return {"status": 403, "message": message}
+
+
+SCOPE_403 = scope_403("list:users")
+# JupyterHub 2.3.1 to 4.1.6, GET /user with a token they do not know
 WHOAMI_403 = {"status": 403, "message": "Forbidden"}
-# JupyterHub 3.1.1 and 4.1.6, GET /user with a known service token (abridged)
+# JupyterHub 2.3.1 to 4.1.6, GET /user with a known service token (abridged)
 WHOAMI_200 = {"kind": "service", "name": "idle-cull-noscope", "scopes": ["read:users:activity"]}
-# JupyterHub 3.1.1 and 4.1.6, DELETE /users/{name}/server and /servers/{server} for a user
-# they do not have (5.0 and later: 404)
+# JupyterHub 2.3.1 to 4.1.6, DELETE /users/{name}/server and /servers/{server} for a user
+# they do not have (5.5.4 and 6.1.1: 404)
 GONE_500 = {"status": 500, "message": "Internal Server Error"}
 NOT_FOUND = {"status": 404, "message": "Not Found"}
 
 
 @pytest.fixture
-def hub() -> Iterator[responses.RequestsMock]:
+def http_mock() -> Iterator[responses.RequestsMock]:
     with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
         yield mock
 
@@ -53,10 +56,10 @@ def client() -> Iterator[HubClient]:
 
 
 def test_unknown_token_on_a_3x_hub_is_not_called_a_missing_scope(
-    hub: responses.RequestsMock, client: HubClient
+    http_mock: responses.RequestsMock, client: HubClient
 ) -> None:
-    hub.get(USERS, status=403, json=SCOPE_403)
-    hub.get(f"{BASE}/user", status=403, json=WHOAMI_403)
+    http_mock.get(USERS, status=403, json=SCOPE_403)
+    http_mock.get(f"{BASE}/user", status=403, json=WHOAMI_403)
     with pytest.raises(HubAuthError) as raised:
         client.user_page("ready", 0)
     message = str(raised.value)
@@ -68,33 +71,31 @@ def test_unknown_token_on_a_3x_hub_is_not_called_a_missing_scope(
 
 
 def test_known_token_without_the_scope_on_a_3x_hub_names_the_scope(
-    hub: responses.RequestsMock, client: HubClient
+    http_mock: responses.RequestsMock, client: HubClient
 ) -> None:
-    hub.get(USERS, status=403, json=SCOPE_403)
-    hub.get(f"{BASE}/user", json=WHOAMI_200)
+    http_mock.get(USERS, status=403, json=SCOPE_403)
+    http_mock.get(f"{BASE}/user", json=WHOAMI_200)
     with pytest.raises(HubAuthError, match=r"the token lacks the scope 'list:users'"):
         client.user_page("ready", 0)
 
 
-def test_who_am_i_is_asked_once_per_client(hub: responses.RequestsMock, client: HubClient) -> None:
-    scope_403 = {
-        **SCOPE_403,
-        "message": SCOPE_403["message"].replace("list:users", "delete:servers"),
-    }
-    hub.delete(f"{USERS}/alice/server", status=403, json=scope_403)
-    hub.delete(f"{USERS}/bob/server", status=403, json=scope_403)
-    hub.get(f"{BASE}/user", json=WHOAMI_200)
+def test_who_am_i_is_asked_once_per_client(
+    http_mock: responses.RequestsMock, client: HubClient
+) -> None:
+    http_mock.delete(f"{USERS}/alice/server", status=403, json=scope_403("delete:servers"))
+    http_mock.delete(f"{USERS}/bob/server", status=403, json=scope_403("delete:servers"))
+    http_mock.get(f"{BASE}/user", json=WHOAMI_200)
     for name in ("alice", "bob"):
         with pytest.raises(HubAuthError, match=r"lacks the scope 'delete:servers'"):
             client.stop_server(name, "")
-    assert [c.request.url for c in hub.calls].count(f"{BASE}/user") == 1
+    assert [c.request.url for c in http_mock.calls].count(f"{BASE}/user") == 1
 
 
 def test_who_am_i_that_cannot_be_asked_keeps_the_scope_message(
-    hub: responses.RequestsMock, client: HubClient
+    http_mock: responses.RequestsMock, client: HubClient
 ) -> None:
-    hub.get(USERS, status=403, json=SCOPE_403)
-    hub.get(f"{BASE}/user", body=requests.ConnectionError("refused"))
+    http_mock.get(USERS, status=403, json=SCOPE_403)
+    http_mock.get(f"{BASE}/user", body=requests.ConnectionError("refused"))
     with pytest.raises(HubAuthError, match=r"lacks the scope 'list:users'"):
         client.user_page("ready", 0)
 
@@ -108,10 +109,10 @@ def test_who_am_i_that_cannot_be_asked_keeps_the_scope_message(
     ],
 )
 def test_stop_for_a_user_a_4x_hub_no_longer_has_is_gone(
-    hub: responses.RequestsMock, client: HubClient, server: str, remove: bool, path: str
+    http_mock: responses.RequestsMock, client: HubClient, server: str, remove: bool, path: str
 ) -> None:
-    hub.delete(f"{USERS}/bob{path}", status=500, json=GONE_500)
-    hub.get(f"{USERS}/bob", status=404, json=NOT_FOUND)
+    http_mock.delete(f"{USERS}/bob{path}", status=500, json=GONE_500)
+    http_mock.get(f"{USERS}/bob", status=404, json=NOT_FOUND)
     result = client.stop_server("bob", server, remove=remove)
     assert result.outcome is Outcome.GONE
     assert result.detail == "the hub no longer has the user"
@@ -119,9 +120,9 @@ def test_stop_for_a_user_a_4x_hub_no_longer_has_is_gone(
 
 
 def test_500_on_stop_stays_a_failure_when_the_look_up_fails_too(
-    hub: responses.RequestsMock, client: HubClient
+    http_mock: responses.RequestsMock, client: HubClient
 ) -> None:
-    hub.delete(f"{USERS}/bob/server", status=500, json=GONE_500)
-    hub.get(f"{USERS}/bob", status=500, json=GONE_500)
+    http_mock.delete(f"{USERS}/bob/server", status=500, json=GONE_500)
+    http_mock.get(f"{USERS}/bob", status=500, json=GONE_500)
     with pytest.raises(HubUnavailable, match=r"stop server 'bob': the hub failed with HTTP 500"):
         client.stop_server("bob", "")
