@@ -367,18 +367,20 @@ class HubClient:
         """Whether ``GET /user`` (who am I; every known token may ask) answers 403.
 
         Asked once, without retries, only after a 403 that names a scope; the answer is
-        kept. Any other answer or a failure means "known, or cannot tell".
+        kept. Any other answer or a failure means "known, or cannot tell". Only the status
+        is read: the body (the token's identity and scopes) is never downloaded.
         """
         if self._token_rejected is None:
             try:
-                response = self._session.get(
+                with self._session.get(
                     self.url + "/user",
                     headers={"Accept": "application/json"},
                     timeout=self._timeout,
-                )
+                    stream=True,
+                ) as response:
+                    self._token_rejected = response.status_code == 403
             except requests.RequestException:
                 return False
-            self._token_rejected = response.status_code == 403
         return self._token_rejected
 
     def _hub_message(self, response: requests.Response, limit: int | None = 200) -> str:
