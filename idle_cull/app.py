@@ -139,6 +139,8 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
         log.error("%s", error)
         log.error("nothing was culled")
         report, status = unfinished_report(settings, started, error), ExitStatus.HUB_UNUSABLE
+        if control.reason:  # a request abandoned after the deadline or a signal
+            report.interrupted, status = control.reason, ExitStatus.ACTION_FAILED
     finally:
         client.close()
         progress.close()

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from idle_cull import __version__
 from idle_cull.config import RetryPolicy, TLSFiles
@@ -31,6 +30,14 @@ from idle_cull.retry import (
     TransientHTTPError,
     call_with_retries,
     parse_retry_after,
+)
+from idle_cull.transport import (
+    AnswerTooLarge,
+    BoundedTransport,
+    RequestAbandoned,
+    RequestBounds,
+    TLSHandshakeFailed,
+    WholeAnswerTimeout,
 )
 
 if TYPE_CHECKING:
@@ -155,6 +162,7 @@ class HubClient:
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         give_up: Callable[[], bool] = lambda: False,
+        bounds: RequestBounds | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self._timeout = request_timeout
@@ -167,9 +175,14 @@ class HubClient:
         self._hub_date: tuple[datetime, float] | None = None
         self._session = session or requests.Session()
         self._read_environment_once()
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(pool_size, 1) + 2, max_retries=0)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
+        # Every request bounded as a whole, capped in size, never redirected, and
+        # abandoned shortly after the pass is told to stop (see transport).
+        self._transport = BoundedTransport(
+            self._session,
+            bounds or RequestBounds.for_timeout(request_timeout),
+            pool_size=pool_size,
+            stop_requested=give_up,
+        )
         self._session.headers["Authorization"] = f"token {token}"
         self._session.headers["User-Agent"] = f"idle-cull/{__version__}"
         if tls is not None:
@@ -189,7 +202,7 @@ class HubClient:
         self._session.verify = settings["verify"]
 
     def close(self) -> None:
-        self._session.close()
+        self._transport.close()
 
     def hub_now(self) -> datetime | None:
         """The hub's clock now, from the latest ``Date`` header; ``None`` if none was sent.
@@ -348,6 +361,12 @@ class HubClient:
         total = _count(pagination.get("total"))
         if not limit or total is None:
             return None
+        if total > MAX_LISTING_OFFSET:
+            # The sequential path stops at this offset; a plan must not go further.
+            raise HubProtocolError(
+                f"the hub's pagination claims a total of {total:,} users, more than "
+                f"{MAX_LISTING_OFFSET:,}; refusing to plan that many pages"
+            )
         return start, total, limit
 
     def _page_parts(self, body: object) -> tuple[list[Any], Mapping[str, Any]]:
@@ -457,15 +476,12 @@ class HubClient:
         def once() -> requests.Response:
             nonlocal attempts
             attempts += 1
-            response = self._session.request(
-                method,
-                url,
-                params=params,
-                json=json,
-                headers={"Accept": accept},
-                timeout=self._timeout,
+            response = self._transport.request(
+                method, url, params=params, json=json, headers={"Accept": accept}
             )
             self._note_date(response)
+            if 300 <= response.status_code < 400:
+                raise self._redirected(response, what, attempts)
             if response.status_code in TRANSIENT_STATUSES:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 raise TransientHTTPError(response.status_code, retry_after)
@@ -475,43 +491,82 @@ class HubClient:
             response = call_with_retries(
                 once, self._retry, what, sleep=self._sleep, give_up=self._give_up
             )
-        except TransientHTTPError as error:
-            raise HubUnavailable(
+        except (TransientHTTPError, requests.RequestException) as error:
+            raise self._failure(error, what, attempts) from None
+        return _Answer(response, attempts)
+
+    def _failure(self, error: Exception, what: str, attempts: int) -> HubError:
+        """The ``HubError`` an operator can act on, for a request that failed for good."""
+        if isinstance(error, TransientHTTPError):
+            return HubUnavailable(
                 f"could not {what}: the hub answered HTTP {error.status} {attempts} times; "
                 "is it overloaded or restarting?",
                 status=error.status,
                 attempts=attempts,
-            ) from None
-        except requests.exceptions.SSLError:
-            raise HubUnavailable(
-                f"could not {what}: TLS handshake with {self.url} failed; "
-                "check --ssl-enabled and --internal-certs-location",
+            )
+        if isinstance(error, AnswerTooLarge):
+            return HubProtocolError(
+                f"could not {what}: {error}, more than any JupyterHub API answer; "
+                "refusing to read it (is --url the hub's API?)",
                 attempts=attempts,
-            ) from None
-        except requests.Timeout:
-            raise HubUnavailable(
-                f"could not {what}: no answer within {self._timeout:g}s, {attempts} times "
+            )
+        if isinstance(error, RequestAbandoned):
+            return HubUnavailable(f"could not {what}: {error}", attempts=attempts)
+        if isinstance(error, requests.exceptions.SSLError):
+            return HubUnavailable(
+                f"could not {what}: {self._tls_failure(error)}", attempts=attempts
+            )
+        if isinstance(error, requests.Timeout):
+            within = "no whole answer" if isinstance(error, WholeAnswerTimeout) else "no answer"
+            return HubUnavailable(
+                f"could not {what}: {within} within {self._timeout:g}s, {attempts} times "
                 "(JUPYTERHUB_REQUEST_TIMEOUT)",
                 attempts=attempts,
-            ) from None
-        except requests.ConnectionError as error:
-            raise HubUnavailable(
+            )
+        if isinstance(error, requests.ConnectionError):
+            return HubUnavailable(
                 f"could not {what}: cannot connect to {self.url} ({_connection_reason(error)}); "
                 "check --url and that the hub is running",
                 attempts=attempts,
-            ) from None
-        except requests.exceptions.ChunkedEncodingError:
-            raise HubUnavailable(
+            )
+        if isinstance(error, requests.exceptions.ChunkedEncodingError):
+            return HubUnavailable(
                 f"could not {what}: the connection was cut before the whole answer arrived, "
                 f"{attempts} times; is a proxy or load balancer in front of the hub dropping "
                 "connections, or is the hub restarting?",
                 attempts=attempts,
-            ) from None
-        except requests.RequestException as error:
-            raise HubProtocolError(
-                f"could not {what}: {type(error).__name__}", attempts=attempts
-            ) from None
-        return _Answer(response, attempts)
+            )
+        return HubProtocolError(f"could not {what}: {type(error).__name__}", attempts=attempts)
+
+    def _tls_failure(self, error: requests.exceptions.SSLError) -> str:
+        """Why TLS failed; a handshake with a plain-http port gets the likely cause named."""
+        text = str(error).lower()
+        plain = ("wrong version number", "record layer failure", "http request", "packet length")
+        if isinstance(error, TLSHandshakeFailed) or any(sign in text for sign in plain):
+            why = error if isinstance(error, TLSHandshakeFailed) else "the answer is not TLS"
+            return (
+                f"TLS handshake with {self.url} failed ({why}); "
+                "is the hub serving plain http? Then use http:// in --url"
+            )
+        return (
+            f"TLS handshake with {self.url} failed; "
+            "check --ssl-enabled and --internal-certs-location"
+        )
+
+    def _redirected(self, response: requests.Response, what: str, attempts: int) -> HubError:
+        """A 3xx is never followed: a DELETE redirected to a GET would "succeed" unseen."""
+        location = self._mask(response.headers.get("Location", "")) or "nowhere"
+        return HubProtocolError(
+            f"could not {what}: the hub answered HTTP {response.status_code}, a redirect to "
+            f"{location!r}, which idle-cull never follows; check --url (http or https, the "
+            "hub's base URL followed by /hub/api)",
+            status=response.status_code,
+            attempts=attempts,
+        )
+
+    def _mask(self, text: str) -> str:
+        """``text`` with our token replaced by ``***``, should a gateway quote it."""
+        return text.replace(self._token, "***") if self._token else text
 
     def _hub_message(self, response: requests.Response, limit: int | None = 200) -> str:
         """The hub's error message, with our token masked should a gateway quote it."""

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from http.client import HTTPException
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.error import HTTPError
 from urllib.parse import urlsplit
+
+import requests
 
 from idle_cull import __version__
 from idle_cull.errors import ConfigError, MetricsUnavailable, PushgatewayError
 from idle_cull.output import as_utc, public_url, result_counts, write_atomically
 from idle_cull.report import ExitStatus, Report
+from idle_cull.transport import BoundedTransport, RequestBounds
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -45,6 +48,7 @@ MISSING_EXTRA = (
 )
 LAST_SUCCESS = "idle_cull_last_success_timestamp_seconds"
 PUSH_TIMEOUT = 10.0  # seconds; a stuck gateway must not hold the next scheduled run
+MAX_PUSH_ANSWER = 64 * 1024  # bytes; a gateway answers a push with a line at most
 NAN = float("nan")
 
 
@@ -135,14 +139,54 @@ def push_metrics(
 
     success = _success_time(report) if exit_status is ExitStatus.OK else None
     registry = _registry(report, exit_status, success)
+    where = f"the Pushgateway at {public_url(url)}"
     try:
         pushadd_to_gateway(
-            url, job=job, registry=registry, grouping_key=dict(grouping_key or {}), timeout=timeout
+            url,
+            job=job,
+            registry=registry,
+            grouping_key=dict(grouping_key or {}),
+            timeout=timeout,
+            handler=_bounded_handler(where),
         )
     except (OSError, ValueError, HTTPException) as error:
-        raise PushgatewayError(
-            f"cannot push metrics to the Pushgateway at {public_url(url)}: {_push_reason(error)}"
-        ) from None
+        raise PushgatewayError(f"cannot push metrics to {where}: {_push_reason(error)}") from None
+
+
+def _bounded_handler(where: str) -> Callable[..., Callable[[], None]]:
+    """prometheus-client's push ``handler``, sending through ``BoundedTransport``.
+
+    urllib's own handler follows redirects and bounds each socket read, not the push:
+    a gateway that trickles its answer would hold the process, and the lock, for ever.
+    """
+
+    def handler(
+        url: str, method: str, timeout: float, headers: list[tuple[str, str]], data: bytes
+    ) -> Callable[[], None]:
+        def push() -> None:
+            bounds = RequestBounds.for_timeout(timeout, max_bytes=MAX_PUSH_ANSWER)
+            transport = BoundedTransport(requests.Session(), bounds)
+            try:
+                response = transport.request(method, url, data=data, headers=dict(headers))
+            finally:
+                transport.close()
+            status = response.status_code
+            if 300 <= status < 400:
+                location = public_url(response.headers.get("Location", "")) or "nowhere"
+                raise PushgatewayError(
+                    f"cannot push metrics to {where}: HTTP {status}, a redirect to "
+                    f"{location!r}, which idle-cull never follows; check --pushgateway"
+                )
+            if status >= 400:
+                body = response.content[:300].decode("utf-8", "replace").strip()
+                raise PushgatewayError(
+                    f"cannot push metrics to {where}: HTTP {status} {response.reason}"
+                    + (f": {body}" if body else "")
+                )
+
+        return push
+
+    return handler
 
 
 def check_pushgateway_url(url: str) -> None:
@@ -166,10 +210,10 @@ def check_pushgateway_url(url: str) -> None:
 
 def _push_reason(error: Exception) -> str:
     """The gateway's own explanation when it gave one (it says which metric clashed)."""
-    if isinstance(error, HTTPError):
-        with error:
-            body = error.read(300).decode("utf-8", "replace").strip()
-        return f"HTTP {error.code} {error.reason}" + (f": {body}" if body else "")
+    if isinstance(error, requests.ConnectionError):
+        match = re.search(r"\[Errno -?\d+\] [^'\")]+", str(error))
+        if match:
+            return match.group()
     reason = getattr(error, "reason", None)
     return str(reason or error) or type(error).__name__
 

@@ -1,0 +1,268 @@
+"""Issue 13: a hostile proxy, clock, file system or answer can neither cause a wrong cull
+nor hang a pass. One section per defect class; each test fails without its fix.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+import requests
+import responses
+
+from idle_cull.config import RetryPolicy
+from idle_cull.errors import HubProtocolError, HubUnavailable, PushgatewayError
+from idle_cull.hub import HubClient
+from idle_cull.metrics import push_metrics
+from idle_cull.report import ExitStatus, Report
+from tests.fakehub import URL, deletes, run, serve_users, server_json, user_json
+from tests.hostile_peer import HostilePeer
+
+TOKEN = "hardening-token-0123456789abcdef"
+ONCE = RetryPolicy(attempts=1, initial_wait=0, max_wait=0)
+THRICE = RetryPolicy(attempts=3, initial_wait=0, max_wait=0)
+
+
+@pytest.fixture
+def hub() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.get(f"{URL}/", json={"version": "6.1.1"})
+        yield mock
+
+
+def idle(name: str) -> dict[str, Any]:
+    return user_json(name, idle=7200, servers=[server_json(idle=7200)])
+
+
+# -- class 2: redirects are never followed ---------------------------------------------
+
+
+def test_a_redirected_stop_is_a_failure_not_a_stop(hub: responses.RequestsMock) -> None:
+    """requests would turn the redirected DELETE into a GET, which the hub answers 200."""
+    serve_users(hub, "ready", [idle("ann")])
+    hub.delete(f"{URL}/users/ann/server", status=302, headers={"Location": f"{URL}/users/ann"})
+    result = run("--timeout=1h", "--report=json")
+    assert result.exit_code == 1, result.stderr
+    entry = json.loads(result.stdout)["entries"][0]
+    assert entry["outcome"] == "failed"
+    assert f"redirect to '{URL}/users/ann'" in entry["error"]
+    assert "check --url" in entry["error"]
+    assert [c.request.method for c in hub.calls if "users/ann" in (c.request.url or "")] == [
+        "GET",  # the re-check
+        "DELETE",
+    ]
+
+
+def test_a_redirected_probe_names_the_location_and_exits_3(hub: responses.RequestsMock) -> None:
+    hub.replace(responses.GET, f"{URL}/", status=301, headers={"Location": "https://hub.test/hub/api/"})
+    hub.get("https://hub.test/hub/api/", json={"version": "6.1.1"})
+    result = run("--timeout=1h")
+    assert result.exit_code == 3, result.stderr
+    assert "HTTP 301, a redirect to 'https://hub.test/hub/api/'" in result.stderr
+    assert len(hub.calls) == 1
+
+
+def test_a_redirect_location_carrying_the_token_is_masked(hub: responses.RequestsMock) -> None:
+    client = HubClient(URL, TOKEN, retry=ONCE)
+    hub.replace(responses.GET, f"{URL}/", status=302, headers={"Location": f"http://gw/login?t={TOKEN}"})
+    with pytest.raises(HubProtocolError) as caught:
+        client.hub_version()
+    client.close()
+    assert TOKEN not in str(caught.value)
+    assert "t=***" in str(caught.value)
+
+
+# -- class 3: a whole request is bounded, and a stop ends requests in flight -----------
+
+
+def test_a_trickling_answer_times_out_as_a_whole() -> None:
+    """Each byte arrives well within the read timeout; the whole answer never does."""
+    with HostilePeer("trickle", interval=0.2) as peer:
+        client = HubClient(f"http://127.0.0.1:{peer.port}/hub/api", TOKEN, request_timeout=1.0, retry=ONCE)
+        started = time.monotonic()
+        with pytest.raises(HubUnavailable, match=r"no whole answer within 1s"):
+            client.hub_version()
+        elapsed = time.monotonic() - started
+        client.close()
+    assert elapsed < 3
+
+
+def test_a_stop_abandons_requests_in_flight_after_the_grace() -> None:
+    from idle_cull.transport import BoundedTransport, RequestAbandoned, RequestBounds  # noqa: PLC0415
+
+    stop = threading.Event()
+    with HostilePeer("trickle", interval=0.2) as peer:
+        transport = BoundedTransport(
+            requests.Session(), RequestBounds(whole=60, connect=5, grace=0.5), stop_requested=stop.is_set
+        )
+        threading.Timer(0.3, stop.set).start()
+        started = time.monotonic()
+        with pytest.raises(RequestAbandoned, match=r"abandoned 0\.5s after the pass was asked to stop"):
+            transport.request("GET", f"http://127.0.0.1:{peer.port}/")
+        elapsed = time.monotonic() - started
+        transport.close()
+    assert 0.7 < elapsed < 3
+
+
+def test_an_abandoned_request_is_not_retried() -> None:
+    with HostilePeer("trickle", interval=0.2) as peer:
+        from idle_cull.transport import RequestBounds  # noqa: PLC0415
+
+        client = HubClient(
+            f"http://127.0.0.1:{peer.port}/hub/api",
+            TOKEN,
+            retry=THRICE,
+            give_up=lambda: True,
+            bounds=RequestBounds(whole=60, connect=5, grace=0.3),
+        )
+        with pytest.raises(HubUnavailable, match="abandoned"):
+            client.hub_version()
+        client.close()
+        assert peer.connections == 1
+
+
+# -- class 4: https to a plain-http port ----------------------------------------------
+
+
+def test_https_to_a_silent_plain_port_fails_fast_with_a_hint() -> None:
+    """The handshake gets the connect timeout, is not retried, and the message says why."""
+    with HostilePeer("silent") as peer:
+        client = HubClient(f"https://127.0.0.1:{peer.port}/hub/api", TOKEN, request_timeout=1.5, retry=THRICE)
+        started = time.monotonic()
+        with pytest.raises(HubUnavailable, match=r"is the hub serving plain http\? Then use http://"):
+            client.hub_version()
+        elapsed = time.monotonic() - started
+        client.close()
+        assert peer.connections == 1
+    assert elapsed < 3
+
+
+def test_https_to_an_answering_plain_port_names_plain_http() -> None:
+    """A plain server that answers the ClientHello with a 400 page: not TLS."""
+    import http.server  # noqa: PLC0415
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    server.RequestHandlerClass.log_message = lambda *_args: None  # type: ignore[method-assign]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        client = HubClient(f"https://127.0.0.1:{server.server_port}/hub/api", TOKEN, retry=THRICE)
+        with pytest.raises(HubUnavailable, match=r"the answer is not TLS.*plain http"):
+            client.hub_version()
+        client.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# -- class 5: memory is bounded, not by what the hub sends ----------------------------
+
+
+def test_a_gzip_bomb_is_refused_by_its_decoded_size(hub: responses.RequestsMock) -> None:
+    bomb = gzip.compress(b'{"version": "' + b"9" * (20 * 1024 * 1024) + b'"}')
+    assert len(bomb) < 100_000
+    hub.replace(responses.GET, f"{URL}/", body=bomb, headers={"Content-Encoding": "gzip"})
+    client = HubClient(URL, TOKEN, retry=ONCE)
+    with pytest.raises(HubProtocolError, match=r"larger than 16,777,216 bytes"):
+        client.hub_version()
+    client.close()
+
+
+def test_an_announced_oversized_answer_is_refused_unread(hub: responses.RequestsMock) -> None:
+    hub.replace(responses.GET, f"{URL}/", body=b"{}", headers={"Content-Length": str(2**40)})
+    client = HubClient(URL, TOKEN, retry=ONCE)
+    with pytest.raises(HubProtocolError, match=r"announces 1,099,511,627,776 bytes"):
+        client.hub_version()
+    client.close()
+
+
+def test_the_concurrent_page_plan_does_not_trust_a_huge_total(hub: responses.RequestsMock) -> None:
+    calls = 0
+
+    def page(request: Any) -> tuple[int, dict[str, str], str]:
+        nonlocal calls
+        calls += 1
+        if calls > 50:
+            raise AssertionError("the page plan was not capped")
+        offset = int(dict(parse_qsl(urlsplit(request.url).query))["offset"])
+        following = {"offset": offset + 50, "limit": 50}
+        body = {"items": [], "_pagination": {"offset": offset, "limit": 50, "total": 10**15, "next": following}}
+        return 200, {}, json.dumps(body)
+
+    hub.add_callback(responses.GET, f"{URL}/users", callback=page)
+    result = run("--timeout=1h")
+    assert result.exit_code == 3, result.stderr
+    assert "total of 1,000,000,000,000,000 users" in result.stderr
+    assert calls == 1
+    assert deletes(hub) == []
+
+
+def test_the_deadline_ends_a_pass_stuck_in_a_trickling_probe() -> None:
+    """Status 1 (the deadline), not a pass held until the trickle ends."""
+    with HostilePeer("trickle", interval=0.2) as peer:
+        started = time.monotonic()
+        result = run("--deadline=1", env={"JUPYTERHUB_API_URL": f"http://127.0.0.1:{peer.port}/hub/api"})
+        elapsed = time.monotonic() - started
+    assert result.exit_code == 1, result.stderr
+    assert "--deadline of 1s passed" in result.stderr
+    assert "abandoned 5s after the pass was asked to stop" in result.stderr
+    assert elapsed < 9
+
+
+def test_sigterm_ends_a_pass_stuck_in_a_trickling_probe(tmp_path: Path) -> None:
+    with HostilePeer("trickle", interval=0.2) as peer:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "idle_cull", "--report=json"],
+            env=clean_env(f"http://127.0.0.1:{peer.port}/hub/api"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1.5)
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=20)
+        elapsed = time.monotonic() - started
+    assert process.returncode == 1, stderr
+    assert "SIGTERM received" in stderr
+    assert json.loads(stdout)["interrupted"] == "SIGTERM received"
+    assert elapsed < 8
+
+
+def clean_env(url: str) -> dict[str, str]:
+    """This interpreter's environment without any hub or proxy settings, plus ours."""
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "HTTP", "http", "NO_PROXY", "no_proxy"))}
+    return {**keep, "JUPYTERHUB_API_URL": url, "JUPYTERHUB_API_TOKEN": TOKEN}
+
+
+def a_report() -> Report:
+    now = datetime.now(timezone.utc)
+    return Report(hub_url=URL, started_at=now, finished_at=now, hub_version="6.1.1")
+
+
+def test_a_trickling_pushgateway_cannot_hold_the_process() -> None:
+    with HostilePeer("trickle", interval=0.2) as peer:
+        started = time.monotonic()
+        with pytest.raises(PushgatewayError, match=r"no whole answer within 1s"):
+            push_metrics(f"http://127.0.0.1:{peer.port}", a_report(), ExitStatus.OK, timeout=1)
+        assert time.monotonic() - started < 3
+
+
+def test_a_redirecting_pushgateway_is_not_followed() -> None:
+    with responses.RequestsMock() as gateway:
+        gateway.post("http://gw.test:9091/metrics/job/idle-cull", status=307, headers={"Location": "http://elsewhere/"})
+        with pytest.raises(PushgatewayError, match=r"HTTP 307, a redirect to 'http://elsewhere/'"):
+            push_metrics("http://gw.test:9091", a_report(), ExitStatus.OK)
+        assert len(gateway.calls) == 1
