@@ -19,7 +19,7 @@ from types import FrameType
 from typing import Any
 
 from idle_cull.config import Settings, TLSFiles, read_token
-from idle_cull.errors import ConfigError, HubError
+from idle_cull.errors import ClocksDisagree, ConfigError, HubError
 from idle_cull.hub import HubClient
 from idle_cull.lock import LockHeld, exclusive_lock
 from idle_cull.logs import configure_logging, hide_in_logs
@@ -89,6 +89,7 @@ def build_settings(options: dict[str, Any], env_token: str) -> Settings:
         dry_run=options["dry_run"],
         caps=caps,
         clock=options["clock"],
+        clock_given=options.get("clock_given", False),
         recheck=options["recheck"],
         deadline=options["deadline"],
         lock_file=options["lock_file"],
@@ -135,6 +136,9 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
     except PassInterrupted as error:
         log.error("%s", error)
         report, status = unfinished_report(settings, started, error), ExitStatus.ACTION_FAILED
+    except ClocksDisagree as error:
+        log.error("%s", error)
+        report, status = unfinished_report(settings, started, error), ExitStatus.CLOCKS_DISAGREE
     except HubError as error:
         log.error("%s", error)
         log.error("nothing was culled")

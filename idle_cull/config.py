@@ -92,6 +92,7 @@ class Settings:
     dry_run: bool = False
     caps: Caps = field(default_factory=Caps)
     clock: str = "hub"  # "hub": the hub's Date header; "local": this machine's clock
+    clock_given: bool = False  # --clock given explicitly: a large skew only warns
     recheck: bool = True
     deadline: float | None = None  # seconds for the whole pass
     lock_file: Path | None = None

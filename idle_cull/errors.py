@@ -7,6 +7,7 @@ what to do about it, and never contains the API token.
 from __future__ import annotations
 
 __all__ = [
+    "ClocksDisagree",
     "ConfigError",
     "HubAuthError",
     "HubError",
@@ -50,6 +51,13 @@ class HubUnavailable(HubError):
 
 class HubProtocolError(HubError):
     """The hub answered something that is not the JupyterHub REST API we know."""
+
+
+class ClocksDisagree(IdleCullError):
+    """The hub's clock and this machine's differ too much to measure idleness on either.
+
+    Raised before anything is acted on, only when ``--clock`` was left at its default.
+    """
 
 
 class OutputError(IdleCullError):

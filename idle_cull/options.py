@@ -43,6 +43,7 @@ Exit status:
   3   users could not be listed (unreachable, 401/403, 5xx, garbage): nothing culled
   4   the plan exceeded --max-culls or --max-cull-fraction: nothing culled
   5   the pass went well, but the report or metrics could not be written or pushed
+  6   the hub's clock and this machine's disagree (see --clock): nothing culled
   75  another pass holds --lock-file: this one did nothing (EX_TEMPFAIL)
 The deadline or SIGTERM/SIGINT ends a pass early with status 1.
 """
@@ -284,7 +285,8 @@ _OPTIONS: list[Callable[[Any], Any]] = [
         default="hub",
         show_default=True,
         help="Measure idleness on the hub's clock (its Date header; it stamps last_activity) "
-        "or on this machine's.",
+        "or on this machine's. Left at the default, a pass whose two clocks disagree by "
+        "more than a quarter of the smallest idle limit (5s to 5m) culls nothing (exit 6).",
     ),
     boolean_flag(
         "recheck",

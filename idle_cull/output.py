@@ -70,6 +70,7 @@ _EXIT_MEANINGS = {
     "USAGE": "usage or configuration error; nothing was sent to the hub",
     "HUB_UNUSABLE": "users could not be listed; nothing was culled",
     "CAP_EXCEEDED": "the plan exceeded --max-culls or --max-cull-fraction; nothing was culled",
+    "CLOCKS_DISAGREE": "the hub's clock and this machine's disagree; nothing was culled",
     "LOCKED": "another pass holds --lock-file; this one did nothing",
 }
 

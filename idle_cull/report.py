@@ -33,6 +33,7 @@ class ExitStatus(IntEnum):
     HUB_UNUSABLE = 3  # users could not be listed (unreachable, 401/403, 5xx): nothing culled
     CAP_EXCEEDED = 4  # the plan was over --max-culls / --max-cull-fraction: nothing culled
     OUTPUT_FAILED = 5  # the pass went well, but the report or metrics could not be delivered
+    CLOCKS_DISAGREE = 6  # the hub's and this machine's clocks disagree (default --clock)
     LOCKED = 75  # EX_TEMPFAIL: another pass holds --lock-file; the next run tries again
 
 

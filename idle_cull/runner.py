@@ -23,9 +23,10 @@ from datetime import datetime, timezone
 from itertools import islice
 from typing import TypeVar
 
+from idle_cull.clocks import clocks_disagree
 from idle_cull.config import Settings
 from idle_cull.durations import format_duration
-from idle_cull.errors import HubAuthError, HubError, IdleCullError
+from idle_cull.errors import ClocksDisagree, HubAuthError, HubError, IdleCullError
 from idle_cull.hub import ActionResult, HubClient, parse_version
 from idle_cull.models import SCOPED_FIELDS, Outcome, RecordError, User
 from idle_cull.policy import (
@@ -273,8 +274,12 @@ def _choose_clock(settings: Settings, client: HubClient, local: Clock, report: R
         log.warning("the hub sent no Date header; measuring idleness on this machine's clock")
         report.clock = "local"
         return local
-    skew = (hub_now - local()).total_seconds()
+    local_now = local()
+    skew = (hub_now - local_now).total_seconds()
     report.skew_seconds = skew
+    refusal = clocks_disagree(hub_now, local_now, settings.limits)
+    if refusal is not None and not settings.clock_given:
+        raise ClocksDisagree(refusal)
     log.info("measuring idleness on the hub's clock (this machine's differs by %.1fs)", skew)
     if abs(skew) > SKEW_WORTH_A_WARNING:
         direction = "behind" if skew > 0 else "ahead of"

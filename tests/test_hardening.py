@@ -7,13 +7,15 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -26,6 +28,7 @@ from idle_cull.config import RetryPolicy
 from idle_cull.errors import HubProtocolError, HubUnavailable, PushgatewayError
 from idle_cull.hub import HubClient
 from idle_cull.metrics import push_metrics
+from idle_cull.policy import CullLimits
 from idle_cull.report import ExitStatus, Report
 from tests.fakehub import URL, deletes, run, serve_users, server_json, user_json
 from tests.hostile_peer import HostilePeer
@@ -266,3 +269,64 @@ def test_a_redirecting_pushgateway_is_not_followed() -> None:
         with pytest.raises(PushgatewayError, match=r"HTTP 307, a redirect to 'http://elsewhere/'"):
             push_metrics("http://gw.test:9091", a_report(), ExitStatus.OK)
         assert len(gateway.calls) == 1
+
+
+# -- class 1: a Date header far from this machine's clock -----------------------------
+
+
+def serve_dated(hub: responses.RequestsMock, users: list[dict[str, Any]], hub_now: datetime) -> None:
+    """A hub (or a front proxy) whose Date header reads ``hub_now``."""
+    date = {"Date": format_datetime(hub_now, usegmt=True)}
+    hub.replace(responses.GET, f"{URL}/", json={"version": "6.1.1"}, headers=date)
+    page = {"items": users, "_pagination": {"offset": 0, "limit": 50, "total": len(users), "next": None}}
+    hub.get(f"{URL}/users", json=page, headers=date)
+    for user in users:
+        hub.get(f"{URL}/users/{user['name']}", json=user, headers=date)
+        hub.delete(f"{URL}/users/{user['name']}/server", status=204)
+
+
+def test_a_proxy_clock_hours_ahead_culls_nothing_by_default(hub: responses.RequestsMock) -> None:
+    """Active seconds ago, yet 3h idle on the proxy's clock: today it was stopped, exit 0."""
+    serve_dated(hub, [user_json("ann", servers=[server_json(idle=5)])], datetime.now(timezone.utc) + timedelta(hours=3))
+    result = run("--timeout=1h", "--report=json")
+    assert result.exit_code == 6, result.stderr
+    assert deletes(hub) == []
+    (line,) = [line for line in result.stderr.splitlines() if "differ by" in line]
+    assert re.search(r"the hub's clock \(its Date header: \S+Z\) and this machine's \(\S+Z\) differ by (3h|2h59m)", line)
+    assert "more than the 5m tolerated" in line
+    report = json.loads(result.stdout)
+    assert report["exit_status"] == 6
+    assert report["exit_status_name"] == "clocks_disagree"
+    assert "--clock=hub or --clock=local" in report["error"]
+
+
+def test_an_explicit_clock_is_obeyed_despite_the_skew(hub: responses.RequestsMock) -> None:
+    serve_dated(hub, [user_json("ann", servers=[server_json(idle=5)])], datetime.now(timezone.utc) + timedelta(hours=3))
+    result = run("--timeout=1h", "--clock=hub")
+    assert result.exit_code == 0, result.stderr
+    assert deletes(hub) == [f"{URL}/users/ann/server"]  # the operator chose the hub's clock
+    assert re.search(r"this machine's clock is (3h|2h59m\S*) behind the hub's", result.stderr)
+
+
+def test_a_small_skew_is_tolerated(hub: responses.RequestsMock) -> None:
+    serve_dated(hub, [user_json("ann", servers=[server_json(idle=5)])], datetime.now(timezone.utc) + timedelta(minutes=2))
+    result = run("--timeout=1h")
+    assert result.exit_code == 0, result.stderr
+    assert deletes(hub) == []
+
+
+@pytest.mark.parametrize(
+    ("limits", "tolerated"),
+    [
+        pytest.param(CullLimits(timeout=3600), 300, id="an-hour-allows-5m"),
+        pytest.param(CullLimits(timeout=600), 150, id="default-10m-allows-a-quarter"),
+        pytest.param(CullLimits(timeout=3600, group_timeouts=(("quick", 120),)), 30, id="smallest-rule-counts"),
+        pytest.param(CullLimits(timeout=3600, max_age=400), 100, id="max-age-counts"),
+        pytest.param(CullLimits(timeout=3), 5, id="floor-for-the-header-resolution"),
+        pytest.param(CullLimits(timeout=0, max_age=0), 300, id="no-limit-in-use"),
+    ],
+)
+def test_skew_limit(limits: CullLimits, tolerated: float) -> None:
+    from idle_cull.clocks import skew_limit  # noqa: PLC0415 (new in this change)
+
+    assert skew_limit(limits) == tolerated
