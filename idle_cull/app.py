@@ -150,6 +150,7 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
         progress.close()
     if report.error is None:
         log.info("%s", report.summary_line())
+    report.mask(settings.token)
     return publish(report, status, settings)
 
 

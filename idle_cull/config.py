@@ -201,6 +201,13 @@ def _check_unique_names(limits: CullLimits) -> None:
 def validate_hub_url(url: str) -> None:
     """Reject URLs that cannot be a hub API before anything is sent."""
     parts = urlsplit(url)
+    if "@" in parts.netloc:
+        # requests would send them as Basic auth instead of the token, and the hub
+        # would reject "the token"; they would also sit in the process list.
+        raise ConfigError(
+            "--url must not contain a user or password (user:password@); the hub "
+            "authenticates idle-cull by its API token alone"
+        )
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(
             f"--url {url!r} is not an http(s) URL; expected e.g. http://127.0.0.1:8081/hub/api"

@@ -525,7 +525,8 @@ class HubClient:
             )
         if isinstance(error, requests.ConnectionError):
             return HubUnavailable(
-                f"could not {what}: cannot connect to {self.url} ({_connection_reason(error)}); "
+                f"could not {what}: cannot connect to {self.url} "
+                f"({self._mask(_connection_reason(error))}); "
                 "check --url and that the hub is running",
                 attempts=attempts,
             )
@@ -582,9 +583,9 @@ class HubClient:
         try:
             return _decode_json(response)
         except ValueError:
-            kind = response.headers.get("Content-Type", "no content type")
+            kind = self._mask(response.headers.get("Content-Type", "no content type"))
             raise HubProtocolError(
-                f"{what} from {response.url.split('?')[0]} is not JSON ({kind}); "
+                f"{what} from {self._mask(response.url.split('?')[0])} is not JSON ({kind}); "
                 "is --url the hub's API (ending in /hub/api)?",
                 status=response.status_code,
                 attempts=answer.attempts,

@@ -28,8 +28,11 @@ from idle_cull.config import RetryPolicy
 from idle_cull.errors import HubProtocolError, HubUnavailable, PushgatewayError
 from idle_cull.hub import HubClient
 from idle_cull.metrics import push_metrics
-from idle_cull.policy import CullLimits
-from idle_cull.report import ExitStatus, Report
+from idle_cull.models import Outcome
+from idle_cull.output import render_json
+from idle_cull.policy import Action, CullLimits, ServerDecision
+from idle_cull.report import Entry, ExitStatus, Report
+from tests.fakehub import TOKEN as FAKEHUB_TOKEN
 from tests.fakehub import URL, deletes, run, serve_users, server_json, user_json
 from tests.hostile_peer import HostilePeer
 
@@ -330,3 +333,40 @@ def test_skew_limit(limits: CullLimits, tolerated: float) -> None:
     from idle_cull.clocks import skew_limit  # noqa: PLC0415 (new in this change)
 
     assert skew_limit(limits) == tolerated
+
+
+# -- class 11: the token reaches no output; no credentials in --url ---------------------
+
+
+def test_a_gateway_echoing_the_token_in_a_header_does_not_put_it_in_the_report(
+    hub: responses.RequestsMock, tmp_path: Path
+) -> None:
+    """The log filter masked it; the report's error field carried it to stdout and a file."""
+    echoed = f"text/html; echo=token {FAKEHUB_TOKEN}"
+    hub.replace(responses.GET, f"{URL}/", body="<html>login</html>", headers={"Content-Type": echoed})
+    report_file = tmp_path / "report.json"
+    result = run("--report=json", f"--report-file={report_file}")  # run() asserts no token in the output
+    assert result.exit_code == 3, result.stderr
+    error = json.loads(result.stdout)["error"]
+    assert "is not JSON (text/html; echo=token ***)" in error
+    assert FAKEHUB_TOKEN not in report_file.read_text()
+
+
+def test_the_report_is_masked_as_a_whole_before_it_is_published() -> None:
+    report = a_report()
+    decision = ServerDecision(user="ann", server="", action=Action.STOP, reason="idle")
+    report.entries.append(Entry("server", decision).settled(Outcome.FAILED, 1, f"echo {TOKEN}"))
+    report.rejected_records.append(f"record quoting {TOKEN}")
+    report.error = f"error quoting {TOKEN}"
+    report.mask(TOKEN)
+    assert TOKEN not in render_json(report, ExitStatus.ACTION_FAILED)
+    assert report.entries[0].detail == "echo ***"
+
+
+@pytest.mark.parametrize("url", ["http://ann:s3cret-pw@hub.test:8081/hub/api", "http://ann@hub.test:8081/hub/api"])
+def test_credentials_in_the_url_are_refused_before_anything_is_sent(hub: responses.RequestsMock, url: str) -> None:
+    result = run(env={"JUPYTERHUB_API_URL": url})
+    assert result.exit_code == 2, result.stderr
+    assert "--url must not contain a user or password" in result.stderr
+    assert "s3cret-pw" not in result.stderr + result.stdout
+    assert len(hub.calls) == 0
