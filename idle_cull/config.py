@@ -6,6 +6,7 @@ options or environment variables itself, so a pass is fully described by its set
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -64,7 +65,29 @@ class TLSFiles:
                 + ", ".join(missing)
                 + " (check --internal-certs-location)"
             )
+        files.check_loadable()
         return files
+
+    def check_loadable(self) -> None:
+        """Load the files as the TLS layer will, so an unreadable key or a broken
+        certificate is a configuration error now, not five retries of "cannot connect"."""
+        context = ssl.create_default_context()
+        try:
+            context.load_verify_locations(cafile=str(self.ca))
+        except (OSError, ssl.SSLError) as error:
+            raise ConfigError(_unloadable(str(self.ca), error)) from None
+        try:
+            context.load_cert_chain(str(self.cert), str(self.key))
+        except (OSError, ssl.SSLError) as error:
+            raise ConfigError(_unloadable(f"{self.cert} with {self.key}", error)) from None
+
+
+def _unloadable(what: str, error: Exception) -> str:
+    reason = getattr(error, "strerror", None) or getattr(error, "reason", None)
+    return (
+        f"--ssl-enabled: cannot load {what}: {reason or type(error).__name__}; "
+        "check the files and their permissions (--internal-certs-location)"
+    )
 
 
 @dataclass(frozen=True)
@@ -212,6 +235,22 @@ def validate_hub_url(url: str) -> None:
         raise ConfigError(
             f"--url {url!r} is not an http(s) URL; expected e.g. http://127.0.0.1:8081/hub/api"
         )
+    if url != url.strip() or not url.isprintable():
+        raise ConfigError(
+            f"--url {url!r} contains spaces, a line break or other control characters; "
+            "check JUPYTERHUB_API_URL (a trailing newline from a file?)"
+        )
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise ConfigError(
+            f"--url {url!r} has a query string or fragment; give the bare API URL "
+            "(e.g. http://hub:8081/hub/api)"
+        )
+    try:
+        parts.port  # noqa: B018 - parsing it is the check
+    except ValueError:
+        raise ConfigError(f"--url {url!r} has an invalid port; expected e.g. :8081") from None
+    if not parts.hostname:
+        raise ConfigError(f"--url {url!r} has no host name")
     if not parts.path.rstrip("/").endswith("/hub/api"):
         raise ConfigError(
             f"--url {url!r} does not end in /hub/api; the hub's REST API lives there "

@@ -23,6 +23,7 @@ import requests
 
 from idle_cull import __version__
 from idle_cull.config import RetryPolicy, TLSFiles
+from idle_cull.environment import check_ca_bundle, check_proxies
 from idle_cull.errors import HubAuthError, HubError, HubProtocolError, HubUnavailable
 from idle_cull.models import Outcome
 from idle_cull.retry import (
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 PAGINATION_MEDIA_TYPE = "application/jupyterhub-pagination+json"
 # No hub has ten million users; a pagination that goes on past this is broken.
 MAX_LISTING_OFFSET = 10_000_000
+MAX_VERSION_LENGTH = 64  # "5.2.1", "6.0.0b1.dev12+g1234abc": a version is short
 ROLE_HINT = "grant it in the culler's role (see README, 'Role and scopes')"
 
 
@@ -97,7 +99,8 @@ def parse_version(text: str) -> tuple[int, ...]:
     """``"5.2.1"`` -> ``(5, 2, 1)``; pre-release suffixes are ignored."""
     numbers = []
     for part in text.split(".")[:3]:
-        match = re.match(r"\d+", part)
+        # At most 9 digits: int() refuses strings of thousands of digits (ValueError).
+        match = re.match(r"\d{1,9}(?!\d)", part)
         if not match:
             break
         numbers.append(int(match.group()))
@@ -117,16 +120,26 @@ def quote_name(name: str) -> str:
             f"cannot address the name {name!r} through the hub's REST API: it is a relative "
             "path segment; rename it on the hub"
         )
-    return quote(name, safe="")
+    try:
+        return quote(name, safe="")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800") from the JSON has no UTF-8
+        raise HubError(
+            f"cannot address the name {name!r} through the hub's REST API: it is not valid "
+            "Unicode (a lone surrogate); rename it on the hub"
+        ) from None
 
 
 def _decode_json(response: requests.Response) -> Any:
     """JSON from the raw bytes: RFC 8259 makes JSON UTF-8 whatever the Content-Type says.
 
     ``response.json()`` would decode a ``text/*`` answer without a charset as ISO-8859-1
-    and garble non-ASCII user names.
+    and garble non-ASCII user names. Nesting too deep for the parser is refused like any
+    other answer that is not the JSON the API sends (``ValueError``).
     """
-    return json.loads(response.content)
+    try:
+        return json.loads(response.content)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def _hub_message(response: requests.Response, limit: int | None = 200) -> str:
@@ -197,6 +210,8 @@ class HubClient:
         silently replace the API token's Authorization header with a login and password.
         """
         settings = self._session.merge_environment_settings(self.url, {}, None, None, None)
+        check_proxies(settings["proxies"])
+        check_ca_bundle(settings["verify"], self.url)
         self._session.trust_env = False
         self._session.proxies.update(settings["proxies"])
         self._session.verify = settings["verify"]
@@ -245,6 +260,11 @@ class HubClient:
             raise HubProtocolError(
                 f"{self.url}/ answered without a JupyterHub version: is --url the hub's API "
                 "(ending in /hub/api)?"
+            )
+        if len(version) > MAX_VERSION_LENGTH or not version.isprintable():
+            raise HubProtocolError(
+                f"{self.url}/ answered a 'version' of {len(version):,} characters that is not a "
+                "JupyterHub version: is --url the hub's API (ending in /hub/api)?"
             )
         return version
 
@@ -387,7 +407,7 @@ class HubClient:
         try:
             next_offset = int(following["offset"])
             next_limit = int(following.get("limit") or limit)
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):  # Infinity: OverflowError
             raise HubProtocolError(
                 "the user list's '_pagination.next' has no usable offset"
             ) from None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import os
 import re
 import signal
@@ -26,12 +27,14 @@ import responses
 
 from idle_cull.config import RetryPolicy
 from idle_cull.errors import HubProtocolError, HubUnavailable, PushgatewayError
-from idle_cull.hub import HubClient
+from idle_cull.hub import HubClient, parse_version
+from idle_cull.logs import JsonFormatter
 from idle_cull.metrics import push_metrics
 from idle_cull.models import Outcome
 from idle_cull.output import render_json
 from idle_cull.policy import Action, CullLimits, ServerDecision
 from idle_cull.report import Entry, ExitStatus, Report
+from tests.certs import write_internal_certs
 from tests.fakehub import TOKEN as FAKEHUB_TOKEN
 from tests.fakehub import URL, deletes, run, serve_users, server_json, user_json
 from tests.hostile_peer import HostilePeer
@@ -370,3 +373,96 @@ def test_credentials_in_the_url_are_refused_before_anything_is_sent(hub: respons
     assert "--url must not contain a user or password" in result.stderr
     assert "s3cret-pw" not in result.stderr + result.stdout
     assert len(hub.calls) == 0
+
+
+# -- class 10: hostile or broken data ends cleanly; bad configuration is exit 2 ---------
+
+CONFIG_ERRORS = [
+    # (id, arguments, environment, message)
+    ("url-port-not-a-number", ["--url=http://hub.test:80x/hub/api"], {}, "has an invalid port"),
+    ("url-port-out-of-range", ["--url=http://hub.test:99999/hub/api"], {}, "has an invalid port"),
+    ("url-query-string", ["--url=http://hub.test:8081/hub/api?next=1"], {}, "has a query string or fragment"),
+    ("url-fragment", ["--url=http://hub.test:8081/hub/api#top"], {}, "has a query string or fragment"),
+    ("url-trailing-newline", [], {"JUPYTERHUB_API_URL": f"{URL}\n"}, "a line break"),
+    ("malformed-http-proxy", [], {"HTTP_PROXY": "http://proxy.test:port"}, "is not a valid proxy URL"),
+    ("missing-ca-bundle", ["--url=https://hub.test:8081/hub/api"], {"REQUESTS_CA_BUNDLE": "/nonexistent/ca.pem"}, "the CA bundle /nonexistent/ca.pem"),
+    ("unloadable-internal-key", ["--ssl-enabled", "--url=https://hub.test:8081/hub/api", "--internal-certs-location=@certs"], {}, "cannot load"),
+]
+
+
+@pytest.mark.parametrize(("args", "env", "message"), [c[1:] for c in CONFIG_ERRORS], ids=[c[0] for c in CONFIG_ERRORS])
+def test_configuration_errors_exit_2_in_one_line_before_anything_is_sent(
+    hub: responses.RequestsMock, tmp_path: Path, args: list[str], env: dict[str, str], message: str
+) -> None:
+    write_internal_certs(tmp_path)
+    (tmp_path / "hub-internal" / "hub-internal.key").write_text("not a key\n")
+    result = run(*[a.replace("@certs", str(tmp_path)) for a in args], env=env)
+    assert result.exit_code == 2, result.stderr
+    assert message in result.stderr
+    assert len(hub.calls) == 0
+    errors = [line for line in result.stderr.splitlines() if " ERROR " in line or line.startswith("Error:")]
+    assert len(errors) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def serve_raw_page(hub: responses.RequestsMock, body: str) -> None:
+    hub.get(f"{URL}/users", body=body, content_type="application/json")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        pytest.param('{"items": [], "_pagination": {"offset": 0, "limit": 50, "next": {"offset": Infinity}}}', "has no usable offset", id="next-offset-infinity"),
+        pytest.param('{"items": [], "_pagination": {"offset": 0, "limit": 50, "total": 1e400, "next": {"offset": NaN}}}', "has no usable offset", id="next-offset-nan"),
+        pytest.param("[" * 100_000 + "]" * 100_000, "is not JSON", id="nested-too-deep"),
+    ],
+)
+def test_a_hostile_listing_is_exit_3_in_one_line(hub: responses.RequestsMock, body: str, message: str) -> None:
+    serve_raw_page(hub, body)
+    result = run("--timeout=1h", "--report=json")
+    assert result.exit_code == 3, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert message in json.loads(result.stdout)["error"]
+
+
+def test_a_deeply_nested_error_body_fails_one_action_only(hub: responses.RequestsMock) -> None:
+    serve_users(hub, "ready", [idle("ann"), idle("bob")])
+    hub.delete(f"{URL}/users/ann/server", status=500, body='{"message": ' + "[" * 100_000)
+    hub.delete(f"{URL}/users/bob/server", status=204)
+    result = run("--timeout=1h", "--report=json")
+    assert result.exit_code == 1, result.stderr
+    outcomes = {e["user"]: e["outcome"] for e in json.loads(result.stdout)["entries"]}
+    assert outcomes == {"ann": "failed", "bob": "stopped"}
+    assert "Traceback" not in result.stderr
+
+
+def test_a_lone_surrogate_in_a_name_does_not_abort_the_other_actions(hub: responses.RequestsMock) -> None:
+    bad = json.dumps(idle("XX")).replace('"XX"', '"\\ud800x"')
+    page = '{"items": [' + bad + ", " + json.dumps(idle("bob")) + '], "_pagination": {"offset": 0, "limit": 50, "total": 2, "next": null}}'
+    serve_raw_page(hub, page)
+    hub.get(f"{URL}/users/bob", json=idle("bob"))
+    hub.delete(f"{URL}/users/bob/server", status=204)
+    result = run("--timeout=1h", "--report=json")
+    assert result.exit_code == 1, result.stderr
+    entries = json.loads(result.stdout)["entries"]
+    outcomes = {e["user"]: e["outcome"] for e in entries}
+    assert outcomes == {"\ud800x": "failed", "bob": "stopped"}
+    assert "not valid Unicode" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_json_log_line_with_a_lone_surrogate_can_be_written() -> None:
+    record = logging.LogRecord("idle_cull", logging.INFO, __file__, 1, "stop server %s", ("\ud800x",), None)
+    line = JsonFormatter().format(record)
+    line.encode("utf-8")  # a strict stderr would fail here
+    assert json.loads(line)["message"] == "stop server \ud800x"  # JSON escapes it, and round-trips
+
+
+def test_a_five_thousand_digit_version_is_exit_3_in_one_line(hub: responses.RequestsMock) -> None:
+    hub.replace(responses.GET, f"{URL}/", json={"version": "9" * 5000})
+    result = run("--timeout=1h")
+    assert result.exit_code == 3, result.stderr
+    assert "answered a 'version' of 5,000 characters" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert parse_version("9" * 5000 + ".1") == ()
