@@ -6,19 +6,25 @@ options or environment variables itself, so a pass is fully described by its set
 
 from __future__ import annotations
 
+import logging
 import ssl
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from idle_cull.errors import ConfigError
 from idle_cull.policy import Caps, CullLimits
+from idle_cull.safe_files import NotRegularFile, read_regular
 
 __all__ = ["RetryPolicy", "Settings", "TLSFiles", "read_token", "validate_hub_url"]
 
 
 # JupyterHub refuses shorter tokens (jupyterhub/orm.py, APIToken.min_length).
 MIN_TOKEN_LENGTH = 8
+MAX_TOKEN_FILE_BYTES = 16 * 1024  # a token is 32-64 characters; a file this big is not one
+
+log = logging.getLogger(__name__)
 
 
 def _characters(count: int) -> str:
@@ -28,15 +34,27 @@ def _characters(count: int) -> str:
 def read_token(path: Path) -> str:
     """The API token from a file (systemd credential, Kubernetes secret), stripped.
 
-    The file's content is never echoed back in an error, only its path.
+    The file's content is never echoed back in an error, only its path. Only a regular
+    file of at most ``MAX_TOKEN_FILE_BYTES`` is read (links are followed: Kubernetes
+    mounts secrets through them), so a FIFO cannot block the pass nor ``/dev/zero`` fill
+    its memory; a file others may read is worth a warning, as ssh gives for keys.
     """
     try:
-        token = path.read_text(encoding="utf-8").strip()
+        content, mode = read_regular(path, MAX_TOKEN_FILE_BYTES, follow=True)
+        token = content.decode("utf-8").strip()
     except FileNotFoundError:
         raise ConfigError(f"token file {path} does not exist: check --api-token-file") from None
+    except NotRegularFile as error:
+        raise ConfigError(f"cannot read token file: {error}") from None
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or type(error).__name__
         raise ConfigError(f"cannot read token file {path}: {reason}") from None
+    if mode & stat.S_IROTH:
+        log.warning(
+            "token file %s is readable by every user (mode %o); make it 0600 or 0640",
+            path,
+            stat.S_IMODE(mode),
+        )
     if not token:
         raise ConfigError(f"token file {path} is empty: put the service's API token in it")
     return token

@@ -9,6 +9,7 @@ plain install starts without it. Nothing here receives the settings or the token
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import re
@@ -24,6 +25,7 @@ from idle_cull import __version__
 from idle_cull.errors import ConfigError, MetricsUnavailable, PushgatewayError
 from idle_cull.output import as_utc, public_url, result_counts, write_atomically
 from idle_cull.report import ExitStatus, Report
+from idle_cull.safe_files import NotRegularFile, read_regular
 from idle_cull.transport import BoundedTransport, RequestBounds
 
 if TYPE_CHECKING:
@@ -49,6 +51,7 @@ MISSING_EXTRA = (
 LAST_SUCCESS = "idle_cull_last_success_timestamp_seconds"
 PUSH_TIMEOUT = 10.0  # seconds; a stuck gateway must not hold the next scheduled run
 MAX_PUSH_ANSWER = 64 * 1024  # bytes; a gateway answers a push with a line at most
+MAX_PREVIOUS_METRICS = 1024 * 1024  # bytes; ours is about 3 KB
 NAN = float("nan")
 
 
@@ -102,19 +105,29 @@ def read_last_success(path: Path) -> float | None:
     from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
 
     try:
-        text = path.read_text(encoding="utf-8")
+        # Not through a link, not blocking on a FIFO, not more than a metrics file holds.
+        content, _mode = read_regular(path, MAX_PREVIOUS_METRICS, follow=False)
+        text = content.decode("utf-8")
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as error:
-        log.warning("cannot read the previous metrics file %s: %s", path, error)
+    except NotRegularFile as error:  # a FIFO, a device, or far too big
+        log.warning("ignoring the previous metrics file: %s", error)
+        return None
+    except OSError as error:
+        reason = "it is a symbolic link" if error.errno == errno.ELOOP else error.strerror
+        log.warning("ignoring the previous metrics file %s: %s", path, reason)
+        return None
+    except UnicodeDecodeError:
+        log.warning("ignoring the previous metrics file %s: not UTF-8", path)
         return None
     try:
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
                 if sample.name == LAST_SUCCESS and math.isfinite(sample.value):
                     return float(sample.value)
-    except (ValueError, TypeError, IndexError) as error:
-        log.warning("ignoring the unparsable previous metrics file %s: %s", path, error)
+    except (ValueError, TypeError, IndexError):
+        # Not the error's text: it can quote the file's first line.
+        log.warning("ignoring the unparsable previous metrics file %s", path)
     return None
 
 

@@ -4,12 +4,14 @@ nor hang a pass. One section per defect class; each test fails without its fix.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import logging
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -25,11 +27,11 @@ import pytest
 import requests
 import responses
 
-from idle_cull.config import RetryPolicy
-from idle_cull.errors import HubProtocolError, HubUnavailable, PushgatewayError
+from idle_cull.config import RetryPolicy, read_token
+from idle_cull.errors import ConfigError, HubProtocolError, HubUnavailable, PushgatewayError
 from idle_cull.hub import HubClient, parse_version
 from idle_cull.logs import JsonFormatter
-from idle_cull.metrics import push_metrics
+from idle_cull.metrics import push_metrics, read_last_success
 from idle_cull.models import Outcome
 from idle_cull.output import render_json
 from idle_cull.policy import Action, CullLimits, ServerDecision
@@ -466,3 +468,123 @@ def test_a_five_thousand_digit_version_is_exit_3_in_one_line(hub: responses.Requ
     assert "answered a 'version' of 5,000 characters" in result.stderr
     assert "Traceback" not in result.stderr
     assert parse_version("9" * 5000 + ".1") == ()
+
+
+# -- classes 6, 7, 8: files that are not what they seem ---------------------------------
+
+
+def in_thread(call: Any, seconds: float = 5.0) -> Any:
+    """``call()``'s result, failing the test (not hanging it) if it blocks."""
+    outcome: list[Any] = []
+    thread = threading.Thread(target=lambda: outcome.append(call()), daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert outcome, f"{call} blocked for {seconds}s"
+    return outcome[0]
+
+
+@pytest.mark.parametrize("option", ["--report-file", "--metrics-file"])
+@pytest.mark.parametrize("kind", ["symlink", "fifo"])
+def test_an_output_target_that_is_not_a_regular_file_is_refused_before_the_pass(
+    hub: responses.RequestsMock, tmp_path: Path, option: str, kind: str
+) -> None:
+    """As root, /dev/null was replaced by a regular file and /dev/stdout's link by one."""
+    target = tmp_path / "target.prom"
+    if kind == "symlink":
+        (tmp_path / "elsewhere").write_text("keep me\n")
+        target.symlink_to(tmp_path / "elsewhere")
+    else:
+        os.mkfifo(target)
+    result = run("--timeout=1h", f"{option}={target}")
+    assert result.exit_code == 2, result.stderr
+    assert f"{option} {target} is a {'symbolic link' if kind == 'symlink' else 'FIFO'}, not a regular file" in result.stderr
+    assert len(hub.calls) == 0
+    assert target.is_symlink() if kind == "symlink" else stat.S_ISFIFO(os.lstat(target).st_mode)
+
+
+def test_the_previous_metrics_file_is_not_read_through_a_link(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    private = tmp_path / "private"
+    private.write_text("root:SECRET-HASH:19000:0:99999:7:::\n")
+    planted = tmp_path / "idle_cull.prom"
+    planted.symlink_to(private)
+    assert read_last_success(planted) is None
+    assert "SECRET-HASH" not in caplog.text
+    assert "it is a symbolic link" in caplog.text
+
+
+def test_a_previous_metrics_fifo_does_not_block_the_pass(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    planted = tmp_path / "idle_cull.prom"
+    os.mkfifo(planted)
+    try:
+        assert in_thread(lambda: read_last_success(planted)) is None
+    finally:
+        with contextlib.suppress(OSError):  # unblock the reader if it did block
+            os.close(os.open(planted, os.O_WRONLY | os.O_NONBLOCK))
+    assert "is a FIFO, not a regular file" in caplog.text
+
+
+def test_a_huge_previous_metrics_file_is_not_read_whole(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    planted = tmp_path / "idle_cull.prom"
+    with planted.open("wb") as file:
+        file.truncate(64 * 1024 * 1024)  # sparse: 64 MiB of zeros on no disk
+    assert read_last_success(planted) is None
+    assert "is larger than 1,048,576 bytes" in caplog.text
+
+
+def test_a_dangling_lock_file_link_does_not_create_its_target(hub: responses.RequestsMock, tmp_path: Path) -> None:
+    victim = tmp_path / "etc-something"
+    lock = tmp_path / "idle-cull.lock"
+    lock.symlink_to(victim)
+    result = run("--timeout=1h", f"--lock-file={lock}")
+    assert result.exit_code == 2, result.stderr
+    assert "it is a symbolic link" in result.stderr
+    assert not victim.exists()
+    assert len(hub.calls) == 0
+
+
+def test_a_fifo_lock_file_is_refused(hub: responses.RequestsMock, tmp_path: Path) -> None:
+    lock = tmp_path / "idle-cull.lock"
+    os.mkfifo(lock)
+    result = run("--timeout=1h", f"--lock-file={lock}")
+    assert result.exit_code == 2, result.stderr
+    assert "is a FIFO, not a regular file" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        pytest.param(lambda p: os.mkfifo(p) or p, "is a FIFO, not a regular file", id="fifo"),
+        pytest.param(lambda p: Path("/dev/null"), "is a character device, not a regular file", id="device"),
+        pytest.param(lambda p: p.write_text("t" * 100_000) and p, "is larger than 16,384 bytes", id="huge"),
+    ],
+)
+def test_a_token_file_must_be_a_regular_file_of_sane_size(tmp_path: Path, make: Any, message: str) -> None:
+    path = make(tmp_path / "token")
+    try:
+        result = in_thread(lambda: raise_or_return(read_token, path))
+        assert isinstance(result, ConfigError), result
+        assert message in str(result)
+    finally:
+        if path.is_fifo():
+            with contextlib.suppress(OSError):
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+
+
+def raise_or_return(call: Any, *args: Any) -> Any:
+    """Run in a thread; hand an exception back so the test thread can raise it."""
+    try:
+        return call(*args)
+    except Exception as error:
+        return error
+
+
+def test_a_token_file_readable_by_everyone_is_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "token"
+    path.write_text(TOKEN + "\n")
+    path.chmod(0o600)
+    assert read_token(path) == TOKEN
+    assert "readable by every user" not in caplog.text
+    path.chmod(0o644)
+    assert read_token(path) == TOKEN
+    assert f"token file {path} is readable by every user (mode 644)" in caplog.text
+    assert TOKEN not in caplog.text
