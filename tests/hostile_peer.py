@@ -7,11 +7,14 @@ sockets, and stops (closing every connection) when its ``with`` block ends.
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
+from typing import Any
 
-__all__ = ["HostilePeer"]
+__all__ = ["EmptyHub", "HostilePeer"]
 
 
 class HostilePeer:
@@ -92,3 +95,42 @@ class HostilePeer:
                 connection.sendall(b" ")
         except OSError:
             return
+
+
+class EmptyHub:
+    """A hub with no users on 127.0.0.1 (``api_url``): enough for a whole, clean pass in
+    a subprocess, whose stdout can then be a full disk, a closed pipe or no fd at all."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                path = self.path.split("?")[0]
+                if path == "/hub/api/":
+                    body: object = {"version": "6.1.1"}
+                else:
+                    body = {"items": [], "_pagination": {"offset": 0, "limit": 50, "total": 0, "next": None}}
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}/hub/api"
+
+    def __enter__(self) -> EmptyHub:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)

@@ -39,7 +39,7 @@ from idle_cull.report import Entry, ExitStatus, Report
 from tests.certs import write_internal_certs
 from tests.fakehub import TOKEN as FAKEHUB_TOKEN
 from tests.fakehub import URL, deletes, run, serve_users, server_json, user_json
-from tests.hostile_peer import HostilePeer
+from tests.hostile_peer import EmptyHub, HostilePeer
 
 TOKEN = "hardening-token-0123456789abcdef"
 ONCE = RetryPolicy(attempts=1, initial_wait=0, max_wait=0)
@@ -588,3 +588,57 @@ def test_a_token_file_readable_by_everyone_is_warned_about(tmp_path: Path, caplo
     assert read_token(path) == TOKEN
     assert f"token file {path} is readable by every user (mode 644)" in caplog.text
     assert TOKEN not in caplog.text
+
+
+# -- class 9: stdout that cannot be written does not skip the other deliveries ---------
+
+
+def run_with_stdout(tmp_path: Path, hub_url: str, stdout: Any, **popen: Any) -> subprocess.CompletedProcess[str]:
+    report_file, metrics_file = tmp_path / "report.json", tmp_path / "idle_cull.prom"
+    args = ["--report=text", f"--report-file={report_file}", f"--metrics-file={metrics_file}"]
+    return subprocess.run(
+        [sys.executable, "-m", "idle_cull", *args],
+        env=clean_env(hub_url),
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        check=False,
+        **popen,
+    )
+
+
+def assert_delivered_but_5(tmp_path: Path, done: subprocess.CompletedProcess[str], reason: str) -> None:
+    assert done.returncode == 5, done.stderr
+    errors = [line for line in done.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1, done.stderr
+    assert f"cannot write the report to stdout: {reason}" in errors[0]
+    assert "Traceback" not in done.stderr
+    assert "Exception ignored" not in done.stderr
+    assert json.loads((tmp_path / "report.json").read_text())["exit_status"] == 0  # the pass went well
+    assert "idle_cull_last_run_exit_status 0.0" in (tmp_path / "idle_cull.prom").read_text()
+
+
+def test_a_full_disk_on_stdout(tmp_path: Path) -> None:
+    with EmptyHub() as hub, open("/dev/full", "w") as full:
+        done = run_with_stdout(tmp_path, hub.api_url, full)
+    assert_delivered_but_5(tmp_path, done, "No space left on device")
+
+
+def test_a_closed_pipe_on_stdout(tmp_path: Path) -> None:
+    """`idle-cull --report=text | head -0`: the reader is gone before the report."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        with EmptyHub() as hub:
+            done = run_with_stdout(tmp_path, hub.api_url, write_end)
+    finally:
+        os.close(write_end)
+    assert_delivered_but_5(tmp_path, done, "the reader closed the pipe")
+
+
+def test_a_closed_fd_1(tmp_path: Path) -> None:
+    """Without fd 1 the report was dropped silently, exit 0."""
+    with EmptyHub() as hub:
+        done = run_with_stdout(tmp_path, hub.api_url, None, preexec_fn=lambda: os.close(1))
+    assert_delivered_but_5(tmp_path, done, "it is closed")
