@@ -11,7 +11,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
@@ -171,16 +171,36 @@ def unfinished_report(settings: Settings, started: datetime, error: Exception) -
 def cancel_on_signals(control: PassControl) -> Iterator[None]:
     """SIGTERM/SIGINT (systemd, Kubernetes, Ctrl-C) end the pass gracefully; a second one kills."""
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    signals_seen: list[signal.Signals] = []
 
     def handle(signum: int, _frame: FrameType | None) -> None:
         received = signal.Signals(signum)
-        signal.signal(received, previous[received])
+        if signals_seen:  # the second signal
+            die_of(received)
+        signals_seen.append(received)
         control.cancel(f"{received.name} received")
 
     for sig in previous:
-        signal.signal(sig, handle)
+        signal.signal(sig, handle)  # stays installed: PID 1 ignores a default SIGTERM
     try:
         yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def die_of(received: signal.Signals, *, exit_now: Callable[[int], None] = os._exit) -> None:
+    """End the process at once, as the second SIGTERM/SIGINT promises.
+
+    The default action (killed by the signal, which a supervisor can see) is tried
+    first; as PID 1 (a container without an init) the kernel ignores a signal with the
+    default action, so then the process exits with 128 + the signal's number, the
+    status a shell reports for a process killed by it.
+    """
+    log.error(
+        "%s received again: stopping at once, requests in flight are abandoned", received.name
+    )
+    logging.shutdown()
+    signal.signal(received, signal.SIG_DFL)
+    os.kill(os.getpid(), received)
+    exit_now(128 + received)

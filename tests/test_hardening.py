@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 import stat
 import subprocess
@@ -642,3 +643,59 @@ def test_a_closed_fd_1(tmp_path: Path) -> None:
     with EmptyHub() as hub:
         done = run_with_stdout(tmp_path, hub.api_url, None, preexec_fn=lambda: os.close(1))
     assert_delivered_but_5(tmp_path, done, "it is closed")
+
+
+# -- class 12: the second signal kills the pass, as PID 1 too ---------------------------
+
+
+def test_the_second_signal_exits_even_when_the_default_action_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As PID 1 the kernel ignores a signal left at its default action: ``os.kill`` to
+    ourselves does nothing there, so ``die_of`` must exit by itself, with 128 + 15."""
+    from idle_cull import app  # noqa: PLC0415
+
+    sent: list[int] = []
+    monkeypatch.setattr(app.os, "kill", lambda _pid, signum: sent.append(signum))  # PID 1: ignored
+    monkeypatch.setattr(app.signal, "signal", lambda *_args: None)
+    exits: list[int] = []
+    app.die_of(signal.SIGTERM, exit_now=exits.append)
+    assert sent == [signal.SIGTERM]
+    assert exits == [143]
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare for a PID namespace")
+def test_as_pid_1_a_second_sigterm_kills_a_stuck_pass_at_once() -> None:
+    with HostilePeer("trickle", interval=0.2) as peer:
+        process = subprocess.Popen(
+            ["unshare", "--pid", "--fork", "--kill-child", sys.executable, "-c", PID_1_PASS],
+            env=clean_env(f"http://127.0.0.1:{peer.port}/hub/api"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            pid_1 = int(process.stdout.readline())  # type: ignore[union-attr]  # its PID outside
+            time.sleep(1.0)  # stuck in the trickling probe
+            os.kill(pid_1, signal.SIGTERM)
+            time.sleep(0.5)
+            started = time.monotonic()
+            os.kill(pid_1, signal.SIGTERM)
+            _, stderr = process.communicate(timeout=4)
+        finally:
+            process.kill()
+            process.wait()
+        elapsed = time.monotonic() - started
+    assert "SIGTERM received again: stopping at once" in stderr, stderr
+    assert elapsed < 2  # not the 5 s grace: at once
+    assert process.returncode == 143, stderr
+
+
+# Inside the new PID namespace: report our PID as seen from outside, then run a pass as PID 1.
+PID_1_PASS = """
+import os, sys
+assert os.getpid() == 1, os.getpid()
+outside = open("/proc/self/stat").read()  # /proc is the parent's: our outside PID is in it
+print(outside.split()[0], flush=True)
+from idle_cull.cli import main
+sys.argv = ["idle-cull"]
+main()
+"""
