@@ -13,14 +13,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from idle_cull.errors import ConfigError, IdleCullError
+from idle_cull.errors import ConfigError, LockHeld
 from idle_cull.safe_files import NotRegularFile, open_regular
 
-__all__ = ["LockHeld", "exclusive_lock"]
-
-
-class LockHeld(IdleCullError):
-    """Another pass holds the lock; this one must not run (exit 75, EX_TEMPFAIL)."""
+__all__ = ["exclusive_lock"]
 
 
 @contextmanager

@@ -13,7 +13,7 @@ import errno
 import logging
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from http.client import HTTPException
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,9 +23,11 @@ import requests
 
 from idle_cull import __version__
 from idle_cull.errors import ConfigError, MetricsUnavailable, PushgatewayError
-from idle_cull.output import as_utc, public_url, result_counts, write_atomically
-from idle_cull.report import ExitStatus, Report
+from idle_cull.files import write_atomically
+from idle_cull.models import as_utc
+from idle_cull.report import ExitStatus, Report, result_counts
 from idle_cull.safe_files import NotRegularFile, read_regular
+from idle_cull.safe_text import public_url
 from idle_cull.transport import BoundedTransport, RequestBounds
 
 if TYPE_CHECKING:
@@ -49,6 +51,7 @@ MISSING_EXTRA = (
     "--metrics-file/--pushgateway need prometheus-client: pip install 'idle-cull[metrics]'"
 )
 LAST_SUCCESS = "idle_cull_last_success_timestamp_seconds"
+PUSH_JOB = "idle-cull"  # the Pushgateway group the metrics replace (job/idle-cull)
 PUSH_TIMEOUT = 10.0  # seconds; a stuck gateway must not hold the next scheduled run
 MAX_PUSH_ANSWER = 64 * 1024  # bytes; a gateway answers a push with a line at most
 MAX_PREVIOUS_METRICS = 1024 * 1024  # bytes; ours is about 3 KB
@@ -136,11 +139,9 @@ def push_metrics(
     report: Report,
     exit_status: ExitStatus,
     *,
-    job: str = "idle-cull",
-    grouping_key: Mapping[str, str] | None = None,
     timeout: float = PUSH_TIMEOUT,
 ) -> None:
-    """Push this pass's metrics to a Pushgateway (``POST /metrics/job/<job>...``).
+    """Push this pass's metrics to a Pushgateway (``POST /metrics/job/idle-cull``).
 
     POST replaces only the metric names pushed, and a failed run does not push the last
     success timestamp, so the gateway keeps the previous one: the pattern Prometheus
@@ -155,12 +156,7 @@ def push_metrics(
     where = f"the Pushgateway at {public_url(url)}"
     try:
         pushadd_to_gateway(
-            url,
-            job=job,
-            registry=registry,
-            grouping_key=dict(grouping_key or {}),
-            timeout=timeout,
-            handler=_bounded_handler(where),
+            url, job=PUSH_JOB, registry=registry, timeout=timeout, handler=_bounded_handler(where)
         )
     except (OSError, ValueError, HTTPException) as error:
         raise PushgatewayError(f"cannot push metrics to {where}: {_push_reason(error)}") from None

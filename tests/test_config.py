@@ -10,7 +10,7 @@ from idle_cull.config import Settings, TLSFiles, read_token
 from idle_cull.durations import format_duration, parse_duration
 from idle_cull.errors import ConfigError
 from idle_cull.policy import CullLimits
-from tests.certs import write_internal_certs
+from tests.support.certs import write_internal_certs
 
 
 @pytest.mark.parametrize(

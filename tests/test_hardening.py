@@ -17,9 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -34,24 +32,18 @@ from idle_cull.hub import HubClient, parse_version
 from idle_cull.logs import JsonFormatter
 from idle_cull.metrics import push_metrics, read_last_success
 from idle_cull.models import Outcome
-from idle_cull.output import render_json
 from idle_cull.policy import Action, CullLimits, ServerDecision
+from idle_cull.render import render_json
 from idle_cull.report import Entry, ExitStatus, Report
-from tests.certs import write_internal_certs
-from tests.fakehub import TOKEN as FAKEHUB_TOKEN
-from tests.fakehub import URL, deletes, run, serve_users, server_json, user_json
-from tests.hostile_peer import EmptyHub, HostilePeer
+from tests.support.certs import write_internal_certs
+from tests.support.cli import run
+from tests.support.emulated_hub import TOKEN as FAKEHUB_TOKEN
+from tests.support.emulated_hub import URL, EmulatedHub, server_json, user_json
+from tests.support.hostile_peer import EmptyHub, HostilePeer
 
 TOKEN = "hardening-token-0123456789abcdef"
 ONCE = RetryPolicy(attempts=1, initial_wait=0, max_wait=0)
 THRICE = RetryPolicy(attempts=3, initial_wait=0, max_wait=0)
-
-
-@pytest.fixture
-def hub() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.get(f"{URL}/", json={"version": "6.1.1"})
-        yield mock
 
 
 def idle(name: str) -> dict[str, Any]:
@@ -61,34 +53,34 @@ def idle(name: str) -> dict[str, Any]:
 # -- class 2: redirects are never followed ---------------------------------------------
 
 
-def test_a_redirected_stop_is_a_failure_not_a_stop(hub: responses.RequestsMock) -> None:
+def test_a_redirected_stop_is_a_failure_not_a_stop(emulated_hub: EmulatedHub) -> None:
     """requests would turn the redirected DELETE into a GET, which the hub answers 200."""
-    serve_users(hub, "ready", [idle("ann")])
-    hub.delete(f"{URL}/users/ann/server", status=302, headers={"Location": f"{URL}/users/ann"})
+    emulated_hub.serve_users("ready", [idle("ann")])
+    emulated_hub.delete(f"{URL}/users/ann/server", status=302, headers={"Location": f"{URL}/users/ann"})
     result = run("--timeout=1h", "--report=json")
     assert result.exit_code == 1, result.stderr
     entry = json.loads(result.stdout)["entries"][0]
     assert entry["outcome"] == "failed"
     assert f"redirect to '{URL}/users/ann'" in entry["error"]
     assert "check --url" in entry["error"]
-    assert [c.request.method for c in hub.calls if "users/ann" in (c.request.url or "")] == [
+    assert [c.request.method for c in emulated_hub.calls if "users/ann" in (c.request.url or "")] == [
         "GET",  # the re-check
         "DELETE",
     ]
 
 
-def test_a_redirected_probe_names_the_location_and_exits_3(hub: responses.RequestsMock) -> None:
-    hub.replace(responses.GET, f"{URL}/", status=301, headers={"Location": "https://hub.test/hub/api/"})
-    hub.get("https://hub.test/hub/api/", json={"version": "6.1.1"})
+def test_a_redirected_probe_names_the_location_and_exits_3(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.replace(responses.GET, f"{URL}/", status=301, headers={"Location": "https://hub.test/hub/api/"})
+    emulated_hub.get("https://hub.test/hub/api/", json={"version": "6.1.1"})
     result = run("--timeout=1h")
     assert result.exit_code == 3, result.stderr
     assert "HTTP 301, a redirect to 'https://hub.test/hub/api/'" in result.stderr
-    assert len(hub.calls) == 1
+    assert len(emulated_hub.calls) == 1
 
 
-def test_a_redirect_location_carrying_the_token_is_masked(hub: responses.RequestsMock) -> None:
+def test_a_redirect_location_carrying_the_token_is_masked(emulated_hub: EmulatedHub) -> None:
     client = HubClient(URL, TOKEN, retry=ONCE)
-    hub.replace(responses.GET, f"{URL}/", status=302, headers={"Location": f"http://gw/login?t={TOKEN}"})
+    emulated_hub.replace(responses.GET, f"{URL}/", status=302, headers={"Location": f"http://gw/login?t={TOKEN}"})
     with pytest.raises(HubProtocolError) as caught:
         client.hub_version()
     client.close()
@@ -182,25 +174,25 @@ def test_https_to_an_answering_plain_port_names_plain_http() -> None:
 # -- class 5: memory is bounded, not by what the hub sends ----------------------------
 
 
-def test_a_gzip_bomb_is_refused_by_its_decoded_size(hub: responses.RequestsMock) -> None:
+def test_a_gzip_bomb_is_refused_by_its_decoded_size(emulated_hub: EmulatedHub) -> None:
     bomb = gzip.compress(b'{"version": "' + b"9" * (20 * 1024 * 1024) + b'"}')
     assert len(bomb) < 100_000
-    hub.replace(responses.GET, f"{URL}/", body=bomb, headers={"Content-Encoding": "gzip"})
+    emulated_hub.replace(responses.GET, f"{URL}/", body=bomb, headers={"Content-Encoding": "gzip"})
     client = HubClient(URL, TOKEN, retry=ONCE)
     with pytest.raises(HubProtocolError, match=r"larger than 16,777,216 bytes"):
         client.hub_version()
     client.close()
 
 
-def test_an_announced_oversized_answer_is_refused_unread(hub: responses.RequestsMock) -> None:
-    hub.replace(responses.GET, f"{URL}/", body=b"{}", headers={"Content-Length": str(2**40)})
+def test_an_announced_oversized_answer_is_refused_unread(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.replace(responses.GET, f"{URL}/", body=b"{}", headers={"Content-Length": str(2**40)})
     client = HubClient(URL, TOKEN, retry=ONCE)
     with pytest.raises(HubProtocolError, match=r"announces 1,099,511,627,776 bytes"):
         client.hub_version()
     client.close()
 
 
-def test_the_concurrent_page_plan_does_not_trust_a_huge_total(hub: responses.RequestsMock) -> None:
+def test_the_concurrent_page_plan_does_not_trust_a_huge_total(emulated_hub: EmulatedHub) -> None:
     calls = 0
 
     def page(request: Any) -> tuple[int, dict[str, str], str]:
@@ -213,12 +205,12 @@ def test_the_concurrent_page_plan_does_not_trust_a_huge_total(hub: responses.Req
         body = {"items": [], "_pagination": {"offset": offset, "limit": 50, "total": 10**15, "next": following}}
         return 200, {}, json.dumps(body)
 
-    hub.add_callback(responses.GET, f"{URL}/users", callback=page)
+    emulated_hub.add_callback(responses.GET, f"{URL}/users", callback=page)
     result = run("--timeout=1h")
     assert result.exit_code == 3, result.stderr
     assert "total of 1,000,000,000,000,000 users" in result.stderr
     assert calls == 1
-    assert deletes(hub) == []
+    assert emulated_hub.deleted_urls() == []
 
 
 def test_the_deadline_ends_a_pass_stuck_in_a_trickling_probe() -> None:
@@ -283,23 +275,20 @@ def test_a_redirecting_pushgateway_is_not_followed() -> None:
 # -- class 1: a Date header far from this machine's clock -----------------------------
 
 
-def serve_dated(hub: responses.RequestsMock, users: list[dict[str, Any]], hub_now: datetime) -> None:
+def serve_dated(emulated_hub: EmulatedHub, users: list[dict[str, Any]], hub_now: datetime) -> None:
     """A hub (or a front proxy) whose Date header reads ``hub_now``."""
-    date = {"Date": format_datetime(hub_now, usegmt=True)}
-    hub.replace(responses.GET, f"{URL}/", json={"version": "6.1.1"}, headers=date)
-    page = {"items": users, "_pagination": {"offset": 0, "limit": 50, "total": len(users), "next": None}}
-    hub.get(f"{URL}/users", json=page, headers=date)
+    emulated_hub.set_clock(hub_now)
+    emulated_hub.serve_users("ready", users)
     for user in users:
-        hub.get(f"{URL}/users/{user['name']}", json=user, headers=date)
-        hub.delete(f"{URL}/users/{user['name']}/server", status=204)
+        emulated_hub.answer_stop(user["name"])
 
 
-def test_a_proxy_clock_hours_ahead_culls_nothing_by_default(hub: responses.RequestsMock) -> None:
+def test_a_proxy_clock_hours_ahead_culls_nothing_by_default(emulated_hub: EmulatedHub) -> None:
     """Active seconds ago, yet 3h idle on the proxy's clock: today it was stopped, exit 0."""
-    serve_dated(hub, [user_json("ann", servers=[server_json(idle=5)])], datetime.now(timezone.utc) + timedelta(hours=3))
+    serve_dated(emulated_hub, [user_json("ann", servers=[server_json(idle=5)])], datetime.now(timezone.utc) + timedelta(hours=3))
     result = run("--timeout=1h", "--report=json")
     assert result.exit_code == 6, result.stderr
-    assert deletes(hub) == []
+    assert emulated_hub.deleted_urls() == []
     (line,) = [line for line in result.stderr.splitlines() if "differ by" in line]
     assert re.search(r"the hub's clock \(its Date header: \S+Z\) and this machine's \(\S+Z\) differ by (3h|2h59m)", line)
     assert "more than the 5m tolerated" in line
@@ -309,19 +298,19 @@ def test_a_proxy_clock_hours_ahead_culls_nothing_by_default(hub: responses.Reque
     assert "--clock=hub or --clock=local" in report["error"]
 
 
-def test_an_explicit_clock_is_obeyed_despite_the_skew(hub: responses.RequestsMock) -> None:
-    serve_dated(hub, [user_json("ann", servers=[server_json(idle=5)])], datetime.now(timezone.utc) + timedelta(hours=3))
+def test_an_explicit_clock_is_obeyed_despite_the_skew(emulated_hub: EmulatedHub) -> None:
+    serve_dated(emulated_hub, [user_json("ann", servers=[server_json(idle=5)])], datetime.now(timezone.utc) + timedelta(hours=3))
     result = run("--timeout=1h", "--clock=hub")
     assert result.exit_code == 0, result.stderr
-    assert deletes(hub) == [f"{URL}/users/ann/server"]  # the operator chose the hub's clock
+    assert emulated_hub.deleted_urls() == [f"{URL}/users/ann/server"]  # the operator chose the hub's clock
     assert re.search(r"this machine's clock is (3h|2h59m\S*) behind the hub's", result.stderr)
 
 
-def test_a_small_skew_is_tolerated(hub: responses.RequestsMock) -> None:
-    serve_dated(hub, [user_json("ann", servers=[server_json(idle=5)])], datetime.now(timezone.utc) + timedelta(minutes=2))
+def test_a_small_skew_is_tolerated(emulated_hub: EmulatedHub) -> None:
+    serve_dated(emulated_hub, [user_json("ann", servers=[server_json(idle=5)])], datetime.now(timezone.utc) + timedelta(minutes=2))
     result = run("--timeout=1h")
     assert result.exit_code == 0, result.stderr
-    assert deletes(hub) == []
+    assert emulated_hub.deleted_urls() == []
 
 
 @pytest.mark.parametrize(
@@ -345,11 +334,11 @@ def test_skew_limit(limits: CullLimits, tolerated: float) -> None:
 
 
 def test_a_gateway_echoing_the_token_in_a_header_does_not_put_it_in_the_report(
-    hub: responses.RequestsMock, tmp_path: Path
+    emulated_hub: EmulatedHub, tmp_path: Path
 ) -> None:
     """The log filter masked it; the report's error field carried it to stdout and a file."""
     echoed = f"text/html; echo=token {FAKEHUB_TOKEN}"
-    hub.replace(responses.GET, f"{URL}/", body="<html>login</html>", headers={"Content-Type": echoed})
+    emulated_hub.replace(responses.GET, f"{URL}/", body="<html>login</html>", headers={"Content-Type": echoed})
     report_file = tmp_path / "report.json"
     result = run("--report=json", f"--report-file={report_file}")  # run() asserts no token in the output
     assert result.exit_code == 3, result.stderr
@@ -370,12 +359,12 @@ def test_the_report_is_masked_as_a_whole_before_it_is_published() -> None:
 
 
 @pytest.mark.parametrize("url", ["http://ann:s3cret-pw@hub.test:8081/hub/api", "http://ann@hub.test:8081/hub/api"])
-def test_credentials_in_the_url_are_refused_before_anything_is_sent(hub: responses.RequestsMock, url: str) -> None:
+def test_credentials_in_the_url_are_refused_before_anything_is_sent(emulated_hub: EmulatedHub, url: str) -> None:
     result = run(env={"JUPYTERHUB_API_URL": url})
     assert result.exit_code == 2, result.stderr
     assert "--url must not contain a user or password" in result.stderr
     assert "s3cret-pw" not in result.stderr + result.stdout
-    assert len(hub.calls) == 0
+    assert len(emulated_hub.calls) == 0
 
 
 # -- class 10: hostile or broken data ends cleanly; bad configuration is exit 2 ---------
@@ -395,21 +384,21 @@ CONFIG_ERRORS = [
 
 @pytest.mark.parametrize(("args", "env", "message"), [c[1:] for c in CONFIG_ERRORS], ids=[c[0] for c in CONFIG_ERRORS])
 def test_configuration_errors_exit_2_in_one_line_before_anything_is_sent(
-    hub: responses.RequestsMock, tmp_path: Path, args: list[str], env: dict[str, str], message: str
+    emulated_hub: EmulatedHub, tmp_path: Path, args: list[str], env: dict[str, str], message: str
 ) -> None:
     write_internal_certs(tmp_path)
     (tmp_path / "hub-internal" / "hub-internal.key").write_text("not a key\n")
     result = run(*[a.replace("@certs", str(tmp_path)) for a in args], env=env)
     assert result.exit_code == 2, result.stderr
     assert message in result.stderr
-    assert len(hub.calls) == 0
+    assert len(emulated_hub.calls) == 0
     errors = [line for line in result.stderr.splitlines() if " ERROR " in line or line.startswith("Error:")]
     assert len(errors) == 1, result.stderr
     assert "Traceback" not in result.stderr
 
 
-def serve_raw_page(hub: responses.RequestsMock, body: str) -> None:
-    hub.get(f"{URL}/users", body=body, content_type="application/json")
+def serve_raw_page(emulated_hub: EmulatedHub, body: str) -> None:
+    emulated_hub.get(f"{URL}/users", body=body, content_type="application/json")
 
 
 @pytest.mark.parametrize(
@@ -420,8 +409,8 @@ def serve_raw_page(hub: responses.RequestsMock, body: str) -> None:
         pytest.param("[" * 100_000 + "]" * 100_000, "is not JSON", id="nested-too-deep"),
     ],
 )
-def test_a_hostile_listing_is_exit_3_in_one_line(hub: responses.RequestsMock, body: str, message: str) -> None:
-    serve_raw_page(hub, body)
+def test_a_hostile_listing_is_exit_3_in_one_line(emulated_hub: EmulatedHub, body: str, message: str) -> None:
+    serve_raw_page(emulated_hub, body)
     result = run("--timeout=1h", "--report=json")
     assert result.exit_code == 3, result.stderr
     assert message in result.stderr
@@ -429,10 +418,10 @@ def test_a_hostile_listing_is_exit_3_in_one_line(hub: responses.RequestsMock, bo
     assert message in json.loads(result.stdout)["error"]
 
 
-def test_a_deeply_nested_error_body_fails_one_action_only(hub: responses.RequestsMock) -> None:
-    serve_users(hub, "ready", [idle("ann"), idle("bob")])
-    hub.delete(f"{URL}/users/ann/server", status=500, body='{"message": ' + "[" * 100_000)
-    hub.delete(f"{URL}/users/bob/server", status=204)
+def test_a_deeply_nested_error_body_fails_one_action_only(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.serve_users("ready", [idle("ann"), idle("bob")])
+    emulated_hub.delete(f"{URL}/users/ann/server", status=500, body='{"message": ' + "[" * 100_000)
+    emulated_hub.delete(f"{URL}/users/bob/server", status=204)
     result = run("--timeout=1h", "--report=json")
     assert result.exit_code == 1, result.stderr
     outcomes = {e["user"]: e["outcome"] for e in json.loads(result.stdout)["entries"]}
@@ -440,12 +429,12 @@ def test_a_deeply_nested_error_body_fails_one_action_only(hub: responses.Request
     assert "Traceback" not in result.stderr
 
 
-def test_a_lone_surrogate_in_a_name_does_not_abort_the_other_actions(hub: responses.RequestsMock) -> None:
+def test_a_lone_surrogate_in_a_name_does_not_abort_the_other_actions(emulated_hub: EmulatedHub) -> None:
     bad = json.dumps(idle("XX")).replace('"XX"', '"\\ud800x"')
     page = '{"items": [' + bad + ", " + json.dumps(idle("bob")) + '], "_pagination": {"offset": 0, "limit": 50, "total": 2, "next": null}}'
-    serve_raw_page(hub, page)
-    hub.get(f"{URL}/users/bob", json=idle("bob"))
-    hub.delete(f"{URL}/users/bob/server", status=204)
+    serve_raw_page(emulated_hub, page)
+    emulated_hub.get(f"{URL}/users/bob", json=idle("bob"))
+    emulated_hub.delete(f"{URL}/users/bob/server", status=204)
     result = run("--timeout=1h", "--report=json")
     assert result.exit_code == 1, result.stderr
     entries = json.loads(result.stdout)["entries"]
@@ -462,8 +451,8 @@ def test_a_json_log_line_with_a_lone_surrogate_can_be_written() -> None:
     assert json.loads(line)["message"] == "stop server \ud800x"  # JSON escapes it, and round-trips
 
 
-def test_a_five_thousand_digit_version_is_exit_3_in_one_line(hub: responses.RequestsMock) -> None:
-    hub.replace(responses.GET, f"{URL}/", json={"version": "9" * 5000})
+def test_a_five_thousand_digit_version_is_exit_3_in_one_line(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.replace(responses.GET, f"{URL}/", json={"version": "9" * 5000})
     result = run("--timeout=1h")
     assert result.exit_code == 3, result.stderr
     assert "answered a 'version' of 5,000 characters" in result.stderr
@@ -487,7 +476,7 @@ def in_thread(call: Any, seconds: float = 5.0) -> Any:
 @pytest.mark.parametrize("option", ["--report-file", "--metrics-file"])
 @pytest.mark.parametrize("kind", ["symlink", "fifo"])
 def test_an_output_target_that_is_not_a_regular_file_is_refused_before_the_pass(
-    hub: responses.RequestsMock, tmp_path: Path, option: str, kind: str
+    emulated_hub: EmulatedHub, tmp_path: Path, option: str, kind: str
 ) -> None:
     """As root, /dev/null was replaced by a regular file and /dev/stdout's link by one."""
     target = tmp_path / "target.prom"
@@ -499,7 +488,7 @@ def test_an_output_target_that_is_not_a_regular_file_is_refused_before_the_pass(
     result = run("--timeout=1h", f"{option}={target}")
     assert result.exit_code == 2, result.stderr
     assert f"{option} {target} is a {'symbolic link' if kind == 'symlink' else 'FIFO'}, not a regular file" in result.stderr
-    assert len(hub.calls) == 0
+    assert len(emulated_hub.calls) == 0
     assert target.is_symlink() if kind == "symlink" else stat.S_ISFIFO(os.lstat(target).st_mode)
 
 
@@ -532,7 +521,7 @@ def test_a_huge_previous_metrics_file_is_not_read_whole(tmp_path: Path, caplog: 
     assert "is larger than 1,048,576 bytes" in caplog.text
 
 
-def test_a_dangling_lock_file_link_does_not_create_its_target(hub: responses.RequestsMock, tmp_path: Path) -> None:
+def test_a_dangling_lock_file_link_does_not_create_its_target(emulated_hub: EmulatedHub, tmp_path: Path) -> None:
     victim = tmp_path / "etc-something"
     lock = tmp_path / "idle-cull.lock"
     lock.symlink_to(victim)
@@ -540,10 +529,10 @@ def test_a_dangling_lock_file_link_does_not_create_its_target(hub: responses.Req
     assert result.exit_code == 2, result.stderr
     assert "it is a symbolic link" in result.stderr
     assert not victim.exists()
-    assert len(hub.calls) == 0
+    assert len(emulated_hub.calls) == 0
 
 
-def test_a_fifo_lock_file_is_refused(hub: responses.RequestsMock, tmp_path: Path) -> None:
+def test_a_fifo_lock_file_is_refused(emulated_hub: EmulatedHub, tmp_path: Path) -> None:
     lock = tmp_path / "idle-cull.lock"
     os.mkfifo(lock)
     result = run("--timeout=1h", f"--lock-file={lock}")

@@ -17,21 +17,21 @@ from email.utils import format_datetime
 
 import pytest
 
-from tests.integration.faultproxy import Answer, FaultProxy, respond, rewrite
-from tests.realhub import RealHub
+from tests.support.faultproxy import Answer, FaultProxy, respond, rewrite
+from tests.support.realhub import RealHub
 
 
 @pytest.fixture
-def faults(real_hub: RealHub) -> Iterator[FaultProxy]:
-    with FaultProxy(real_hub.api_url) as proxy:
+def faults(shared_real_hub: RealHub) -> Iterator[FaultProxy]:
+    with FaultProxy(shared_real_hub.api_url) as proxy:
         yield proxy
         assert list(proxy.errors) == []
 
 
-def cull(hub: RealHub, proxy: FaultProxy, *args: str) -> subprocess.CompletedProcess[str]:
+def cull(real_hub: RealHub, proxy: FaultProxy, *args: str) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
     environment["JUPYTERHUB_API_URL"] = proxy.api_url
-    environment["JUPYTERHUB_API_TOKEN"] = hub.culler_token
+    environment["JUPYTERHUB_API_TOKEN"] = real_hub.culler_token
     result = subprocess.run(
         [sys.executable, "-m", "idle_cull", *args],
         env=environment,
@@ -40,43 +40,43 @@ def cull(hub: RealHub, proxy: FaultProxy, *args: str) -> subprocess.CompletedPro
         timeout=90,
         check=False,
     )
-    assert hub.culler_token not in result.stdout + result.stderr
+    assert real_hub.culler_token not in result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     return result
 
 
-def running(hub: RealHub, name: str) -> bool:
-    user = hub.user(name)
+def running(real_hub: RealHub, name: str) -> bool:
+    user = real_hub.user(name)
     return bool(user and user.get("servers", {}).get("", {}).get("ready"))
 
 
-def test_a_redirected_stop_is_not_counted_as_a_stop(hub: RealHub, faults: FaultProxy) -> None:
+def test_a_redirected_stop_is_not_counted_as_a_stop(real_hub: RealHub, faults: FaultProxy) -> None:
     """The redirect points at the user's own URL: followed, the DELETE became a GET (200)."""
-    hub.create_users(["ann"])
-    hub.start_server("ann")
+    real_hub.create_users(["ann"])
+    real_hub.start_server("ann")
     location = f"{faults.api_url}/users/ann"
     faults.add("DELETE", "/users/ann/server", respond(302, b"", headers={"Location": location}))
-    result = cull(hub, faults, "--timeout=0", "--report=json")
+    result = cull(real_hub, faults, "--timeout=0", "--report=json")
     assert result.returncode == 1, result.stderr
     (entry,) = json.loads(result.stdout)["entries"]
     assert entry["outcome"] == "failed"
     assert f"a redirect to '{location}'" in entry["error"]
     assert [s.method for s in faults.requests() if s.path == "/users/ann"] == ["GET"]  # the re-check only
-    assert running(hub, "ann")
+    assert running(real_hub, "ann")
 
 
-def test_a_front_proxy_clock_hours_ahead_stops_nothing(hub: RealHub, faults: FaultProxy) -> None:
-    hub.create_users(["bob"])
-    hub.start_server("bob")
-    hub.touch("bob")
+def test_a_front_proxy_clock_hours_ahead_stops_nothing(real_hub: RealHub, faults: FaultProxy) -> None:
+    real_hub.create_users(["bob"])
+    real_hub.start_server("bob")
+    real_hub.touch("bob")
     ahead = format_datetime(datetime.now(timezone.utc) + timedelta(hours=3), usegmt=True)
 
     def restamp(answer: Answer) -> Answer:
         return answer.with_header("Date", ahead)
 
     faults.add("GET", ".*", rewrite(restamp, "Date 3h ahead"))
-    result = cull(hub, faults, "--timeout=1h")
+    result = cull(real_hub, faults, "--timeout=1h")
     assert result.returncode == 6, result.stderr
     assert "differ by" in result.stderr
     assert [s for s in faults.requests() if s.method == "DELETE"] == []
-    assert running(hub, "bob")
+    assert running(real_hub, "bob")
