@@ -273,7 +273,8 @@ OPTIONS: tuple[Option, ...] = (
         type=Duration(),
         envvar="JUPYTERHUB_REQUEST_TIMEOUT",
         default="60",
-        help="Longest wait for one answer from the hub.",
+        help="Longest one request may take, the whole answer included; connecting and the "
+        "TLS handshake get at most 10s of it.",
         setting="request_timeout",
     ),
     Option(
@@ -385,8 +386,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "deadline",
         type=Duration(),
-        help="Start no new action after this long (seconds or 10m); unfinished actions are "
-        "reported as not attempted and the exit status is 1.",
+        help="Start no new action after this long (seconds or 10m); requests in flight are "
+        "abandoned 5s later, unfinished actions are reported as not attempted and the exit "
+        "status is 1.",
         setting="deadline",
     ),
     Option(

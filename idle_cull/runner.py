@@ -94,8 +94,9 @@ def utc_now() -> datetime:
 class PassControl:
     """The deadline and cancellation of one pass: once stopped, no new action starts.
 
-    Requests already in flight finish (bounded by the request timeout); actions still
-    queued are reported as not attempted. Signal handlers call ``cancel``.
+    Requests already in flight get a short grace, then the hub client's transport
+    abandons them (it polls ``stopped``); actions still queued are reported as not
+    attempted. Signal handlers call ``cancel``.
     """
 
     def __init__(self, deadline: float | None = None) -> None:
