@@ -37,6 +37,8 @@ log = logging.getLogger("idle_cull")
 def run_command(options: dict[str, Any]) -> ExitStatus:
     """Everything the ``idle-cull`` command does once its options are parsed."""
     progress = configure_logging(options["log_level"], options["log_format"])
+    if options.get("config") is not None:
+        log.info("%s", options["config"].describe())
     if options["cull_every"]:
         log.warning(
             "--cull-every is ignored: idle-cull does one pass and exits; "

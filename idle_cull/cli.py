@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from idle_cull import __version__
+from idle_cull.config_file import ENV_PREFIX, config_file_options
 from idle_cull.options import EXIT_STATUS_HELP, UpstreamCompatibleCommand, cull_options
 
 __all__ = ["cli", "main"]
@@ -20,9 +21,14 @@ __all__ = ["cli", "main"]
 @click.command(
     cls=UpstreamCompatibleCommand,
     epilog=EXIT_STATUS_HELP,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    context_settings={
+        "help_option_names": ["-h", "--help"],
+        "max_content_width": 100,
+        "auto_envvar_prefix": ENV_PREFIX,
+    },
 )
 @cull_options
+@config_file_options
 @click.version_option(__version__, prog_name="idle-cull")
 @click.pass_context
 def cli(ctx: click.Context, /, **options: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -16,3 +17,11 @@ def hub() -> Iterator[responses.RequestsMock]:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.get(f"{URL}/", json={"version": "6.1.1"})
         yield mock
+
+
+@pytest.fixture(autouse=True)
+def _no_idle_cull_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """IDLE_CULL_* in the developer's shell would set options in every CLI test."""
+    for name in list(os.environ):
+        if name.startswith("IDLE_CULL_"):
+            monkeypatch.delenv(name)
