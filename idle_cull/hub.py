@@ -140,6 +140,11 @@ def _connection_reason(error: requests.RequestException) -> str:
     return type(error).__name__
 
 
+def _times(count: int) -> str:
+    """``once``, ``2 times``: how often a request was tried, in the error messages."""
+    return "once" if count == 1 else f"{count} times"
+
+
 class HubClient:
     """A thread-safe client for the parts of the JupyterHub REST API a culler uses."""
 
@@ -477,7 +482,7 @@ class HubClient:
             )
         except TransientHTTPError as error:
             raise HubUnavailable(
-                f"could not {what}: the hub answered HTTP {error.status} {attempts} times; "
+                f"could not {what}: the hub answered HTTP {error.status} {_times(attempts)}; "
                 "is it overloaded or restarting?",
                 status=error.status,
                 attempts=attempts,
@@ -490,7 +495,7 @@ class HubClient:
             ) from None
         except requests.Timeout:
             raise HubUnavailable(
-                f"could not {what}: no answer within {self._timeout:g}s, {attempts} times "
+                f"could not {what}: no answer within {self._timeout:g}s, {_times(attempts)} "
                 "(JUPYTERHUB_REQUEST_TIMEOUT)",
                 attempts=attempts,
             ) from None
@@ -503,7 +508,7 @@ class HubClient:
         except requests.exceptions.ChunkedEncodingError:
             raise HubUnavailable(
                 f"could not {what}: the connection was cut before the whole answer arrived, "
-                f"{attempts} times; is a proxy or load balancer in front of the hub dropping "
+                f"{_times(attempts)}; is a proxy or load balancer in front of the hub dropping "
                 "connections, or is the hub restarting?",
                 attempts=attempts,
             ) from None

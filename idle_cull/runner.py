@@ -58,6 +58,9 @@ def _no_progress(_line: str) -> None:
 # A deletion goes ahead only when every server it depends on has really stopped.
 _STOPPED = (Outcome.STOPPED, Outcome.GONE)
 SKEW_WORTH_A_WARNING = 60.0
+# The Date header has one-second resolution and is truncated, so a measured skew below
+# two seconds can be nothing but that rounding.
+SKEW_WORTH_MENTIONING = 2.0
 
 
 def utc_now() -> datetime:
@@ -275,14 +278,17 @@ def _choose_clock(settings: Settings, client: HubClient, local: Clock, report: R
         return local
     skew = (hub_now - local()).total_seconds()
     report.skew_seconds = skew
-    log.info("measuring idleness on the hub's clock (this machine's differs by %.1fs)", skew)
-    if abs(skew) > SKEW_WORTH_A_WARNING:
-        direction = "behind" if skew > 0 else "ahead of"
-        log.warning(
-            "this machine's clock is %s %s the hub's; idleness is measured on the hub's clock",
-            format_duration(abs(skew)),
-            direction,
-        )
+    if abs(skew) < SKEW_WORTH_MENTIONING:
+        log.info("measuring idleness on the hub's clock")
+        return lambda: client.hub_now() or local()
+    # skew is the hub's clock minus ours: positive means this machine's clock is behind.
+    direction = "behind" if skew > 0 else "ahead of"
+    log.log(
+        logging.WARNING if abs(skew) > SKEW_WORTH_A_WARNING else logging.INFO,
+        "this machine's clock is %s %s the hub's; idleness is measured on the hub's clock",
+        format_duration(abs(skew)),
+        direction,
+    )
     return lambda: client.hub_now() or local()
 
 
