@@ -18,12 +18,16 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import click
+
+from idle_cull import output
 from idle_cull.config import Settings, TLSFiles, read_token
-from idle_cull.errors import ConfigError, HubError
+from idle_cull.errors import ConfigError, HubError, OutputError
 from idle_cull.hub import HubClient
 from idle_cull.lock import LockHeld, exclusive_lock
 from idle_cull.logs import configure_logging, hide_in_logs
 from idle_cull.policy import Caps, CullLimits
+from idle_cull.preflight import managed_service_refusal
 from idle_cull.progress import Progress
 from idle_cull.publish import check_outputs, publish
 from idle_cull.report import ExitStatus, Report
@@ -36,6 +40,7 @@ log = logging.getLogger("idle_cull")
 
 def run_command(options: dict[str, Any]) -> ExitStatus:
     """Everything the ``idle-cull`` command does once its options are parsed."""
+    started = utc_now()
     progress = configure_logging(options["log_level"], options["log_format"])
     if options.get("config") is not None:
         log.info("%s", options["config"].describe())
@@ -45,13 +50,44 @@ def run_command(options: dict[str, Any]) -> ExitStatus:
             "schedule it with a systemd timer, cron or a Kubernetes CronJob"
         )
     try:
+        refusal = managed_service_refusal(os.environ)
+        if refusal and not options["allow_managed_service"]:
+            raise ConfigError(refusal)
         settings = build_settings(options, os.environ.get("JUPYTERHUB_API_TOKEN", ""))
         hide_in_logs(settings.token)
         check_outputs(settings)
     except ConfigError as error:
         log.error("%s", error)
-        return ExitStatus.USAGE
+        return report_usage_error(options, started, error)
     return execute(settings, progress)
+
+
+def report_usage_error(options: dict[str, Any], started: datetime, error: Exception) -> ExitStatus:
+    """Exit 2 still ends with a summary line and, when asked, a report, as every pass does.
+
+    There are no valid settings to publish with: the report goes where the options ask,
+    and metrics are not written (a file option may be the very thing that is wrong).
+    """
+    status = ExitStatus.USAGE
+    report = Report(
+        hub_url=str(options["url"]),
+        started_at=started,
+        finished_at=utc_now(),
+        dry_run=bool(options["dry_run"]),
+        clock=str(options["clock"]),
+        error=str(error),
+    )
+    log.info("%s", report.summary_line(status))
+    if options["report"] == "json":
+        click.echo(output.render_json(report, status), nl=False)
+    elif options["report"] == "text":
+        click.echo(output.render_text(report, status), nl=False)
+    if options["report_file"]:
+        try:
+            output.write_atomically(options["report_file"], output.render_json(report, status))
+        except OutputError as write_error:
+            log.error("%s", write_error)
+    return status
 
 
 def build_settings(options: dict[str, Any], env_token: str) -> Settings:
@@ -115,7 +151,9 @@ def execute(settings: Settings, progress: Progress | None = None) -> ExitStatus:
         return ExitStatus.LOCKED
     except ConfigError as error:
         log.error("%s", error)
-        return ExitStatus.USAGE
+        report = unfinished_report(settings, utc_now(), error)
+        log.info("%s", report.summary_line(ExitStatus.USAGE))
+        return publish(report, ExitStatus.USAGE, settings)
 
 
 def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
@@ -138,15 +176,22 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
         log.error("%s", error)
         report, status = unfinished_report(settings, started, error), ExitStatus.ACTION_FAILED
     except HubError as error:
-        log.error("%s", error)
-        log.error("nothing was culled")
         report, status = unfinished_report(settings, started, error), ExitStatus.HUB_UNUSABLE
+        if control.stopped():
+            # The deadline or a signal cut the retries short: the pass was ended early,
+            # which is status 1 wherever it happens, not a hub that cannot be used.
+            report.interrupted, status = control.reason, ExitStatus.ACTION_FAILED
+        log.error("%s", with_nothing_culled(str(error)))
     finally:
         client.close()
         progress.close()
-    if report.error is None:
-        log.info("%s", report.summary_line())
+    log.info("%s", report.summary_line(status))
     return publish(report, status, settings)
+
+
+def with_nothing_culled(message: str) -> str:
+    """The error, saying once (and only once) that nothing was culled."""
+    return message if "nothing was culled" in message else f"{message}; nothing was culled"
 
 
 def unfinished_report(settings: Settings, started: datetime, error: Exception) -> Report:

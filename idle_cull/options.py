@@ -33,6 +33,7 @@ BOOLEAN_FLAGS = (
     "cull-default-servers",
     "cull-named-servers",
     "ssl-enabled",
+    "allow-managed-service",
 )
 
 EXIT_STATUS_HELP = """\b
@@ -344,6 +345,12 @@ _OPTIONS: list[Callable[[Any], Any]] = [
         default=None,
         metavar="URL",
         help="Push the same metrics to a Prometheus Pushgateway (needs idle-cull[metrics]).",
+    ),
+    boolean_flag(
+        "allow-managed-service",
+        False,
+        "Run even when JupyterHub started this process as a managed service (only for a "
+        "wrapper that loops between passes; see the README).",
     ),
     click.option(
         "--log-format",

@@ -104,8 +104,12 @@ class Report:
             return ExitStatus.ACTION_FAILED
         return ExitStatus.OK
 
-    def summary_line(self) -> str:
-        """The closing ``key=value`` line a log search or a person reads first."""
+    def summary_line(self, status: ExitStatus | None = None) -> str:
+        """The closing ``key=value`` line a log search or a person reads first.
+
+        ``status`` is the process's exit status when the CLI knows better than the
+        report (a pass that never listed has no actions, yet exits 2 or 3).
+        """
         counts = self.counts()
         keys: tuple[str, ...] = (
             "server_stopped",
@@ -131,6 +135,6 @@ class Report:
         if self.finished_at is not None:
             seconds = (self.finished_at - self.started_at).total_seconds()
             fields.append(f"duration={seconds:.2f}s")
-        fields.append(f"exit={int(self.exit_status())}")
+        fields.append(f"exit={int(self.exit_status() if status is None else status)}")
         prefix = "DRY RUN, nothing was changed: " if self.dry_run else ""
         return f"summary: {prefix}" + " ".join(fields)

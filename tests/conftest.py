@@ -10,6 +10,8 @@ import responses
 
 from tests.fakehub import URL
 
+MANAGED_SERVICE_VARIABLES = ("JUPYTERHUB_SERVICE_NAME", "JUPYTERHUB_CLIENT_ID")
+
 
 @pytest.fixture
 def hub() -> Iterator[responses.RequestsMock]:
@@ -21,7 +23,8 @@ def hub() -> Iterator[responses.RequestsMock]:
 
 @pytest.fixture(autouse=True)
 def _no_idle_cull_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """IDLE_CULL_* in the developer's shell would set options in every CLI test."""
+    """IDLE_CULL_* in the developer's shell would set options in every CLI test, and a
+    shell inside a hub-managed service would make every pass refuse to run."""
     for name in list(os.environ):
-        if name.startswith("IDLE_CULL_"):
+        if name.startswith("IDLE_CULL_") or name in MANAGED_SERVICE_VARIABLES:
             monkeypatch.delenv(name)
