@@ -407,6 +407,31 @@ class HubClient:
             raise HubProtocolError(f"user {name!r} is not a JSON object")
         return body
 
+    def token_owner(self) -> dict[str, Any] | None:
+        """``GET /user``: the token's owner and, from JupyterHub 2.0, the token's scopes.
+
+        ``None`` when the hub has no such endpoint (404), so the caller can say that the
+        scopes could not be checked rather than fail.
+        """
+        answer = self._request("GET", "/user", what="read the token's scopes")
+        if answer.response.status_code == 404:
+            return None
+        body = self._json(answer, "the token's owner")
+        if not isinstance(body, dict):
+            raise HubProtocolError("the token's owner (GET /user) is not a JSON object")
+        return body
+
+    def group_exists(self, name: str) -> bool | None:
+        """Whether the hub has this group; ``None`` if the token may not read it (403)."""
+        answer = self._request("GET", f"/groups/{quote_name(name)}", what=f"read group {name!r}")
+        status = answer.response.status_code
+        if status == 403 and "credentials" not in self._hub_message(answer.response).lower():
+            return None
+        if status == 404:
+            return False
+        self._raise_for_status(answer, f"read group {name!r}", scope="read:groups:name")
+        return True
+
     # -- acting ----------------------------------------------------------------------
 
     def stop_server(self, user: str, server: str, *, remove: bool = False) -> ActionResult:

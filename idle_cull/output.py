@@ -140,6 +140,7 @@ def report_document(report: Report, exit_status: ExitStatus) -> dict[str, Any]:
         "entries": [_entry_document(e) for e in _sorted_for_machines(report.entries)],
         "upcoming": [_upcoming_document(u, report.now) for u in _sorted_upcoming(report)],
         "rejected_records": list(report.rejected_records),
+        "warnings": list(report.warnings),
     }
 
 
@@ -264,6 +265,7 @@ def _text_header(report: Report) -> list[str]:
     error = _pass_error(report)
     if error:
         lines.append(f"ERROR: {error}")
+    lines += [f"WARNING: {warning}" for warning in report.warnings]
     return lines
 
 

@@ -83,6 +83,7 @@ class Report:
     upcoming: list[Upcoming] = field(default_factory=list)  # only with --warn-within
     warn_within: float | None = None  # the --warn-within window; None: not asked
     error: str | None = None  # what ended the pass before any action (exit 3, or interrupted)
+    warnings: list[str] = field(default_factory=list)  # rules that named nobody, unchecked groups
 
     def counts(self) -> Counter[str]:
         """Counts by kind and result, e.g. ``server_stopped``, ``user_kept``."""

@@ -38,8 +38,10 @@ from idle_cull.policy import (
     cap_exceeded,
     decide_server,
     judge,
+    rules_matching,
     user_changed_since_listing,
 )
+from idle_cull.preflight import check_before_listing, warn_unmatched_rules
 from idle_cull.report import Entry, Report
 
 __all__ = ["PassControl", "PassInterrupted", "judge_listing", "list_users", "run_pass", "utc_now"]
@@ -121,6 +123,7 @@ def run_pass(
     )
     report.hub_version = client.hub_version()
     log.info("hub %s at %s", report.hub_version, settings.url)
+    check_before_listing(client, settings.limits, report)
     # "Now" is read once, before listing: a record is never older than this when judged,
     # so a slow listing can understate idleness but never overstate it.
     now = _choose_clock(settings, client, clock, report)
@@ -157,9 +160,11 @@ def judge_listing(
     """
     needed = fields_rules_need(settings.limits, parse_version(report.hub_version))
     plan = Plan(list_kept=settings.report_kept)
+    matched: set[tuple[str, str]] = set()
     with closing(list_users(client, settings, report, control, progress)) as users:
         for user in users:
             require_visible_fields(user, needed, settings.limits)
+            matched |= rules_matching(user, settings.limits)
             judgement = judge(user, now, settings.limits, settings.warn_within)
             if plan.add(judgement):
                 # The later copy was read later: it is the fresher view of this user.
@@ -170,6 +175,7 @@ def judge_listing(
                 )
             _log_judgement(judgement, settings.dry_run)
     report.users_listed = plan.users_judged
+    warn_unmatched_rules(settings.limits, matched, report)
     return plan
 
 

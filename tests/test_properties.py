@@ -327,6 +327,12 @@ class FakeHub:
     def hub_now(self) -> datetime | None:
         return None
 
+    def token_owner(self) -> dict[str, Any] | None:
+        return None  # as a hub before 2.0: no scopes to check
+
+    def group_exists(self, name: str) -> bool | None:
+        return True
+
     def iter_user_pages(self, state: str | None, page_size: int = 0) -> Iterator[list[Any]]:
         wanted = [r for r in self.records.values() if bool(r["servers"]) == (state == "ready")]
         yield wanted

@@ -1,0 +1,157 @@
+"""Preflight: the token's scopes and the named groups are checked before listing; rules
+that named nobody are warned about."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import responses
+
+from idle_cull.policy import CullLimits
+from idle_cull.preflight import missing_scopes, needed_scopes, role_snippet
+from tests.fakehub import URL, run, serve_users, server_json, user_json
+
+BASIC = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+
+
+@pytest.mark.parametrize(
+    ("limits", "scopes", "missing"),
+    [
+        pytest.param(CullLimits(), BASIC, [], id="basic-enough"),
+        pytest.param(CullLimits(), ["list:users", "read:users:activity", "read:servers"], ["delete:servers"], id="no-delete-servers"),
+        pytest.param(CullLimits(), [], BASIC, id="nothing"),
+        pytest.param(CullLimits(cull_users=True), BASIC, ["read:users", "delete:users"], id="cull-users-needs-more"),
+        pytest.param(CullLimits(cull_users=True), [*BASIC, "read:users", "delete:users"], [], id="cull-users-expanded-admin"),
+        pytest.param(CullLimits(exclude_groups=("staff",)), BASIC, ["read:users:groups"], id="groups-need-groups"),
+        pytest.param(CullLimits(group_timeouts=(("staff", 60),)), [*BASIC, "read:users:groups"], [], id="group-timeout-ok"),
+        pytest.param(CullLimits(), [*BASIC[:3], "delete:servers!group=students"], ["delete:servers"], id="filtered-action-but-lists-everyone"),
+        pytest.param(CullLimits(), [f"{s}!group=students" for s in BASIC], [], id="consistently-filtered"),
+        pytest.param(CullLimits(), ["list:users!group=students", "read:users:activity", "read:servers", "delete:servers"], [], id="filtered-listing-unfiltered-rest"),
+        pytest.param(CullLimits(), ["list:users!group=students", "list:users!group=staff", "read:users:activity", "read:servers", "delete:servers!group=students"], ["delete:servers"], id="action-covers-only-part-of-listing"),
+    ],
+)
+def test_missing_scopes(limits: CullLimits, scopes: list[str], missing: list[str]) -> None:
+    found = missing_scopes(needed_scopes(limits), scopes)
+    assert [phrase.split(" ", 1)[0] for phrase in found] == missing
+
+
+def test_filtered_scope_message_says_why() -> None:
+    scopes = [*BASIC[:3], "delete:servers!group=students"]
+    (phrase,) = missing_scopes(needed_scopes(CullLimits()), scopes)
+    assert "held only for group=students, but the token lists every user" in phrase
+
+
+def test_role_snippet_is_python_and_grants_everything() -> None:
+    needs = needed_scopes(CullLimits(cull_users=True))
+    snippet = role_snippet(needs, "idle-culler")
+    namespace: dict[str, object] = {"c": type("C", (), {"JupyterHub": type("J", (), {})()})()}
+    exec(snippet, namespace)  # the operator pastes it into jupyterhub_config.py
+    (role,) = namespace["c"].JupyterHub.load_roles  # type: ignore[attr-defined]
+    assert role["services"] == ["idle-culler"]
+    assert set(role["scopes"]) == {need.scope for need in needs}
+
+
+def _owner(hub: responses.RequestsMock, scopes: list[str] | None) -> None:
+    body: dict[str, object] = {"kind": "service", "name": "idle-culler"}
+    if scopes is not None:
+        body["scopes"] = scopes
+    hub.replace(responses.GET, f"{URL}/user", json=body)
+
+
+def _listed(hub: responses.RequestsMock) -> bool:
+    return any("/users?" in (call.request.url or "") for call in hub.calls)
+
+
+@pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "real"])
+def test_missing_delete_servers_exits_3_before_listing(hub: responses.RequestsMock, dry_run: bool) -> None:
+    _owner(hub, ["list:users", "read:users:activity", "read:servers", "read:users:name"])
+    serve_users(hub, "ready", [user_json("ada", servers=[server_json(idle=7200)])])
+    result = run(*(["--dry-run"] if dry_run else []), "--cull-users", "--report=json")
+    assert result.exit_code == 3, result.stderr
+    assert "the token lacks what this configuration needs: delete:servers (to stop servers)" in result.stderr
+    assert "delete:users (to delete users (--cull-users); admin:users includes it)" in result.stderr
+    assert "read:users (to read admin and created (--cull-users); admin:users includes it)" in result.stderr
+    assert '"services": ["idle-culler"]' in result.stderr
+    assert result.stderr.count("nothing was culled") == 1
+    assert not _listed(hub)
+    assert json.loads(result.stdout)["exit_status"] == 3
+
+
+def test_hub_without_scopes_in_its_answer_is_not_checked(hub: responses.RequestsMock) -> None:
+    _owner(hub, None)
+    serve_users(hub, "ready", [])
+    result = run("--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert "does not report the token's scopes" in result.stderr
+
+
+def test_every_scope_present_is_logged(hub: responses.RequestsMock) -> None:
+    serve_users(hub, "ready", [])
+    result = run("--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert "the token has the scopes this pass needs: list:users, read:users:activity, read:servers, delete:servers" in result.stderr
+
+
+def test_a_group_the_hub_does_not_have_exits_2_before_listing(
+    hub: responses.RequestsMock, missing_groups: set[str]
+) -> None:
+    missing_groups.add("instructor")
+    serve_users(hub, "ready", [user_json("ada", servers=[server_json(idle=7200)])])
+    result = run("--dry-run", "--exclude-group=instructor", "--group-timeout=staff=2h", "--report=json")
+    assert result.exit_code == 2, result.stderr
+    assert "the hub has no such group: --exclude-group 'instructor'; check the spelling" in result.stderr
+    assert "'staff'" not in result.stderr.split("no such group")[1]
+    assert not _listed(hub)
+    assert json.loads(result.stdout)["exit_status"] == 2
+    assert "exit=2" in result.stderr
+
+
+def test_groups_unchecked_without_read_groups_is_a_warning(hub: responses.RequestsMock) -> None:
+    _owner(hub, [*BASIC, "read:users:groups"])
+    serve_users(hub, "ready", [])
+    result = run("--dry-run", "--exclude-group=instructors", "--report=json")
+    assert result.exit_code == 0, result.stderr
+    warning = "cannot check that the group(s) 'instructors' exist: the token may not read groups; grant read:groups:name"
+    assert warning in result.stderr
+    assert any(warning in w for w in json.loads(result.stdout)["warnings"])
+
+
+def test_rules_that_named_nobody_are_warned_about_in_log_and_report(hub: responses.RequestsMock) -> None:
+    serve_users(
+        hub,
+        "ready",
+        [
+            user_json("alice", servers=[server_json(idle=60, user_options={"profile": "cpu"})]),
+            user_json("bob", servers=[server_json("gpu-1", idle=60)]),
+        ],
+    )
+    result = run(
+        "--dry-run", "--report=json",
+        "--exclude-user=Alice", "--exclude-user=bo*",
+        "--profile-timeout=GPU=1h", "--profile-timeout=cpu=1h",
+        "--server-timeout=gpu-*=1h", "--server-timeout=big-*=1h",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    warnings = json.loads(result.stdout)["warnings"]
+    assert warnings == [
+        "--exclude-user 'Alice' matched no listed user in this pass; check its spelling (names are case-sensitive)",
+        "--profile-timeout 'GPU' matched no listed server's profile in this pass; check its spelling (names are case-sensitive)",
+        "--server-timeout 'big-*' matched no listed named server in this pass; check its spelling (names are case-sensitive)",
+    ]
+    for warning in warnings:
+        assert f"WARNING {warning}" in result.stderr
+
+
+def test_a_rule_that_lost_to_a_stronger_one_still_matched(hub: responses.RequestsMock) -> None:
+    # The profile limit beats the server-name limit; the server rule matched all the same.
+    serve_users(hub, "ready", [user_json("bob", servers=[server_json("gpu-1", idle=60, user_options={"profile": "gpu"})])])
+    result = run("--dry-run", "--report=json", "--profile-timeout=gpu=1h", "--server-timeout=gpu-*=2h")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["warnings"] == []
+
+
+def test_warnings_in_the_text_report(hub: responses.RequestsMock) -> None:
+    serve_users(hub, "ready", [])
+    result = run("--dry-run", "--report=text", "--exclude-user=nobody")
+    assert "WARNING: --exclude-user 'nobody' matched no listed user" in result.stdout
