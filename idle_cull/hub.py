@@ -414,8 +414,18 @@ class HubClient:
         scopes could not be checked rather than fail.
         """
         answer = self._request("GET", "/user", what="read the token's scopes")
-        if answer.response.status_code == 404:
+        status = answer.response.status_code
+        if status == 404:
             return None
+        if status == 403:
+            # Every token the hub knows may read its own owner: 403 means an unknown token.
+            raise HubAuthError(
+                "the hub does not accept the API token (403 on GET /user, which any valid "
+                "token may read); check JUPYTERHUB_API_TOKEN or --api-token-file, and that "
+                "the token is the api_token of a service in the hub's configuration",
+                status=status,
+                attempts=answer.attempts,
+            )
         body = self._json(answer, "the token's owner")
         if not isinstance(body, dict):
             raise HubProtocolError("the token's owner (GET /user) is not a JSON object")

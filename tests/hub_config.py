@@ -243,7 +243,14 @@ SERVICE_SCOPES: dict[str, tuple[str, list[str]]] = {
     # the culler exactly as the README documents it, with --cull-users rights
     "idle-cull": (
         "IDLE_CULL_CULLER_TOKEN",
-        ["list:users", "read:users:activity", "read:servers", "delete:servers", "admin:users"],
+        [
+            "list:users",
+            "read:users:activity",
+            "read:servers",
+            "delete:servers",
+            "admin:users",
+            "read:groups:name",
+        ],
     ),
     # the culler without --cull-users rights
     "idle-cull-servers-only": (
@@ -252,6 +259,11 @@ SERVICE_SCOPES: dict[str, tuple[str, list[str]]] = {
     ),
     # missing scopes: GET /users answers 403 (no list:users), see module docstring
     "idle-cull-noscope": ("IDLE_CULL_NOSCOPE_TOKEN", ["read:users:activity"]),
+    # lists and reads everything a pass reads, but lacks delete:servers (preflight tests)
+    "idle-cull-readonly": (
+        "IDLE_CULL_READONLY_TOKEN",
+        ["list:users", "read:users:activity", "read:servers", "read:groups:name"],
+    ),
 }
 
 c.JupyterHub.services = [

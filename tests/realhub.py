@@ -81,6 +81,7 @@ TOKEN_VARS = {
     "culler_token": "IDLE_CULL_CULLER_TOKEN",
     "servers_only_token": "IDLE_CULL_SERVERS_ONLY_TOKEN",
     "noscope_token": "IDLE_CULL_NOSCOPE_TOKEN",
+    "readonly_token": "IDLE_CULL_READONLY_TOKEN",
 }
 
 
@@ -259,6 +260,7 @@ class RealHub:
     culler_token: str
     servers_only_token: str
     noscope_token: str
+    readonly_token: str  # lists and reads, but may not stop servers
     workdir: Path
     internal_certs: Path | None  # the hub's internal_certs_location, with internal SSL only
     page_limit: int = PAGE_LIMIT  # tests lower it to walk several pages with a few users
@@ -285,6 +287,7 @@ class RealHub:
         self.culler_token = tokens["culler_token"]
         self.servers_only_token = tokens["servers_only_token"]
         self.noscope_token = tokens["noscope_token"]
+        self.readonly_token = tokens["readonly_token"]
         self._session = requests.Session()
         if internal_certs is not None:
             # The hub's TLS server requires a client certificate from every caller

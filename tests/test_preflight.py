@@ -155,3 +155,11 @@ def test_warnings_in_the_text_report(hub: responses.RequestsMock) -> None:
     serve_users(hub, "ready", [])
     result = run("--dry-run", "--report=text", "--exclude-user=nobody")
     assert "WARNING: --exclude-user 'nobody' matched no listed user" in result.stdout
+
+
+def test_unknown_token_is_named_as_such(hub: responses.RequestsMock) -> None:
+    # JupyterHub answers 403 "Forbidden" to GET /user for a token it does not know.
+    hub.replace(responses.GET, f"{URL}/user", status=403, json={"status": 403, "message": "Forbidden"})
+    result = run("--dry-run")
+    assert result.exit_code == 3
+    assert "the hub does not accept the API token (403 on GET /user" in result.stderr

@@ -37,7 +37,7 @@ def cull(hub: RealHub, *args: str, token: str | None = None) -> subprocess.Compl
         timeout=120,
         check=False,
     )
-    for secret in (hub.culler_token, hub.admin_token, hub.servers_only_token, hub.noscope_token):
+    for secret in (hub.culler_token, hub.admin_token, hub.servers_only_token, hub.noscope_token, hub.readonly_token):
         assert secret not in result.stdout + result.stderr
     return result
 
@@ -189,7 +189,7 @@ def test_slow_stop_keeps_user_until_a_later_pass(hub: RealHub) -> None:
     ("token_name", "args", "message"),
     [
         pytest.param("bad", [], "does not accept the API token", id="bad-token"),
-        pytest.param("noscope_token", [], "'list:users'", id="token-without-list-scope"),
+        pytest.param("noscope_token", [], "list:users (to list users)", id="token-without-list-scope"),
         pytest.param("servers_only_token", ["--cull-users"], "admin:users", id="cull-users-without-admin-users"),
     ],
 )
