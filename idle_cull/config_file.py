@@ -2,9 +2,9 @@
 
 Both become defaults for the command's options (click's ``default_map``), so precedence
 is click's: the command line, then the environment, then the file, then the defaults.
-Every key is one of the command's long options and every value goes through that
-option's own type, so a file is validated exactly as the command line is, and nothing
-here lists the options a second time: ``--generate-config`` renders them from the command.
+Every key is the long name of an option in ``options.OPTIONS`` and every value goes
+through that option's own click type, so a file is validated exactly as the command line
+is; ``--generate-config`` renders the same table. Nothing here lists the options again.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import click
 
 from idle_cull import __version__
 from idle_cull.errors import ConfigError
+from idle_cull.options import ENV_PREFIX, OPTIONS, Option
 from idle_cull.upstream_config import read_upstream_config
 
 if sys.version_info >= (3, 11):
@@ -31,13 +32,13 @@ else:  # pragma: no cover - the backport, a dependency only before Python 3.11
     import tomli as tomllib
 
 __all__ = [
-    "ENV_PREFIX",
+    "CONFIG_FILE_FLAGS",
     "UPSTREAM_DEFAULT_FILE",
     "ConfigFileError",
     "ConfigSource",
     "config_file_options",
-    "declared_default",
     "defaults_from",
+    "file_options",
     "generate_config",
     "read_config_file",
 ]
@@ -45,9 +46,10 @@ __all__ = [
 F = TypeVar("F", bound=Callable[..., Any])
 
 UPSTREAM_DEFAULT_FILE = "idle_culler_config.py"
-ENV_PREFIX = "IDLE_CULL"
+# The two options declared here rather than in ``options.OPTIONS``: they say where the
+# settings come from, and are not settings themselves (a file cannot set them).
+CONFIG_FILE_FLAGS = ("--config", "--generate-config")
 MAX_CONFIG_BYTES = 1 << 20  # a config file of a megabyte is a mistake, not a rule set
-_NOT_OPTIONS = ("config", "generate_config", "help", "version")
 
 
 @dataclass(frozen=True)
@@ -110,13 +112,10 @@ def read_toml(text: str, source: str) -> dict[str, object]:
 
 
 def file_options(command: click.Command) -> dict[str, click.Option]:
-    """The options a file may set, by long name (``exclude-user``)."""
-    options: dict[str, click.Option] = {}
-    for param in command.params:
-        if isinstance(param, click.Option) and param.name not in _NOT_OPTIONS:
-            long_names = [opt for opt in param.opts if opt.startswith("--")]
-            options[long_names[0][2:]] = param
-    return options
+    """The options a file may set, by long name (``exclude-user``): every option of the
+    table, as the command declares it to click."""
+    params = {param.name: param for param in command.params if isinstance(param, click.Option)}
+    return {option.name: params[option.dest] for option in OPTIONS}
 
 
 def defaults_from(
@@ -208,10 +207,13 @@ def _print_config(ctx: click.Context, _param: click.Parameter, value: bool) -> N
 
 def config_file_options(command: F) -> F:
     """``--config FILE`` and ``--generate-config``, added to the command last."""
+    config, generate = CONFIG_FILE_FLAGS
     command = click.option(
-        "--config",
+        config,
         type=click.Path(path_type=Path, dir_okay=False),
         default=None,
+        envvar=f"{ENV_PREFIX}_CONFIG",
+        show_envvar=True,
         is_eager=True,
         callback=_load_config,
         help="Read settings from this file: idle-cull's TOML (see --generate-config) or "
@@ -219,7 +221,7 @@ def config_file_options(command: F) -> F:
         f"Without --config, ./{UPSTREAM_DEFAULT_FILE} is read if it exists, as upstream does.",
     )(command)
     return click.option(
-        "--generate-config",
+        generate,
         is_flag=True,
         expose_value=False,
         is_eager=True,
@@ -229,46 +231,36 @@ def config_file_options(command: F) -> F:
 
 
 def generate_config(command: click.Command) -> str:
-    """A complete TOML config file: every option commented out at its default."""
+    """A complete TOML config file: every option of the table, commented out at its default."""
     lines = [
         f"# idle-cull {__version__} configuration (TOML); use it with: idle-cull --config FILE",
         "# Every setting is shown commented out at its default: uncomment what you change.",
-        "# The command line and the environment (IDLE_CULL_<OPTION>) override this file.",
+        f"# The command line and the environment ({ENV_PREFIX}_<OPTION>) override this file.",
         "# The API token never goes here: use JUPYTERHUB_API_TOKEN or api-token-file.",
     ]
-    for key, option in file_options(command).items():
+    params = file_options(command)
+    for option in OPTIONS:
         lines.append("")
-        lines.extend(_comment(f"{key}: {_help(option)}"))
-        envvars = [f"{ENV_PREFIX}_{(option.name or '').upper()}"]
-        if isinstance(option.envvar, str):
-            envvars.insert(0, option.envvar)
-        lines.append(f"# environment: {', '.join(envvars)}")
-        lines.append(_default_line(key, option))
+        lines.extend(_comment(f"{option.name}: {option.help}"))
+        lines.append(f"# environment: {', '.join(option.envvars)}")
+        lines.append(_default_line(option, params[option.name]))
     return "\n".join(lines) + "\n"
-
-
-def _help(option: click.Option) -> str:
-    return re.sub(r"\s*Also --no-[\w-]+\.$", "", option.help or "")
 
 
 def _comment(text: str) -> list[str]:
     return ["# " + line for line in textwrap.wrap(text, width=86)]
 
 
-def declared_default(option: click.Option) -> Any:
-    """The option's default as declared (``None`` when it has none)."""
-    return option.to_info_dict().get("default")
-
-
-def _default_line(key: str, option: click.Option) -> str:
-    default = declared_default(option)
+def _default_line(option: Option, param: click.Option) -> str:
+    key = option.name
     if option.multiple:
-        if "=" in option.type.name:
+        if "=" in param.type.name:
             return f'# {key} = {{}}  # e.g. {key} = {{ gpu = "2h" }}'
         return f"# {key} = []"
-    if default is None:
-        return f"# {key} =   # not set by default ({option.type.name})"
-    value = option.type.convert(default, option, None) if isinstance(default, str) else default
+    if option.default is None:
+        return f"# {key} =   # not set by default ({param.type.name})"
+    default = option.default
+    value = param.type.convert(default, param, None) if isinstance(default, str) else default
     return f"# {key} = {_toml_value(value)}"
 
 

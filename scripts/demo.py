@@ -5,6 +5,9 @@ a few users and servers, waits until some are idle, runs ``idle-cull --dry-run``
 then the real pass exactly as an operator would (dry run first: a newcomer who copies a
 command line should copy that one), and shows the hub before and after. Run it through
 ``scripts/demo``.
+
+The hub comes from the launcher the integration tests use, ``tests/support/realhub.py``:
+support code with a name of its own, not a test module, so one launcher serves both.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import subprocess
 import sys
 import time
 
-from tests.realhub import RealHub
+from tests.support.realhub import RealHub
 
 TIMEOUT = 5  # seconds of idleness before a server is culled, short for the demo
 ARGS = [

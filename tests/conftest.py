@@ -1,61 +1,53 @@
-"""Fixtures for the in-process tests (tests/integration has its own, with a real hub)."""
+"""Fixtures for every test: a clean environment; the emulated hub for in-process tests.
+
+tests/integration/conftest.py adds the real hub.
+
+A developer's or an operator's shell must not change what a test sees: a
+``JUPYTERHUB_API_TOKEN_FILE`` left exported used to fail 46 CLI tests, and a proxy
+variable or a ``~/.netrc`` would reach the CLI subprocesses that the integration tests
+run and the hub they start. So the variables below are removed, and ``HOME`` is an empty
+directory, once for the session (before any session fixture starts a hub) and again for
+every test (in case something set one without ``monkeypatch``). Subprocesses inherit the
+cleaned ``os.environ``. ``tests/test_clean_environment.py`` checks it from a polluted shell.
+"""
 
 from __future__ import annotations
 
-import json
 import os
-import re
 from collections.abc import Iterator
-from urllib.parse import unquote
+from pathlib import Path
 
 import pytest
-import requests
-import responses
 
-from tests.fakehub import URL
-
-# What GET /user answers for a token with every scope any configuration needs (expanded,
-# as the hub reports them), and the admin:groups that lets group rules be checked.
-TOKEN_OWNER = {
-    "kind": "service",
-    "name": "idle-cull",
-    "scopes": [
-        "list:users", "read:users", "read:users:name", "read:users:activity",
-        "read:users:groups", "read:servers", "delete:servers", "delete:users",
-        "read:groups", "read:groups:name",
-    ],
-}  # fmt: skip
-MANAGED_SERVICE_VARIABLES = ("JUPYTERHUB_SERVICE_NAME", "JUPYTERHUB_CLIENT_ID")
+from tests.support.emulated_hub import EmulatedHub
+from tests.support.environment import is_shell_influence
 
 
-@pytest.fixture
-def missing_groups() -> set[str]:
-    """Groups the `hub` fixture does not have (it has every other group a test names)."""
-    return set()
+def clean_environment(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    """Remove what the shell could influence; point ``HOME`` at ``home`` (no ~/.netrc)."""
+    for name in [n for n in os.environ if is_shell_influence(n)]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(home))
 
 
-@pytest.fixture
-def hub(missing_groups: set[str]) -> Iterator[responses.RequestsMock]:
-    """A `responses` hub that answers the version probe, the token's scopes and its
-    groups; tests register the rest."""
-
-    def group(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
-        name = unquote((request.path_url or "").rsplit("/", 1)[1])
-        if name in missing_groups:
-            return 404, {}, json.dumps({"status": 404, "message": f"No such group: {name}"})
-        return 200, {}, json.dumps({"kind": "group", "name": name, "users": []})
-
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.get(f"{URL}/", json={"version": "6.1.1"})
-        mock.get(f"{URL}/user", json=TOKEN_OWNER)
-        mock.add_callback(responses.GET, re.compile(rf"{re.escape(URL)}/groups/[^/]+$"), callback=group)
-        yield mock
+@pytest.fixture(scope="session", autouse=True)
+def clean_session_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The clean environment for session fixtures (the real hub); yields the empty HOME."""
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        clean_environment(monkeypatch, home)
+        yield home
 
 
 @pytest.fixture(autouse=True)
-def _no_idle_cull_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """IDLE_CULL_* in the developer's shell would set options in every CLI test, and a
-    shell inside a hub-managed service would make every pass refuse to run."""
-    for name in list(os.environ):
-        if name.startswith("IDLE_CULL_") or name in MANAGED_SERVICE_VARIABLES:
-            monkeypatch.delenv(name)
+def clean_test_environment(monkeypatch: pytest.MonkeyPatch, clean_session_environment: Path) -> None:
+    """The same for each test, undone after it by ``monkeypatch``."""
+    clean_environment(monkeypatch, clean_session_environment)
+
+
+@pytest.fixture
+def emulated_hub() -> Iterator[EmulatedHub]:
+    """A JupyterHub 6.1.1 on `responses`; tests say which users it lists."""
+    hub = EmulatedHub()
+    with hub:
+        yield hub

@@ -9,15 +9,16 @@ from email.utils import format_datetime
 import pytest
 import responses
 
-from tests.fakehub import URL, run
+from tests.support.cli import run
+from tests.support.emulated_hub import URL, EmulatedHub
 
 
-def serve_hub_clock(hub: responses.RequestsMock, offset: float) -> None:
+def serve_hub_clock(emulated_hub: EmulatedHub, offset: float) -> None:
     """An empty hub whose Date header runs ``offset`` seconds ahead of this machine."""
     date = {"Date": format_datetime(datetime.now(timezone.utc) + timedelta(seconds=offset), usegmt=True)}
-    hub.replace(responses.GET, f"{URL}/", json={"version": "6.1.1"}, headers=date)
+    emulated_hub.replace(responses.GET, f"{URL}/", json={"version": "6.1.1"}, headers=date)
     page = {"items": [], "_pagination": {"offset": 0, "limit": 50, "total": 0, "next": None}}
-    hub.get(f"{URL}/users", json=page, headers=date)
+    emulated_hub.get(f"{URL}/users", json=page, headers=date)
 
 
 @pytest.mark.parametrize(
@@ -32,8 +33,8 @@ def serve_hub_clock(hub: responses.RequestsMock, offset: float) -> None:
         pytest.param(7200, r"WARNING this machine's clock is (1h59m|2h) behind the hub's", id="large-skew-behind-warns"),
     ],
 )
-def test_clock_line(hub: responses.RequestsMock, offset: float, expected: str | None) -> None:
-    serve_hub_clock(hub, offset)
+def test_clock_line(emulated_hub: EmulatedHub, offset: float, expected: str | None) -> None:
+    serve_hub_clock(emulated_hub, offset)
     result = run("--dry-run")
     assert result.exit_code == 0, result.stderr
     assert "differs by" not in result.stderr

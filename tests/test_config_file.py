@@ -7,11 +7,12 @@ from pathlib import Path
 
 import click
 import pytest
-import responses
 
 from idle_cull.cli import cli
-from idle_cull.config_file import declared_default, defaults_from, file_options, read_config_file
-from tests.fakehub import URL, run, serve_users, server_json, user_json
+from idle_cull.config_file import defaults_from, file_options, read_config_file
+from idle_cull.options import OPTIONS
+from tests.support.cli import run
+from tests.support.emulated_hub import URL, EmulatedHub, server_json, user_json
 
 
 @pytest.fixture
@@ -36,9 +37,9 @@ def _settings_line(stderr: str) -> str:
     ],
 )
 def test_precedence(
-    hub: responses.RequestsMock, config: Path, sources: dict[str, str], effective: str
+    emulated_hub: EmulatedHub, config: Path, sources: dict[str, str], effective: str
 ) -> None:
-    serve_users(hub, "ready", [])
+    emulated_hub.serve_users("ready", [])
     config.write_text(f"timeout = {sources['file']}\n" if "file" in sources else "")
     args = ["--dry-run", f"--config={config}"]
     if "cli" in sources:
@@ -48,8 +49,8 @@ def test_precedence(
     assert f" timeout={effective} " in _settings_line(result.stderr)
 
 
-def test_jupyterhub_variables_beat_the_file_too(hub: responses.RequestsMock, config: Path) -> None:
-    serve_users(hub, "ready", [])
+def test_jupyterhub_variables_beat_the_file_too(emulated_hub: EmulatedHub, config: Path) -> None:
+    emulated_hub.serve_users("ready", [])
     config.write_text('url = "http://elsewhere.test:8081/hub/api"\nrequest-timeout = 5\n')
     result = run("--dry-run", f"--config={config}", env={"JUPYTERHUB_REQUEST_TIMEOUT": "7"})
     assert result.exit_code == 0, result.stderr
@@ -58,9 +59,8 @@ def test_jupyterhub_variables_beat_the_file_too(hub: responses.RequestsMock, con
     assert "request_timeout=7.0" in line
 
 
-def test_rules_as_lists_and_tables(hub: responses.RequestsMock, config: Path) -> None:
-    serve_users(
-        hub,
+def test_rules_as_lists_and_tables(emulated_hub: EmulatedHub, config: Path) -> None:
+    emulated_hub.serve_users(
         "ready",
         [
             user_json("alice", servers=[server_json(idle=7200)]),
@@ -85,9 +85,9 @@ def test_rules_as_lists_and_tables(hub: responses.RequestsMock, config: Path) ->
     assert stops == ["carol"]
 
 
-def test_environment_sets_repeatable_options(hub: responses.RequestsMock) -> None:
-    serve_users(hub, "ready", [])
-    serve_users(hub, "inactive", [])
+def test_environment_sets_repeatable_options(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.serve_users("ready", [])
+    emulated_hub.serve_users("inactive", [])
     result = run("--dry-run", env={"IDLE_CULL_EXCLUDE_USER": "alice bob", "IDLE_CULL_CULL_USERS": "true"})
     assert result.exit_code == 0, result.stderr
     assert "exclude_users=alice,bob " in _settings_line(result.stderr)
@@ -144,32 +144,28 @@ def test_generate_config_lists_every_option_with_its_default(tmp_path: Path) -> 
     result = run("--generate-config")
     assert result.exit_code == 0, result.stderr
     text = result.output
-    options = file_options(cli)
-    for key, option in options.items():
-        assert f"\n# {key}: " in text, key
-        assert f"\n# {key} =" in text, key
-        assert f"IDLE_CULL_{(option.name or '').upper()}" in text
+    for option in OPTIONS:
+        assert f"\n# {option.name}: " in text, option.name
+        assert f"\n# {option.name} =" in text, option.name
+        assert f"# environment: {', '.join(option.envvars)}\n" in text
     # Uncommented, every line that shows a default loads back to exactly the defaults.
-    uncommented = [
-        line[2:].split("  #")[0]
-        for line in text.splitlines()
-        if re.match(r"# [a-z-]+ = \S", line)
-    ]
+    uncommented = [line[2:].split("  #")[0] for line in text.splitlines() if re.match(r"# [a-z-]+ = \S", line)]
     path = tmp_path / "all.toml"
     path.write_text("\n".join(uncommented) + "\n")
     kind, values = read_config_file(path)
     assert kind == "toml"
     defaults = defaults_from(click.Context(cli), values, str(path))
-    unset = {o.name for o in options.values() if declared_default(o) is None and not o.multiple}
-    assert set(defaults) == {o.name for o in options.values()} - unset
-    for key in values:
-        option = options[key]
-        expected = option.type_cast_value(click.Context(cli), declared_default(option))
-        assert defaults[option.name] == expected, key  # type: ignore[index]
+    unset = {o.dest for o in OPTIONS if o.default is None and not o.multiple}
+    assert set(defaults) == {o.dest for o in OPTIONS} - unset
+    params = file_options(cli)
+    for option in OPTIONS:
+        if option.dest in defaults:
+            expected = params[option.name].type_cast_value(click.Context(cli), option.default)
+            assert defaults[option.dest] == expected, option.name
 
 
-def test_generated_config_runs_unchanged(hub: responses.RequestsMock, tmp_path: Path) -> None:
-    serve_users(hub, "ready", [])
+def test_generated_config_runs_unchanged(emulated_hub: EmulatedHub, tmp_path: Path) -> None:
+    emulated_hub.serve_users("ready", [])
     path = tmp_path / "idle-cull.toml"
     path.write_text(run("--generate-config").output)
     result = run("--dry-run", f"--config={path}")

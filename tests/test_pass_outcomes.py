@@ -16,7 +16,8 @@ from idle_cull.config import RetryPolicy
 from idle_cull.errors import HubUnavailable
 from idle_cull.hub import HubClient
 from idle_cull.preflight import managed_service_refusal
-from tests.fakehub import TOKEN, URL, run, serve_users, server_json, user_json
+from tests.support.cli import run
+from tests.support.emulated_hub import TOKEN, URL, EmulatedHub, server_json, user_json
 
 
 def _summaries(stderr: str) -> list[str]:
@@ -56,11 +57,11 @@ def test_usage_error_text_report(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("report", ["json", "text"])
 def test_hub_errors_end_with_a_summary_and_say_nothing_culled_once(
-    hub: responses.RequestsMock, report: str
+    emulated_hub: EmulatedHub, report: str
 ) -> None:
     record = user_json("x", servers=[server_json(idle=9000)])
     del record["last_activity"]  # hidden by a missing scope: the pass must not act
-    serve_users(hub, "ready", [record])
+    emulated_hub.serve_users("ready", [record])
     result = run("--timeout=60", f"--report={report}")
     assert result.exit_code == 3
     assert result.stderr.count("nothing was culled") == 1, result.stderr
@@ -69,16 +70,16 @@ def test_hub_errors_end_with_a_summary_and_say_nothing_culled_once(
     assert result.stdout.strip()
 
 
-def test_unreachable_hub_says_nothing_culled_once(hub: responses.RequestsMock) -> None:
-    hub.get(f"{URL}/users", status=401, json={"status": 401, "message": "Unauthorized"})
+def test_unreachable_hub_says_nothing_culled_once(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.get(f"{URL}/users", status=401, json={"status": 401, "message": "Unauthorized"})
     result = run("--timeout=60")
     assert result.exit_code == 3
     assert result.stderr.count("nothing was culled") == 1
     assert "exit=3" in _summaries(result.stderr)[0]
 
 
-def test_deadline_during_the_probe_exits_1(hub: responses.RequestsMock) -> None:
-    hub.replace(responses.GET, f"{URL}/", status=503)
+def test_deadline_during_the_probe_exits_1(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.replace(responses.GET, f"{URL}/", status=503)
     result = run("--deadline=0.3", "--report=json")
     assert result.exit_code == 1, result.stderr
     assert "the hub answered HTTP 503" in result.stderr
@@ -88,8 +89,8 @@ def test_deadline_during_the_probe_exits_1(hub: responses.RequestsMock) -> None:
 
 
 @pytest.mark.parametrize(("attempts", "said"), [(1, "HTTP 503 once;"), (2, "HTTP 503 2 times;")])
-def test_attempts_are_counted_in_words(hub: responses.RequestsMock, attempts: int, said: str) -> None:
-    hub.replace(responses.GET, f"{URL}/", status=503)
+def test_attempts_are_counted_in_words(emulated_hub: EmulatedHub, attempts: int, said: str) -> None:
+    emulated_hub.replace(responses.GET, f"{URL}/", status=503)
     client = HubClient(URL, TOKEN, retry=RetryPolicy(attempts=attempts, initial_wait=0), sleep=lambda _s: None)
     with pytest.raises(HubUnavailable, match=said):
         client.hub_version()
@@ -113,8 +114,8 @@ def test_managed_service_detection(environ: dict[str, str], refused: bool) -> No
         assert "systemd timer, cron or a Kubernetes CronJob" in refusal
 
 
-def test_managed_service_can_be_allowed_for_a_looping_wrapper(hub: responses.RequestsMock) -> None:
-    serve_users(hub, "ready", [])
+def test_managed_service_can_be_allowed_for_a_looping_wrapper(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.serve_users("ready", [])
     managed = {"JUPYTERHUB_SERVICE_NAME": "idle-culler", "JUPYTERHUB_CLIENT_ID": "service-idle-culler"}
     assert run("--dry-run", env=managed).exit_code == 2
     result = run("--dry-run", "--allow-managed-service", env=managed)

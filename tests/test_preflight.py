@@ -10,7 +10,8 @@ import responses
 
 from idle_cull.policy import CullLimits
 from idle_cull.preflight import missing_scopes, needed_scopes, role_snippet
-from tests.fakehub import URL, run, serve_users, server_json, user_json
+from tests.support.cli import run
+from tests.support.emulated_hub import SERVICE_NAME, URL, EmulatedHub, server_json, user_json
 
 BASIC = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 
@@ -52,64 +53,59 @@ def test_role_snippet_is_python_and_grants_everything() -> None:
     assert set(role["scopes"]) == {need.scope for need in needs}
 
 
-def _owner(hub: responses.RequestsMock, scopes: list[str] | None) -> None:
-    body: dict[str, object] = {"kind": "service", "name": "idle-culler"}
-    if scopes is not None:
-        body["scopes"] = scopes
-    hub.replace(responses.GET, f"{URL}/user", json=body)
+def _owner(emulated_hub: EmulatedHub, scopes: list[str] | None) -> None:
+    emulated_hub.token_scopes = scopes
 
 
-def _listed(hub: responses.RequestsMock) -> bool:
-    return any("/users?" in (call.request.url or "") for call in hub.calls)
+def _listed(emulated_hub: EmulatedHub) -> bool:
+    return any("/users?" in (call.request.url or "") for call in emulated_hub.calls)
 
 
 @pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "real"])
-def test_missing_delete_servers_exits_3_before_listing(hub: responses.RequestsMock, dry_run: bool) -> None:
-    _owner(hub, ["list:users", "read:users:activity", "read:servers", "read:users:name"])
-    serve_users(hub, "ready", [user_json("ada", servers=[server_json(idle=7200)])])
+def test_missing_delete_servers_exits_3_before_listing(emulated_hub: EmulatedHub, dry_run: bool) -> None:
+    _owner(emulated_hub, ["list:users", "read:users:activity", "read:servers", "read:users:name"])
+    emulated_hub.serve_users("ready", [user_json("ada", servers=[server_json(idle=7200)])])
     result = run(*(["--dry-run"] if dry_run else []), "--cull-users", "--report=json")
     assert result.exit_code == 3, result.stderr
     assert "the token lacks what this configuration needs: delete:servers (to stop servers)" in result.stderr
     assert "delete:users (to delete users (--cull-users); admin:users includes it)" in result.stderr
     assert "read:users (to read admin and created (--cull-users); admin:users includes it)" in result.stderr
-    assert '"services": ["idle-culler"]' in result.stderr
+    assert f'"services": ["{SERVICE_NAME}"]' in result.stderr
     assert result.stderr.count("nothing was culled") == 1
-    assert not _listed(hub)
+    assert not _listed(emulated_hub)
     assert json.loads(result.stdout)["exit_status"] == 3
 
 
-def test_hub_without_scopes_in_its_answer_is_not_checked(hub: responses.RequestsMock) -> None:
-    _owner(hub, None)
-    serve_users(hub, "ready", [])
+def test_hub_without_scopes_in_its_answer_is_not_checked(emulated_hub: EmulatedHub) -> None:
+    _owner(emulated_hub, None)
+    emulated_hub.serve_users("ready", [])
     result = run("--dry-run")
     assert result.exit_code == 0, result.stderr
     assert "does not report the token's scopes" in result.stderr
 
 
-def test_every_scope_present_is_logged(hub: responses.RequestsMock) -> None:
-    serve_users(hub, "ready", [])
+def test_every_scope_present_is_logged(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.serve_users("ready", [])
     result = run("--dry-run")
     assert result.exit_code == 0, result.stderr
     assert "the token has the scopes this pass needs: list:users, read:users:activity, read:servers, delete:servers" in result.stderr
 
 
-def test_a_group_the_hub_does_not_have_exits_2_before_listing(
-    hub: responses.RequestsMock, missing_groups: set[str]
-) -> None:
-    missing_groups.add("instructor")
-    serve_users(hub, "ready", [user_json("ada", servers=[server_json(idle=7200)])])
+def test_a_group_the_hub_does_not_have_exits_2_before_listing(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.missing_groups.add("instructor")
+    emulated_hub.serve_users("ready", [user_json("ada", servers=[server_json(idle=7200)])])
     result = run("--dry-run", "--exclude-group=instructor", "--group-timeout=staff=2h", "--report=json")
     assert result.exit_code == 2, result.stderr
     assert "the hub has no such group: --exclude-group 'instructor'; check the spelling" in result.stderr
     assert "'staff'" not in result.stderr.split("no such group")[1]
-    assert not _listed(hub)
+    assert not _listed(emulated_hub)
     assert json.loads(result.stdout)["exit_status"] == 2
     assert "exit=2" in result.stderr
 
 
-def test_groups_unchecked_without_read_groups_is_a_warning(hub: responses.RequestsMock) -> None:
-    _owner(hub, [*BASIC, "read:users:groups"])
-    serve_users(hub, "ready", [])
+def test_groups_unchecked_without_read_groups_is_a_warning(emulated_hub: EmulatedHub) -> None:
+    _owner(emulated_hub, [*BASIC, "read:users:groups"])
+    emulated_hub.serve_users("ready", [])
     result = run("--dry-run", "--exclude-group=instructors", "--report=json")
     assert result.exit_code == 0, result.stderr
     warning = "cannot check that the group(s) 'instructors' exist: the token may not read groups; grant read:groups:name"
@@ -117,9 +113,8 @@ def test_groups_unchecked_without_read_groups_is_a_warning(hub: responses.Reques
     assert any(warning in w for w in json.loads(result.stdout)["warnings"])
 
 
-def test_rules_that_named_nobody_are_warned_about_in_log_and_report(hub: responses.RequestsMock) -> None:
-    serve_users(
-        hub,
+def test_rules_that_named_nobody_are_warned_about_in_log_and_report(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.serve_users(
         "ready",
         [
             user_json("alice", servers=[server_json(idle=60, user_options={"profile": "cpu"})]),
@@ -143,23 +138,24 @@ def test_rules_that_named_nobody_are_warned_about_in_log_and_report(hub: respons
         assert f"WARNING {warning}" in result.stderr
 
 
-def test_a_rule_that_lost_to_a_stronger_one_still_matched(hub: responses.RequestsMock) -> None:
+def test_a_rule_that_lost_to_a_stronger_one_still_matched(emulated_hub: EmulatedHub) -> None:
     # The profile limit beats the server-name limit; the server rule matched all the same.
-    serve_users(hub, "ready", [user_json("bob", servers=[server_json("gpu-1", idle=60, user_options={"profile": "gpu"})])])
+    emulated_hub.serve_users("ready", [user_json("bob", servers=[server_json("gpu-1", idle=60, user_options={"profile": "gpu"})])])
     result = run("--dry-run", "--report=json", "--profile-timeout=gpu=1h", "--server-timeout=gpu-*=2h")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["warnings"] == []
 
 
-def test_warnings_in_the_text_report(hub: responses.RequestsMock) -> None:
-    serve_users(hub, "ready", [])
+def test_warnings_in_the_text_report(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.serve_users("ready", [])
     result = run("--dry-run", "--report=text", "--exclude-user=nobody")
     assert "WARNING: --exclude-user 'nobody' matched no listed user" in result.stdout
 
 
-def test_unknown_token_is_named_as_such(hub: responses.RequestsMock) -> None:
+def test_unknown_token_is_named_as_such(emulated_hub: EmulatedHub) -> None:
     # JupyterHub answers 403 "Forbidden" to GET /user for a token it does not know.
-    hub.replace(responses.GET, f"{URL}/user", status=403, json={"status": 403, "message": "Forbidden"})
+    emulated_hub.remove(responses.GET, f"{URL}/user")
+    emulated_hub.get(f"{URL}/user", status=403, json={"status": 403, "message": "Forbidden"})
     result = run("--dry-run")
     assert result.exit_code == 3
     assert "the hub does not accept the API token (403 on GET /user" in result.stderr

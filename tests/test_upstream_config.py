@@ -13,7 +13,7 @@ from idle_cull.cli import cli
 from idle_cull.config_file import defaults_from, read_config_file
 from idle_cull.errors import ConfigError
 from idle_cull.upstream_config import UPSTREAM_SETTINGS, read_upstream_config
-from tests.fakehub import TOKEN, URL, serve_users, server_json, user_json
+from tests.support.emulated_hub import TOKEN, URL, EmulatedHub, server_json, user_json
 
 # Every configurable trait of jupyterhub-idle-culler 2.0.0's IdleCuller, read from the
 # installed package's class (its own traits and the ones traitlets' Application adds).
@@ -121,9 +121,9 @@ def test_later_assignment_wins_as_when_upstream_runs_the_file() -> None:
     assert read_upstream_config(text, "f.py") == {"timeout": 3600}
 
 
-def _idle_hub(hub: responses.RequestsMock) -> None:
+def _idle_hub(emulated_hub: EmulatedHub) -> None:
     """One user idle for 2 hours: kept with timeout=36000, stopped with the default 600."""
-    serve_users(hub, "ready", [user_json("ada", servers=[server_json(idle=7200)])])
+    emulated_hub.serve_users("ready", [user_json("ada", servers=[server_json(idle=7200)])])
 
 
 @pytest.fixture
@@ -141,8 +141,8 @@ def _run(*args: str) -> tuple[int, str]:
 
 
 @pytest.mark.usefixtures("upstream_workdir")
-def test_implicit_default_file_is_read_and_logged(hub: responses.RequestsMock) -> None:
-    _idle_hub(hub)
+def test_implicit_default_file_is_read_and_logged(emulated_hub: EmulatedHub) -> None:
+    _idle_hub(emulated_hub)
     status, stderr = _run("--dry-run")
     assert status == 0, stderr
     assert "timeout=36000" in stderr
@@ -151,9 +151,9 @@ def test_implicit_default_file_is_read_and_logged(hub: responses.RequestsMock) -
 
 
 def test_explicit_config_replaces_the_implicit_file(
-    hub: responses.RequestsMock, upstream_workdir: Path
+    emulated_hub: EmulatedHub, upstream_workdir: Path
 ) -> None:
-    _idle_hub(hub)
+    _idle_hub(emulated_hub)
     mine = upstream_workdir / "mine.toml"
     mine.write_text("timeout = 1200\n")
     status, stderr = _run("--dry-run", f"--config={mine}")
@@ -163,8 +163,8 @@ def test_explicit_config_replaces_the_implicit_file(
 
 
 @pytest.mark.usefixtures("upstream_workdir")
-def test_command_line_beats_the_upstream_file(hub: responses.RequestsMock) -> None:
-    _idle_hub(hub)
+def test_command_line_beats_the_upstream_file(emulated_hub: EmulatedHub) -> None:
+    _idle_hub(emulated_hub)
     status, stderr = _run("--dry-run", "--timeout=60")
     assert status == 0, stderr
     assert "timeout=60.0" in stderr

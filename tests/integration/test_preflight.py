@@ -3,69 +3,53 @@ checked before anything is listed or acted on, dry runs included."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 
 import pytest
 
-from tests.realhub import RealHub
-
-IDLE = 3
-PAST_IDLE = IDLE + 1.5
-
-
-def cull(hub: RealHub, *args: str, token: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "IDLE_CULL_"))}
-    env["JUPYTERHUB_API_URL"] = hub.api_url
-    env["JUPYTERHUB_API_TOKEN"] = token
-    result = subprocess.run(
-        [sys.executable, "-m", "idle_cull", *args], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert token not in result.stdout + result.stderr
-    return result
+from tests.support.cli import IDLE, PAST_IDLE, cull
+from tests.support.realhub import RealHub
 
 
 @pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "real"])
-def test_token_without_delete_servers_exits_3_before_listing(hub: RealHub, dry_run: bool) -> None:
-    hub.create_users(["victim"])
-    hub.start_server("victim")
+def test_token_without_delete_servers_exits_3_before_listing(real_hub: RealHub, dry_run: bool) -> None:
+    real_hub.create_users(["victim"])
+    real_hub.start_server("victim")
     time.sleep(PAST_IDLE)
     args = [f"--timeout={IDLE}", "--log-level=debug", *(["--dry-run"] if dry_run else [])]
-    result = cull(hub, *args, token=hub.readonly_token)
+    result = cull(real_hub, *args, token=real_hub.readonly_token)
     assert result.returncode == 3, result.stderr
     assert "the token lacks what this configuration needs: delete:servers (to stop servers)" in result.stderr
     assert '"services": ["idle-cull-readonly"]' in result.stderr
     assert "listed 0 user records" not in result.stderr  # refused before listing
     assert "users_listed=0" in result.stderr
     assert "exit=3" in result.stderr
-    assert hub.user("victim")["servers"].keys() == {""}  # type: ignore[index]
+    assert real_hub.user("victim")["servers"].keys() == {""}  # type: ignore[index]
 
 
-def test_the_documented_role_passes_preflight(hub: RealHub) -> None:
-    result = cull(hub, f"--timeout={IDLE}", "--dry-run", "--cull-users", token=hub.culler_token)
+def test_the_documented_role_passes_preflight(real_hub: RealHub) -> None:
+    result = cull(real_hub, f"--timeout={IDLE}", "--dry-run", "--cull-users", token=real_hub.culler_token)
     assert result.returncode == 0, result.stderr
     assert "the token has the scopes this pass needs" in result.stderr
 
 
-def test_a_group_the_hub_does_not_have_exits_2(hub: RealHub) -> None:
-    hub.create_users(["teacher", "student"])
-    hub.add_to_group("instructors", ["teacher"])
-    hub.start_server("teacher")
+def test_a_group_the_hub_does_not_have_exits_2(real_hub: RealHub) -> None:
+    real_hub.create_users(["teacher", "student"])
+    real_hub.add_to_group("instructors", ["teacher"])
+    real_hub.start_server("teacher")
     time.sleep(PAST_IDLE)
-    result = cull(hub, f"--timeout={IDLE}", "--exclude-group=instructor", token=hub.culler_token)
+    result = cull(real_hub, f"--timeout={IDLE}", "--exclude-group=instructor", token=real_hub.culler_token)
     assert result.returncode == 2, result.stderr
     assert "the hub has no such group: --exclude-group 'instructor'" in result.stderr
-    assert hub.user("teacher")["servers"].keys() == {""}  # type: ignore[index]
+    assert real_hub.user("teacher")["servers"].keys() == {""}  # type: ignore[index]
     # Spelt right, the group exists and protects its member.
-    result = cull(hub, f"--timeout={IDLE}", "--exclude-group=instructors", token=hub.culler_token)
+    result = cull(real_hub, f"--timeout={IDLE}", "--exclude-group=instructors", token=real_hub.culler_token)
     assert result.returncode == 0, result.stderr
-    assert hub.user("teacher")["servers"].keys() == {""}  # type: ignore[index]
+    assert real_hub.user("teacher")["servers"].keys() == {""}  # type: ignore[index]
 
 
-def test_group_rules_without_read_users_groups_exit_3(hub: RealHub) -> None:
-    result = cull(hub, f"--timeout={IDLE}", "--dry-run", "--exclude-group=instructors", token=hub.servers_only_token)
+def test_group_rules_without_read_users_groups_exit_3(real_hub: RealHub) -> None:
+    result = cull(real_hub, f"--timeout={IDLE}", "--dry-run", "--exclude-group=instructors", token=real_hub.servers_only_token)
     # servers-only cannot read users' groups: that scope is missing, named, exit 3.
     assert result.returncode == 3, result.stderr
     assert "read:users:groups (to read users' groups" in result.stderr
