@@ -7,7 +7,11 @@ import re
 
 from idle_cull.errors import ConfigError
 
-__all__ = ["format_duration", "parse_duration"]
+__all__ = ["SKEW_WORTH_MENTIONING", "format_duration", "parse_duration", "skew_phrase"]
+
+# The Date header has one-second resolution and is truncated, so a measured skew below
+# two seconds can be nothing but that rounding.
+SKEW_WORTH_MENTIONING = 2.0
 
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _FORMAT_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
@@ -60,3 +64,15 @@ def format_duration(seconds: float) -> str:
             smaller, smaller_size = _FORMAT_UNITS[index + 1]
             return f"{count}{unit}" + (f"{rest // smaller_size}{smaller}" if rest else "")
     raise AssertionError("unreachable: durations of a minute or more have a unit")
+
+
+def skew_phrase(skew: float | None) -> str | None:
+    """``this machine's clock is 5s behind the hub's``, or ``None`` when not meaningful.
+
+    ``skew`` is the hub's clock minus this machine's, so positive means ours is behind;
+    below ``SKEW_WORTH_MENTIONING`` it is the Date header's rounding, not a skew.
+    """
+    if skew is None or abs(skew) < SKEW_WORTH_MENTIONING:
+        return None
+    direction = "behind" if skew > 0 else "ahead of"
+    return f"this machine's clock is {format_duration(abs(skew))} {direction} the hub's"

@@ -258,7 +258,6 @@ OPTIONS: tuple[Option, ...] = (
         default=0,
         help="Users per page when listing; 0 uses the hub's default page size.",
         setting="api_page_size",
-        shown=lambda size: size or "hub default",
     ),
     Option(
         "ssl-enabled",

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from idle_cull import __version__
-from idle_cull.durations import format_duration
+from idle_cull.durations import format_duration, skew_phrase
 from idle_cull.models import Outcome, as_utc
 from idle_cull.policy import ServerDecision
 from idle_cull.report import KEPT, Entry, ExitStatus, Report, Upcoming, reading_rank, result_counts
@@ -193,9 +193,10 @@ def _text_header(report: Report) -> list[str]:
 def _clock_text(report: Report) -> str:
     if report.clock != "hub":
         return "idleness measured on this machine's clock"
-    if report.skew_seconds is None:
+    phrase = skew_phrase(report.skew_seconds)
+    if phrase is None:
         return "idleness measured on the hub's clock"
-    return f"idleness measured on the hub's clock (hub minus local: {report.skew_seconds:+.1f}s)"
+    return f"idleness measured on the hub's clock ({phrase})"
 
 
 def _text_entries(

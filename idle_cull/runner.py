@@ -25,7 +25,7 @@ from itertools import islice
 from typing import Any, Protocol, TypeVar
 
 from idle_cull.config import Settings
-from idle_cull.durations import format_duration
+from idle_cull.durations import format_duration, skew_phrase
 from idle_cull.errors import HubAuthError, HubError, PassInterrupted
 from idle_cull.hub import ActionResult, parse_version
 from idle_cull.models import SCOPED_FIELDS, Outcome, RecordError, User
@@ -90,9 +90,6 @@ class Hub(Protocol):
 # A deletion goes ahead only when every server it depends on has really stopped.
 _STOPPED = (Outcome.STOPPED, Outcome.GONE)
 SKEW_WORTH_A_WARNING = 60.0
-# The Date header has one-second resolution and is truncated, so a measured skew below
-# two seconds can be nothing but that rounding.
-SKEW_WORTH_MENTIONING = 2.0
 
 
 def utc_now() -> datetime:
@@ -309,17 +306,12 @@ def _choose_clock(settings: Settings, client: Hub, local: Clock, report: Report)
         return local
     skew = (hub_now - local()).total_seconds()
     report.skew_seconds = skew
-    if abs(skew) < SKEW_WORTH_MENTIONING:
+    phrase = skew_phrase(skew)
+    if phrase is None:
         log.info("measuring idleness on the hub's clock")
-        return lambda: client.hub_now() or local()
-    # skew is the hub's clock minus ours: positive means this machine's clock is behind.
-    direction = "behind" if skew > 0 else "ahead of"
-    log.log(
-        logging.WARNING if abs(skew) > SKEW_WORTH_A_WARNING else logging.INFO,
-        "this machine's clock is %s %s the hub's; idleness is measured on the hub's clock",
-        format_duration(abs(skew)),
-        direction,
-    )
+    else:
+        level = logging.WARNING if abs(skew) > SKEW_WORTH_A_WARNING else logging.INFO
+        log.log(level, "%s; idleness is measured on the hub's clock", phrase)
     return lambda: client.hub_now() or local()
 
 

@@ -137,6 +137,9 @@ def test_settings_line_has_every_field_option_and_never_the_token() -> None:
     assert list(described) == [o.setting.rpartition(".")[2] for o in OPTIONS if o.setting] + ["ssl"]
     assert described["exclude_users"] == "a*"
     assert described["group_timeouts"] == "gpu=7200"
-    assert described["api_page_size"] == "hub default"
+    assert described["api_page_size"] == 0  # the hub's default, as a value: key=value parses
+    line = " ".join(f"{k}={v}" for k, v in described.items() if v is not None)
+    pairs = [pair.partition("=") for pair in line.split(" ")]
+    assert all(sep and key.isidentifier() for key, sep, _ in pairs), line
     assert described["ssl"] is False
     assert TOKEN not in str(described)
