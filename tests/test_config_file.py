@@ -171,3 +171,22 @@ def test_generated_config_runs_unchanged(emulated_hub: EmulatedHub, tmp_path: Pa
     result = run("--dry-run", f"--config={path}")
     assert result.exit_code == 0, result.stderr
     assert f"read 0 settings from {path} (idle-cull TOML)" in result.stderr
+
+
+def test_config_path_must_be_a_small_regular_utf8_file(tmp_path: Path) -> None:
+    big = tmp_path / "big.toml"
+    big.write_text("# padding\n" * 200_000)
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes(b"exclude-user = ['j\xe9r\xf4me']\n")
+    for path, message in ((Path("/dev/null"), "is not a regular file"), (big, "is larger than"), (latin, "cannot read config file")):
+        result = run(f"--config={path}")
+        assert result.exit_code == 2, path
+        assert message in result.stderr
+
+
+def test_a_whole_float_is_an_integer(emulated_hub: EmulatedHub, config: Path) -> None:
+    emulated_hub.serve_users("ready", [])
+    config.write_text("concurrency = 4.0\n")
+    result = run("--dry-run", f"--config={config}")
+    assert result.exit_code == 0, result.stderr
+    assert " concurrency=4 " in _settings_line(result.stderr)

@@ -4,14 +4,17 @@ that named nobody are warned about."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import responses
 
+from idle_cull.errors import HubProtocolError
+from idle_cull.hub import HubClient
 from idle_cull.policy import CullLimits
 from idle_cull.preflight import missing_scopes, needed_scopes, role_snippet
 from tests.support.cli import run
-from tests.support.emulated_hub import SERVICE_NAME, URL, EmulatedHub, server_json, user_json
+from tests.support.emulated_hub import SERVICE_NAME, TOKEN, URL, EmulatedHub, server_json, user_json
 
 BASIC = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 
@@ -159,3 +162,33 @@ def test_unknown_token_is_named_as_such(emulated_hub: EmulatedHub) -> None:
     result = run("--dry-run")
     assert result.exit_code == 3
     assert "the hub does not accept the API token (403 on GET /user" in result.stderr
+
+
+def test_groups_the_token_may_not_read_are_a_warning(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.remove(responses.GET, re.compile(rf"{re.escape(URL)}/groups/[^/]+$"))
+    emulated_hub.get(f"{URL}/groups/staff", status=403, json={"status": 403, "message": "Action is not authorized with current scopes; requires any of [read:groups]"})
+    emulated_hub.serve_users("ready", [])
+    result = run("--dry-run", "--exclude-group=staff", "--report=json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["warnings"] == [
+        "cannot check that the group(s) 'staff' exist: the token may not read groups; grant read:groups:name so that a misspelt group stops the pass"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("answer", "outcome"),
+    [
+        pytest.param({"status": 404}, None, id="no-such-endpoint"),
+        pytest.param({"json": ["not", "a", "model"]}, HubProtocolError, id="not-an-object"),
+        pytest.param({"json": {"kind": "service", "name": "x", "scopes": []}}, {"kind": "service", "name": "x", "scopes": []}, id="a-model"),
+    ],
+)
+def test_token_owner_answers(answer: dict[str, object], outcome: object) -> None:
+    with responses.RequestsMock() as mock:
+        mock.get(f"{URL}/user", **answer)  # type: ignore[arg-type]
+        client = HubClient(URL, TOKEN)
+        if isinstance(outcome, type):
+            with pytest.raises(outcome):
+                client.token_owner()
+        else:
+            assert client.token_owner() == outcome
