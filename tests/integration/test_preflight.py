@@ -3,12 +3,13 @@ checked before anything is listed or acted on, dry runs included."""
 
 from __future__ import annotations
 
+import sys
 import time
 
 import pytest
 
 from tests.support.cli import IDLE, PAST_IDLE, cull
-from tests.support.realhub import RealHub
+from tests.support.realhub import LOG_FILE, RealHub, wait_for
 
 
 @pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "real"])
@@ -53,3 +54,17 @@ def test_group_rules_without_read_users_groups_exit_3(real_hub: RealHub) -> None
     # servers-only cannot read users' groups: that scope is missing, named, exit 3.
     assert result.returncode == 3, result.stderr
     assert "read:users:groups (to read users' groups" in result.stderr
+
+
+def test_run_as_a_hub_managed_service_it_refuses_and_says_why() -> None:
+    """Upstream's setup: the culler in c.JupyterHub.services with a command. The hub starts
+    it with the environment it gives its services; idle-cull refuses, pointing to a
+    scheduler, before sending anything."""
+    command = [sys.executable, "-m", "idle_cull", "--dry-run"]
+    with RealHub.start(managed_service=command) as hub:
+        refusal = "idle-cull was started by JupyterHub as the managed service 'idle-cull-managed'"
+        wait_for(lambda: refusal in (hub.workdir / LOG_FILE).read_text(errors="replace"), "the refusal in the hub's log")
+        log = (hub.workdir / LOG_FILE).read_text(errors="replace")
+    assert "systemd timer, cron or a Kubernetes CronJob" in log
+    assert "summary: DRY RUN, nothing was changed: users_listed=0" in log
+    assert "exit=2" in log

@@ -274,6 +274,12 @@ c.JupyterHub.load_roles = [
     {"name": name, "scopes": scopes, "services": [name]}
     for name, (_token_var, scopes) in SERVICE_SCOPES.items()
 ]
+# A hub-managed service (RealHub.start(managed_service=[...])): the hub runs that command
+# with the environment it gives the services it launches, as upstream's culler was run.
+if os.environ.get("IDLE_CULL_MANAGED_SERVICE"):
+    c.JupyterHub.services.append(
+        {"name": "idle-cull-managed", "command": json.loads(os.environ["IDLE_CULL_MANAGED_SERVICE"])}
+    )
 # Only an entity with the admin flag may grant admin ("Only admins can grant admin
 # permissions", apihandlers/users.py), and only the built-in admin role sets that flag for a
 # service, so the setup service also holds it (it then has every scope: fine for test setup).
