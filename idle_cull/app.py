@@ -156,7 +156,11 @@ def execute(settings: Settings, progress: Progress | None = None) -> ExitStatus:
         with exclusive_lock(settings.lock_file) if settings.lock_file else nullcontext():
             return run_and_report(settings, progress or Progress(sys.stderr, enabled=False))
     except LockHeld as error:
-        return _fail(error)
+        # The summary still closes the log; the report and metrics are left to the pass
+        # that holds the lock, which is still running and will write its own.
+        status = _fail(error)
+        log.info("%s", unfinished_report(settings, utc_now(), error).summary_line(status))
+        return status
     except ConfigError as error:  # an unusable lock file, or a group the hub does not have
         status = _fail(error)
         report = unfinished_report(settings, utc_now(), error)

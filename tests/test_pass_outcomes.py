@@ -6,6 +6,7 @@ is status 1 as everywhere else; a hub-managed service is refused.
 
 from __future__ import annotations
 
+import fcntl
 import json
 from pathlib import Path
 
@@ -120,3 +121,17 @@ def test_managed_service_can_be_allowed_for_a_looping_wrapper(emulated_hub: Emul
     assert run("--dry-run", env=managed).exit_code == 2
     result = run("--dry-run", "--allow-managed-service", env=managed)
     assert result.exit_code == 0, result.stderr
+
+
+def test_a_locked_out_run_ends_with_a_summary_but_leaves_the_report_to_the_lock_holder(
+    emulated_hub: EmulatedHub, tmp_path: Path
+) -> None:
+    lock, report_file = tmp_path / "idle-cull.lock", tmp_path / "report.json"
+    with lock.open("w") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = run(f"--lock-file={lock}", f"--report-file={report_file}", "--report=json")
+    assert result.exit_code == 75
+    assert "exit=75" in _summaries(result.stderr)[0]
+    assert result.stdout == ""
+    assert not report_file.exists()
+    assert len(emulated_hub.calls) == 0
