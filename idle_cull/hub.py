@@ -270,6 +270,18 @@ class HubClient:
         self._raise_for_status(answer, f"read group {name!r}", scope="read:groups:name")
         return True
 
+    def group_names(self) -> list[str] | None:
+        """Names of the hub's groups (its first page: up to ``api_page_max_limit``), for
+        suggesting the one a misspelt rule meant; ``None`` if the token may not list them."""
+        answer = self._request("GET", "/groups", what="list groups")
+        if answer.response.status_code == 403:
+            return None
+        body = self._json(answer, "the group list")
+        items = body.get("items") if isinstance(body, dict) else body
+        if not isinstance(items, list):
+            raise HubProtocolError("the group list (GET /groups) is not a JSON list")
+        return [g["name"] for g in items if isinstance(g, dict) and isinstance(g.get("name"), str)]
+
     # -- acting ----------------------------------------------------------------------
 
     def stop_server(self, user: str, server: str, *, remove: bool = False) -> ActionResult:

@@ -7,8 +7,9 @@ or acted on, so that a dry run predicts its real run.
 
 from __future__ import annotations
 
+import difflib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -164,11 +165,13 @@ def unmatched_rules(limits: CullLimits, matched: set[tuple[str, str]]) -> list[s
 
 
 class PreflightClient(Protocol):
-    """The two questions preflight asks the hub (``HubClient`` answers them)."""
+    """The questions preflight asks the hub (``HubClient`` answers them)."""
 
     def token_owner(self) -> dict[str, Any] | None: ...
 
     def group_exists(self, name: str) -> bool | None: ...
+
+    def group_names(self) -> list[str] | None: ...
 
 
 def check_before_listing(client: PreflightClient, limits: CullLimits, report: Report) -> None:
@@ -219,15 +222,30 @@ def _check_groups(
         _warn(report, _cannot_check(unchecked))
         return
     exists = {group: client.group_exists(group) for group in sorted({g for _, g in named})}
-    unknown = [f"{option} {group!r}" for option, group in named if exists[group] is False]
+    unknown = [(option, group) for option, group in named if exists[group] is False]
     if unknown:
+        may_list = held is None or "list:groups" in held
+        suggest = _suggestions(client.group_names() if may_list else None)
+        named_wrong = ", ".join(f"{option} {group!r}{suggest(group)}" for option, group in unknown)
         raise ConfigError(
-            f"the hub has no such group: {', '.join(unknown)}; check the spelling (group "
-            "names are case-sensitive); nothing was sent that changes anything"
+            f"the hub has no such group: {named_wrong}; check the spelling (group names are "
+            "case-sensitive); nothing was sent that changes anything"
         )
     unchecked = [group for group, found in exists.items() if found is None]
     if unchecked:
         _warn(report, _cannot_check(unchecked))
+
+
+def _suggestions(names: list[str] | None) -> Callable[[str], str]:
+    """`` (did you mean 'instructors'?)`` for a misspelt group, when the hub's are known."""
+
+    def suggest(group: str) -> str:
+        near = difflib.get_close_matches(group, names or [], n=1)
+        if not near:
+            near = [name for name in names or [] if name.lower() == group.lower()][:1]
+        return f" (did you mean {near[0]!r}?)" if near else ""
+
+    return suggest
 
 
 def _cannot_check(groups: list[str]) -> str:

@@ -86,6 +86,8 @@ class Hub(Protocol):
 
     def group_exists(self, name: str) -> bool | None: ...
 
+    def group_names(self) -> list[str] | None: ...
+
 
 # A deletion goes ahead only when every server it depends on has really stopped.
 _STOPPED = (Outcome.STOPPED, Outcome.GONE)

@@ -192,3 +192,41 @@ def test_token_owner_answers(answer: dict[str, object], outcome: object) -> None
                 client.token_owner()
         else:
             assert client.token_owner() == outcome
+
+
+@pytest.mark.parametrize(
+    ("named", "listed", "suggestion"),
+    [
+        pytest.param("instructor", ["instructors", "students"], " (did you mean 'instructors'?)", id="near"),
+        pytest.param("STAFF", ["staff"], " (did you mean 'staff'?)", id="case"),
+        pytest.param("zzz", ["instructors"], "", id="nothing-near"),
+    ],
+)
+def test_a_missing_group_names_the_nearest_one_when_the_token_may_list_groups(
+    emulated_hub: EmulatedHub, named: str, listed: list[str], suggestion: str
+) -> None:
+    emulated_hub.missing_groups.add(named)
+    emulated_hub.group_list = listed
+    result = run("--dry-run", f"--exclude-group={named}")
+    assert result.exit_code == 2, result.stderr
+    assert f"the hub has no such group: --exclude-group {named!r}{suggestion}; check the spelling" in result.stderr
+
+
+def test_without_list_groups_no_suggestion_is_attempted(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.token_scopes = [s for s in emulated_hub.token_scopes or [] if s != "list:groups"]
+    emulated_hub.missing_groups.add("instructor")
+    result = run("--dry-run", "--exclude-group=instructor")
+    assert result.exit_code == 2
+    assert not any((c.request.url or "").endswith("/groups") for c in emulated_hub.calls)
+
+
+def test_group_list_answers() -> None:
+    with responses.RequestsMock() as mock:
+        client = HubClient(URL, TOKEN)
+        mock.get(f"{URL}/groups", json={"items": [{"name": "a"}, {"nom": "b"}, "c"]})
+        assert client.group_names() == ["a"]
+        mock.replace(responses.GET, f"{URL}/groups", status=403, json={"status": 403, "message": "requires list:groups"})
+        assert client.group_names() is None
+        mock.replace(responses.GET, f"{URL}/groups", json={"groups": 1})
+        with pytest.raises(HubProtocolError):
+            client.group_names()

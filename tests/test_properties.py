@@ -334,6 +334,9 @@ class FakeHub:
     def group_exists(self, name: str) -> bool | None:
         return True
 
+    def group_names(self) -> list[str] | None:
+        return None
+
     def user_page(self, state: str | None, offset: int, limit: int = 0) -> UserPage:
         """Everyone of ``state`` at once, as a hub before 2.0 answers (no pagination)."""
         wanted = [r for r in self.records.values() if bool(r["servers"]) == (state == "ready")]

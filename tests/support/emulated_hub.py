@@ -6,7 +6,8 @@ probe, ``GET /users`` paginated as JupyterHub does it (``offset``/``limit``/``to
 each listed user's record for the re-check, optionally the hub's clock in a ``Date``
 header, the stop and delete endpoints, ``GET /user`` with the token's scopes (from 2.0;
 every scope any configuration needs unless ``token_scopes`` says otherwise) and
-``GET /groups/{name}`` (every group exists except those in ``missing_groups``). Every request is recorded in ``calls``, and
+``GET /groups/{name}`` (every group exists except those in ``missing_groups``) and
+``GET /groups`` (listing ``group_list``). Every request is recorded in ``calls``, and
 unregistered URLs are refused, so nothing can reach the network. Tests register anything
 else (a failing answer, a slow stop) with the usual ``responses`` methods.
 
@@ -43,6 +44,7 @@ Answer = tuple[int, dict[str, str], str]
 ALL_SCOPES = (
     "list:users", "read:users", "read:users:name", "read:users:activity", "read:users:groups",
     "read:servers", "delete:servers", "delete:users", "read:groups", "read:groups:name",
+    "list:groups",
 )  # fmt: skip
 SERVICE_NAME = "idle-cull"
 
@@ -103,8 +105,10 @@ class EmulatedHub(responses.RequestsMock):
         self.listings: dict[str | None, Listing] = {}
         self.token_scopes: list[str] | None = list(ALL_SCOPES)  # None: the hub reports none
         self.missing_groups: set[str] = set()
+        self.group_list: list[str] = []  # what GET /groups lists (list:groups)
         self.get(f"{URL}/", json={"version": version})
         self.add_callback(responses.GET, f"{URL}/user", callback=self._answer_token_owner)
+        self.add_callback(responses.GET, f"{URL}/groups", callback=self._answer_group_list)
         self.add_callback(responses.GET, re.compile(rf"{re.escape(URL)}/groups/[^/]+$"), callback=self._answer_group)
 
     def set_clock(self, hub_now: datetime) -> None:
@@ -162,6 +166,10 @@ class EmulatedHub(responses.RequestsMock):
         if self.token_scopes is not None and not self.older_than((2, 0)):
             owner["scopes"] = self.token_scopes
         return 200, {"Content-Type": "application/json", **self.headers}, json_text(owner)
+
+    def _answer_group_list(self, _request: requests.PreparedRequest) -> Answer:
+        groups = [{"kind": "group", "name": name, "users": []} for name in self.group_list]
+        return 200, {"Content-Type": "application/json"}, json_text(groups)
 
     def _answer_group(self, request: requests.PreparedRequest) -> Answer:
         name = unquote(urlsplit(request.url or "").path.rsplit("/", 1)[1])
