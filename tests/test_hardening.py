@@ -157,8 +157,11 @@ def test_https_to_an_answering_plain_port_names_plain_http() -> None:
     """A plain server that answers the ClientHello with a 400 page: not TLS."""
     import http.server  # noqa: PLC0415
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
-    server.RequestHandlerClass.log_message = lambda *_args: None  # type: ignore[method-assign]
+    class Quiet(http.server.BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -540,12 +543,22 @@ def test_a_fifo_lock_file_is_refused(emulated_hub: EmulatedHub, tmp_path: Path) 
     assert "is a FIFO, not a regular file" in result.stderr
 
 
+def fifo_at(path: Path) -> Path:
+    os.mkfifo(path)
+    return path
+
+
+def written(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        pytest.param(lambda p: os.mkfifo(p) or p, "is a FIFO, not a regular file", id="fifo"),
+        pytest.param(fifo_at, "is a FIFO, not a regular file", id="fifo"),
         pytest.param(lambda p: Path("/dev/null"), "is a character device, not a regular file", id="device"),
-        pytest.param(lambda p: p.write_text("t" * 100_000) and p, "is larger than 16,384 bytes", id="huge"),
+        pytest.param(lambda p: written(p, "t" * 100_000), "is larger than 16,384 bytes", id="huge"),
     ],
 )
 def test_a_token_file_must_be_a_regular_file_of_sane_size(tmp_path: Path, make: Any, message: str) -> None:
@@ -640,13 +653,13 @@ def test_a_closed_fd_1(tmp_path: Path) -> None:
 def test_the_second_signal_exits_even_when_the_default_action_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
     """As PID 1 the kernel ignores a signal left at its default action: ``os.kill`` to
     ourselves does nothing there, so ``die_of`` must exit by itself, with 128 + 15."""
-    from idle_cull import app  # noqa: PLC0415
+    from idle_cull.app import die_of  # noqa: PLC0415
 
     sent: list[int] = []
-    monkeypatch.setattr(app.os, "kill", lambda _pid, signum: sent.append(signum))  # PID 1: ignored
-    monkeypatch.setattr(app.signal, "signal", lambda *_args: None)
+    monkeypatch.setattr(os, "kill", lambda _pid, signum: sent.append(signum))  # PID 1: ignored
+    monkeypatch.setattr(signal, "signal", lambda *_args: None)
     exits: list[int] = []
-    app.die_of(signal.SIGTERM, exit_now=exits.append)
+    die_of(signal.SIGTERM, exit_now=exits.append)
     assert sent == [signal.SIGTERM]
     assert exits == [143]
 
