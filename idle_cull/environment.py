@@ -9,23 +9,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from urllib.parse import urlsplit
 
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
 from idle_cull.errors import ConfigError
+from idle_cull.safe_text import public_url
 
 __all__ = ["check_ca_bundle", "check_proxies"]
 
 PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
-
-
-def _without_credentials(url: str) -> str:
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
 
 
 def check_proxies(proxies: Mapping[str, str]) -> None:
@@ -33,7 +26,7 @@ def check_proxies(proxies: Mapping[str, str]) -> None:
     for scheme, proxy in proxies.items():
         if scheme == "no" or not proxy:  # NO_PROXY is a host list, not a URL
             continue
-        shown = _without_credentials(proxy)
+        shown = public_url(proxy)
         problem = f"the proxy {shown!r} for {scheme} (from {scheme.upper()}_PROXY or ALL_PROXY)"
         try:
             parts = parse_url(proxy if "://" in proxy else f"http://{proxy}")

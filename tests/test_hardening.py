@@ -5,7 +5,9 @@ nor hang a pass. One section per defect class; each test fails without its fix.
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
+import io
 import json
 import logging
 import os
@@ -27,12 +29,19 @@ import requests
 import responses
 
 from idle_cull.config import RetryPolicy, read_token
-from idle_cull.errors import ConfigError, HubProtocolError, HubUnavailable, PushgatewayError
+from idle_cull.errors import (
+    ConfigError,
+    HubProtocolError,
+    HubUnavailable,
+    OutputError,
+    PushgatewayError,
+)
 from idle_cull.hub import HubClient, parse_version
 from idle_cull.logs import JsonFormatter
 from idle_cull.metrics import push_metrics, read_last_success
 from idle_cull.models import Outcome
 from idle_cull.policy import Action, CullLimits, ServerDecision
+from idle_cull.publish import write_stdout
 from idle_cull.render import render_json
 from idle_cull.report import Entry, ExitStatus, Report
 from tests.support.certs import write_internal_certs
@@ -701,3 +710,54 @@ from idle_cull.cli import main
 sys.argv = ["idle-cull"]
 main()
 """
+
+
+def test_the_whole_answer_deadline_holds_through_a_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP_PROXY is taken from the environment: the proxy's pool is bounded too."""
+    with HostilePeer("trickle", interval=0.2) as proxy:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+        monkeypatch.setenv("NO_PROXY", "localhost")
+        client = HubClient("http://hub.test:8081/hub/api", TOKEN, request_timeout=1.0, retry=ONCE)
+        with pytest.raises(HubUnavailable, match=r"no whole answer within 1s"):
+            client.hub_version()
+        client.close()
+        assert proxy.connections == 1
+
+
+class FailingStream(io.StringIO):
+    def __init__(self, error: OSError) -> None:
+        super().__init__()
+        self.error = error
+
+    def flush(self) -> None:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("stream", "message"),
+    [
+        pytest.param(None, "it is closed", id="no-fd-1"),
+        pytest.param(FailingStream(BrokenPipeError(errno.EPIPE, "Broken pipe")), "the reader closed the pipe", id="epipe"),
+        pytest.param(FailingStream(OSError(errno.ENOSPC, "No space left on device")), "No space left on device", id="enospc"),
+    ],
+)
+def test_write_stdout_turns_each_failure_into_an_output_error(monkeypatch: pytest.MonkeyPatch, stream: Any, message: str) -> None:
+    monkeypatch.setattr(sys, "stdout", stream)
+    with pytest.raises(OutputError, match=f"cannot write the report to stdout: {message}"):
+        write_stdout("report\n")
+
+
+def test_after_a_broken_pipe_fd_1_is_pointed_at_dev_null(monkeypatch: pytest.MonkeyPatch) -> None:
+    """So the interpreter's own flush at exit cannot fail a second time."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    stream = open(write_end, "w")  # noqa: SIM115 - a real fd, as fd 1 would be
+    monkeypatch.setattr(sys, "stdout", stream)
+    try:
+        with pytest.raises(OutputError, match="the reader closed the pipe"):
+            write_stdout("x" * 100_000)
+        stream.write("more")
+        stream.flush()  # goes to /dev/null now: no error
+    finally:
+        monkeypatch.undo()
+        stream.close()
