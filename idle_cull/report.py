@@ -96,6 +96,28 @@ class Report:
     upcoming: list[Upcoming] = field(default_factory=list)  # only with --warn-within
     warn_within: float | None = None  # the --warn-within window; None: not asked
     error: str | None = None  # what ended the pass before any action (exit 3, or interrupted)
+    warnings: list[str] = field(default_factory=list)  # rules that named nobody, unchecked groups
+
+    def mask(self, secret: str) -> None:
+        """Replace ``secret`` by ``***`` in every text that came from outside.
+
+        The hub client masks the token where it quotes the hub; this is the backstop for
+        any other path (a gateway quoting it in a record, a header, an error), applied
+        once before the report reaches stdout, a file or a Pushgateway.
+        """
+        if not secret:
+            return
+
+        def masked(text: str) -> str:
+            return text.replace(secret, "***")
+
+        self.error = masked(self.error) if self.error else self.error
+        self.interrupted = masked(self.interrupted) if self.interrupted else self.interrupted
+        self.rejected_records = [masked(text) for text in self.rejected_records]
+        self.entries = [
+            replace(entry, detail=masked(entry.detail)) if secret in entry.detail else entry
+            for entry in self.entries
+        ]
 
     def counts(self) -> Counter[str]:
         """Counts by kind and result, e.g. ``server_stopped``, ``user_kept``."""
@@ -119,8 +141,12 @@ class Report:
             return ExitStatus.ACTION_FAILED
         return ExitStatus.OK
 
-    def summary_line(self) -> str:
-        """The closing ``key=value`` line a log search or a person reads first."""
+    def summary_line(self, status: ExitStatus | None = None) -> str:
+        """The closing ``key=value`` line a log search or a person reads first.
+
+        ``status`` is the process's exit status when the CLI knows better than the
+        report (a pass that never listed has no actions, yet exits 2 or 3).
+        """
         counts = self.counts()
         keys: tuple[str, ...] = (
             "server_stopped",
@@ -146,7 +172,7 @@ class Report:
         if self.finished_at is not None:
             seconds = (self.finished_at - self.started_at).total_seconds()
             fields.append(f"duration={seconds:.2f}s")
-        fields.append(f"exit={int(self.exit_status())}")
+        fields.append(f"exit={int(self.exit_status() if status is None else status)}")
         prefix = "DRY RUN, nothing was changed: " if self.dry_run else ""
         return f"summary: {prefix}" + " ".join(fields)
 
