@@ -316,7 +316,12 @@ class RealHub:
 
     @classmethod
     def start(
-        cls, workdir: Path | None = None, *, internal_ssl: bool = False, **config_overrides: Any
+        cls,
+        workdir: Path | None = None,
+        *,
+        internal_ssl: bool = False,
+        config: Path = HUB_CONFIG,
+        **config_overrides: Any,
     ) -> RealHub:
         """Launch a fresh hub; return once ``GET {api_url}/`` answers and start-up is over.
 
@@ -328,8 +333,10 @@ class RealHub:
         ``config_overrides`` (JSON values) go into the hub config: ``api_page_max_limit=10``
         sets ``c.JupyterHub.api_page_max_limit``; ``Spawner__http_timeout=5`` sets
         ``c.Spawner.http_timeout``; a dict is merged into an existing dict setting.
+        ``config`` is the hub's config file (``tests/singleuser.py`` passes one that loads
+        ``hub_config.py`` and spawns real single-user servers).
         """
-        command = [*jupyterhub_command(), "-f", str(HUB_CONFIG)]
+        command = [*jupyterhub_command(), "-f", str(config)]
         chp = find_chp()
         owns_workdir = workdir is None
         if workdir is None:

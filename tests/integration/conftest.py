@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.realhub import HarnessError, RealHub
+from tests.singleuser import SingleUserHub
 
 INTEGRATION_DIR = Path(__file__).resolve().parent
 
@@ -52,3 +53,20 @@ def hub(real_hub: RealHub) -> RealHub:
     real_hub.page_limit = RealHub.page_limit
     real_hub.reset()
     return real_hub
+
+
+@pytest.fixture(scope="session")
+def singleuser_session() -> Iterator[SingleUserHub]:
+    """A second hub, spawning real jupyterhub-singleuser servers (``tests/singleuser.py``).
+
+    Only the busy-kernel tests use it; a real server costs seconds to start, so tests share
+    the servers they start and stop only what they cull.
+    """
+    try:
+        hub = SingleUserHub.start()
+    except HarnessError as exc:
+        pytest.fail(f"cannot start the single-user hub:\n{exc}", pytrace=False)
+    try:
+        yield hub
+    finally:
+        hub.stop()
