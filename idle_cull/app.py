@@ -18,12 +18,15 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from idle_cull.busy import ProbeLimits
 from idle_cull.config import Settings, TLSFiles, read_token
 from idle_cull.errors import ConfigError, HubError
 from idle_cull.hub import HubClient
+from idle_cull.kernels import KernelProbe
 from idle_cull.lock import LockHeld, exclusive_lock
 from idle_cull.logs import configure_logging, hide_in_logs
 from idle_cull.policy import Caps, CullLimits
+from idle_cull.probing import BusyCheck, ProbeSettings
 from idle_cull.progress import Progress
 from idle_cull.publish import check_outputs, publish
 from idle_cull.report import ExitStatus, Report
@@ -98,6 +101,27 @@ def build_settings(options: dict[str, Any], env_token: str) -> Settings:
         report_kept=options["report_kept"],
         metrics_file=options["metrics_file"],
         pushgateway=options["pushgateway"],
+        probe=probe_settings(options),
+    )
+
+
+def probe_settings(options: dict[str, Any]) -> ProbeSettings | None:
+    """``--probe-kernels`` and its options; without ``--proxy-url`` a usage error."""
+    if not options["probe_kernels"]:
+        return None
+    if not options["proxy_url"]:
+        raise ConfigError(
+            "--probe-kernels needs --proxy-url, the proxy's public URL through which the "
+            "servers are asked (e.g. http://proxy-public in zero-to-jupyterhub)"
+        )
+    limits = ProbeLimits(
+        busy_timeout=options["busy_timeout"],
+        cull_on_failure=options["probe_failure"] == "cull",
+    )
+    return ProbeSettings(
+        proxy_url=options["proxy_url"].rstrip("/"),
+        limits=limits,
+        timeout=options["probe_timeout"],
     )
 
 
@@ -127,10 +151,21 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
         retry=settings.retry,
         give_up=control.stopped,
     )
+    kernels = busy_check = None
+    if settings.probe is not None:
+        kernels = KernelProbe(
+            settings.probe.proxy_url,
+            settings.token,
+            timeout=settings.probe.timeout,
+            pool_size=settings.concurrency,
+        )
+        busy_check = BusyCheck(kernels.probe, settings.probe.limits, settings.limits.max_age)
     started = utc_now()
     try:
         with cancel_on_signals(control):
-            report = run_pass(settings, client, control=control, progress=progress.update)
+            report = run_pass(
+                settings, client, control=control, progress=progress.update, busy_check=busy_check
+            )
         status = report.exit_status()
     except PassInterrupted as error:
         log.error("%s", error)
@@ -141,6 +176,8 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
         report, status = unfinished_report(settings, started, error), ExitStatus.HUB_UNUSABLE
     finally:
         client.close()
+        if kernels is not None:
+            kernels.close()
         progress.close()
     if report.error is None:
         log.info("%s", report.summary_line())

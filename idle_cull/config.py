@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from idle_cull.errors import ConfigError
 from idle_cull.policy import Caps, CullLimits
+from idle_cull.probing import ProbeSettings
 
 __all__ = ["RetryPolicy", "Settings", "TLSFiles", "read_token", "validate_hub_url"]
 
@@ -101,6 +102,7 @@ class Settings:
     report_kept: bool = False  # list kept servers and users in reports, not only count them
     metrics_file: Path | None = None  # Prometheus text format for node_exporter
     pushgateway: str | None = None  # Prometheus Pushgateway URL
+    probe: ProbeSettings | None = None  # --probe-kernels: ask servers before stopping them
 
     def __post_init__(self) -> None:
         validate_hub_url(self.url)
@@ -177,7 +179,20 @@ class Settings:
             "report_kept": self.report_kept,
             "metrics_file": self.metrics_file,
             "pushgateway": self.pushgateway,
+            **_probe_description(self.probe),
         }
+
+
+def _probe_description(probe: ProbeSettings | None) -> dict[str, object]:
+    if probe is None:
+        return {"probe_kernels": False}
+    return {
+        "probe_kernels": True,
+        "proxy_url": probe.proxy_url,
+        "busy_timeout": probe.limits.busy_timeout,
+        "probe_timeout": probe.timeout,
+        "probe_failure": "cull" if probe.limits.cull_on_failure else "keep",
+    }
 
 
 def _pairs(pairs: tuple[tuple[str, float], ...]) -> str | None:

@@ -402,6 +402,19 @@ class HubClient:
             raise HubProtocolError(f"user {name!r} is not a JSON object")
         return body
 
+    def token_scopes(self) -> list[str] | None:
+        """The token's own scopes from ``GET /user``; ``None`` when the hub reports none
+        (before 2.0). Preflight for options that need a scope the listing does not show."""
+        answer = self._request("GET", "/user", what="read the token's own model")
+        self._raise_for_status(answer, "read the token's own model", scope="(any)")
+        body = self._json(answer, "the token's own model")
+        scopes = body.get("scopes") if isinstance(body, dict) else None
+        if scopes is None:
+            return None
+        if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+            raise HubProtocolError("the token's model has 'scopes' that are not a list of names")
+        return scopes
+
     # -- acting ----------------------------------------------------------------------
 
     def stop_server(self, user: str, server: str, *, remove: bool = False) -> ActionResult:

@@ -31,13 +31,13 @@ from requests.adapters import HTTPAdapter
 from idle_cull import __version__
 from idle_cull.busy import BUSY, BusyKernel, ProbeResult
 from idle_cull.models import RecordError, parse_timestamp
+from idle_cull.probing import PROBE_TIMEOUT
 from idle_cull.retry import TRANSIENT_STATUSES
 
-__all__ = ["MAX_KERNELS_BODY", "PROBE_ATTEMPTS", "PROBE_TIMEOUT", "KernelProbe", "read_kernels"]
+__all__ = ["MAX_KERNELS_BODY", "PROBE_ATTEMPTS", "KernelProbe", "read_kernels"]
 
 log = logging.getLogger(__name__)
 
-PROBE_TIMEOUT = 5.0  # seconds per attempt: a Jupyter server answers this in milliseconds
 PROBE_ATTEMPTS = 2  # one retry, for a dropped connection or a proxy hiccup
 RETRY_PAUSE = 0.5
 MAX_KERNELS_BODY = 1024 * 1024  # about 5,000 kernels; anything bigger is not a kernel list

@@ -33,6 +33,7 @@ BOOLEAN_FLAGS = (
     "cull-default-servers",
     "cull-named-servers",
     "ssl-enabled",
+    "probe-kernels",
 )
 
 EXIT_STATUS_HELP = """\b
@@ -303,6 +304,42 @@ _OPTIONS: list[Callable[[Any], Any]] = [
         default=None,
         help="Start no new action after this long (seconds or 10m); unfinished actions are "
         "reported as not attempted and the exit status is 1.",
+    ),
+    boolean_flag(
+        "probe-kernels",
+        False,
+        "Before stopping a server, ask it (through --proxy-url) whether a kernel is busy, "
+        "and keep it while one is, up to --busy-timeout. Needs access:servers.",
+    ),
+    click.option(
+        "--proxy-url",
+        default=None,
+        metavar="URL",
+        help="With --probe-kernels: the proxy's public URL, without a path (in "
+        "zero-to-jupyterhub the proxy-public service, e.g. http://proxy-public).",
+    ),
+    click.option(
+        "--busy-timeout",
+        type=Duration(),
+        default="1d",
+        show_default=True,
+        help="With --probe-kernels: the longest busy kernels (or failing probes) keep a "
+        "server past its idle limit; 0 means no limit (--max-age still applies).",
+    ),
+    click.option(
+        "--probe-timeout",
+        type=Duration(),
+        default="5",
+        show_default=True,
+        help="With --probe-kernels: the longest wait for one server's answer (tried twice).",
+    ),
+    click.option(
+        "--probe-failure",
+        type=click.Choice(["keep", "cull"]),
+        default="keep",
+        show_default=True,
+        help="With --probe-kernels: what a probe without an answer (timeout, 404 from a "
+        "non-Jupyter server, 5xx) means: keep the server this pass, or stop it.",
     ),
     click.option(
         "--warn-within",

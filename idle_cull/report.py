@@ -16,6 +16,7 @@ from enum import IntEnum
 
 from idle_cull.models import Outcome
 from idle_cull.policy import Action, ServerDecision, Upcoming, UserDecision
+from idle_cull.probing import ProbeFinding
 
 __all__ = ["KEPT", "SKIPPED", "Entry", "ExitStatus", "Report", "Upcoming"]
 
@@ -83,6 +84,23 @@ class Report:
     upcoming: list[Upcoming] = field(default_factory=list)  # only with --warn-within
     warn_within: float | None = None  # the --warn-within window; None: not asked
     error: str | None = None  # what ended the pass before any action (exit 3, or interrupted)
+    # --probe-kernels: what each probed (or, in a dry run, would-be probed) server said
+    probing: bool = False  # the pass ran with --probe-kernels (the report then says so)
+    probes: dict[tuple[str, str], ProbeFinding] = field(default_factory=dict)
+
+    def probe_counts(self) -> dict[str, int]:
+        """Probes by what they found, and the servers they kept; every key always present."""
+        found = Counter(finding.found for finding in self.probes.values())
+        kept = Counter(f.found for f in self.probes.values() if f.verdict and f.verdict.keeps)
+        return {
+            "probed": sum(n for word, n in found.items() if word != "would_probe"),
+            "busy": found["busy"],
+            "not_busy": found["not_busy"],
+            "failed": found["failed"],
+            "kept_busy": kept["busy"],
+            "kept_failed": kept["failed"],
+            "would_probe": found["would_probe"],
+        }
 
     def counts(self) -> Counter[str]:
         """Counts by kind and result, e.g. ``server_stopped``, ``user_kept``."""

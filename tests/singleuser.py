@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -41,13 +43,14 @@ from tests.realhub import (
     wait_for,
 )
 
-__all__ = ["SILENT_LONG_CELL", "SINGLEUSER_CONFIG", "SingleUserHub"]
+__all__ = ["SILENT_LONG_CELL", "SINGLEUSER_CONFIG", "FaultyProbeTarget", "SingleUserHub"]
 
 SINGLEUSER_CONFIG = TESTS_DIR / "singleuser_config.py"
 # prints nothing, so the kernel sends no IOPub message (no activity) until it ends
 SILENT_LONG_CELL = "import time; time.sleep(600)"
 KERNEL_WAIT = 60.0  # a kernel's start on a loaded 2-core machine takes seconds
 PROXY_LOG_MARK = "PROXY WEB "  # configurable-http-proxy's debug line for each proxied request
+STALL_LIMIT = 30.0  # a stalled answer is held at most this long
 
 
 class SingleUserHub:
@@ -244,3 +247,59 @@ class SingleUserHub:
         mark = f"{PROXY_LOG_MARK}/user/{quote_segment(user)}/"
         text = (self.hub.workdir / "hub.log").read_text(errors="replace")
         return sum(1 for line in text.splitlines() if mark in line)
+
+
+# --- a stand-in for the proxy that answers probes badly ------------------------------------
+
+
+class FaultyProbeTarget:
+    """Listens on 127.0.0.1 in place of the proxy and answers every request with
+    ``status`` (a non-Jupyter server's 404, a failing server's 500), or, with ``stall``,
+    holds the request without answering until the client gives up or ``stop``.
+
+    ``--proxy-url`` pointed at it makes every probe fail the chosen way while the hub and
+    its servers stay real. ``requests`` counts what arrived.
+    """
+
+    def __init__(self, status: int = 404, *, stall: bool = False) -> None:
+        self.status = status
+        self.stall = stall
+        self.requests = 0
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        target = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                with target._lock:
+                    target.requests += 1
+                if target.stall:
+                    target._stopping.wait(STALL_LIMIT)
+                    return
+                body = b'{"message": "not here"}'
+                self.send_response(target.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet: the test reads ``requests``."""
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> FaultyProbeTarget:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stopping.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
