@@ -145,6 +145,9 @@ class Report:
             keys += ("server_not_attempted", "user_not_attempted")
         fields = [f"users_listed={self.users_listed}"]
         fields += [f"{key}={counts.get(key, 0)}" for key in keys]
+        if self.probing:
+            probes = self.probe_counts()
+            fields += [f"probe_{key}={probes[key]}" for key in ("kept_busy", "failed")]
         fields.append(f"rejected_records={len(self.rejected_records)}")
         if self.finished_at is not None:
             seconds = (self.finished_at - self.started_at).total_seconds()

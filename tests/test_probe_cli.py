@@ -96,6 +96,7 @@ def test_a_busy_server_is_kept_and_an_idle_one_stopped(scoped: responses.Request
     assert (ann["outcome"], ann["probe"]["found"], ann["attempts"]) == ("skipped", "busy", 2)
     assert report["counts"]["probes"]["kept_busy"] == 1
     assert "server_skipped=1" in result.stderr
+    assert "probe_kept_busy=1 probe_failed=0" in result.stderr
 
 
 def test_without_the_recheck_the_listed_url_is_probed(scoped: responses.RequestsMock) -> None:
@@ -181,3 +182,4 @@ def test_without_probing_reports_and_metrics_are_unchanged(
     assert "probes" not in report["counts"]
     assert "probe" not in report["entries"][0]
     assert "idle_cull_last_run_probes" not in metrics.read_text()
+    assert "probe_kept_busy" not in result.stderr
