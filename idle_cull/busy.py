@@ -48,7 +48,11 @@ class ProbeLimits:
     """How far busy kernels and failed probes may protect a server from being stopped."""
 
     busy_timeout: float = 86400.0  # 0: no limit (--max-age still applies)
-    cull_on_failure: bool = False  # --probe-failure=cull: an unanswered probe means "stop"
+    probe_failure: str = "keep"  # --probe-failure: "cull" makes an unanswered probe mean "stop"
+
+    @property
+    def cull_on_failure(self) -> bool:
+        return self.probe_failure == "cull"
 
 
 @dataclass(frozen=True)

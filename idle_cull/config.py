@@ -2,17 +2,24 @@
 
 Everything below the CLI receives this object (or a part of it) instead of reading
 options or environment variables itself, so a pass is fully described by its settings.
+Which option fills which field is declared once, in ``options.OPTIONS``:
+``Settings.from_options`` and ``Settings.describe`` both follow that table.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+from idle_cull.busy import ProbeLimits
 from idle_cull.errors import ConfigError
+from idle_cull.options import OPTIONS
 from idle_cull.policy import Caps, CullLimits
-from idle_cull.probing import ProbeSettings
+from idle_cull.probing import PROBE_TIMEOUT, validate_proxy_url
+from idle_cull.safe_text import public_url
 
 __all__ = ["RetryPolicy", "Settings", "TLSFiles", "read_token", "validate_hub_url"]
 
@@ -102,10 +109,14 @@ class Settings:
     report_kept: bool = False  # list kept servers and users in reports, not only count them
     metrics_file: Path | None = None  # Prometheus text format for node_exporter
     pushgateway: str | None = None  # Prometheus Pushgateway URL
-    probe: ProbeSettings | None = None  # --probe-kernels: ask servers before stopping them
+    probe_kernels: bool = False  # ask servers about to be stopped whether a kernel is busy
+    proxy_url: str | None = None  # the proxy's public origin, which the probes go through
+    probe_timeout: float = PROBE_TIMEOUT  # per attempt; a probe makes at most two
+    probe_limits: ProbeLimits = field(default_factory=ProbeLimits)
 
     def __post_init__(self) -> None:
         validate_hub_url(self.url)
+        _check_probe_options(self)
         if self.concurrency < 1:
             raise ConfigError(f"--concurrency must be at least 1, got {self.concurrency}")
         if self.api_page_size < 0:
@@ -144,59 +155,65 @@ class Settings:
                 f"are at least {MIN_TOKEN_LENGTH}: check the token file or JUPYTERHUB_API_TOKEN"
             )
 
+    @classmethod
+    def from_options(
+        cls, values: Mapping[str, Any], *, token: str, tls: TLSFiles | None = None
+    ) -> Settings:
+        """The settings from parsed option values (keyed by ``Option.dest``), validated.
+
+        The token and the TLS files come from options that need reading files first,
+        so the caller passes them in; every other field is filled from its option.
+        """
+        groups: dict[str, dict[str, Any]] = {"": {}, "limits": {}, "caps": {}, "probe_limits": {}}
+        for option in OPTIONS:
+            if option.setting is None:
+                continue
+            group, _, name = option.setting.rpartition(".")
+            value = values[option.dest]
+            groups[group][name] = tuple(value) if option.multiple else value
+        return cls(
+            token=token,
+            tls=tls,
+            limits=CullLimits(**groups["limits"]),
+            caps=Caps(**groups["caps"]),
+            probe_limits=ProbeLimits(**groups["probe_limits"]),
+            **groups[""],
+        )
+
     def describe(self) -> dict[str, object]:
-        """The effective settings for the start-of-pass log line; the token is never included."""
-        return {
-            "url": self.url,
-            "timeout": self.limits.timeout,
-            "max_age": self.limits.max_age,
-            "cull_users": self.limits.cull_users,
-            "cull_admin_users": self.limits.cull_admin_users,
-            "cull_default_servers": self.limits.cull_default_servers,
-            "cull_named_servers": self.limits.cull_named_servers,
-            "remove_named_servers": self.limits.remove_named_servers,
-            "exclude_users": ",".join(self.limits.exclude_users) or None,
-            "exclude_groups": ",".join(self.limits.exclude_groups) or None,
-            "group_timeouts": _pairs(self.limits.group_timeouts),
-            "profile_timeouts": _pairs(self.limits.profile_timeouts),
-            "server_timeouts": _pairs(self.limits.server_timeouts),
-            "user_timeout": self.limits.user_timeout,
-            "user_max_age": self.limits.user_max_age,
-            "concurrency": self.concurrency,
-            "api_page_size": self.api_page_size or "hub default",
-            "request_timeout": self.request_timeout,
-            "ssl": self.tls is not None,
-            "dry_run": self.dry_run,
-            "max_culls": self.caps.max_culls,
-            "max_cull_fraction": self.caps.max_cull_fraction,
-            "clock": self.clock,
-            "recheck": self.recheck,
-            "deadline": self.deadline,
-            "lock_file": self.lock_file,
-            "warn_within": self.warn_within,
-            "report": self.report,
-            "report_file": self.report_file,
-            "report_kept": self.report_kept,
-            "metrics_file": self.metrics_file,
-            "pushgateway": self.pushgateway,
-            **_probe_description(self.probe),
-        }
+        """The effective settings for the start-of-pass log line; the token is never included.
+
+        One entry per option that fills a field, named as the field, in ``--help`` order,
+        then ``ssl``: whether the TLS files of ``--ssl-enabled`` are in use.
+        """
+        described: dict[str, object] = {}
+        for option in OPTIONS:
+            if option.setting is None:
+                continue
+            value: Any = self
+            for name in option.setting.split("."):
+                value = getattr(value, name)
+            described[option.setting.rpartition(".")[2]] = option.shown(value)
+        described["ssl"] = self.tls is not None  # --ssl-enabled fills no field of its own
+        return described
 
 
-def _probe_description(probe: ProbeSettings | None) -> dict[str, object]:
-    if probe is None:
-        return {"probe_kernels": False}
-    return {
-        "probe_kernels": True,
-        "proxy_url": probe.proxy_url,
-        "busy_timeout": probe.limits.busy_timeout,
-        "probe_timeout": probe.timeout,
-        "probe_failure": "cull" if probe.limits.cull_on_failure else "keep",
-    }
-
-
-def _pairs(pairs: tuple[tuple[str, float], ...]) -> str | None:
-    return ",".join(f"{name}={seconds:g}" for name, seconds in pairs) or None
+def _check_probe_options(settings: Settings) -> None:
+    """``--probe-kernels`` needs a usable ``--proxy-url`` before anything is sent."""
+    if not settings.probe_kernels:
+        return
+    if not settings.proxy_url:
+        raise ConfigError(
+            "--probe-kernels needs --proxy-url, the proxy's public URL through which the "
+            "servers are asked (e.g. http://proxy-public in zero-to-jupyterhub)"
+        )
+    validate_proxy_url(settings.proxy_url)
+    if settings.probe_timeout <= 0:
+        raise ConfigError("--probe-timeout must be a positive number of seconds")
+    if settings.probe_limits.probe_failure not in ("keep", "cull"):
+        raise ConfigError(
+            f"--probe-failure must be keep or cull, got {settings.probe_limits.probe_failure!r}"
+        )
 
 
 def _check_unique_names(limits: CullLimits) -> None:
@@ -217,10 +234,10 @@ def validate_hub_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(
-            f"--url {url!r} is not an http(s) URL; expected e.g. http://127.0.0.1:8081/hub/api"
+            f"--url {public_url(url)!r} is not an http(s) URL; expected e.g. http://127.0.0.1:8081/hub/api"
         )
     if not parts.path.rstrip("/").endswith("/hub/api"):
         raise ConfigError(
-            f"--url {url!r} does not end in /hub/api; the hub's REST API lives there "
+            f"--url {public_url(url)!r} does not end in /hub/api; the hub's REST API lives there "
             "(e.g. http://hub:8081/hub/api)"
         )

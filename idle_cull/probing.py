@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -24,10 +24,10 @@ from idle_cull.policy import ServerDecision
 
 __all__ = [
     "ACCESS_SCOPE",
+    "PROBE_TIMEOUT",
     "BusyCheck",
     "ProbeFinding",
     "ProbeOutcome",
-    "ProbeSettings",
     "Prober",
     "require_access_scope",
     "validate_proxy_url",
@@ -137,20 +137,6 @@ def require_access_scope(scopes: list[str] | None) -> None:
         "/api/kernels), which the token lacks; add it to the culler's role (see README, "
         "'Busy kernels'); nothing was culled"
     )
-
-
-@dataclass(frozen=True)
-class ProbeSettings:
-    """``--probe-kernels`` with its proxy URL and limits; part of ``Settings``."""
-
-    proxy_url: str
-    limits: ProbeLimits = field(default_factory=ProbeLimits)
-    timeout: float = PROBE_TIMEOUT  # per attempt; a probe makes at most two
-
-    def __post_init__(self) -> None:
-        validate_proxy_url(self.proxy_url)
-        if self.timeout <= 0:
-            raise ConfigError("--probe-timeout must be a positive number of seconds")
 
 
 def validate_proxy_url(url: str) -> None:

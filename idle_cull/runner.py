@@ -5,10 +5,10 @@ kept: the decisions that act or skip, and the listed record of users to delete (
 re-check compares against it). Users with nothing to do are counted, so a pass over
 100,000 users holds little more than their names. Nothing is acted on before the
 listing finishes: deleting users while paging shifts the hub's offsets and silently
-skips users. Decisions come from the pure policy; the only I/O is through
-``HubClient``, bounded by a ``ThreadPoolExecutor`` of ``concurrency``. The safety rails
-live here too, as the few branches between deciding and acting: blast-radius caps,
-dry run, a fresh re-check of each record, and a deadline.
+skips users. Decisions come from the pure policy; the only I/O is through a ``Hub``
+(``HubClient`` in production), bounded by a ``ThreadPoolExecutor`` of ``concurrency``.
+The safety rails live here too, as the few branches between deciding and acting:
+blast-radius caps, dry run, a fresh re-check of each record, and a deadline.
 """
 
 from __future__ import annotations
@@ -20,14 +20,16 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import closing
 from datetime import datetime, timezone
+from functools import partial
 from itertools import islice
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 from idle_cull.config import Settings
 from idle_cull.durations import format_duration
-from idle_cull.errors import HubAuthError, HubError, IdleCullError
-from idle_cull.hub import ActionResult, HubClient, parse_version
+from idle_cull.errors import HubAuthError, HubError, PassInterrupted
+from idle_cull.hub import ActionResult, parse_version
 from idle_cull.models import SCOPED_FIELDS, Outcome, RecordError, Server, User
+from idle_cull.pages import UserPage, list_pages
 from idle_cull.policy import (
     Action,
     CullLimits,
@@ -42,8 +44,16 @@ from idle_cull.policy import (
 )
 from idle_cull.probing import BusyCheck, require_access_scope
 from idle_cull.report import Entry, Report
+from idle_cull.safe_text import public_url
 
-__all__ = ["PassControl", "PassInterrupted", "judge_listing", "list_users", "run_pass", "utc_now"]
+__all__ = [
+    "Hub",
+    "PassControl",
+    "judge_listing",
+    "list_users",
+    "run_pass",
+    "utc_now",
+]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +66,24 @@ def _no_progress(_line: str) -> None:
     pass
 
 
+class Hub(Protocol):
+    """What a pass needs from the hub: ``HubClient`` in production, a fake in tests."""
+
+    def hub_version(self) -> str: ...
+
+    def hub_now(self) -> datetime | None: ...
+
+    def user_page(self, state: str | None, offset: int, limit: int = 0) -> UserPage: ...
+
+    def get_user(self, name: str) -> dict[str, Any] | None: ...
+
+    def stop_server(self, user: str, server: str, *, remove: bool = False) -> ActionResult: ...
+
+    def delete_user(self, name: str) -> ActionResult: ...
+
+    def token_scopes(self) -> list[str] | None: ...
+
+
 # A deletion goes ahead only when every server it depends on has really stopped.
 _STOPPED = (Outcome.STOPPED, Outcome.GONE)
 SKEW_WORTH_A_WARNING = 60.0
@@ -63,10 +91,6 @@ SKEW_WORTH_A_WARNING = 60.0
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-class PassInterrupted(IdleCullError):
-    """The deadline passed or a signal came before anything was acted on."""
 
 
 class PassControl:
@@ -97,7 +121,7 @@ class PassControl:
 
 def run_pass(
     settings: Settings,
-    client: HubClient,
+    client: Hub,
     *,
     clock: Clock = utc_now,
     control: PassControl | None = None,
@@ -121,7 +145,7 @@ def run_pass(
         warn_within=settings.warn_within,
     )
     report.hub_version = client.hub_version()
-    log.info("hub %s at %s", report.hub_version, settings.url)
+    log.info("hub %s at %s", report.hub_version, public_url(settings.url))
     if busy_check is not None and parse_version(report.hub_version) >= (2,):
         require_access_scope(client.token_scopes())
     # "Now" is read once, before listing: a record is never older than this when judged,
@@ -150,7 +174,7 @@ def run_pass(
 
 
 def judge_listing(
-    client: HubClient,
+    client: Hub,
     settings: Settings,
     report: Report,
     now: datetime,
@@ -182,7 +206,7 @@ def judge_listing(
 
 
 def list_users(
-    client: HubClient,
+    client: Hub,
     settings: Settings,
     report: Report,
     control: PassControl | None = None,
@@ -207,9 +231,8 @@ def list_users(
     count = 0
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="idle-cull-list") as pool:
         for state in states:
-            pages = client.iter_user_pages_concurrently(
-                state, settings.api_page_size, executor=pool, max_in_flight=workers
-            )
+            fetch = partial(client.user_page, state)
+            pages = list_pages(fetch, settings.api_page_size, executor=pool, max_in_flight=workers)
             with closing(pages):
                 for page in pages:
                     if control is not None and control.stopped():
@@ -272,7 +295,7 @@ def require_visible_fields(user: User, needed: frozenset[str], limits: CullLimit
         )
 
 
-def _choose_clock(settings: Settings, client: HubClient, local: Clock, report: Report) -> Clock:
+def _choose_clock(settings: Settings, client: Hub, local: Clock, report: Report) -> Clock:
     """ "Now" on the hub's clock (it stamps last_activity), or this machine's if asked.
 
     A cron host whose clock runs ahead would otherwise see everyone as idle too early.
@@ -393,7 +416,7 @@ class _Actor:
 
     def __init__(
         self,
-        client: HubClient,
+        client: Hub,
         settings: Settings,
         control: PassControl,
         now: Clock,
@@ -485,7 +508,7 @@ class _Actor:
         user = self._fresh(decision.user)
         if isinstance(user, ActionResult):
             return user
-        server = next((s for s in user.active_servers if s.name == decision.server), None)
+        server = next((s for s in user.servers if s.name == decision.server), None)
         if server is None:
             return ActionResult(Outcome.GONE, 1, "the server had stopped by the re-check")
         again = decide_server(user, server, self.now(), self.settings.limits)

@@ -16,6 +16,9 @@ from idle_cull.busy import (
     decide_probed,
     probe_wanted,
 )
+from idle_cull.config import Settings
+from idle_cull.errors import ConfigError
+from idle_cull.policy import CullLimits
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 H = 3600.0
@@ -32,7 +35,7 @@ def busy(*since_hours: float | None) -> ProbeResult:
 
 KEEP = ProbeLimits()  # busy timeout 1 day, failures kept
 LIMIT_8H = ProbeLimits(busy_timeout=8 * H)
-CULL_FAILURES = ProbeLimits(busy_timeout=8 * H, cull_on_failure=True)
+CULL_FAILURES = ProbeLimits(busy_timeout=8 * H, probe_failure="cull")
 NO_LIMIT = ProbeLimits(busy_timeout=0)
 
 
@@ -153,3 +156,15 @@ def test_the_policy_imports_no_io() -> None:
     for name in ("requests", "click", "tenacity", "concurrent", "urllib"):
         assert f"import {name}" not in source
         assert f"from {name}" not in source
+
+
+def test_an_unknown_probe_failure_setting_is_a_usage_error() -> None:
+    with pytest.raises(ConfigError, match="--probe-failure must be keep or cull"):
+        Settings(
+            url="http://hub.test/hub/api",
+            token="t0ken-0123456789",
+            limits=CullLimits(),
+            probe_kernels=True,
+            proxy_url="http://proxy.test",
+            probe_limits=ProbeLimits(probe_failure="maybe"),
+        )

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
+from functools import partial
 from itertools import islice
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
@@ -27,6 +28,7 @@ from idle_cull.config import RetryPolicy
 from idle_cull.errors import HubAuthError, HubError, HubProtocolError, HubUnavailable
 from idle_cull.hub import PAGINATION_MEDIA_TYPE, ActionResult, HubClient, parse_version
 from idle_cull.models import Outcome
+from idle_cull.pages import follow_pages
 
 BASE = "http://hub.test:8081/hub/api"
 USERS = f"{BASE}/users"
@@ -89,6 +91,14 @@ def user(name: str) -> dict[str, Any]:
     return {"name": name, "last_activity": None, "servers": {}}
 
 
+def listing(client: HubClient, state: str | None, page_size: int = 0) -> Iterator[list[Any]]:
+    """The listing one page after the other: the first page, then each ``next`` followed."""
+    fetch = partial(client.user_page, state)
+    first = fetch(0, page_size)
+    yield first.items
+    yield from follow_pages(fetch, first)
+
+
 def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
 
@@ -148,7 +158,7 @@ def test_no_proxy_is_honoured(hub: responses.RequestsMock, monkeypatch: pytest.M
 def test_trailing_slash_of_the_url_is_ignored(hub: responses.RequestsMock) -> None:
     hub.get(USERS, json=[])
     client = HubClient(BASE + "/", TOKEN, retry=FAST)
-    assert list(client.iter_user_pages(None)) == [[]]
+    assert list(listing(client, None)) == [[]]
     client.close()
     assert hub.calls[0].request.url == f"{USERS}?offset=0"
 
@@ -248,7 +258,7 @@ def test_pages_are_followed_by_offset_against_our_own_url(
     hub.get(USERS, json=page([user("c"), user("d")], 2, 2, 5, 4))
     hub.get(USERS, json=page([user("e")], 4, 2, 5, None))
 
-    pages = list(client.iter_user_pages("ready", page_size=2))
+    pages = list(listing(client, "ready", page_size=2))
 
     assert [[u["name"] for u in p] for p in pages] == [["a", "b"], ["c", "d"], ["e"]]
     assert [u["name"] for p in pages for u in p] == names
@@ -274,7 +284,7 @@ def test_no_limit_param_with_page_size_0_and_no_state_param_without_state(
     hub: responses.RequestsMock, client: HubClient
 ) -> None:
     hub.get(USERS, json=page([user("a")], 0, 50, 1, None))
-    assert list(client.iter_user_pages(None, page_size=0)) == [[user("a")]]
+    assert list(listing(client, None, page_size=0)) == [[user("a")]]
     assert query(hub.calls[0]) == {"offset": "0"}
 
 
@@ -284,7 +294,7 @@ def test_state_param_is_sent_on_every_page(
 ) -> None:
     hub.get(USERS, json=page([user("a")], 0, 50, 51, 50))
     hub.get(USERS, json=page([user("b")], 50, 50, 51, None))
-    list(client.iter_user_pages(state))
+    list(listing(client, state))
     assert [query(c) for c in hub.calls] == [
         {"offset": "0", "state": state},
         {"offset": "50", "limit": "50", "state": state},
@@ -297,7 +307,7 @@ def test_limit_reported_by_the_hub_is_used_for_the_next_page(
     # Asked for 500, the hub clamps to its api_page_max_limit (200) and says so in next.
     hub.get(USERS, json=page([user("a")], 0, 200, 201, 200))
     hub.get(USERS, json=page([user("b")], 200, 200, 201, None))
-    list(client.iter_user_pages("ready", page_size=500))
+    list(listing(client, "ready", page_size=500))
     assert [query(c) for c in hub.calls] == [
         {"offset": "0", "limit": "500", "state": "ready"},
         {"offset": "200", "limit": "200", "state": "ready"},
@@ -312,7 +322,7 @@ def test_short_and_empty_pages_with_next_are_followed_to_the_end(
     hub.get(USERS, json=page([], 3, 3, 10, 6))
     hub.get(USERS, json=page([], 6, 3, 10, 9))
     hub.get(USERS, json=page([user("z")], 9, 3, 10, None))
-    pages = list(client.iter_user_pages("ready", page_size=3))
+    pages = list(listing(client, "ready", page_size=3))
     assert pages == [[user("a")], [], [], [user("z")]]
     assert [query(c)["offset"] for c in hub.calls] == ["0", "3", "6", "9"]
 
@@ -323,7 +333,7 @@ def test_a_next_page_past_the_total_is_refused(
     # The hub only offers a next page while offset + limit < total; one past it loops.
     hub.get(USERS, json=page([user("a")], 0, 3, 3, 3))
     with pytest.raises(HubProtocolError, match="points past its own total"):
-        list(itertools.islice(client.iter_user_pages("ready", page_size=3), 10))
+        list(itertools.islice(listing(client, "ready", page_size=3), 10))
 
 
 def test_plain_list_from_an_old_hub_is_yielded_once(
@@ -331,7 +341,7 @@ def test_plain_list_from_an_old_hub_is_yielded_once(
 ) -> None:
     everyone = [user("a"), user("b"), user("c")]
     hub.get(USERS, json=everyone)
-    assert list(client.iter_user_pages(None, page_size=2)) == [everyone]
+    assert list(listing(client, None, page_size=2)) == [everyone]
     assert len(hub.calls) == 1
 
 
@@ -346,7 +356,7 @@ def test_pagination_that_does_not_advance_is_refused(
     hub: responses.RequestsMock, client: HubClient, next_offset: int, current: str
 ) -> None:
     hub.get(USERS, json=page([user("a")], 0, 1, 5, next_offset))
-    pages = client.iter_user_pages("ready", page_size=1)
+    pages = listing(client, "ready", page_size=1)
     assert next(pages) == [user("a")]
     with pytest.raises(HubProtocolError, match="does not advance") as raised:
         next(pages)
@@ -361,7 +371,7 @@ def test_pagination_going_back_after_advancing_is_refused(
     hub.get(USERS, json=page([user("b")], 1, 1, 5, 1))
     with pytest.raises(HubProtocolError, match=r"offset 1 -> 1"):
         # islice: a regression must fail here, not loop until the suite's timeout
-        list(islice(client.iter_user_pages("ready", page_size=1), 10))
+        list(islice(listing(client, "ready", page_size=1), 10))
     assert len(hub.calls) == 2
 
 
@@ -416,7 +426,7 @@ def test_malformed_pages_are_protocol_errors(
 ) -> None:
     hub.get(USERS, body=json.dumps(body), content_type="application/json")
     with pytest.raises(HubProtocolError, match=message):
-        list(client.iter_user_pages("ready"))
+        list(listing(client, "ready"))
     assert len(hub.calls) == 1
 
 
@@ -425,7 +435,7 @@ def test_non_json_user_list_is_a_protocol_error(
 ) -> None:
     hub.get(USERS, body="<html>proxy error page</html>", content_type="text/html")
     with pytest.raises(HubProtocolError, match=r"the user list from .* is not JSON") as raised:
-        list(client.iter_user_pages("ready", page_size=5))
+        list(listing(client, "ready", page_size=5))
     # the query string is left out of the message
     assert f"from {USERS} is not JSON (text/html)" in str(raised.value)
 
@@ -435,7 +445,7 @@ def test_invalid_state_filter_400_is_a_hub_error(
 ) -> None:
     hub.get(USERS, status=400, json=error_body(400, "Unrecognized state filter: 'bogus'"))
     with pytest.raises(HubError) as raised:
-        list(client.iter_user_pages("bogus"))
+        list(listing(client, "bogus"))
     assert type(raised.value) is HubError
     assert str(raised.value) == (
         "could not read the user list: HTTP 400 (Unrecognized state filter: 'bogus')"
@@ -472,7 +482,7 @@ def test_retried_listing_keeps_the_same_offset(
     hub.get(USERS, json=page([user("a")], 0, 1, 2, 1))
     hub.get(USERS, status=503)
     hub.get(USERS, json=page([user("b")], 1, 1, 2, None))
-    assert list(client.iter_user_pages("ready", page_size=1)) == [[user("a")], [user("b")]]
+    assert list(listing(client, "ready", page_size=1)) == [[user("a")], [user("b")]]
     assert [query(c)["offset"] for c in hub.calls] == ["0", "1", "1"]
     assert len(warnings_of(caplog)) == 1
 
@@ -485,7 +495,7 @@ def test_retry_after_seconds_is_honoured(
 ) -> None:
     hub.get(USERS, status=429, headers={"Retry-After": "2"}, json=error_body(429, "slow down"))
     hub.get(USERS, json=[])
-    list(client.iter_user_pages(None))
+    list(listing(client, None))
     assert waits == [2.0]
     assert warnings_of(caplog) == ["list users: HTTP 429 (attempt 1 of 3), retrying in 2.0s"]
 
@@ -495,7 +505,7 @@ def test_retry_after_is_capped_by_max_retry_after(
 ) -> None:
     hub.get(USERS, status=503, headers={"Retry-After": "3600"})
     hub.get(USERS, json=[])
-    list(client.iter_user_pages(None))
+    list(listing(client, None))
     assert waits == [30.0]
 
 
@@ -519,7 +529,7 @@ def test_unparsable_retry_after_falls_back_to_backoff(
 ) -> None:
     hub.get(USERS, status=429, headers={"Retry-After": "\u00b2"})
     hub.get(USERS, json=[])
-    list(client.iter_user_pages(None))
+    list(listing(client, None))
     assert waits == [0.0]  # FAST's backoff, not a crash on the odd header
 
 
@@ -531,7 +541,7 @@ def test_retries_exhausted_is_hub_unavailable_with_attempts(
 ) -> None:
     hub.get(USERS, status=503, json=error_body(503, "Service Unavailable"))
     with pytest.raises(HubUnavailable) as raised:
-        list(client.iter_user_pages("ready"))
+        list(listing(client, "ready"))
     assert str(raised.value) == (
         "could not list users: the hub answered HTTP 503 3 times; is it overloaded or restarting?"
     )
@@ -671,7 +681,7 @@ def test_500_is_not_retried(
 ) -> None:
     hub.get(USERS, status=500, json=error_body(500, "Internal Server Error: database is locked"))
     with pytest.raises(HubUnavailable) as raised:
-        list(client.iter_user_pages("ready"))
+        list(listing(client, "ready"))
     assert str(raised.value) == (
         "could not read the user list: the hub failed with HTTP 500 "
         "(Internal Server Error: database is locked)"
@@ -704,7 +714,7 @@ ENDPOINTS = [
         Endpoint(
             "GET",
             USERS,
-            lambda c: list(c.iter_user_pages("ready")),
+            lambda c: list(listing(c, "ready")),
             "read the user list",
             "list:users",
         ),
@@ -776,7 +786,7 @@ def test_attempts_spent_on_retries_are_reported_with_a_later_error(
     hub.get(USERS, status=503)
     hub.get(USERS, status=403, json=error_body(403, "Forbidden"))
     with pytest.raises(HubAuthError) as raised:
-        list(client.iter_user_pages("ready"))
+        list(listing(client, "ready"))
     assert raised.value.attempts == 2
 
 
@@ -850,7 +860,7 @@ def test_403_without_json_body_uses_the_reason(
 ) -> None:
     hub.get(USERS, status=403, body="<html>Forbidden</html>", content_type="text/html")
     with pytest.raises(HubAuthError, match=r"lacks the scope 'list:users' \(403: Forbidden\)"):
-        list(client.iter_user_pages(None))
+        list(listing(client, None))
 
 
 # -- stopping servers -------------------------------------------------------------------
@@ -1180,56 +1190,56 @@ SCENARIOS = [
         "GET",
         USERS,
         {"status": 403, "json": error_body(403, "missing scope")},
-        lambda c: list(c.iter_user_pages("ready")),
+        lambda c: list(listing(c, "ready")),
         label="list-403",
     ),
     scenario(
         "GET",
         USERS,
         {"status": 503},
-        lambda c: list(c.iter_user_pages("ready")),
+        lambda c: list(listing(c, "ready")),
         label="list-503",
     ),
     scenario(
         "GET",
         USERS,
         {"status": 500},
-        lambda c: list(c.iter_user_pages("ready")),
+        lambda c: list(listing(c, "ready")),
         label="list-500",
     ),
     scenario(
         "GET",
         USERS,
         {"json": {"items": []}},
-        lambda c: list(c.iter_user_pages("ready")),
+        lambda c: list(listing(c, "ready")),
         label="list-malformed",
     ),
     scenario(
         "GET",
         USERS,
         {"body": _leaky_connection_error()},
-        lambda c: list(c.iter_user_pages("ready")),
+        lambda c: list(listing(c, "ready")),
         label="list-connection-error",
     ),
     scenario(
         "GET",
         USERS,
         {"body": requests.exceptions.ReadTimeout(f"token {TOKEN}")},
-        lambda c: list(c.iter_user_pages("ready")),
+        lambda c: list(listing(c, "ready")),
         label="list-timeout",
     ),
     scenario(
         "GET",
         USERS,
         {"body": requests.exceptions.SSLError(f"token {TOKEN}")},
-        lambda c: list(c.iter_user_pages("ready")),
+        lambda c: list(listing(c, "ready")),
         label="list-ssl",
     ),
     scenario(
         "GET",
         USERS,
         {"body": requests.exceptions.ContentDecodingError(f"token {TOKEN}")},
-        lambda c: list(c.iter_user_pages("ready")),
+        lambda c: list(listing(c, "ready")),
         label="list-other-request-error",
     ),
     scenario(

@@ -1,10 +1,10 @@
-"""Concurrent listing (``HubClient.iter_user_pages_concurrently``) against a ``responses`` hub.
+"""Concurrent listing (``pages.list_pages`` over ``HubClient.user_page``) against a ``responses`` hub.
 
 ``EmulatedHub`` answers ``GET /users`` the way JupyterHub's ``UserListAPIHandler`` does: it
 clamps ``limit`` to its maximum, counts ``total`` over *active* users for ``state=ready``
 and filters ready users only after offset/limit (so pages can be short or empty while
 ``next`` is set), and answers a plain list without the pagination ``Accept`` header.
-Results are checked against the sequential ``iter_user_pages``. Pages come in the order
+Results are checked against the sequential listing (``pages.follow_pages``). Pages come in the order
 the hub answered them, so most tests compare them regardless of order.
 """
 
@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
@@ -27,6 +28,7 @@ import responses
 from idle_cull.config import RetryPolicy
 from idle_cull.errors import HubAuthError, HubProtocolError
 from idle_cull.hub import PAGINATION_MEDIA_TYPE, HubClient
+from idle_cull.pages import follow_pages, list_pages
 
 BASE = "http://hub.test:8081/hub/api"
 USERS = f"{BASE}/users"
@@ -154,9 +156,7 @@ def concurrent_pages(
     max_in_flight: int = 4,
 ) -> list[list[Any]]:
     return list(
-        client.iter_user_pages_concurrently(
-            state, page_size, executor=executor, max_in_flight=max_in_flight
-        )
+        list_pages(partial(client.user_page, state), page_size, executor=executor, max_in_flight=max_in_flight)
     )
 
 
@@ -165,7 +165,9 @@ def sequential_pages(
 ) -> list[list[Any]]:
     """What the sequential listing yields (its requests are dropped from ``hub.calls``)."""
     before = len(hub.calls)
-    pages = list(client.iter_user_pages(state, page_size))
+    fetch = partial(client.user_page, state)
+    first = fetch(0, page_size)
+    pages = [first.items, *follow_pages(fetch, first)]
     del hub.calls[before:]
     return pages
 
@@ -341,7 +343,7 @@ def test_pages_held_or_requested_never_exceed_the_window(
     hub = EmulatedHub(users(50))
     hub.install(mock)
     executor = CountingExecutor(pool)
-    pages = client.iter_user_pages_concurrently("ready", 2, executor=executor, max_in_flight=3)
+    pages = list_pages(partial(client.user_page, "ready"), 2, executor=executor, max_in_flight=3)
     next(pages)  # the first page is fetched directly
     assert executor.submitted == 0
     for consumed, _ in enumerate(pages, start=1):
@@ -368,7 +370,7 @@ def test_a_failed_page_cancels_the_pages_still_queued(
     hub = EmulatedHub(users(20))
     hub.install(mock)
     executor = DeferredExecutor()
-    pages = client.iter_user_pages_concurrently("ready", 2, executor=executor, max_in_flight=4)
+    pages = list_pages(partial(client.user_page, "ready"), 2, executor=executor, max_in_flight=4)
     next(pages)  # the first page is fetched directly; the window is submitted after it
     assert executor.futures == []
     outcome: list[BaseException] = []
@@ -402,7 +404,7 @@ def test_an_error_on_a_later_page_is_raised_and_ends_the_listing(
         return hub.answer(request)
 
     mock.add_callback(responses.GET, USERS, callback=refuse_offset_6)
-    pages = client.iter_user_pages_concurrently("ready", 2, executor=pool, max_in_flight=3)
+    pages = list_pages(partial(client.user_page, "ready"), 2, executor=pool, max_in_flight=3)
     received: list[list[Any]] = []
     with pytest.raises(HubAuthError, match="list:users"):
         received.extend(pages)
@@ -513,7 +515,7 @@ def test_a_next_that_does_not_advance_is_refused_on_any_page(
         # islice: a regression must fail here, not loop until the suite's timeout
         list(
             islice(
-                client.iter_user_pages_concurrently("ready", 2, executor=pool, max_in_flight=3),
+                list_pages(partial(client.user_page, "ready"), 2, executor=pool, max_in_flight=3),
                 50,
             )
         )

@@ -207,3 +207,11 @@ def test_the_token_is_never_logged(
     assert result.failure == "HTTP 502 after 2 attempts"
     assert "trying once more" in caplog.text
     assert TOKEN not in caplog.text
+
+
+def test_a_request_that_cannot_be_sent_is_a_failure_without_retry(
+    server: responses.RequestsMock, probe: KernelProbe
+) -> None:
+    server.get(KERNELS, body=requests.exceptions.InvalidHeader("bad"))
+    result = probe.probe("/user/ann/")
+    assert (result.failure, result.attempts, len(server.calls)) == ("InvalidHeader", 1, 1)

@@ -13,7 +13,7 @@ import pytest
 
 from idle_cull.models import User
 from idle_cull.policy import CullLimits, Plan, judge
-from tests.factories import NOW, server_json, user_json
+from tests.support.records import NOW, server_json, user_json
 
 H = 3600.0
 LIMITS = CullLimits(timeout=H, cull_users=True)

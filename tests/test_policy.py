@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from idle_cull.models import User
-from idle_cull.policy import Action, CullLimits, decide_server, decide_user, make_plan
-from tests.factories import NOW, server_json, user_json
+from idle_cull.policy import Action, CullLimits, decide_server, decide_user
+from tests.support.records import NOW, plan_of, server_json, user_json
 
 HOUR = 3600.0
 LIMITS = CullLimits(timeout=HOUR)
@@ -105,7 +105,7 @@ def test_user_decision(user: dict, limits: CullLimits, action: Action, reason_pa
 
 def test_user_decision_lists_the_servers_that_must_stop_first() -> None:
     record = User.from_api(user_json(idle=2 * HOUR, servers=[server_json(idle=2 * HOUR), server_json("x", idle=2 * HOUR)]))
-    plan = make_plan([record], NOW, USERS)
+    plan = plan_of([record], NOW, USERS)
     assert [d.action for d in plan.servers] == [Action.STOP, Action.STOP]
     assert plan.deletions[0].servers_to_stop_first == ("", "x")
 
@@ -120,7 +120,7 @@ def test_admin_of_unknown_status_is_never_deleted_when_admins_are_protected() ->
 
 def test_plan_without_cull_users_has_no_user_decisions() -> None:
     users = [User.from_api(user_json(f"u{i}", idle=9 * HOUR, servers=[server_json(idle=9 * HOUR)])) for i in range(3)]
-    plan = make_plan(users, NOW, LIMITS)
+    plan = plan_of(users, NOW, LIMITS)
     assert len(plan.stops) == 3
     assert plan.users == ()
     assert plan.deletions == ()

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import responses
 
-from tests.fakehub import URL, deletes, run, serve_users, server_json, user_json
+from tests.support.cli import run
+from tests.support.emulated_hub import URL, EmulatedHub, server_json, user_json
 
 PROXY = "http://proxy.test"
 SCOPES = ["access:servers", "delete:servers", "list:users", "read:servers", "read:users:activity"]
@@ -33,8 +33,8 @@ def busy_kernel(hours_ago: float = 1) -> dict[str, Any]:
     return {"id": "k", "name": "python3", "execution_state": "busy", "last_activity": stamp}
 
 
-def proxy_calls(hub: responses.RequestsMock) -> list[str]:
-    return [c.request.url or "" for c in hub.calls if (c.request.url or "").startswith(PROXY)]
+def proxy_calls(emulated_hub: EmulatedHub) -> list[str]:
+    return [c.request.url or "" for c in emulated_hub.calls if (c.request.url or "").startswith(PROXY)]
 
 
 def probe_run(*args: str) -> Any:
@@ -42,9 +42,9 @@ def probe_run(*args: str) -> Any:
 
 
 @pytest.fixture
-def scoped(hub: responses.RequestsMock) -> responses.RequestsMock:
-    hub.get(f"{URL}/user", json={"kind": "service", "name": "idle-cull", "scopes": SCOPES})
-    return hub
+def scoped(emulated_hub: EmulatedHub) -> EmulatedHub:
+    emulated_hub.get(f"{URL}/user", json={"kind": "service", "name": "idle-cull", "scopes": SCOPES})
+    return emulated_hub
 
 
 @pytest.mark.parametrize(
@@ -52,7 +52,7 @@ def scoped(hub: responses.RequestsMock) -> responses.RequestsMock:
     [
         pytest.param(["--probe-kernels"], "--probe-kernels needs --proxy-url", id="no-proxy-url"),
         pytest.param(
-            ["--probe-kernels", "--proxy-url=http://hub.test/jupyter/"],
+            ["--probe-kernels", "--proxy-url=http://emulated_hub.test/jupyter/"],
             "must be the proxy's origin without a path",
             id="proxy-url-with-path",
         ),
@@ -70,23 +70,23 @@ def scoped(hub: responses.RequestsMock) -> responses.RequestsMock:
     ],
 )
 def test_bad_probe_options_are_usage_errors_before_anything_is_sent(
-    hub: responses.RequestsMock, args: list[str], message: str
+    emulated_hub: EmulatedHub, args: list[str], message: str
 ) -> None:
     result = run(*args)
     assert result.exit_code == 2
     assert message in result.stderr
-    assert len(hub.calls) == 0
+    assert len(emulated_hub.calls) == 0
     assert "Traceback" not in result.stderr
 
 
-def test_a_busy_server_is_kept_and_an_idle_one_stopped(scoped: responses.RequestsMock) -> None:
-    serve_users(scoped, "ready", [idle_user("ann"), idle_user("bob")])
+def test_a_busy_server_is_kept_and_an_idle_one_stopped(scoped: EmulatedHub) -> None:
+    scoped.serve_users("ready", [idle_user("ann"), idle_user("bob")])
     scoped.get(kernels_of("ann"), json=[busy_kernel()])
     scoped.get(kernels_of("bob"), json=[{"id": "k", "name": "ir", "execution_state": "idle"}])
-    scoped.delete(f"{URL}/users/bob/server", status=204)
+    scoped.answer_stop("bob")
     result = probe_run("--report=json")
     assert result.exit_code == 0, result.stderr
-    assert deletes(scoped) == [f"{URL}/users/bob/server"]
+    assert scoped.deleted_urls() == [f"{URL}/users/bob/server"]
     assert "probe server ann in " in result.stderr
     assert "kernel python3 busy since " in result.stderr
     assert "; busy 2h < 1d (--busy-timeout)" in result.stderr
@@ -99,27 +99,27 @@ def test_a_busy_server_is_kept_and_an_idle_one_stopped(scoped: responses.Request
     assert "probe_kept_busy=1 probe_failed=0" in result.stderr
 
 
-def test_without_the_recheck_the_listed_url_is_probed(scoped: responses.RequestsMock) -> None:
-    serve_users(scoped, "ready", [idle_user("ann")])
+def test_without_the_recheck_the_listed_url_is_probed(scoped: EmulatedHub) -> None:
+    scoped.serve_users("ready", [idle_user("ann")])
     scoped.get(kernels_of("ann"), json=[busy_kernel()])
     result = probe_run("--no-recheck")
     assert result.exit_code == 0, result.stderr
-    assert deletes(scoped) == []
+    assert scoped.deleted_urls() == []
     assert [c.request.url for c in scoped.calls if "/users/ann" in (c.request.url or "")] == []
 
 
-def test_a_token_without_access_servers_fails_before_listing(hub: responses.RequestsMock) -> None:
-    hub.get(f"{URL}/user", json={"kind": "service", "scopes": SCOPES[1:]})
-    serve_users(hub, "ready", [idle_user("ann")])
+def test_a_token_without_access_servers_fails_before_listing(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.get(f"{URL}/user", json={"kind": "service", "scopes": SCOPES[1:]})
+    emulated_hub.serve_users("ready", [idle_user("ann")])
     result = probe_run()
     assert result.exit_code == 3
     assert "needs the scope access:servers" in result.stderr
-    assert not any("/users" in (c.request.url or "") for c in hub.calls)
-    assert proxy_calls(hub) == []
+    assert not any("/users" in (c.request.url or "") for c in emulated_hub.calls)
+    assert proxy_calls(emulated_hub) == []
 
 
-def test_a_dry_run_probes_nothing(scoped: responses.RequestsMock) -> None:
-    serve_users(scoped, "ready", [idle_user("ann")])
+def test_a_dry_run_probes_nothing(scoped: EmulatedHub) -> None:
+    scoped.serve_users("ready", [idle_user("ann")])
     result = probe_run("--dry-run", "--report=json")
     assert result.exit_code == 0, result.stderr
     assert proxy_calls(scoped) == []
@@ -128,12 +128,12 @@ def test_a_dry_run_probes_nothing(scoped: responses.RequestsMock) -> None:
     assert entry["probe"]["found"] == "would_probe"
 
 
-def test_max_age_stops_without_a_probe(scoped: responses.RequestsMock) -> None:
-    serve_users(scoped, "ready", [idle_user("ann", age=90000)])
-    scoped.delete(f"{URL}/users/ann/server", status=204)
+def test_max_age_stops_without_a_probe(scoped: EmulatedHub) -> None:
+    scoped.serve_users("ready", [idle_user("ann", age=90000)])
+    scoped.answer_stop("ann")
     result = run("--timeout=1d", "--max-age=1d", "--probe-kernels", f"--proxy-url={PROXY}")
     assert result.exit_code == 0, result.stderr
-    assert deletes(scoped) == [f"{URL}/users/ann/server"]
+    assert scoped.deleted_urls() == [f"{URL}/users/ann/server"]
     assert proxy_calls(scoped) == []
 
 
@@ -145,19 +145,19 @@ def test_max_age_stops_without_a_probe(scoped: responses.RequestsMock) -> None:
         pytest.param(["--busy-timeout=1h"], True, id="not-kept-past-the-busy-limit"),
     ],
 )
-def test_a_failed_probe(scoped: responses.RequestsMock, args: list[str], stopped: bool) -> None:
-    serve_users(scoped, "ready", [idle_user("ann")])
+def test_a_failed_probe(scoped: EmulatedHub, args: list[str], stopped: bool) -> None:
+    scoped.serve_users("ready", [idle_user("ann")])
     scoped.get(kernels_of("ann"), status=404)
-    scoped.delete(f"{URL}/users/ann/server", status=204)
+    scoped.answer_stop("ann")
     result = probe_run(*args)
     assert result.exit_code == 0, result.stderr
-    assert deletes(scoped) == ([f"{URL}/users/ann/server"] if stopped else [])
+    assert scoped.deleted_urls() == ([f"{URL}/users/ann/server"] if stopped else [])
     assert "probe failed (HTTP 404: no /api/kernels (not a Jupyter server?))" in result.stderr
 
 
-def test_metrics_count_probes(scoped: responses.RequestsMock, tmp_path: Path) -> None:
+def test_metrics_count_probes(scoped: EmulatedHub, tmp_path: Path) -> None:
     pytest.importorskip("prometheus_client")
-    serve_users(scoped, "ready", [idle_user("ann"), idle_user("bob")])
+    scoped.serve_users("ready", [idle_user("ann"), idle_user("bob")])
     scoped.get(kernels_of("ann"), json=[busy_kernel()])
     scoped.get(kernels_of("bob"), status=500)
     metrics = tmp_path / "idle_cull.prom"
@@ -170,11 +170,11 @@ def test_metrics_count_probes(scoped: responses.RequestsMock, tmp_path: Path) ->
 
 
 def test_without_probing_reports_and_metrics_are_unchanged(
-    hub: responses.RequestsMock, tmp_path: Path
+    emulated_hub: EmulatedHub, tmp_path: Path
 ) -> None:
     pytest.importorskip("prometheus_client")
-    serve_users(hub, "ready", [idle_user("ann")])
-    hub.delete(f"{URL}/users/ann/server", status=204)
+    emulated_hub.serve_users("ready", [idle_user("ann")])
+    emulated_hub.answer_stop("ann")
     metrics = tmp_path / "idle_cull.prom"
     result = run("--timeout=1h", "--report=json", f"--metrics-file={metrics}")
     assert result.exit_code == 0, result.stderr
@@ -183,3 +183,29 @@ def test_without_probing_reports_and_metrics_are_unchanged(
     assert "probe" not in report["entries"][0]
     assert "idle_cull_last_run_probes" not in metrics.read_text()
     assert "probe_kept_busy" not in result.stderr
+
+
+def test_a_dry_run_does_not_count_a_max_age_stop_as_a_would_be_probe(scoped: EmulatedHub) -> None:
+    scoped.serve_users("ready", [idle_user("ann", age=90000), idle_user("bob")])
+    result = run(
+        "--timeout=1h", "--max-age=1d", "--probe-kernels", f"--proxy-url={PROXY}", "--dry-run"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "DRY RUN: 1 of them would be probed for busy kernels first" in result.stderr
+    assert proxy_calls(scoped) == []
+
+
+@pytest.mark.parametrize(
+    ("scopes", "exit_code"),
+    [
+        pytest.param(None, 0, id="no-scopes-reported"),
+        pytest.param("access:servers", 3, id="not-a-list"),
+    ],
+)
+def test_the_scope_check_on_odd_token_models(
+    emulated_hub: EmulatedHub, scopes: object, exit_code: int
+) -> None:
+    emulated_hub.get(f"{URL}/user", json={"kind": "service", "scopes": scopes})
+    emulated_hub.serve_users("ready", [])
+    result = probe_run()
+    assert result.exit_code == exit_code, result.stderr

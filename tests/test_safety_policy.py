@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 
 from idle_cull.models import User
-from idle_cull.policy import Caps, CullLimits, cap_exceeded, make_plan, user_changed_since_listing
-from tests.factories import NOW, server_json, user_json
+from idle_cull.policy import Caps, CullLimits, cap_exceeded, user_changed_since_listing
+from tests.support.records import NOW, plan_of, server_json, user_json
 
 HOUR = 3600.0
 
@@ -37,7 +37,7 @@ def hub_with(idle: int, busy: int, pending: int = 0, idle_users: int = 0) -> lis
     ],
 )
 def test_cap_exceeded(users: list[User], limits: CullLimits, caps: Caps, refused_because: str | None) -> None:
-    reason = cap_exceeded(make_plan(users, NOW, limits), caps)
+    reason = cap_exceeded(plan_of(users, NOW, limits), caps)
     if refused_because is None:
         assert reason is None
     else:

@@ -1,6 +1,6 @@
 """What ``--probe-kernels`` costs: ``python -m tests.benchmarks.kernel_probes``.
 
-A real hub with real single-user servers (``tests/singleuser.py``), every one of them
+A real hub with real single-user servers (``tests/support/singleuser.py``), every one of them
 busy with a silent cell and idle past ``--timeout``, so a probing pass asks every server
 and keeps every one. Per repeat, two passes over the same scene:
 
@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.singleuser import SingleUserHub
+from tests.support.singleuser import SingleUserHub
 
 TIMEOUT = 3
 TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100

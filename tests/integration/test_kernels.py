@@ -1,4 +1,4 @@
-"""Busy kernels on real single-user servers (``tests/singleuser.py``): issue 15.
+"""Busy kernels on real single-user servers (``tests/support/singleuser.py``): issue 15.
 
 The hub spawns real jupyterhub-singleuser servers behind configurable-http-proxy. A busy
 server runs ``time.sleep(600)`` in a kernel, started over the kernel's websocket as a
@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from dateutil.parser import isoparse
 
-from tests.realhub import wait_for
-from tests.singleuser import FaultyProbeTarget, SingleUserHub
+from tests.support.realhub import wait_for
+from tests.support.singleuser import FaultyProbeTarget, SingleUserHub
 
 IDLE = 3  # --timeout, in seconds
 PAST_IDLE = IDLE + 1.5  # the hub's Date header is truncated to the second

@@ -1,6 +1,6 @@
-"""jupyterhub_config.py for the hub with real single-user servers (``tests/singleuser.py``).
+"""jupyterhub_config.py for the hub with real single-user servers (``tests/support/singleuser.py``).
 
-It loads ``tests/hub_config.py`` (ports, proxy, services, roles, overrides) and changes what
+It loads ``tests/support/hub_config.py`` (ports, proxy, services, roles, overrides) and changes what
 real servers need; the launcher sets the same environment variables as for the no-op hub.
 
 Facts checked in the installed JupyterHub 6.1.1 and jupyter_server 2.21:

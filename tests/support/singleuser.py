@@ -1,7 +1,7 @@
 """A real JupyterHub with real single-user servers and kernels, for the busy-kernel tests.
 
-``tests/realhub.py``'s hub spawns no-op servers, which cannot have kernels. This one runs
-``tests/singleuser_config.py``: ``jupyterhub-singleuser`` (jupyter_server + ipykernel)
+``tests/support/realhub.py``'s hub spawns no-op servers, which cannot have kernels. This one runs
+``tests/support/singleuser_config.py``: ``jupyterhub-singleuser`` (jupyter_server + ipykernel)
 spawned by JupyterHub's ``SimpleLocalProcessSpawner`` behind the real
 configurable-http-proxy, everything on 127.0.0.1. It reuses ``RealHub`` for the hub itself
 (start, stop, users, servers) and adds what a test needs to make a server busy the way a
@@ -34,7 +34,7 @@ from typing import Any
 import requests
 import websocket  # websocket-client
 
-from tests.realhub import (
+from tests.support.realhub import (
     REQUEST_TIMEOUT,
     TESTS_DIR,
     HarnessError,

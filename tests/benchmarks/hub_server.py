@@ -1,6 +1,6 @@
 """A fast fake JupyterHub REST API with synthetic users, for memory and CPU at 100k users.
 
-``python -m tests.benchmarks.fakehub --users 100000 --running 0.5 --idle 1.0``
+``python -m tests.benchmarks.hub_server --users 100000 --running 0.5 --idle 1.0``
 
 Serves ``GET /hub/api/`` (version 6.1.1), the paginated ``GET /hub/api/users`` with
 ``state`` (``ready``/``active``, ``inactive``), ``offset`` and ``limit`` as JupyterHub does
@@ -295,7 +295,7 @@ def fake_hub(
         [
             sys.executable,
             "-m",
-            "tests.benchmarks.fakehub",
+            "tests.benchmarks.hub_server",
             f"--users={users}",
             f"--running={running}",
             f"--idle={idle}",
@@ -327,7 +327,7 @@ def fake_hub(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.fakehub", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.hub_server", description=__doc__)
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--running", type=float, default=0.5, help="fraction with a server")
     parser.add_argument("--idle", type=float, default=0.0, help="fraction that is idle")
