@@ -71,7 +71,8 @@ class NamedDuration(click.ParamType):  # type: ignore[type-arg,unused-ignore]
 
 
 class HubURL(click.ParamType):  # type: ignore[type-arg,unused-ignore]
-    """The hub's API URL as given, without trailing slashes (``Settings`` validates it)."""
+    """A URL as given (the hub's API, the proxy's), without trailing slashes; ``Settings``
+    validates it."""
 
     name = "text"
 
