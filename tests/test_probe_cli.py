@@ -209,3 +209,24 @@ def test_the_scope_check_on_odd_token_models(
     emulated_hub.serve_users("ready", [])
     result = probe_run()
     assert result.exit_code == exit_code, result.stderr
+
+
+def test_warn_within_probes_nothing(scoped: EmulatedHub) -> None:
+    soon = server_json(idle=3300)
+    soon["url"] = "/user/erin/"
+    scoped.serve_users("ready", [user_json("erin", idle=3300, servers=[soon])])
+    result = probe_run("--warn-within=15m", "--report=json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["counts"]["upcoming"] == 1
+    assert proxy_calls(scoped) == []
+
+
+def test_a_hub_before_2_0_has_no_scopes_to_check() -> None:
+    with EmulatedHub(version="1.5.0") as old_hub:
+        old_hub.serve_users("ready", [idle_user("ann")])
+        old_hub.get(kernels_of("ann"), json=[busy_kernel()])
+        result = probe_run()
+        assert result.exit_code == 0, result.stderr
+        assert not any((c.request.url or "").endswith("/hub/api/user") for c in old_hub.calls)
+        assert old_hub.deleted_urls() == []
+        assert len(proxy_calls(old_hub)) == 1
