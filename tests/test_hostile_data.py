@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,8 @@ import responses
 from requests import PreparedRequest
 
 from tests.support.cli import run
-from tests.support.emulated_hub import TOKEN, URL, EmulatedHub, users_page
+from tests.support.emulated_hub import TOKEN, URL, EmulatedHub
+from tests.support.pagination import users_page
 from tests.support.records import unusable_token_files
 
 HOUR = 3600
@@ -257,7 +259,7 @@ def _shifted(seconds_ago: float, offset_hours: float, *, naive: bool = False) ->
 
 
 # (user, server last_activity, expected): "stop", "keep" or "reject"
-TIMESTAMP_CASES = [
+TIMESTAMP_CASES: list[tuple[str, Callable[[], object], str]] = [
     ("naive-idle", lambda: _shifted(2 * HOUR, 0, naive=True), "stop"),
     ("naive-fresh", lambda: _shifted(10, 0, naive=True), "keep"),
     # read without its offset, -08:00 would look 8 h old and +05:30 5.5 h in the future
@@ -294,7 +296,7 @@ def test_timestamps_of_every_shape(users: FakeUsers) -> None:
     assert "is out of range in UTC" in result.stderr
 
 
-USER_TIMESTAMP_CASES = [
+USER_TIMESTAMP_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("u-naive-idle", {"last_activity": _shifted(2 * HOUR, 0, naive=True)}, "delete"),
     ("u-west-offset-fresh", {"last_activity": _shifted(10, -8)}, "keep"),
     ("u-future", {"last_activity": stamp(-86400)}, "keep"),
@@ -436,7 +438,7 @@ def test_json_with_a_text_content_type_keeps_non_ascii_names(emulated_hub: Emula
     """JSON is UTF-8 whatever the Content-Type says (RFC 8259); a proxy that relabels the
     hub's answers as text/html must not turn user "ünï" into "Ã¼nÃ¯"."""
     listed = [user("ünï", server()), user("日本", server())]
-    body = users_page(listed, offset=0, limit=50)
+    body = users_page(listed, offset=0, limit=50, url=URL)
     users.records.update({r["name"]: r for r in listed})
     emulated_hub.get(
         f"{URL}/users",

@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import sys
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,7 @@ H = 3600.0
 LIMITS = CullLimits(timeout=1 * H, profile_timeouts=(("gpu", 2 * H),), exclude_users=("vip",))
 
 
-def soon(records: list[dict], window: float, limits: CullLimits = LIMITS) -> list[tuple[str, str, float, str]]:
+def soon(records: list[dict[str, Any]], window: float, limits: CullLimits = LIMITS) -> list[tuple[str, str, float, str]]:
     users = [User.from_api(r) for r in records]
     return [(u.user, u.server, round(u.seconds_left), u.rule) for u in plan_of(users, NOW, limits, warn_within=window, list_kept=False).upcoming]
 
@@ -46,7 +47,7 @@ def soon(records: list[dict], window: float, limits: CullLimits = LIMITS) -> lis
         ),
     ],
 )
-def test_upcoming(records: list[dict], window: float, expected: list) -> None:
+def test_upcoming(records: list[dict[str, Any]], window: float, expected: list[tuple[str, str, float, str]]) -> None:
     assert soon(records, window) == expected
 
 

@@ -8,6 +8,7 @@ The emulated hub answers as those versions do (see ``tests/support/emulated_hub.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ def hub_of_any_age(request: pytest.FixtureRequest) -> Iterator[EmulatedHub]:
         yield hub
 
 
-def serve_everyone(hub: EmulatedHub, users: list[dict]) -> None:
+def serve_everyone(hub: EmulatedHub, users: list[dict[str, Any]]) -> None:
     """List ``users`` as this hub would: by state from 1.3 on, all at once before."""
     if hub.older_than((1, 3)):
         hub.serve_users(None, users)

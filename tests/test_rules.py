@@ -6,11 +6,13 @@ then group (the most generous of the user's groups), then --timeout.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from idle_cull.models import User
+from idle_cull.models import Server, User
 from idle_cull.policy import (
     Action,
     CullLimits,
@@ -36,7 +38,7 @@ RULES = CullLimits(
 )
 
 
-def one(name: str = "u", *, server: str = "", groups: list[str] | None = None, profile: str | None = None, idle: float = 0) -> tuple[User, object]:
+def one(name: str = "u", *, server: str = "", groups: list[str] | None = None, profile: str | None = None, idle: float = 0) -> tuple[User, Server]:
     options = {"profile": profile} if profile else {}
     user = User.from_api(user_json(name, groups=groups, servers=[server_json(server, idle=idle, user_options=options)]))
     return user, user.servers[0]
@@ -59,7 +61,7 @@ def one(name: str = "u", *, server: str = "", groups: list[str] | None = None, p
         pytest.param(one(profile="tpu", groups=["students"]), 3 * H, "group students", id="unknown-profile-falls-through"),
     ],
 )
-def test_idle_limit_precedence(user_server: tuple, limit: float, rule: str) -> None:
+def test_idle_limit_precedence(user_server: tuple[User, Server], limit: float, rule: str) -> None:
     user, server = user_server
     assert idle_limit(user, server, RULES) == (limit, rule)
 
@@ -91,7 +93,7 @@ def test_exclusions(name: str, groups: list[str], reason: str | None) -> None:
         pytest.param(one(idle=1 * H), Action.STOP, "idle 1h >= 1h (--timeout)", id="default-reason"),
     ],
 )
-def test_server_decisions_name_their_rule(user_server: tuple, action: Action, reason: str) -> None:
+def test_server_decisions_name_their_rule(user_server: tuple[User, Server], action: Action, reason: str) -> None:
     user, server = user_server
     decision = decide_server(user, server, NOW, RULES)
     assert decision.action is action
@@ -113,7 +115,7 @@ USER_RULES = CullLimits(timeout=1 * H, max_age=2 * H, cull_users=True, user_time
         pytest.param(user_json(idle=99 * 24 * H, groups=["keep"]), USER_RULES, Action.KEEP, "excluded by --exclude-group keep", id="excluded-user-never-deleted"),
     ],
 )
-def test_user_limits(record: dict, limits: CullLimits, action: Action, reason: str) -> None:
+def test_user_limits(record: dict[str, Any], limits: CullLimits, action: Action, reason: str) -> None:
     user = User.from_api(record)
     decision = decide_user(user, [], NOW, limits)
     assert decision.action is action
@@ -212,7 +214,7 @@ SERVERS = st.lists(
     exclude_users=st.lists(st.sampled_from(["svc-*", "ann", "a*", "nobody"]), max_size=2),
     exclude_groups=st.lists(st.sampled_from(["instructors", "staff"]), max_size=2),
 )
-def test_excluded_users_are_never_touched(records: list[dict], exclude_users: list[str], exclude_groups: list[str]) -> None:
+def test_excluded_users_are_never_touched(records: list[dict[str, Any]], exclude_users: list[str], exclude_groups: list[str]) -> None:
     limits = CullLimits(
         timeout=1 * H,
         max_age=2 * H,

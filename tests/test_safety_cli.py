@@ -8,6 +8,7 @@ import re
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 import responses
@@ -19,7 +20,7 @@ from tests.support.cli import run
 from tests.support.emulated_hub import URL, EmulatedHub, server_json, user_json
 
 
-def idle_users(count: int, prefix: str = "idle") -> list[dict]:
+def idle_users(count: int, prefix: str = "idle") -> list[dict[str, Any]]:
     return [user_json(f"{prefix}{i}", idle=7200, servers=[server_json(idle=7200)]) for i in range(count)]
 
 
@@ -63,7 +64,7 @@ def test_blast_radius_caps(emulated_hub: EmulatedHub, args: list[str], idle: int
         assert len(emulated_hub.deleted_urls()) == idle
 
 
-def serve_with_date(emulated_hub: EmulatedHub, users: list[dict], hub_now: datetime) -> None:
+def serve_with_date(emulated_hub: EmulatedHub, users: list[dict[str, Any]], hub_now: datetime) -> None:
     """A hub whose clock (Date header) reads ``hub_now``."""
     emulated_hub.set_clock(hub_now)
     emulated_hub.serve_users("ready", users)
@@ -141,7 +142,7 @@ def test_no_recheck_acts_on_the_listing(emulated_hub: EmulatedHub) -> None:
     emulated_hub.answer_stop("idle0", status=204)
     result = run("--timeout=1h", "--no-recheck")
     assert result.exit_code == 0
-    assert [c.request.url for c in emulated_hub.calls if c.request.url.endswith("/users/idle0")] == []
+    assert [c.request.url for c in emulated_hub.calls if (c.request.url or "").endswith("/users/idle0")] == []
     assert emulated_hub.deleted_urls() == [f"{URL}/users/idle0/server"]
 
 
@@ -173,7 +174,7 @@ def test_unusable_lock_file_is_a_configuration_error(emulated_hub: EmulatedHub, 
 def test_deadline_stops_starting_new_actions(emulated_hub: EmulatedHub) -> None:
     emulated_hub.serve_users("ready", idle_users(4))
 
-    def slow_stop(_request: object) -> tuple[int, dict, str]:
+    def slow_stop(_request: object) -> tuple[int, dict[str, str], str]:
         time.sleep(0.4)
         return (204, {}, "")
 

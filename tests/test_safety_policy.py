@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -56,7 +57,7 @@ LIMITS = CullLimits(timeout=HOUR, cull_users=True)
 PROTECT_ADMINS = CullLimits(timeout=HOUR, cull_users=True, cull_admin_users=False)
 
 
-def fresh(activity_offset: float | None = 0, *, servers: list[dict] | None = None, admin: bool = False) -> User:
+def fresh(activity_offset: float | None = 0, *, servers: list[dict[str, Any]] | None = None, admin: bool = False) -> User:
     record = user_json("u", servers=servers, admin=admin)
     record["last_activity"] = stamp(activity_offset)
     return User.from_api(record)
@@ -76,7 +77,7 @@ def fresh(activity_offset: float | None = 0, *, servers: list[dict] | None = Non
         pytest.param(fresh(0, admin=True), None, LIMITS, None, id="admin-but-admins-culled"),
     ],
 )
-def test_user_changed_since_listing(fresh_user: User, our_first_stop, limits: CullLimits, objection: str | None) -> None:
+def test_user_changed_since_listing(fresh_user: User, our_first_stop: datetime | None, limits: CullLimits, objection: str | None) -> None:
     result = user_changed_since_listing(LISTED, fresh_user, our_first_stop, limits)
     if objection is None:
         assert result is None

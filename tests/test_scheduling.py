@@ -416,7 +416,7 @@ def test_cron_command_runs_and_does_not_overlap(tmp_path: Path) -> None:
 
 def _manifests() -> list[tuple[Path, dict[str, Any]]]:
     yaml = _module("yaml")
-    docs = []
+    docs: list[tuple[Path, dict[str, Any]]] = []
     files = sorted(K8S_DIR.glob("*.yaml")) + sorted(K8S_DIR.glob("*.yml"))
     assert files, f"no manifests in {K8S_DIR}"
     for path in files:

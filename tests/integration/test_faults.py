@@ -83,16 +83,17 @@ EXPECTED_END_STATE = {
 }  # idle-ida (server stopped, then user deleted) and temp-tim (deleted) are gone
 
 # Requests of a pass over the scene, as (method, path below /hub/api, query subset)
-PROBE = ("GET", "/", {})
+Request = tuple[str, str, dict[str, str]]
+PROBE: Request = ("GET", "/", {})
 READY_1 = ("GET", "/users", {"state": "ready", "offset": "0"})
 READY_2 = ("GET", "/users", {"state": "ready", "offset": "2"})
 INACTIVE_1 = ("GET", "/users", {"state": "inactive", "offset": "0"})
 INACTIVE_2 = ("GET", "/users", {"state": "inactive", "offset": "2"})
-ANY_LISTING = ("GET", "/users", {})
-STOP_IDA = ("DELETE", "/users/idle-ida/server", {})
-STOP_LAB = ("DELETE", "/users/nora/servers/lab", {})
-DELETE_TIM = ("DELETE", "/users/temp-tim", {})
-RECHECK_IDA = ("GET", "/users/idle-ida", {})
+ANY_LISTING: Request = ("GET", "/users", {})
+STOP_IDA: Request = ("DELETE", "/users/idle-ida/server", {})
+STOP_LAB: Request = ("DELETE", "/users/nora/servers/lab", {})
+DELETE_TIM: Request = ("DELETE", "/users/temp-tim", {})
+RECHECK_IDA: Request = ("GET", "/users/idle-ida", {})
 
 
 # --- the scene --------------------------------------------------------------------------

@@ -8,14 +8,20 @@ header, and the stop and delete endpoints. Every request is recorded in ``calls`
 unregistered URLs are refused, so nothing can reach the network. Tests register anything
 else (a failing answer, a slow stop) with the usual ``responses`` methods.
 
+A hub lists either records served as given per state (``serve_users``: what the CLI
+tests need) or one population of users whose server states the state filter reads
+(``serve_population`` with ``HubUsers``: what the paging tests need). Both page with the
+arithmetic of ``tests.support.pagination``.
+
 Records are stamped relative to the real clock, which the CLI reads.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from typing import Any
@@ -26,12 +32,10 @@ import responses
 
 from idle_cull.hub import PAGINATION_MEDIA_TYPE, parse_version
 from tests.support import records
+from tests.support.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, page_window, users_page
 
 URL = "http://hub.test:8081/hub/api"
 TOKEN = "cli-test-token-0123456789abcdef"
-# JupyterHub's api_page_default_limit and api_page_max_limit
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 200
 
 Answer = tuple[int, dict[str, str], str]
 
@@ -46,36 +50,88 @@ def user_json(*args: Any, **kwargs: Any) -> dict[str, Any]:
     return records.user_json(*args, now=datetime.now(timezone.utc), **kwargs)
 
 
-def users_page(items: list[Any], offset: int, limit: int, url: str = URL) -> dict[str, Any]:
-    """One ``GET /users`` answer of JupyterHub 2.0 and later: ``items`` is the whole query."""
-    following = None
-    if offset + limit < len(items):
-        following = {
-            "offset": offset + limit,
-            "limit": limit,
-            "url": f"{url}/users?offset={offset + limit}&limit={limit}",
-        }
-    return {
-        "items": items[offset : offset + limit],
-        "_pagination": {"offset": offset, "limit": limit, "total": len(items), "next": following},
-    }
-
-
-def page_window(query: Mapping[str, str], page_size: int | None) -> tuple[int, int]:
-    """The ``(offset, limit)`` a hub answers for a query: the hub's default, capped.
+@dataclass
+class Listing:
+    """Records served as given (the state filter already applied) for one ``state``.
 
     ``page_size`` is a hub configured with that default and cap (even beyond JupyterHub's
     own cap of 200); ``None`` is JupyterHub's defaults.
     """
-    default, cap = (page_size, page_size) if page_size else (DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
-    requested = int(query.get("limit") or 0)
-    return max(int(query.get("offset") or 0), 0), min(requested or default, cap)
+
+    records: list[Any]
+    page_size: int | None
+
+    def page(self, query: Mapping[str, str]) -> dict[str, Any]:
+        size = self.page_size
+        offset, limit = page_window(query, default=size, cap=size) if size else page_window(query)
+        return users_page(self.records, offset, limit, URL)
 
 
 @dataclass
-class Listing:
-    records: list[Any]
-    page_size: int | None
+class HubUser:
+    """A user as the state filter sees it: with a server record (``active``), ready or not."""
+
+    name: str
+    active: bool = True
+    ready: bool = True
+
+    def record(self) -> dict[str, Any]:
+        servers = {"": {"name": "", "ready": self.ready, "pending": None}} if self.active else {}
+        return {"name": self.name, "last_activity": None, "servers": servers}
+
+
+@dataclass
+class HubUsers:
+    """The users of a JupyterHub 6.1, listed as its ``UserListAPIHandler`` lists them.
+
+    Unlike a ``Listing``, every state is answered from the one population, the way the hub
+    does it: ``total`` counts *active* users for ``state=ready``, and ready users are
+    filtered only after offset/limit, so pages can be short or empty while ``next`` is set.
+    Tests may change ``users`` while a listing runs (holding ``lock``), rewrite the body
+    for an offset (``override``) or act before an answer (``before_answer``); every query
+    answered is recorded in ``calls``.
+    """
+
+    users: list[HubUser]
+    default_limit: int = DEFAULT_PAGE_SIZE
+    max_limit: int = MAX_PAGE_SIZE
+    # the API URL written in ``next``: a hub behind a proxy names its internal host
+    advertised_url: str = URL
+    calls: list[dict[str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    override: Callable[[int, dict[str, Any]], dict[str, Any]] | None = None
+    before_answer: Callable[[dict[str, str]], None] | None = None
+
+    def answer(self, query: Mapping[str, str], *, paginated: bool = True) -> object:
+        """The body for ``query``: a page, or a plain list for a client that asks none."""
+        params = dict(query)
+        with self.lock:
+            self.calls.append(params)
+        if self.before_answer is not None:
+            self.before_answer(params)
+        state = params.get("state")
+        offset, limit = page_window(params, default=self.default_limit, cap=self.max_limit, paginated=paginated)
+        selected = self.selected(state)
+        window = selected[offset : offset + limit]
+        if state == "ready":  # filtered in memory after offset/limit, as the hub does
+            window = [u for u in window if u.ready]
+        items = [u.record() for u in window]
+        if not paginated:
+            return items
+        body = users_page(items, offset, limit, self.advertised_url, total=len(selected))
+        return body if self.override is None else self.override(offset, body)
+
+    def selected(self, state: str | None) -> list[HubUser]:
+        """The users the hub's SQL query selects for ``state``, before offset/limit."""
+        if state in ("ready", "active"):
+            return [u for u in self.users if u.active]
+        if state == "inactive":
+            return [u for u in self.users if not u.active]
+        return list(self.users)
+
+    def offsets(self) -> list[int]:
+        """The offset of every query answered, in ascending order."""
+        return sorted(int(c.get("offset", 0)) for c in self.calls)
 
 
 class EmulatedHub(responses.RequestsMock):
@@ -90,6 +146,7 @@ class EmulatedHub(responses.RequestsMock):
         self.version = version
         self.headers: dict[str, str] = {}
         self.listings: dict[str | None, Listing] = {}
+        self.population: HubUsers | None = None
         self.get(f"{URL}/", json={"version": version})
 
     def set_clock(self, hub_now: datetime) -> None:
@@ -111,15 +168,28 @@ class EmulatedHub(responses.RequestsMock):
         with a name is also served unchanged at ``GET /users/{name}``. A state that was not
         served is refused like an unregistered URL.
         """
-        # Registered with the first listing only: a test that answers GET /users itself
-        # (garbage, an error) must not compete with it, as responses would hand out the
-        # first of two matching registrations once and then drop it.
-        if not self.listings:
-            self.add_callback(responses.GET, f"{URL}/users", callback=self._answer_users)
+        self._answer_listings()
         self.listings[state] = Listing(users, page_size)
         for user in users if recheck else ():
             if isinstance(user, dict) and isinstance(user.get("name"), str):
                 self.get(user_url(user["name"]), json=user, headers=self.headers)
+
+    def serve_population(self, population: HubUsers) -> None:
+        """Answer every ``GET /users`` (any state) from ``population``, instead of listings.
+
+        Only for hubs of 2.0 and later: the population models 6.1's pagination.
+        """
+        if self.older_than((2, 0)):
+            raise ValueError(f"a population pages as JupyterHub 2.0+ does, not as {self.version}")
+        self._answer_listings()
+        self.population = population
+
+    def _answer_listings(self) -> None:
+        # Registered once, with the first listing: a test that answers GET /users itself
+        # (garbage, an error) must not compete with it, as responses would hand out the
+        # first of two matching registrations once and then drop it.
+        if not self.listings and self.population is None:
+            self.add_callback(responses.GET, f"{URL}/users", callback=self._answer_users)
 
     def answer_stop(self, user: str, server: str = "", *, status: int = 204, **answer: Any) -> None:
         """Answer the stop of ``user``'s ``server`` ("": the default one) with ``status``."""
@@ -144,16 +214,17 @@ class EmulatedHub(responses.RequestsMock):
 
     def _answer_users(self, request: requests.PreparedRequest) -> Answer:
         query = dict(parse_qsl(urlsplit(request.url or "").query))
+        headers = {"Content-Type": "application/json", **self.headers}
+        paginated = request.headers.get("Accept") == PAGINATION_MEDIA_TYPE
+        if self.population is not None:
+            return 200, headers, json_text(self.population.answer(query, paginated=paginated))
         state = None if self.older_than((1, 3)) else query.get("state")
         listing = self.listings.get(state)
         if listing is None:
             raise requests.ConnectionError(f"the emulated hub serves no {state!r} listing")
-        headers = {"Content-Type": "application/json", **self.headers}
-        paginated = request.headers.get("Accept") == PAGINATION_MEDIA_TYPE
         if self.older_than((2, 0)) or not paginated:  # before 2.0: everyone, in a bare list
             return 200, headers, json_text(listing.records)
-        offset, limit = page_window(query, listing.page_size)
-        return 200, headers, json_text(users_page(listing.records, offset, limit))
+        return 200, headers, json_text(listing.page(query))
 
 
 def user_url(name: str) -> str:

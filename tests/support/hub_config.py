@@ -134,7 +134,7 @@ def _read_cancel_marker() -> str:
         return ""
 
 
-class NoopSpawner(Spawner):
+class NoopSpawner(Spawner):  # type: ignore[misc]  # jupyterhub ships no types: Spawner is Any
     """A spawner that starts nothing: every server is the shared always-200 HTTP server.
 
     It models what a culler sees (ready, pending stop, stopped) at a few ms per spawn.

@@ -14,7 +14,7 @@ from typing import Any
 import jsonschema
 
 from idle_cull.models import Outcome, User
-from idle_cull.policy import Action, CullLimits, ServerDecision
+from idle_cull.policy import Action, CullLimits, ServerDecision, UserDecision
 from idle_cull.report import Entry, Report
 from tests.support.emulated_hub import URL
 from tests.support.records import NOW, plan_of, server_json, user_json
@@ -60,7 +60,8 @@ def settled_report(
     plan = plan_of(users, NOW, CullLimits(timeout=HOUR, cull_users=True))
     report = base_report(users_listed=len(users), **fields)
     settle = settle or {}
-    for decision in (*plan.servers, *plan.users):
+    decisions: tuple[ServerDecision | UserDecision, ...] = (*plan.servers, *plan.users)
+    for decision in decisions:
         kind = "server" if isinstance(decision, ServerDecision) else "user"
         entry = Entry(kind, decision)
         if decision.action in (Action.STOP, Action.DELETE):
