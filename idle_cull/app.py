@@ -148,7 +148,9 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
     )
     busy_check = None
     if kernels is not None:
-        busy_check = BusyCheck(kernels.probe, settings.probe_limits, settings.limits.max_age)
+        busy_check = BusyCheck(
+            kernels.probe, settings.probe_limits, settings.limits.max_age, client.token_scopes
+        )
     started = utc_now()
     try:
         with cancel_on_signals(control):

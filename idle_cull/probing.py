@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 ACCESS_SCOPE = "access:servers"
 PROBE_TIMEOUT = 5.0  # seconds per attempt: a Jupyter server answers in milliseconds
 Prober = Callable[[str | None], ProbeResult]
+ScopeReader = Callable[[], "list[str] | None"]  # the token's scopes (HubClient.token_scopes)
 Key = tuple[str, str]  # (user, server)
 
 
@@ -71,8 +72,11 @@ class ProbeOutcome:
 class BusyCheck:
     """Probes servers about to be stopped and keeps the busy ones; thread-safe."""
 
-    def __init__(self, prober: Prober, limits: ProbeLimits, max_age: float) -> None:
+    def __init__(
+        self, prober: Prober, limits: ProbeLimits, max_age: float, scopes: ScopeReader
+    ) -> None:
         self._prober = prober
+        self._scopes = scopes
         self._limits = limits
         self._max_age = max_age
         self._lock = threading.Lock()
@@ -82,6 +86,10 @@ class BusyCheck:
     def findings(self) -> Mapping[Key, ProbeFinding]:
         with self._lock:
             return dict(self._findings)
+
+    def require_scope(self) -> None:
+        """Preflight, before listing (hubs from 2.0 on): the token must hold the scope."""
+        require_access_scope(self._scopes())
 
     def wanted(self, decision: ServerDecision) -> bool:
         """Not for a server ``--max-age`` stops: busy kernels never override it."""

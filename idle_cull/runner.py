@@ -42,7 +42,7 @@ from idle_cull.policy import (
     judge,
     user_changed_since_listing,
 )
-from idle_cull.probing import BusyCheck, require_access_scope
+from idle_cull.probing import BusyCheck
 from idle_cull.report import Entry, Report
 from idle_cull.safe_text import public_url
 
@@ -80,8 +80,6 @@ class Hub(Protocol):
     def stop_server(self, user: str, server: str, *, remove: bool = False) -> ActionResult: ...
 
     def delete_user(self, name: str) -> ActionResult: ...
-
-    def token_scopes(self) -> list[str] | None: ...
 
 
 # A deletion goes ahead only when every server it depends on has really stopped.
@@ -147,7 +145,7 @@ def run_pass(
     report.hub_version = client.hub_version()
     log.info("hub %s at %s", report.hub_version, public_url(settings.url))
     if busy_check is not None and parse_version(report.hub_version) >= (2,):
-        require_access_scope(client.token_scopes())
+        busy_check.require_scope()
     # "Now" is read once, before listing: a record is never older than this when judged,
     # so a slow listing can understate idleness but never overstate it.
     now = _choose_clock(settings, client, clock, report)

@@ -23,7 +23,9 @@ KERNELS = f"{PROXY}/user/ann/api/kernels"
 TOKEN = "pr0be-T0KEN-9f8e7d6c5b4a"
 
 
-def kernel(state: str, name: str = "python3", last: str = "2026-11-26T10:00:00.000000Z") -> dict:
+def kernel(
+    state: str, name: str = "python3", last: str = "2026-11-26T10:00:00.000000Z"
+) -> dict[str, str]:
     return {"id": "k1", "name": name, "last_activity": last, "execution_state": state}
 
 
@@ -63,7 +65,7 @@ def test_the_request_does_not_count_as_activity_and_carries_the_token(
     server.get(KERNELS, json=[])
     probe.probe("/user/ann/")
     (call,) = server.calls
-    assert dict(parse_qsl(urlsplit(call.request.url).query)) == {"no_track_activity": "1"}
+    assert dict(parse_qsl(urlsplit(call.request.url or "").query)) == {"no_track_activity": "1"}
     assert call.request.headers["Authorization"] == f"token {TOKEN}"
 
 
@@ -193,7 +195,9 @@ def test_an_answer_that_is_not_a_kernel_list_is_a_failure(body: bytes, reason: s
         pytest.param([kernel("busy", name="x" * 200)], (BusyKernel("x" * 64, datetime(2026, 11, 26, 10, tzinfo=timezone.utc)),), id="long-name"),
     ],
 )
-def test_only_busy_kernels_are_reported(models: list[dict], busy: tuple[BusyKernel, ...]) -> None:
+def test_only_busy_kernels_are_reported(
+    models: list[dict[str, str]], busy: tuple[BusyKernel, ...]
+) -> None:
     result = read_kernels(json.dumps(models).encode())
     assert (result.failure, result.kernels, result.busy) == (None, len(models), busy)
 

@@ -222,7 +222,8 @@ def test_warn_within_probes_nothing(scoped: EmulatedHub) -> None:
 
 
 def test_a_hub_before_2_0_has_no_scopes_to_check() -> None:
-    with EmulatedHub(version="1.5.0") as old_hub:
+    old_hub = EmulatedHub(version="1.5.0")
+    with old_hub:
         old_hub.serve_users("ready", [idle_user("ann")])
         old_hub.get(kernels_of("ann"), json=[busy_kernel()])
         result = probe_run()

@@ -53,12 +53,13 @@ def cull(
     )
     for secret in (hub.culler_token, hub.admin_token, hub.servers_only_token):
         assert secret not in result.stdout + result.stderr
-    report = json.loads(result.stdout) if result.stdout.strip() else {}
+    report: dict[str, Any] = json.loads(result.stdout) if result.stdout.strip() else {}
     return result, report
 
 
 def server_entry(report: dict[str, Any], user: str) -> dict[str, Any]:
-    (entry,) = [e for e in report["entries"] if e["kind"] == "server" and e["user"] == user]
+    entries: list[dict[str, Any]] = report["entries"]
+    (entry,) = [e for e in entries if e["kind"] == "server" and e["user"] == user]
     return entry
 
 
