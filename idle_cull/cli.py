@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from idle_cull import __version__
+from idle_cull.config_file import config_file_options
 from idle_cull.exits import exit_status_help
 from idle_cull.options import UpstreamCompatibleCommand, cull_options
 
@@ -24,6 +25,7 @@ __all__ = ["cli", "main"]
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @cull_options
+@config_file_options
 @click.version_option(__version__, prog_name="idle-cull")
 @click.pass_context
 def cli(ctx: click.Context, /, **options: Any) -> None:

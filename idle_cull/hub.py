@@ -111,6 +111,11 @@ def _connection_reason(error: requests.RequestException) -> str:
     return type(error).__name__
 
 
+def _times(count: int) -> str:
+    """``once``, ``2 times``: how often a request was tried, in the error messages."""
+    return "once" if count == 1 else f"{count} times"
+
+
 class HubClient:
     """A thread-safe client for the parts of the JupyterHub REST API a culler uses."""
 
@@ -230,18 +235,52 @@ class HubClient:
             raise HubProtocolError(f"user {name!r} is not a JSON object")
         return body
 
-    def token_scopes(self) -> list[str] | None:
-        """The token's own scopes from ``GET /user``; ``None`` when the hub reports none
-        (before 2.0). Preflight for options that need a scope the listing does not show."""
-        answer = self._request("GET", "/user", what="read the token's own model")
-        self._raise_for_status(answer, "read the token's own model", scope="(any)")
-        body = self._json(answer, "the token's own model")
-        scopes = body.get("scopes") if isinstance(body, dict) else None
-        if scopes is None:
+    def token_owner(self) -> dict[str, Any] | None:
+        """``GET /user``: the token's owner and, from JupyterHub 2.0, the token's scopes.
+
+        ``None`` when the hub has no such endpoint (404), so the caller can say that the
+        scopes could not be checked rather than fail.
+        """
+        answer = self._request("GET", "/user", what="read the token's scopes")
+        status = answer.response.status_code
+        if status == 404:
             return None
-        if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
-            raise HubProtocolError("the token's model has 'scopes' that are not a list of names")
-        return scopes
+        if status == 403:
+            # Every token the hub knows may read its own owner: 403 means an unknown token.
+            raise HubAuthError(
+                "the hub does not accept the API token (403 on GET /user, which any valid "
+                "token may read); check JUPYTERHUB_API_TOKEN or --api-token-file, and that "
+                "the token is the api_token of a service in the hub's configuration",
+                status=status,
+                attempts=answer.attempts,
+            )
+        body = self._json(answer, "the token's owner")
+        if not isinstance(body, dict):
+            raise HubProtocolError("the token's owner (GET /user) is not a JSON object")
+        return body
+
+    def group_exists(self, name: str) -> bool | None:
+        """Whether the hub has this group; ``None`` if the token may not read it (403)."""
+        answer = self._request("GET", f"/groups/{quote_name(name)}", what=f"read group {name!r}")
+        status = answer.response.status_code
+        if status == 403 and "credentials" not in self._hub_message(answer.response).lower():
+            return None
+        if status == 404:
+            return False
+        self._raise_for_status(answer, f"read group {name!r}", scope="read:groups:name")
+        return True
+
+    def group_names(self) -> list[str] | None:
+        """Names of the hub's groups (its first page: up to ``api_page_max_limit``), for
+        suggesting the one a misspelt rule meant; ``None`` if the token may not list them."""
+        answer = self._request("GET", "/groups", what="list groups")
+        if answer.response.status_code == 403:
+            return None
+        body = self._json(answer, "the group list")
+        items = body.get("items") if isinstance(body, dict) else body
+        if not isinstance(items, list):
+            raise HubProtocolError("the group list (GET /groups) is not a JSON list")
+        return [g["name"] for g in items if isinstance(g, dict) and isinstance(g.get("name"), str)]
 
     # -- acting ----------------------------------------------------------------------
 
@@ -328,7 +367,7 @@ class HubClient:
             )
         except TransientHTTPError as error:
             raise HubUnavailable(
-                f"could not {what}: the hub answered HTTP {error.status} {attempts} times; "
+                f"could not {what}: the hub answered HTTP {error.status} {_times(attempts)}; "
                 "is it overloaded or restarting?",
                 status=error.status,
                 attempts=attempts,
@@ -341,7 +380,7 @@ class HubClient:
             ) from None
         except requests.Timeout:
             raise HubUnavailable(
-                f"could not {what}: no answer within {self._timeout:g}s, {attempts} times "
+                f"could not {what}: no answer within {self._timeout:g}s, {_times(attempts)} "
                 "(JUPYTERHUB_REQUEST_TIMEOUT)",
                 attempts=attempts,
             ) from None
@@ -354,7 +393,7 @@ class HubClient:
         except requests.exceptions.ChunkedEncodingError:
             raise HubUnavailable(
                 f"could not {what}: the connection was cut before the whole answer arrived, "
-                f"{attempts} times; is a proxy or load balancer in front of the hub dropping "
+                f"{_times(attempts)}; is a proxy or load balancer in front of the hub dropping "
                 "connections, or is the hub restarting?",
                 attempts=attempts,
             ) from None

@@ -42,7 +42,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MISSING_EXTRA = (
-    "--metrics-file/--pushgateway need prometheus-client: pip install 'idle-cull[metrics]'"
+    "--metrics-file/--pushgateway need prometheus-client: install it into idle-cull's "
+    "environment (pip install 'prometheus-client>=0.16'), or reinstall idle-cull with its "
+    "metrics extra from a checkout (pip install '/path/to/idle-cull[metrics]')"
 )
 LAST_SUCCESS = "idle_cull_last_success_timestamp_seconds"
 PUSH_JOB = "idle-cull"  # the Pushgateway group the metrics replace (job/idle-cull)

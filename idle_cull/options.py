@@ -24,6 +24,7 @@ from idle_cull.safe_text import public_url
 
 __all__ = [
     "BOOLEAN_OPTIONS",
+    "ENV_PREFIX",
     "OPTIONS",
     "Option",
     "UpstreamCompatibleCommand",
@@ -32,6 +33,8 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+ENV_PREFIX = "IDLE_CULL"  # every option can also be set as IDLE_CULL_<NAME>
 
 
 class Duration(click.ParamType):  # type: ignore[type-arg,unused-ignore]
@@ -123,6 +126,14 @@ class Option:
         """The keyword click passes the value as."""
         return self.name.replace("-", "_")
 
+    @property
+    def envvars(self) -> tuple[str, ...]:
+        """Its environment variables, first found wins: upstream's or JupyterHub's name
+        (if any), then ``IDLE_CULL_<NAME>``, which every option has (Kubernetes
+        ConfigMaps, systemd EnvironmentFiles)."""
+        own = f"{ENV_PREFIX}_{self.dest.upper()}"
+        return (self.envvar, own) if self.envvar else (own,)
+
     def click_option(self) -> Callable[[F], F]:
         """The click declaration; booleans take a value so ``--x=false`` works."""
         if self.boolean:
@@ -134,13 +145,13 @@ class Option:
                 default=self.default,
                 show_default=True,
                 metavar="[=true|false]",
+                envvar=list(self.envvars),
+                show_envvar=True,
                 help=f"{self.help} Also --no-{self.name}.",
             )
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"envvar": list(self.envvars), "show_envvar": True}
         if self.type is not None:
             extra["type"] = self.type
-        if self.envvar is not None:
-            extra.update(envvar=self.envvar, show_envvar=True)
         if self.metavar is not None:
             extra["metavar"] = self.metavar
         if self.show_default and self.default is not None:
@@ -252,7 +263,6 @@ OPTIONS: tuple[Option, ...] = (
         default=0,
         help="Users per page when listing; 0 uses the hub's default page size.",
         setting="api_page_size",
-        shown=lambda size: size or "hub default",
     ),
     Option(
         "ssl-enabled",
@@ -475,6 +485,13 @@ OPTIONS: tuple[Option, ...] = (
         metavar="URL",
         help="Push the same metrics to a Prometheus Pushgateway (needs idle-cull[metrics]).",
         setting="pushgateway",
+    ),
+    Option(
+        "allow-managed-service",
+        help="Run even when JupyterHub started this process as a managed service (only for "
+        "a wrapper that loops between passes; see the README).",
+        boolean=True,
+        default=False,
     ),
     Option(
         "log-format",

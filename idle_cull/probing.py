@@ -18,27 +18,23 @@ from urllib.parse import urlsplit
 
 from idle_cull.busy import ProbeLimits, ProbeResult, ProbeVerdict, Verdict, decide_probed
 from idle_cull.busy import probe_wanted as _probe_wanted
-from idle_cull.errors import ConfigError, HubAuthError
+from idle_cull.errors import ConfigError
 from idle_cull.models import Outcome
 from idle_cull.policy import ServerDecision
 
 __all__ = [
-    "ACCESS_SCOPE",
     "PROBE_TIMEOUT",
     "BusyCheck",
     "ProbeFinding",
     "ProbeOutcome",
     "Prober",
-    "require_access_scope",
     "validate_proxy_url",
 ]
 
 log = logging.getLogger(__name__)
 
-ACCESS_SCOPE = "access:servers"
 PROBE_TIMEOUT = 5.0  # seconds per attempt: a Jupyter server answers in milliseconds
 Prober = Callable[[str | None], ProbeResult]
-ScopeReader = Callable[[], "list[str] | None"]  # the token's scopes (HubClient.token_scopes)
 Key = tuple[str, str]  # (user, server)
 
 
@@ -72,11 +68,8 @@ class ProbeOutcome:
 class BusyCheck:
     """Probes servers about to be stopped and keeps the busy ones; thread-safe."""
 
-    def __init__(
-        self, prober: Prober, limits: ProbeLimits, max_age: float, scopes: ScopeReader
-    ) -> None:
+    def __init__(self, prober: Prober, limits: ProbeLimits, max_age: float) -> None:
         self._prober = prober
-        self._scopes = scopes
         self._limits = limits
         self._max_age = max_age
         self._lock = threading.Lock()
@@ -86,10 +79,6 @@ class BusyCheck:
     def findings(self) -> Mapping[Key, ProbeFinding]:
         with self._lock:
             return dict(self._findings)
-
-    def require_scope(self) -> None:
-        """Preflight, before listing (hubs from 2.0 on): the token must hold the scope."""
-        require_access_scope(self._scopes())
 
     def wanted(self, decision: ServerDecision) -> bool:
         """Not for a server ``--max-age`` stops: busy kernels never override it."""
@@ -129,22 +118,6 @@ class BusyCheck:
     def _record(self, decision: ServerDecision, finding: ProbeFinding) -> None:
         with self._lock:
             self._findings[(decision.user, decision.server)] = finding
-
-
-def require_access_scope(scopes: list[str] | None) -> None:
-    """Fail before acting when the token cannot read servers' APIs (exit status 3).
-
-    ``None``: the hub reports no scopes (before 2.0, where an admin token reads all).
-    A filtered scope (``access:servers!user=ann``) is not enough: the pass probes any
-    server, and a refused probe would keep the server on every pass.
-    """
-    if scopes is None or ACCESS_SCOPE in scopes:
-        return
-    raise HubAuthError(
-        f"--probe-kernels needs the scope {ACCESS_SCOPE} (to read each server's "
-        "/api/kernels), which the token lacks; add it to the culler's role (see README, "
-        "'Busy kernels'); nothing was culled"
-    )
 
 
 def validate_proxy_url(url: str) -> None:

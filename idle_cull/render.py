@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from idle_cull import __version__
-from idle_cull.durations import format_duration
+from idle_cull.durations import format_duration, skew_phrase
 from idle_cull.models import Outcome, as_utc
 from idle_cull.policy import ServerDecision
 from idle_cull.probing import ProbeFinding
@@ -72,6 +72,7 @@ def report_document(report: Report, exit_status: ExitStatus) -> dict[str, Any]:
         "entries": [_entry_document(e, report) for e in _sorted_for_machines(report.entries)],
         "upcoming": [_upcoming_document(u, report.now) for u in _sorted_upcoming(report)],
         "rejected_records": list(report.rejected_records),
+        "warnings": list(report.warnings),
     }
 
 
@@ -212,15 +213,17 @@ def _text_header(report: Report) -> list[str]:
         lines.append(f"INTERRUPTED: {report.interrupted}")
     if report.error:
         lines.append(f"ERROR: {report.error}")
+    lines += [f"WARNING: {warning}" for warning in report.warnings]
     return lines
 
 
 def _clock_text(report: Report) -> str:
     if report.clock != "hub":
         return "idleness measured on this machine's clock"
-    if report.skew_seconds is None:
+    phrase = skew_phrase(report.skew_seconds)
+    if phrase is None:
         return "idleness measured on the hub's clock"
-    return f"idleness measured on the hub's clock (hub minus local: {report.skew_seconds:+.1f}s)"
+    return f"idleness measured on the hub's clock ({phrase})"
 
 
 def _text_entries(

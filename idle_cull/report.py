@@ -97,6 +97,7 @@ class Report:
     upcoming: list[Upcoming] = field(default_factory=list)  # only with --warn-within
     warn_within: float | None = None  # the --warn-within window; None: not asked
     error: str | None = None  # what ended the pass before any action (exit 3, or interrupted)
+    warnings: list[str] = field(default_factory=list)  # rules that named nobody, unchecked groups
     # --probe-kernels: what each probed (or, in a dry run, would-be probed) server said
     probing: bool = False  # the pass ran with --probe-kernels (the report then says so)
     probes: dict[tuple[str, str], ProbeFinding] = field(default_factory=dict)
@@ -137,8 +138,12 @@ class Report:
             return ExitStatus.ACTION_FAILED
         return ExitStatus.OK
 
-    def summary_line(self) -> str:
-        """The closing ``key=value`` line a log search or a person reads first."""
+    def summary_line(self, status: ExitStatus | None = None) -> str:
+        """The closing ``key=value`` line a log search or a person reads first.
+
+        ``status`` is the process's exit status when the CLI knows better than the
+        report (a pass that never listed has no actions, yet exits 2 or 3).
+        """
         counts = self.counts()
         keys: tuple[str, ...] = (
             "server_stopped",
@@ -167,7 +172,7 @@ class Report:
         if self.finished_at is not None:
             seconds = (self.finished_at - self.started_at).total_seconds()
             fields.append(f"duration={seconds:.2f}s")
-        fields.append(f"exit={int(self.exit_status())}")
+        fields.append(f"exit={int(self.exit_status() if status is None else status)}")
         prefix = "DRY RUN, nothing was changed: " if self.dry_run else ""
         return f"summary: {prefix}" + " ".join(fields)
 

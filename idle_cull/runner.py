@@ -25,7 +25,7 @@ from itertools import islice
 from typing import Any, Protocol, TypeVar
 
 from idle_cull.config import Settings
-from idle_cull.durations import format_duration
+from idle_cull.durations import format_duration, skew_phrase
 from idle_cull.errors import HubAuthError, HubError, PassInterrupted
 from idle_cull.hub import ActionResult, parse_version
 from idle_cull.models import SCOPED_FIELDS, Outcome, RecordError, Server, User
@@ -40,8 +40,10 @@ from idle_cull.policy import (
     cap_exceeded,
     decide_server,
     judge,
+    rules_matching,
     user_changed_since_listing,
 )
+from idle_cull.preflight import check_before_listing, warn_unmatched_rules
 from idle_cull.probing import BusyCheck
 from idle_cull.report import Entry, Report
 from idle_cull.safe_text import public_url
@@ -80,6 +82,12 @@ class Hub(Protocol):
     def stop_server(self, user: str, server: str, *, remove: bool = False) -> ActionResult: ...
 
     def delete_user(self, name: str) -> ActionResult: ...
+
+    def token_owner(self) -> dict[str, Any] | None: ...
+
+    def group_exists(self, name: str) -> bool | None: ...
+
+    def group_names(self) -> list[str] | None: ...
 
 
 # A deletion goes ahead only when every server it depends on has really stopped.
@@ -144,8 +152,7 @@ def run_pass(
     )
     report.hub_version = client.hub_version()
     log.info("hub %s at %s", report.hub_version, public_url(settings.url))
-    if busy_check is not None and parse_version(report.hub_version) >= (2,):
-        busy_check.require_scope()
+    check_before_listing(client, settings.limits, report, probe_kernels=busy_check is not None)
     # "Now" is read once, before listing: a record is never older than this when judged,
     # so a slow listing can understate idleness but never overstate it.
     now = _choose_clock(settings, client, clock, report)
@@ -187,9 +194,11 @@ def judge_listing(
     """
     needed = fields_rules_need(settings.limits, parse_version(report.hub_version))
     plan = Plan(list_kept=settings.report_kept)
+    matched: set[tuple[str, str]] = set()
     with closing(list_users(client, settings, report, control, progress)) as users:
         for user in users:
             require_visible_fields(user, needed, settings.limits)
+            matched |= rules_matching(user, settings.limits)
             judgement = judge(user, now, settings.limits, settings.warn_within)
             if plan.add(judgement):
                 # The later copy was read later: it is the fresher view of this user.
@@ -200,6 +209,7 @@ def judge_listing(
                 )
             _log_judgement(judgement, settings.dry_run)
     report.users_listed = plan.users_judged
+    warn_unmatched_rules(settings.limits, matched, report)
     return plan
 
 
@@ -307,14 +317,12 @@ def _choose_clock(settings: Settings, client: Hub, local: Clock, report: Report)
         return local
     skew = (hub_now - local()).total_seconds()
     report.skew_seconds = skew
-    log.info("measuring idleness on the hub's clock (this machine's differs by %.1fs)", skew)
-    if abs(skew) > SKEW_WORTH_A_WARNING:
-        direction = "behind" if skew > 0 else "ahead of"
-        log.warning(
-            "this machine's clock is %s %s the hub's; idleness is measured on the hub's clock",
-            format_duration(abs(skew)),
-            direction,
-        )
+    phrase = skew_phrase(skew)
+    if phrase is None:
+        log.info("measuring idleness on the hub's clock")
+    else:
+        level = logging.WARNING if abs(skew) > SKEW_WORTH_A_WARNING else logging.INFO
+        log.log(level, "%s; idleness is measured on the hub's clock", phrase)
     return lambda: client.hub_now() or local()
 
 

@@ -28,7 +28,23 @@ def test_parse_duration_rejects(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0, "0s"), (45, "45s"), (1.5, "1.5s"), (60, "1m"), (3599, "59m59s"), (-90, "-1m30s"), (7800, "2h10m"), (90061, "1d1h")],
+    [
+        pytest.param(0, "0s", id="zero"),
+        pytest.param(45, "45s", id="seconds"),
+        pytest.param(1.5, "1.5s", id="fraction-under-ten"),
+        pytest.param(59.9, "59s", id="under-a-minute-rounds-down"),
+        pytest.param(60, "1m", id="exact-minute"),
+        pytest.param(3599, "59m59s", id="two-units"),
+        pytest.param(-90, "-1m30s", id="negative"),
+        pytest.param(7800, "2h10m", id="hours-minutes"),
+        pytest.param(7200, "2h", id="exact-hours"),
+        pytest.param(7226, "2h0m", id="zero-middle-minutes-kept"),
+        pytest.param(7259, "2h0m", id="rounds-down-not-up"),
+        pytest.param(86426, "1d0h", id="zero-middle-hours-kept"),
+        pytest.param(86400, "1d", id="exact-day"),
+        pytest.param(90061, "1d1h", id="days-hours"),
+        pytest.param(3600 + 59, "1h0m", id="below-next-minute"),
+    ],
 )
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text

@@ -12,6 +12,7 @@ import pytest
 from idle_cull.busy import ProbeLimits
 from idle_cull.cli import cli
 from idle_cull.config import Settings
+from idle_cull.config_file import CONFIG_FILE_FLAGS
 from idle_cull.options import BOOLEAN_OPTIONS, OPTIONS, Option
 from idle_cull.policy import Caps, CullLimits
 
@@ -81,7 +82,8 @@ def test_no_report_kept_is_accepted() -> None:
 def test_the_table_declares_every_option_of_the_command() -> None:
     declared = {f"--{option.name}" for option in OPTIONS}
     on_command = {opt for param in cli.params for opt in param.opts if opt.startswith("--")}
-    assert on_command - {"--help", "--version"} == declared
+    # --config and --generate-config say where settings come from (config_file.py).
+    assert on_command - {"--help", "--version", *CONFIG_FILE_FLAGS} == declared
 
 
 def test_every_setting_path_names_a_field() -> None:
@@ -139,6 +141,9 @@ def test_settings_line_has_every_field_option_and_never_the_token() -> None:
     assert list(described) == [o.setting.rpartition(".")[2] for o in OPTIONS if o.setting] + ["ssl"]
     assert described["exclude_users"] == "a*"
     assert described["group_timeouts"] == "gpu=7200"
-    assert described["api_page_size"] == "hub default"
+    assert described["api_page_size"] == 0  # the hub's default, as a value: key=value parses
+    line = " ".join(f"{k}={v}" for k, v in described.items() if v is not None)
+    pairs = [pair.partition("=") for pair in line.split(" ")]
+    assert all(sep and key.isidentifier() for key, sep, _ in pairs), line
     assert described["ssl"] is False
     assert TOKEN not in str(described)

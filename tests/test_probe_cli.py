@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 
 from tests.support.cli import run
-from tests.support.emulated_hub import URL, EmulatedHub, server_json, user_json
+from tests.support.emulated_hub import ALL_SCOPES, URL, EmulatedHub, server_json, user_json
 
 PROXY = "http://proxy.test"
-SCOPES = ["access:servers", "delete:servers", "list:users", "read:servers", "read:users:activity"]
 
 
 def idle_user(name: str, **server: Any) -> dict[str, Any]:
@@ -43,7 +42,8 @@ def probe_run(*args: str) -> Any:
 
 @pytest.fixture
 def scoped(emulated_hub: EmulatedHub) -> EmulatedHub:
-    emulated_hub.get(f"{URL}/user", json={"kind": "service", "name": "idle-cull", "scopes": SCOPES})
+    """The emulated hub; its token holds every scope, access:servers included."""
+    assert "access:servers" in (emulated_hub.token_scopes or [])
     return emulated_hub
 
 
@@ -109,13 +109,19 @@ def test_without_the_recheck_the_listed_url_is_probed(scoped: EmulatedHub) -> No
 
 
 def test_a_token_without_access_servers_fails_before_listing(emulated_hub: EmulatedHub) -> None:
-    emulated_hub.get(f"{URL}/user", json={"kind": "service", "scopes": SCOPES[1:]})
+    emulated_hub.token_scopes = [s for s in ALL_SCOPES if s != "access:servers"]
     emulated_hub.serve_users("ready", [idle_user("ann")])
     result = probe_run()
     assert result.exit_code == 3
-    assert "needs the scope access:servers" in result.stderr
-    assert not any("/users" in (c.request.url or "") for c in emulated_hub.calls)
+    assert "access:servers (to ask servers about their kernels (--probe-kernels))" in result.stderr
+    assert emulated_hub.listing_queries() == []
     assert proxy_calls(emulated_hub) == []
+
+
+def test_without_probing_access_servers_is_not_required(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.token_scopes = [s for s in ALL_SCOPES if s != "access:servers"]
+    emulated_hub.serve_users("ready", [])
+    assert run("--timeout=1h").exit_code == 0
 
 
 def test_a_dry_run_probes_nothing(scoped: EmulatedHub) -> None:
@@ -195,22 +201,6 @@ def test_a_dry_run_does_not_count_a_max_age_stop_as_a_would_be_probe(scoped: Emu
     assert proxy_calls(scoped) == []
 
 
-@pytest.mark.parametrize(
-    ("scopes", "exit_code"),
-    [
-        pytest.param(None, 0, id="no-scopes-reported"),
-        pytest.param("access:servers", 3, id="not-a-list"),
-    ],
-)
-def test_the_scope_check_on_odd_token_models(
-    emulated_hub: EmulatedHub, scopes: object, exit_code: int
-) -> None:
-    emulated_hub.get(f"{URL}/user", json={"kind": "service", "scopes": scopes})
-    emulated_hub.serve_users("ready", [])
-    result = probe_run()
-    assert result.exit_code == exit_code, result.stderr
-
-
 def test_warn_within_probes_nothing(scoped: EmulatedHub) -> None:
     soon = server_json(idle=3300)
     soon["url"] = "/user/erin/"
@@ -221,13 +211,12 @@ def test_warn_within_probes_nothing(scoped: EmulatedHub) -> None:
     assert proxy_calls(scoped) == []
 
 
-def test_a_hub_before_2_0_has_no_scopes_to_check() -> None:
+def test_a_hub_before_2_0_reports_no_scopes_and_is_probed() -> None:
     old_hub = EmulatedHub(version="1.5.0")
     with old_hub:
         old_hub.serve_users("ready", [idle_user("ann")])
         old_hub.get(kernels_of("ann"), json=[busy_kernel()])
         result = probe_run()
         assert result.exit_code == 0, result.stderr
-        assert not any((c.request.url or "").endswith("/hub/api/user") for c in old_hub.calls)
         assert old_hub.deleted_urls() == []
         assert len(proxy_calls(old_hub)) == 1

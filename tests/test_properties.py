@@ -328,6 +328,15 @@ class FakeHub:
     def hub_now(self) -> datetime | None:
         return None
 
+    def token_owner(self) -> dict[str, Any] | None:
+        return None  # as a hub before 2.0: no scopes to check
+
+    def group_exists(self, name: str) -> bool | None:
+        return True
+
+    def group_names(self) -> list[str] | None:
+        return None
+
     def user_page(self, state: str | None, offset: int, limit: int = 0) -> UserPage:
         """Everyone of ``state`` at once, as a hub before 2.0 answers (no pagination)."""
         wanted = [r for r in self.records.values() if bool(r["servers"]) == (state == "ready")]

@@ -13,6 +13,7 @@ from click.testing import CliRunner, Result
 
 from idle_cull.cli import cli
 from idle_cull.safe_text import public_url, url_credentials, without_credentials
+from tests.support.emulated_hub import ALL_SCOPES
 
 SECRET = "s3cret-pass"
 URL = f"http://svc:{SECRET}@hub.test:8081/hub/api"
@@ -43,6 +44,7 @@ def run(tmp_path: Path, *args: str) -> tuple[Result, str]:
 def test_a_pass_never_shows_the_password(tmp_path: Path, log_format: str) -> None:
     with responses.RequestsMock() as hub:
         hub.get(f"{URL}/", json={"version": "6.1.1"})
+        hub.get(f"{URL}/user", json={"kind": "service", "name": "idle-cull", "scopes": list(ALL_SCOPES)})
         hub.get(f"{URL}/users", json=EMPTY_PAGE)
         result, written = run(tmp_path, f"--log-format={log_format}")
     assert result.exit_code == 0, result.stderr
