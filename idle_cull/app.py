@@ -15,7 +15,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from functools import partial
@@ -28,6 +28,7 @@ import click
 from idle_cull import files, render
 from idle_cull.config import Settings, TLSFiles, read_token
 from idle_cull.errors import (
+    ClocksDisagree,
     ConfigError,
     HubError,
     IdleCullError,
@@ -59,6 +60,7 @@ _STATUS_OF_ERROR: tuple[tuple[type[IdleCullError], ExitStatus], ...] = (
     (ConfigError, ExitStatus.USAGE),
     (HubError, ExitStatus.HUB_UNUSABLE),
     (PassInterrupted, ExitStatus.ACTION_FAILED),
+    (ClocksDisagree, ExitStatus.CLOCKS_DISAGREE),
     (OutputError, ExitStatus.OUTPUT_FAILED),
 )
 
@@ -146,7 +148,9 @@ def build_settings(options: dict[str, Any], env_token: str) -> Settings:
         if not options["url"].startswith("https://"):
             raise ConfigError("--ssl-enabled needs an https:// --url")
         tls = TLSFiles.from_internal_certs(options["internal_certs_location"])
-    return Settings.from_options(options, token=token, tls=tls)
+    # A large clock skew fails the pass only when --clock was left at its default.
+    clock_given = bool(options.get("clock_given", False))
+    return Settings.from_options(options, token=token, tls=tls, clock_given=clock_given)
 
 
 def execute(settings: Settings, progress: Progress | None = None) -> ExitStatus:
@@ -193,6 +197,7 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
             settings.token,
             timeout=settings.probe_timeout,
             pool_size=settings.concurrency,
+            give_up=control.stopped,
         )
         if settings.probe_kernels
         else None
@@ -207,7 +212,7 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
                 settings, client, control=control, progress=progress.update, busy_check=busy_check
             )
         status = report.exit_status()
-    except (PassInterrupted, HubError) as error:
+    except (PassInterrupted, HubError, ClocksDisagree) as error:
         report, status = unfinished_report(settings, started, error), exit_status_for(error)
         if isinstance(error, HubError) and control.stopped():
             # The deadline or a signal cut the retries short: the pass was ended early,
@@ -220,6 +225,7 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
             kernels.close()
         progress.close()
     log.info("%s", report.summary_line(status))
+    report.mask(settings.token)
     undelivered = publish(report, status, settings)
     if undelivered is not None and status is ExitStatus.OK:
         return exit_status_for(undelivered)
@@ -248,16 +254,36 @@ def unfinished_report(settings: Settings, started: datetime, error: Exception) -
 def cancel_on_signals(control: PassControl) -> Iterator[None]:
     """SIGTERM/SIGINT (systemd, Kubernetes, Ctrl-C) end the pass gracefully; a second one kills."""
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    signals_seen: list[signal.Signals] = []
 
     def handle(signum: int, _frame: FrameType | None) -> None:
         received = signal.Signals(signum)
-        signal.signal(received, previous[received])
+        if signals_seen:  # the second signal
+            die_of(received)
+        signals_seen.append(received)
         control.cancel(f"{received.name} received")
 
     for sig in previous:
-        signal.signal(sig, handle)
+        signal.signal(sig, handle)  # stays installed: PID 1 ignores a default SIGTERM
     try:
         yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def die_of(received: signal.Signals, *, exit_now: Callable[[int], None] = os._exit) -> None:
+    """End the process at once, as the second SIGTERM/SIGINT promises.
+
+    The default action (killed by the signal, which a supervisor can see) is tried
+    first; as PID 1 (a container without an init) the kernel ignores a signal with the
+    default action, so then the process exits with 128 + the signal's number, the
+    status a shell reports for a process killed by it.
+    """
+    log.error(
+        "%s received again: stopping at once, requests in flight are abandoned", received.name
+    )
+    logging.shutdown()
+    signal.signal(received, signal.SIG_DFL)
+    os.kill(os.getpid(), received)
+    exit_now(128 + received)

@@ -5,11 +5,14 @@ The only HTTP idle-cull sends to anything but the hub. One request per probed se
 needs ``access:servers``. It is built to be harmless and cheap:
 
 - ``no_track_activity=1``: jupyter_server would count the request as activity otherwise;
-- its own short timeout and at most one retry (a connection error, a timeout, 429 or a
-  502/503/504), so a pass over many unreachable servers does not take minutes;
+- its own short timeout for the whole answer and at most one retry (a connection error,
+  a timeout, 429 or a 502/503/504), so a pass over many unreachable servers does not take
+  minutes; sent through ``transport.BoundedTransport`` like every request to the hub, so
+  a server that trickles its answer is cut off at the deadline too;
 - redirects are never followed and the token goes only to the configured proxy URL: a
   server ``url`` that is not a plain path (``//elsewhere/``) is refused before sending;
 - the body is read up to a cap; credentials never come from the environment (netrc);
+- a probe still unanswered a few seconds after the pass was told to stop is abandoned;
 - the token is never logged or put in a failure reason.
 
 It returns plain data (``busy.ProbeResult``): the busy kernels, or why the probe failed.
@@ -26,13 +29,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from idle_cull import __version__
 from idle_cull.busy import BUSY, BusyKernel, ProbeResult
+from idle_cull.environment import check_ca_bundle, check_proxies
 from idle_cull.models import RecordError, parse_timestamp
 from idle_cull.probing import PROBE_TIMEOUT
 from idle_cull.retry import TRANSIENT_STATUSES
+from idle_cull.transport import AnswerTooLarge, BoundedTransport, RequestAbandoned, RequestBounds
 
 __all__ = ["MAX_KERNELS_BODY", "PROBE_ATTEMPTS", "KernelProbe", "read_kernels"]
 
@@ -41,7 +45,6 @@ log = logging.getLogger(__name__)
 PROBE_ATTEMPTS = 2  # one retry, for a dropped connection or a proxy hiccup
 RETRY_PAUSE = 0.5
 MAX_KERNELS_BODY = 1024 * 1024  # about 5,000 kernels; anything bigger is not a kernel list
-_CHUNK = 64 * 1024
 MAX_NAME = 64  # a kernel spec name longer than this is shortened in reasons
 
 
@@ -66,6 +69,7 @@ class KernelProbe:
         pool_size: int = 10,
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        give_up: Callable[[], bool] = lambda: False,
     ) -> None:
         self.proxy_url = proxy_url.rstrip("/")
         self._origin = urlsplit(self.proxy_url).netloc
@@ -74,17 +78,20 @@ class KernelProbe:
         self._sleep = sleep
         self._session = session or requests.Session()
         settings = self._session.merge_environment_settings(self.proxy_url, {}, None, None, None)
+        check_proxies(settings["proxies"])
+        check_ca_bundle(settings["verify"], self.proxy_url)
         self._session.trust_env = False  # no ~/.netrc replacing the token
         self._session.proxies.update(settings["proxies"])
         self._session.verify = settings["verify"]
-        adapter = HTTPAdapter(pool_maxsize=max(pool_size, 1) + 2, max_retries=0)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
+        bounds = RequestBounds(whole=timeout, connect=timeout, max_bytes=MAX_KERNELS_BODY)
+        self._transport = BoundedTransport(
+            self._session, bounds, pool_size=pool_size, stop_requested=give_up
+        )
         self._session.headers["Authorization"] = f"token {token}"
         self._session.headers["User-Agent"] = f"idle-cull/{__version__}"
 
     def close(self) -> None:
-        self._session.close()
+        self._transport.close()
 
     def url_for(self, server_url: str) -> str | None:
         """The kernels URL of a server, or ``None`` when its ``url`` is not a plain path
@@ -129,43 +136,30 @@ class KernelProbe:
 
     def _once(self, url: str, attempt: int) -> ProbeResult:
         try:
-            with self._session.get(
+            response = self._transport.request(
+                "GET",
                 url,
                 params={"no_track_activity": "1"},
                 headers={"Accept": "application/json"},
-                timeout=self._timeout,
-                allow_redirects=False,
-                stream=True,
-            ) as response:
-                status = response.status_code
-                if status in TRANSIENT_STATUSES:
-                    raise _Transient(f"HTTP {status}")
-                if status != 200:
-                    return ProbeResult.failed_with(_status_reason(status), attempts=attempt)
-                body = _read_capped(response)
+            )
+        except RequestAbandoned:
+            return ProbeResult.failed_with("abandoned: the pass is stopping", attempts=attempt)
+        except AnswerTooLarge:
+            return ProbeResult.failed_with(
+                f"answer larger than {MAX_KERNELS_BODY // 1024} KiB", attempts=attempt
+            )
         except requests.Timeout:
             raise _Transient(f"no answer within {self._timeout:g}s") from None
         except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as error:
             raise _Transient(f"connection failed ({type(error).__name__})") from None
         except requests.RequestException as error:
             return ProbeResult.failed_with(type(error).__name__, attempts=attempt)
-        if body is None:
-            return ProbeResult.failed_with(
-                f"answer larger than {MAX_KERNELS_BODY // 1024} KiB", attempts=attempt
-            )
-        return read_kernels(body, attempts=attempt)
-
-
-def _read_capped(response: requests.Response) -> bytes | None:
-    """The body, or ``None`` once it grows past ``MAX_KERNELS_BODY``."""
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.iter_content(_CHUNK):
-        size += len(chunk)
-        if size > MAX_KERNELS_BODY:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
+        status = response.status_code
+        if status in TRANSIENT_STATUSES:
+            raise _Transient(f"HTTP {status}")
+        if status != 200:
+            return ProbeResult.failed_with(_status_reason(status), attempts=attempt)
+        return read_kernels(response.content, attempts=attempt)
 
 
 def _status_reason(status: int) -> str:

@@ -288,7 +288,8 @@ OPTIONS: tuple[Option, ...] = (
         type=Duration(),
         envvar="JUPYTERHUB_REQUEST_TIMEOUT",
         default="60",
-        help="Longest wait for one answer from the hub.",
+        help="Longest one request may take, the whole answer included; connecting and the "
+        "TLS handshake get at most 10s of it.",
         setting="request_timeout",
     ),
     Option(
@@ -380,7 +381,8 @@ OPTIONS: tuple[Option, ...] = (
         type=click.Choice(["hub", "local"]),
         default="hub",
         help="Measure idleness on the hub's clock (its Date header; it stamps last_activity) "
-        "or on this machine's.",
+        "or on this machine's. Left at the default, a pass whose two clocks disagree by "
+        "more than a quarter of the smallest idle limit (5s to 5m) culls nothing (exit 6).",
         setting="clock",
     ),
     Option(
@@ -399,8 +401,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "deadline",
         type=Duration(),
-        help="Start no new action after this long (seconds or 10m); unfinished actions are "
-        "reported as not attempted and the exit status is 1.",
+        help="Start no new action after this long (seconds or 10m); requests in flight are "
+        "abandoned 5s later, unfinished actions are reported as not attempted and the exit "
+        "status is 1.",
         setting="deadline",
     ),
     Option(

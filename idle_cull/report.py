@@ -116,6 +116,27 @@ class Report:
             "would_probe": found["would_probe"],
         }
 
+    def mask(self, secret: str) -> None:
+        """Replace ``secret`` by ``***`` in every text that came from outside.
+
+        The hub client masks the token where it quotes the hub; this is the backstop for
+        any other path (a gateway quoting it in a record, a header, an error), applied
+        once before the report reaches stdout, a file or a Pushgateway.
+        """
+        if not secret:
+            return
+
+        def masked(text: str) -> str:
+            return text.replace(secret, "***")
+
+        self.error = masked(self.error) if self.error else self.error
+        self.interrupted = masked(self.interrupted) if self.interrupted else self.interrupted
+        self.rejected_records = [masked(text) for text in self.rejected_records]
+        self.entries = [
+            replace(entry, detail=masked(entry.detail)) if secret in entry.detail else entry
+            for entry in self.entries
+        ]
+
     def counts(self) -> Counter[str]:
         """Counts by kind and result, e.g. ``server_stopped``, ``user_kept``."""
         counts: Counter[str] = Counter()

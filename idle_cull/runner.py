@@ -24,9 +24,10 @@ from functools import partial
 from itertools import islice
 from typing import Any, Protocol, TypeVar
 
+from idle_cull.clocks import clocks_disagree
 from idle_cull.config import Settings
 from idle_cull.durations import format_duration, skew_phrase
-from idle_cull.errors import HubAuthError, HubError, PassInterrupted
+from idle_cull.errors import ClocksDisagree, HubAuthError, HubError, PassInterrupted
 from idle_cull.hub import ActionResult, parse_version
 from idle_cull.models import SCOPED_FIELDS, Outcome, RecordError, Server, User
 from idle_cull.pages import UserPage, list_pages
@@ -102,8 +103,9 @@ def utc_now() -> datetime:
 class PassControl:
     """The deadline and cancellation of one pass: once stopped, no new action starts.
 
-    Requests already in flight finish (bounded by the request timeout); actions still
-    queued are reported as not attempted. Signal handlers call ``cancel``.
+    Requests already in flight get a short grace, then the hub client's transport
+    abandons them (it polls ``stopped``); actions still queued are reported as not
+    attempted. Signal handlers call ``cancel``.
     """
 
     def __init__(self, deadline: float | None = None) -> None:
@@ -315,8 +317,12 @@ def _choose_clock(settings: Settings, client: Hub, local: Clock, report: Report)
         log.warning("the hub sent no Date header; measuring idleness on this machine's clock")
         report.clock = "local"
         return local
-    skew = (hub_now - local()).total_seconds()
+    local_now = local()
+    skew = (hub_now - local_now).total_seconds()
     report.skew_seconds = skew
+    refusal = clocks_disagree(hub_now, local_now, settings.limits)
+    if refusal is not None and not settings.clock_given:
+        raise ClocksDisagree(refusal)
     phrase = skew_phrase(skew)
     if phrase is None:
         log.info("measuring idleness on the hub's clock")

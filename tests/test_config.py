@@ -10,6 +10,7 @@ from idle_cull.config import Settings, TLSFiles, read_token
 from idle_cull.durations import format_duration, parse_duration
 from idle_cull.errors import ConfigError
 from idle_cull.policy import CullLimits
+from tests.support.certs import write_internal_certs
 
 
 @pytest.mark.parametrize(
@@ -107,9 +108,7 @@ def test_base_url_prefix_is_accepted() -> None:
 def test_internal_certs_layout(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"hub-ca\.crt"):
         TLSFiles.from_internal_certs(tmp_path)
-    for relative in ("hub-internal/hub-internal.crt", "hub-internal/hub-internal.key", "hub-ca/hub-ca.crt"):
-        (tmp_path / relative).parent.mkdir(exist_ok=True)
-        (tmp_path / relative).write_text("pem")
+    write_internal_certs(tmp_path)  # real PEM files: they are loaded, not just found
     files = TLSFiles.from_internal_certs(tmp_path)
     assert files.ca == tmp_path / "hub-ca" / "hub-ca.crt"
     assert files.key.name == "hub-internal.key"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from urllib.parse import parse_qsl, urlsplit
@@ -17,6 +18,7 @@ import responses
 
 from idle_cull.busy import BusyKernel, ProbeResult
 from idle_cull.kernels import MAX_KERNELS_BODY, KernelProbe, read_kernels
+from tests.support.hostile_peer import HostilePeer
 
 PROXY = "http://proxy.test:8000"
 KERNELS = f"{PROXY}/user/ann/api/kernels"
@@ -219,3 +221,26 @@ def test_a_request_that_cannot_be_sent_is_a_failure_without_retry(
     server.get(KERNELS, body=requests.exceptions.InvalidHeader("bad"))
     result = probe.probe("/user/ann/")
     assert (result.failure, result.attempts, len(server.calls)) == ("InvalidHeader", 1, 1)
+
+
+def test_a_server_that_trickles_its_answer_is_cut_off_at_the_probe_timeout() -> None:
+    """Each byte arrives within the socket timeout; only a whole-answer deadline ends it."""
+    with HostilePeer("trickle", interval=0.2, length=1000) as peer:
+        probe = KernelProbe(f"http://127.0.0.1:{peer.port}", TOKEN, timeout=1, sleep=lambda _: None)
+        started = time.monotonic()
+        result = probe.probe("/user/ann/")
+        probe.close()
+    assert result.failure == "no answer within 1s after 2 attempts"
+    assert time.monotonic() - started < 4
+
+
+def test_a_probe_is_abandoned_once_the_pass_is_told_to_stop() -> None:
+    with HostilePeer("silent") as peer:
+        probe = KernelProbe(
+            f"http://127.0.0.1:{peer.port}", TOKEN, timeout=30, attempts=1, give_up=lambda: True
+        )
+        started = time.monotonic()
+        result = probe.probe("/user/ann/")
+        probe.close()
+    assert result.failure == "abandoned: the pass is stopping"
+    assert time.monotonic() - started < 10
