@@ -323,6 +323,7 @@ class RealHub:
         workdir: Path | None = None,
         *,
         internal_ssl: bool = False,
+        config: Path = HUB_CONFIG,
         managed_service: list[str] | None = None,
         **config_overrides: Any,
     ) -> RealHub:
@@ -338,8 +339,10 @@ class RealHub:
         ``config_overrides`` (JSON values) go into the hub config: ``api_page_max_limit=10``
         sets ``c.JupyterHub.api_page_max_limit``; ``Spawner__http_timeout=5`` sets
         ``c.Spawner.http_timeout``; a dict is merged into an existing dict setting.
+        ``config`` is the hub's config file (``tests/singleuser.py`` passes one that loads
+        ``hub_config.py`` and spawns real single-user servers).
         """
-        command = [*jupyterhub_command(), "-f", str(HUB_CONFIG)]
+        command = [*jupyterhub_command(), "-f", str(config)]
         chp = find_chp()
         owns_workdir = workdir is None
         if workdir is None:
