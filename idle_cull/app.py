@@ -38,9 +38,11 @@ from idle_cull.errors import (
 )
 from idle_cull.exits import ExitStatus
 from idle_cull.hub import HubClient
+from idle_cull.kernels import KernelProbe
 from idle_cull.lock import exclusive_lock
 from idle_cull.logs import configure_logging, hide_in_logs, mask_in_logs
 from idle_cull.preflight import managed_service_refusal
+from idle_cull.probing import BusyCheck
 from idle_cull.progress import Progress
 from idle_cull.publish import check_outputs, publish
 from idle_cull.report import Report
@@ -189,10 +191,26 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
         retry=settings.retry,
         give_up=control.stopped,
     )
+    kernels = (
+        KernelProbe(
+            settings.proxy_url or "",
+            settings.token,
+            timeout=settings.probe_timeout,
+            pool_size=settings.concurrency,
+            give_up=control.stopped,
+        )
+        if settings.probe_kernels
+        else None
+    )
+    busy_check = None
+    if kernels is not None:
+        busy_check = BusyCheck(kernels.probe, settings.probe_limits, settings.limits.max_age)
     started = utc_now()
     try:
         with cancel_on_signals(control):
-            report = run_pass(settings, client, control=control, progress=progress.update)
+            report = run_pass(
+                settings, client, control=control, progress=progress.update, busy_check=busy_check
+            )
         status = report.exit_status()
     except (PassInterrupted, HubError, ClocksDisagree) as error:
         report, status = unfinished_report(settings, started, error), exit_status_for(error)
@@ -203,6 +221,8 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
         log.error("%s", with_nothing_culled(str(error)))
     finally:
         client.close()
+        if kernels is not None:
+            kernels.close()
         progress.close()
     log.info("%s", report.summary_line(status))
     report.mask(settings.token)

@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from idle_cull.busy import ProbeLimits
 from idle_cull.errors import ConfigError
 from idle_cull.options import OPTIONS
 from idle_cull.policy import Caps, CullLimits
+from idle_cull.probing import PROBE_TIMEOUT, validate_proxy_url
 from idle_cull.safe_files import NotRegularFile, read_regular
 from idle_cull.safe_text import public_url
 
@@ -149,9 +151,14 @@ class Settings:
     report_kept: bool = False  # list kept servers and users in reports, not only count them
     metrics_file: Path | None = None  # Prometheus text format for node_exporter
     pushgateway: str | None = None  # Prometheus Pushgateway URL
+    probe_kernels: bool = False  # ask servers about to be stopped whether a kernel is busy
+    proxy_url: str | None = None  # the proxy's public origin, which the probes go through
+    probe_timeout: float = PROBE_TIMEOUT  # per attempt; a probe makes at most two
+    probe_limits: ProbeLimits = field(default_factory=ProbeLimits)
 
     def __post_init__(self) -> None:
         validate_hub_url(self.url)
+        _check_probe_options(self)
         if self.concurrency < 1:
             raise ConfigError(f"--concurrency must be at least 1, got {self.concurrency}")
         if self.api_page_size < 0:
@@ -206,7 +213,7 @@ class Settings:
         command line, not defaulted) is known only to click; every other field is
         filled from its option.
         """
-        groups: dict[str, dict[str, Any]] = {"": {}, "limits": {}, "caps": {}}
+        groups: dict[str, dict[str, Any]] = {"": {}, "limits": {}, "caps": {}, "probe_limits": {}}
         for option in OPTIONS:
             if option.setting is None:
                 continue
@@ -219,6 +226,7 @@ class Settings:
             clock_given=clock_given,
             limits=CullLimits(**groups["limits"]),
             caps=Caps(**groups["caps"]),
+            probe_limits=ProbeLimits(**groups["probe_limits"]),
             **groups[""],
         )
 
@@ -238,6 +246,24 @@ class Settings:
             described[option.setting.rpartition(".")[2]] = option.shown(value)
         described["ssl"] = self.tls is not None  # --ssl-enabled fills no field of its own
         return described
+
+
+def _check_probe_options(settings: Settings) -> None:
+    """``--probe-kernels`` needs a usable ``--proxy-url`` before anything is sent."""
+    if not settings.probe_kernels:
+        return
+    if not settings.proxy_url:
+        raise ConfigError(
+            "--probe-kernels needs --proxy-url, the proxy's public URL through which the "
+            "servers are asked (e.g. http://proxy-public in zero-to-jupyterhub)"
+        )
+    validate_proxy_url(settings.proxy_url)
+    if settings.probe_timeout <= 0:
+        raise ConfigError("--probe-timeout must be a positive number of seconds")
+    if settings.probe_limits.probe_failure not in ("keep", "cull"):
+        raise ConfigError(
+            f"--probe-failure must be keep or cull, got {settings.probe_limits.probe_failure!r}"
+        )
 
 
 def _check_unique_names(limits: CullLimits) -> None:

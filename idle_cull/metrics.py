@@ -273,6 +273,8 @@ def _registry(
         NAN if report.skew_seconds is None else report.skew_seconds,
     )
     _outcome_gauges(registry, report)
+    if report.probing:
+        _probe_gauges(registry, report)
     Info("idle_cull_last_run", "The last pass's versions and clock.", registry=registry).info(
         {"version": __version__, "hub_version": report.hub_version, "clock": report.clock}
     )
@@ -300,3 +302,22 @@ def _outcome_gauges(registry: CollectorRegistry, report: Report) -> None:
         )
         for outcome, count in result_counts(report, kind).items():
             gauge.labels(outcome=outcome).set(count)
+
+
+def _probe_gauges(registry: CollectorRegistry, report: Report) -> None:
+    """``--probe-kernels``: probes by what they found, and the servers they kept.
+
+    ``{result="failed"}`` is the one to alert on: a failing probe keeps its server (by
+    default), so a broken proxy URL or a missing scope would quietly stop all culling.
+    """
+    from prometheus_client import Gauge  # noqa: PLC0415 (optional)
+
+    gauge = Gauge(
+        "idle_cull_last_run_probes",
+        "Kernel probes of the last pass (--probe-kernels): probed, busy, not_busy, failed; "
+        "servers kept_busy and kept_failed; would_probe in a dry run.",
+        ["result"],
+        registry=registry,
+    )
+    for result, count in report.probe_counts().items():
+        gauge.labels(result=result).set(count)

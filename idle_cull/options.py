@@ -74,7 +74,8 @@ class NamedDuration(click.ParamType):  # type: ignore[type-arg,unused-ignore]
 
 
 class HubURL(click.ParamType):  # type: ignore[type-arg,unused-ignore]
-    """The hub's API URL as given, without trailing slashes (``Settings`` validates it)."""
+    """A URL as given (the hub's API, the proxy's), without trailing slashes; ``Settings``
+    validates it."""
 
     name = "text"
 
@@ -88,6 +89,10 @@ def _as_is(value: Any) -> object:
 
 def _joined(values: tuple[str, ...]) -> str | None:
     return ",".join(values) or None
+
+
+def _public_or_none(url: str | None) -> str | None:
+    return None if url is None else public_url(url)
 
 
 def _pairs(pairs: tuple[tuple[str, float], ...]) -> str | None:
@@ -400,6 +405,46 @@ OPTIONS: tuple[Option, ...] = (
         "abandoned 5s later, unfinished actions are reported as not attempted and the exit "
         "status is 1.",
         setting="deadline",
+    ),
+    Option(
+        "probe-kernels",
+        help="Before stopping a server, ask it (through --proxy-url) whether a kernel is busy, "
+        "and keep it while one is, up to --busy-timeout. Needs access:servers.",
+        boolean=True,
+        default=False,
+        setting="probe_kernels",
+    ),
+    Option(
+        "proxy-url",
+        metavar="URL",
+        help="With --probe-kernels: the proxy's public URL, without a path (in "
+        "zero-to-jupyterhub the proxy-public service, e.g. http://proxy-public).",
+        setting="proxy_url",
+        type=HubURL(),
+        shown=_public_or_none,
+    ),
+    Option(
+        "busy-timeout",
+        type=Duration(),
+        default="1d",
+        help="With --probe-kernels: the longest busy kernels (or failing probes) keep a "
+        "server past its idle limit; 0 means no limit (--max-age still applies).",
+        setting="probe_limits.busy_timeout",
+    ),
+    Option(
+        "probe-timeout",
+        type=Duration(),
+        default="5",
+        help="With --probe-kernels: the longest wait for one server's answer (tried twice).",
+        setting="probe_timeout",
+    ),
+    Option(
+        "probe-failure",
+        type=click.Choice(["keep", "cull"]),
+        default="keep",
+        help="With --probe-kernels: what a probe without an answer (timeout, 404 from a "
+        "non-Jupyter server, 5xx) means: keep the server this pass, or stop it.",
+        setting="probe_limits.probe_failure",
     ),
     Option(
         "warn-within",

@@ -132,6 +132,7 @@ class ServerDecision:
     last_activity: datetime | None = None
     idle_seconds: float | None = None
     age_seconds: float | None = None
+    url: str | None = None  # the server's url path, which --probe-kernels asks
 
     @property
     def label(self) -> str:
@@ -305,7 +306,9 @@ def decide_server(user: User, server: Server, now: datetime, limits: CullLimits)
 
     def decision(action: Action, reason: str) -> ServerDecision:
         remove = action is Action.STOP and limits.remove_named_servers and not server.is_default
-        return ServerDecision(user.name, server.name, action, reason, remove, reference, idle, age)
+        return ServerDecision(
+            user.name, server.name, action, reason, remove, reference, idle, age, server.url
+        )
 
     exclusion = excluded(user, limits)
     if exclusion:

@@ -64,11 +64,12 @@ class Need:
     included_in: str = ""  # a broader scope that also grants it, for the message
 
 
-def needed_scopes(limits: CullLimits) -> tuple[Need, ...]:
+def needed_scopes(limits: CullLimits, *, probe_kernels: bool = False) -> tuple[Need, ...]:
     """Every scope a pass with these limits uses, dry run or not.
 
-    A dry run checks the scopes its real run will use (``delete:servers`` included), so
-    that a clean dry run predicts a clean real one.
+    A dry run checks the scopes its real run will use (``delete:servers`` included, and
+    ``access:servers`` with ``--probe-kernels``), so that a clean dry run predicts a
+    clean real one.
     """
     needs = [
         Need("list:users", "to list users"),
@@ -84,6 +85,8 @@ def needed_scopes(limits: CullLimits) -> tuple[Need, ...]:
     if limits.needs_groups:
         why = "to read users' groups (--exclude-group/--group-timeout)"
         needs.append(Need("read:users:groups", why, "read:users"))
+    if probe_kernels:
+        needs.append(Need("access:servers", "to ask servers about their kernels (--probe-kernels)"))
     return tuple(needs)
 
 
@@ -174,7 +177,9 @@ class PreflightClient(Protocol):
     def group_names(self) -> list[str] | None: ...
 
 
-def check_before_listing(client: PreflightClient, limits: CullLimits, report: Report) -> None:
+def check_before_listing(
+    client: PreflightClient, limits: CullLimits, report: Report, *, probe_kernels: bool = False
+) -> None:
     """Refuse before listing when the token lacks a scope or a rule names a missing group.
 
     Raises ``HubAuthError`` (exit 3) naming every missing scope with the role that
@@ -191,7 +196,7 @@ def check_before_listing(client: PreflightClient, limits: CullLimits, report: Re
         )
         _check_groups(client, limits, None, report)
         return
-    needs = needed_scopes(limits)
+    needs = needed_scopes(limits, probe_kernels=probe_kernels)
     missing = missing_scopes(needs, [str(scope) for scope in scopes])
     if missing:
         assert owner is not None  # scopes came from it

@@ -17,6 +17,7 @@ from datetime import datetime
 from idle_cull.exits import ExitStatus
 from idle_cull.models import Outcome
 from idle_cull.policy import Action, ServerDecision, Upcoming, UserDecision
+from idle_cull.probing import ProbeFinding
 
 __all__ = [
     "KEPT",
@@ -97,6 +98,23 @@ class Report:
     warn_within: float | None = None  # the --warn-within window; None: not asked
     error: str | None = None  # what ended the pass before any action (exit 3, or interrupted)
     warnings: list[str] = field(default_factory=list)  # rules that named nobody, unchecked groups
+    # --probe-kernels: what each probed (or, in a dry run, would-be probed) server said
+    probing: bool = False  # the pass ran with --probe-kernels (the report then says so)
+    probes: dict[tuple[str, str], ProbeFinding] = field(default_factory=dict)
+
+    def probe_counts(self) -> dict[str, int]:
+        """Probes by what they found, and the servers they kept; every key always present."""
+        found = Counter(finding.found for finding in self.probes.values())
+        kept = Counter(f.found for f in self.probes.values() if f.verdict and f.verdict.keeps)
+        return {
+            "probed": sum(n for word, n in found.items() if word != "would_probe"),
+            "busy": found["busy"],
+            "not_busy": found["not_busy"],
+            "failed": found["failed"],
+            "kept_busy": kept["busy"],
+            "kept_failed": kept["failed"],
+            "would_probe": found["would_probe"],
+        }
 
     def mask(self, secret: str) -> None:
         """Replace ``secret`` by ``***`` in every text that came from outside.
@@ -168,6 +186,9 @@ class Report:
             keys += ("server_not_attempted", "user_not_attempted")
         fields = [f"users_listed={self.users_listed}"]
         fields += [f"{key}={counts.get(key, 0)}" for key in keys]
+        if self.probing:
+            probes = self.probe_counts()
+            fields += [f"probe_{key}={probes[key]}" for key in ("kept_busy", "failed")]
         fields.append(f"rejected_records={len(self.rejected_records)}")
         if self.finished_at is not None:
             seconds = (self.finished_at - self.started_at).total_seconds()

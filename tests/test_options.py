@@ -9,6 +9,7 @@ from typing import Any
 import click
 import pytest
 
+from idle_cull.busy import ProbeLimits
 from idle_cull.cli import cli
 from idle_cull.config import Settings
 from idle_cull.config_file import CONFIG_FILE_FLAGS
@@ -18,7 +19,9 @@ from idle_cull.policy import Caps, CullLimits
 TOKEN = "options-test-token-0123456789"
 # Settings fields that come from somewhere other than a single option.
 # clock_given: whether --clock was given or defaulted (click's parameter source), not a value
-NOT_FROM_AN_OPTION = {"token", "tls", "retry", "limits", "caps", "clock_given"}
+NOT_FROM_AN_OPTION = {"token", "tls", "retry", "limits", "caps", "clock_given", "probe_limits"}
+# Options that are a usage error without another one: given together in these tests.
+NEEDS = {"probe-kernels": ("--proxy-url=http://proxy.test",)}
 
 
 @pytest.fixture(autouse=True)
@@ -36,7 +39,7 @@ def parse(*args: str) -> dict[str, Any]:
 
 def landed(option: Option, args: tuple[str, ...]) -> object:
     """Where ``option``'s value ends up: its Settings field, or the parsed value app reads."""
-    values = parse(*args)
+    values = parse(*NEEDS.get(option.name, ()), *args)
     if option.setting is None:
         return values[option.dest]
     value: Any = Settings.from_options(values, token=TOKEN)
@@ -102,6 +105,7 @@ def test_every_settings_field_is_filled_by_exactly_one_option() -> None:
     fields = {f.name for f in dataclasses.fields(Settings)} - NOT_FROM_AN_OPTION
     fields |= {f"limits.{f.name}" for f in dataclasses.fields(CullLimits)}
     fields |= {f"caps.{f.name}" for f in dataclasses.fields(Caps)}
+    fields |= {f"probe_limits.{f.name}" for f in dataclasses.fields(ProbeLimits)}
     assert set(paths) == fields
 
 

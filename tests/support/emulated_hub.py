@@ -48,7 +48,7 @@ Answer = tuple[int, dict[str, str], str]
 ALL_SCOPES = (
     "list:users", "read:users", "read:users:name", "read:users:activity", "read:users:groups",
     "read:servers", "delete:servers", "delete:users", "read:groups", "read:groups:name",
-    "list:groups",
+    "list:groups", "access:servers",
 )  # fmt: skip
 SERVICE_NAME = "idle-cull"
 

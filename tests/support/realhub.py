@@ -336,6 +336,7 @@ class RealHub:
         *,
         internal_ssl: bool = False,
         release: str | None = None,
+        config: Path = HUB_CONFIG,
         managed_service: list[str] | None = None,
         **config_overrides: Any,
     ) -> RealHub:
@@ -353,12 +354,14 @@ class RealHub:
         ``config_overrides`` (JSON values) go into the hub config: ``api_page_max_limit=10``
         sets ``c.JupyterHub.api_page_max_limit``; ``Spawner__http_timeout=5`` sets
         ``c.Spawner.http_timeout``; a dict is merged into an existing dict setting.
+        ``config`` is the hub's config file (``tests/singleuser.py`` passes one that loads
+        ``hub_config.py`` and spawns real single-user servers).
         """
         try:
             hub_release = find_release(release)
         except UnknownRelease as exc:
             raise HarnessError(str(exc)) from None
-        command = [*jupyterhub_command(hub_release), "-f", str(HUB_CONFIG)]
+        command = [*jupyterhub_command(hub_release), "-f", str(config)]
         chp = find_chp()
         owns_workdir = workdir is None
         if workdir is None:
@@ -380,6 +383,9 @@ class RealHub:
             "IDLE_CULL_PROXY_API_PORT": str(proxy_api_port),
             "IDLE_CULL_CHP": chp,
             "IDLE_CULL_PARENT_PID": str(os.getpid()),
+            # the project's interpreter (the hub runs from its release's venv), for configs
+            # that start processes needing the test toolchain (singleuser_config.py)
+            "IDLE_CULL_PROJECT_PYTHON": sys.executable,
             "IDLE_CULL_HUB_OVERRIDES": json_dumps(
                 {override_key(k): v for k, v in config_overrides.items()}
             ),
