@@ -326,9 +326,20 @@ class HubClient:
         label = f"{user}/{server}" if server else user
         body = {"remove": True} if remove else None
         answer = self._request("DELETE", path, json=body, what=f"stop server {label!r}")
+        if answer.response.status_code == 500 and self._user_is_gone(user):
+            # JupyterHub 2.3 to 4.1 fail with 500, not 404, to stop a server of a user they
+            # no longer have (deleted since the listing); 5.5 and 6.1 answer 404.
+            return ActionResult(Outcome.GONE, answer.attempts, "the hub no longer has the user")
         return self._action_result(
             answer, Outcome.STOPPED, f"stop server {label!r}", scope="delete:servers"
         )
+
+    def _user_is_gone(self, name: str) -> bool:
+        """Whether the hub says 404 to ``GET /users/{name}``; any failure means "cannot tell"."""
+        try:
+            return self.get_user(name) is None
+        except HubError:
+            return False
 
     def delete_user(self, name: str) -> ActionResult:
         """Delete a user; 400 while one of its servers is still stopping means pending."""

@@ -412,7 +412,7 @@ def upcoming_for(
     if excluded(user, limits):
         return ()
     soon: list[Upcoming] = []
-    for server, decision in zip(user.servers, decisions):
+    for server, decision in zip(user.servers, decisions, strict=True):
         if decision.action is not Action.KEEP or not server.ready:
             continue
         reference = server.last_activity or server.started

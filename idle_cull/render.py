@@ -300,7 +300,8 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     widths = [max(len(row[i]) for row in [header, *cleaned]) for i in range(len(header) - 1)]
 
     def line(row: Sequence[str]) -> str:
-        cells = [cell.ljust(width) for cell, width in zip(row, widths)]
+        # widths has no entry for the last, free-length column: zip stops before it
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
         return "  " + "  ".join([*cells, row[-1]]).rstrip()
 
     return [line(header), *(line(row) for row in cleaned)]

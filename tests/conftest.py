@@ -21,6 +21,26 @@ import pytest
 
 from tests.support.emulated_hub import EmulatedHub
 from tests.support.environment import is_shell_influence
+from tests.support.releases import UnknownRelease, find_release
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--hub-release``: which JupyterHub the real-hub tests start (scripts/test-hub)."""
+    parser.addoption(
+        "--hub-release",
+        metavar="RELEASE",
+        default=None,
+        help="run the real-hub tests against this release of tests/support/hub_releases.txt "
+        "(default: the newest)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """An unknown ``--hub-release`` is a usage error before anything starts."""
+    try:
+        find_release(config.getoption("--hub-release"))
+    except UnknownRelease as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def clean_environment(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:

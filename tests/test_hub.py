@@ -680,9 +680,10 @@ def test_500_is_not_retried(
 
 def test_500_on_stop_is_hub_unavailable(http_mock: responses.RequestsMock, client: HubClient) -> None:
     http_mock.delete(f"{USERS}/alice/server", status=500, body="oops", content_type="text/plain")
+    http_mock.get(f"{USERS}/alice", json={"name": "alice"})  # still there: the 500 is real
     with pytest.raises(HubUnavailable, match=r"stop server 'alice': the hub failed with HTTP 500"):
         client.stop_server("alice", "")
-    assert len(http_mock.calls) == 1
+    assert len(http_mock.calls) == 2
 
 
 class Endpoint(NamedTuple):

@@ -191,7 +191,7 @@ def test_backoff_grows_exponentially_with_jitter_up_to_max_wait() -> None:
         call, _ = failing([requests.ConnectionError("refused")] * 5)
         call_with_retries(call, policy, "x", sleep=waits.append)
         assert len(waits) == 5
-        for wait, ceiling in zip(waits, ceilings):
+        for wait, ceiling in zip(waits, ceilings, strict=True):
             assert ceiling / 2 <= wait <= ceiling
 
 

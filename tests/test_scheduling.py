@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import importlib
+import itertools
 import os
 import re
 import shlex
@@ -138,7 +139,7 @@ def _security_score(unit: Path) -> float:
 
 def _min_gap(times: list[dt.datetime]) -> dt.timedelta:
     assert len(times) >= 2
-    return min(b - a for a, b in zip(times, times[1:]))
+    return min(b - a for a, b in itertools.pairwise(times))
 
 
 def _cron_fire_times(expr: str, count: int = 2100) -> list[dt.datetime]:

@@ -196,14 +196,14 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
     def line(row: Sequence[str]) -> str:
         parts = [
             cell.rjust(width) if is_num else cell.ljust(width)
-            for cell, width, is_num in zip(row, widths, numeric)
+            for cell, width, is_num in zip(row, widths, numeric, strict=True)
         ]
         return "| " + " | ".join(parts) + " |"
 
     rule = (
         "|"
         + "|".join(
-            "-" * (w + 1) + ":" if is_num else "-" * (w + 2) for w, is_num in zip(widths, numeric)
+            "-" * (w + 1) + ":" if is_num else "-" * (w + 2) for w, is_num in zip(widths, numeric, strict=True)
         )
         + "|"
     )

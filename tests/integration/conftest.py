@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.realhub import HarnessError, RealHub
+from tests.support.releases import HubRelease, find_release
 from tests.support.singleuser import SingleUserHub
 
 INTEGRATION_DIR = Path(__file__).resolve().parent
@@ -28,19 +29,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def shared_real_hub() -> Iterator[RealHub]:
+def hub_release(pytestconfig: pytest.Config) -> HubRelease:
+    """The JupyterHub release of this run (``--hub-release``; default: the newest).
+
+    Tests that start hubs of their own pass ``release=hub_release.name``.
+    """
+    return find_release(pytestconfig.getoption("--hub-release"))
+
+
+@pytest.fixture(scope="session")
+def shared_real_hub(hub_release: HubRelease) -> Iterator[RealHub]:
     """Start one real hub for the session; stop it (and its proxy) at the end, whatever happens."""
-    hub = _start_or_fail()
+    hub = _start_or_fail(hub_release)
     try:
         yield hub
     finally:
         hub.stop()
 
 
-def _start_or_fail() -> RealHub:
+def _start_or_fail(release: HubRelease) -> RealHub:
     """A missing jupyterhub or proxy fails every integration test with one clear message."""
     try:
-        return RealHub.start()
+        return RealHub.start(release=release.name)
     except HarnessError as exc:
         message = str(exc)
     pytest.fail(

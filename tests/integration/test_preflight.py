@@ -10,6 +10,11 @@ import pytest
 
 from tests.support.cli import IDLE, PAST_IDLE, cull
 from tests.support.realhub import LOG_FILE, RealHub, wait_for
+from tests.support.releases import HubRelease
+
+# Also run on every older release of tests/support/hub_releases.txt (scripts/test-hub):
+# GET /user's scopes and GET /groups/{name} on each.
+pytestmark = pytest.mark.matrix
 
 
 @pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "real"])
@@ -56,12 +61,12 @@ def test_group_rules_without_read_users_groups_exit_3(real_hub: RealHub) -> None
     assert "read:users:groups (to read users' groups" in result.stderr
 
 
-def test_run_as_a_hub_managed_service_it_refuses_and_says_why() -> None:
+def test_run_as_a_hub_managed_service_it_refuses_and_says_why(hub_release: HubRelease) -> None:
     """Upstream's setup: the culler in c.JupyterHub.services with a command. The hub starts
     it with the environment it gives its services; idle-cull refuses, pointing to a
     scheduler, before sending anything."""
     command = [sys.executable, "-m", "idle_cull", "--dry-run"]
-    with RealHub.start(managed_service=command) as hub:
+    with RealHub.start(managed_service=command, release=hub_release.name) as hub:
         refusal = "idle-cull was started by JupyterHub as the managed service 'idle-cull-managed'"
         wait_for(lambda: refusal in (hub.workdir / LOG_FILE).read_text(errors="replace"), "the refusal in the hub's log")
         log = (hub.workdir / LOG_FILE).read_text(errors="replace")

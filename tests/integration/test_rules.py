@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.support.cli import cull, servers_of
 from tests.support.realhub import RealHub
+
+# Also run on every older release of tests/support/hub_releases.txt (scripts/test-hub).
+pytestmark = pytest.mark.matrix
 
 
 def test_rules_pick_the_limit_per_server(real_hub: RealHub) -> None:

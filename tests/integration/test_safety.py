@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.support.cli import PAST_IDLE, cull, servers_of
 from tests.support.realhub import LOG_FILE, RealHub
 
@@ -79,6 +81,7 @@ def test_cap_refuses_the_whole_plan(real_hub: RealHub) -> None:
     assert all(servers_of(real_hub, n) == set() for n in names)
 
 
+@pytest.mark.matrix  # the Date header and GET /users/{name}, on every release
 def test_hub_clock_is_used(real_hub: RealHub) -> None:
     result = cull(real_hub, IDLE)
     assert result.returncode == 0
@@ -86,6 +89,7 @@ def test_hub_clock_is_used(real_hub: RealHub) -> None:
     assert "clock is" not in result.stderr  # same machine: no skew worth a warning
 
 
+@pytest.mark.matrix  # the Date header and GET /users/{name}, on every release
 def test_recheck_spares_a_server_that_woke_up_during_the_pass(real_hub: RealHub) -> None:
     real_hub.create_users(["first", "second"])
     real_hub.start_server("first")

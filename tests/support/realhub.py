@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -36,22 +36,24 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from json import dumps as json_dumps
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import quote
 
 import requests
+
+from tests.support.releases import INSTALL_HINT, HubRelease, UnknownRelease, find_release
 
 TESTS_DIR = Path(__file__).resolve().parent
 REPO_ROOT = TESTS_DIR.parent.parent
 HUB_CONFIG = TESTS_DIR / "hub_config.py"
 
 CHP_INSTALL_HINT = "npm install --prefix .venv/chp configurable-http-proxy"
-JUPYTERHUB_INSTALL_HINT = ".venv/bin/pip install jupyterhub  (or: pip install -e '.[test]')"
+JUPYTERHUB_INSTALL_HINT = INSTALL_HINT  # builds every release of hub_releases.txt
 PAGINATION_ACCEPT = "application/jupyterhub-pagination+json"
 START_TIMEOUT = 60.0
 WAIT_TIMEOUT = 30.0
@@ -123,14 +125,14 @@ def find_chp() -> str:
     raise HarnessError(f"configurable-http-proxy not found; install it with: {CHP_INSTALL_HINT}")
 
 
-def jupyterhub_command() -> list[str]:
-    """Run the hub with this interpreter when it has jupyterhub, else a jupyterhub on PATH."""
-    if importlib.util.find_spec("jupyterhub") is not None:
-        return [sys.executable, "-m", "jupyterhub"]
-    on_path = shutil.which("jupyterhub")
-    if on_path:
-        return [on_path]
-    raise HarnessError(f"jupyterhub is not installed; install it with: {JUPYTERHUB_INSTALL_HINT}")
+def jupyterhub_command(release: HubRelease) -> list[str]:
+    """The ``jupyterhub`` of the release's own venv (``.venv/hubs/<release>``)."""
+    if not release.jupyterhub.exists():
+        raise HarnessError(
+            f"JupyterHub {release.name} is not installed in {release.venv}; "
+            f"install it with: {JUPYTERHUB_INSTALL_HINT}"
+        )
+    return [str(release.jupyterhub)]
 
 
 def free_ports(count: int) -> list[int]:
@@ -263,6 +265,8 @@ class RealHub:
     readonly_token: str  # lists and reads, but may not stop servers
     workdir: Path
     internal_certs: Path | None  # the hub's internal_certs_location, with internal SSL only
+    release: HubRelease  # which venv of hub_releases.txt the hub runs from
+    version: str  # what the running hub says it is (GET /hub/api/), e.g. "3.1.1"
     page_limit: int = PAGE_LIMIT  # tests lower it to walk several pages with a few users
 
     def __init__(
@@ -274,9 +278,12 @@ class RealHub:
         hub_port: int,
         proxy_port: int,
         tokens: dict[str, str],
+        release: HubRelease,
         internal_certs: Path | None = None,
     ) -> None:
         self.process = process
+        self.release = release
+        self.version = ""
         self.workdir = workdir
         self._owns_workdir = owns_workdir
         self.internal_certs = internal_certs
@@ -302,6 +309,11 @@ class RealHub:
         self._stopped = False
 
     @property
+    def version_info(self) -> tuple[int, ...]:
+        """``"3.1.1"`` -> ``(3, 1, 1)``, for tests that pin what differs between releases."""
+        return tuple(int(part) for part in re.findall(r"\d+", self.version)[:3])
+
+    @property
     def tls_files(self) -> tuple[Path, Path, Path]:
         """CA, client certificate and key that ``idle-cull --ssl-enabled`` reads.
 
@@ -323,6 +335,7 @@ class RealHub:
         workdir: Path | None = None,
         *,
         internal_ssl: bool = False,
+        release: str | None = None,
         config: Path = HUB_CONFIG,
         managed_service: list[str] | None = None,
         **config_overrides: Any,
@@ -334,6 +347,8 @@ class RealHub:
         ``internal_ssl`` turns on JupyterHub's internal SSL (off by default, so every other
         test sees the plain-http hub): certificates go to ``<workdir>/internal-ssl``, which is
         emptied first so the hub always generates a fresh set.
+        ``release`` names a line of ``tests/support/hub_releases.txt`` (default: its last,
+        newest one); the hub runs from that release's venv.
         ``managed_service`` is a command the hub runs as its managed service
         ``idle-cull-managed`` (its output goes to the hub's log).
         ``config_overrides`` (JSON values) go into the hub config: ``api_page_max_limit=10``
@@ -342,7 +357,11 @@ class RealHub:
         ``config`` is the hub's config file (``tests/singleuser.py`` passes one that loads
         ``hub_config.py`` and spawns real single-user servers).
         """
-        command = [*jupyterhub_command(), "-f", str(config)]
+        try:
+            hub_release = find_release(release)
+        except UnknownRelease as exc:
+            raise HarnessError(str(exc)) from None
+        command = [*jupyterhub_command(hub_release), "-f", str(config)]
         chp = find_chp()
         owns_workdir = workdir is None
         if workdir is None:
@@ -364,6 +383,9 @@ class RealHub:
             "IDLE_CULL_PROXY_API_PORT": str(proxy_api_port),
             "IDLE_CULL_CHP": chp,
             "IDLE_CULL_PARENT_PID": str(os.getpid()),
+            # the project's interpreter (the hub runs from its release's venv), for configs
+            # that start processes needing the test toolchain (singleuser_config.py)
+            "IDLE_CULL_PROJECT_PYTHON": sys.executable,
             "IDLE_CULL_HUB_OVERRIDES": json_dumps(
                 {override_key(k): v for k, v in config_overrides.items()}
             ),
@@ -392,10 +414,12 @@ class RealHub:
             hub_port=hub_port,
             proxy_port=proxy_port,
             tokens=tokens,
+            release=hub_release,
             internal_certs=internal_certs,
         )
         try:
             hub._wait_until_up(START_TIMEOUT)
+            hub.version = hub.api("GET", "/", expect=(200,)).json()["version"]
         except BaseException:
             hub.stop()
             raise
@@ -575,6 +599,19 @@ class RealHub:
 
         wait_for(ready, f"server {user!r}/{server_name!r} to be ready")
 
+    def has_named_server(self, user: str, server_name: str) -> bool:
+        """Whether the hub still has the named server, running or stopped (not removed).
+
+        ``include_stopped_servers`` exists from JupyterHub 3.0; before it, the answer comes
+        from a stop, which is 204 for a stopped named server and 404 for a removed one: ask
+        only about a server that is not running.
+        """
+        if self.version_info >= (3,):
+            path = f"/users/{quote_segment(user)}?include_stopped_servers=1"
+            return server_name in self.api("GET", path, expect=(200,)).json()["servers"]
+        stop = self.api("DELETE", server_path(user, server_name), expect=(202, 204, 404))
+        return stop.status_code != 404
+
     def stop_server(self, user: str, server_name: str = "") -> None:
         """Stop a server and wait until the hub no longer lists it as active."""
         self.api("DELETE", server_path(user, server_name), expect=(202, 204))
@@ -650,10 +687,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run the hub with JupyterHub's internal SSL (https API, client certificates)",
     )
+    parser.add_argument(
+        "--hub-release",
+        help="a release of tests/support/hub_releases.txt, e.g. 3.1 (default: the newest)",
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
-        with RealHub.start(args.workdir, internal_ssl=args.internal_ssl) as hub:
+        with RealHub.start(
+            args.workdir, internal_ssl=args.internal_ssl, release=args.hub_release
+        ) as hub:
             print(f"export JUPYTERHUB_API_URL={hub.api_url}")
             print(f"export JUPYTERHUB_API_TOKEN={hub.culler_token}")
             print(f"export IDLE_CULL_ADMIN_TOKEN={hub.admin_token}")

@@ -8,8 +8,9 @@ Facts checked in the installed JupyterHub 6.1.1 and jupyter_server 2.21:
 - ``SimpleLocalProcessSpawner`` runs ``jupyterhub-singleuser`` as the hub's own user without a
   system account; ``home_dir_template`` keeps every home inside the work directory.
 - The tests run as root, and jupyter_server refuses root without ``--allow-root``.
-- ``Spawner.cmd`` is this interpreter's ``jupyterhub.singleuser``, so the servers and their
-  ipykernel come from the same environment as the hub, whatever ``PATH`` says.
+- ``Spawner.cmd`` is the project interpreter's ``jupyterhub.singleuser`` (the launcher passes
+  it: the hub itself runs from its release's venv, which has no jupyter_server), so the
+  servers and their ipykernel come from the project's ``.venv``, whatever ``PATH`` says.
 - jupyterhub-singleuser posts its ``last_activity`` every ``JUPYTERHUB_ACTIVITY_INTERVAL``
   seconds (300 by default); the hub copies the proxy's route activity every
   ``last_activity_interval`` (300). Both are 1 s here, so a test sees the hub's view settle
@@ -22,6 +23,7 @@ Facts checked in the installed JupyterHub 6.1.1 and jupyter_server 2.21:
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -32,7 +34,9 @@ WORKDIR = Path(c.JupyterHub.db_url.split("sqlite:///", 1)[1]).parent
 
 c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"
 c.SimpleLocalProcessSpawner.home_dir_template = str(WORKDIR / "home" / "{username}")
-c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.singleuser"]
+# The hub runs from its release's venv (.venv/hubs/<release>); jupyter_server and ipykernel
+# are in the project's .venv, whose interpreter the launcher passes (RealHub.start).
+c.Spawner.cmd = [os.environ.get("IDLE_CULL_PROJECT_PYTHON", sys.executable), "-m", "jupyterhub.singleuser"]
 c.Spawner.args = ["--allow-root", "--ServerApp.log_level=INFO"]
 c.Spawner.default_url = "/api/status"
 c.Spawner.environment = {"JUPYTERHUB_ACTIVITY_INTERVAL": "1"}
