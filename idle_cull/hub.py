@@ -46,6 +46,9 @@ PAGINATION_MEDIA_TYPE = "application/jupyterhub-pagination+json"
 # No hub has ten million users; a pagination that goes on past this is broken.
 MAX_LISTING_OFFSET = 10_000_000
 ROLE_HINT = "grant it in the culler's role (see README, 'Role and scopes')"
+# The responsiveness probe (see limiter.py): a tiny answer, expected quickly.
+PROBE_TIMEOUT = 5.0
+PROBE_BODY_CAP = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -234,6 +237,28 @@ class HubClient:
                 "(ending in /hub/api)?"
             )
         return version
+
+    def responsiveness(self) -> float | None:
+        """Seconds the hub took to answer ``GET {url}/``; ``None`` if it failed or timed out.
+
+        What any other request waits for on the hub's event loop right now: the signal
+        of the in-flight limiter (``idle_cull.limiter``). Sent without the token, so the
+        probe costs the hub no token lookup; never retried (a failure is a signal too),
+        and bounded in time and size.
+        """
+        started = time.monotonic()
+        try:
+            with self._session.get(
+                f"{self.url}/",
+                headers={"Authorization": None},  # None drops the session's header
+                timeout=min(self._timeout, PROBE_TIMEOUT),
+                stream=True,
+            ) as response:
+                next(response.iter_content(PROBE_BODY_CAP), b"")
+                answered = response.status_code == 200
+        except requests.RequestException:
+            return None
+        return time.monotonic() - started if answered else None
 
     def iter_user_pages(self, state: str | None, page_size: int = 0) -> Iterator[list[Any]]:
         """Yield the raw user records page by page until the hub says there is no next page.
