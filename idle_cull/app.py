@@ -90,6 +90,7 @@ def build_settings(options: dict[str, Any], env_token: str) -> Settings:
         caps=caps,
         clock=options["clock"],
         recheck=options["recheck"],
+        recheck_after=options["recheck_after"],
         deadline=options["deadline"],
         lock_file=options["lock_file"],
         warn_within=options["warn_within"],

@@ -292,6 +292,14 @@ _OPTIONS: list[Callable[[Any], Any]] = [
         "Fetch each user afresh just before acting, and skip it if it became active.",
     ),
     click.option(
+        "--recheck-after",
+        type=Duration(),
+        default="30",
+        show_default=True,
+        help="Re-check only once the listing is this old (0: before every action); the "
+        "hub itself learns of activity minutes late, so a younger listing is as fresh.",
+    ),
+    click.option(
         "--lock-file",
         type=click.Path(path_type=Path, dir_okay=False),
         default=None,

@@ -125,6 +125,7 @@ def run_pass(
     # so a slow listing can understate idleness but never overstate it.
     now = _choose_clock(settings, client, clock, report)
     report.now = now()
+    listed_at = time.monotonic()  # every record is at least this fresh
     plan = judge_listing(client, settings, report, report.now, control=control, progress=progress)
     if settings.warn_within:
         report.upcoming = plan.upcoming
@@ -134,7 +135,9 @@ def run_pass(
     elif settings.dry_run:
         _record_dry_run(plan, report)
     else:
-        actor = _Actor(client, settings, control, now, plan.listed_user, progress=progress)
+        actor = _Actor(
+            client, settings, control, now, plan.listed_user, listed_at=listed_at, progress=progress
+        )
         actor.act(plan, report)
     report.interrupted = control.reason or None
     report.finished_at = clock()
@@ -375,6 +378,7 @@ class _Actor:
         now: Clock,
         listed: Callable[[str], User | None],
         *,
+        listed_at: float,
         progress: ProgressLine = _no_progress,
     ) -> None:
         self.client = client
@@ -382,6 +386,7 @@ class _Actor:
         self.control = control
         self.now = now
         self.listed = listed
+        self.listed_at = listed_at
         self.progress = progress
         self._first_stop: dict[str, datetime] = {}
         self._lock = threading.Lock()
@@ -418,7 +423,7 @@ class _Actor:
     def stop(self, decision: ServerDecision) -> ActionResult:
         if self.control.stopped():
             return ActionResult(Outcome.NOT_ATTEMPTED, 0, self.control.reason)
-        if self.settings.recheck:
+        if self._recheck_due():
             objection = self._recheck_server(decision)
             if objection is not None:
                 return objection
@@ -429,11 +434,23 @@ class _Actor:
     def delete(self, decision: UserDecision) -> ActionResult:
         if self.control.stopped():
             return ActionResult(Outcome.NOT_ATTEMPTED, 0, self.control.reason)
-        if self.settings.recheck:
+        if self._recheck_due():
             objection = self._recheck_user(decision)
             if objection is not None:
                 return objection
         return self.client.delete_user(decision.user)
+
+    def _recheck_due(self) -> bool:
+        """Whether the listing is old enough for a re-check to be worth its request.
+
+        The hub learns of activity late (single-user servers post it every 5 minutes,
+        the proxy's is copied as often), so a record listed seconds ago is as fresh as
+        the hub's own view; a re-check then costs the hub a request (5-11 ms of its only
+        thread) and protects nothing. Late in a long pass it matters, and is made.
+        """
+        if not self.settings.recheck:
+            return False
+        return time.monotonic() - self.listed_at >= self.settings.recheck_after
 
     def _fresh(self, name: str) -> User | ActionResult:
         record = self.client.get_user(name)

@@ -103,7 +103,7 @@ def test_recheck_skips_a_server_that_woke_up(hub: responses.RequestsMock) -> Non
     listed = idle_users(1)
     serve_users(hub, "ready", listed)
     hub.replace(responses.GET, f"{URL}/users/idle0", json=user_json("idle0", servers=[server_json(idle=3)]))
-    result = run("--timeout=1h")
+    result = run("--timeout=1h", "--recheck-after=0")
     assert result.exit_code == 0, result.stderr
     assert deletes(hub) == []
     assert re.search(r"stop server idle0: skipped \(re-check: idle 3[.\d]*s < 1h \(--timeout\)\)", result.stderr)
@@ -124,7 +124,7 @@ def test_recheck_does_not_stop_what_changed(hub: responses.RequestsMock, fresh_s
     elif fresh_body == "pending":
         fresh_body = user_json("idle0", servers=[server_json(idle=7200, pending="stop")])
     hub.replace(responses.GET, f"{URL}/users/idle0", json=fresh_body, status=fresh_status)
-    result = run("--timeout=1h")
+    result = run("--timeout=1h", "--recheck-after=0")
     assert result.exit_code == 0, result.stderr
     assert deletes(hub) == []
     assert f"stop server idle0: {outcome}" in result.stderr
@@ -134,10 +134,28 @@ def test_recheck_keeps_a_user_who_started_a_server(hub: responses.RequestsMock) 
     serve_users(hub, "ready", [])
     serve_users(hub, "inactive", [user_json("comeback", idle=7200)])
     hub.replace(responses.GET, f"{URL}/users/comeback", json=user_json("comeback", servers=[server_json(idle=1)]))
-    result = run("--timeout=1h", "--cull-users")
+    result = run("--timeout=1h", "--cull-users", "--recheck-after=0")
     assert result.exit_code == 0, result.stderr
     assert deletes(hub) == []
     assert "re-check: has an active server again ('default')" in result.stderr
+
+
+def test_a_listing_younger_than_recheck_after_is_acted_on_without_a_re_check(hub: responses.RequestsMock) -> None:
+    """The default: a pass that acts within 30 s of listing sends no re-check GET."""
+    serve_users(hub, "ready", idle_users(1))
+    hub.replace(responses.GET, f"{URL}/users/idle0", json=user_json("idle0", servers=[server_json(idle=3)]))
+    hub.delete(f"{URL}/users/idle0/server", status=204)
+    result = run("--timeout=1h")
+    assert result.exit_code == 0, result.stderr
+    assert [c.request.url for c in hub.calls if c.request.url.endswith("/users/idle0")] == []
+    assert deletes(hub) == [f"{URL}/users/idle0/server"]
+
+
+def test_negative_recheck_after_is_a_usage_error(hub: responses.RequestsMock) -> None:
+    result = run("--timeout=1h", "--recheck-after=-5")
+    assert result.exit_code == 2
+    assert "recheck-after" in result.stderr
+    assert len(hub.calls) == 0
 
 
 def test_no_recheck_acts_on_the_listing(hub: responses.RequestsMock) -> None:

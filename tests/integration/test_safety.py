@@ -94,7 +94,7 @@ def test_recheck_spares_a_server_that_woke_up_during_the_pass(hub: RealHub) -> N
     # first's stop takes 2 s and the hub answers 202 after 1 s; with one worker, second is
     # re-checked only after that, and by then it has been used.
     hub.set_stop_delay(2)
-    process = start_cull(hub, IDLE, "--concurrency=1")
+    process = start_cull(hub, IDLE, "--concurrency=1", "--recheck-after=0")
     wait_until(lambda: pending_stop(hub, "first"), "first's stop to begin")
     hub.touch("second")
     stderr = finish(process)
