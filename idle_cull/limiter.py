@@ -11,8 +11,9 @@ hub's responsiveness as it goes: now and then the runner times a cheap, unauthen
 timings into a limit, additive increase and multiplicative decrease as in TCP:
 
 - a quick probe (the loop had room) raises the limit by one, but only when the limit is
-  in use: a pass that cannot fill its slots learns nothing about the hub;
-- a slow probe (others are waiting) cuts it by a third, down to one;
+  in use (actions are waiting, and all slots but at most one are taken: pacing fills
+  the last one): a pass that cannot fill its slots learns nothing about the hub;
+- a slow probe (others are waiting) cuts it by a quarter, down to one;
 - in between, it holds.
 
 ``--concurrency`` stays the ceiling: never more requests in flight than that.
@@ -45,9 +46,9 @@ class LimiterTuning:
     moving average that sets the pacing.
     """
 
-    quick: float = 0.010
-    slow: float = 0.025
-    decrease: float = 2 / 3
+    quick: float = 0.005
+    slow: float = 0.030
+    decrease: float = 0.75
     probe_every: float = 0.1
     smoothing: float = 0.2
 
@@ -71,11 +72,14 @@ class InFlightLimiter:
         """Actions allowed in flight now: at least 1, at most the ceiling."""
         return int(self._limit)
 
-    def probe_result(self, latency: float | None, in_flight: int) -> None:
-        """Adapt to one probe's latency (``None``: the probe failed, which counts as slow)."""
+    def probe_result(self, latency: float | None, in_flight: int, *, waiting: bool) -> None:
+        """Adapt to one probe's latency (``None``: the probe failed, which counts as slow).
+
+        ``waiting``: some actions have not started yet (otherwise the limit is not in use).
+        """
         if latency is None or latency > self.tuning.slow:
             self._limit = max(1.0, self._limit * self.tuning.decrease)
-        elif latency < self.tuning.quick and in_flight >= self.limit:
+        elif latency < self.tuning.quick and waiting and in_flight >= self.limit - 1:
             self._limit = min(float(self.ceiling), math.floor(self._limit) + 1.0)
         self.highest = max(self.highest, self.limit)
 

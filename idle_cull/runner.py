@@ -536,7 +536,7 @@ def _run_actions(
     while True:
         now = clock()
         if running and limiter.probe_due(now):
-            limiter.probe_result(probe(), len(running))
+            limiter.probe_result(probe(), len(running), waiting=upcoming is not None)
             now = clock()
         pause = limiter.wait_before_start(now, len(running))
         while upcoming is not None and pause == 0:

@@ -16,7 +16,7 @@ from idle_cull.models import Outcome
 from idle_cull.policy import Action, ServerDecision
 from idle_cull.runner import _run_actions
 
-TUNING = LimiterTuning(quick=0.010, slow=0.025, probe_every=0.005)
+TUNING = LimiterTuning(quick=0.005, slow=0.030, probe_every=0.005)
 
 
 class Overlap:

@@ -6,7 +6,7 @@ import pytest
 
 from idle_cull.limiter import InFlightLimiter, LimiterTuning
 
-TUNING = LimiterTuning(quick=0.010, slow=0.025, decrease=0.5, probe_every=0.1, smoothing=0.5)
+TUNING = LimiterTuning(quick=0.005, slow=0.030, decrease=0.5, probe_every=0.1, smoothing=0.5)
 QUICK, MIDDLING, SLOW = 0.002, 0.015, 0.200
 
 
@@ -18,17 +18,19 @@ def test_starts_at_one_and_quick_probes_raise_the_limit_up_to_the_ceiling() -> N
     lim = limiter(ceiling=4)
     assert lim.limit == 1
     for expected in (2, 3, 4, 4, 4):
-        lim.probe_result(QUICK, in_flight=lim.limit)
+        lim.probe_result(QUICK, in_flight=lim.limit, waiting=True)
         assert lim.limit == expected
     assert lim.highest == 4
 
 
 def test_a_limit_not_in_use_does_not_grow() -> None:
-    lim = limiter(initial=3)
-    lim.probe_result(QUICK, in_flight=2)  # a slot was free: the probe says nothing of 4
-    assert lim.limit == 3
-    lim.probe_result(QUICK, in_flight=3)
+    lim = limiter(initial=4)
+    lim.probe_result(QUICK, in_flight=2, waiting=True)  # two slots free: nothing learnt
     assert lim.limit == 4
+    lim.probe_result(QUICK, in_flight=4, waiting=False)  # nothing left to start
+    assert lim.limit == 4
+    lim.probe_result(QUICK, in_flight=3, waiting=True)  # one free slot: pacing fills it
+    assert lim.limit == 5
 
 
 @pytest.mark.parametrize(
@@ -37,30 +39,30 @@ def test_a_limit_not_in_use_does_not_grow() -> None:
         pytest.param(SLOW, 4, id="slow-probe-halves"),
         pytest.param(None, 4, id="failed-probe-counts-as-slow"),
         pytest.param(MIDDLING, 8, id="in-between-holds"),
-        pytest.param(0.025, 8, id="exactly-slow-holds"),
-        pytest.param(0.010, 8, id="exactly-quick-holds"),
+        pytest.param(0.030, 8, id="exactly-slow-holds"),
+        pytest.param(0.005, 8, id="exactly-quick-holds"),
     ],
 )
 def test_slow_or_failed_probes_cut_the_limit(latency: float | None, expected: int) -> None:
     lim = limiter(initial=8)
-    lim.probe_result(latency, in_flight=8)
+    lim.probe_result(latency, in_flight=8, waiting=True)
     assert lim.limit == expected
 
 
 def test_the_limit_never_drops_below_one_and_recovers_one_step_at_a_time() -> None:
     lim = limiter(initial=2)
     for _ in range(5):
-        lim.probe_result(SLOW, in_flight=2)
+        lim.probe_result(SLOW, in_flight=2, waiting=True)
     assert lim.limit == 1
-    lim.probe_result(QUICK, in_flight=1)
+    lim.probe_result(QUICK, in_flight=1, waiting=True)
     assert lim.limit == 2
 
 
 def test_a_decrease_then_an_increase_lands_on_whole_steps() -> None:
-    lim = InFlightLimiter(10, LimiterTuning(decrease=2 / 3), initial=10)
-    lim.probe_result(SLOW, in_flight=10)
-    assert lim.limit == 6  # 6.67
-    lim.probe_result(QUICK, in_flight=6)
+    lim = InFlightLimiter(10, LimiterTuning(decrease=0.75), initial=9)
+    lim.probe_result(SLOW, in_flight=9, waiting=True)
+    assert lim.limit == 6  # 6.75
+    lim.probe_result(QUICK, in_flight=6, waiting=True)
     assert lim.limit == 7
 
 
