@@ -58,9 +58,6 @@ def _no_progress(_line: str) -> None:
 # A deletion goes ahead only when every server it depends on has really stopped.
 _STOPPED = (Outcome.STOPPED, Outcome.GONE)
 SKEW_WORTH_A_WARNING = 60.0
-# Measured (tests/benchmarks, hub impact): with 10 pages in flight a 2,000-server listing
-# made other requests wait ~300 ms at p99; with one, about one page's rendering time.
-LISTING_PAGES_IN_FLIGHT = 1
 
 
 def utc_now() -> datetime:
@@ -187,10 +184,10 @@ def list_users(
 
     ``state=ready`` keeps the listing to users with a running server; ``--cull-users``
     also needs ``state=inactive`` (users without any server). Hubs before 1.3 know no
-    state filter and return everyone. One page is in flight at a time
-    (``LISTING_PAGES_IN_FLIGHT``; the next is asked for while this one is judged): the
-    hub renders a page on its only thread, so pages in flight beyond one only queue there
-    in front of everyone else's requests. A user can come twice when the hub's list
+    state filter and return everyone. Pages are read one after the other, the next
+    asked for only once this one is judged: the hub renders a page on its only thread,
+    so a second page in flight (even one asked for early) is served before whatever
+    request of someone else arrived meanwhile. A user can come twice when the hub's list
     changes while paging; the caller keeps the later copy.
     """
     version = parse_version(report.hub_version)
@@ -200,25 +197,17 @@ def list_users(
         states = ["ready", "inactive"]
     else:
         states = ["ready"]
-    workers = min(settings.concurrency, LISTING_PAGES_IN_FLIGHT)
     count = 0
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="idle-cull-list") as pool:
-        for state in states:
-            pages = client.iter_user_pages_concurrently(
-                state, settings.api_page_size, executor=pool, max_in_flight=workers
-            )
-            with closing(pages):
-                for page in pages:
-                    if control is not None and control.stopped():
-                        raise PassInterrupted(
-                            f"{control.reason} while listing users; nothing was culled"
-                        )
-                    for record in page:
-                        user = _parse_record(record, report)
-                        if user is not None:
-                            count += 1
-                            yield user
-                    progress(f"listing users ({state or 'all'}): {count}")
+    for state in states:
+        for page in client.iter_user_pages(state, settings.api_page_size):
+            if control is not None and control.stopped():
+                raise PassInterrupted(f"{control.reason} while listing users; nothing was culled")
+            for record in page:
+                user = _parse_record(record, report)
+                if user is not None:
+                    count += 1
+                    yield user
+            progress(f"listing users ({state or 'all'}): {count}")
     log.info("listed %d user records (%s)", count, ", ".join(s or "all" for s in states))
 
 

@@ -79,8 +79,7 @@ class IdleCullShape:
     @classmethod
     def detect(cls) -> IdleCullShape:
         """Read from the installed code, so the figures of an older checkout stay fair."""
-        one_page = getattr(runner, "LISTING_PAGES_IN_FLIGHT", None) == 1
-        wired = "iter_user_pages_concurrently" in inspect.getsource(runner) and not one_page
+        wired = "iter_user_pages_concurrently" in inspect.getsource(runner)
         recheck = next((f for f in dataclasses.fields(Settings) if f.name == "recheck"), None)
         return cls(
             "concurrent" if wired else "sequential",
