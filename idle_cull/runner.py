@@ -20,7 +20,7 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import closing
 from datetime import datetime, timezone
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from idle_cull.config import Settings
 from idle_cull.durations import format_duration
@@ -513,37 +513,48 @@ def _run_actions(
 ) -> list[tuple[D, tuple[Outcome, int, str]]]:
     """Run ``action`` for every decision on the pool; results in completion order.
 
-    Only this thread submits: as many actions as ``limiter`` allows, paced by it, and it
-    probes the hub's responsiveness whenever the limiter asks (while actions are in
-    flight). No future is held for an action before it starts, so a pass with tens of
-    thousands of actions holds only those in flight.
+    Only this thread submits, and only it touches ``limiter``: as many actions as the
+    limiter allows, paced by it, while a thread of its own probes the hub's
+    responsiveness whenever the limiter asks. Finished actions are logged after the
+    next ones started, so our bookkeeping overlaps the hub's work. No future is held for
+    an action before it starts: a pass with tens of thousands holds only those in flight.
     """
     waiting = iter(decisions)
     upcoming = next(waiting, None)
     running: dict[Future[ActionResult], tuple[D, float]] = {}
+    finished: list[tuple[D, Future[ActionResult]]] = []
     results: list[tuple[D, tuple[Outcome, int, str]]] = []
-    while True:
-        now = clock()
-        if running and limiter.probe_due(now):
-            limiter.probe_result(probe(), len(running), waiting=upcoming is not None)
+    probing: Future[float | None] | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="idle-cull-probe") as prober:
+        while True:
             now = clock()
-        pause = limiter.wait_before_start(now, len(running))
-        while upcoming is not None and pause == 0:
-            running[pool.submit(action, upcoming)] = (upcoming, now)
-            limiter.started(now)
-            upcoming = next(waiting, None)
+            if probing is not None and probing.done():
+                latency = None if probing.exception() else probing.result()
+                limiter.probe_result(latency, len(running), waiting=upcoming is not None)
+                probing = None
+            if probing is None and running and limiter.probe_due(now):
+                probing = prober.submit(probe)
             pause = limiter.wait_before_start(now, len(running))
-        if not running:
-            return results
-        timeout = limiter.until_probe(now)
-        if upcoming is not None and pause:
-            timeout = min(timeout, pause)
-        finished, _ = wait(running, timeout=timeout, return_when=FIRST_COMPLETED)
-        for future in finished:
-            decision, started = running.pop(future)
-            limiter.action_finished(clock() - started)
-            progress(f"{_verb(decision)}: {len(results) + 1}/{len(decisions)}")
-            results.append((decision, _settle(decision, future)))
+            while upcoming is not None and pause == 0:
+                running[pool.submit(action, upcoming)] = (upcoming, now)
+                limiter.started(now)
+                upcoming = next(waiting, None)
+                pause = limiter.wait_before_start(now, len(running))
+            for decision, future in finished:
+                progress(f"{_verb(decision)}: {len(results) + 1}/{len(decisions)}")
+                results.append((decision, _settle(decision, future)))
+            finished.clear()
+            if not running:
+                return results
+            timeout = None if probing is not None else limiter.until_probe(now)
+            if upcoming is not None and pause:
+                timeout = pause if timeout is None else min(timeout, pause)
+            watched: list[Future[Any]] = [*running, *([probing] if probing else [])]
+            for future in wait(watched, timeout=timeout, return_when=FIRST_COMPLETED).done:
+                if future in running:
+                    decision, started = running.pop(future)
+                    limiter.action_finished(clock() - started)
+                    finished.append((decision, future))
 
 
 def _settle(

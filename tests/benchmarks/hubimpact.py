@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -553,6 +554,10 @@ def run_from_arguments(
     return [run_scenario(table[key], contenders, run, repeats=repeats) for key in keys]
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tests.benchmarks.hubimpact",
@@ -566,6 +571,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--log-dir", type=Path, help="contenders' logs (default: a temp dir)")
     args = parser.parse_args(argv)
+    # SIGTERM (kill, a job control's stop) unwinds like Ctrl-C, so every hub is stopped
+    signal.signal(signal.SIGTERM, _interrupt)
     log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix="idle-cull-impact-logs-"))
     print(f"# contenders' logs in {log_dir}", file=sys.stderr)
     results = run_from_arguments(
