@@ -1,5 +1,9 @@
 """One pass as a process: settings from options, the lock, signals, the pass, publishing
-the report, and the mapping of every outcome and error to the exit status.
+the report, and the exit status.
+
+The status of a finished pass comes from its report (``Report.exit_status``); every
+exception is mapped by the one ladder here, ``exit_status_for``; an undelivered report
+turns a clean 0 into 5 in ``run_and_report``.
 
 ``cli`` imports this module only once a pass is really to run, which keeps ``--help``
 and usage errors fast.
@@ -14,29 +18,64 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from idle_cull.config import Settings, TLSFiles, read_token
-from idle_cull.errors import ConfigError, HubError
+from idle_cull.errors import (
+    ConfigError,
+    HubError,
+    IdleCullError,
+    LockHeld,
+    OutputError,
+    PassInterrupted,
+)
+from idle_cull.exits import ExitStatus
 from idle_cull.hub import HubClient
-from idle_cull.lock import LockHeld, exclusive_lock
-from idle_cull.logs import configure_logging, hide_in_logs
-from idle_cull.policy import Caps, CullLimits
+from idle_cull.lock import exclusive_lock
+from idle_cull.logs import configure_logging, hide_in_logs, mask_in_logs
 from idle_cull.progress import Progress
 from idle_cull.publish import check_outputs, publish
-from idle_cull.report import ExitStatus, Report
-from idle_cull.runner import PassControl, PassInterrupted, run_pass, utc_now
+from idle_cull.report import Report
+from idle_cull.runner import PassControl, run_pass, utc_now
+from idle_cull.safe_text import without_credentials
 
-__all__ = ["build_settings", "execute", "run_command"]
+__all__ = ["build_settings", "execute", "exit_status_for", "run_command"]
 
 log = logging.getLogger("idle_cull")
+
+# The one ladder from an exception to an exit status: the first class that matches wins,
+# so a subclass must come before its base (the tree is drawn in ``errors``).
+_STATUS_OF_ERROR: tuple[tuple[type[IdleCullError], ExitStatus], ...] = (
+    (LockHeld, ExitStatus.LOCKED),
+    (ConfigError, ExitStatus.USAGE),
+    (HubError, ExitStatus.HUB_UNUSABLE),
+    (PassInterrupted, ExitStatus.ACTION_FAILED),
+    (OutputError, ExitStatus.OUTPUT_FAILED),
+)
+
+
+def exit_status_for(error: IdleCullError) -> ExitStatus:
+    """The exit status an error ends the process with; an unplaced one counts as failed."""
+    for kind, status in _STATUS_OF_ERROR:
+        if isinstance(error, kind):
+            return status
+    return ExitStatus.ACTION_FAILED
+
+
+def _fail(error: IdleCullError) -> ExitStatus:
+    """Log an error that ends the process before a report exists, and map it."""
+    log.log(logging.WARNING if isinstance(error, LockHeld) else logging.ERROR, "%s", error)
+    return exit_status_for(error)
 
 
 def run_command(options: dict[str, Any]) -> ExitStatus:
     """Everything the ``idle-cull`` command does once its options are parsed."""
     progress = configure_logging(options["log_level"], options["log_format"])
+    # Messages that quote the URL (the hub client's errors) must not show its password.
+    mask_in_logs(partial(without_credentials, url=options["url"]))
     if options["cull_every"]:
         log.warning(
             "--cull-every is ignored: idle-cull does one pass and exits; "
@@ -47,13 +86,16 @@ def run_command(options: dict[str, Any]) -> ExitStatus:
         hide_in_logs(settings.token)
         check_outputs(settings)
     except ConfigError as error:
-        log.error("%s", error)
-        return ExitStatus.USAGE
+        return _fail(error)
     return execute(settings, progress)
 
 
 def build_settings(options: dict[str, Any], env_token: str) -> Settings:
-    """The one ``Settings`` of this pass, validated; raises ``ConfigError``."""
+    """The one ``Settings`` of this pass, validated; raises ``ConfigError``.
+
+    Reads the token file and the TLS files; the other options fill their fields as
+    ``options.OPTIONS`` declares.
+    """
     token_file: Path | None = options["api_token_file"]
     token = read_token(token_file) if token_file else env_token.strip()
     tls = None
@@ -61,63 +103,27 @@ def build_settings(options: dict[str, Any], env_token: str) -> Settings:
         if not options["url"].startswith("https://"):
             raise ConfigError("--ssl-enabled needs an https:// --url")
         tls = TLSFiles.from_internal_certs(options["internal_certs_location"])
-    limits = CullLimits(
-        timeout=options["timeout"],
-        max_age=options["max_age"],
-        cull_users=options["cull_users"],
-        cull_admin_users=options["cull_admin_users"],
-        cull_default_servers=options["cull_default_servers"],
-        cull_named_servers=options["cull_named_servers"],
-        remove_named_servers=options["remove_named_servers"],
-        exclude_users=tuple(options["exclude_user"]),
-        exclude_groups=tuple(options["exclude_group"]),
-        group_timeouts=tuple(options["group_timeout"]),
-        profile_timeouts=tuple(options["profile_timeout"]),
-        server_timeouts=tuple(options["server_timeout"]),
-        user_timeout=options["user_timeout"],
-        user_max_age=options["user_max_age"],
-    )
-    caps = Caps(max_culls=options["max_culls"], max_cull_fraction=options["max_cull_fraction"])
-    return Settings(
-        url=options["url"].rstrip("/"),
-        token=token,
-        limits=limits,
-        concurrency=options["concurrency"],
-        api_page_size=options["api_page_size"],
-        request_timeout=options["request_timeout"],
-        tls=tls,
-        dry_run=options["dry_run"],
-        caps=caps,
-        clock=options["clock"],
-        recheck=options["recheck"],
-        recheck_after=options["recheck_after"],
-        deadline=options["deadline"],
-        lock_file=options["lock_file"],
-        warn_within=options["warn_within"],
-        report=options["report"],
-        report_file=options["report_file"],
-        report_kept=options["report_kept"],
-        metrics_file=options["metrics_file"],
-        pushgateway=options["pushgateway"],
-    )
+    return Settings.from_options(options, token=token, tls=tls)
 
 
 def execute(settings: Settings, progress: Progress | None = None) -> ExitStatus:
-    """Run the pass and map its outcome to an exit status (the only place that does)."""
+    """Run the pass under its lock; the exit status of the pass, or of the error that
+    kept it from running (lock held, lock file unusable)."""
     described = " ".join(f"{k}={v}" for k, v in settings.describe().items() if v is not None)
     log.info("starting one pass: %s", described)
     try:
         with exclusive_lock(settings.lock_file) if settings.lock_file else nullcontext():
             return run_and_report(settings, progress or Progress(sys.stderr, enabled=False))
-    except LockHeld as error:
-        log.warning("%s", error)
-        return ExitStatus.LOCKED
-    except ConfigError as error:
-        log.error("%s", error)
-        return ExitStatus.USAGE
+    except (LockHeld, ConfigError) as error:
+        return _fail(error)
 
 
 def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
+    """Run the pass and publish its report, also when listing failed or it was cut short.
+
+    A pass that went well but whose report or metrics could not be delivered exits 5;
+    a failed pass keeps its own status.
+    """
     control = PassControl(settings.deadline)
     client = HubClient(
         settings.url,
@@ -133,19 +139,20 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
         with cancel_on_signals(control):
             report = run_pass(settings, client, control=control, progress=progress.update)
         status = report.exit_status()
-    except PassInterrupted as error:
+    except (PassInterrupted, HubError) as error:
         log.error("%s", error)
-        report, status = unfinished_report(settings, started, error), ExitStatus.ACTION_FAILED
-    except HubError as error:
-        log.error("%s", error)
-        log.error("nothing was culled")
-        report, status = unfinished_report(settings, started, error), ExitStatus.HUB_UNUSABLE
+        if isinstance(error, HubError):
+            log.error("nothing was culled")
+        report, status = unfinished_report(settings, started, error), exit_status_for(error)
     finally:
         client.close()
         progress.close()
     if report.error is None:
         log.info("%s", report.summary_line())
-    return publish(report, status, settings)
+    undelivered = publish(report, status, settings)
+    if undelivered is not None and status is ExitStatus.OK:
+        return exit_status_for(undelivered)
+    return status
 
 
 def unfinished_report(settings: Settings, started: datetime, error: Exception) -> Report:
@@ -157,7 +164,7 @@ def unfinished_report(settings: Settings, started: datetime, error: Exception) -
         dry_run=settings.dry_run,
         clock=settings.clock,
         warn_within=settings.warn_within,
-        error=str(error),
+        error=without_credentials(str(error), settings.url),
     )
 
 

@@ -12,14 +12,15 @@ from typing import Any
 import click
 
 from idle_cull import __version__
-from idle_cull.options import EXIT_STATUS_HELP, UpstreamCompatibleCommand, cull_options
+from idle_cull.exits import exit_status_help
+from idle_cull.options import UpstreamCompatibleCommand, cull_options
 
 __all__ = ["cli", "main"]
 
 
 @click.command(
     cls=UpstreamCompatibleCommand,
-    epilog=EXIT_STATUS_HELP,
+    epilog=exit_status_help(),
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @cull_options

@@ -2,16 +2,22 @@
 
 Everything below the CLI receives this object (or a part of it) instead of reading
 options or environment variables itself, so a pass is fully described by its settings.
+Which option fills which field is declared once, in ``options.OPTIONS``:
+``Settings.from_options`` and ``Settings.describe`` both follow that table.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from idle_cull.errors import ConfigError
+from idle_cull.options import OPTIONS
 from idle_cull.policy import Caps, CullLimits
+from idle_cull.safe_text import public_url
 
 __all__ = ["RetryPolicy", "Settings", "TLSFiles", "read_token", "validate_hub_url"]
 
@@ -145,47 +151,46 @@ class Settings:
                 f"are at least {MIN_TOKEN_LENGTH}: check the token file or JUPYTERHUB_API_TOKEN"
             )
 
+    @classmethod
+    def from_options(
+        cls, values: Mapping[str, Any], *, token: str, tls: TLSFiles | None = None
+    ) -> Settings:
+        """The settings from parsed option values (keyed by ``Option.dest``), validated.
+
+        The token and the TLS files come from options that need reading files first,
+        so the caller passes them in; every other field is filled from its option.
+        """
+        groups: dict[str, dict[str, Any]] = {"": {}, "limits": {}, "caps": {}}
+        for option in OPTIONS:
+            if option.setting is None:
+                continue
+            group, _, name = option.setting.rpartition(".")
+            value = values[option.dest]
+            groups[group][name] = tuple(value) if option.multiple else value
+        return cls(
+            token=token,
+            tls=tls,
+            limits=CullLimits(**groups["limits"]),
+            caps=Caps(**groups["caps"]),
+            **groups[""],
+        )
+
     def describe(self) -> dict[str, object]:
-        """The effective settings for the start-of-pass log line; the token is never included."""
-        return {
-            "url": self.url,
-            "timeout": self.limits.timeout,
-            "max_age": self.limits.max_age,
-            "cull_users": self.limits.cull_users,
-            "cull_admin_users": self.limits.cull_admin_users,
-            "cull_default_servers": self.limits.cull_default_servers,
-            "cull_named_servers": self.limits.cull_named_servers,
-            "remove_named_servers": self.limits.remove_named_servers,
-            "exclude_users": ",".join(self.limits.exclude_users) or None,
-            "exclude_groups": ",".join(self.limits.exclude_groups) or None,
-            "group_timeouts": _pairs(self.limits.group_timeouts),
-            "profile_timeouts": _pairs(self.limits.profile_timeouts),
-            "server_timeouts": _pairs(self.limits.server_timeouts),
-            "user_timeout": self.limits.user_timeout,
-            "user_max_age": self.limits.user_max_age,
-            "concurrency": self.concurrency,
-            "api_page_size": self.api_page_size or "hub default",
-            "request_timeout": self.request_timeout,
-            "ssl": self.tls is not None,
-            "dry_run": self.dry_run,
-            "max_culls": self.caps.max_culls,
-            "max_cull_fraction": self.caps.max_cull_fraction,
-            "clock": self.clock,
-            "recheck": self.recheck,
-            "recheck_after": self.recheck_after,
-            "deadline": self.deadline,
-            "lock_file": self.lock_file,
-            "warn_within": self.warn_within,
-            "report": self.report,
-            "report_file": self.report_file,
-            "report_kept": self.report_kept,
-            "metrics_file": self.metrics_file,
-            "pushgateway": self.pushgateway,
-        }
+        """The effective settings for the start-of-pass log line; the token is never included.
 
-
-def _pairs(pairs: tuple[tuple[str, float], ...]) -> str | None:
-    return ",".join(f"{name}={seconds:g}" for name, seconds in pairs) or None
+        One entry per option that fills a field, named as the field, in ``--help`` order,
+        then ``ssl``: whether the TLS files of ``--ssl-enabled`` are in use.
+        """
+        described: dict[str, object] = {}
+        for option in OPTIONS:
+            if option.setting is None:
+                continue
+            value: Any = self
+            for name in option.setting.split("."):
+                value = getattr(value, name)
+            described[option.setting.rpartition(".")[2]] = option.shown(value)
+        described["ssl"] = self.tls is not None  # --ssl-enabled fills no field of its own
+        return described
 
 
 def _check_unique_names(limits: CullLimits) -> None:
@@ -206,10 +211,10 @@ def validate_hub_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(
-            f"--url {url!r} is not an http(s) URL; expected e.g. http://127.0.0.1:8081/hub/api"
+            f"--url {public_url(url)!r} is not an http(s) URL; expected e.g. http://127.0.0.1:8081/hub/api"
         )
     if not parts.path.rstrip("/").endswith("/hub/api"):
         raise ConfigError(
-            f"--url {url!r} does not end in /hub/api; the hub's REST API lives there "
+            f"--url {public_url(url)!r} does not end in /hub/api; the hub's REST API lives there "
             "(e.g. http://hub:8081/hub/api)"
         )

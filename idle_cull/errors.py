@@ -1,7 +1,20 @@
-"""The exception tree; ``cli.main`` is the one place that turns it into an exit status.
+"""Every exception idle-cull raises on purpose, in one tree.
 
-Every message is meant to be read by an operator at 3 a.m.: it says what is wrong and
-what to do about it, and never contains the API token.
+``app.exit_status_for`` is the one place that turns an exception into an exit status
+(the right-hand column). Every message is meant to be read by an operator at 3 a.m.: it
+says what is wrong and what to do about it, and never contains the API token.
+
+    IdleCullError
+    ├── ConfigError ............. bad option, environment or file: USAGE (2)
+    │   └── MetricsUnavailable .. a metrics option without prometheus-client: USAGE (2)
+    ├── HubError ................ the hub could not be used: HUB_UNUSABLE (3)
+    │   ├── HubAuthError ........ 401/403, the token lacks a scope
+    │   ├── HubUnavailable ...... unreachable, timeouts, 5xx after retries
+    │   └── HubProtocolError .... an answer that is not the JupyterHub API
+    ├── PassInterrupted ......... deadline or signal before acting: ACTION_FAILED (1)
+    ├── LockHeld ................ another pass holds --lock-file: LOCKED (75)
+    └── OutputError ............. a report or metrics file not written: OUTPUT_FAILED (5)
+        └── PushgatewayError .... the Pushgateway refused or was unreachable
 """
 
 from __future__ import annotations
@@ -13,8 +26,10 @@ __all__ = [
     "HubProtocolError",
     "HubUnavailable",
     "IdleCullError",
+    "LockHeld",
     "MetricsUnavailable",
     "OutputError",
+    "PassInterrupted",
     "PushgatewayError",
 ]
 
@@ -50,6 +65,14 @@ class HubUnavailable(HubError):
 
 class HubProtocolError(HubError):
     """The hub answered something that is not the JupyterHub REST API we know."""
+
+
+class PassInterrupted(IdleCullError):
+    """The deadline passed or a signal came before anything was acted on."""
+
+
+class LockHeld(IdleCullError):
+    """Another pass holds the lock; this one must not run (exit 75, EX_TEMPFAIL)."""
 
 
 class OutputError(IdleCullError):

@@ -10,13 +10,11 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, wait
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
-from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 import requests
@@ -26,6 +24,7 @@ from idle_cull import __version__
 from idle_cull.config import RetryPolicy, TLSFiles
 from idle_cull.errors import HubAuthError, HubError, HubProtocolError, HubUnavailable
 from idle_cull.models import Outcome
+from idle_cull.pages import UserPage
 from idle_cull.retry import (
     TRANSIENT_STATUSES,
     TransientHTTPError,
@@ -33,18 +32,13 @@ from idle_cull.retry import (
     parse_retry_after,
 )
 
-if TYPE_CHECKING:
-    from concurrent.futures import Executor, Future
-
-__all__ = ["PAGINATION_MEDIA_TYPE", "ActionResult", "HubClient", "UserPage", "parse_version"]
+__all__ = ["PAGINATION_MEDIA_TYPE", "ActionResult", "HubClient", "parse_version"]
 
 log = logging.getLogger(__name__)
 
 # Must be sent exactly like this: the hub only paginates when Accept matches verbatim,
 # and silently truncates the list to its page limit otherwise.
 PAGINATION_MEDIA_TYPE = "application/jupyterhub-pagination+json"
-# No hub has ten million users; a pagination that goes on past this is broken.
-MAX_LISTING_OFFSET = 10_000_000
 ROLE_HINT = "grant it in the culler's role (see README, 'Role and scopes')"
 # The responsiveness probe (see limiter.py): a tiny answer, expected quickly.
 PROBE_TIMEOUT = 5.0
@@ -64,29 +58,6 @@ class ActionResult:
 class _Answer:
     response: requests.Response
     attempts: int
-
-
-@dataclass(frozen=True)
-class UserPage:
-    """One answer of ``GET /users``: its records and, from hub 2.0 on, its ``_pagination``.
-
-    ``offset`` and ``limit`` are what was asked for (``limit`` 0: the hub's default);
-    ``pagination`` is ``None`` for a pre-2.0 hub's plain list; ``received`` is when the
-    answer arrived (``time.monotonic``), which orders concurrently fetched pages.
-    """
-
-    items: list[Any]
-    offset: int
-    limit: int
-    pagination: Mapping[str, Any] | None
-    received: float = 0.0
-
-
-def _count(value: object) -> int | None:
-    """A non-negative int from JSON, else ``None`` (``True`` is an int in Python, not a count)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    return None
 
 
 def parse_version(text: str) -> tuple[int, ...]:
@@ -260,77 +231,6 @@ class HubClient:
             return None
         return time.monotonic() - started if answered else None
 
-    def iter_user_pages(self, state: str | None, page_size: int = 0) -> Iterator[list[Any]]:
-        """Yield the raw user records page by page until the hub says there is no next page.
-
-        The next request is built from the offset the hub reports, against our own URL
-        (the hub's ``next.url`` reflects its own view of the request, which is wrong
-        behind a proxy). A ``next`` that does not advance would loop forever: refused.
-        """
-        page = self.user_page(state, 0, page_size)
-        yield page.items
-        yield from self._follow_pages(state, page)
-
-    def iter_user_pages_concurrently(
-        self,
-        state: str | None,
-        page_size: int = 0,
-        *,
-        executor: Executor,
-        max_in_flight: int,
-    ) -> Generator[list[Any], None, None]:
-        """Like ``iter_user_pages``, with the pages after the first fetched concurrently.
-
-        The first page's ``_pagination`` gives the real page size (``limit``, after the
-        hub's clamp to ``api_page_max_limit``) and ``total``, hence every later offset.
-        With ``state=ready``, ``total`` counts *active* users and ready-filtering happens
-        after offset/limit, so ``range(limit, total, limit)`` still covers every user;
-        pages may come back short or empty. At most ``max_in_flight`` pages are requested
-        or held at once on ``executor`` (the caller's pool), so memory stays bounded by
-        that window, not by the hub's size.
-
-        Pages are yielded in the order the hub answered them, not in offset order: as with
-        sequential paging, a user listed twice (the list shifted while paging) comes last
-        in its fresher copy, which is the one the runner keeps. If the list grew meanwhile
-        (the highest planned page still has a ``next``), the rest is followed sequentially.
-        A ``next`` that does not advance is refused on any page, as in ``iter_user_pages``.
-        Hubs before 2.0 answer the whole list at once, as one page.
-        """
-        first = self.user_page(state, 0, page_size)
-        yield first.items
-        plan = self._page_plan(first)
-        if plan is None:  # no next page, or no usable total/limit: the sequential way
-            yield from self._follow_pages(state, first)
-            return
-        offsets = iter(range(*plan))
-        limit = plan[2]
-        pending: set[Future[UserPage]] = set()
-
-        def submit(count: int) -> None:
-            for offset in islice(offsets, count):
-                pending.add(executor.submit(self.user_page, state, offset, limit))
-
-        highest = first
-        try:
-            submit(max(max_in_flight, 1))
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for page in sorted((f.result() for f in done), key=lambda p: p.received):
-                    if page.pagination is not None and page.pagination.get("next"):
-                        self._next_offset(
-                            page.pagination["next"],
-                            page.offset,
-                            page.limit,
-                            page.pagination.get("total"),
-                        )
-                    highest = max(highest, page, key=lambda p: p.offset)
-                    submit(1)
-                    yield page.items
-        finally:
-            for future in pending:
-                future.cancel()
-        yield from self._follow_pages(state, highest)
-
     def user_page(self, state: str | None, offset: int, limit: int = 0) -> UserPage:
         """One ``GET /users`` page at ``offset`` (``limit`` 0: the hub's default size)."""
         params: dict[str, Any] = {"offset": offset}
@@ -342,79 +242,7 @@ class HubClient:
             "GET", "/users", params=params, accept=PAGINATION_MEDIA_TYPE, what="list users"
         )
         received = time.monotonic()
-        body = self._json(answer, "the user list")
-        if isinstance(body, list):  # hubs before 2.0: the whole list at once
-            return UserPage(body, offset, limit, None, received)
-        items, pagination = self._page_parts(body)
-        return UserPage(items, offset, limit, pagination, received)
-
-    def _follow_pages(self, state: str | None, page: UserPage) -> Iterator[list[Any]]:
-        """The pages after ``page``, one request at a time, following each ``next``."""
-        while page.pagination is not None and page.pagination.get("next"):
-            offset, limit = self._next_offset(
-                page.pagination["next"], page.offset, page.limit, page.pagination.get("total")
-            )
-            page = self.user_page(state, offset, limit)
-            yield page.items
-
-    def _page_plan(self, first: UserPage) -> tuple[int, int, int] | None:
-        """``(start, stop, step)`` of the offsets after the first page, from its pagination.
-
-        ``None`` when there is no next page or the hub sent no usable ``limit``/``total``
-        (then the caller follows ``next`` one page at a time).
-        """
-        pagination = first.pagination
-        if pagination is None or not pagination.get("next"):
-            return None
-        following = pagination["next"]
-        start, _ = self._next_offset(following, first.offset, first.limit, pagination.get("total"))
-        # the hub's own page size (after its clamp), never the size we asked for
-        limit = _count(pagination.get("limit")) or _count(following.get("limit"))
-        total = _count(pagination.get("total"))
-        if not limit or total is None:
-            return None
-        return start, total, limit
-
-    def _page_parts(self, body: object) -> tuple[list[Any], Mapping[str, Any]]:
-        if not isinstance(body, dict):
-            raise HubProtocolError("the user list is neither a list nor a page object")
-        items = body.get("items")
-        pagination = body.get("_pagination")
-        if not isinstance(items, list) or not isinstance(pagination, dict):
-            raise HubProtocolError("a user list page lacks 'items' or '_pagination'")
-        return items, pagination
-
-    @staticmethod
-    def _next_offset(
-        following: object, offset: int, limit: int, total: object = None
-    ) -> tuple[int, int]:
-        if not isinstance(following, dict):
-            raise HubProtocolError("the user list's '_pagination.next' is not an object")
-        try:
-            next_offset = int(following["offset"])
-            next_limit = int(following.get("limit") or limit)
-        except (KeyError, TypeError, ValueError):
-            raise HubProtocolError(
-                "the user list's '_pagination.next' has no usable offset"
-            ) from None
-        if next_offset <= offset:
-            raise HubProtocolError(
-                f"the hub's pagination does not advance (offset {offset} -> {next_offset}); "
-                "refusing to loop"
-            )
-        counted = _count(total)
-        if counted is not None and next_offset >= counted:
-            # The hub only offers a next page while offset + limit < total.
-            raise HubProtocolError(
-                f"the hub's pagination points past its own total (next offset {next_offset}, "
-                f"total {counted}); refusing to loop"
-            )
-        if next_offset > MAX_LISTING_OFFSET:
-            raise HubProtocolError(
-                f"the hub's pagination runs past offset {MAX_LISTING_OFFSET:,} without an end; "
-                "refusing to loop"
-            )
-        return next_offset, next_limit
+        return UserPage.from_body(self._json(answer, "the user list"), offset, limit, received)
 
     def get_user(self, name: str) -> dict[str, Any] | None:
         """One user's fresh record, or ``None`` if the hub no longer has it."""
@@ -438,17 +266,27 @@ class HubClient:
         label = f"{user}/{server}" if server else user
         body = {"remove": True} if remove else None
         answer = self._request("DELETE", path, json=body, what=f"stop server {label!r}")
-        return self._action_result(answer, f"stop server {label!r}", scope="delete:servers")
+        return self._action_result(
+            answer, Outcome.STOPPED, f"stop server {label!r}", scope="delete:servers"
+        )
 
     def delete_user(self, name: str) -> ActionResult:
         """Delete a user; 400 while one of its servers is still stopping means pending."""
         answer = self._request("DELETE", f"/users/{quote_name(name)}", what=f"delete user {name!r}")
-        return self._action_result(answer, f"delete user {name!r}", scope="admin:users")
+        return self._action_result(
+            answer, Outcome.DELETED, f"delete user {name!r}", scope="admin:users"
+        )
 
-    def _action_result(self, answer: _Answer, what: str, *, scope: str) -> ActionResult:
+    def _action_result(
+        self, answer: _Answer, done: Outcome, what: str, *, scope: str
+    ) -> ActionResult:
+        """The result of a stop or delete: ``done`` on success, pending, gone, or raised.
+
+        ``done`` is passed in by the caller, which knows what it asked for; ``what`` is
+        only the wording of error messages.
+        """
         status = answer.response.status_code
         if status in (200, 204):
-            done = Outcome.DELETED if what.startswith("delete") else Outcome.STOPPED
             return ActionResult(done, answer.attempts)
         if status == 202:
             return ActionResult(Outcome.PENDING, answer.attempts, "the hub is still stopping it")

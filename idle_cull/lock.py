@@ -12,13 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from idle_cull.errors import ConfigError, IdleCullError
+from idle_cull.errors import ConfigError, LockHeld
 
-__all__ = ["LockHeld", "exclusive_lock"]
-
-
-class LockHeld(IdleCullError):
-    """Another pass holds the lock; this one must not run (exit 75, EX_TEMPFAIL)."""
+__all__ = ["exclusive_lock"]
 
 
 @contextmanager

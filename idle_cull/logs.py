@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 from idle_cull.progress import Progress
@@ -15,17 +16,35 @@ from idle_cull.safe_text import printable
 
 __all__ = [
     "JsonFormatter",
+    "MaskingFilter",
     "ProgressAwareHandler",
     "SecretFilter",
     "TextFormatter",
     "configure_logging",
     "hide_in_logs",
+    "mask_in_logs",
 ]
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 
 
-class SecretFilter(logging.Filter):
+class MaskingFilter(logging.Filter):
+    """Rewrites every record's message through ``mask``, whatever code path wrote it."""
+
+    def __init__(self, mask: Callable[[str], str]) -> None:
+        super().__init__()
+        self.mask = mask
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = self.mask(message)
+        if masked != message:
+            record.msg = masked
+            record.args = None
+        return True
+
+
+class SecretFilter(MaskingFilter):
     """Masks a secret in every record, whatever code path put it into the message.
 
     The hub client never puts the token into a message, but an error body quoted from a
@@ -33,21 +52,19 @@ class SecretFilter(logging.Filter):
     """
 
     def __init__(self, secret: str) -> None:
-        super().__init__()
+        super().__init__(lambda text: text.replace(secret, "***") if secret else text)
         self.secret = secret
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if self.secret and self.secret in message:
-            record.msg = message.replace(self.secret, "***")
-            record.args = None
-        return True
 
 
 def hide_in_logs(secret: str) -> None:
     """Mask ``secret`` in everything logged from now on (see ``SecretFilter``)."""
+    mask_in_logs(SecretFilter(secret).mask)
+
+
+def mask_in_logs(mask: Callable[[str], str]) -> None:
+    """Pass everything logged from now on through ``mask`` (see ``MaskingFilter``)."""
     for handler in logging.getLogger().handlers:
-        handler.addFilter(SecretFilter(secret))
+        handler.addFilter(MaskingFilter(mask))
 
 
 class TextFormatter(logging.Formatter):

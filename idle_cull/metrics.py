@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
 from http.client import HTTPException
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,8 +19,10 @@ from urllib.parse import urlsplit
 
 from idle_cull import __version__
 from idle_cull.errors import ConfigError, MetricsUnavailable, PushgatewayError
-from idle_cull.output import as_utc, public_url, result_counts, write_atomically
-from idle_cull.report import ExitStatus, Report
+from idle_cull.files import write_atomically
+from idle_cull.models import as_utc
+from idle_cull.report import ExitStatus, Report, result_counts
+from idle_cull.safe_text import public_url
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -44,6 +45,7 @@ MISSING_EXTRA = (
     "--metrics-file/--pushgateway need prometheus-client: pip install 'idle-cull[metrics]'"
 )
 LAST_SUCCESS = "idle_cull_last_success_timestamp_seconds"
+PUSH_JOB = "idle-cull"  # the Pushgateway group the metrics replace (job/idle-cull)
 PUSH_TIMEOUT = 10.0  # seconds; a stuck gateway must not hold the next scheduled run
 NAN = float("nan")
 
@@ -119,11 +121,9 @@ def push_metrics(
     report: Report,
     exit_status: ExitStatus,
     *,
-    job: str = "idle-cull",
-    grouping_key: Mapping[str, str] | None = None,
     timeout: float = PUSH_TIMEOUT,
 ) -> None:
-    """Push this pass's metrics to a Pushgateway (``POST /metrics/job/<job>...``).
+    """Push this pass's metrics to a Pushgateway (``POST /metrics/job/idle-cull``).
 
     POST replaces only the metric names pushed, and a failed run does not push the last
     success timestamp, so the gateway keeps the previous one: the pattern Prometheus
@@ -136,9 +136,7 @@ def push_metrics(
     success = _success_time(report) if exit_status is ExitStatus.OK else None
     registry = _registry(report, exit_status, success)
     try:
-        pushadd_to_gateway(
-            url, job=job, registry=registry, grouping_key=dict(grouping_key or {}), timeout=timeout
-        )
+        pushadd_to_gateway(url, job=PUSH_JOB, registry=registry, timeout=timeout)
     except (OSError, ValueError, HTTPException) as error:
         raise PushgatewayError(
             f"cannot push metrics to the Pushgateway at {public_url(url)}: {_push_reason(error)}"

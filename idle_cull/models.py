@@ -16,7 +16,15 @@ from typing import Any
 
 from dateutil.parser import isoparse
 
-__all__ = ["SCOPED_FIELDS", "Outcome", "RecordError", "Server", "User", "parse_timestamp"]
+__all__ = [
+    "SCOPED_FIELDS",
+    "Outcome",
+    "RecordError",
+    "Server",
+    "User",
+    "as_utc",
+    "parse_timestamp",
+]
 
 # Fields of the user model and the scope that lets a token read each (JupyterHub >= 2.0).
 SCOPED_FIELDS = {
@@ -65,6 +73,13 @@ def _parse_iso(value: str) -> datetime:
         return datetime.fromisoformat(seconds + fraction + zone)
     except ValueError:  # e.g. 24:00:00, which ISO 8601 (and dateutil) allow
         return isoparse(value)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """An aware UTC datetime; a naive one is taken as UTC, as the hub's timestamps are."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
 
 
 def parse_timestamp(value: object, *, field: str) -> datetime | None:
@@ -137,10 +152,6 @@ class User:
     servers: tuple[Server, ...]
     groups: tuple[str, ...] | None = None
     hidden: frozenset[str] = frozenset()
-
-    @property
-    def active_servers(self) -> tuple[Server, ...]:
-        return self.servers
 
     @classmethod
     def from_api(cls, data: object) -> User:

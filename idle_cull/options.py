@@ -1,12 +1,18 @@
-"""The command-line options: upstream's flags with their spellings, and idle-cull's own.
+"""Every command-line option, declared once in ``OPTIONS``.
 
-Parsing turns text into typed values (durations, name=duration pairs, booleans in the
-three spellings operators use); ``cli.build_settings`` turns the values into Settings.
+An ``Option`` says everything about one option: its long name, how its text is parsed,
+its default and help, whether it is a boolean or repeatable, its environment variable,
+and which ``Settings`` field it fills. From that one table come the click options, the
+boolean spellings ``normalize_argument`` accepts, ``Settings.from_options``, the
+start-of-pass settings line (``Settings.describe``) and the README check. Anything else
+that needs every option (an environment variable per option, config-file keys named as
+the long options, a generated config file) should iterate the same table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,38 +20,18 @@ import click
 
 from idle_cull.durations import parse_duration
 from idle_cull.errors import ConfigError
+from idle_cull.safe_text import public_url
 
 __all__ = [
-    "EXIT_STATUS_HELP",
+    "BOOLEAN_OPTIONS",
+    "OPTIONS",
+    "Option",
     "UpstreamCompatibleCommand",
     "cull_options",
     "normalize_argument",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-BOOLEAN_FLAGS = (
-    "dry-run",
-    "recheck",
-    "cull-users",
-    "cull-admin-users",
-    "remove-named-servers",
-    "cull-default-servers",
-    "cull-named-servers",
-    "ssl-enabled",
-)
-
-EXIT_STATUS_HELP = """\b
-Exit status:
-  0   pass finished; every action succeeded, is pending, or nothing was to do
-  1   pass finished, but some stop or delete failed after retries
-  2   usage or configuration error (nothing was sent to the hub)
-  3   users could not be listed (unreachable, 401/403, 5xx, garbage): nothing culled
-  4   the plan exceeded --max-culls or --max-cull-fraction: nothing culled
-  5   the pass went well, but the report or metrics could not be written or pushed
-  75  another pass holds --lock-file: this one did nothing (EX_TEMPFAIL)
-The deadline or SIGTERM/SIGINT ends a pass early with status 1.
-"""
 
 
 class Duration(click.ParamType):  # type: ignore[type-arg,unused-ignore]
@@ -84,6 +70,81 @@ class NamedDuration(click.ParamType):  # type: ignore[type-arg,unused-ignore]
             self.fail(str(error), param, ctx)
 
 
+class HubURL(click.ParamType):  # type: ignore[type-arg,unused-ignore]
+    """The hub's API URL as given, without trailing slashes (``Settings`` validates it)."""
+
+    name = "text"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        return str(value).rstrip("/")
+
+
+def _as_is(value: Any) -> object:
+    return value
+
+
+def _joined(values: tuple[str, ...]) -> str | None:
+    return ",".join(values) or None
+
+
+def _pairs(pairs: tuple[tuple[str, float], ...]) -> str | None:
+    return ",".join(f"{name}={seconds:g}" for name, seconds in pairs) or None
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of the ``idle-cull`` command; ``name`` is the long name without ``--``."""
+
+    name: str
+    help: str
+    type: click.ParamType | None = None  # type: ignore[type-arg,unused-ignore]  # None: text
+    default: Any = None
+    boolean: bool = False  # takes --x, --x=true|false, --no-x (and upstream's --x_name)
+    multiple: bool = False  # repeatable; the setting receives a tuple
+    envvar: str | None = None
+    metavar: str | None = None
+    show_default: bool = True  # in --help, when there is a default
+    # The ``Settings`` field it fills, as a path ("dry_run", "limits.timeout",
+    # "caps.max_culls"); None for the options ``app`` reads itself (token file, TLS, logs).
+    setting: str | None = None
+    shown: Callable[[Any], object] = _as_is  # the value as the settings line shows it
+
+    @property
+    def flag(self) -> str:
+        return f"--{self.name}"
+
+    @property
+    def dest(self) -> str:
+        """The keyword click passes the value as."""
+        return self.name.replace("-", "_")
+
+    def click_option(self) -> Callable[[F], F]:
+        """The click declaration; booleans take a value so ``--x=false`` works."""
+        if self.boolean:
+            return click.option(
+                self.flag,
+                type=click.BOOL,
+                is_flag=False,
+                flag_value=True,
+                default=self.default,
+                show_default=True,
+                metavar="[=true|false]",
+                help=f"{self.help} Also --no-{self.name}.",
+            )
+        extra: dict[str, Any] = {}
+        if self.type is not None:
+            extra["type"] = self.type
+        if self.envvar is not None:
+            extra.update(envvar=self.envvar, show_envvar=True)
+        if self.metavar is not None:
+            extra["metavar"] = self.metavar
+        if self.show_default and self.default is not None:
+            extra["show_default"] = True
+        return click.option(
+            self.flag, default=self.default, multiple=self.multiple, help=self.help, **extra
+        )
+
+
 class UpstreamCompatibleCommand(click.Command):
     """Accept the spellings of upstream command lines before click parses them.
 
@@ -96,276 +157,303 @@ class UpstreamCompatibleCommand(click.Command):
 
 
 def normalize_argument(arg: str) -> str:
+    """``--x_name`` becomes ``--x-name``; ``--no-x`` becomes ``--x=false`` for booleans."""
     if not arg.startswith("--") or arg == "--":
         return arg
     name, sep, value = arg[2:].partition("=")
     name = name.replace("_", "-")
-    if name.startswith("no-") and name[3:] in BOOLEAN_FLAGS and not sep:
+    if name.startswith("no-") and name[3:] in _BOOLEAN_NAMES and not sep:
         return f"--{name[3:]}=false"
     return f"--{name}{sep}{value}"
 
 
-def boolean_flag(name: str, default: bool, help_text: str) -> Callable[[F], F]:
-    return click.option(
-        f"--{name}",
-        type=click.BOOL,
-        is_flag=False,
-        flag_value=True,
-        default=default,
-        show_default=True,
-        metavar="[=true|false]",
-        help=f"{help_text} Also --no-{name}.",
-    )
-
-
 def cull_options(command: F) -> F:
     """Every option of the ``idle-cull`` command, in the order ``--help`` lists them."""
-    for option in reversed(_OPTIONS):
-        command = option(command)
+    for option in reversed(OPTIONS):
+        command = option.click_option()(command)
     return command
 
 
-_OPTIONS: list[Callable[[Any], Any]] = [
-    click.option(
-        "--url",
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "url",
         envvar="JUPYTERHUB_API_URL",
-        show_envvar=True,
         default="http://127.0.0.1:8081/hub/api",
-        show_default=True,
         help="The JupyterHub API URL (ends in /hub/api).",
+        setting="url",
+        type=HubURL(),
+        shown=public_url,
     ),
-    click.option(
-        "--timeout",
+    Option(
+        "timeout",
         type=Duration(),
         default="600",
-        show_default=True,
         help="Stop servers idle for at least this long (seconds, or 90m, 2h, 1d).",
+        setting="limits.timeout",
     ),
-    click.option(
-        "--max-age",
+    Option(
+        "max-age",
         type=Duration(),
         default="0",
-        show_default=True,
         help="Also stop servers older than this even if active; 0 turns it off.",
+        setting="limits.max_age",
     ),
-    boolean_flag(
+    Option(
         "cull-users",
-        False,
-        "Delete users whose servers are all gone and who are idle or too old "
+        help="Delete users whose servers are all gone and who are idle or too old "
         "(for temporary users, as with tmpnb).",
+        boolean=True,
+        default=False,
+        setting="limits.cull_users",
     ),
-    boolean_flag(
-        "cull-admin-users", True, "With --cull-users, whether admin users may be deleted too."
+    Option(
+        "cull-admin-users",
+        help="With --cull-users, whether admin users may be deleted too.",
+        boolean=True,
+        default=True,
+        setting="limits.cull_admin_users",
     ),
-    boolean_flag(
+    Option(
         "remove-named-servers",
-        False,
-        "Remove named servers after stopping them (BinderHub with named servers).",
+        help="Remove named servers after stopping them (BinderHub with named servers).",
+        boolean=True,
+        default=False,
+        setting="limits.remove_named_servers",
     ),
-    boolean_flag("cull-default-servers", True, "Whether default servers are culled."),
-    boolean_flag("cull-named-servers", True, "Whether named servers are culled."),
-    click.option(
-        "--concurrency",
+    Option(
+        "cull-default-servers",
+        help="Whether default servers are culled.",
+        boolean=True,
+        default=True,
+        setting="limits.cull_default_servers",
+    ),
+    Option(
+        "cull-named-servers",
+        help="Whether named servers are culled.",
+        boolean=True,
+        default=True,
+        setting="limits.cull_named_servers",
+    ),
+    Option(
+        "concurrency",
         type=click.IntRange(min=1),
         default=10,
-        show_default=True,
         help="Most requests in flight to the hub at once.",
+        setting="concurrency",
     ),
-    click.option(
-        "--api-page-size",
+    Option(
+        "api-page-size",
         type=click.IntRange(min=0),
         default=0,
-        show_default=True,
         help="Users per page when listing; 0 uses the hub's default page size.",
+        setting="api_page_size",
+        shown=lambda size: size or "hub default",
     ),
-    boolean_flag(
+    Option(
         "ssl-enabled",
-        False,
-        "The hub API uses JupyterHub's internal SSL (client certificate and CA).",
+        help="The hub API uses JupyterHub's internal SSL (client certificate and CA).",
+        boolean=True,
+        default=False,
     ),
-    click.option(
-        "--internal-certs-location",
+    Option(
+        "internal-certs-location",
         type=click.Path(path_type=Path),
         default="internal-ssl",
-        show_default=True,
         help="Directory of JupyterHub's internal-ssl certificates (with --ssl-enabled).",
     ),
-    click.option(
-        "--api-token-file",
+    Option(
+        "api-token-file",
         type=click.Path(path_type=Path, dir_okay=False),
         envvar="JUPYTERHUB_API_TOKEN_FILE",
-        show_envvar=True,
         help="Read the API token from this file (systemd credential, Kubernetes "
         "secret) instead of the JUPYTERHUB_API_TOKEN environment variable.",
     ),
-    click.option(
-        "--request-timeout",
+    Option(
+        "request-timeout",
         type=Duration(),
         envvar="JUPYTERHUB_REQUEST_TIMEOUT",
-        show_envvar=True,
         default="60",
-        show_default=True,
         help="Longest wait for one answer from the hub.",
+        setting="request_timeout",
     ),
-    click.option(
-        "--cull-every",
+    Option(
+        "cull-every",
         type=Duration(),
         default="0",
         metavar="SECONDS",
         help="Accepted for upstream compatibility and ignored: this tool does one pass; "
         "the systemd timer, cron or CronJob decides how often.",
+        show_default=False,
     ),
-    click.option(
-        "--exclude-user",
+    Option(
+        "exclude-user",
         multiple=True,
         metavar="PATTERN",
         help="Never stop this user's servers nor delete the user (shell glob; repeatable).",
+        setting="limits.exclude_users",
+        shown=_joined,
     ),
-    click.option(
-        "--exclude-group",
+    Option(
+        "exclude-group",
         multiple=True,
         metavar="GROUP",
         help="Never touch members of this group (repeatable; needs read:users:groups).",
+        setting="limits.exclude_groups",
+        shown=_joined,
     ),
-    click.option(
-        "--group-timeout",
+    Option(
+        "group-timeout",
         type=NamedDuration(),
         multiple=True,
         help="Idle limit for members of GROUP, e.g. instructors=6h (repeatable); a user in "
         "several groups gets the longest.",
+        setting="limits.group_timeouts",
+        shown=_pairs,
     ),
-    click.option(
-        "--profile-timeout",
+    Option(
+        "profile-timeout",
         type=NamedDuration(),
         multiple=True,
         help="Idle limit for servers started with this profile (user_options['profile']), "
         "e.g. gpu=2h (repeatable); beats server and group limits.",
+        setting="limits.profile_timeouts",
+        shown=_pairs,
     ),
-    click.option(
-        "--server-timeout",
+    Option(
+        "server-timeout",
         type=NamedDuration(),
         multiple=True,
         help="Idle limit for named servers whose name matches the glob, e.g. 'gpu-*=1h' "
         "(repeatable; first match wins).",
+        setting="limits.server_timeouts",
+        shown=_pairs,
     ),
-    click.option(
-        "--user-timeout",
+    Option(
+        "user-timeout",
         type=Duration(),
-        default=None,
         help="With --cull-users: delete users idle this long (default: --timeout).",
+        setting="limits.user_timeout",
     ),
-    click.option(
-        "--user-max-age",
+    Option(
+        "user-max-age",
         type=Duration(),
-        default=None,
         help="With --cull-users: delete users older than this (default: --max-age).",
+        setting="limits.user_max_age",
     ),
-    boolean_flag(
+    Option(
         "dry-run",
-        False,
-        "List, decide and report, but send no request that changes anything.",
+        help="List, decide and report, but send no request that changes anything.",
+        boolean=True,
+        default=False,
+        setting="dry_run",
     ),
-    click.option(
-        "--max-culls",
+    Option(
+        "max-culls",
         type=click.IntRange(min=0),
-        default=None,
         help="Act on nothing (exit 4) if the pass plans more stops plus deletions than this.",
+        setting="caps.max_culls",
     ),
-    click.option(
-        "--max-cull-fraction",
+    Option(
+        "max-cull-fraction",
         type=click.FloatRange(0, 1),
-        default=None,
         help="Act on nothing (exit 4) if the pass plans to stop more than this share (0-1) "
         "of the running servers it saw. Off by default: see the README.",
+        setting="caps.max_cull_fraction",
     ),
-    click.option(
-        "--clock",
+    Option(
+        "clock",
         type=click.Choice(["hub", "local"]),
         default="hub",
-        show_default=True,
         help="Measure idleness on the hub's clock (its Date header; it stamps last_activity) "
         "or on this machine's.",
+        setting="clock",
     ),
-    boolean_flag(
+    Option(
         "recheck",
-        True,
-        "Fetch each user afresh just before acting, and skip it if it became active.",
+        help="Fetch each user afresh just before acting, and skip it if it became active.",
+        boolean=True,
+        default=True,
+        setting="recheck",
     ),
-    click.option(
-        "--recheck-after",
+    Option(
+        "recheck-after",
         type=Duration(),
         default="30",
-        show_default=True,
-        help="Re-check only once the listing is this old (0: before every action); the "
-        "hub itself learns of activity minutes late, so a younger listing is as fresh.",
+        help="Re-check a server before stopping it only once the listing is this old (0: "
+        "always); the hub learns of activity minutes late, so a younger listing is as "
+        "fresh. Users are always re-checked before deletion.",
+        setting="recheck_after",
     ),
-    click.option(
-        "--lock-file",
+    Option(
+        "lock-file",
         type=click.Path(path_type=Path, dir_okay=False),
-        default=None,
         help="Hold a flock on this file during the pass; if another pass holds it, exit 75.",
+        setting="lock_file",
     ),
-    click.option(
-        "--deadline",
+    Option(
+        "deadline",
         type=Duration(),
-        default=None,
         help="Start no new action after this long (seconds or 10m); unfinished actions are "
         "reported as not attempted and the exit status is 1.",
+        setting="deadline",
     ),
-    click.option(
-        "--warn-within",
+    Option(
+        "warn-within",
         type=Duration(),
-        default=None,
         help="Also report the servers that will cross their idle limit within this long, "
         "so their users can be warned (e.g. 15m).",
+        setting="warn_within",
     ),
-    click.option(
-        "--report",
+    Option(
+        "report",
         type=click.Choice(["text", "json", "none"]),
         default="none",
-        show_default=True,
         help="Write a report of the pass to stdout: a summary for people, or the JSON "
         "document described in the README.",
+        setting="report",
     ),
-    click.option(
-        "--report-file",
+    Option(
+        "report-file",
         type=click.Path(path_type=Path, dir_okay=False),
-        default=None,
         help="Also write the JSON report to this file, atomically.",
+        setting="report_file",
     ),
-    boolean_flag(
+    Option(
         "report-kept",
-        False,
-        "List kept servers and users in the report too, each with the reason it was kept; "
+        help="List kept servers and users in the report too, each with the reason it was kept; "
         "otherwise they are only counted (they are nearly everyone on a big hub, and each "
         "listed one stays in memory until the report is written).",
+        boolean=True,
+        default=False,
+        setting="report_kept",
     ),
-    click.option(
-        "--metrics-file",
+    Option(
+        "metrics-file",
         type=click.Path(path_type=Path, dir_okay=False),
-        default=None,
         help="Write Prometheus metrics for node_exporter's textfile collector (atomically; "
         "needs idle-cull[metrics]).",
+        setting="metrics_file",
     ),
-    click.option(
-        "--pushgateway",
-        default=None,
+    Option(
+        "pushgateway",
         metavar="URL",
         help="Push the same metrics to a Prometheus Pushgateway (needs idle-cull[metrics]).",
+        setting="pushgateway",
     ),
-    click.option(
-        "--log-format",
+    Option(
+        "log-format",
         type=click.Choice(["text", "json"]),
         default="text",
-        show_default=True,
         help="Logs on stderr as text, or as JSON lines for log shippers.",
     ),
-    click.option(
-        "--log-level",
+    Option(
+        "log-level",
         type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
         default="info",
-        show_default=True,
         help="Least severe log level written to stderr; debug adds a line for every "
         "kept server and user, with the reason it was kept.",
     ),
-]
+)
+
+BOOLEAN_OPTIONS = tuple(option for option in OPTIONS if option.boolean)
+_BOOLEAN_NAMES = frozenset(option.name for option in BOOLEAN_OPTIONS)

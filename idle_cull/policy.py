@@ -30,8 +30,6 @@ __all__ = [
     "excluded",
     "idle_limit",
     "judge",
-    "make_plan",
-    "upcoming_culls",
     "upcoming_for",
     "user_changed_since_listing",
 ]
@@ -371,26 +369,11 @@ def judge(
     user: User, now: datetime, limits: CullLimits, warn_within: float | None = None
 ) -> Judgement:
     """Every decision about one user and its servers, and the warnings due for them."""
-    servers = tuple(decide_server(user, server, now, limits) for server in user.active_servers)
+    servers = tuple(decide_server(user, server, now, limits) for server in user.servers)
     decision = decide_user(user, servers, now, limits) if limits.cull_users else None
     upcoming = upcoming_for(user, servers, now, limits, warn_within) if warn_within else ()
     to_delete = decision is not None and decision.action is Action.DELETE
     return Judgement(user.name, servers, decision, upcoming, user if to_delete else None)
-
-
-def make_plan(
-    users: Iterable[User],
-    now: datetime,
-    limits: CullLimits,
-    *,
-    warn_within: float | None = None,
-    list_kept: bool = True,
-) -> Plan:
-    """The plan for a whole listing at once; the runner adds users as pages arrive."""
-    plan = Plan(list_kept=list_kept)
-    for user in users:
-        plan.add(judge(user, now, limits, warn_within))
-    return plan
 
 
 def upcoming_for(
@@ -408,7 +391,7 @@ def upcoming_for(
     if excluded(user, limits):
         return ()
     soon: list[Upcoming] = []
-    for server, decision in zip(user.active_servers, decisions):
+    for server, decision in zip(user.servers, decisions):
         if decision.action is not Action.KEEP or not server.ready:
             continue
         reference = server.last_activity or server.started
@@ -419,13 +402,6 @@ def upcoming_for(
         if _kind_culled(server, limits) and 0 < limit - idle <= window:
             soon.append(Upcoming(user.name, server.name, reference, idle, limit, rule))
     return tuple(soon)
-
-
-def upcoming_culls(
-    users: Iterable[User], now: datetime, limits: CullLimits, window: float
-) -> list[Upcoming]:
-    """Every server of ``users`` about to cross its idle limit, soonest first."""
-    return make_plan(users, now, limits, warn_within=window, list_kept=False).upcoming
 
 
 def _kind_culled(server: Server, limits: CullLimits) -> bool:
@@ -470,8 +446,8 @@ def user_changed_since_listing(
     so a newer stamp at or after our own first stop of its servers is our doing, not the
     user's; anything else newer than the listing is real activity.
     """
-    if fresh.active_servers:
-        names = ", ".join(repr(s.name or "default") for s in fresh.active_servers)
+    if fresh.servers:
+        names = ", ".join(repr(s.name or "default") for s in fresh.servers)
         return f"has an active server again ({names})"
     if fresh.admin and not limits.cull_admin_users:
         return "became an admin (--cull-admin-users=false)"

@@ -1,8 +1,8 @@
 """Deliver a finished pass's report and metrics: stdout, a report file, node_exporter's
 textfile collector, a Pushgateway.
 
-Every delivery is attempted even when one fails, and a failed delivery never hides the
-pass's own status: it only turns a clean 0 into 5 (``OUTPUT_FAILED``).
+Every delivery is attempted even when one fails; the caller decides what a failed one
+does to the exit status (``app.run_and_report``).
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ from collections.abc import Callable
 
 import click
 
-from idle_cull import metrics, output
+from idle_cull import files, metrics, render
 from idle_cull.config import Settings
 from idle_cull.errors import OutputError
-from idle_cull.report import ExitStatus, Report
+from idle_cull.exits import ExitStatus
+from idle_cull.report import Report
 
 __all__ = ["check_outputs", "publish"]
 
@@ -25,31 +26,29 @@ log = logging.getLogger(__name__)
 def check_outputs(settings: Settings) -> None:
     """Fail before anything is sent to the hub when a delivery cannot possibly work."""
     if settings.report_file:
-        output.check_writable(settings.report_file, option="--report-file")
+        files.check_writable(settings.report_file, option="--report-file")
     if settings.metrics_file:
-        output.check_writable(settings.metrics_file, option="--metrics-file")
+        files.check_writable(settings.metrics_file, option="--metrics-file")
     if settings.metrics_file or settings.pushgateway:
         metrics.require_prometheus_client()
     if settings.pushgateway:
         metrics.check_pushgateway_url(settings.pushgateway)
 
 
-def publish(report: Report, status: ExitStatus, settings: Settings) -> ExitStatus:
-    """Write the report and metrics; return the exit status the process should end with."""
+def publish(report: Report, status: ExitStatus, settings: Settings) -> OutputError | None:
+    """Write the report and metrics; the first delivery that failed (each is logged)."""
     if settings.report == "json":
-        click.echo(output.render_json(report, status), nl=False)
+        click.echo(render.render_json(report, status), nl=False)
     elif settings.report == "text":
-        click.echo(output.render_text(report, status), nl=False)
-    failed = False
+        click.echo(render.render_text(report, status), nl=False)
+    first_failure: OutputError | None = None
     for deliver in _deliveries(report, status, settings):
         try:
             deliver()
         except OutputError as error:
             log.error("%s", error)
-            failed = True
-    if failed and status is ExitStatus.OK:
-        return ExitStatus.OUTPUT_FAILED
-    return status
+            first_failure = first_failure or error
+    return first_failure
 
 
 def _deliveries(report: Report, status: ExitStatus, settings: Settings) -> list[Callable[[], None]]:
@@ -61,7 +60,7 @@ def _deliveries(report: Report, status: ExitStatus, settings: Settings) -> list[
     )
     if report_file:
         steps.append(
-            lambda: output.write_atomically(report_file, output.render_json(report, status))
+            lambda: files.write_atomically(report_file, render.render_json(report, status))
         )
     if metrics_file:
         steps.append(lambda: metrics.write_metrics_file(metrics_file, report, status))

@@ -3,8 +3,9 @@
 Kept servers and users are counted; they have entries too only when asked for
 (``--report-kept``), because on a big hub they are nearly everyone.
 
-The runner fills a ``Report``; the CLI turns it into the closing log line and the exit
-status. Keeping the mapping here means every exit status is decided in one place.
+The runner fills a ``Report``; ``app`` turns it into the closing log line and the exit
+status. ``Report.exit_status`` says what the pass itself amounts to; failures around it
+(an exception, an undelivered report) are mapped in ``app``.
 """
 
 from __future__ import annotations
@@ -12,28 +13,40 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from enum import IntEnum
 
+from idle_cull.exits import ExitStatus
 from idle_cull.models import Outcome
 from idle_cull.policy import Action, ServerDecision, Upcoming, UserDecision
 
-__all__ = ["KEPT", "SKIPPED", "Entry", "ExitStatus", "Report", "Upcoming"]
+__all__ = [
+    "KEPT",
+    "SKIPPED",
+    "Entry",
+    "ExitStatus",
+    "Report",
+    "Upcoming",
+    "kind_results",
+    "reading_rank",
+    "result_counts",
+    "result_name",
+]
 
 # Results of entries without an outcome: nothing was to be done, or nothing could be.
 KEPT = "kept"
 SKIPPED = "skipped"
 
-
-class ExitStatus(IntEnum):
-    """Exit statuses a scheduler can act on (documented in ``--help`` and the README)."""
-
-    OK = 0  # pass finished; every action succeeded, is pending, or there was nothing to do
-    ACTION_FAILED = 1  # pass finished, but at least one stop or delete failed after retries
-    USAGE = 2  # bad command line, environment or token file; nothing was sent
-    HUB_UNUSABLE = 3  # users could not be listed (unreachable, 401/403, 5xx): nothing culled
-    CAP_EXCEEDED = 4  # the plan was over --max-culls / --max-cull-fraction: nothing culled
-    OUTPUT_FAILED = 5  # the pass went well, but the report or metrics could not be delivered
-    LOCKED = 75  # EX_TEMPFAIL: another pass holds --lock-file; the next run tries again
+# The order a person wants to read results in: what needs attention first.
+_RESULT_ORDER = (
+    "failed",
+    "not_attempted",
+    "pending",
+    "stopped",
+    "deleted",
+    "already_gone",
+    "dry_run",
+    "skipped",
+    "kept",
+)
 
 
 @dataclass(frozen=True)
@@ -55,7 +68,7 @@ class Entry:
         """One word for what became of it: the outcome (``already_gone``), else ``kept``
         when the decision was to keep, or ``skipped`` when it could not be judged."""
         if self.outcome is not None:
-            return self.outcome.value.replace(" ", "_")
+            return result_name(self.outcome)
         return KEPT if self.decision.action is Action.KEEP else SKIPPED
 
     def settled(self, outcome: Outcome, attempts: int = 0, detail: str = "") -> Entry:
@@ -98,6 +111,8 @@ class Report:
         return [e for e in self.entries if e.outcome is Outcome.FAILED]
 
     def exit_status(self) -> ExitStatus:
+        """What the finished pass amounts to: refused by a cap, some action failed or
+        was cut short, or all well."""
         if self.cap_exceeded:
             return ExitStatus.CAP_EXCEEDED
         if self.failed or self.interrupted:
@@ -134,3 +149,36 @@ class Report:
         fields.append(f"exit={int(self.exit_status())}")
         prefix = "DRY RUN, nothing was changed: " if self.dry_run else ""
         return f"summary: {prefix}" + " ".join(fields)
+
+
+# ---------------------------------------------------------------------------------------
+# The vocabulary of results: JSON counts, the text report and the metrics' ``outcome``
+
+
+def result_name(outcome: Outcome) -> str:
+    """The one word for an outcome in reports and metrics: ``already gone`` is ``already_gone``."""
+    return outcome.value.replace(" ", "_")
+
+
+def kind_results(kind: str) -> tuple[str, ...]:
+    """Every result a ``server`` or ``user`` entry can have, so counts never miss a key.
+
+    Readers and alerts see an explicit 0 instead of a missing key or series.
+    """
+    not_for_kind = Outcome.DELETED if kind == "server" else Outcome.STOPPED
+    results = [result_name(o) for o in Outcome if o is not not_for_kind]
+    return (*sorted(results, key=reading_rank), KEPT)
+
+
+def reading_rank(result: str) -> int:
+    """Position in the reading order; results added later sort last instead of failing."""
+    return _RESULT_ORDER.index(result) if result in _RESULT_ORDER else len(_RESULT_ORDER)
+
+
+def result_counts(report: Report, kind: str) -> dict[str, int]:
+    """How many servers (or users) ended in each result, from ``Report.counts``."""
+    prefix = f"{kind}_"
+    counted = {k[len(prefix) :]: n for k, n in report.counts().items() if k.startswith(prefix)}
+    counts = {result: counted.pop(result, 0) for result in kind_results(kind)}
+    counts.update(counted)  # an unexpected pairing still shows up rather than vanishing
+    return counts

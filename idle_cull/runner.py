@@ -5,10 +5,10 @@ kept: the decisions that act or skip, and the listed record of users to delete (
 re-check compares against it). Users with nothing to do are counted, so a pass over
 100,000 users holds little more than their names. Nothing is acted on before the
 listing finishes: deleting users while paging shifts the hub's offsets and silently
-skips users. Decisions come from the pure policy; the only I/O is through
-``HubClient``, bounded by a ``ThreadPoolExecutor`` of ``concurrency``. The safety rails
-live here too, as the few branches between deciding and acting: blast-radius caps,
-dry run, a fresh re-check of each record, and a deadline.
+skips users. Decisions come from the pure policy; the only I/O is through a ``Hub``
+(``HubClient`` in production), bounded by a ``ThreadPoolExecutor`` of ``concurrency``.
+The safety rails live here too, as the few branches between deciding and acting:
+blast-radius caps, dry run, a fresh re-check of each record, and a deadline.
 """
 
 from __future__ import annotations
@@ -20,14 +20,16 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import closing
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from functools import partial
+from typing import Any, Protocol, TypeVar
 
 from idle_cull.config import Settings
 from idle_cull.durations import format_duration
-from idle_cull.errors import HubAuthError, HubError, IdleCullError
-from idle_cull.hub import ActionResult, HubClient, parse_version
+from idle_cull.errors import HubAuthError, HubError, PassInterrupted
+from idle_cull.hub import ActionResult, parse_version
 from idle_cull.limiter import InFlightLimiter
 from idle_cull.models import SCOPED_FIELDS, Outcome, RecordError, User
+from idle_cull.pages import UserPage, read_pages
 from idle_cull.policy import (
     Action,
     CullLimits,
@@ -41,8 +43,16 @@ from idle_cull.policy import (
     user_changed_since_listing,
 )
 from idle_cull.report import Entry, Report
+from idle_cull.safe_text import public_url
 
-__all__ = ["PassControl", "PassInterrupted", "judge_listing", "list_users", "run_pass", "utc_now"]
+__all__ = [
+    "Hub",
+    "PassControl",
+    "judge_listing",
+    "list_users",
+    "run_pass",
+    "utc_now",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +65,24 @@ def _no_progress(_line: str) -> None:
     pass
 
 
+class Hub(Protocol):
+    """What a pass needs from the hub: ``HubClient`` in production, a fake in tests."""
+
+    def hub_version(self) -> str: ...
+
+    def hub_now(self) -> datetime | None: ...
+
+    def user_page(self, state: str | None, offset: int, limit: int = 0) -> UserPage: ...
+
+    def get_user(self, name: str) -> dict[str, Any] | None: ...
+
+    def stop_server(self, user: str, server: str, *, remove: bool = False) -> ActionResult: ...
+
+    def delete_user(self, name: str) -> ActionResult: ...
+
+    def responsiveness(self) -> float | None: ...
+
+
 # A deletion goes ahead only when every server it depends on has really stopped.
 _STOPPED = (Outcome.STOPPED, Outcome.GONE)
 SKEW_WORTH_A_WARNING = 60.0
@@ -62,10 +90,6 @@ SKEW_WORTH_A_WARNING = 60.0
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-class PassInterrupted(IdleCullError):
-    """The deadline passed or a signal came before anything was acted on."""
 
 
 class PassControl:
@@ -96,7 +120,7 @@ class PassControl:
 
 def run_pass(
     settings: Settings,
-    client: HubClient,
+    client: Hub,
     *,
     clock: Clock = utc_now,
     control: PassControl | None = None,
@@ -117,7 +141,7 @@ def run_pass(
         warn_within=settings.warn_within,
     )
     report.hub_version = client.hub_version()
-    log.info("hub %s at %s", report.hub_version, settings.url)
+    log.info("hub %s at %s", report.hub_version, public_url(settings.url))
     # "Now" is read once, before listing: a record is never older than this when judged,
     # so a slow listing can understate idleness but never overstate it.
     now = _choose_clock(settings, client, clock, report)
@@ -142,7 +166,7 @@ def run_pass(
 
 
 def judge_listing(
-    client: HubClient,
+    client: Hub,
     settings: Settings,
     report: Report,
     now: datetime,
@@ -174,7 +198,7 @@ def judge_listing(
 
 
 def list_users(
-    client: HubClient,
+    client: Hub,
     settings: Settings,
     report: Report,
     control: PassControl | None = None,
@@ -199,7 +223,7 @@ def list_users(
         states = ["ready"]
     count = 0
     for state in states:
-        for page in client.iter_user_pages(state, settings.api_page_size):
+        for page in read_pages(partial(client.user_page, state), settings.api_page_size):
             if control is not None and control.stopped():
                 raise PassInterrupted(f"{control.reason} while listing users; nothing was culled")
             for record in page:
@@ -258,7 +282,7 @@ def require_visible_fields(user: User, needed: frozenset[str], limits: CullLimit
         )
 
 
-def _choose_clock(settings: Settings, client: HubClient, local: Clock, report: Report) -> Clock:
+def _choose_clock(settings: Settings, client: Hub, local: Clock, report: Report) -> Clock:
     """ "Now" on the hub's clock (it stamps last_activity), or this machine's if asked.
 
     A cron host whose clock runs ahead would otherwise see everyone as idle too early.
@@ -361,7 +385,7 @@ class _Actor:
 
     def __init__(
         self,
-        client: HubClient,
+        client: Hub,
         settings: Settings,
         control: PassControl,
         now: Clock,
@@ -412,7 +436,7 @@ class _Actor:
     def stop(self, decision: ServerDecision) -> ActionResult:
         if self.control.stopped():
             return ActionResult(Outcome.NOT_ATTEMPTED, 0, self.control.reason)
-        if self._recheck_due():
+        if self._stop_recheck_due():
             objection = self._recheck_server(decision)
             if objection is not None:
                 return objection
@@ -423,19 +447,21 @@ class _Actor:
     def delete(self, decision: UserDecision) -> ActionResult:
         if self.control.stopped():
             return ActionResult(Outcome.NOT_ATTEMPTED, 0, self.control.reason)
-        if self._recheck_due():
+        if self.settings.recheck:  # always: a deletion cannot be undone
             objection = self._recheck_user(decision)
             if objection is not None:
                 return objection
         return self.client.delete_user(decision.user)
 
-    def _recheck_due(self) -> bool:
-        """Whether the listing is old enough for a re-check to be worth its request.
+    def _stop_recheck_due(self) -> bool:
+        """Whether the listing is old enough for a re-check before a stop to be worth it.
 
         The hub learns of activity late (single-user servers post it every 5 minutes,
         the proxy's is copied as often), so a record listed seconds ago is as fresh as
         the hub's own view; a re-check then costs the hub a request (5-11 ms of its only
         thread) and protects nothing. Late in a long pass it matters, and is made.
+        Deletions are always re-checked: they cannot be undone, they are few, and the
+        pass itself has just changed their users (it stopped their servers).
         """
         if not self.settings.recheck:
             return False
@@ -455,7 +481,7 @@ class _Actor:
         user = self._fresh(decision.user)
         if isinstance(user, ActionResult):
             return user
-        server = next((s for s in user.active_servers if s.name == decision.server), None)
+        server = next((s for s in user.servers if s.name == decision.server), None)
         if server is None:
             return ActionResult(Outcome.GONE, 1, "the server had stopped by the re-check")
         again = decide_server(user, server, self.now(), self.settings.limits)

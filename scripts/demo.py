@@ -3,6 +3,9 @@
 Starts JupyterHub (no-op spawner, everything on 127.0.0.1, files in a temp dir), makes
 a few users and servers, waits until some are idle, runs ``idle-cull`` exactly as an
 operator would, and shows the hub before and after. Run it through ``scripts/demo``.
+
+The hub comes from the launcher the integration tests use, ``tests/support/realhub.py``:
+support code with a name of its own, not a test module, so one launcher serves both.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from tests.realhub import RealHub
+from tests.support.realhub import RealHub
 
 TIMEOUT = 5  # seconds of idleness before a server is culled, short for the demo
 ARGS = [

@@ -44,9 +44,12 @@ def decisions(count: int) -> list[ServerDecision]:
     return [ServerDecision(f"u{i}", "", Action.STOP, "idle") for i in range(count)]
 
 
-def run(probe_latency: float | None, ceiling: int, count: int = 30) -> tuple[Overlap, list, int]:
+Results = list[tuple[ServerDecision, tuple[Outcome, int, str]]]
+
+
+def run(probe_latency: float | None, ceiling: int, count: int = 30) -> tuple[Overlap, Results, int]:
     action = Overlap(0.03)
-    probes = []
+    probes: list[float] = []
 
     def probe() -> float | None:
         probes.append(time.monotonic())

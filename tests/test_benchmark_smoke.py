@@ -22,7 +22,7 @@ from tests.benchmarks.common import (
     upstream_python,
 )
 from tests.benchmarks.contenders import run_raw
-from tests.benchmarks.fakehub import fake_hub
+from tests.benchmarks.hub_server import fake_hub
 from tests.benchmarks.scene import Case
 
 

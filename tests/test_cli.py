@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 from idle_cull.cli import cli
 from idle_cull.options import normalize_argument
-from tests.fakehub import URL, deletes, run, serve_users, server_json, user_json
+from tests.support.cli import run
+from tests.support.emulated_hub import URL, EmulatedHub, server_json, user_json
 
 
 @pytest.mark.parametrize(
@@ -47,28 +48,27 @@ def test_normalize_argument(arg: str, expected: str) -> None:
         pytest.param(["--cull_users=True"], True, id="tornado-underscore"),
     ],
 )
-def test_boolean_flag_spellings(hub: responses.RequestsMock, args: list[str], deleted: bool) -> None:
-    serve_users(hub, "ready", [])
-    serve_users(hub, "inactive", [user_json("idler", idle=7200)])
-    hub.delete(f"{URL}/users/idler", status=204)
+def test_boolean_flag_spellings(emulated_hub: EmulatedHub, args: list[str], deleted: bool) -> None:
+    emulated_hub.serve_users("ready", [])
+    emulated_hub.serve_users("inactive", [user_json("idler", idle=7200)])
+    emulated_hub.answer_user_deletion("idler", status=204)
     result = run("--timeout=3600", *args)
     assert result.exit_code == 0, result.stderr
-    assert deletes(hub) == ([f"{URL}/users/idler"] if deleted else [])
+    assert emulated_hub.deleted_urls() == ([f"{URL}/users/idler"] if deleted else [])
 
 
-def test_idle_server_stopped_and_active_kept(hub: responses.RequestsMock) -> None:
-    serve_users(
-        hub,
+def test_idle_server_stopped_and_active_kept(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.serve_users(
         "ready",
         [
             user_json("idle", idle=7200, servers=[server_json(idle=7200, age=9000)]),
             user_json("busy", idle=10, servers=[server_json(idle=10, age=9000)]),
         ],
     )
-    hub.delete(f"{URL}/users/idle/server", status=204)
+    emulated_hub.answer_stop("idle", status=204)
     result = run("--timeout=1h", "--log-level=debug")
     assert result.exit_code == 0
-    assert deletes(hub) == [f"{URL}/users/idle/server"]
+    assert emulated_hub.deleted_urls() == [f"{URL}/users/idle/server"]
     assert "stop server idle: idle 2h >= 1h (--timeout)" in result.stderr
     assert re.search(r"keep server busy: idle 1\ds < 1h", result.stderr)
     assert "server_stopped=1" in result.stderr
@@ -76,10 +76,9 @@ def test_idle_server_stopped_and_active_kept(hub: responses.RequestsMock) -> Non
     assert result.stdout == ""
 
 
-def test_kept_servers_are_logged_at_debug_and_counted_at_info(hub: responses.RequestsMock) -> None:
+def test_kept_servers_are_logged_at_debug_and_counted_at_info(emulated_hub: EmulatedHub) -> None:
     """A big hub keeps nearly everyone: a line each at info would be 100k lines a pass."""
-    serve_users(
-        hub,
+    emulated_hub.serve_users(
         "ready",
         [
             user_json("idle", idle=7200, servers=[server_json(idle=7200)]),
@@ -87,7 +86,7 @@ def test_kept_servers_are_logged_at_debug_and_counted_at_info(hub: responses.Req
             user_json("spawning", idle=10, servers=[server_json(pending="spawn", ready=False)]),
         ],
     )
-    hub.delete(f"{URL}/users/idle/server", status=204)
+    emulated_hub.answer_stop("idle", status=204)
     result = run("--timeout=1h")
     assert result.exit_code == 0, result.stderr
     assert "stop server idle: idle 2h >= 1h (--timeout)" in result.stderr
@@ -96,48 +95,49 @@ def test_kept_servers_are_logged_at_debug_and_counted_at_info(hub: responses.Req
     assert "server_kept=1" in result.stderr
 
 
-def test_failed_stop_exits_1_and_others_still_run(hub: responses.RequestsMock) -> None:
-    serve_users(
-        hub,
+def test_failed_stop_exits_1_and_others_still_run(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.serve_users(
         "ready",
         [user_json(n, idle=7200, servers=[server_json(idle=7200)]) for n in ("a", "b", "c")],
     )
-    hub.delete(f"{URL}/users/a/server", status=204)
-    hub.delete(f"{URL}/users/b/server", status=500, json={"status": 500, "message": "spawner blew up"})
-    hub.delete(f"{URL}/users/c/server", status=202)
+    emulated_hub.answer_stop("a", status=204)
+    emulated_hub.answer_stop("b", status=500, json={"status": 500, "message": "spawner blew up"})
+    emulated_hub.answer_stop("c", status=202)
     result = run("--timeout=60")
     assert result.exit_code == 1
-    assert len(deletes(hub)) == 3
+    assert len(emulated_hub.deleted_urls()) == 3
     assert "spawner blew up" in result.stderr
     assert "server_stopped=1 server_pending=1 server_already_gone=0 server_failed=1" in result.stderr
 
 
-def test_pending_stop_keeps_the_user_this_pass(hub: responses.RequestsMock) -> None:
-    serve_users(hub, "ready", [user_json("slow", idle=7200, servers=[server_json(idle=7200)])])
-    serve_users(hub, "inactive", [])
-    hub.delete(f"{URL}/users/slow/server", status=202)
+def test_pending_stop_keeps_the_user_this_pass(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.serve_users("ready", [user_json("slow", idle=7200, servers=[server_json(idle=7200)])])
+    emulated_hub.serve_users("inactive", [])
+    emulated_hub.answer_stop("slow", status=202)
     result = run("--timeout=60", "--cull-users")
     assert result.exit_code == 0
-    assert deletes(hub) == [f"{URL}/users/slow/server"]
+    assert emulated_hub.deleted_urls() == [f"{URL}/users/slow/server"]
     assert "not deleting user slow" in result.stderr
     assert "user_skipped=1" in result.stderr
 
 
-def test_user_deleted_after_its_server_stopped(hub: responses.RequestsMock) -> None:
-    serve_users(hub, "ready", [user_json("gone", idle=7200, servers=[server_json(idle=7200)])])
-    serve_users(hub, "inactive", [])
+def test_user_deleted_after_its_server_stopped(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.serve_users("ready", [user_json("gone", idle=7200, servers=[server_json(idle=7200)])])
+    emulated_hub.serve_users("inactive", [])
     # The re-check before the delete sees the server gone and the activity stamp the
-    # hub writes when a server stops: our own doing, not the user's.
-    hub.add_callback(
+    # hub writes when a server stops: our own doing, not the user's. (The stop itself
+    # goes by the fresh listing, unchecked: see --recheck-after.)
+    emulated_hub.remove(responses.GET, f"{URL}/users/gone")
+    emulated_hub.add_callback(
         responses.GET,
         f"{URL}/users/gone",
         callback=lambda _request: (200, {}, json.dumps(user_json("gone", idle=0))),
     )
-    hub.delete(f"{URL}/users/gone/server", status=204)
-    hub.delete(f"{URL}/users/gone", status=204)
+    emulated_hub.answer_stop("gone", status=204)
+    emulated_hub.answer_user_deletion("gone", status=204)
     result = run("--timeout=60", "--cull-users")
     assert result.exit_code == 0
-    assert deletes(hub) == [f"{URL}/users/gone/server", f"{URL}/users/gone"]
+    assert emulated_hub.deleted_urls() == [f"{URL}/users/gone/server", f"{URL}/users/gone"]
 
 
 @pytest.mark.parametrize(
@@ -150,39 +150,39 @@ def test_user_deleted_after_its_server_stopped(hub: responses.RequestsMock) -> N
     ],
 )
 def test_listing_failure_exits_3_and_culls_nothing(
-    hub: responses.RequestsMock, status: int, body: object, message: str
+    emulated_hub: EmulatedHub, status: int, body: object, message: str
 ) -> None:
     if isinstance(body, str):
-        hub.get(f"{URL}/users", body=body, status=status, content_type="text/html")
+        emulated_hub.get(f"{URL}/users", body=body, status=status, content_type="text/html")
     else:
-        hub.get(f"{URL}/users", json=body, status=status)
+        emulated_hub.get(f"{URL}/users", json=body, status=status)
     result = run("--timeout=60")
     assert result.exit_code == 3
     assert message in result.stderr
     assert "nothing was culled" in result.stderr
-    assert deletes(hub) == []
+    assert emulated_hub.deleted_urls() == []
 
 
-def test_hidden_last_activity_fails_before_acting(hub: responses.RequestsMock) -> None:
+def test_hidden_last_activity_fails_before_acting(emulated_hub: EmulatedHub) -> None:
     record = user_json("x", servers=[server_json(idle=9000)])
     del record["last_activity"]
-    serve_users(hub, "ready", [record])
+    emulated_hub.serve_users("ready", [record])
     result = run("--timeout=60")
     assert result.exit_code == 3
     assert "read:users:activity" in result.stderr
-    assert deletes(hub) == []
+    assert emulated_hub.deleted_urls() == []
 
 
-def test_cull_users_needs_admin_field(hub: responses.RequestsMock) -> None:
+def test_cull_users_needs_admin_field(emulated_hub: EmulatedHub) -> None:
     record = user_json("x", idle=9000)
     del record["admin"]
     del record["created"]
-    serve_users(hub, "ready", [])
-    serve_users(hub, "inactive", [record])
+    emulated_hub.serve_users("ready", [])
+    emulated_hub.serve_users("inactive", [record])
     result = run("--timeout=60", "--cull-users")
     assert result.exit_code == 3
     assert "read:users" in result.stderr
-    assert deletes(hub) == []
+    assert emulated_hub.deleted_urls() == []
 
 
 @pytest.mark.parametrize(
@@ -203,33 +203,33 @@ def test_cull_users_needs_admin_field(hub: responses.RequestsMock) -> None:
     ],
 )
 def test_configuration_errors_exit_2_without_contacting_the_hub(
-    hub: responses.RequestsMock, args: list[str], env: dict[str, str], message: str
+    emulated_hub: EmulatedHub, args: list[str], env: dict[str, str], message: str
 ) -> None:
     result = run(*args, env=env)
     assert result.exit_code == 2
     assert message in result.stderr
-    assert len(hub.calls) == 0
+    assert len(emulated_hub.calls) == 0
 
 
-def test_token_file_and_env_url(tmp_path: Path, hub: responses.RequestsMock) -> None:
+def test_token_file_and_env_url(tmp_path: Path, emulated_hub: EmulatedHub) -> None:
     token_file = tmp_path / "token"
     token_file.write_text("file-token-value\n")
-    serve_users(hub, "ready", [])
+    emulated_hub.serve_users("ready", [])
     result = run(env={"JUPYTERHUB_API_TOKEN": "", "JUPYTERHUB_API_TOKEN_FILE": str(token_file)})
     assert result.exit_code == 0
-    assert hub.calls[-1].request.headers["Authorization"] == "token file-token-value"
+    assert emulated_hub.calls[-1].request.headers["Authorization"] == "token file-token-value"
     assert "file-token-value" not in result.stderr
 
 
-def test_cull_every_is_accepted_and_explained(hub: responses.RequestsMock) -> None:
-    serve_users(hub, "ready", [])
+def test_cull_every_is_accepted_and_explained(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.serve_users("ready", [])
     result = run("--cull-every=600", "--timeout=3600")
     assert result.exit_code == 0
     assert result.stderr.count("--cull-every is ignored") == 1
 
 
-def test_effective_settings_logged_without_token(hub: responses.RequestsMock) -> None:
-    serve_users(hub, "ready", [])
+def test_effective_settings_logged_without_token(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.serve_users("ready", [])
     result = run("--timeout=90m", "--concurrency=3")
     assert "starting one pass: url=http://hub.test:8081/hub/api timeout=5400.0" in result.stderr
     assert "concurrency=3" in result.stderr

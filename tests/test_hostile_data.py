@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -24,8 +25,10 @@ import pytest
 import responses
 from requests import PreparedRequest
 
-from tests.factories import unusable_token_files
-from tests.fakehub import TOKEN, URL, run
+from tests.support.cli import run
+from tests.support.emulated_hub import TOKEN, URL, EmulatedHub
+from tests.support.pagination import users_page
+from tests.support.records import unusable_token_files
 
 HOUR = 3600
 API_PATH = urlsplit(URL).path
@@ -95,50 +98,28 @@ def _when(value: object) -> object:
 class FakeUsers:
     """The hub's user and server endpoints a pass calls, with state, on `responses`.
 
-    Listing pages are served as given (records may be garbage); the re-check
+    The listing is the emulated hub's (records served as given, maybe garbage); the re-check
     (``GET /users/{name}``) and the actions (``DELETE``) are routed like the real hub and
     act on the first well-formed record listed under each name. ``calls`` keeps every
     action as ``(method, user, server)`` with the names unquoted, ``server`` ``None``
     for a user deletion.
     """
 
-    def __init__(self, mock: responses.RequestsMock) -> None:
-        self.mock = mock
+    def __init__(self, hub: EmulatedHub) -> None:
+        self.hub = hub
         self.records: dict[str, dict[str, Any]] = {}
         self.actions: list[tuple[str, str, str | None]] = []
         self.unrouted: list[str] = []
         below = re.compile(re.escape(URL) + r"/users/.*")
-        mock.add_callback(responses.GET, below, callback=self._get)
-        mock.add_callback(responses.DELETE, below, callback=self._delete)
+        hub.add_callback(responses.GET, below, callback=self._get)
+        hub.add_callback(responses.DELETE, below, callback=self._delete)
 
-    def listing(self, state: str, records: list[Any], *, page_size: int = 0) -> None:
-        """Serve ``records`` as the ``state`` listing, in pages of ``page_size`` (0: one)."""
+    def listing(self, state: str, records: list[Any], *, page_size: int | None = None) -> None:
+        """Serve ``records`` as the ``state`` listing, ``page_size`` a page (``None``: the hub's)."""
         for record in records:
             if isinstance(record, dict) and isinstance(record.get("name"), str):
                 self.records.setdefault(record["name"], json.loads(json.dumps(record)))
-        size = page_size or max(len(records), 1)
-        offsets = range(0, max(len(records), 1), size)
-        for offset in offsets:
-            following = offset + size if offset + size < len(records) else None
-            query = {"offset": str(offset), "state": state}
-            if page_size:
-                query["limit"] = str(page_size)
-            body = {
-                "items": records[offset : offset + size],
-                "_pagination": {
-                    "offset": offset,
-                    "limit": size,
-                    "total": len(records),
-                    "next": None
-                    if following is None
-                    else {"offset": following, "limit": size, "url": "http://elsewhere/"},
-                },
-            }
-            self.mock.get(
-                f"{URL}/users",
-                match=[responses.matchers.query_param_matcher(query)],
-                json=body,
-            )
+        self.hub.serve_users(state, records, page_size=page_size, recheck=False)
 
     def _route(self, request: PreparedRequest) -> tuple[str, str | None] | None:
         path = urlsplit(request.url or "").path[len(API_PATH) :]
@@ -182,8 +163,8 @@ class FakeUsers:
 
 
 @pytest.fixture
-def users(hub: responses.RequestsMock) -> FakeUsers:
-    return FakeUsers(hub)
+def users(emulated_hub: EmulatedHub) -> FakeUsers:
+    return FakeUsers(emulated_hub)
 
 
 def rejected(stderr: str) -> set[str]:
@@ -278,7 +259,7 @@ def _shifted(seconds_ago: float, offset_hours: float, *, naive: bool = False) ->
 
 
 # (user, server last_activity, expected): "stop", "keep" or "reject"
-TIMESTAMP_CASES = [
+TIMESTAMP_CASES: list[tuple[str, Callable[[], object], str]] = [
     ("naive-idle", lambda: _shifted(2 * HOUR, 0, naive=True), "stop"),
     ("naive-fresh", lambda: _shifted(10, 0, naive=True), "keep"),
     # read without its offset, -08:00 would look 8 h old and +05:30 5.5 h in the future
@@ -315,7 +296,7 @@ def test_timestamps_of_every_shape(users: FakeUsers) -> None:
     assert "is out of range in UTC" in result.stderr
 
 
-USER_TIMESTAMP_CASES = [
+USER_TIMESTAMP_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("u-naive-idle", {"last_activity": _shifted(2 * HOUR, 0, naive=True)}, "delete"),
     ("u-west-offset-fresh", {"last_activity": _shifted(10, -8)}, "keep"),
     ("u-future", {"last_activity": stamp(-86400)}, "keep"),
@@ -443,7 +424,7 @@ def test_a_huge_page_is_handled(users: FakeUsers) -> None:
     count = 10_000  # 50 times the hub's largest page (api_page_max_limit 200)
     active = [user(f"u{i:05d}", server(last_activity="fresh"), last_activity="fresh") for i in range(count)]
     idle = [user(f"idle-{i}", server()) for i in range(5)]
-    users.listing("ready", active[:5_000] + idle + active[5_000:])
+    users.listing("ready", active[:5_000] + idle + active[5_000:], page_size=count + 5)
     started = time.monotonic()
     result = run("--timeout=1h")
     seconds = time.monotonic() - started
@@ -453,13 +434,13 @@ def test_a_huge_page_is_handled(users: FakeUsers) -> None:
     assert seconds < 60, f"a pass over {count} users took {seconds:.0f}s"
 
 
-def test_json_with_a_text_content_type_keeps_non_ascii_names(hub: responses.RequestsMock, users: FakeUsers) -> None:
+def test_json_with_a_text_content_type_keeps_non_ascii_names(emulated_hub: EmulatedHub, users: FakeUsers) -> None:
     """JSON is UTF-8 whatever the Content-Type says (RFC 8259); a proxy that relabels the
     hub's answers as text/html must not turn user "ünï" into "Ã¼nÃ¯"."""
     listed = [user("ünï", server()), user("日本", server())]
-    body = {"items": listed, "_pagination": {"offset": 0, "limit": 50, "total": 2, "next": None}}
+    body = users_page(listed, offset=0, limit=50, url=URL)
     users.records.update({r["name"]: r for r in listed})
-    hub.get(
+    emulated_hub.get(
         f"{URL}/users",
         body=json.dumps(body, ensure_ascii=False).encode(),
         content_type="text/html",
@@ -476,7 +457,7 @@ def test_json_with_a_text_content_type_keeps_non_ascii_names(hub: responses.Requ
 
 @pytest.fixture
 def token_files(tmp_path: Path) -> dict[str, Path]:
-    """Token files that cannot be used (see ``tests.factories.unusable_token_files``)."""
+    """Token files that cannot be used (see ``tests.support.records.unusable_token_files``)."""
     return unusable_token_files(tmp_path, TOKEN, f"{TOKEN}-second")
 
 
@@ -513,13 +494,13 @@ OPERATOR_ERRORS = [
 
 @pytest.mark.parametrize(("args", "env", "message"), [c[1:] for c in OPERATOR_ERRORS], ids=[c[0] for c in OPERATOR_ERRORS])
 def test_operator_errors_exit_2_in_one_line_and_send_nothing(
-    hub: responses.RequestsMock, token_files: dict[str, Path], args: list[str], env: dict[str, str], message: str
+    emulated_hub: EmulatedHub, token_files: dict[str, Path], args: list[str], env: dict[str, str], message: str
 ) -> None:
     resolved = [f"{a.split('=@')[0]}={token_files[a.split('=@')[1]]}" if "=@" in a else a for a in args]
     result = run(*resolved, env=env)
     assert result.exit_code == 2, result.stderr
     assert message in result.stderr
-    assert len(hub.calls) == 0
+    assert len(emulated_hub.calls) == 0
     errors = [line for line in result.stderr.splitlines() if " ERROR " in line or line.startswith("Error:")]
     assert len(errors) == 1, result.stderr
     assert "Traceback" not in result.stderr

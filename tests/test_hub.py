@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
+from functools import partial
 from itertools import islice
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
@@ -27,15 +28,20 @@ from idle_cull.config import RetryPolicy
 from idle_cull.errors import HubAuthError, HubError, HubProtocolError, HubUnavailable
 from idle_cull.hub import PAGINATION_MEDIA_TYPE, ActionResult, HubClient, parse_version
 from idle_cull.models import Outcome
+from idle_cull.pages import follow_pages
+from tests.support.pagination import users_page
 
 BASE = "http://hub.test:8081/hub/api"
 USERS = f"{BASE}/users"
+# The API URL the hub writes in next: another host, as a hub behind a proxy names.
+INTERNAL = "http://internal-hub:8081/hub/api"
 TOKEN = "s3cr3t-T0KEN-5a1b2c3d4e5f"
 FAST = RetryPolicy(attempts=3, initial_wait=0, max_wait=0, max_retry_after=30)
 
 
 @pytest.fixture
-def hub() -> Iterator[responses.RequestsMock]:
+def http_mock() -> Iterator[responses.RequestsMock]:
+    """A bare `responses` mock: each test registers exactly the answers it expects sent."""
     with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
         yield mock
 
@@ -65,28 +71,16 @@ def error_body(status: int, message: str) -> dict[str, Any]:
     return {"status": status, "message": message}
 
 
-def page(
-    items: list[Any], offset: int, limit: int, total: int, next_offset: int | None
-) -> dict[str, Any]:
-    """A paginated ``GET /users`` body as JupyterHub >= 2.0 writes it.
-
-    ``next.url`` deliberately names another host, as a hub behind a proxy does.
-    """
-    following = None
-    if next_offset is not None:
-        following = {
-            "offset": next_offset,
-            "limit": limit,
-            "url": f"http://internal-hub:8081/hub/api/users?offset={next_offset}&limit={limit}",
-        }
-    return {
-        "items": items,
-        "_pagination": {"offset": offset, "limit": limit, "total": total, "next": following},
-    }
-
-
 def user(name: str) -> dict[str, Any]:
     return {"name": name, "last_activity": None, "servers": {}}
+
+
+def listing(client: HubClient, state: str | None, page_size: int = 0) -> Iterator[list[Any]]:
+    """The listing one page after the other: the first page, then each ``next`` followed."""
+    fetch = partial(client.user_page, state)
+    first = fetch(0, page_size)
+    yield first.items
+    yield from follow_pages(fetch, first)
 
 
 def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -97,68 +91,68 @@ def warnings_of(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 def test_every_request_carries_token_and_user_agent(
-    hub: responses.RequestsMock, client: HubClient
+    http_mock: responses.RequestsMock, client: HubClient
 ) -> None:
-    hub.get(f"{BASE}/", json={"version": "5.2.1"})
+    http_mock.get(f"{BASE}/", json={"version": "5.2.1"})
     client.hub_version()
-    headers = hub.calls[0].request.headers
+    headers = http_mock.calls[0].request.headers
     assert headers["Authorization"] == f"token {TOKEN}"
     assert headers["User-Agent"] == f"idle-cull/{__version__}"
     assert headers["Accept"] == "application/json"
 
 
 def test_a_netrc_entry_for_the_hub_never_replaces_the_token(
-    hub: responses.RequestsMock, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    http_mock: responses.RequestsMock, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """requests would send ~/.netrc's login for the host instead of our Authorization."""
     netrc = tmp_path / "netrc"
     netrc.write_text("machine hub.test login someone password else\n")
     netrc.chmod(0o600)
     monkeypatch.setenv("NETRC", str(netrc))
-    hub.get(f"{BASE}/", json={"version": "5.2.1"})
+    http_mock.get(f"{BASE}/", json={"version": "5.2.1"})
     with closing(HubClient(BASE, TOKEN, retry=FAST)) as hub_client:
         hub_client.hub_version()
-    assert hub.calls[0].request.headers["Authorization"] == f"token {TOKEN}"
+    assert http_mock.calls[0].request.headers["Authorization"] == f"token {TOKEN}"
 
 
 def test_proxy_and_ca_bundle_come_from_the_environment(
-    hub: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+    http_mock: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HTTP_PROXY", "http://proxy.test:3128")
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/site/ca.pem")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    hub.get(f"{BASE}/", json={"version": "5.2.1"})
+    http_mock.get(f"{BASE}/", json={"version": "5.2.1"})
     with closing(HubClient(BASE, TOKEN, retry=FAST)) as hub_client:
         hub_client.hub_version()
-    sent = hub.calls[0].request.req_kwargs
+    sent = http_mock.calls[0].request.__dict__["req_kwargs"]
     assert sent["proxies"]["http"] == "http://proxy.test:3128"
     assert sent["verify"] == "/etc/site/ca.pem"
 
 
-def test_no_proxy_is_honoured(hub: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_proxy_is_honoured(http_mock: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTP_PROXY", "http://proxy.test:3128")
     monkeypatch.setenv("NO_PROXY", "hub.test")
-    hub.get(f"{BASE}/", json={"version": "5.2.1"})
+    http_mock.get(f"{BASE}/", json={"version": "5.2.1"})
     with closing(HubClient(BASE, TOKEN, retry=FAST)) as hub_client:
         hub_client.hub_version()
-    assert not hub.calls[0].request.req_kwargs["proxies"]
+    assert not http_mock.calls[0].request.__dict__["req_kwargs"]["proxies"]
 
 
-def test_trailing_slash_of_the_url_is_ignored(hub: responses.RequestsMock) -> None:
-    hub.get(USERS, json=[])
+def test_trailing_slash_of_the_url_is_ignored(http_mock: responses.RequestsMock) -> None:
+    http_mock.get(USERS, json=[])
     client = HubClient(BASE + "/", TOKEN, retry=FAST)
-    assert list(client.iter_user_pages(None)) == [[]]
+    assert list(listing(client, None)) == [[]]
     client.close()
-    assert hub.calls[0].request.url == f"{USERS}?offset=0"
+    assert http_mock.calls[0].request.url == f"{USERS}?offset=0"
 
 
-def test_request_timeout_is_passed_to_requests(hub: responses.RequestsMock) -> None:
-    hub.get(f"{BASE}/", json={"version": "5.2.1"})
+def test_request_timeout_is_passed_to_requests(http_mock: responses.RequestsMock) -> None:
+    http_mock.get(f"{BASE}/", json={"version": "5.2.1"})
     client = HubClient(BASE, TOKEN, request_timeout=7.5, retry=FAST)
     client.hub_version()
     client.close()
-    assert hub.calls[0].request.req_kwargs["timeout"] == 7.5
+    assert http_mock.calls[0].request.__dict__["req_kwargs"]["timeout"] == 7.5
 
 
 @pytest.mark.parametrize(
@@ -180,18 +174,18 @@ def test_parse_version(text: str, expected: tuple[int, ...]) -> None:
 # -- version probe ----------------------------------------------------------------------
 
 
-def test_version_probe(hub: responses.RequestsMock, client: HubClient) -> None:
-    hub.get(f"{BASE}/", json={"version": "5.2.1"})
+def test_version_probe(http_mock: responses.RequestsMock, client: HubClient) -> None:
+    http_mock.get(f"{BASE}/", json={"version": "5.2.1"})
     assert client.hub_version() == "5.2.1"
-    assert len(hub.calls) == 1
-    assert hub.calls[0].request.method == "GET"
-    assert hub.calls[0].request.url == f"{BASE}/"
+    assert len(http_mock.calls) == 1
+    assert http_mock.calls[0].request.method == "GET"
+    assert http_mock.calls[0].request.url == f"{BASE}/"
 
 
 def test_version_probe_html_answer_points_at_the_api_url(
-    hub: responses.RequestsMock, client: HubClient
+    http_mock: responses.RequestsMock, client: HubClient
 ) -> None:
-    hub.get(
+    http_mock.get(
         f"{BASE}/",
         body="<!DOCTYPE html><html><body>JupyterHub login</body></html>",
         content_type="text/html; charset=UTF-8",
@@ -203,7 +197,7 @@ def test_version_probe_html_answer_points_at_the_api_url(
     assert "text/html" in message
     assert "/hub/api" in message
     assert raised.value.status == 200
-    assert len(hub.calls) == 1  # not retried
+    assert len(http_mock.calls) == 1  # not retried
 
 
 @pytest.mark.parametrize(
@@ -217,9 +211,9 @@ def test_version_probe_html_answer_points_at_the_api_url(
     ],
 )
 def test_version_probe_json_without_version(
-    hub: responses.RequestsMock, client: HubClient, body: object
+    http_mock: responses.RequestsMock, client: HubClient, body: object
 ) -> None:
-    hub.get(f"{BASE}/", json=body)
+    http_mock.get(f"{BASE}/", json=body)
     with pytest.raises(HubProtocolError, match="answered without a JupyterHub version") as raised:
         client.hub_version()
     assert f"{BASE}/ answered" in str(raised.value)
@@ -227,37 +221,37 @@ def test_version_probe_json_without_version(
 
 
 def test_version_probe_not_found_is_a_hub_error(
-    hub: responses.RequestsMock, client: HubClient
+    http_mock: responses.RequestsMock, client: HubClient
 ) -> None:
-    hub.get(f"{BASE}/", status=404, body="<html>404: Not Found</html>", content_type="text/html")
+    http_mock.get(f"{BASE}/", status=404, body="<html>404: Not Found</html>", content_type="text/html")
     with pytest.raises(HubProtocolError, match="answered 404: no JupyterHub API there") as raised:
         client.hub_version()
     assert raised.value.status == 404
     assert "base_url followed by /hub/api" in str(raised.value)
-    assert len(hub.calls) == 1
+    assert len(http_mock.calls) == 1
 
 
 # -- listing users ----------------------------------------------------------------------
 
 
 def test_pages_are_followed_by_offset_against_our_own_url(
-    hub: responses.RequestsMock, client: HubClient
+    http_mock: responses.RequestsMock, client: HubClient
 ) -> None:
     names = ["a", "b", "c", "d", "e"]
-    hub.get(USERS, json=page([user("a"), user("b")], 0, 2, 5, 2))
-    hub.get(USERS, json=page([user("c"), user("d")], 2, 2, 5, 4))
-    hub.get(USERS, json=page([user("e")], 4, 2, 5, None))
+    http_mock.get(USERS, json=users_page([user("a"), user("b")], 0, 2, INTERNAL, total=5))
+    http_mock.get(USERS, json=users_page([user("c"), user("d")], 2, 2, INTERNAL, total=5))
+    http_mock.get(USERS, json=users_page([user("e")], 4, 2, INTERNAL, total=5))
 
-    pages = list(client.iter_user_pages("ready", page_size=2))
+    pages = list(listing(client, "ready", page_size=2))
 
     assert [[u["name"] for u in p] for p in pages] == [["a", "b"], ["c", "d"], ["e"]]
     assert [u["name"] for p in pages for u in p] == names
-    assert [query(c) for c in hub.calls] == [
+    assert [query(c) for c in http_mock.calls] == [
         {"offset": "0", "limit": "2", "state": "ready"},
         {"offset": "2", "limit": "2", "state": "ready"},
         {"offset": "4", "limit": "2", "state": "ready"},
     ]
-    for call in hub.calls:
+    for call in http_mock.calls:
         parts = urlsplit(call.request.url)
         assert (parts.scheme, parts.netloc, parts.path) == (
             "http",
@@ -271,68 +265,68 @@ def test_pages_are_followed_by_offset_against_our_own_url(
 
 
 def test_no_limit_param_with_page_size_0_and_no_state_param_without_state(
-    hub: responses.RequestsMock, client: HubClient
+    http_mock: responses.RequestsMock, client: HubClient
 ) -> None:
-    hub.get(USERS, json=page([user("a")], 0, 50, 1, None))
-    assert list(client.iter_user_pages(None, page_size=0)) == [[user("a")]]
-    assert query(hub.calls[0]) == {"offset": "0"}
+    http_mock.get(USERS, json=users_page([user("a")], 0, 50, INTERNAL, total=1))
+    assert list(listing(client, None, page_size=0)) == [[user("a")]]
+    assert query(http_mock.calls[0]) == {"offset": "0"}
 
 
 @pytest.mark.parametrize("state", ["ready", "inactive", "active"])
 def test_state_param_is_sent_on_every_page(
-    hub: responses.RequestsMock, client: HubClient, state: str
+    http_mock: responses.RequestsMock, client: HubClient, state: str
 ) -> None:
-    hub.get(USERS, json=page([user("a")], 0, 50, 51, 50))
-    hub.get(USERS, json=page([user("b")], 50, 50, 51, None))
-    list(client.iter_user_pages(state))
-    assert [query(c) for c in hub.calls] == [
+    http_mock.get(USERS, json=users_page([user("a")], 0, 50, INTERNAL, total=51))
+    http_mock.get(USERS, json=users_page([user("b")], 50, 50, INTERNAL, total=51))
+    list(listing(client, state))
+    assert [query(c) for c in http_mock.calls] == [
         {"offset": "0", "state": state},
         {"offset": "50", "limit": "50", "state": state},
     ]
 
 
 def test_limit_reported_by_the_hub_is_used_for_the_next_page(
-    hub: responses.RequestsMock, client: HubClient
+    http_mock: responses.RequestsMock, client: HubClient
 ) -> None:
     # Asked for 500, the hub clamps to its api_page_max_limit (200) and says so in next.
-    hub.get(USERS, json=page([user("a")], 0, 200, 201, 200))
-    hub.get(USERS, json=page([user("b")], 200, 200, 201, None))
-    list(client.iter_user_pages("ready", page_size=500))
-    assert [query(c) for c in hub.calls] == [
+    http_mock.get(USERS, json=users_page([user("a")], 0, 200, INTERNAL, total=201))
+    http_mock.get(USERS, json=users_page([user("b")], 200, 200, INTERNAL, total=201))
+    list(listing(client, "ready", page_size=500))
+    assert [query(c) for c in http_mock.calls] == [
         {"offset": "0", "limit": "500", "state": "ready"},
         {"offset": "200", "limit": "200", "state": "ready"},
     ]
 
 
 def test_short_and_empty_pages_with_next_are_followed_to_the_end(
-    hub: responses.RequestsMock, client: HubClient
+    http_mock: responses.RequestsMock, client: HubClient
 ) -> None:
     # state=ready is filtered after offset/limit: pages may be short or empty mid-list.
-    hub.get(USERS, json=page([user("a")], 0, 3, 10, 3))
-    hub.get(USERS, json=page([], 3, 3, 10, 6))
-    hub.get(USERS, json=page([], 6, 3, 10, 9))
-    hub.get(USERS, json=page([user("z")], 9, 3, 10, None))
-    pages = list(client.iter_user_pages("ready", page_size=3))
+    http_mock.get(USERS, json=users_page([user("a")], 0, 3, INTERNAL, total=10))
+    http_mock.get(USERS, json=users_page([], 3, 3, INTERNAL, total=10))
+    http_mock.get(USERS, json=users_page([], 6, 3, INTERNAL, total=10))
+    http_mock.get(USERS, json=users_page([user("z")], 9, 3, INTERNAL, total=10))
+    pages = list(listing(client, "ready", page_size=3))
     assert pages == [[user("a")], [], [], [user("z")]]
-    assert [query(c)["offset"] for c in hub.calls] == ["0", "3", "6", "9"]
+    assert [query(c)["offset"] for c in http_mock.calls] == ["0", "3", "6", "9"]
 
 
 def test_a_next_page_past_the_total_is_refused(
-    hub: responses.RequestsMock, client: HubClient
+    http_mock: responses.RequestsMock, client: HubClient
 ) -> None:
     # The hub only offers a next page while offset + limit < total; one past it loops.
-    hub.get(USERS, json=page([user("a")], 0, 3, 3, 3))
+    http_mock.get(USERS, json=users_page([user("a")], 0, 3, INTERNAL, total=3, next_offset=3))
     with pytest.raises(HubProtocolError, match="points past its own total"):
-        list(itertools.islice(client.iter_user_pages("ready", page_size=3), 10))
+        list(itertools.islice(listing(client, "ready", page_size=3), 10))
 
 
 def test_plain_list_from_an_old_hub_is_yielded_once(
-    hub: responses.RequestsMock, client: HubClient
+    http_mock: responses.RequestsMock, client: HubClient
 ) -> None:
     everyone = [user("a"), user("b"), user("c")]
-    hub.get(USERS, json=everyone)
-    assert list(client.iter_user_pages(None, page_size=2)) == [everyone]
-    assert len(hub.calls) == 1
+    http_mock.get(USERS, json=everyone)
+    assert list(listing(client, None, page_size=2)) == [everyone]
+    assert len(http_mock.calls) == 1
 
 
 @pytest.mark.parametrize(
@@ -343,26 +337,26 @@ def test_plain_list_from_an_old_hub_is_yielded_once(
     ],
 )
 def test_pagination_that_does_not_advance_is_refused(
-    hub: responses.RequestsMock, client: HubClient, next_offset: int, current: str
+    http_mock: responses.RequestsMock, client: HubClient, next_offset: int, current: str
 ) -> None:
-    hub.get(USERS, json=page([user("a")], 0, 1, 5, next_offset))
-    pages = client.iter_user_pages("ready", page_size=1)
+    http_mock.get(USERS, json=users_page([user("a")], 0, 1, INTERNAL, total=5, next_offset=next_offset))
+    pages = listing(client, "ready", page_size=1)
     assert next(pages) == [user("a")]
     with pytest.raises(HubProtocolError, match="does not advance") as raised:
         next(pages)
     assert f"offset {current} -> {next_offset}" in str(raised.value)
-    assert len(hub.calls) == 1
+    assert len(http_mock.calls) == 1
 
 
 def test_pagination_going_back_after_advancing_is_refused(
-    hub: responses.RequestsMock, client: HubClient
+    http_mock: responses.RequestsMock, client: HubClient
 ) -> None:
-    hub.get(USERS, json=page([user("a")], 0, 1, 5, 1))
-    hub.get(USERS, json=page([user("b")], 1, 1, 5, 1))
+    http_mock.get(USERS, json=users_page([user("a")], 0, 1, INTERNAL, total=5))
+    http_mock.get(USERS, json=users_page([user("b")], 1, 1, INTERNAL, total=5, next_offset=1))
     with pytest.raises(HubProtocolError, match=r"offset 1 -> 1"):
         # islice: a regression must fail here, not loop until the suite's timeout
-        list(islice(client.iter_user_pages("ready", page_size=1), 10))
-    assert len(hub.calls) == 2
+        list(islice(listing(client, "ready", page_size=1), 10))
+    assert len(http_mock.calls) == 2
 
 
 @pytest.mark.parametrize(
@@ -412,35 +406,35 @@ def test_pagination_going_back_after_advancing_is_refused(
     ],
 )
 def test_malformed_pages_are_protocol_errors(
-    hub: responses.RequestsMock, client: HubClient, body: object, message: str
+    http_mock: responses.RequestsMock, client: HubClient, body: object, message: str
 ) -> None:
-    hub.get(USERS, body=json.dumps(body), content_type="application/json")
+    http_mock.get(USERS, body=json.dumps(body), content_type="application/json")
     with pytest.raises(HubProtocolError, match=message):
-        list(client.iter_user_pages("ready"))
-    assert len(hub.calls) == 1
+        list(listing(client, "ready"))
+    assert len(http_mock.calls) == 1
 
 
 def test_non_json_user_list_is_a_protocol_error(
-    hub: responses.RequestsMock, client: HubClient
+    http_mock: responses.RequestsMock, client: HubClient
 ) -> None:
-    hub.get(USERS, body="<html>proxy error page</html>", content_type="text/html")
+    http_mock.get(USERS, body="<html>proxy error page</html>", content_type="text/html")
     with pytest.raises(HubProtocolError, match=r"the user list from .* is not JSON") as raised:
-        list(client.iter_user_pages("ready", page_size=5))
+        list(listing(client, "ready", page_size=5))
     # the query string is left out of the message
     assert f"from {USERS} is not JSON (text/html)" in str(raised.value)
 
 
 def test_invalid_state_filter_400_is_a_hub_error(
-    hub: responses.RequestsMock, client: HubClient
+    http_mock: responses.RequestsMock, client: HubClient
 ) -> None:
-    hub.get(USERS, status=400, json=error_body(400, "Unrecognized state filter: 'bogus'"))
+    http_mock.get(USERS, status=400, json=error_body(400, "Unrecognized state filter: 'bogus'"))
     with pytest.raises(HubError) as raised:
-        list(client.iter_user_pages("bogus"))
+        list(listing(client, "bogus"))
     assert type(raised.value) is HubError
     assert str(raised.value) == (
         "could not read the user list: HTTP 400 (Unrecognized state filter: 'bogus')"
     )
-    assert len(hub.calls) == 1
+    assert len(http_mock.calls) == 1
 
 
 # -- retries ----------------------------------------------------------------------------
@@ -448,17 +442,17 @@ def test_invalid_state_filter_400_is_a_hub_error(
 
 @pytest.mark.parametrize("status", [502, 503, 504])
 def test_gateway_errors_are_retried_until_success(
-    hub: responses.RequestsMock,
+    http_mock: responses.RequestsMock,
     client: HubClient,
     waits: list[float],
     caplog: pytest.LogCaptureFixture,
     status: int,
 ) -> None:
-    hub.get(f"{BASE}/", status=status, body="Bad gateway")
-    hub.get(f"{BASE}/", status=status, body="Bad gateway")
-    hub.get(f"{BASE}/", json={"version": "5.2.1"})
+    http_mock.get(f"{BASE}/", status=status, body="Bad gateway")
+    http_mock.get(f"{BASE}/", status=status, body="Bad gateway")
+    http_mock.get(f"{BASE}/", json={"version": "5.2.1"})
     assert client.hub_version() == "5.2.1"
-    assert len(hub.calls) == 3
+    assert len(http_mock.calls) == 3
     assert waits == [0.0, 0.0]
     assert warnings_of(caplog) == [
         f"probe the hub version: HTTP {status} (attempt 1 of 3), retrying in 0.0s",
@@ -467,98 +461,98 @@ def test_gateway_errors_are_retried_until_success(
 
 
 def test_retried_listing_keeps_the_same_offset(
-    hub: responses.RequestsMock, client: HubClient, caplog: pytest.LogCaptureFixture
+    http_mock: responses.RequestsMock, client: HubClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    hub.get(USERS, json=page([user("a")], 0, 1, 2, 1))
-    hub.get(USERS, status=503)
-    hub.get(USERS, json=page([user("b")], 1, 1, 2, None))
-    assert list(client.iter_user_pages("ready", page_size=1)) == [[user("a")], [user("b")]]
-    assert [query(c)["offset"] for c in hub.calls] == ["0", "1", "1"]
+    http_mock.get(USERS, json=users_page([user("a")], 0, 1, INTERNAL, total=2))
+    http_mock.get(USERS, status=503)
+    http_mock.get(USERS, json=users_page([user("b")], 1, 1, INTERNAL, total=2))
+    assert list(listing(client, "ready", page_size=1)) == [[user("a")], [user("b")]]
+    assert [query(c)["offset"] for c in http_mock.calls] == ["0", "1", "1"]
     assert len(warnings_of(caplog)) == 1
 
 
 def test_retry_after_seconds_is_honoured(
-    hub: responses.RequestsMock,
+    http_mock: responses.RequestsMock,
     client: HubClient,
     waits: list[float],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    hub.get(USERS, status=429, headers={"Retry-After": "2"}, json=error_body(429, "slow down"))
-    hub.get(USERS, json=[])
-    list(client.iter_user_pages(None))
+    http_mock.get(USERS, status=429, headers={"Retry-After": "2"}, json=error_body(429, "slow down"))
+    http_mock.get(USERS, json=[])
+    list(listing(client, None))
     assert waits == [2.0]
     assert warnings_of(caplog) == ["list users: HTTP 429 (attempt 1 of 3), retrying in 2.0s"]
 
 
 def test_retry_after_is_capped_by_max_retry_after(
-    hub: responses.RequestsMock, client: HubClient, waits: list[float]
+    http_mock: responses.RequestsMock, client: HubClient, waits: list[float]
 ) -> None:
-    hub.get(USERS, status=503, headers={"Retry-After": "3600"})
-    hub.get(USERS, json=[])
-    list(client.iter_user_pages(None))
+    http_mock.get(USERS, status=503, headers={"Retry-After": "3600"})
+    http_mock.get(USERS, json=[])
+    list(listing(client, None))
     assert waits == [30.0]
 
 
 def test_retry_after_as_http_date_is_honoured(
-    hub: responses.RequestsMock, client: HubClient, waits: list[float]
+    http_mock: responses.RequestsMock, client: HubClient, waits: list[float]
 ) -> None:
     when = datetime.now(timezone.utc) + timedelta(seconds=20)
-    hub.delete(
+    http_mock.delete(
         f"{USERS}/alice/server",
         status=429,
         headers={"Retry-After": format_datetime(when, usegmt=True)},
     )
-    hub.delete(f"{USERS}/alice/server", status=204)
+    http_mock.delete(f"{USERS}/alice/server", status=204)
     assert client.stop_server("alice", "") == ActionResult(Outcome.STOPPED, 2)
     assert len(waits) == 1
     assert 15 < waits[0] <= 20
 
 
 def test_unparsable_retry_after_falls_back_to_backoff(
-    hub: responses.RequestsMock, client: HubClient, waits: list[float]
+    http_mock: responses.RequestsMock, client: HubClient, waits: list[float]
 ) -> None:
-    hub.get(USERS, status=429, headers={"Retry-After": "\u00b2"})
-    hub.get(USERS, json=[])
-    list(client.iter_user_pages(None))
+    http_mock.get(USERS, status=429, headers={"Retry-After": "\u00b2"})
+    http_mock.get(USERS, json=[])
+    list(listing(client, None))
     assert waits == [0.0]  # FAST's backoff, not a crash on the odd header
 
 
 def test_retries_exhausted_is_hub_unavailable_with_attempts(
-    hub: responses.RequestsMock,
+    http_mock: responses.RequestsMock,
     client: HubClient,
     waits: list[float],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    hub.get(USERS, status=503, json=error_body(503, "Service Unavailable"))
+    http_mock.get(USERS, status=503, json=error_body(503, "Service Unavailable"))
     with pytest.raises(HubUnavailable) as raised:
-        list(client.iter_user_pages("ready"))
+        list(listing(client, "ready"))
     assert str(raised.value) == (
         "could not list users: the hub answered HTTP 503 3 times; is it overloaded or restarting?"
     )
     assert (raised.value.status, raised.value.attempts) == (503, 3)
-    assert len(hub.calls) == 3
+    assert len(http_mock.calls) == 3
     assert len(waits) == 2
     assert len(warnings_of(caplog)) == 2  # one per retry, none for the final failure
 
 
 def test_connection_error_is_retried_then_succeeds(
-    hub: responses.RequestsMock, client: HubClient
+    http_mock: responses.RequestsMock, client: HubClient
 ) -> None:
-    hub.get(f"{BASE}/", body=requests.ConnectionError("[Errno 111] Connection refused"))
-    hub.get(f"{BASE}/", json={"version": "4.1.0"})
+    http_mock.get(f"{BASE}/", body=requests.ConnectionError("[Errno 111] Connection refused"))
+    http_mock.get(f"{BASE}/", json={"version": "4.1.0"})
     assert client.hub_version() == "4.1.0"
-    assert len(hub.calls) == 2
+    assert len(http_mock.calls) == 2
 
 
 def test_connection_error_exhausted_is_hub_unavailable(
-    hub: responses.RequestsMock, client: HubClient, caplog: pytest.LogCaptureFixture
+    http_mock: responses.RequestsMock, client: HubClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     refused = requests.ConnectionError(
         "HTTPConnectionPool(host='hub.test', port=8081): Max retries exceeded with url: "
         "/hub/api/ (Caused by NewConnectionError('<urllib3.connection.HTTPConnection>: "
         "Failed to establish a new connection: [Errno 111] Connection refused'))"
     )
-    hub.get(f"{BASE}/", body=refused)
+    http_mock.get(f"{BASE}/", body=refused)
     with pytest.raises(HubUnavailable) as raised:
         client.hub_version()
     assert str(raised.value) == (
@@ -567,7 +561,7 @@ def test_connection_error_exhausted_is_hub_unavailable(
     )
     assert raised.value.attempts == 3
     assert raised.value.status is None
-    assert len(hub.calls) == 3
+    assert len(http_mock.calls) == 3
     assert warnings_of(caplog) == [
         "probe the hub version: connection failed (attempt 1 of 3), retrying in 0.0s",
         "probe the hub version: connection failed (attempt 2 of 3), retrying in 0.0s",
@@ -575,9 +569,9 @@ def test_connection_error_exhausted_is_hub_unavailable(
 
 
 def test_connection_error_without_errno_names_the_error_type(
-    hub: responses.RequestsMock, client: HubClient
+    http_mock: responses.RequestsMock, client: HubClient
 ) -> None:
-    hub.get(f"{BASE}/", body=requests.ConnectionError("Connection aborted."))
+    http_mock.get(f"{BASE}/", body=requests.ConnectionError("Connection aborted."))
     with pytest.raises(HubUnavailable, match=r"cannot connect to \S+ \(ConnectionError\)"):
         client.hub_version()
 
@@ -591,12 +585,12 @@ def test_connection_error_without_errno_names_the_error_type(
     ],
 )
 def test_timeout_is_retried_then_hub_unavailable(
-    hub: responses.RequestsMock,
+    http_mock: responses.RequestsMock,
     waits: list[float],
     caplog: pytest.LogCaptureFixture,
     timeout: requests.Timeout,
 ) -> None:
-    hub.delete(f"{USERS}/bob", body=timeout)
+    http_mock.delete(f"{USERS}/bob", body=timeout)
     client = HubClient(BASE, TOKEN, request_timeout=12, retry=FAST, sleep=waits.append)
     with pytest.raises(HubUnavailable) as raised:
         client.delete_user("bob")
@@ -604,24 +598,24 @@ def test_timeout_is_retried_then_hub_unavailable(
         "could not delete user 'bob': no answer within 12s, 3 times (JUPYTERHUB_REQUEST_TIMEOUT)"
     )
     assert raised.value.attempts == 3
-    assert len(hub.calls) == 3
+    assert len(http_mock.calls) == 3
     assert len(waits) == 2
     assert warnings_of(caplog)[0] == (
         "delete user 'bob': timed out (attempt 1 of 3), retrying in 0.0s"
     )
 
 
-def test_timeout_then_success(hub: responses.RequestsMock, client: HubClient) -> None:
-    hub.delete(f"{USERS}/bob", body=requests.exceptions.ReadTimeout("read timed out"))
-    hub.delete(f"{USERS}/bob", status=404, json=error_body(404, "Not Found"))
+def test_timeout_then_success(http_mock: responses.RequestsMock, client: HubClient) -> None:
+    http_mock.delete(f"{USERS}/bob", body=requests.exceptions.ReadTimeout("read timed out"))
+    http_mock.delete(f"{USERS}/bob", status=404, json=error_body(404, "Not Found"))
     # the first DELETE may have worked before the answer was lost: 404 on the retry is "gone"
     assert client.delete_user("bob") == ActionResult(Outcome.GONE, 2)
 
 
 def test_tls_failure_is_not_retried(
-    hub: responses.RequestsMock, client: HubClient, caplog: pytest.LogCaptureFixture
+    http_mock: responses.RequestsMock, client: HubClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    hub.get(f"{BASE}/", body=requests.exceptions.SSLError("certificate verify failed"))
+    http_mock.get(f"{BASE}/", body=requests.exceptions.SSLError("certificate verify failed"))
     with pytest.raises(HubUnavailable) as raised:
         client.hub_version()
     assert str(raised.value) == (
@@ -629,32 +623,32 @@ def test_tls_failure_is_not_retried(
         "check --ssl-enabled and --internal-certs-location"
     )
     assert raised.value.attempts == 1
-    assert len(hub.calls) == 1
+    assert len(http_mock.calls) == 1
     assert warnings_of(caplog) == []
 
 
 def test_other_request_errors_are_protocol_errors_not_retried(
-    hub: responses.RequestsMock, client: HubClient
+    http_mock: responses.RequestsMock, client: HubClient
 ) -> None:
-    hub.get(f"{BASE}/", body=requests.exceptions.ContentDecodingError("bad gzip"))
+    http_mock.get(f"{BASE}/", body=requests.exceptions.ContentDecodingError("bad gzip"))
     with pytest.raises(HubProtocolError) as raised:
         client.hub_version()
     assert str(raised.value) == "could not probe the hub version: ContentDecodingError"
-    assert len(hub.calls) == 1
+    assert len(http_mock.calls) == 1
 
 
 def test_an_answer_cut_off_mid_body_is_retried(
-    hub: responses.RequestsMock, client: HubClient, waits: list[float]
+    http_mock: responses.RequestsMock, client: HubClient, waits: list[float]
 ) -> None:
-    hub.get(f"{BASE}/", body=requests.exceptions.ChunkedEncodingError("IncompleteRead(10 bytes read)"))
-    hub.get(f"{BASE}/", json={"version": "5.2.1"})
+    http_mock.get(f"{BASE}/", body=requests.exceptions.ChunkedEncodingError("IncompleteRead(10 bytes read)"))
+    http_mock.get(f"{BASE}/", json={"version": "5.2.1"})
     assert client.hub_version() == "5.2.1"
-    assert len(hub.calls) == 2
+    assert len(http_mock.calls) == 2
     assert len(waits) == 1
 
 
-def test_an_answer_cut_off_every_time_says_so(hub: responses.RequestsMock, client: HubClient) -> None:
-    hub.get(f"{BASE}/", body=requests.exceptions.ChunkedEncodingError("IncompleteRead(10 bytes read)"))
+def test_an_answer_cut_off_every_time_says_so(http_mock: responses.RequestsMock, client: HubClient) -> None:
+    http_mock.get(f"{BASE}/", body=requests.exceptions.ChunkedEncodingError("IncompleteRead(10 bytes read)"))
     with pytest.raises(HubUnavailable) as raised:
         client.hub_version()
     assert str(raised.value).startswith(
@@ -664,29 +658,29 @@ def test_an_answer_cut_off_every_time_says_so(hub: responses.RequestsMock, clien
 
 
 def test_500_is_not_retried(
-    hub: responses.RequestsMock,
+    http_mock: responses.RequestsMock,
     client: HubClient,
     waits: list[float],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    hub.get(USERS, status=500, json=error_body(500, "Internal Server Error: database is locked"))
+    http_mock.get(USERS, status=500, json=error_body(500, "Internal Server Error: database is locked"))
     with pytest.raises(HubUnavailable) as raised:
-        list(client.iter_user_pages("ready"))
+        list(listing(client, "ready"))
     assert str(raised.value) == (
         "could not read the user list: the hub failed with HTTP 500 "
         "(Internal Server Error: database is locked)"
     )
     assert (raised.value.status, raised.value.attempts) == (500, 1)
-    assert len(hub.calls) == 1
+    assert len(http_mock.calls) == 1
     assert waits == []
     assert warnings_of(caplog) == []
 
 
-def test_500_on_stop_is_hub_unavailable(hub: responses.RequestsMock, client: HubClient) -> None:
-    hub.delete(f"{USERS}/alice/server", status=500, body="oops", content_type="text/plain")
+def test_500_on_stop_is_hub_unavailable(http_mock: responses.RequestsMock, client: HubClient) -> None:
+    http_mock.delete(f"{USERS}/alice/server", status=500, body="oops", content_type="text/plain")
     with pytest.raises(HubUnavailable, match=r"stop server 'alice': the hub failed with HTTP 500"):
         client.stop_server("alice", "")
-    assert len(hub.calls) == 1
+    assert len(http_mock.calls) == 1
 
 
 class Endpoint(NamedTuple):
@@ -704,7 +698,7 @@ ENDPOINTS = [
         Endpoint(
             "GET",
             USERS,
-            lambda c: list(c.iter_user_pages("ready")),
+            lambda c: list(listing(c, "ready")),
             "read the user list",
             "list:users",
         ),
@@ -750,13 +744,13 @@ ENDPOINTS = [
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 @pytest.mark.parametrize("status", [400, 404, 409, 422])
 def test_client_errors_are_never_retried(
-    hub: responses.RequestsMock,
+    http_mock: responses.RequestsMock,
     client: HubClient,
     waits: list[float],
     endpoint: Endpoint,
     status: int,
 ) -> None:
-    hub.add(endpoint.method, endpoint.url, status=status, json=error_body(status, "nope"))
+    http_mock.add(endpoint.method, endpoint.url, status=status, json=error_body(status, "nope"))
     answer: object
     try:
         answer = endpoint.call(client)
@@ -766,23 +760,23 @@ def test_client_errors_are_never_retried(
         assert answer.attempts == 1
     else:  # get_user's 404 and the listing's nothing
         assert status == 404
-    assert len(hub.calls) == 1
+    assert len(http_mock.calls) == 1
     assert waits == []
 
 
 def test_attempts_spent_on_retries_are_reported_with_a_later_error(
-    hub: responses.RequestsMock, client: HubClient
+    http_mock: responses.RequestsMock, client: HubClient
 ) -> None:
-    hub.get(USERS, status=503)
-    hub.get(USERS, status=403, json=error_body(403, "Forbidden"))
+    http_mock.get(USERS, status=503)
+    http_mock.get(USERS, status=403, json=error_body(403, "Forbidden"))
     with pytest.raises(HubAuthError) as raised:
-        list(client.iter_user_pages("ready"))
+        list(listing(client, "ready"))
     assert raised.value.attempts == 2
 
 
-def test_sleep_defaults_to_real_sleep_for_zero_waits(hub: responses.RequestsMock) -> None:
-    hub.get(f"{BASE}/", status=502)
-    hub.get(f"{BASE}/", json={"version": "5.2.1"})
+def test_sleep_defaults_to_real_sleep_for_zero_waits(http_mock: responses.RequestsMock) -> None:
+    http_mock.get(f"{BASE}/", status=502)
+    http_mock.get(f"{BASE}/", json={"version": "5.2.1"})
     client = HubClient(BASE, TOKEN, retry=FAST)  # no sleep injected: time.sleep(0.0)
     assert client.hub_version() == "5.2.1"
 
@@ -792,9 +786,9 @@ def test_sleep_defaults_to_real_sleep_for_zero_waits(hub: responses.RequestsMock
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 def test_401_names_the_token_settings(
-    hub: responses.RequestsMock, client: HubClient, endpoint: Endpoint
+    http_mock: responses.RequestsMock, client: HubClient, endpoint: Endpoint
 ) -> None:
-    hub.add(endpoint.method, endpoint.url, status=401, json=error_body(401, "Unauthorized"))
+    http_mock.add(endpoint.method, endpoint.url, status=401, json=error_body(401, "Unauthorized"))
     with pytest.raises(HubAuthError) as raised:
         endpoint.call(client)
     assert str(raised.value) == (
@@ -802,16 +796,16 @@ def test_401_names_the_token_settings(
         "JUPYTERHUB_API_TOKEN or --api-token-file"
     )
     assert (raised.value.status, raised.value.attempts) == (401, 1)
-    assert len(hub.calls) == 1
+    assert len(http_mock.calls) == 1
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 def test_403_names_the_missing_scope_and_the_hubs_message(
-    hub: responses.RequestsMock, client: HubClient, endpoint: Endpoint
+    http_mock: responses.RequestsMock, client: HubClient, endpoint: Endpoint
 ) -> None:
     scope = endpoint.scope
     hub_says = f"Action is not authorized with current scopes;\n requires any of [{scope}]"
-    hub.add(endpoint.method, endpoint.url, status=403, json=error_body(403, hub_says))
+    http_mock.add(endpoint.method, endpoint.url, status=403, json=error_body(403, hub_says))
     with pytest.raises(HubAuthError) as raised:
         endpoint.call(client)
     assert str(raised.value) == (
@@ -820,24 +814,24 @@ def test_403_names_the_missing_scope_and_the_hubs_message(
         "culler's role (see README, 'Role and scopes')"
     )
     assert raised.value.status == 403
-    assert len(hub.calls) == 1
+    assert len(http_mock.calls) == 1
 
 
 def test_403_takes_the_scopes_the_hub_names(
-    hub: responses.RequestsMock, client: HubClient
+    http_mock: responses.RequestsMock, client: HubClient
 ) -> None:
     hub_says = "Action is not authorized with current scopes; requires any of [admin:users, delete:users]"
-    hub.delete(f"{USERS}/alice", status=403, json=error_body(403, hub_says))
+    http_mock.delete(f"{USERS}/alice", status=403, json=error_body(403, hub_says))
     with pytest.raises(HubAuthError, match=r"lacks the scope 'admin:users, delete:users'"):
         client.delete_user("alice")
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
 def test_403_for_an_unknown_token_says_the_token_is_wrong(
-    hub: responses.RequestsMock, client: HubClient, endpoint: Endpoint
+    http_mock: responses.RequestsMock, client: HubClient, endpoint: Endpoint
 ) -> None:
     # JupyterHub answers 403 "Missing or invalid credentials." to a token it does not know.
-    hub.add(endpoint.method, endpoint.url, status=403, json=error_body(403, "Missing or invalid credentials."))
+    http_mock.add(endpoint.method, endpoint.url, status=403, json=error_body(403, "Missing or invalid credentials."))
     with pytest.raises(HubAuthError) as raised:
         endpoint.call(client)
     assert "does not accept the API token" in str(raised.value)
@@ -846,20 +840,20 @@ def test_403_for_an_unknown_token_says_the_token_is_wrong(
 
 
 def test_403_without_json_body_uses_the_reason(
-    hub: responses.RequestsMock, client: HubClient
+    http_mock: responses.RequestsMock, client: HubClient
 ) -> None:
-    hub.get(USERS, status=403, body="<html>Forbidden</html>", content_type="text/html")
+    http_mock.get(USERS, status=403, body="<html>Forbidden</html>", content_type="text/html")
     with pytest.raises(HubAuthError, match=r"lacks the scope 'list:users' \(403: Forbidden\)"):
-        list(client.iter_user_pages(None))
+        list(listing(client, None))
 
 
 # -- stopping servers -------------------------------------------------------------------
 
 
-def test_stop_default_server(hub: responses.RequestsMock, client: HubClient) -> None:
-    hub.delete(f"{USERS}/alice/server", status=204)
+def test_stop_default_server(http_mock: responses.RequestsMock, client: HubClient) -> None:
+    http_mock.delete(f"{USERS}/alice/server", status=204)
     assert client.stop_server("alice", "") == ActionResult(Outcome.STOPPED, 1)
-    request = hub.calls[0].request
+    request = http_mock.calls[0].request
     assert request.method == "DELETE"
     assert request.url == f"{USERS}/alice/server"
     assert request.body is None
@@ -867,22 +861,22 @@ def test_stop_default_server(hub: responses.RequestsMock, client: HubClient) -> 
 
 
 def test_stop_named_server_without_remove_sends_no_body(
-    hub: responses.RequestsMock, client: HubClient
+    http_mock: responses.RequestsMock, client: HubClient
 ) -> None:
-    hub.delete(f"{USERS}/alice/servers/gpu", status=204)
+    http_mock.delete(f"{USERS}/alice/servers/gpu", status=204)
     assert client.stop_server("alice", "gpu") == ActionResult(Outcome.STOPPED, 1)
-    assert hub.calls[0].request.url == f"{USERS}/alice/servers/gpu"
-    assert hub.calls[0].request.body is None
+    assert http_mock.calls[0].request.url == f"{USERS}/alice/servers/gpu"
+    assert http_mock.calls[0].request.body is None
 
 
 def test_stop_named_server_with_remove_sends_remove_true(
-    hub: responses.RequestsMock, client: HubClient
+    http_mock: responses.RequestsMock, client: HubClient
 ) -> None:
-    hub.delete(f"{USERS}/alice/servers/gpu", status=204)
+    http_mock.delete(f"{USERS}/alice/servers/gpu", status=204)
     assert client.stop_server("alice", "gpu", remove=True) == ActionResult(Outcome.STOPPED, 1)
-    request = hub.calls[0].request
+    request = http_mock.calls[0].request
     assert request.url == f"{USERS}/alice/servers/gpu"
-    assert json.loads(request.body) == {"remove": True}
+    assert json.loads(request.body or "") == {"remove": True}
     assert request.headers["Content-Type"] == "application/json"
 
 
@@ -904,26 +898,26 @@ def test_stop_named_server_with_remove_sends_remove_true(
     ],
 )
 def test_names_are_quoted_as_one_path_segment(
-    hub: responses.RequestsMock, client: HubClient, name: str, segment: str
+    http_mock: responses.RequestsMock, client: HubClient, name: str, segment: str
 ) -> None:
-    hub.delete(f"{USERS}/{segment}/server", status=204)
-    hub.delete(f"{USERS}/{segment}/servers/{segment}", status=204)
-    hub.delete(f"{USERS}/{segment}", status=204)
-    hub.get(f"{USERS}/{segment}", json=user(name))
+    http_mock.delete(f"{USERS}/{segment}/server", status=204)
+    http_mock.delete(f"{USERS}/{segment}/servers/{segment}", status=204)
+    http_mock.delete(f"{USERS}/{segment}", status=204)
+    http_mock.get(f"{USERS}/{segment}", json=user(name))
 
     client.stop_server(name, "")
     client.stop_server(name, name)
     client.delete_user(name)
     assert client.get_user(name) == user(name)
 
-    assert [path(c) for c in hub.calls] == [
+    assert [path(c) for c in http_mock.calls] == [
         f"/hub/api/users/{segment}/server",
         f"/hub/api/users/{segment}/servers/{segment}",
         f"/hub/api/users/{segment}",
         f"/hub/api/users/{segment}",
     ]
-    assert all(urlsplit(c.request.url).query == "" for c in hub.calls)
-    assert all(urlsplit(c.request.url).fragment == "" for c in hub.calls)
+    assert all(urlsplit(c.request.url).query == "" for c in http_mock.calls)
+    assert all(urlsplit(c.request.url).fragment == "" for c in http_mock.calls)
 
 
 @pytest.mark.parametrize("name", [".", ".."])
@@ -937,7 +931,7 @@ def test_names_are_quoted_as_one_path_segment(
     ],
 )
 def test_dot_segments_are_refused_without_a_request(
-    hub: responses.RequestsMock,
+    http_mock: responses.RequestsMock,
     client: HubClient,
     name: str,
     call: Callable[[HubClient, str], object],
@@ -947,7 +941,7 @@ def test_dot_segments_are_refused_without_a_request(
     with pytest.raises(HubError, match="relative path segment") as raised:
         call(client, name)
     assert repr(name) in str(raised.value)
-    assert len(hub.calls) == 0
+    assert len(http_mock.calls) == 0
 
 
 @pytest.mark.parametrize(
@@ -982,7 +976,7 @@ def test_dot_segments_are_refused_without_a_request(
     ],
 )
 def test_stop_outcomes(
-    hub: responses.RequestsMock,
+    http_mock: responses.RequestsMock,
     client: HubClient,
     status: int,
     body: object,
@@ -990,11 +984,11 @@ def test_stop_outcomes(
 ) -> None:
     url = f"{USERS}/alice/servers/gpu"
     if body is None:
-        hub.delete(url, status=status, body="", content_type="text/plain")
+        http_mock.delete(url, status=status, body="", content_type="text/plain")
     else:
-        hub.delete(url, status=status, json=body)
+        http_mock.delete(url, status=status, json=body)
     assert client.stop_server("alice", "gpu") == expected
-    assert len(hub.calls) == 1
+    assert len(http_mock.calls) == 1
 
 
 @pytest.mark.parametrize(
@@ -1006,9 +1000,9 @@ def test_stop_outcomes(
     ],
 )
 def test_other_400_on_stop_is_a_hub_error(
-    hub: responses.RequestsMock, client: HubClient, message: str
+    http_mock: responses.RequestsMock, client: HubClient, message: str
 ) -> None:
-    hub.delete(f"{USERS}/alice/servers/gpu", status=400, json=error_body(400, message))
+    http_mock.delete(f"{USERS}/alice/servers/gpu", status=400, json=error_body(400, message))
     with pytest.raises(HubError) as raised:
         client.stop_server("alice", "gpu")
     assert type(raised.value) is HubError
@@ -1017,18 +1011,18 @@ def test_other_400_on_stop_is_a_hub_error(
 
 
 def test_transient_then_stopped_counts_attempts(
-    hub: responses.RequestsMock, client: HubClient, caplog: pytest.LogCaptureFixture
+    http_mock: responses.RequestsMock, client: HubClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    hub.delete(f"{USERS}/alice/server", status=502)
-    hub.delete(f"{USERS}/alice/server", status=204)
+    http_mock.delete(f"{USERS}/alice/server", status=502)
+    http_mock.delete(f"{USERS}/alice/server", status=204)
     assert client.stop_server("alice", "") == ActionResult(Outcome.STOPPED, 2)
     assert warnings_of(caplog) == [
         "stop server 'alice': HTTP 502 (attempt 1 of 3), retrying in 0.0s"
     ]
 
 
-def test_stop_retries_exhausted(hub: responses.RequestsMock, client: HubClient) -> None:
-    hub.delete(f"{USERS}/alice/servers/gpu", status=504)
+def test_stop_retries_exhausted(http_mock: responses.RequestsMock, client: HubClient) -> None:
+    http_mock.delete(f"{USERS}/alice/servers/gpu", status=504)
     with pytest.raises(HubUnavailable) as raised:
         client.stop_server("alice", "gpu", remove=True)
     assert str(raised.value).startswith(
@@ -1036,7 +1030,7 @@ def test_stop_retries_exhausted(hub: responses.RequestsMock, client: HubClient) 
     )
     assert raised.value.attempts == 3
     # every attempt carried the body
-    assert [json.loads(c.request.body) for c in hub.calls] == [{"remove": True}] * 3
+    assert [json.loads(c.request.body or "") for c in http_mock.calls] == [{"remove": True}] * 3
 
 
 # -- deleting users ---------------------------------------------------------------------
@@ -1065,37 +1059,37 @@ def test_stop_retries_exhausted(hub: responses.RequestsMock, client: HubClient) 
     ],
 )
 def test_delete_user_outcomes(
-    hub: responses.RequestsMock,
+    http_mock: responses.RequestsMock,
     client: HubClient,
     status: int,
     body: object,
     expected: ActionResult,
 ) -> None:
     if body is None:
-        hub.delete(f"{USERS}/bob", status=status, body="")
+        http_mock.delete(f"{USERS}/bob", status=status, body="")
     else:
-        hub.delete(f"{USERS}/bob", status=status, json=body)
+        http_mock.delete(f"{USERS}/bob", status=status, json=body)
     assert client.delete_user("bob") == expected
-    request = hub.calls[0].request
+    request = http_mock.calls[0].request
     assert (request.method, request.url, request.body) == ("DELETE", f"{USERS}/bob", None)
 
 
 def test_delete_user_stopping_with_a_long_name_is_pending(
-    hub: responses.RequestsMock, client: HubClient
+    http_mock: responses.RequestsMock, client: HubClient
 ) -> None:
     # The hub's message starts with the name; "stopping" must not be lost to shortening.
     name = "x" * 250
     message = f"{name}'s server is in the process of stopping, please wait."
-    hub.delete(f"{USERS}/{name}", status=400, json=error_body(400, message))
+    http_mock.delete(f"{USERS}/{name}", status=400, json=error_body(400, message))
     result = client.delete_user(name)
     assert (result.outcome, result.attempts) == (Outcome.PENDING, 1)
     assert result.detail == message[:200]
 
 
 def test_delete_user_other_400_is_a_hub_error(
-    hub: responses.RequestsMock, client: HubClient
+    http_mock: responses.RequestsMock, client: HubClient
 ) -> None:
-    hub.delete(f"{USERS}/bob", status=400, json=error_body(400, "Cannot delete yourself!"))
+    http_mock.delete(f"{USERS}/bob", status=400, json=error_body(400, "Cannot delete yourself!"))
     with pytest.raises(HubError) as raised:
         client.delete_user("bob")
     assert type(raised.value) is HubError
@@ -1105,19 +1099,19 @@ def test_delete_user_other_400_is_a_hub_error(
 # -- reading one user -------------------------------------------------------------------
 
 
-def test_get_user(hub: responses.RequestsMock, client: HubClient) -> None:
+def test_get_user(http_mock: responses.RequestsMock, client: HubClient) -> None:
     record = {"name": "alice", "admin": False, "servers": {"": {"ready": True}}}
-    hub.get(f"{USERS}/alice", json=record)
+    http_mock.get(f"{USERS}/alice", json=record)
     assert client.get_user("alice") == record
-    request = hub.calls[0].request
+    request = http_mock.calls[0].request
     assert request.url == f"{USERS}/alice"
     assert request.headers["Accept"] == "application/json"
 
 
-def test_get_user_gone_is_none(hub: responses.RequestsMock, client: HubClient) -> None:
-    hub.get(f"{USERS}/alice", status=404, json=error_body(404, "Not Found"))
+def test_get_user_gone_is_none(http_mock: responses.RequestsMock, client: HubClient) -> None:
+    http_mock.get(f"{USERS}/alice", status=404, json=error_body(404, "Not Found"))
     assert client.get_user("alice") is None
-    assert len(hub.calls) == 1
+    assert len(http_mock.calls) == 1
 
 
 @pytest.mark.parametrize(
@@ -1139,13 +1133,13 @@ def test_get_user_gone_is_none(hub: responses.RequestsMock, client: HubClient) -
     ],
 )
 def test_get_user_bad_answers(
-    hub: responses.RequestsMock,
+    http_mock: responses.RequestsMock,
     client: HubClient,
     kwargs: dict[str, Any],
     error: type[HubError],
     message: str,
 ) -> None:
-    hub.get(f"{USERS}/alice", **kwargs)
+    http_mock.get(f"{USERS}/alice", **kwargs)
     with pytest.raises(error, match=message):
         client.get_user("alice")
 
@@ -1180,56 +1174,56 @@ SCENARIOS = [
         "GET",
         USERS,
         {"status": 403, "json": error_body(403, "missing scope")},
-        lambda c: list(c.iter_user_pages("ready")),
+        lambda c: list(listing(c, "ready")),
         label="list-403",
     ),
     scenario(
         "GET",
         USERS,
         {"status": 503},
-        lambda c: list(c.iter_user_pages("ready")),
+        lambda c: list(listing(c, "ready")),
         label="list-503",
     ),
     scenario(
         "GET",
         USERS,
         {"status": 500},
-        lambda c: list(c.iter_user_pages("ready")),
+        lambda c: list(listing(c, "ready")),
         label="list-500",
     ),
     scenario(
         "GET",
         USERS,
         {"json": {"items": []}},
-        lambda c: list(c.iter_user_pages("ready")),
+        lambda c: list(listing(c, "ready")),
         label="list-malformed",
     ),
     scenario(
         "GET",
         USERS,
         {"body": _leaky_connection_error()},
-        lambda c: list(c.iter_user_pages("ready")),
+        lambda c: list(listing(c, "ready")),
         label="list-connection-error",
     ),
     scenario(
         "GET",
         USERS,
         {"body": requests.exceptions.ReadTimeout(f"token {TOKEN}")},
-        lambda c: list(c.iter_user_pages("ready")),
+        lambda c: list(listing(c, "ready")),
         label="list-timeout",
     ),
     scenario(
         "GET",
         USERS,
         {"body": requests.exceptions.SSLError(f"token {TOKEN}")},
-        lambda c: list(c.iter_user_pages("ready")),
+        lambda c: list(listing(c, "ready")),
         label="list-ssl",
     ),
     scenario(
         "GET",
         USERS,
         {"body": requests.exceptions.ContentDecodingError(f"token {TOKEN}")},
-        lambda c: list(c.iter_user_pages("ready")),
+        lambda c: list(listing(c, "ready")),
         label="list-other-request-error",
     ),
     scenario(
@@ -1265,14 +1259,14 @@ SCENARIOS = [
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_token_never_in_logs_or_errors(
-    hub: responses.RequestsMock,
+    http_mock: responses.RequestsMock,
     client: HubClient,
     caplog: pytest.LogCaptureFixture,
     scenario: tuple[str, str, dict[str, Any], Callable[[HubClient], object]],
 ) -> None:
     method, url, kwargs, call = scenario
     caplog.set_level(logging.DEBUG)  # every logger, urllib3 and tenacity included
-    hub.add(method, url, **kwargs)
+    http_mock.add(method, url, **kwargs)
     with pytest.raises(HubError) as raised:
         call(client)
     error = raised.value
@@ -1290,9 +1284,9 @@ def test_token_never_in_logs_or_errors(
 # -- the hub's clock --------------------------------------------------------------------
 
 
-def test_hub_now_follows_the_date_header(hub: responses.RequestsMock, client: HubClient) -> None:
+def test_hub_now_follows_the_date_header(http_mock: responses.RequestsMock, client: HubClient) -> None:
     assert client.hub_now() is None
-    hub.get(f"{BASE}/", json={"version": "6.1.1"}, headers={"Date": "Tue, 01 Dec 2026 10:00:00 GMT"})
+    http_mock.get(f"{BASE}/", json={"version": "6.1.1"}, headers={"Date": "Tue, 01 Dec 2026 10:00:00 GMT"})
     client.hub_version()
     now = client.hub_now()
     assert now is not None
@@ -1301,18 +1295,18 @@ def test_hub_now_follows_the_date_header(hub: responses.RequestsMock, client: Hu
     assert 0 <= offset < 5
 
 
-def test_hub_now_ignores_a_garbage_date(hub: responses.RequestsMock, client: HubClient) -> None:
-    hub.get(f"{BASE}/", json={"version": "6.1.1"}, headers={"Date": "the day after tomorrow"})
+def test_hub_now_ignores_a_garbage_date(http_mock: responses.RequestsMock, client: HubClient) -> None:
+    http_mock.get(f"{BASE}/", json={"version": "6.1.1"}, headers={"Date": "the day after tomorrow"})
     client.hub_version()
     assert client.hub_now() is None
 
 
 @pytest.mark.parametrize("status", [400, 403, 500])
 def test_an_error_body_quoting_the_token_is_masked(
-    hub: responses.RequestsMock, client: HubClient, status: int
+    http_mock: responses.RequestsMock, client: HubClient, status: int
 ) -> None:
     quoted = f"invalid credentials 'token {TOKEN}'"
-    hub.delete(f"{USERS}/alice/server", status=status, json=error_body(status, quoted))
+    http_mock.delete(f"{USERS}/alice/server", status=status, json=error_body(status, quoted))
     with pytest.raises(HubError) as raised:
         client.stop_server("alice", "")
     assert TOKEN not in str(raised.value)

@@ -1,10 +1,10 @@
-"""Concurrent listing (``HubClient.iter_user_pages_concurrently``) against a ``responses`` hub.
+"""Concurrent listing (``pages.list_pages`` over ``HubClient.user_page``) against a ``responses`` hub.
 
-``EmulatedHub`` answers ``GET /users`` the way JupyterHub's ``UserListAPIHandler`` does: it
-clamps ``limit`` to its maximum, counts ``total`` over *active* users for ``state=ready``
-and filters ready users only after offset/limit (so pages can be short or empty while
-``next`` is set), and answers a plain list without the pagination ``Accept`` header.
-Results are checked against the sequential ``iter_user_pages``. Pages come in the order
+The emulated hub serves a population of users (``HubUsers``) the way JupyterHub's
+``UserListAPIHandler`` does: it clamps ``limit`` to its maximum, counts ``total`` over
+*active* users for ``state=ready`` and filters ready users only after offset/limit (so
+pages can be short or empty while ``next`` is set).
+Results are checked against the sequential listing (``pages.follow_pages``). Pages come in the order
 the hub answered them, so most tests compare them regardless of order.
 """
 
@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
@@ -27,91 +27,16 @@ import responses
 from idle_cull.config import RetryPolicy
 from idle_cull.errors import HubAuthError, HubProtocolError
 from idle_cull.hub import PAGINATION_MEDIA_TYPE, HubClient
+from idle_cull.pages import follow_pages, list_pages
+from tests.support.emulated_hub import URL, EmulatedHub, HubUser, HubUsers, json_text
 
-BASE = "http://hub.test:8081/hub/api"
-USERS = f"{BASE}/users"
+USERS = f"{URL}/users"
 TOKEN = "s3cr3t-T0KEN-pages"
 FAST = RetryPolicy(attempts=2, initial_wait=0, max_wait=0, max_retry_after=0)
+INTERNAL = "http://internal:8081/hub/api"  # what the hub writes in next: not our URL
 T = TypeVar("T")
 
 Answer = tuple[int, dict[str, str], str]
-
-
-@dataclass
-class HubUser:
-    name: str
-    active: bool = True  # has a server record (ready or pending)
-    ready: bool = True
-
-
-def record(user: HubUser) -> dict[str, Any]:
-    servers = {"": {"name": "", "ready": user.ready, "pending": None}} if user.active else {}
-    return {"name": user.name, "last_activity": None, "servers": servers}
-
-
-@dataclass
-class EmulatedHub:
-    """The pagination of JupyterHub 6.1's ``GET /users``, over a list of ``HubUser``."""
-
-    users: list[HubUser]
-    default_limit: int = 50
-    max_limit: int = 200
-    calls: list[dict[str, str]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    # hooks for tests: change the answer for a given offset, or run before answering
-    override: Callable[[int, dict[str, Any]], dict[str, Any]] | None = None
-    before_answer: Callable[[dict[str, str]], None] | None = None
-
-    def install(self, mock: responses.RequestsMock) -> None:
-        mock.add_callback(responses.GET, USERS, callback=self.answer)
-
-    def answer(self, request: requests.PreparedRequest) -> Answer:
-        params = dict(parse_qsl(urlsplit(str(request.url)).query))
-        with self.lock:
-            self.calls.append(params)
-        if self.before_answer is not None:
-            self.before_answer(params)
-        state = params.get("state")
-        offset = int(params.get("offset", 0))
-        limit = min(int(params.get("limit", self.default_limit)), self.max_limit)
-        if state in ("ready", "active"):
-            query = [u for u in self.users if u.active]
-        elif state == "inactive":
-            query = [u for u in self.users if not u.active]
-        else:
-            query = list(self.users)
-        window = query[offset : offset + limit]
-        if state == "ready":  # filtered in memory after offset/limit, as the hub does
-            window = [u for u in window if u.ready]
-        items = [record(u) for u in window]
-        if request.headers.get("Accept") != PAGINATION_MEDIA_TYPE:
-            return 200, {}, json_text(items)
-        following = None
-        if offset + limit < len(query):
-            following = {
-                "offset": offset + limit,
-                "limit": limit,
-                "url": f"http://internal:8081/hub/api/users?offset={offset + limit}",
-            }
-        body: dict[str, Any] = {
-            "items": items,
-            "_pagination": {
-                "offset": offset,
-                "limit": limit,
-                "total": len(query),
-                "next": following,
-            },
-        }
-        if self.override is not None:
-            body = self.override(offset, body)
-        return 200, {}, json_text(body)
-
-    def offsets(self) -> list[int]:
-        return sorted(int(c.get("offset", 0)) for c in self.calls)
-
-
-def json_text(value: object) -> str:
-    return json.dumps(value)
 
 
 def names(pages: list[list[Any]]) -> list[str]:
@@ -127,15 +52,16 @@ def users(count: int, *, ready: Callable[[int], bool] = lambda i: True) -> list[
     return [HubUser(f"user-{i:04d}", ready=ready(i)) for i in range(count)]
 
 
-@pytest.fixture
-def mock() -> Iterator[responses.RequestsMock]:
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        yield rsps
+def serve(emulated_hub: EmulatedHub, population: list[HubUser], **options: Any) -> HubUsers:
+    """``population`` listed by the emulated hub, which names its internal host in next."""
+    hub = HubUsers(population, advertised_url=INTERNAL, **options)
+    emulated_hub.serve_population(hub)
+    return hub
 
 
 @pytest.fixture
 def client() -> Iterator[HubClient]:
-    hub_client = HubClient(BASE, TOKEN, retry=FAST, pool_size=8, sleep=lambda _: None)
+    hub_client = HubClient(URL, TOKEN, retry=FAST, pool_size=8, sleep=lambda _: None)
     yield hub_client
     hub_client.close()
 
@@ -154,18 +80,18 @@ def concurrent_pages(
     max_in_flight: int = 4,
 ) -> list[list[Any]]:
     return list(
-        client.iter_user_pages_concurrently(
-            state, page_size, executor=executor, max_in_flight=max_in_flight
-        )
+        list_pages(partial(client.user_page, state), page_size, executor=executor, max_in_flight=max_in_flight)
     )
 
 
 def sequential_pages(
-    hub: EmulatedHub, client: HubClient, state: str | None, page_size: int = 0
+    hub: HubUsers, client: HubClient, state: str | None, page_size: int = 0
 ) -> list[list[Any]]:
     """What the sequential listing yields (its requests are dropped from ``hub.calls``)."""
     before = len(hub.calls)
-    pages = list(client.iter_user_pages(state, page_size))
+    fetch = partial(client.user_page, state)
+    first = fetch(0, page_size)
+    pages = [first.items, *follow_pages(fetch, first)]
     del hub.calls[before:]
     return pages
 
@@ -187,10 +113,9 @@ def sequential_pages(
     ],
 )
 def test_every_user_once_and_the_same_pages_as_sequential_paging(
-    mock: responses.RequestsMock, client: HubClient, count: int, page_size: int, max_in_flight: int
+    emulated_hub: EmulatedHub, client: HubClient, count: int, page_size: int, max_in_flight: int
 ) -> None:
-    hub = EmulatedHub(users(count))
-    hub.install(mock)
+    hub = serve(emulated_hub, users(count))
     expected = sequential_pages(hub, client, "ready", page_size)
 
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -204,24 +129,22 @@ def test_every_user_once_and_the_same_pages_as_sequential_paging(
 
 
 def test_later_pages_carry_state_limit_and_the_pagination_accept_header(
-    mock: responses.RequestsMock, client: HubClient, pool: ThreadPoolExecutor
+    emulated_hub: EmulatedHub, client: HubClient, pool: ThreadPoolExecutor
 ) -> None:
-    hub = EmulatedHub(users(12))
-    hub.install(mock)
+    hub = serve(emulated_hub, users(12))
     concurrent_pages(client, pool, "inactive", page_size=0, max_in_flight=2)
     # page_size 0: no limit on the first request; the hub's default (from the first
     # page's _pagination.limit) on the later ones
     assert hub.calls[0] == {"offset": "0", "state": "inactive"}
-    for call in mock.calls:
+    for call in emulated_hub.calls:
         assert call.request.headers["Accept"] == PAGINATION_MEDIA_TYPE
         assert urlsplit(str(call.request.url)).netloc == "hub.test:8081"
 
 
 def test_page_size_comes_from_the_first_pages_limit_after_the_hubs_clamp(
-    mock: responses.RequestsMock, client: HubClient, pool: ThreadPoolExecutor
+    emulated_hub: EmulatedHub, client: HubClient, pool: ThreadPoolExecutor
 ) -> None:
-    hub = EmulatedHub(users(10), max_limit=4)  # like api_page_max_limit=4
-    hub.install(mock)
+    hub = serve(emulated_hub, users(10), max_limit=4)  # like api_page_max_limit=4
     pages = concurrent_pages(client, pool, "ready", page_size=500)
     assert sorted(names(pages)) == [u.name for u in hub.users]
     assert sorted((c["offset"], c["limit"]) for c in hub.calls) == [
@@ -232,12 +155,11 @@ def test_page_size_comes_from_the_first_pages_limit_after_the_hubs_clamp(
 
 
 def test_ready_pages_short_or_empty_mid_list_still_reach_every_ready_user(
-    mock: responses.RequestsMock, client: HubClient, pool: ThreadPoolExecutor
+    emulated_hub: EmulatedHub, client: HubClient, pool: ThreadPoolExecutor
 ) -> None:
     # total counts active users; only every fifth is ready, and users 5-14 none at all.
     population = users(40, ready=lambda i: i % 5 == 0 and not 5 <= i < 15)
-    hub = EmulatedHub(population)
-    hub.install(mock)
+    hub = serve(emulated_hub, population)
     expected = sequential_pages(hub, client, "ready", 5)
 
     pages = concurrent_pages(client, pool, "ready", 5)
@@ -249,26 +171,25 @@ def test_ready_pages_short_or_empty_mid_list_still_reach_every_ready_user(
 
 
 def test_total_of_active_users_covers_users_past_the_ready_ones(
-    mock: responses.RequestsMock, client: HubClient, pool: ThreadPoolExecutor
+    emulated_hub: EmulatedHub, client: HubClient, pool: ThreadPoolExecutor
 ) -> None:
     # Only the last active user is ready: a page count from len(items) would miss it.
     population = users(13, ready=lambda i: i == 12)
-    hub = EmulatedHub(population)
-    hub.install(mock)
+    serve(emulated_hub, population)
     assert names(concurrent_pages(client, pool, "ready", 4)) == ["user-0012"]
 
 
 def test_plain_list_from_a_hub_before_2_0_is_one_page(
-    mock: responses.RequestsMock, client: HubClient, pool: ThreadPoolExecutor
+    emulated_hub: EmulatedHub, client: HubClient, pool: ThreadPoolExecutor
 ) -> None:
-    everyone = [record(u) for u in users(3)]
-    mock.get(USERS, json=everyone)
+    everyone = [u.record() for u in users(3)]
+    emulated_hub.get(USERS, json=everyone)
     assert concurrent_pages(client, pool, None, 2) == [everyone]
-    assert len(mock.calls) == 1
+    assert len(emulated_hub.calls) == 1
 
 
 def test_pages_come_in_the_order_the_hub_answered_them(
-    mock: responses.RequestsMock, client: HubClient, pool: ThreadPoolExecutor
+    emulated_hub: EmulatedHub, client: HubClient, pool: ThreadPoolExecutor
 ) -> None:
     # Offset 2 answers 0.3 s late, after offset 4: its page comes after, as it would in
     # sequential paging had it been read then. A user listed twice (the list shifted while
@@ -277,8 +198,7 @@ def test_pages_come_in_the_order_the_hub_answered_them(
         if params["offset"] == "2":
             time.sleep(0.3)
 
-    hub = EmulatedHub(users(6), before_answer=slow_offset_2)
-    hub.install(mock)
+    serve(emulated_hub, users(6), before_answer=slow_offset_2)
     pages = concurrent_pages(client, pool, "ready", page_size=2, max_in_flight=2)
     assert [[u["name"] for u in p] for p in pages] == [
         ["user-0000", "user-0001"],
@@ -291,7 +211,7 @@ def test_pages_come_in_the_order_the_hub_answered_them(
 
 
 def test_requests_really_overlap_and_never_exceed_max_in_flight(
-    mock: responses.RequestsMock, client: HubClient, pool: ThreadPoolExecutor
+    emulated_hub: EmulatedHub, client: HubClient, pool: ThreadPoolExecutor
 ) -> None:
     # The first three later pages meet at a barrier: it breaks (and the test fails) unless
     # three requests are in flight at once. The pool has 8 workers; at most 3 may be used.
@@ -313,8 +233,7 @@ def test_requests_really_overlap_and_never_exceed_max_in_flight(
             with lock:
                 in_flight -= 1
 
-    hub = EmulatedHub(users(30), before_answer=before_answer)
-    hub.install(mock)
+    hub = serve(emulated_hub, users(30), before_answer=before_answer)
     pages = concurrent_pages(client, pool, "ready", page_size=2, max_in_flight=3)
     assert sorted(names(pages)) == [u.name for u in hub.users]
     assert peak == 3
@@ -336,12 +255,11 @@ class CountingExecutor(Executor):
 
 
 def test_pages_held_or_requested_never_exceed_the_window(
-    mock: responses.RequestsMock, client: HubClient, pool: ThreadPoolExecutor
+    emulated_hub: EmulatedHub, client: HubClient, pool: ThreadPoolExecutor
 ) -> None:
-    hub = EmulatedHub(users(50))
-    hub.install(mock)
+    serve(emulated_hub, users(50))
     executor = CountingExecutor(pool)
-    pages = client.iter_user_pages_concurrently("ready", 2, executor=executor, max_in_flight=3)
+    pages = list_pages(partial(client.user_page, "ready"), 2, executor=executor, max_in_flight=3)
     next(pages)  # the first page is fetched directly
     assert executor.submitted == 0
     for consumed, _ in enumerate(pages, start=1):
@@ -363,12 +281,11 @@ class DeferredExecutor(Executor):
 
 
 def test_a_failed_page_cancels_the_pages_still_queued(
-    mock: responses.RequestsMock, client: HubClient
+    emulated_hub: EmulatedHub, client: HubClient
 ) -> None:
-    hub = EmulatedHub(users(20))
-    hub.install(mock)
+    serve(emulated_hub, users(20))
     executor = DeferredExecutor()
-    pages = client.iter_user_pages_concurrently("ready", 2, executor=executor, max_in_flight=4)
+    pages = list_pages(partial(client.user_page, "ready"), 2, executor=executor, max_in_flight=4)
     next(pages)  # the first page is fetched directly; the window is submitted after it
     assert executor.futures == []
     outcome: list[BaseException] = []
@@ -391,18 +308,18 @@ def test_a_failed_page_cancels_the_pages_still_queued(
 
 
 def test_an_error_on_a_later_page_is_raised_and_ends_the_listing(
-    mock: responses.RequestsMock, client: HubClient, pool: ThreadPoolExecutor
+    emulated_hub: EmulatedHub, client: HubClient, pool: ThreadPoolExecutor
 ) -> None:
-    hub = EmulatedHub(users(20))
+    hub = HubUsers(users(20), advertised_url=INTERNAL)
 
     def refuse_offset_6(request: requests.PreparedRequest) -> Answer:
         params = dict(parse_qsl(urlsplit(str(request.url)).query))
         if params["offset"] == "6":
             return 403, {}, json_text({"status": 403, "message": "requires any of [list:users]"})
-        return hub.answer(request)
+        return 200, {}, json_text(hub.answer(params))
 
-    mock.add_callback(responses.GET, USERS, callback=refuse_offset_6)
-    pages = client.iter_user_pages_concurrently("ready", 2, executor=pool, max_in_flight=3)
+    emulated_hub.add_callback(responses.GET, USERS, callback=refuse_offset_6)
+    pages = list_pages(partial(client.user_page, "ready"), 2, executor=pool, max_in_flight=3)
     received: list[list[Any]] = []
     with pytest.raises(HubAuthError, match="list:users"):
         received.extend(pages)
@@ -416,9 +333,9 @@ def test_an_error_on_a_later_page_is_raised_and_ends_the_listing(
 
 
 def test_growth_after_the_first_page_is_reached_through_the_last_pages_next(
-    mock: responses.RequestsMock, client: HubClient, pool: ThreadPoolExecutor
+    emulated_hub: EmulatedHub, client: HubClient, pool: ThreadPoolExecutor
 ) -> None:
-    hub = EmulatedHub(users(6))
+    hub = HubUsers(users(6), advertised_url=INTERNAL)
     grown = threading.Event()
 
     def grow(params: dict[str, str]) -> None:
@@ -429,16 +346,16 @@ def test_growth_after_the_first_page_is_reached_through_the_last_pages_next(
                     grown.set()
 
     hub.before_answer = grow
-    hub.install(mock)
+    emulated_hub.serve_population(hub)
     pages = concurrent_pages(client, pool, "ready", 2, max_in_flight=2)
     assert sorted(names(pages)) == sorted(u.name for u in hub.users)  # 11; the plan knew of 6
     assert hub.offsets() == [0, 2, 4, 6, 8, 10]
 
 
 def test_users_removed_while_listing_give_empty_pages_not_errors(
-    mock: responses.RequestsMock, client: HubClient, pool: ThreadPoolExecutor
+    emulated_hub: EmulatedHub, client: HubClient, pool: ThreadPoolExecutor
 ) -> None:
-    hub = EmulatedHub(users(10))
+    hub = HubUsers(users(10), advertised_url=INTERNAL)
 
     def shrink(params: dict[str, str]) -> None:
         if params["offset"] == "2":
@@ -446,7 +363,7 @@ def test_users_removed_while_listing_give_empty_pages_not_errors(
                 del hub.users[4:]
 
     hub.before_answer = shrink
-    hub.install(mock)
+    emulated_hub.serve_population(hub)
     pages = concurrent_pages(client, pool, "ready", 2, max_in_flight=1)
     assert names(pages)[:2] == ["user-0000", "user-0001"]
     assert set(names(pages)) <= {u.name for u in users(10)}
@@ -463,7 +380,7 @@ def test_users_removed_while_listing_give_empty_pages_not_errors(
     ],
 )
 def test_without_a_usable_total_or_limit_pages_are_followed_one_by_one(
-    mock: responses.RequestsMock,
+    emulated_hub: EmulatedHub,
     client: HubClient,
     pool: ThreadPoolExecutor,
     pagination_patch: dict[str, Any],
@@ -478,8 +395,7 @@ def test_without_a_usable_total_or_limit_pages_are_followed_one_by_one(
                 pagination[key] = value
         return body
 
-    hub = EmulatedHub(users(7), override=patch)
-    hub.install(mock)
+    hub = serve(emulated_hub, users(7), override=patch)
     executor = CountingExecutor(pool)
     pages = concurrent_pages(client, executor, "ready", 2)
     assert names(pages) == [u.name for u in hub.users]
@@ -496,7 +412,7 @@ def test_without_a_usable_total_or_limit_pages_are_followed_one_by_one(
     ],
 )
 def test_a_next_that_does_not_advance_is_refused_on_any_page(
-    mock: responses.RequestsMock,
+    emulated_hub: EmulatedHub,
     client: HubClient,
     pool: ThreadPoolExecutor,
     bad_offset: int,
@@ -507,13 +423,12 @@ def test_a_next_that_does_not_advance_is_refused_on_any_page(
             body["_pagination"]["next"] = {"offset": next_offset, "limit": 2, "url": "x"}
         return body
 
-    hub = EmulatedHub(users(10), override=patch)
-    hub.install(mock)
+    hub = serve(emulated_hub, users(10), override=patch)
     with pytest.raises(HubProtocolError, match="does not advance"):
         # islice: a regression must fail here, not loop until the suite's timeout
         list(
             islice(
-                client.iter_user_pages_concurrently("ready", 2, executor=pool, max_in_flight=3),
+                list_pages(partial(client.user_page, "ready"), 2, executor=pool, max_in_flight=3),
                 50,
             )
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import configparser
 import math
 import re
 import socket
@@ -12,12 +11,14 @@ import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import metadata
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from idle_cull import __version__
 from idle_cull.errors import ConfigError, MetricsUnavailable, OutputError, PushgatewayError
 from idle_cull.metrics import (
     LAST_SUCCESS,
@@ -31,8 +32,8 @@ from idle_cull.metrics import (
 )
 from idle_cull.models import Outcome
 from idle_cull.report import ExitStatus, Report, Upcoming
-from tests.factories import NOW
-from tests.test_output import FAILED_STOP, dry_run_report, settled_report
+from tests.support.records import NOW
+from tests.support.reports import FAILED_STOP, dry_run_report, settled_report
 
 ROOT = Path(__file__).parent.parent
 START = NOW.timestamp()
@@ -82,7 +83,7 @@ def test_parser_round_trip_of_every_metric() -> None:
     assert value(text, "idle_cull_last_run_servers", outcome="skipped") == 1
     assert value(text, "idle_cull_last_run_users", outcome="deleted") == 2
     assert value(text, "idle_cull_last_run_users", outcome="kept") == 2
-    assert value(text, "idle_cull_last_run_info", clock="hub", hub_version="5.2.1", version="0.1.0") == 1
+    assert value(text, "idle_cull_last_run_info", clock="hub", hub_version="5.2.1", version=__version__) == 1
 
 
 def test_every_outcome_is_a_series_even_at_zero() -> None:
@@ -212,26 +213,27 @@ def test_without_prometheus_client_every_entry_point_says_how_to_install_it(
             call()
         assert str(raised.value) == MISSING_EXTRA
         assert isinstance(raised.value, ConfigError)  # exit status 2, before the pass
-    assert MISSING_EXTRA == "--metrics-file/--pushgateway need prometheus-client: pip install 'idle-cull[metrics]'"
     assert list(tmp_path.iterdir()) == []
 
 
 def test_prometheus_client_is_not_imported_at_start_up() -> None:
     code = (
-        "import sys, idle_cull.cli, idle_cull.output, idle_cull.metrics; "
+        "import sys, idle_cull.cli, idle_cull.render, idle_cull.files, idle_cull.metrics; "
         "print('prometheus_client' in sys.modules)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert result.stdout.strip() == "False"
 
 
-def test_the_metrics_extra_is_declared() -> None:
-    config = configparser.ConfigParser()
-    config.read(ROOT / "setup.cfg")
-    extras = config["options.extras_require"]
-    assert "prometheus-client" in extras["metrics"]
-    assert "prometheus-client" in extras["test"]
-    assert "prometheus" not in config["options"]["install_requires"]
+def test_the_install_advice_names_an_extra_that_brings_prometheus_client() -> None:
+    """Following the advice in the error installs what is missing; a plain install does not."""
+    advice = re.search(r"pip install '([\w-]+)\[(\w+)\]'", MISSING_EXTRA)
+    assert advice is not None, MISSING_EXTRA
+    distribution, extra = advice.groups()
+    brought = [r for r in metadata.requires(distribution) or [] if re.match(r"prometheus[-_]client\b", r)]
+    markers = [r.partition(";")[2].replace(" ", "") for r in brought]
+    assert f'extra=="{extra}"' in markers, brought
+    assert "" not in markers, brought
 
 
 # ---------------------------------------------------------------------------------------
@@ -302,10 +304,10 @@ def test_a_failed_run_pushes_no_last_success_so_the_gateway_keeps_the_old_one(ga
     assert value(pushed.body, "idle_cull_last_run_exit_status") == 1
 
 
-def test_push_with_job_and_grouping_key(gateway: Gateway) -> None:
-    push_metrics(gateway.url + "/", settled_report(), ExitStatus.OK, job="cull", grouping_key={"hub": "prod/eu"})
+def test_a_trailing_slash_in_the_gateway_url_is_not_doubled(gateway: Gateway) -> None:
+    push_metrics(gateway.url + "/", settled_report(), ExitStatus.OK)
     (pushed,) = gateway.requests
-    assert pushed.path == "/metrics/job/cull/hub@base64/cHJvZC9ldQ=="  # '/' in a value is base64'd
+    assert pushed.path == "/metrics/job/idle-cull"
 
 
 def test_a_refusing_gateway_is_a_pushgateway_error_with_its_reason(gateway: Gateway) -> None:

@@ -7,26 +7,27 @@ import json
 import logging
 import re
 import sys
+from typing import Any
 
 import pytest
-import responses
 
 from idle_cull.logs import JsonFormatter, ProgressAwareHandler, SecretFilter, TextFormatter
 from idle_cull.models import User
-from idle_cull.policy import CullLimits, upcoming_culls
+from idle_cull.policy import CullLimits
 from idle_cull.progress import Progress
-from tests.factories import NOW, server_json, user_json
-from tests.fakehub import URL, run, serve_users
-from tests.fakehub import server_json as live_server
-from tests.fakehub import user_json as live_user
+from tests.support.cli import run
+from tests.support.emulated_hub import EmulatedHub
+from tests.support.emulated_hub import server_json as live_server
+from tests.support.emulated_hub import user_json as live_user
+from tests.support.records import NOW, plan_of, server_json, user_json
 
 H = 3600.0
 LIMITS = CullLimits(timeout=1 * H, profile_timeouts=(("gpu", 2 * H),), exclude_users=("vip",))
 
 
-def soon(records: list[dict], window: float, limits: CullLimits = LIMITS) -> list[tuple[str, str, float, str]]:
+def soon(records: list[dict[str, Any]], window: float, limits: CullLimits = LIMITS) -> list[tuple[str, str, float, str]]:
     users = [User.from_api(r) for r in records]
-    return [(u.user, u.server, round(u.seconds_left), u.rule) for u in upcoming_culls(users, NOW, limits, window)]
+    return [(u.user, u.server, round(u.seconds_left), u.rule) for u in plan_of(users, NOW, limits, warn_within=window, list_kept=False).upcoming]
 
 
 @pytest.mark.parametrize(
@@ -46,7 +47,7 @@ def soon(records: list[dict], window: float, limits: CullLimits = LIMITS) -> lis
         ),
     ],
 )
-def test_upcoming_culls(records: list[dict], window: float, expected: list) -> None:
+def test_upcoming(records: list[dict[str, Any]], window: float, expected: list[tuple[str, str, float, str]]) -> None:
     assert soon(records, window) == expected
 
 
@@ -55,16 +56,16 @@ def test_upcoming_respects_kind_flags() -> None:
     assert soon(records, 15 * 60, CullLimits(timeout=1 * H, cull_named_servers=False)) == []
 
 
-def test_warn_within_is_logged(hub: responses.RequestsMock) -> None:
-    serve_users(hub, "ready", [live_user("ann", servers=[live_server(idle=50 * 60)])])
+def test_warn_within_is_logged(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.serve_users("ready", [live_user("ann", servers=[live_server(idle=50 * 60)])])
     result = run("--timeout=1h", "--warn-within=15m")
     assert result.exit_code == 0
     pattern = r"upcoming: server ann will be culled in (10m|9m\d+s) \(idle 50m(\d+s)? of 1h, --timeout\)"
     assert re.search(pattern, result.stderr)
 
 
-def test_json_logs_are_one_object_per_line(hub: responses.RequestsMock) -> None:
-    serve_users(hub, "ready", [live_user("ann", servers=[live_server(idle=60)])])
+def test_json_logs_are_one_object_per_line(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.serve_users("ready", [live_user("ann", servers=[live_server(idle=60)])])
     result = run("--timeout=1h", "--log-format=json")
     assert result.exit_code == 0
     lines = result.stderr.splitlines()
@@ -114,9 +115,9 @@ def test_log_records_are_printed_above_the_progress_line() -> None:
     assert text.endswith("\r\x1b[Kstopped ann\n\r\x1b[Kstop server: 1/3")
 
 
-def test_non_interactive_runs_have_no_progress(hub: responses.RequestsMock) -> None:
-    serve_users(hub, "ready", [live_user("ann", servers=[live_server(idle=2 * H)])])
-    hub.delete(f"{URL}/users/ann/server", status=204)
+def test_non_interactive_runs_have_no_progress(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.serve_users("ready", [live_user("ann", servers=[live_server(idle=2 * H)])])
+    emulated_hub.answer_stop("ann", status=204)
     result = run("--timeout=1h")
     assert result.exit_code == 0
     assert "\r" not in result.stderr

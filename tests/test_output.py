@@ -17,80 +17,33 @@ from typing import Any
 
 import jsonschema
 import pytest
-import responses
 
-from idle_cull import metrics, output
+from idle_cull import files, metrics, render
 from idle_cull.config import RetryPolicy, Settings
 from idle_cull.errors import ConfigError, OutputError
+from idle_cull.files import check_writable, write_atomically
 from idle_cull.hub import HubClient
-from idle_cull.models import Outcome, User
-from idle_cull.output import (
-    check_writable,
-    public_url,
-    render_json,
-    render_text,
-    report_document,
-    write_atomically,
-)
-from idle_cull.policy import Action, CullLimits, ServerDecision, UserDecision, make_plan
+from idle_cull.models import Outcome
+from idle_cull.policy import Action, CullLimits, ServerDecision, UserDecision
+from idle_cull.render import public_url, render_json, render_text, report_document
 from idle_cull.report import Entry, ExitStatus, Report, Upcoming
 from idle_cull.runner import run_pass
-from tests.factories import NOW, server_json, user_json
-from tests.fakehub import URL as FAKE_URL
-from tests.fakehub import serve_users
-from tests.fakehub import server_json as fake_server
-from tests.fakehub import user_json as fake_user
+from tests.support.emulated_hub import URL as FAKE_URL
+from tests.support.emulated_hub import EmulatedHub
+from tests.support.emulated_hub import server_json as fake_server
+from tests.support.emulated_hub import user_json as fake_user
+from tests.support.records import NOW
+from tests.support.reports import (
+    FAILED_STOP,
+    HOUR,
+    SCHEMA,
+    base_report,
+    dry_run_report,
+    settled_report,
+    validate,
+)
 
-HOUR = 3600.0
-SCHEMA = json.loads((Path(__file__).parent / "report_schema.json").read_text())
 URL = "http://hub.test:8081/hub/api"
-
-
-def validate(document: dict[str, Any]) -> None:
-    jsonschema.Draft202012Validator(
-        SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-    ).validate(document)
-
-
-def base_report(**fields: Any) -> Report:
-    values: dict[str, Any] = {
-        "hub_url": URL,
-        "started_at": NOW,
-        "hub_version": "5.2.1",
-        "now": NOW,
-        "finished_at": NOW + timedelta(seconds=2.5),
-        "users_listed": 0,
-        "skew_seconds": 0.4,
-    }
-    values.update(fields)
-    return Report(**values)
-
-
-def settled_report(
-    settle: dict[str, tuple[Outcome, int, str]] | None = None, **fields: Any
-) -> Report:
-    """A pass over a small hub: alice and bob idle (stop + delete), carol busy, dave spawning.
-
-    ``settle`` maps a label (``server:bob/gpu``, ``user:alice``) to the outcome of its
-    action; unlisted actions stopped or deleted on the first attempt.
-    """
-    users = [
-        User.from_api(user_json("alice", idle=9000, servers=[server_json(idle=9000, age=90000)])),
-        User.from_api(user_json("bob", idle=9000, servers=[server_json("gpu", idle=9000, age=900)])),
-        User.from_api(user_json("carol", servers=[server_json(idle=10, age=900)])),
-        User.from_api(user_json("dave", servers=[server_json(pending="spawn", ready=False)])),
-    ]
-    plan = make_plan(users, NOW, CullLimits(timeout=HOUR, cull_users=True))
-    report = base_report(users_listed=len(users), **fields)
-    settle = settle or {}
-    for decision in (*plan.servers, *plan.users):
-        kind = "server" if isinstance(decision, ServerDecision) else "user"
-        entry = Entry(kind, decision)
-        if decision.action in (Action.STOP, Action.DELETE):
-            done = Outcome.STOPPED if kind == "server" else Outcome.DELETED
-            entry = entry.settled(*settle.get(f"{kind}:{decision.label}", (done, 1, "")))
-        report.entries.append(entry)
-    return report
 
 
 def kept_counted_report() -> Report:
@@ -100,14 +53,6 @@ def kept_counted_report() -> Report:
     report.kept_listed = False
     report.servers_kept_unlisted = 40
     report.users_kept_unlisted = 41
-    return report
-
-
-def dry_run_report() -> Report:
-    report = settled_report(dry_run=True)
-    report.entries[:] = [
-        e.settled(Outcome.DRY_RUN, 0, "--dry-run") if e.outcome else e for e in report.entries
-    ]
     return report
 
 
@@ -127,9 +72,6 @@ def upcoming_report() -> Report:
         Upcoming("carol", "gpu", NOW - timedelta(seconds=3000), 3000, HOUR, "profile gpu"),
     ]
     return report
-
-
-FAILED_STOP = {"server:bob/gpu": (Outcome.FAILED, 5, "HTTP 500 after 5 attempts: Internal Server Error")}
 
 REPORTS = [
     pytest.param(settled_report, ExitStatus.OK, id="stopped-and-deleted"),
@@ -348,7 +290,6 @@ def test_text_stays_short_with_thousands_of_kept_servers() -> None:
     text = render_text(report, ExitStatus.OK)
     assert len(text.splitlines()) < 12
     assert "servers: 5000 kept" in text
-    assert len(render_text(report, ExitStatus.OK, show_kept=True).splitlines()) > 5000
     report.kept_listed = True  # --report-kept: the pass listed them, so the text does too
     assert len(render_text(report, ExitStatus.OK).splitlines()) > 5000
 
@@ -412,7 +353,7 @@ def test_names_cannot_forge_lines_or_escape_sequences_in_the_text() -> None:
 
 
 def test_no_output_function_can_receive_settings_or_a_token() -> None:
-    for module in (output, metrics):
+    for module in (render, files, metrics):
         for name in module.__all__:
             function = getattr(module, name)
             if callable(function):
@@ -533,22 +474,22 @@ def test_user_decision_entries_have_no_server() -> None:
 
 
 def test_the_token_never_reaches_a_report_a_metric_or_a_log_line(
-    hub: responses.RequestsMock, caplog: pytest.LogCaptureFixture, tmp_path: Path
+    emulated_hub: EmulatedHub, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     """A whole pass with failures, retries and refusals, rendered every way there is."""
     token = "tok-9f8e7d6c5b4a39281706"
-    serve_users(hub, "ready", [
+    emulated_hub.serve_users("ready", [
         fake_user("idle", idle=7200, servers=[fake_server(idle=7200)]),
         fake_user("broken", idle=7200, servers=[fake_server(idle=7200)]),
         fake_user("slow", idle=7200, servers=[fake_server(idle=7200)]),
         fake_user("busy", servers=[fake_server(idle=5)]),
     ])
-    serve_users(hub, "inactive", [fake_user("forbidden", idle=7200)])
-    hub.delete(f"{FAKE_URL}/users/idle/server", status=204)
-    hub.delete(f"{FAKE_URL}/users/broken/server", status=500, json={"status": 500, "message": "Internal Server Error"})
-    hub.delete(f"{FAKE_URL}/users/slow/server", status=202)
-    hub.delete(f"{FAKE_URL}/users/idle", status=204)
-    hub.delete(f"{FAKE_URL}/users/forbidden", status=403, json={"status": 403, "message": "Action is not authorized with current scopes; requires any of [delete:users]"})
+    emulated_hub.serve_users("inactive", [fake_user("forbidden", idle=7200)])
+    emulated_hub.answer_stop("idle", status=204)
+    emulated_hub.answer_stop("broken", status=500, json={"status": 500, "message": "Internal Server Error"})
+    emulated_hub.answer_stop("slow", status=202)
+    emulated_hub.answer_user_deletion("idle", status=204)
+    emulated_hub.answer_user_deletion("forbidden", status=403, json={"status": 403, "message": "Action is not authorized with current scopes; requires any of [delete:users]"})
     settings = Settings(url=FAKE_URL, token=token, limits=CullLimits(timeout=HOUR, cull_users=True), clock="local")
     client = HubClient(FAKE_URL, token, retry=RetryPolicy(attempts=2, initial_wait=0, max_wait=0), sleep=lambda _: None)
     caplog.set_level(logging.DEBUG)
@@ -564,7 +505,7 @@ def test_the_token_never_reaches_a_report_a_metric_or_a_log_line(
     metrics.write_metrics_file(metrics_file, report, status)
     rendered = [
         render_json(report, status),
-        render_text(report, status, show_kept=True),
+        render_text(replace(report, kept_listed=True), status),
         metrics.metrics_text(report, status),
         metrics_file.read_text(),
         caplog.text,

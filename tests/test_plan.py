@@ -13,7 +13,7 @@ import pytest
 
 from idle_cull.models import User
 from idle_cull.policy import CullLimits, Plan, judge
-from tests.factories import NOW, server_json, user_json
+from tests.support.records import NOW, server_json, user_json
 
 H = 3600.0
 LIMITS = CullLimits(timeout=H, cull_users=True)
@@ -37,7 +37,7 @@ def plan_of(records: list[dict[str, Any]], limits: CullLimits = LIMITS, *, list_
 
 def shape(plan: Plan) -> dict[str, Any]:
     return {
-        "held": sorted({d.user for d in (*plan.servers, *plan.users)}),
+        "held": sorted({d.user for d in plan.servers} | {d.user for d in plan.users}),
         "counted": plan.counted_keeps,
         "stops": sorted(d.label for d in plan.stops),
         "deletions": sorted(d.user for d in plan.deletions),

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from idle_cull.models import User
-from idle_cull.policy import Action, CullLimits, decide_server, decide_user, make_plan
-from tests.factories import NOW, server_json, user_json
+from idle_cull.policy import Action, CullLimits, ServerDecision, decide_server, decide_user
+from tests.support.records import NOW, plan_of, server_json, user_json
 
 HOUR = 3600.0
 LIMITS = CullLimits(timeout=HOUR)
 
 
-def decide_one(server: dict, limits: CullLimits = LIMITS, **user_fields: object):
+def decide_one(server: dict[str, Any], limits: CullLimits = LIMITS, **user_fields: Any) -> ServerDecision:
     user = User.from_api(user_json(servers=[server], **user_fields))
     return decide_server(user, user.servers[0], NOW, limits)
 
@@ -46,7 +47,7 @@ def decide_one(server: dict, limits: CullLimits = LIMITS, **user_fields: object)
         pytest.param(server_json(idle=0), CullLimits(timeout=0), Action.STOP, "idle 0s >= 0s", id="zero-timeout-culls-everything-like-upstream"),
     ],
 )
-def test_server_decision(server: dict, limits: CullLimits, action: Action, reason_part: str) -> None:
+def test_server_decision(server: dict[str, Any], limits: CullLimits, action: Action, reason_part: str) -> None:
     decision = decide_one(server, limits)
     assert decision.action is action
     assert reason_part in decision.reason
@@ -61,7 +62,7 @@ def test_server_decision(server: dict, limits: CullLimits, action: Action, reaso
         pytest.param(server_json("gpu", idle=60), True, False, id="not-removed-when-kept"),
     ],
 )
-def test_remove_named_servers(server: dict, remove_flag: bool, remove: bool) -> None:
+def test_remove_named_servers(server: dict[str, Any], remove_flag: bool, remove: bool) -> None:
     decision = decide_one(server, CullLimits(timeout=HOUR, remove_named_servers=remove_flag))
     assert decision.remove is remove
 
@@ -95,7 +96,7 @@ USERS = CullLimits(timeout=HOUR, cull_users=True)
         pytest.param(user_json(idle=60, created_ago=40 * HOUR), CullLimits(timeout=HOUR, max_age=30 * HOUR, cull_users=True), Action.DELETE, "user age 1d16h >= 1d6h (--max-age)", id="user-older-than-max-age"),
     ],
 )
-def test_user_decision(user: dict, limits: CullLimits, action: Action, reason_part: str) -> None:
+def test_user_decision(user: dict[str, Any], limits: CullLimits, action: Action, reason_part: str) -> None:
     record = User.from_api(user)
     servers = [decide_server(record, s, NOW, limits) for s in record.servers]
     decision = decide_user(record, servers, NOW, limits)
@@ -105,7 +106,7 @@ def test_user_decision(user: dict, limits: CullLimits, action: Action, reason_pa
 
 def test_user_decision_lists_the_servers_that_must_stop_first() -> None:
     record = User.from_api(user_json(idle=2 * HOUR, servers=[server_json(idle=2 * HOUR), server_json("x", idle=2 * HOUR)]))
-    plan = make_plan([record], NOW, USERS)
+    plan = plan_of([record], NOW, USERS)
     assert [d.action for d in plan.servers] == [Action.STOP, Action.STOP]
     assert plan.deletions[0].servers_to_stop_first == ("", "x")
 
@@ -120,7 +121,7 @@ def test_admin_of_unknown_status_is_never_deleted_when_admins_are_protected() ->
 
 def test_plan_without_cull_users_has_no_user_decisions() -> None:
     users = [User.from_api(user_json(f"u{i}", idle=9 * HOUR, servers=[server_json(idle=9 * HOUR)])) for i in range(3)]
-    plan = make_plan(users, NOW, LIMITS)
+    plan = plan_of(users, NOW, LIMITS)
     assert len(plan.stops) == 3
     assert plan.users == ()
     assert plan.deletions == ()

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
-import responses
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.fakehub import TOKEN, URL, run, serve_users, server_json, user_json
-from tests.test_output import validate
+from tests.support.cli import run
+from tests.support.emulated_hub import TOKEN, URL, EmulatedHub, server_json, user_json
+from tests.support.reports import validate
 
 H = 3600
 
@@ -23,9 +23,9 @@ def metric(path: Path, name: str, **labels: str) -> float:
     raise AssertionError(f"{name} not in {path}")
 
 
-def test_json_report_on_stdout_logs_on_stderr(hub: responses.RequestsMock) -> None:
-    serve_users(hub, "ready", [user_json("ann", servers=[server_json(idle=2 * H)])])
-    hub.delete(f"{URL}/users/ann/server", status=204)
+def test_json_report_on_stdout_logs_on_stderr(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.serve_users("ready", [user_json("ann", servers=[server_json(idle=2 * H)])])
+    emulated_hub.answer_stop("ann", status=204)
     result = run("--timeout=1h", "--report=json", "--warn-within=10m")
     assert result.exit_code == 0
     document = json.loads(result.stdout)  # stdout is the document and nothing else
@@ -37,11 +37,11 @@ def test_json_report_on_stdout_logs_on_stderr(hub: responses.RequestsMock) -> No
 
 
 @pytest.mark.parametrize("report_kept", [False, True], ids=["kept-counted", "report-kept"])
-def test_kept_servers_are_counted_and_listed_only_when_asked(hub: responses.RequestsMock, tmp_path: Path, report_kept: bool) -> None:
+def test_kept_servers_are_counted_and_listed_only_when_asked(emulated_hub: EmulatedHub, tmp_path: Path, report_kept: bool) -> None:
     """A big hub's report (and memory) must not grow with every server that is fine."""
     busy = [user_json(name, servers=[server_json(idle=60)]) for name in ("bob", "cid")]
-    serve_users(hub, "ready", [user_json("ann", servers=[server_json(idle=2 * H)]), *busy])
-    hub.delete(f"{URL}/users/ann/server", status=204)
+    emulated_hub.serve_users("ready", [user_json("ann", servers=[server_json(idle=2 * H)]), *busy])
+    emulated_hub.answer_stop("ann", status=204)
     metrics = tmp_path / "idle_cull.prom"
     asked = ["--report-kept"] if report_kept else []
     result = run("--timeout=1h", "--report=json", f"--metrics-file={metrics}", "--log-level=debug", *asked)
@@ -58,23 +58,23 @@ def test_kept_servers_are_counted_and_listed_only_when_asked(hub: responses.Requ
     assert "keep server bob: idle 1m < 1h (--timeout)" in result.stderr  # the debug log says why, always
 
 
-def test_text_report(hub: responses.RequestsMock) -> None:
-    serve_users(hub, "ready", [user_json("ann", servers=[server_json(idle=2 * H)])])
-    hub.delete(f"{URL}/users/ann/server", status=204)
+def test_text_report(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.serve_users("ready", [user_json("ann", servers=[server_json(idle=2 * H)])])
+    emulated_hub.answer_stop("ann", status=204)
     result = run("--timeout=1h", "--report=text")
     assert result.exit_code == 0
     assert "ann" in result.stdout
     assert "INFO" not in result.stdout
 
 
-def test_no_report_by_default(hub: responses.RequestsMock) -> None:
-    serve_users(hub, "ready", [])
+def test_no_report_by_default(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.serve_users("ready", [])
     assert run("--timeout=1h").stdout == ""
 
 
-def test_report_file_and_metrics_file(hub: responses.RequestsMock, tmp_path: Path) -> None:
-    serve_users(hub, "ready", [user_json("ann", servers=[server_json(idle=2 * H)])])
-    hub.delete(f"{URL}/users/ann/server", status=204)
+def test_report_file_and_metrics_file(emulated_hub: EmulatedHub, tmp_path: Path) -> None:
+    emulated_hub.serve_users("ready", [user_json("ann", servers=[server_json(idle=2 * H)])])
+    emulated_hub.answer_stop("ann", status=204)
     report, metrics = tmp_path / "report.json", tmp_path / "idle_cull.prom"
     result = run("--timeout=1h", f"--report-file={report}", f"--metrics-file={metrics}")
     assert result.exit_code == 0, result.stderr
@@ -84,8 +84,8 @@ def test_report_file_and_metrics_file(hub: responses.RequestsMock, tmp_path: Pat
     assert TOKEN not in report.read_text() + metrics.read_text()
 
 
-def test_a_failed_listing_still_reports_and_records_metrics(hub: responses.RequestsMock, tmp_path: Path) -> None:
-    hub.get(f"{URL}/users", status=403, json={"status": 403, "message": "Missing or invalid credentials."})
+def test_a_failed_listing_still_reports_and_records_metrics(emulated_hub: EmulatedHub, tmp_path: Path) -> None:
+    emulated_hub.get(f"{URL}/users", status=403, json={"status": 403, "message": "Missing or invalid credentials."})
     report, metrics = tmp_path / "report.json", tmp_path / "idle_cull.prom"
     result = run("--timeout=1h", f"--report-file={report}", f"--metrics-file={metrics}", "--report=json")
     assert result.exit_code == 3
@@ -96,26 +96,26 @@ def test_a_failed_listing_still_reports_and_records_metrics(hub: responses.Reque
     assert metric(metrics, "idle_cull_last_run_exit_status") == 3
 
 
-def test_unwritable_output_is_a_configuration_error_before_contacting_the_hub(hub: responses.RequestsMock, tmp_path: Path) -> None:
+def test_unwritable_output_is_a_configuration_error_before_contacting_the_hub(emulated_hub: EmulatedHub, tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     result = run("--timeout=1h", f"--report-file={blocker}/report.json")
     assert result.exit_code == 2
     assert "--report-file" in result.stderr
-    assert len(hub.calls) == 0
+    assert len(emulated_hub.calls) == 0
 
 
-def test_a_failed_push_exits_5_after_a_good_pass(hub: responses.RequestsMock) -> None:
-    serve_users(hub, "ready", [])
+def test_a_failed_push_exits_5_after_a_good_pass(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.serve_users("ready", [])
     gateway = "http://127.0.0.1:9"  # discard port: nothing listens there
-    hub.add_passthru(gateway)
+    emulated_hub.add_passthru(gateway)
     result = run("--timeout=1h", f"--pushgateway={gateway}")
     assert result.exit_code == 5, result.stderr
     assert "ERROR" in result.stderr
 
 
 @pytest.mark.parametrize("url", ["pushgateway:9091", "ftp://gw:9091"])
-def test_bad_pushgateway_url_is_a_configuration_error(hub: responses.RequestsMock, url: str) -> None:
+def test_bad_pushgateway_url_is_a_configuration_error(emulated_hub: EmulatedHub, url: str) -> None:
     result = run("--timeout=1h", f"--pushgateway={url}")
     assert result.exit_code == 2
-    assert len(hub.calls) == 0
+    assert len(emulated_hub.calls) == 0

@@ -14,7 +14,6 @@ import requests
 
 from idle_cull.config import RetryPolicy
 from idle_cull.retry import (
-    TRANSIENT_STATUSES,
     TransientHTTPError,
     call_with_retries,
     is_transient,
@@ -83,10 +82,6 @@ def test_parse_retry_after_date_defaults_to_the_current_time() -> None:
 )
 def test_is_transient(error: BaseException, transient: bool) -> None:
     assert is_transient(error) is transient
-
-
-def test_transient_statuses_are_429_and_the_gateway_errors() -> None:
-    assert frozenset({429, 502, 503, 504}) == TRANSIENT_STATUSES
 
 
 def test_transient_http_error_carries_status_and_wait() -> None:

@@ -6,12 +6,13 @@ then group (the most generous of the user's groups), then --timeout.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
-import responses
 from hypothesis import given
 from hypothesis import strategies as st
 
-from idle_cull.models import User
+from idle_cull.models import Server, User
 from idle_cull.policy import (
     Action,
     CullLimits,
@@ -19,12 +20,12 @@ from idle_cull.policy import (
     decide_user,
     excluded,
     idle_limit,
-    make_plan,
 )
-from tests.factories import NOW, server_json, user_json
-from tests.fakehub import URL, deletes, run, serve_users
-from tests.fakehub import server_json as live_server
-from tests.fakehub import user_json as live_user
+from tests.support.cli import run
+from tests.support.emulated_hub import URL, EmulatedHub
+from tests.support.emulated_hub import server_json as live_server
+from tests.support.emulated_hub import user_json as live_user
+from tests.support.records import NOW, plan_of, server_json, user_json
 
 H = 3600.0
 RULES = CullLimits(
@@ -37,7 +38,7 @@ RULES = CullLimits(
 )
 
 
-def one(name: str = "u", *, server: str = "", groups: list[str] | None = None, profile: str | None = None, idle: float = 0) -> tuple[User, object]:
+def one(name: str = "u", *, server: str = "", groups: list[str] | None = None, profile: str | None = None, idle: float = 0) -> tuple[User, Server]:
     options = {"profile": profile} if profile else {}
     user = User.from_api(user_json(name, groups=groups, servers=[server_json(server, idle=idle, user_options=options)]))
     return user, user.servers[0]
@@ -60,7 +61,7 @@ def one(name: str = "u", *, server: str = "", groups: list[str] | None = None, p
         pytest.param(one(profile="tpu", groups=["students"]), 3 * H, "group students", id="unknown-profile-falls-through"),
     ],
 )
-def test_idle_limit_precedence(user_server: tuple, limit: float, rule: str) -> None:
+def test_idle_limit_precedence(user_server: tuple[User, Server], limit: float, rule: str) -> None:
     user, server = user_server
     assert idle_limit(user, server, RULES) == (limit, rule)
 
@@ -92,7 +93,7 @@ def test_exclusions(name: str, groups: list[str], reason: str | None) -> None:
         pytest.param(one(idle=1 * H), Action.STOP, "idle 1h >= 1h (--timeout)", id="default-reason"),
     ],
 )
-def test_server_decisions_name_their_rule(user_server: tuple, action: Action, reason: str) -> None:
+def test_server_decisions_name_their_rule(user_server: tuple[User, Server], action: Action, reason: str) -> None:
     user, server = user_server
     decision = decide_server(user, server, NOW, RULES)
     assert decision.action is action
@@ -114,7 +115,7 @@ USER_RULES = CullLimits(timeout=1 * H, max_age=2 * H, cull_users=True, user_time
         pytest.param(user_json(idle=99 * 24 * H, groups=["keep"]), USER_RULES, Action.KEEP, "excluded by --exclude-group keep", id="excluded-user-never-deleted"),
     ],
 )
-def test_user_limits(record: dict, limits: CullLimits, action: Action, reason: str) -> None:
+def test_user_limits(record: dict[str, Any], limits: CullLimits, action: Action, reason: str) -> None:
     user = User.from_api(record)
     decision = decide_user(user, [], NOW, limits)
     assert decision.action is action
@@ -124,15 +125,15 @@ def test_user_limits(record: dict, limits: CullLimits, action: Action, reason: s
 # -- the options, end to end in-process ---------------------------------------------------
 
 
-def test_rule_options_reach_the_decisions(hub: responses.RequestsMock) -> None:
+def test_rule_options_reach_the_decisions(emulated_hub: EmulatedHub) -> None:
     users = [
         live_user("gpu-user", groups=["students"], servers=[live_server(idle=3 * H, user_options={"profile": "gpu"})]),
         live_user("student", groups=["students"], servers=[live_server(idle=2 * H)]),
         live_user("teacher", groups=["instructors"], servers=[live_server(idle=99 * H)]),
         live_user("svc-bot", servers=[live_server(idle=99 * H)]),
     ]
-    serve_users(hub, "ready", users)
-    hub.delete(f"{URL}/users/gpu-user/server", status=204)
+    emulated_hub.serve_users("ready", users)
+    emulated_hub.answer_stop("gpu-user", status=204)
     result = run(
         "--timeout=1h",
         "--profile-timeout=gpu=2h",
@@ -142,31 +143,31 @@ def test_rule_options_reach_the_decisions(hub: responses.RequestsMock) -> None:
         "--log-level=debug",
     )
     assert result.exit_code == 0, result.stderr
-    assert deletes(hub) == [f"{URL}/users/gpu-user/server"]
+    assert emulated_hub.deleted_urls() == [f"{URL}/users/gpu-user/server"]
     assert "stop server gpu-user: idle 3h >= 2h (profile gpu)" in result.stderr
     assert "keep server student: idle 2h < 4h (group students)" in result.stderr
     assert "keep server teacher: excluded by --exclude-group instructors" in result.stderr
     assert "keep server svc-bot: excluded by --exclude-user svc-*" in result.stderr
 
 
-def test_group_rules_need_the_groups_field(hub: responses.RequestsMock) -> None:
+def test_group_rules_need_the_groups_field(emulated_hub: EmulatedHub) -> None:
     record = live_user("x", servers=[live_server(idle=99 * H)])
     del record["groups"]
-    serve_users(hub, "ready", [record])
+    emulated_hub.serve_users("ready", [record])
     result = run("--timeout=1h", "--exclude-group=instructors")
     assert result.exit_code == 3
     assert "read:users:groups" in result.stderr
-    assert deletes(hub) == []
+    assert emulated_hub.deleted_urls() == []
 
 
-def test_profile_rules_need_user_options(hub: responses.RequestsMock) -> None:
+def test_profile_rules_need_user_options(emulated_hub: EmulatedHub) -> None:
     record = live_user("x", servers=[live_server(idle=99 * H)])
     del record["servers"][""]["user_options"]
-    serve_users(hub, "ready", [record])
+    emulated_hub.serve_users("ready", [record])
     result = run("--timeout=1h", "--profile-timeout=gpu=2h")
     assert result.exit_code == 3
     assert "user_options" in result.stderr
-    assert deletes(hub) == []
+    assert emulated_hub.deleted_urls() == []
 
 
 @pytest.mark.parametrize(
@@ -180,11 +181,11 @@ def test_profile_rules_need_user_options(hub: responses.RequestsMock) -> None:
         pytest.param(["--user-timeout=x"], "not a duration", id="bad-user-timeout"),
     ],
 )
-def test_rule_option_errors(hub: responses.RequestsMock, args: list[str], message: str) -> None:
+def test_rule_option_errors(emulated_hub: EmulatedHub, args: list[str], message: str) -> None:
     result = run(*args)
     assert result.exit_code == 2
     assert message in result.stderr
-    assert len(hub.calls) == 0
+    assert len(emulated_hub.calls) == 0
 
 
 # -- property: an excluded user is never touched ------------------------------------------
@@ -213,7 +214,7 @@ SERVERS = st.lists(
     exclude_users=st.lists(st.sampled_from(["svc-*", "ann", "a*", "nobody"]), max_size=2),
     exclude_groups=st.lists(st.sampled_from(["instructors", "staff"]), max_size=2),
 )
-def test_excluded_users_are_never_touched(records: list[dict], exclude_users: list[str], exclude_groups: list[str]) -> None:
+def test_excluded_users_are_never_touched(records: list[dict[str, Any]], exclude_users: list[str], exclude_groups: list[str]) -> None:
     limits = CullLimits(
         timeout=1 * H,
         max_age=2 * H,
@@ -223,7 +224,7 @@ def test_excluded_users_are_never_touched(records: list[dict], exclude_users: li
         profile_timeouts=(("gpu", 0.1 * H),),
     )
     users = [User.from_api(r) for r in records]
-    plan = make_plan(users, NOW, limits)
+    plan = plan_of(users, NOW, limits)
     protected = {u.name for u in users if excluded(u, limits)}
     touched = {d.user for d in plan.stops} | {d.user for d in plan.deletions}
     assert not protected & touched

@@ -7,8 +7,8 @@ import json
 import re
 import time
 from datetime import datetime, timedelta, timezone
-from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import responses
@@ -16,19 +16,20 @@ from click.testing import CliRunner
 
 from idle_cull.cli import cli
 from idle_cull.runner import PassControl
-from tests.fakehub import URL, deletes, run, serve_users, server_json, user_json
+from tests.support.cli import run
+from tests.support.emulated_hub import URL, EmulatedHub, server_json, user_json
 
 
-def idle_users(count: int, prefix: str = "idle") -> list[dict]:
+def idle_users(count: int, prefix: str = "idle") -> list[dict[str, Any]]:
     return [user_json(f"{prefix}{i}", idle=7200, servers=[server_json(idle=7200)]) for i in range(count)]
 
 
-def test_dry_run_sends_nothing_that_changes_the_hub(hub: responses.RequestsMock) -> None:
-    serve_users(hub, "ready", [*idle_users(2), user_json("busy", servers=[server_json(idle=5)])])
-    serve_users(hub, "inactive", [user_json("old", idle=7200)])
+def test_dry_run_sends_nothing_that_changes_the_hub(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.serve_users("ready", [*idle_users(2), user_json("busy", servers=[server_json(idle=5)])])
+    emulated_hub.serve_users("inactive", [user_json("old", idle=7200)])
     result = run("--timeout=1h", "--cull-users", "--dry-run", "--log-level=debug")
     assert result.exit_code == 0, result.stderr
-    assert [c.request.method for c in hub.calls if c.request.method != "GET"] == []
+    assert [c.request.method for c in emulated_hub.calls if c.request.method != "GET"] == []
     assert "DRY RUN: stop server idle0: idle 2h >= 1h (--timeout)" in result.stderr
     assert "DRY RUN: keep server busy" in result.stderr
     assert "DRY RUN: delete user old" in result.stderr
@@ -46,66 +47,62 @@ def test_dry_run_sends_nothing_that_changes_the_hub(hub: responses.RequestsMock)
         pytest.param(["--max-culls=10", "--max-cull-fraction=0.1"], 1, 1, True, id="either-cap-refuses"),
     ],
 )
-def test_blast_radius_caps(hub: responses.RequestsMock, args: list[str], idle: int, busy: int, refused: bool) -> None:
+def test_blast_radius_caps(emulated_hub: EmulatedHub, args: list[str], idle: int, busy: int, refused: bool) -> None:
     busy_users = [user_json(f"busy{i}", servers=[server_json(idle=5)]) for i in range(busy)]
-    serve_users(hub, "ready", [*idle_users(idle), *busy_users])
+    emulated_hub.serve_users("ready", [*idle_users(idle), *busy_users])
     for i in range(idle):
-        hub.delete(f"{URL}/users/idle{i}/server", status=204)
+        emulated_hub.answer_stop(f"idle{i}", status=204)
     result = run("--timeout=1h", *args)
     if refused:
         assert result.exit_code == 4, result.stderr
-        assert deletes(hub) == []
+        assert emulated_hub.deleted_urls() == []
         assert "refusing to act" in result.stderr
         assert result.stderr.count("  would stop server idle") == idle
         assert f"server_not_attempted={idle}" in result.stderr
     else:
         assert result.exit_code == 0, result.stderr
-        assert len(deletes(hub)) == idle
+        assert len(emulated_hub.deleted_urls()) == idle
 
 
-def serve_with_date(hub: responses.RequestsMock, users: list[dict], hub_now: datetime) -> None:
+def serve_with_date(emulated_hub: EmulatedHub, users: list[dict[str, Any]], hub_now: datetime) -> None:
     """A hub whose clock (Date header) reads ``hub_now``."""
-    date = {"Date": format_datetime(hub_now, usegmt=True)}
-    hub.replace(responses.GET, f"{URL}/", json={"version": "6.1.1"}, headers=date)
-    page = {"items": users, "_pagination": {"offset": 0, "limit": 50, "total": len(users), "next": None}}
-    hub.get(f"{URL}/users", json=page, headers=date)
-    for user in users:
-        hub.get(f"{URL}/users/{user['name']}", json=user, headers=date)
+    emulated_hub.set_clock(hub_now)
+    emulated_hub.serve_users("ready", users)
 
 
-def test_idleness_is_measured_on_the_hubs_clock(hub: responses.RequestsMock) -> None:
+def test_idleness_is_measured_on_the_hubs_clock(emulated_hub: EmulatedHub) -> None:
     # Stamped two hours ago by this machine's clock; the hub's clock runs 2h behind ours,
     # so on the hub's own clock the server was active moments ago.
-    serve_with_date(hub, idle_users(1), datetime.now(timezone.utc) - timedelta(hours=2))
+    serve_with_date(emulated_hub, idle_users(1), datetime.now(timezone.utc) - timedelta(hours=2))
     result = run("--timeout=1h")
     assert result.exit_code == 0, result.stderr
-    assert deletes(hub) == []
+    assert emulated_hub.deleted_urls() == []
     assert "this machine's clock is 2h ahead of the hub's" in result.stderr
 
 
-def test_local_clock_on_request(hub: responses.RequestsMock) -> None:
-    serve_with_date(hub, idle_users(1), datetime.now(timezone.utc) - timedelta(hours=2))
-    hub.delete(f"{URL}/users/idle0/server", status=204)
+def test_local_clock_on_request(emulated_hub: EmulatedHub) -> None:
+    serve_with_date(emulated_hub, idle_users(1), datetime.now(timezone.utc) - timedelta(hours=2))
+    emulated_hub.answer_stop("idle0", status=204)
     result = run("--timeout=1h", "--clock=local")
     assert result.exit_code == 0, result.stderr
-    assert deletes(hub) == [f"{URL}/users/idle0/server"]
+    assert emulated_hub.deleted_urls() == [f"{URL}/users/idle0/server"]
     assert "clock is" not in result.stderr
 
 
-def test_missing_date_header_falls_back_to_local_with_a_warning(hub: responses.RequestsMock) -> None:
-    serve_users(hub, "ready", [])
+def test_missing_date_header_falls_back_to_local_with_a_warning(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.serve_users("ready", [])
     result = run("--timeout=1h")
     assert result.exit_code == 0
     assert "the hub sent no Date header; measuring idleness on this machine's clock" in result.stderr
 
 
-def test_recheck_skips_a_server_that_woke_up(hub: responses.RequestsMock) -> None:
+def test_recheck_skips_a_server_that_woke_up(emulated_hub: EmulatedHub) -> None:
     listed = idle_users(1)
-    serve_users(hub, "ready", listed)
-    hub.replace(responses.GET, f"{URL}/users/idle0", json=user_json("idle0", servers=[server_json(idle=3)]))
+    emulated_hub.serve_users("ready", listed)
+    emulated_hub.replace(responses.GET, f"{URL}/users/idle0", json=user_json("idle0", servers=[server_json(idle=3)]))
     result = run("--timeout=1h", "--recheck-after=0")
     assert result.exit_code == 0, result.stderr
-    assert deletes(hub) == []
+    assert emulated_hub.deleted_urls() == []
     assert re.search(r"stop server idle0: skipped \(re-check: idle 3[.\d]*s < 1h \(--timeout\)\)", result.stderr)
 
 
@@ -117,68 +114,68 @@ def test_recheck_skips_a_server_that_woke_up(hub: responses.RequestsMock) -> Non
         pytest.param(200, "pending", "skipped (re-check: pending stop)", id="server-stopping"),
     ],
 )
-def test_recheck_does_not_stop_what_changed(hub: responses.RequestsMock, fresh_status: int, fresh_body: object, outcome: str) -> None:
-    serve_users(hub, "ready", idle_users(1))
+def test_recheck_does_not_stop_what_changed(emulated_hub: EmulatedHub, fresh_status: int, fresh_body: object, outcome: str) -> None:
+    emulated_hub.serve_users("ready", idle_users(1))
     if fresh_body is None:
         fresh_body = user_json("idle0")
     elif fresh_body == "pending":
         fresh_body = user_json("idle0", servers=[server_json(idle=7200, pending="stop")])
-    hub.replace(responses.GET, f"{URL}/users/idle0", json=fresh_body, status=fresh_status)
+    emulated_hub.replace(responses.GET, f"{URL}/users/idle0", json=fresh_body, status=fresh_status)
     result = run("--timeout=1h", "--recheck-after=0")
     assert result.exit_code == 0, result.stderr
-    assert deletes(hub) == []
+    assert emulated_hub.deleted_urls() == []
     assert f"stop server idle0: {outcome}" in result.stderr
 
 
-def test_recheck_keeps_a_user_who_started_a_server(hub: responses.RequestsMock) -> None:
-    serve_users(hub, "ready", [])
-    serve_users(hub, "inactive", [user_json("comeback", idle=7200)])
-    hub.replace(responses.GET, f"{URL}/users/comeback", json=user_json("comeback", servers=[server_json(idle=1)]))
+def test_recheck_keeps_a_user_who_started_a_server(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.serve_users("ready", [])
+    emulated_hub.serve_users("inactive", [user_json("comeback", idle=7200)])
+    emulated_hub.replace(responses.GET, f"{URL}/users/comeback", json=user_json("comeback", servers=[server_json(idle=1)]))
     result = run("--timeout=1h", "--cull-users", "--recheck-after=0")
     assert result.exit_code == 0, result.stderr
-    assert deletes(hub) == []
+    assert emulated_hub.deleted_urls() == []
     assert "re-check: has an active server again ('default')" in result.stderr
 
 
-def test_a_listing_younger_than_recheck_after_is_acted_on_without_a_re_check(hub: responses.RequestsMock) -> None:
+def test_a_listing_younger_than_recheck_after_is_acted_on_without_a_re_check(emulated_hub: EmulatedHub) -> None:
     """The default: a pass that acts within 30 s of listing sends no re-check GET."""
-    serve_users(hub, "ready", idle_users(1))
-    hub.replace(responses.GET, f"{URL}/users/idle0", json=user_json("idle0", servers=[server_json(idle=3)]))
-    hub.delete(f"{URL}/users/idle0/server", status=204)
+    emulated_hub.serve_users("ready", idle_users(1))
+    emulated_hub.replace(responses.GET, f"{URL}/users/idle0", json=user_json("idle0", servers=[server_json(idle=3)]))
+    emulated_hub.answer_stop("idle0", status=204)
     result = run("--timeout=1h")
     assert result.exit_code == 0, result.stderr
-    assert [c.request.url for c in hub.calls if c.request.url.endswith("/users/idle0")] == []
-    assert deletes(hub) == [f"{URL}/users/idle0/server"]
+    assert [c.request.url for c in emulated_hub.calls if (c.request.url or "").endswith("/users/idle0")] == []
+    assert emulated_hub.deleted_urls() == [f"{URL}/users/idle0/server"]
 
 
-def test_negative_recheck_after_is_a_usage_error(hub: responses.RequestsMock) -> None:
+def test_negative_recheck_after_is_a_usage_error(emulated_hub: EmulatedHub) -> None:
     result = run("--timeout=1h", "--recheck-after=-5")
     assert result.exit_code == 2
     assert "recheck-after" in result.stderr
-    assert len(hub.calls) == 0
+    assert len(emulated_hub.calls) == 0
 
 
-def test_no_recheck_acts_on_the_listing(hub: responses.RequestsMock) -> None:
-    serve_users(hub, "ready", idle_users(1))
-    hub.delete(f"{URL}/users/idle0/server", status=204)
+def test_no_recheck_acts_on_the_listing(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.serve_users("ready", idle_users(1))
+    emulated_hub.answer_stop("idle0", status=204)
     result = run("--timeout=1h", "--no-recheck")
     assert result.exit_code == 0
-    assert [c.request.url for c in hub.calls if c.request.url.endswith("/users/idle0")] == []
-    assert deletes(hub) == [f"{URL}/users/idle0/server"]
+    assert [c.request.url for c in emulated_hub.calls if (c.request.url or "").endswith("/users/idle0")] == []
+    assert emulated_hub.deleted_urls() == [f"{URL}/users/idle0/server"]
 
 
-def test_lock_held_elsewhere_exits_75_without_contacting_the_hub(hub: responses.RequestsMock, tmp_path: Path) -> None:
+def test_lock_held_elsewhere_exits_75_without_contacting_the_hub(emulated_hub: EmulatedHub, tmp_path: Path) -> None:
     lock = tmp_path / "idle-cull.lock"
     with lock.open("w") as holder:
         fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
         result = run("--timeout=1h", f"--lock-file={lock}")
     assert result.exit_code == 75
     assert "another idle-cull pass holds" in result.stderr
-    assert len(hub.calls) == 0
+    assert len(emulated_hub.calls) == 0
 
 
-def test_lock_is_released_after_the_pass(hub: responses.RequestsMock, tmp_path: Path) -> None:
-    serve_users(hub, "ready", [])
+def test_lock_is_released_after_the_pass(emulated_hub: EmulatedHub, tmp_path: Path) -> None:
+    emulated_hub.serve_users("ready", [])
     lock = tmp_path / "idle-cull.lock"
     assert run("--timeout=1h", f"--lock-file={lock}").exit_code == 0
     assert run("--timeout=1h", f"--lock-file={lock}").exit_code == 0
@@ -186,24 +183,24 @@ def test_lock_is_released_after_the_pass(hub: responses.RequestsMock, tmp_path: 
         fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises if still held
 
 
-def test_unusable_lock_file_is_a_configuration_error(hub: responses.RequestsMock, tmp_path: Path) -> None:
+def test_unusable_lock_file_is_a_configuration_error(emulated_hub: EmulatedHub, tmp_path: Path) -> None:
     result = run("--timeout=1h", f"--lock-file={tmp_path}/missing-dir/lock")
     assert result.exit_code == 2
     assert "cannot open --lock-file" in result.stderr
 
 
-def test_deadline_stops_starting_new_actions(hub: responses.RequestsMock) -> None:
-    serve_users(hub, "ready", idle_users(4))
+def test_deadline_stops_starting_new_actions(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.serve_users("ready", idle_users(4))
 
-    def slow_stop(_request: object) -> tuple[int, dict, str]:
+    def slow_stop(_request: object) -> tuple[int, dict[str, str], str]:
         time.sleep(0.4)
         return (204, {}, "")
 
     for i in range(4):
-        hub.add_callback(responses.DELETE, f"{URL}/users/idle{i}/server", callback=slow_stop)
+        emulated_hub.add_callback(responses.DELETE, f"{URL}/users/idle{i}/server", callback=slow_stop)
     result = run("--timeout=1h", "--concurrency=1", "--deadline=0.6")
     assert result.exit_code == 1, result.stderr
-    stopped = len(deletes(hub))
+    stopped = len(emulated_hub.deleted_urls())
     assert 1 <= stopped < 4
     assert "--deadline of 0.6s passed" in result.stderr
     assert f"server_not_attempted={4 - stopped}" in result.stderr
@@ -231,11 +228,11 @@ def test_pass_control_deadline_and_cancel() -> None:
         pytest.param(["--clock=ntp"], "--clock", id="unknown-clock"),
     ],
 )
-def test_rail_options_are_validated(hub: responses.RequestsMock, args: list[str], message: str) -> None:
+def test_rail_options_are_validated(emulated_hub: EmulatedHub, args: list[str], message: str) -> None:
     result = run(*args)
     assert result.exit_code == 2
     assert message in result.stderr
-    assert len(hub.calls) == 0
+    assert len(emulated_hub.calls) == 0
 
 
 def test_help_lists_every_exit_status() -> None:

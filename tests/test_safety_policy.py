@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
 from idle_cull.models import User
-from idle_cull.policy import Caps, CullLimits, cap_exceeded, make_plan, user_changed_since_listing
-from tests.factories import NOW, server_json, user_json
+from idle_cull.policy import Caps, CullLimits, cap_exceeded, user_changed_since_listing
+from tests.support.records import NOW, plan_of, server_json, user_json
 
 HOUR = 3600.0
 
@@ -37,7 +38,7 @@ def hub_with(idle: int, busy: int, pending: int = 0, idle_users: int = 0) -> lis
     ],
 )
 def test_cap_exceeded(users: list[User], limits: CullLimits, caps: Caps, refused_because: str | None) -> None:
-    reason = cap_exceeded(make_plan(users, NOW, limits), caps)
+    reason = cap_exceeded(plan_of(users, NOW, limits), caps)
     if refused_because is None:
         assert reason is None
     else:
@@ -56,7 +57,7 @@ LIMITS = CullLimits(timeout=HOUR, cull_users=True)
 PROTECT_ADMINS = CullLimits(timeout=HOUR, cull_users=True, cull_admin_users=False)
 
 
-def fresh(activity_offset: float | None = 0, *, servers: list[dict] | None = None, admin: bool = False) -> User:
+def fresh(activity_offset: float | None = 0, *, servers: list[dict[str, Any]] | None = None, admin: bool = False) -> User:
     record = user_json("u", servers=servers, admin=admin)
     record["last_activity"] = stamp(activity_offset)
     return User.from_api(record)
@@ -76,7 +77,7 @@ def fresh(activity_offset: float | None = 0, *, servers: list[dict] | None = Non
         pytest.param(fresh(0, admin=True), None, LIMITS, None, id="admin-but-admins-culled"),
     ],
 )
-def test_user_changed_since_listing(fresh_user: User, our_first_stop, limits: CullLimits, objection: str | None) -> None:
+def test_user_changed_since_listing(fresh_user: User, our_first_stop: datetime | None, limits: CullLimits, objection: str | None) -> None:
     result = user_changed_since_listing(LISTED, fresh_user, our_first_stop, limits)
     if objection is None:
         assert result is None

@@ -11,7 +11,6 @@ A missing tool makes the tests that need it fail with the install step, never sk
 
 from __future__ import annotations
 
-import configparser
 import datetime as dt
 import fcntl
 import importlib
@@ -22,6 +21,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -78,12 +78,10 @@ def _run(cmd: list[str], timeout: float = 120, **kwargs: Any) -> subprocess.Comp
 
 
 def _console_script() -> str:
-    cfg = configparser.ConfigParser()
-    cfg.read(REPO / "setup.cfg")
-    scripts = cfg["options.entry_points"]["console_scripts"]
-    names = [line.split("=")[0].strip() for line in scripts.splitlines() if line.strip()]
-    assert "idle-cull" in names, f"no idle-cull console script in setup.cfg: {names}"
-    return "idle-cull"
+    """The command the installed package provides, which the shipped files must run."""
+    names = [e.name for e in metadata.entry_points(group="console_scripts") if e.value.startswith("idle_cull")]
+    assert names == ["idle-cull"], f"console scripts of the installed idle-cull: {names}"
+    return names[0]
 
 
 def _parse_unit(path: Path) -> dict[str, list[tuple[str, str]]]:
@@ -418,7 +416,7 @@ def test_cron_command_runs_and_does_not_overlap(tmp_path: Path) -> None:
 
 def _manifests() -> list[tuple[Path, dict[str, Any]]]:
     yaml = _module("yaml")
-    docs = []
+    docs: list[tuple[Path, dict[str, Any]]] = []
     files = sorted(K8S_DIR.glob("*.yaml")) + sorted(K8S_DIR.glob("*.yml"))
     assert files, f"no manifests in {K8S_DIR}"
     for path in files:

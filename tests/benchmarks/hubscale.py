@@ -79,7 +79,8 @@ class IdleCullShape:
     @classmethod
     def detect(cls) -> IdleCullShape:
         """Read from the installed code, so the figures of an older checkout stay fair."""
-        wired = "iter_user_pages_concurrently" in inspect.getsource(runner)
+        source = inspect.getsource(runner)
+        wired = "list_pages" in source or "iter_user_pages_concurrently" in source
         recheck = next((f for f in dataclasses.fields(Settings) if f.name == "recheck"), None)
         return cls(
             "concurrent" if wired else "sequential",

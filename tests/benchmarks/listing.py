@@ -3,14 +3,14 @@
 ``python -m tests.benchmarks.listing --users 5000 --servers 2000``
 
 Starts a real hub with that many users and running servers, then times
-``HubClient.iter_user_pages`` (one page after the other, following ``next``) against
-``HubClient.iter_user_pages_concurrently`` (offsets from the first page's ``total``, at
+the sequential listing (``pages.follow_pages``: one page after the other, following
+``next``) against the concurrent one (``pages.list_pages``: offsets from the first page's ``total``, at
 most ``--concurrency`` pages in flight), each page parsed into ``User`` records as the
 runner does. Both run in this process, alternately, ``--repeats`` times; the table shows
 medians. ``state=ready`` is what every pass lists; ``state=inactive`` is added by
 ``--cull-users``. The listing changes nothing, so it needs no re-spawn between runs.
 
-``--fake-users`` adds rows against the fake hub (``tests.benchmarks.fakehub``) with that
+``--fake-users`` adds rows against the fake hub (``tests.benchmarks.hub_server``) with that
 many users, answering each page at once or after ``--fake-latency`` seconds: on the real
 hub on 127.0.0.1 the hub's single thread renders one page at a time, so concurrency can
 only overlap our parsing with its rendering; with a hub farther away (latency, TLS,
@@ -25,12 +25,14 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from idle_cull.hub import HubClient
 from idle_cull.models import User
+from idle_cull.pages import Fetch, follow_pages, list_pages
 from tests.benchmarks.common import markdown_table, median, ratio
-from tests.benchmarks.fakehub import fake_hub
+from tests.benchmarks.hub_server import fake_hub
 from tests.benchmarks.scene import Case, running_scene
 
 HEADERS = [
@@ -80,6 +82,13 @@ def _consume(pages: Iterable[list[Any]]) -> tuple[int, int]:
     return users, count
 
 
+def _sequential(fetch: Fetch, page_size: int) -> Iterator[list[Any]]:
+    """One page after the other: the first, then each ``next`` followed."""
+    first = fetch(0, page_size)
+    yield first.items
+    yield from follow_pages(fetch, first)
+
+
 def _timed(pages: Iterator[list[Any]]) -> tuple[float, int, int]:
     started = time.perf_counter()
     users, count = _consume(pages)
@@ -107,13 +116,12 @@ def measure_listing(
                 sequential: list[float] = []
                 concurrent: list[float] = []
                 for _ in range(repeats):
-                    seconds, users, pages = _timed(client.iter_user_pages(state, page_size))
+                    fetch = partial(client.user_page, state)
+                    seconds, users, pages = _timed(_sequential(fetch, page_size))
                     sequential.append(seconds)
                     with ThreadPoolExecutor(concurrency, thread_name_prefix="bench-list") as pool:
                         seconds, users_c, pages_c = _timed(
-                            client.iter_user_pages_concurrently(
-                                state, page_size, executor=pool, max_in_flight=concurrency
-                            )
+                            list_pages(fetch, page_size, executor=pool, max_in_flight=concurrency)
                         )
                     concurrent.append(seconds)
                     if (users_c, pages_c) != (users, pages):

@@ -3,7 +3,7 @@
 ``python -m tests.benchmarks.memory [--users 100000]``
 
 Runs ``python -m idle_cull`` (the real command, in a process of its own) against
-``tests.benchmarks.fakehub`` with half of the users running a server, and reports the
+``tests.benchmarks.hub_server`` with half of the users running a server, and reports the
 pass's wall time, CPU seconds (user + system) and peak RSS, from ``os.wait4`` for that
 process alone (so interpreter start-up and imports are included; the fake hub is not).
 
@@ -32,7 +32,7 @@ from tests.benchmarks.common import (
     this_python,
     upstream_python,
 )
-from tests.benchmarks.fakehub import fake_hub
+from tests.benchmarks.hub_server import fake_hub
 
 # Share of idle users in the acting scenario: every action is two requests (re-check, then
 # stop or delete) at about 2 ms of client CPU each on the reference machine, so "all idle"

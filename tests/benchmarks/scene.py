@@ -1,6 +1,6 @@
 """A real JupyterHub at benchmark scale: N users, M running servers, stops that take D s.
 
-Built on ``tests.realhub.RealHub`` (the no-op spawner of ``tests/hub_config.py``), with
+Built on ``tests.support.realhub.RealHub`` (the no-op spawner of ``tests/support/hub_config.py``), with
 what scale needs on top:
 
 - the hub's work directory (its sqlite db) on ``/dev/shm`` when there is one: on disk,
@@ -26,7 +26,7 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
-from tests.realhub import HarnessError, RealHub, server_path
+from tests.support.realhub import HarnessError, RealHub, server_path
 
 PAGINATION_ACCEPT = "application/jupyterhub-pagination+json"
 CREATE_CHUNK = 500

@@ -31,7 +31,7 @@ from tests.benchmarks.common import (
     python_env,
     run_measured,
 )
-from tests.benchmarks.fakehub import fake_hub
+from tests.benchmarks.hub_server import fake_hub
 
 HEADERS = ["environment", "command", "median ms", "best ms", "peak RSS MB"]
 IMPORT_HEADERS = ["module (imported by idle_cull.cli)", "cumulative ms"]

@@ -1,7 +1,8 @@
-"""Fixtures for tests against a real JupyterHub (see ``tests/realhub.py``).
+"""Fixtures for tests against a real JupyterHub (see ``tests/support/realhub.py``).
 
-One hub per session keeps the suite fast (start-up is seconds, a reset milliseconds); the
-function-scoped ``hub`` fixture resets it so every test starts from an empty hub.
+One hub per session (``shared_real_hub``) keeps the suite fast (start-up is seconds, a
+reset milliseconds); the function-scoped ``real_hub`` resets it so every test starts from
+an empty hub. (``emulated_hub``, in tests/conftest.py, is the in-process stand-in.)
 A missing jupyterhub or configurable-http-proxy is a failure, not a skip: a CI run that
 silently skipped the integration tests would look green while testing nothing.
 """
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.realhub import HarnessError, RealHub
+from tests.support.realhub import HarnessError, RealHub
 
 INTEGRATION_DIR = Path(__file__).resolve().parent
 
@@ -26,7 +27,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def real_hub() -> Iterator[RealHub]:
+def shared_real_hub() -> Iterator[RealHub]:
     """Start one real hub for the session; stop it (and its proxy) at the end, whatever happens."""
     hub = _start_or_fail()
     try:
@@ -47,8 +48,8 @@ def _start_or_fail() -> RealHub:
 
 
 @pytest.fixture
-def hub(real_hub: RealHub) -> RealHub:
+def real_hub(shared_real_hub: RealHub) -> RealHub:
     """The session hub, reset to empty: no users, servers or groups; instant stops."""
-    real_hub.page_limit = RealHub.page_limit
-    real_hub.reset()
-    return real_hub
+    shared_real_hub.page_limit = RealHub.page_limit
+    shared_real_hub.reset()
+    return shared_real_hub

@@ -37,8 +37,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.factories import unusable_token_files
-from tests.integration.faultproxy import (
+from tests.support.faultproxy import (
     Answer,
     Fault,
     FaultProxy,
@@ -51,7 +50,8 @@ from tests.integration.faultproxy import (
     rewrite_json,
     stall,
 )
-from tests.realhub import RealHub, quote_segment, utcnow_iso
+from tests.support.realhub import RealHub, quote_segment, utcnow_iso
+from tests.support.records import unusable_token_files
 
 IDLE = 2  # --timeout, seconds
 # Idle servers must look idle on the hub's clock, which idle-cull reads from the Date
@@ -83,16 +83,17 @@ EXPECTED_END_STATE = {
 }  # idle-ida (server stopped, then user deleted) and temp-tim (deleted) are gone
 
 # Requests of a pass over the scene, as (method, path below /hub/api, query subset)
-PROBE = ("GET", "/", {})
+Request = tuple[str, str, dict[str, str]]
+PROBE: Request = ("GET", "/", {})
 READY_1 = ("GET", "/users", {"state": "ready", "offset": "0"})
 READY_2 = ("GET", "/users", {"state": "ready", "offset": "2"})
 INACTIVE_1 = ("GET", "/users", {"state": "inactive", "offset": "0"})
 INACTIVE_2 = ("GET", "/users", {"state": "inactive", "offset": "2"})
-ANY_LISTING = ("GET", "/users", {})
-STOP_IDA = ("DELETE", "/users/idle-ida/server", {})
-STOP_LAB = ("DELETE", "/users/nora/servers/lab", {})
-DELETE_TIM = ("DELETE", "/users/temp-tim", {})
-RECHECK_IDA = ("GET", "/users/idle-ida", {})
+ANY_LISTING: Request = ("GET", "/users", {})
+STOP_IDA: Request = ("DELETE", "/users/idle-ida/server", {})
+STOP_LAB: Request = ("DELETE", "/users/nora/servers/lab", {})
+DELETE_TIM: Request = ("DELETE", "/users/temp-tim", {})
+RECHECK_IDA: Request = ("GET", "/users/idle-ida", {})
 
 
 # --- the scene --------------------------------------------------------------------------
@@ -105,8 +106,8 @@ class Toucher:
     are not meant to be shared between threads).
     """
 
-    def __init__(self, hub: RealHub) -> None:
-        self.hub = hub
+    def __init__(self, real_hub: RealHub) -> None:
+        self.hub = real_hub
         self.errors: list[str] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="toucher", daemon=True)
@@ -146,30 +147,30 @@ class Toucher:
                 self.errors.append(f"{name}: {error!r}")
 
 
-def build_scene(hub: RealHub, *, wait: bool = True) -> Toucher:
+def build_scene(real_hub: RealHub, *, wait: bool = True) -> Toucher:
     """Create the scene on an empty hub and (by default) wait until its idle part is idle."""
-    hub.create_users(["idle-ida", "temp-tim", "nora"])
-    hub.create_users(["boss"], admin=True)
-    hub.create_users(["busy-bo", "fresh-fay"])
-    hub.start_server("idle-ida")
-    hub.start_server("nora", "lab")
-    hub.start_server("nora", "keep")
-    hub.start_server("busy-bo")
-    toucher = Toucher(hub).start()
+    real_hub.create_users(["idle-ida", "temp-tim", "nora"])
+    real_hub.create_users(["boss"], admin=True)
+    real_hub.create_users(["busy-bo", "fresh-fay"])
+    real_hub.start_server("idle-ida")
+    real_hub.start_server("nora", "lab")
+    real_hub.start_server("nora", "keep")
+    real_hub.start_server("busy-bo")
+    toucher = Toucher(real_hub).start()
     if wait:
         time.sleep(WAIT)
     return toucher
 
 
-def end_state(hub: RealHub) -> dict[str, dict[str, str]]:
+def end_state(real_hub: RealHub) -> dict[str, dict[str, str]]:
     """Every user and its servers: "running", "pending", or "stopped" for a named server
     that was stopped but not removed. A stopped default server and a removed named server
     are absent (the hub lists a stopped default server for every user)."""
     state = {}
-    for user in hub.users():
+    for user in real_hub.users():
         name = user["name"]
         path = f"/users/{quote_segment(name)}?include_stopped_servers=1"
-        model = hub.api("GET", path, expect=(200,)).json()
+        model = real_hub.api("GET", path, expect=(200,)).json()
         servers = {}
         for server, s in model["servers"].items():
             if s["ready"]:
@@ -204,7 +205,7 @@ class Pass:
 
 
 def cull(
-    hub: RealHub,
+    real_hub: RealHub,
     proxy: FaultProxy,
     *args: str,
     url: str | None = None,
@@ -215,7 +216,7 @@ def cull(
     """One pass of ``python -m idle_cull`` against the proxy, as cron would run it."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
     environment["JUPYTERHUB_API_URL"] = url or proxy.api_url
-    environment["JUPYTERHUB_API_TOKEN"] = hub.culler_token if token is None else token
+    environment["JUPYTERHUB_API_TOKEN"] = real_hub.culler_token if token is None else token
     environment.update(env or {})
     proxy.forget()
     started = time.monotonic()
@@ -229,7 +230,7 @@ def cull(
     )
     seconds = time.monotonic() - started
     output = result.stdout + result.stderr
-    for secret in (hub.culler_token, hub.admin_token, hub.servers_only_token, hub.noscope_token):
+    for secret in (real_hub.culler_token, real_hub.admin_token, real_hub.servers_only_token, real_hub.noscope_token):
         assert secret not in output, "the API token appears in the output"
     assert "Traceback" not in output, output
     return Pass(result.returncode, result.stderr, seconds, proxy.requests())
@@ -241,8 +242,8 @@ TALLY: list[dict[str, Any]] = []
 
 
 @pytest.fixture(scope="module")
-def proxy(real_hub: RealHub) -> Iterator[FaultProxy]:
-    with FaultProxy(real_hub.api_url) as running:
+def proxy(shared_real_hub: RealHub) -> Iterator[FaultProxy]:
+    with FaultProxy(shared_real_hub.api_url) as running:
         yield running
 
 
@@ -271,10 +272,10 @@ def faults(proxy: FaultProxy) -> Iterator[FaultProxy]:
 
 
 @pytest.fixture
-def scene(hub: RealHub) -> Iterator[RealHub]:
-    toucher = build_scene(hub)
+def scene(real_hub: RealHub) -> Iterator[RealHub]:
+    toucher = build_scene(real_hub)
     try:
-        yield hub
+        yield real_hub
     finally:
         toucher.stop()
     assert toucher.errors == []
@@ -386,13 +387,13 @@ RIDE_OUT = [
 def test_faults_a_pass_rides_out(
     scene: RealHub, faults: FaultProxy, case: Case
 ) -> None:
-    hub = scene
+    real_hub = scene
     install(faults, case.rules)
-    first = cull(hub, faults, *ARGS, *case.args)
-    after_fault = end_state(hub)
+    first = cull(real_hub, faults, *ARGS, *case.args)
+    after_fault = end_state(real_hub)
     faults.clear()
-    second = cull(hub, faults, *ARGS)
-    final = end_state(hub)
+    second = cull(real_hub, faults, *ARGS)
+    final = end_state(real_hub)
     stopped, deleted = harm(after_fault)
     TALLY.append(_row(case.name, first, stopped, deleted, final == EXPECTED_END_STATE))
 
@@ -417,7 +418,7 @@ def test_hostile_records_on_the_wire(
     """Listing pages rewritten in flight: look-alike names that, addressed wrongly, would hit
     a user or server in use; the same instants in other notations; garbage records; a
     duplicate across pages. The pass handles or rejects each and reaches the reference."""
-    hub = scene
+    real_hub = scene
     captured: dict[str, Any] = {}
 
     def first_ready_page(page: dict[str, Any]) -> None:
@@ -458,11 +459,11 @@ def test_hostile_records_on_the_wire(
         (INACTIVE_2, rewrite_json(second_inactive_page), 1),
     ))
     # Without the re-check, nothing stands between a misread record and an action.
-    first = cull(hub, faults, *ARGS, "--recheck=false")
-    after = end_state(hub)
+    first = cull(real_hub, faults, *ARGS, "--recheck=false")
+    after = end_state(real_hub)
     faults.clear()
-    second = cull(hub, faults, *ARGS)
-    final = end_state(hub)
+    second = cull(real_hub, faults, *ARGS)
+    final = end_state(real_hub)
     stopped, deleted = harm(after)
     TALLY.append(_row("hostile records rewritten in the listing", first, stopped, deleted, final == EXPECTED_END_STATE))
 
@@ -538,7 +539,7 @@ STOPPERS = [
 ]
 
 
-def test_faults_that_stop_the_pass_cull_nothing(hub: RealHub, faults: FaultProxy) -> None:
+def test_faults_that_stop_the_pass_cull_nothing(real_hub: RealHub, faults: FaultProxy) -> None:
     """Each fault in turn on one hub: exit 3, no DELETE sent, the hub exactly as before.
 
     The faulty passes run with --timeout=0, so had one gone ahead it would have stopped
@@ -546,23 +547,23 @@ def test_faults_that_stop_the_pass_cull_nothing(hub: RealHub, faults: FaultProxy
     scene becomes idle for the clean pass at the end.
     """
     built = time.monotonic()
-    toucher = build_scene(hub, wait=False)
+    toucher = build_scene(real_hub, wait=False)
     try:
-        _stoppers_then_clean_pass(hub, faults, built)
+        _stoppers_then_clean_pass(real_hub, faults, built)
     finally:
         toucher.stop()
     assert toucher.errors == []
 
 
-def _stoppers_then_clean_pass(hub: RealHub, faults: FaultProxy, built: float) -> None:
-    before = end_state(hub)
+def _stoppers_then_clean_pass(real_hub: RealHub, faults: FaultProxy, built: float) -> None:
+    before = end_state(real_hub)
     assert harm(before) == ([], [])
     problems = []
     for case in STOPPERS:
         faults.clear()
         install(faults, case.rules)
-        run = cull(hub, faults, *ARGS, "--timeout=0", *case.args)
-        after = end_state(hub)
+        run = cull(real_hub, faults, *ARGS, "--timeout=0", *case.args)
+        after = end_state(real_hub)
         stopped, deleted = harm(after)
         TALLY.append(_row(case.name, run, stopped, deleted, False))
         low, high = case.seconds
@@ -580,8 +581,8 @@ def _stoppers_then_clean_pass(hub: RealHub, faults: FaultProxy, built: float) ->
     # The reference: a pass that meets no fault, on a hub the faulty passes left unchanged.
     faults.clear()
     time.sleep(max(0.0, built + WAIT - time.monotonic()))
-    clean = cull(hub, faults, *ARGS)
-    final = end_state(hub)
+    clean = cull(real_hub, faults, *ARGS)
+    final = end_state(real_hub)
     reached = final == EXPECTED_END_STATE
     for row in TALLY[-len(STOPPERS) :]:
         row["next_pass_reached_reference"] = reached
@@ -590,10 +591,10 @@ def _stoppers_then_clean_pass(hub: RealHub, faults: FaultProxy, built: float) ->
     assert final == EXPECTED_END_STATE, clean.stderr
 
 
-def test_pagination_that_never_ends_is_refused(hub: RealHub, faults: FaultProxy) -> None:
-    hub.create_users(["someone"])
-    hub.start_server("someone")
-    before = end_state(hub)
+def test_pagination_that_never_ends_is_refused(real_hub: RealHub, faults: FaultProxy) -> None:
+    real_hub.create_users(["someone"])
+    real_hub.start_server("someone")
+    before = end_state(real_hub)
 
     def always_more(page: dict[str, Any]) -> None:
         pagination = page["_pagination"]
@@ -601,20 +602,20 @@ def test_pagination_that_never_ends_is_refused(hub: RealHub, faults: FaultProxy)
 
     install(faults, ((ANY_LISTING, rewrite_json(always_more, "endless next"), None),))
     try:
-        run = cull(hub, faults, *ARGS, "--timeout=0", timeout=4)
+        run = cull(real_hub, faults, *ARGS, "--timeout=0", timeout=4)
     except subprocess.TimeoutExpired:
         pytest.fail(f"the pass was still listing after 4 s ({len(faults.requests('GET', '/users'))} pages)")
     assert run.status == 3, run.stderr
     assert run.sent("DELETE") == []
-    assert end_state(hub) == before
+    assert end_state(real_hub) == before
 
 
 @pytest.mark.parametrize("status", [403, 500])
-def test_an_error_body_quoting_the_token_does_not_leak_it(hub: RealHub, faults: FaultProxy, status: int) -> None:
-    hub.create_users(["someone"])
-    hub.start_server("someone")
+def test_an_error_body_quoting_the_token_does_not_leak_it(real_hub: RealHub, faults: FaultProxy, status: int) -> None:
+    real_hub.create_users(["someone"])
+    real_hub.start_server("someone")
     install(faults, ((READY_1, echo_request(status), 1),))
-    run = cull(hub, faults, "--timeout=0")  # asserts the token is not in the output
+    run = cull(real_hub, faults, "--timeout=0")  # asserts the token is not in the output
     assert run.status == 3, run.stderr
     assert run.sent("DELETE") == []
 
@@ -622,19 +623,19 @@ def test_an_error_body_quoting_the_token_does_not_leak_it(hub: RealHub, faults: 
 # --- names the real hub accepts -----------------------------------------------------------
 
 
-def test_hostile_names_on_the_real_hub(hub: RealHub, faults: FaultProxy) -> None:
+def test_hostile_names_on_the_real_hub(real_hub: RealHub, faults: FaultProxy) -> None:
     """Idle users whose names, sent unquoted, would address an active look-alike."""
     idle = ["what?", "pct%61x", "#tag", "a b", "ünïcødé", "x.."]
     busy = ["what", "pctax", "tag", "a", "x"]
-    hub.create_users(idle + busy)
+    real_hub.create_users(idle + busy)
     for name in [*idle[:2], *idle[3:], *busy]:
         if name != "#tag":
-            hub.start_server(name)
+            real_hub.start_server(name)
     time.sleep(WAIT)
     for name in busy:
-        hub.touch(name)
-    run = cull(hub, faults, f"--timeout={IDLE}", "--cull-users")
-    state = end_state(hub)
+        real_hub.touch(name)
+    run = cull(real_hub, faults, f"--timeout={IDLE}", "--cull-users")
+    state = end_state(real_hub)
     assert run.status == 0, run.stderr
     assert state == {name: {"": "running"} for name in busy}, run.stderr
     deletes = set(run.sent("DELETE"))
@@ -645,9 +646,9 @@ def test_hostile_names_on_the_real_hub(hub: RealHub, faults: FaultProxy) -> None
 
 
 @pytest.fixture
-def token_files(tmp_path: Path, real_hub: RealHub) -> dict[str, Path]:
-    """Token files that cannot be used (see ``tests.factories.unusable_token_files``)."""
-    return unusable_token_files(tmp_path, real_hub.culler_token, real_hub.admin_token)
+def token_files(tmp_path: Path, shared_real_hub: RealHub) -> dict[str, Path]:
+    """Token files that cannot be used (see ``tests.support.records.unusable_token_files``)."""
+    return unusable_token_files(tmp_path, shared_real_hub.culler_token, shared_real_hub.admin_token)
 
 
 @dataclass(frozen=True)
@@ -672,14 +673,14 @@ OPERATOR_ERRORS = [
 
 @pytest.mark.parametrize("case", OPERATOR_ERRORS, ids=[o.id for o in OPERATOR_ERRORS])
 def test_operator_errors_exit_2_and_send_nothing(
-    real_hub: RealHub, faults: FaultProxy, token_files: dict[str, Path], case: OperatorError
+    shared_real_hub: RealHub, faults: FaultProxy, token_files: dict[str, Path], case: OperatorError
 ) -> None:
     """One clear line, exit 2, and not a single request reaches the proxy (or the hub)."""
     args = [
         f"{a.split('=@')[0]}={token_files[a.split('=@')[1]]}" if "=@" in a else a for a in case.args
     ]
     url = case.url(faults.api_url) if case.url else None
-    run = cull(real_hub, faults, *args, url=url, env=case.env)
+    run = cull(shared_real_hub, faults, *args, url=url, env=case.env)
     assert run.status == 2, run.stderr
     assert case.message in run.stderr, run.stderr
     assert run.requests == [], "a request reached the proxy"
@@ -687,20 +688,20 @@ def test_operator_errors_exit_2_and_send_nothing(
     assert len(errors) == 1, run.stderr
 
 
-def test_https_to_a_plain_http_server_exits_3_at_once(real_hub: RealHub, faults: FaultProxy) -> None:
+def test_https_to_a_plain_http_server_exits_3_at_once(shared_real_hub: RealHub, faults: FaultProxy) -> None:
     """The hub's public proxy answers a TLS hello with an HTTP error: not retried, exit 3.
 
     (The hub's own port instead waits for a request line that never comes, so there the
     pass takes --request-timeout times the 5 attempts, like any silent server.)"""
-    url = real_hub.public_url.replace("http://", "https://") + "/hub/api"
-    run = cull(real_hub, faults, "--timeout=60", url=url)
+    url = shared_real_hub.public_url.replace("http://", "https://") + "/hub/api"
+    run = cull(shared_real_hub, faults, "--timeout=60", url=url)
     assert run.status == 3, run.stderr
     assert "TLS handshake" in run.stderr
     assert run.seconds < 10
 
 
-def test_wrong_base_url_behind_the_public_proxy_exits_3(real_hub: RealHub, faults: FaultProxy) -> None:
-    run = cull(real_hub, faults, "--timeout=60", url=f"{real_hub.public_url}/jupyter/hub/api")
+def test_wrong_base_url_behind_the_public_proxy_exits_3(shared_real_hub: RealHub, faults: FaultProxy) -> None:
+    run = cull(shared_real_hub, faults, "--timeout=60", url=f"{shared_real_hub.public_url}/jupyter/hub/api")
     assert run.status == 3, run.stderr
     assert "no JupyterHub API there" in run.stderr or "is not JSON" in run.stderr
 
@@ -708,8 +709,8 @@ def test_wrong_base_url_behind_the_public_proxy_exits_3(real_hub: RealHub, fault
 # --- the proxy itself ---------------------------------------------------------------------
 
 
-def test_the_proxy_stops_promptly_with_a_stall_in_flight(real_hub: RealHub) -> None:
-    proxy = FaultProxy(real_hub.api_url).start()
+def test_the_proxy_stops_promptly_with_a_stall_in_flight(shared_real_hub: RealHub) -> None:
+    proxy = FaultProxy(shared_real_hub.api_url).start()
     proxy.add("GET", "/", stall(60))
     session = requests.Session()
     assert session.get(f"{proxy.api_url}/users", timeout=5).status_code == 403  # forwarded

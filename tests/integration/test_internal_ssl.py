@@ -19,21 +19,21 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.integration.test_cull import IDLE, PAST_IDLE, cull, servers_of
-from tests.realhub import LOG_FILE, HarnessError, RealHub
+from tests.support.cli import IDLE, PAST_IDLE, cull, servers_of
+from tests.support.realhub import LOG_FILE, HarnessError, RealHub
 
 
 @pytest.fixture(scope="module")
 def ssl_module_hub() -> Iterator[RealHub]:
     """One hub with internal SSL for this module; stopped (with its proxy) whatever happens."""
     try:
-        hub = RealHub.start(internal_ssl=True)
+        real_hub = RealHub.start(internal_ssl=True)
     except HarnessError as exc:
         pytest.fail(f"cannot start a JupyterHub with internal SSL:\n{exc}", pytrace=False)
     try:
-        yield hub
+        yield real_hub
     finally:
-        hub.stop()
+        real_hub.stop()
 
 
 @pytest.fixture
@@ -43,8 +43,8 @@ def ssl_hub(ssl_module_hub: RealHub) -> RealHub:
     return ssl_module_hub
 
 
-def hub_log_since(hub: RealHub, offset: int) -> str:
-    with (hub.workdir / LOG_FILE).open("rb") as log:
+def hub_log_since(real_hub: RealHub, offset: int) -> str:
+    with (real_hub.workdir / LOG_FILE).open("rb") as log:
         log.seek(offset)
         return log.read().decode(errors="replace")
 

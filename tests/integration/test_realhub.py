@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.realhub import (
+from tests.support.realhub import (
     PAGINATION_ACCEPT,
     REPO_ROOT,
     HarnessError,
@@ -36,79 +36,79 @@ def parse_ts(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def server_model(hub: RealHub, user: str, server_name: str = "") -> dict[str, Any]:
-    model = hub.user(user)
+def server_model(real_hub: RealHub, user: str, server_name: str = "") -> dict[str, Any]:
+    model = real_hub.user(user)
     assert model is not None, f"user {user!r} is gone"
     server: dict[str, Any] = model["servers"][server_name]
     return server
 
 
-def group_names(hub: RealHub) -> list[str]:
-    response = hub.api("GET", "/groups", headers={"Accept": PAGINATION_ACCEPT}, expect=(200,))
+def group_names(real_hub: RealHub) -> list[str]:
+    response = real_hub.api("GET", "/groups", headers={"Accept": PAGINATION_ACCEPT}, expect=(200,))
     return [group["name"] for group in response.json()["items"]]
 
 
-def test_create_users_with_odd_names_round_trip(hub: RealHub) -> None:
-    hub.create_users(ODD_NAMES)
+def test_create_users_with_odd_names_round_trip(real_hub: RealHub) -> None:
+    real_hub.create_users(ODD_NAMES)
 
-    assert sorted(user["name"] for user in hub.users()) == sorted(ODD_NAMES)
+    assert sorted(user["name"] for user in real_hub.users()) == sorted(ODD_NAMES)
     for name in ODD_NAMES:
-        model = hub.user(name)
+        model = real_hub.user(name)
         assert model is not None
         assert model["name"] == name  # "pct%41x" must not come back as "pctAx"
-    assert hub.user("nobody") is None
+    assert real_hub.user("nobody") is None
 
 
-def test_odd_names_work_for_servers_activity_and_groups(hub: RealHub) -> None:
+def test_odd_names_work_for_servers_activity_and_groups(real_hub: RealHub) -> None:
     name = "ünï cødé%2f"
-    hub.create_users([name])
-    hub.start_server(name)
-    hub.start_server(name, "named-1")
-    hub.touch(name, "named-1")
-    hub.add_to_group("group with space", [name])
+    real_hub.create_users([name])
+    real_hub.start_server(name)
+    real_hub.start_server(name, "named-1")
+    real_hub.touch(name, "named-1")
+    real_hub.add_to_group("group with space", [name])
 
-    model = hub.user(name)
+    model = real_hub.user(name)
     assert model is not None
     assert set(model["servers"]) == {"", "named-1"}
     assert model["groups"] == ["group with space"]
-    hub.stop_server(name, "named-1")
-    hub.stop_server(name)
-    assert hub.user(name)["servers"] == {}  # type: ignore[index]
+    real_hub.stop_server(name, "named-1")
+    real_hub.stop_server(name)
+    assert real_hub.user(name)["servers"] == {}  # type: ignore[index]
 
 
-def test_hub_accepts_only_slugs_as_new_server_names(hub: RealHub) -> None:
-    hub.create_users(["alice"])
+def test_hub_accepts_only_slugs_as_new_server_names(real_hub: RealHub) -> None:
+    real_hub.create_users(["alice"])
 
     for bad in ("named one", "Upper", "1st", "ünï"):
-        response = hub.api("POST", server_path("alice", bad), json={})
+        response = real_hub.api("POST", server_path("alice", bad), json={})
         assert response.status_code == 400, bad
         assert "Invalid server_name" in response.json()["message"]
 
 
-def test_hub_rejects_slash_and_lowercases_names(hub: RealHub) -> None:
+def test_hub_rejects_slash_and_lowercases_names(real_hub: RealHub) -> None:
     with pytest.raises(HubAPIError, match="Invalid username") as excinfo:
-        hub.create_users(["a/b"])
+        real_hub.create_users(["a/b"])
     assert excinfo.value.response.status_code == 400
 
     with pytest.raises(HarnessError, match="lowercases"):
-        hub.create_users(["Carol"])
-    assert hub.user("carol") is not None
+        real_hub.create_users(["Carol"])
+    assert real_hub.user("carol") is not None
 
 
-def test_create_admin_users(hub: RealHub) -> None:
-    hub.create_users(["root1", "root2"], admin=True)
-    hub.create_users(["plain"])
+def test_create_admin_users(real_hub: RealHub) -> None:
+    real_hub.create_users(["root1", "root2"], admin=True)
+    real_hub.create_users(["plain"])
 
-    admins = {user["name"]: user["admin"] for user in hub.users()}
+    admins = {user["name"]: user["admin"] for user in real_hub.users()}
     assert admins == {"root1": True, "root2": True, "plain": False}
 
 
-def test_start_default_and_named_server(hub: RealHub) -> None:
-    hub.create_users(["alice"])
-    hub.start_server("alice")
-    hub.start_server("alice", "gpu", user_options={"profile": "gpu"})
+def test_start_default_and_named_server(real_hub: RealHub) -> None:
+    real_hub.create_users(["alice"])
+    real_hub.start_server("alice")
+    real_hub.start_server("alice", "gpu", user_options={"profile": "gpu"})
 
-    model = hub.user("alice")
+    model = real_hub.user("alice")
     assert model is not None
     assert set(model["servers"]) == {"", "gpu"}
     for server in model["servers"].values():
@@ -119,11 +119,11 @@ def test_start_default_and_named_server(hub: RealHub) -> None:
     assert model["servers"]["gpu"]["url"] == "/user/alice/gpu/"
 
 
-def test_culler_token_sees_servers_and_activity(hub: RealHub) -> None:
-    hub.create_users(["alice"])
-    hub.start_server("alice", "gpu", user_options={"profile": "gpu"})
+def test_culler_token_sees_servers_and_activity(real_hub: RealHub) -> None:
+    real_hub.create_users(["alice"])
+    real_hub.start_server("alice", "gpu", user_options={"profile": "gpu"})
 
-    users = hub.api("GET", "/users", token=hub.culler_token, expect=(200,)).json()
+    users = real_hub.api("GET", "/users", token=real_hub.culler_token, expect=(200,)).json()
 
     assert [user["name"] for user in users] == ["alice"]
     server = users[0]["servers"]["gpu"]
@@ -132,17 +132,17 @@ def test_culler_token_sees_servers_and_activity(hub: RealHub) -> None:
     assert users[0]["last_activity"] is not None
 
 
-def test_touch_advances_last_activity_of_user_and_that_server_only(hub: RealHub) -> None:
-    hub.create_users(["alice"])
-    hub.start_server("alice")
-    hub.start_server("alice", "gpu")
-    before = hub.user("alice")
+def test_touch_advances_last_activity_of_user_and_that_server_only(real_hub: RealHub) -> None:
+    real_hub.create_users(["alice"])
+    real_hub.start_server("alice")
+    real_hub.start_server("alice", "gpu")
+    before = real_hub.user("alice")
     assert before is not None
     time.sleep(0.01)
 
-    hub.touch("alice", "gpu")
+    real_hub.touch("alice", "gpu")
 
-    after = hub.user("alice")
+    after = real_hub.user("alice")
     assert after is not None
     assert parse_ts(after["last_activity"]) > parse_ts(before["last_activity"])
     gpu_before = parse_ts(before["servers"]["gpu"]["last_activity"])
@@ -150,138 +150,138 @@ def test_touch_advances_last_activity_of_user_and_that_server_only(hub: RealHub)
     assert after["servers"][""]["last_activity"] == before["servers"][""]["last_activity"]
 
 
-def test_instant_stop_answers_204(hub: RealHub) -> None:
-    hub.create_users(["alice"])
-    hub.start_server("alice")
+def test_instant_stop_answers_204(real_hub: RealHub) -> None:
+    real_hub.create_users(["alice"])
+    real_hub.start_server("alice")
 
-    response = hub.api("DELETE", "/users/alice/server", token=hub.culler_token)
+    response = real_hub.api("DELETE", "/users/alice/server", token=real_hub.culler_token)
 
     assert response.status_code == 204
     assert server_path("alice") == "/users/alice/server"
-    assert hub.user("alice")["servers"] == {}  # type: ignore[index]
+    assert real_hub.user("alice")["servers"] == {}  # type: ignore[index]
     # stopping an already stopped default server is a no-op 204
-    assert hub.api("DELETE", "/users/alice/server", token=hub.culler_token).status_code == 204
+    assert real_hub.api("DELETE", "/users/alice/server", token=real_hub.culler_token).status_code == 204
 
 
-def test_stop_of_unknown_user_or_named_server_is_404(hub: RealHub) -> None:
-    hub.create_users(["alice"])
-    culler = hub.culler_token
+def test_stop_of_unknown_user_or_named_server_is_404(real_hub: RealHub) -> None:
+    real_hub.create_users(["alice"])
+    culler = real_hub.culler_token
 
-    assert hub.api("DELETE", "/users/nobody/server", token=culler).status_code == 404
-    assert hub.api("DELETE", "/users/alice/servers/nope", token=culler).status_code == 404
+    assert real_hub.api("DELETE", "/users/nobody/server", token=culler).status_code == 404
+    assert real_hub.api("DELETE", "/users/alice/servers/nope", token=culler).status_code == 404
 
 
-def test_slow_stop_answers_202_and_the_server_goes_later(hub: RealHub) -> None:
-    hub.create_users(["alice"])
-    hub.start_server("alice")
-    hub.set_stop_delay(2.5)  # more than slow_stop_timeout (1 s)
+def test_slow_stop_answers_202_and_the_server_goes_later(real_hub: RealHub) -> None:
+    real_hub.create_users(["alice"])
+    real_hub.start_server("alice")
+    real_hub.set_stop_delay(2.5)  # more than slow_stop_timeout (1 s)
 
     began = time.monotonic()
-    response = hub.api("DELETE", "/users/alice/server", token=hub.culler_token)
+    response = real_hub.api("DELETE", "/users/alice/server", token=real_hub.culler_token)
     waited = time.monotonic() - began
 
     assert response.status_code == 202
     assert 0.9 < waited < 2.0
-    assert server_model(hub, "alice")["pending"] == "stop"
+    assert server_model(real_hub, "alice")["pending"] == "stop"
     # a second stop while one is pending answers 202 at once
     began = time.monotonic()
-    assert hub.api("DELETE", "/users/alice/server", token=hub.culler_token).status_code == 202
+    assert real_hub.api("DELETE", "/users/alice/server", token=real_hub.culler_token).status_code == 202
     assert time.monotonic() - began < 0.5
     # the user cannot be deleted while its server is stopping
-    assert hub.api("DELETE", "/users/alice", token=hub.culler_token).status_code == 400
+    assert real_hub.api("DELETE", "/users/alice", token=real_hub.culler_token).status_code == 400
 
-    hub.stop_server("alice")  # waits for the pending stop to finish
-    assert hub.user("alice")["servers"] == {}  # type: ignore[index]
+    real_hub.stop_server("alice")  # waits for the pending stop to finish
+    assert real_hub.user("alice")["servers"] == {}  # type: ignore[index]
     assert time.monotonic() - began > 1.0
 
 
-def test_stop_delay_is_read_when_the_stop_begins(hub: RealHub) -> None:
-    hub.create_users(["alice", "bob"])
-    hub.start_server("alice")
-    hub.start_server("bob")
-    hub.set_stop_delay(1.5)
-    assert hub.api("DELETE", "/users/alice/server").status_code == 202
+def test_stop_delay_is_read_when_the_stop_begins(real_hub: RealHub) -> None:
+    real_hub.create_users(["alice", "bob"])
+    real_hub.start_server("alice")
+    real_hub.start_server("bob")
+    real_hub.set_stop_delay(1.5)
+    assert real_hub.api("DELETE", "/users/alice/server").status_code == 202
 
-    hub.set_stop_delay(0)  # alice's stop keeps its delay; bob's stop is instant
+    real_hub.set_stop_delay(0)  # alice's stop keeps its delay; bob's stop is instant
 
-    assert hub.api("DELETE", "/users/bob/server").status_code == 204
-    assert server_model(hub, "alice")["pending"] == "stop"
+    assert real_hub.api("DELETE", "/users/bob/server").status_code == 204
+    assert server_model(real_hub, "alice")["pending"] == "stop"
 
 
-def test_reset_leaves_an_empty_hub_quickly(hub: RealHub) -> None:
-    hub.create_users(["alice", "bob", "carol"])
-    hub.start_server("alice")
-    hub.start_server("alice", "gpu")
-    hub.start_server("bob")
-    hub.add_to_group("team", ["alice", "bob"])
-    hub.set_stop_delay(30)
-    assert hub.api("DELETE", "/users/bob/server").status_code == 202  # bob: 30 s stop pending
+def test_reset_leaves_an_empty_hub_quickly(real_hub: RealHub) -> None:
+    real_hub.create_users(["alice", "bob", "carol"])
+    real_hub.start_server("alice")
+    real_hub.start_server("alice", "gpu")
+    real_hub.start_server("bob")
+    real_hub.add_to_group("team", ["alice", "bob"])
+    real_hub.set_stop_delay(30)
+    assert real_hub.api("DELETE", "/users/bob/server").status_code == 202  # bob: 30 s stop pending
 
     began = time.monotonic()
-    hub.reset()
+    real_hub.reset()
     elapsed = time.monotonic() - began
 
     assert elapsed < 3.0, "reset must cut the pending 30 s stop short"
-    assert hub.users() == []
-    assert group_names(hub) == []
-    hub.create_users(["dave"])
-    hub.start_server("dave")
-    assert hub.api("DELETE", "/users/dave/server").status_code == 204  # delay back to 0
+    assert real_hub.users() == []
+    assert group_names(real_hub) == []
+    real_hub.create_users(["dave"])
+    real_hub.start_server("dave")
+    assert real_hub.api("DELETE", "/users/dave/server").status_code == 204  # delay back to 0
 
 
-def test_paginated_listing(hub: RealHub, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_paginated_listing(real_hub: RealHub, monkeypatch: pytest.MonkeyPatch) -> None:
     names = [f"user{i}" for i in range(5)]
-    hub.create_users(names)
+    real_hub.create_users(names)
 
-    page = hub.api(
+    page = real_hub.api(
         "GET", "/users?limit=2", headers={"Accept": PAGINATION_ACCEPT}, expect=(200,)
     ).json()
     assert [user["name"] for user in page["items"]] == names[:2]
     assert page["_pagination"]["total"] == 5
     assert page["_pagination"]["next"]["offset"] == 2
-    plain = hub.api("GET", "/users?limit=2", expect=(200,)).json()
+    plain = real_hub.api("GET", "/users?limit=2", expect=(200,)).json()
     assert isinstance(plain, list)  # no Accept header: a bare list, no page info
 
-    monkeypatch.setattr(hub, "page_limit", 2)
-    assert sorted(user["name"] for user in hub.users()) == names  # walked three pages
+    monkeypatch.setattr(real_hub, "page_limit", 2)
+    assert sorted(user["name"] for user in real_hub.users()) == names  # walked three pages
 
 
-def test_scopes_of_the_service_tokens(hub: RealHub) -> None:
-    hub.create_users(["alice", "bob"])
-    hub.add_to_group("team", ["alice"])
+def test_scopes_of_the_service_tokens(real_hub: RealHub) -> None:
+    real_hub.create_users(["alice", "bob"])
+    real_hub.add_to_group("team", ["alice"])
 
-    culler_view = hub.api("GET", "/users", token=hub.culler_token, expect=(200,)).json()
+    culler_view = real_hub.api("GET", "/users", token=real_hub.culler_token, expect=(200,)).json()
     assert sorted(user["name"] for user in culler_view) == ["alice", "bob"]
     assert "groups" in culler_view[0]  # admin:users includes read:users
-    servers_only_view = hub.api("GET", "/users", token=hub.servers_only_token, expect=(200,)).json()
+    servers_only_view = real_hub.api("GET", "/users", token=real_hub.servers_only_token, expect=(200,)).json()
     assert "groups" not in servers_only_view[0]
     assert {"name", "last_activity", "servers"} <= set(servers_only_view[0])
 
-    noscope = hub.api("GET", "/users", token=hub.noscope_token)
+    noscope = real_hub.api("GET", "/users", token=real_hub.noscope_token)
     assert noscope.status_code == 403
     assert "list:users" in noscope.json()["message"]
 
-    assert hub.api("DELETE", "/users/alice", token=hub.servers_only_token).status_code == 403
-    assert hub.api("DELETE", "/users/alice", token=hub.culler_token).status_code == 204
-    assert hub.user("alice") is None
+    assert real_hub.api("DELETE", "/users/alice", token=real_hub.servers_only_token).status_code == 403
+    assert real_hub.api("DELETE", "/users/alice", token=real_hub.culler_token).status_code == 204
+    assert real_hub.user("alice") is None
 
 
-def test_delete_user_with_running_named_server_fails(hub: RealHub) -> None:
+def test_delete_user_with_running_named_server_fails(real_hub: RealHub) -> None:
     """The hub stops only the default server on DELETE /users/{name}: a culler must stop
     named servers first (JupyterHub 6.1.1 answers 500 otherwise)."""
-    hub.create_users(["alice"])
-    hub.start_server("alice", "gpu")
+    real_hub.create_users(["alice"])
+    real_hub.start_server("alice", "gpu")
 
-    assert hub.api("DELETE", "/users/alice", token=hub.culler_token).status_code == 500
-    assert server_model(hub, "alice", "gpu")["ready"] is True
+    assert real_hub.api("DELETE", "/users/alice", token=real_hub.culler_token).status_code == 500
+    assert server_model(real_hub, "alice", "gpu")["ready"] is True
 
 
-def test_add_to_existing_group(hub: RealHub) -> None:
-    hub.create_users(["alice", "bob"])
-    hub.add_to_group("team", ["alice"])
-    hub.add_to_group("team", ["bob"])
+def test_add_to_existing_group(real_hub: RealHub) -> None:
+    real_hub.create_users(["alice", "bob"])
+    real_hub.add_to_group("team", ["alice"])
+    real_hub.add_to_group("team", ["bob"])
 
-    group = hub.api("GET", f"/groups/{quote_segment('team')}", expect=(200,)).json()
+    group = real_hub.api("GET", f"/groups/{quote_segment('team')}", expect=(200,)).json()
     assert sorted(group["users"]) == ["alice", "bob"]
 
 
@@ -292,8 +292,8 @@ def test_missing_proxy_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None
         RealHub.start()
 
 
-def proxy_pid(hub: RealHub) -> int:
-    return int((hub.workdir / "jupyterhub-proxy.pid").read_text())
+def proxy_pid(real_hub: RealHub) -> int:
+    return int((real_hub.workdir / "jupyterhub-proxy.pid").read_text())
 
 
 def is_running(pid: int) -> bool:
@@ -335,7 +335,7 @@ def test_stop_kills_the_proxy_of_a_crashed_hub() -> None:
 
 def test_module_main_prints_exports_and_stops_on_sigterm() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.realhub"],
+        [sys.executable, "-m", "tests.support.realhub"],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

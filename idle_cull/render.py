@@ -1,109 +1,40 @@
-"""A pass's report for machines (versioned JSON) and people (a text summary), and the
-atomic file writes behind ``--report-file`` and ``--metrics-file``.
+"""How a pass's report reads: versioned JSON for machines, a text summary for people.
 
 A job that runs every few minutes with nobody watching is judged by what it leaves
-behind; readers (a dashboard, ``jq``, node_exporter) poll those files at any moment, so
-a file is replaced in one rename and never seen half written. Nothing here receives the
-settings, so the API token cannot reach a report.
+behind, so the JSON is stable across runs (sorted, NaN-free, schema-versioned) and the
+text puts what needs attention first. Nothing here receives the settings, so the API
+token cannot reach a report. Writing the result to a file is ``files``'s business.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
-from contextlib import suppress
-from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from idle_cull import __version__
 from idle_cull.durations import format_duration
-from idle_cull.errors import ConfigError, OutputError
-from idle_cull.models import Outcome
+from idle_cull.models import Outcome, as_utc
 from idle_cull.policy import ServerDecision
-from idle_cull.report import KEPT, Entry, ExitStatus, Report, Upcoming
-from idle_cull.safe_text import printable
+from idle_cull.report import KEPT, Entry, ExitStatus, Report, Upcoming, reading_rank, result_counts
+from idle_cull.safe_text import printable, public_url
 
 __all__ = [
-    "FILE_MODE",
     "SCHEMA",
     "SCHEMA_VERSION",
-    "as_utc",
-    "check_writable",
     "iso_utc",
-    "kind_results",
-    "printable",
     "public_url",
     "render_json",
     "render_text",
     "report_document",
-    "write_atomically",
 ]
 
 SCHEMA = "idle-cull-report"
 # Bump on any change that could break a reader; adding fields is not one. Version 2:
 # kept servers and users are counted but have entries only with --report-kept.
 SCHEMA_VERSION = 2
-FILE_MODE = 0o644  # node_exporter and log shippers usually run as another user
-
-
-# The order a person wants to read results in: what needs attention first.
-_RESULT_ORDER = (
-    "failed",
-    "not_attempted",
-    "pending",
-    "stopped",
-    "deleted",
-    "already_gone",
-    "dry_run",
-    "skipped",
-    "kept",
-)
-
-_EXIT_MEANINGS = {
-    "OK": "the pass finished; every action succeeded, is pending, or nothing was to do",
-    "ACTION_FAILED": "some stop or delete failed after retries, or the pass was cut short",
-    "USAGE": "usage or configuration error; nothing was sent to the hub",
-    "HUB_UNUSABLE": "users could not be listed; nothing was culled",
-    "CAP_EXCEEDED": "the plan exceeded --max-culls or --max-cull-fraction; nothing was culled",
-    "LOCKED": "another pass holds --lock-file; this one did nothing",
-}
-
-
-# ---------------------------------------------------------------------------------------
-# Shared vocabulary of results (also the metrics' ``outcome`` label values)
-
-
-def _snake(outcome: Outcome) -> str:
-    return outcome.value.replace(" ", "_")
-
-
-def kind_results(kind: str) -> tuple[str, ...]:
-    """Every result a ``server`` or ``user`` entry can have, so counts never miss a key.
-
-    Readers and alerts see an explicit 0 instead of a missing key or series.
-    """
-    not_for_kind = Outcome.DELETED if kind == "server" else Outcome.STOPPED
-    results = [_snake(o) for o in Outcome if o is not not_for_kind]
-    return (*sorted(results, key=_rank), KEPT)
-
-
-def _rank(result: str) -> int:
-    """Position in the reading order; results added later sort last instead of failing."""
-    return _RESULT_ORDER.index(result) if result in _RESULT_ORDER else len(_RESULT_ORDER)
-
-
-def result_counts(report: Report, kind: str) -> dict[str, int]:
-    """How many servers (or users) ended in each result, from ``Report.counts``."""
-    prefix = f"{kind}_"
-    counted = {k[len(prefix) :]: n for k, n in report.counts().items() if k.startswith(prefix)}
-    counts = {result: counted.pop(result, 0) for result in kind_results(kind)}
-    counts.update(counted)  # an unexpected pairing still shows up rather than vanishing
-    return counts
 
 
 # ---------------------------------------------------------------------------------------
@@ -131,10 +62,10 @@ def report_document(report: Report, exit_status: ExitStatus) -> dict[str, Any]:
         "dry_run": report.dry_run,
         "exit_status": int(exit_status),
         "exit_status_name": exit_status.name.lower(),
-        "error": _pass_error(report),
+        "error": report.error or None,
         "interrupted": report.interrupted or None,
         "cap_exceeded": report.cap_exceeded or None,
-        "warn_within_seconds": _warn_within(report),
+        "warn_within_seconds": _number(report.warn_within),
         "counts": _counts_document(report),
         "entries_include_kept": report.kept_listed,
         "entries": [_entry_document(e) for e in _sorted_for_machines(report.entries)],
@@ -213,26 +144,17 @@ def _sorted_upcoming(report: Report) -> list[Upcoming]:
     return sorted(report.upcoming, key=lambda u: (u.seconds_left, u.user, u.server))
 
 
-def _pass_error(report: Report) -> str | None:
-    return report.error or None
-
-
-def _warn_within(report: Report) -> float | None:
-    return _number(report.warn_within)
-
-
 # ---------------------------------------------------------------------------------------
 # Text
 
 
-def render_text(report: Report, exit_status: ExitStatus, *, show_kept: bool = False) -> str:
+def render_text(report: Report, exit_status: ExitStatus) -> str:
     """A summary for a person at a terminal: what was done, what needs attention, counts.
 
     Every action and skip gets a line; kept servers and users, which can be thousands on
-    a large hub, are only counted unless the pass listed them (``--report-kept``) or
-    ``show_kept`` asks for the ones the report has.
+    a large hub, are only counted unless the pass listed them (``--report-kept``).
     """
-    show_kept = show_kept or report.kept_listed
+    show_kept = report.kept_listed
     lines = _text_header(report)
     for kind in ("server", "user"):
         entries = [e for e in report.entries if e.kind == kind]
@@ -261,9 +183,8 @@ def _text_header(report: Report) -> list[str]:
         lines.append(f"REFUSED: {report.cap_exceeded}; nothing was culled")
     if report.interrupted:
         lines.append(f"INTERRUPTED: {report.interrupted}")
-    error = _pass_error(report)
-    if error:
-        lines.append(f"ERROR: {error}")
+    if report.error:
+        lines.append(f"ERROR: {report.error}")
     return lines
 
 
@@ -290,7 +211,7 @@ def _text_entries(
 
 
 def _human_order(entry: Entry) -> tuple[int, str]:
-    return (_rank(entry.result), entry.label)
+    return (reading_rank(entry.result), entry.label)
 
 
 def _entry_row(entry: Entry) -> tuple[str, ...]:
@@ -335,8 +256,7 @@ def _text_footer(report: Report, exit_status: ExitStatus) -> list[str]:
     listed = f"users listed: {report.users_listed}"
     if report.rejected_records:
         listed += f", rejected records: {len(report.rejected_records)}"
-    meaning = _EXIT_MEANINGS.get(exit_status.name, exit_status.name.lower().replace("_", " "))
-    return [listed, f"exit status {int(exit_status)}: {meaning}"]
+    return [listed, f"exit status {int(exit_status)}: {exit_status.meaning}"]
 
 
 def _counts_phrase(counts: dict[str, int]) -> str:
@@ -367,22 +287,6 @@ def iso_utc(moment: datetime | None, timespec: str = "milliseconds") -> str | No
     return as_utc(moment).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
-def as_utc(moment: datetime) -> datetime:
-    """An aware UTC datetime; a naive one is taken as UTC, as the models read the hub's."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
-
-
-def public_url(url: str) -> str:
-    """The URL without any ``user:password@`` part: safe to print, log or push."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"***@{host}"))
-
-
 def _number(value: float | None) -> float | None:
     """Seconds rounded to milliseconds; ``None`` for unknown or non-finite values."""
     if value is None or not math.isfinite(value):
@@ -402,67 +306,3 @@ def _human_seconds(value: float | None) -> str:
 
 def _label(user: str, server: str) -> str:
     return user if not server else f"{user}/{server}"
-
-
-# ---------------------------------------------------------------------------------------
-# Files
-
-
-def check_writable(path: Path, *, option: str) -> None:
-    """Fail before the pass if ``path`` can never be written, so nothing is culled
-    unrecorded; raises ``ConfigError`` naming the option (exit status 2).
-    """
-    directory = path.parent
-    if path.is_dir():
-        raise ConfigError(f"{option} {path} is a directory; give a file name")
-    if not directory.is_dir():
-        raise ConfigError(f"{option} {path}: directory {directory} does not exist")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise ConfigError(f"{option} {path}: directory {directory} is not writable")
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` in one rename, so no reader sees a partial file.
-
-    The temporary file lives in the same directory (a rename cannot cross file systems),
-    is named ``.<name>.*.tmp`` (node_exporter reads only ``*.prom``), is fsynced before
-    the rename, and is removed if anything fails. Raises ``OutputError`` naming the path.
-    """
-    try:
-        fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as error:
-        raise OutputError(_cannot_write(path, error)) from None
-    try:
-        with os.fdopen(fd, "wb") as temp:
-            os.fchmod(temp.fileno(), FILE_MODE)
-            temp.write(text.encode("utf-8"))
-            temp.flush()
-            os.fsync(temp.fileno())
-        os.replace(temp_name, path)
-    except OSError as error:
-        _remove_quietly(temp_name)
-        raise OutputError(_cannot_write(path, error)) from None
-    except BaseException:
-        _remove_quietly(temp_name)
-        raise
-    _fsync_directory(path.parent)
-
-
-def _cannot_write(path: Path, error: OSError) -> str:
-    reason = error.strerror or type(error).__name__
-    return f"cannot write {path}: {reason} (its directory must exist and be writable)"
-
-
-def _remove_quietly(name: str) -> None:
-    with suppress(OSError):
-        os.unlink(name)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename itself durable; best effort (not every file system allows it)."""
-    with suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

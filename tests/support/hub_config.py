@@ -1,6 +1,6 @@
-"""jupyterhub_config.py for the real-hub test harness (``tests/realhub.py``).
+"""jupyterhub_config.py for the real-hub test harness (``tests/support/realhub.py``).
 
-The launcher runs ``jupyterhub -f tests/hub_config.py`` with the environment variables read
+The launcher runs ``jupyterhub -f tests/support/hub_config.py`` with the environment variables read
 below; nothing here is meant to be edited per test. Runtime knobs that tests change while the
 hub runs (the stop delay) live in files in the hub's work directory, so no restart is needed.
 
@@ -45,7 +45,7 @@ def _env(name: str) -> str:
         return os.environ[name]
     except KeyError:
         raise RuntimeError(
-            f"{name} is not set: tests/hub_config.py is meant to be started by tests/realhub.py"
+            f"{name} is not set: tests/support/hub_config.py is meant to be started by tests/support/realhub.py"
         ) from None
 
 
@@ -134,7 +134,7 @@ def _read_cancel_marker() -> str:
         return ""
 
 
-class NoopSpawner(Spawner):
+class NoopSpawner(Spawner):  # type: ignore[misc]  # jupyterhub ships no types: Spawner is Any
     """A spawner that starts nothing: every server is the shared always-200 HTTP server.
 
     It models what a culler sees (ready, pending stop, stopped) at a few ms per spawn.
@@ -204,7 +204,7 @@ c.JupyterHub.trust_user_provided_tokens = True  # see module docstring
 c.JupyterHub.tornado_settings = {"slow_stop_timeout": 1}
 c.Spawner.http_timeout = 10  # the shared server is always up; fail fast if it is not
 
-# tests.realhub.find_chp resolved it (env, .venv/chp, PATH) before launching the hub.
+# tests.support.realhub.find_chp resolved it (env, .venv/chp, PATH) before launching the hub.
 c.ConfigurableHTTPProxy.command = [_env("IDLE_CULL_CHP")]
 c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{PROXY_API_PORT}"
 c.ConfigurableHTTPProxy.pid_file = str(WORKDIR / "jupyterhub-proxy.pid")

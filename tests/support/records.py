@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from idle_cull.policy import Plan, judge
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from idle_cull.models import User
+    from idle_cull.policy import CullLimits
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -57,6 +65,21 @@ def user_json(
         "last_activity": ago(idle, now),
         "servers": {s["name"]: s for s in servers or []},
     }
+
+
+def plan_of(
+    users: Iterable[User],
+    now: datetime,
+    limits: CullLimits,
+    *,
+    warn_within: float | None = None,
+    list_kept: bool = True,
+) -> Plan:
+    """The plan of a whole listing, built the way the runner builds it page by page."""
+    plan = Plan(list_kept=list_kept)
+    for user in users:
+        plan.add(judge(user, now, limits, warn_within))
+    return plan
 
 
 def unusable_token_files(directory: Path, token: str, other_token: str) -> dict[str, Path]:

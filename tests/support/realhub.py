@@ -5,7 +5,7 @@ talks HTTP to a hub, so the hub must be a separate server with its real auth, sc
 pagination and slow-stop behaviour; a subprocess in its own process group can also always be
 killed, whatever state a failed test leaves it in.
 
-The hub runs ``tests/hub_config.py`` (a no-op spawner, four service tokens, everything on
+The hub runs ``tests/support/hub_config.py`` (a no-op spawner, four service tokens, everything on
 127.0.0.1). ``RealHub`` adds the admin helpers tests need to build a scene (users, servers,
 activity, groups, slow stops) and to reset the hub between tests.
 
@@ -15,7 +15,7 @@ Outside pytest::
         hub.create_users(["alice"])
         hub.start_server("alice")
 
-or ``python -m tests.realhub``, which prints shell ``export`` lines and runs until Ctrl-C.
+or ``python -m tests.support.realhub``, which prints shell ``export`` lines and runs until Ctrl-C.
 
 ``RealHub.start(internal_ssl=True)`` runs the hub with JupyterHub's internal SSL: the hub
 generates its CAs and certificates into ``<workdir>/internal-ssl``, its API is https and
@@ -47,7 +47,7 @@ from urllib.parse import quote
 import requests
 
 TESTS_DIR = Path(__file__).resolve().parent
-REPO_ROOT = TESTS_DIR.parent
+REPO_ROOT = TESTS_DIR.parent.parent
 HUB_CONFIG = TESTS_DIR / "hub_config.py"
 
 CHP_INSTALL_HINT = "npm install --prefix .venv/chp configurable-http-proxy"
@@ -614,7 +614,7 @@ class RealHub:
         _write_atomically(self.workdir / STOP_CANCEL_FILE, secrets.token_hex(8))
 
 
-# --- python -m tests.realhub --------------------------------------------------------------------
+# --- python -m tests.support.realhub --------------------------------------------------------------------
 
 
 def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -625,7 +625,7 @@ def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Start a hub, print ``export`` lines for a demo script, run until Ctrl-C or SIGTERM."""
     parser = argparse.ArgumentParser(
-        prog="python -m tests.realhub",
+        prog="python -m tests.support.realhub",
         description="Run a throwaway JupyterHub for trying idle-cull by hand.",
     )
     parser.add_argument("--workdir", type=Path, help="keep hub files here (default: temp dir)")

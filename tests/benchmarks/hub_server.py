@@ -1,12 +1,14 @@
 """A fast fake JupyterHub REST API with synthetic users, for memory and CPU at 100k users.
 
-``python -m tests.benchmarks.fakehub --users 100000 --running 0.5 --idle 1.0``
+``python -m tests.benchmarks.hub_server --users 100000 --running 0.5 --idle 1.0``
 
 Serves ``GET /hub/api/`` (version 6.1.1), the paginated ``GET /hub/api/users`` with
 ``state`` (``ready``/``active``, ``inactive``), ``offset`` and ``limit`` as JupyterHub does
 (default page 50, clamped to 200, ``total``, ``next``, a plain list without the
 pagination ``Accept`` header), ``GET /hub/api/users/{name}``, and ``DELETE`` of servers
 and users (204; a stopped server is gone from later answers, a deleted user is 404).
+The page arithmetic is the tests' own (``tests.support.pagination``), which imports
+nothing heavy, so this server pages exactly as the emulated hub does.
 Records have the shape and fields of a real 6.1.1 hub's answer to the culler's token.
 
 User ``i`` (ids in listing order) has a running default server when
@@ -37,14 +39,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests.benchmarks.common import python_env
+from tests.support.pagination import page_window, users_page
 
 VERSION = "6.1.1"
 PAGINATION_ACCEPT = "application/jupyterhub-pagination+json"
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
 IDLE_SINCE = "2020-01-01T00:00:00.000000Z"
 USER_PATH = re.compile(r"^/hub/api/users/([^/]+)(?:/(server|servers/([^/]+)))?$")
 
@@ -189,11 +190,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def _user_list(self, query: dict[str, list[str]], now: str) -> object:
         population = self.server.population
-        state = query.get("state", [None])[0]
-        offset = abs(int(query.get("offset", ["0"])[0]))
+        params = {k: v[0] for k, v in query.items()}
+        state = params.get("state")
         paginated = self.headers.get("Accept") == PAGINATION_ACCEPT
-        limit = abs(int(query.get("limit", [str(DEFAULT_LIMIT if paginated else MAX_LIMIT)])[0]))
-        limit = max(1, min(limit, MAX_LIMIT))
+        offset, limit = page_window(params, paginated=paginated)
         ids = population.query(state)
         window = [i for i in ids[offset : offset + limit] if i not in population.deleted]
         if state == "ready":
@@ -201,24 +201,9 @@ class Handler(BaseHTTPRequestHandler):
         items = [population.record(i, now) for i in window]
         if not paginated:
             return items
-        following = None
-        if offset + limit < len(ids):
-            # built from the request, like the hub's (upstream follows this URL)
-            params = {
-                **{k: v[0] for k, v in query.items()},
-                "offset": offset + limit,
-                "limit": limit,
-            }
-            host = self.headers.get("Host", "127.0.0.1")
-            following = {
-                "offset": offset + limit,
-                "limit": limit,
-                "url": f"http://{host}/hub/api/users?{urlencode(params)}",
-            }
-        return {
-            "items": items,
-            "_pagination": {"offset": offset, "limit": limit, "total": len(ids), "next": following},
-        }
+        # next.url built from the request, like the hub's (upstream follows this URL)
+        url = f"http://{self.headers.get('Host', '127.0.0.1')}/hub/api"
+        return users_page(items, offset, limit, url, total=len(ids), query=params)
 
     def do_DELETE(self) -> None:
         self._drain()
@@ -295,7 +280,7 @@ def fake_hub(
         [
             sys.executable,
             "-m",
-            "tests.benchmarks.fakehub",
+            "tests.benchmarks.hub_server",
             f"--users={users}",
             f"--running={running}",
             f"--idle={idle}",
@@ -327,7 +312,7 @@ def fake_hub(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.fakehub", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.hub_server", description=__doc__)
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--running", type=float, default=0.5, help="fraction with a server")
     parser.add_argument("--idle", type=float, default=0.0, help="fraction that is idle")

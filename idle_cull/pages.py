@@ -1,0 +1,200 @@
+"""Paging through ``GET /users``: which offsets to ask for, and when to refuse to go on.
+
+Nothing here speaks HTTP. The listing works over a ``fetch(offset, limit)`` callable
+that returns one ``UserPage`` (``HubClient.user_page`` with the state bound), so the
+page plan, the refusals and the concurrent window can be tested with plain functions.
+
+The next request is always built from the offset the hub reports, never from its
+``next.url`` (that reflects the hub's own view of the request, which is wrong behind
+a proxy). A ``next`` that does not advance, points past the hub's own ``total`` or runs
+past ``MAX_LISTING_OFFSET`` would loop forever: each is refused with
+``HubProtocolError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+from idle_cull.errors import HubProtocolError
+
+__all__ = [
+    "MAX_LISTING_OFFSET",
+    "Fetch",
+    "UserPage",
+    "follow_pages",
+    "list_pages",
+    "next_offset",
+    "page_plan",
+]
+
+# No hub has ten million users; a pagination that goes on past this is broken.
+MAX_LISTING_OFFSET = 10_000_000
+
+
+@dataclass(frozen=True)
+class UserPage:
+    """One answer of ``GET /users``: its records and, from hub 2.0 on, its ``_pagination``.
+
+    ``offset`` and ``limit`` are what was asked for (``limit`` 0: the hub's default);
+    ``pagination`` is ``None`` for a pre-2.0 hub's plain list; ``received`` is when the
+    answer arrived (``time.monotonic``), which orders concurrently fetched pages.
+    """
+
+    items: list[Any]
+    offset: int
+    limit: int
+    pagination: Mapping[str, Any] | None
+    received: float = 0.0
+
+    @classmethod
+    def from_body(cls, body: object, offset: int, limit: int, received: float) -> UserPage:
+        """The page in a decoded answer: a plain list (hubs before 2.0) or a page object."""
+        if isinstance(body, list):  # hubs before 2.0: the whole list at once
+            return cls(body, offset, limit, None, received)
+        if not isinstance(body, dict):
+            raise HubProtocolError("the user list is neither a list nor a page object")
+        items = body.get("items")
+        pagination = body.get("_pagination")
+        if not isinstance(items, list) or not isinstance(pagination, dict):
+            raise HubProtocolError("a user list page lacks 'items' or '_pagination'")
+        return cls(items, offset, limit, pagination, received)
+
+    @property
+    def following(self) -> object:
+        """The hub's ``_pagination.next`` (falsy on the last page and on plain lists)."""
+        return None if self.pagination is None else self.pagination.get("next")
+
+
+Fetch = Callable[[int, int], UserPage]
+"""``fetch(offset, limit)``: one page of the listing (``limit`` 0: the hub's default)."""
+
+
+def _count(value: object) -> int | None:
+    """A non-negative int from JSON, else ``None`` (``True`` is an int in Python, not a count)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    return None
+
+
+def next_offset(page: UserPage) -> tuple[int, int]:
+    """``(offset, limit)`` of the page after ``page``, refusing a pagination that loops.
+
+    Only called when ``page`` has a ``next``; its limit falls back to the one asked for.
+    """
+    following = page.following
+    if not isinstance(following, dict):
+        raise HubProtocolError("the user list's '_pagination.next' is not an object")
+    try:
+        offset = int(following["offset"])
+        limit = int(following.get("limit") or page.limit)
+    except (KeyError, TypeError, ValueError):
+        raise HubProtocolError("the user list's '_pagination.next' has no usable offset") from None
+    if offset <= page.offset:
+        raise HubProtocolError(
+            f"the hub's pagination does not advance (offset {page.offset} -> {offset}); "
+            "refusing to loop"
+        )
+    total = _count((page.pagination or {}).get("total"))
+    if total is not None and offset >= total:
+        # The hub only offers a next page while offset + limit < total.
+        raise HubProtocolError(
+            f"the hub's pagination points past its own total (next offset {offset}, "
+            f"total {total}); refusing to loop"
+        )
+    if offset > MAX_LISTING_OFFSET:
+        raise HubProtocolError(
+            f"the hub's pagination runs past offset {MAX_LISTING_OFFSET:,} without an end; "
+            "refusing to loop"
+        )
+    return offset, limit
+
+
+def page_plan(first: UserPage) -> range | None:
+    """The offsets of every page after ``first``, from its ``_pagination``.
+
+    The hub's own page size (``limit`` after its clamp to ``api_page_max_limit``, never
+    the size asked for) and its ``total`` give every later offset. ``None`` when there is
+    no next page or no usable ``limit``/``total``: then the pages are followed one by one.
+    """
+    if not first.following:
+        return None
+    start, _ = next_offset(first)
+    pagination = first.pagination or {}
+    following = first.following
+    limit = _count(pagination.get("limit")) or (
+        _count(following.get("limit")) if isinstance(following, dict) else None
+    )
+    total = _count(pagination.get("total"))
+    if not limit or total is None:
+        return None
+    return range(start, total, limit)
+
+
+def follow_pages(fetch: Fetch, page: UserPage) -> Iterator[list[Any]]:
+    """The records of the pages after ``page``, one request at a time, following ``next``."""
+    while page.following:
+        page = fetch(*next_offset(page))
+        yield page.items
+
+
+def read_pages(fetch: Fetch, limit: int = 0) -> Iterator[list[Any]]:
+    """Every page's records, one page after the other: what a pass lists with.
+
+    The next page is asked for only once the caller is done with this one: the hub
+    renders pages on its only thread, so a second page in flight, even one asked for
+    early, is served before any request of someone else that arrived meanwhile.
+    """
+    first = fetch(0, limit)
+    yield first.items
+    yield from follow_pages(fetch, first)
+
+
+def list_pages(
+    fetch: Fetch, limit: int = 0, *, executor: Executor, max_in_flight: int
+) -> Generator[list[Any], None, None]:
+    """Every page's records: the first alone, then the planned ones concurrently.
+
+    With ``state=ready``, ``total`` counts *active* users and ready-filtering happens
+    after offset/limit, so the plan still covers every user; pages may come back short
+    or empty. At most ``max_in_flight`` pages are requested or held at once on
+    ``executor`` (the caller's pool), so memory stays bounded by that window, not by
+    the hub's size; closing the generator cancels the pages not yet started.
+
+    Pages are yielded in the order the hub answered them, not in offset order: as with
+    sequential paging, a user listed twice (the list shifted while paging) comes last
+    in its fresher copy, which is the one the runner keeps. If the list grew meanwhile
+    (the highest planned page still has a ``next``), the rest is followed sequentially.
+    Hubs before 2.0 answer the whole list at once, as one page.
+    """
+    first = fetch(0, limit)
+    yield first.items
+    plan = page_plan(first)
+    if plan is None:
+        yield from follow_pages(fetch, first)
+        return
+    offsets = iter(plan)
+    pending: set[Future[UserPage]] = set()
+
+    def submit(how_many: int) -> None:
+        for offset in islice(offsets, how_many):
+            pending.add(executor.submit(fetch, offset, plan.step))
+
+    highest = first
+    try:
+        submit(max(max_in_flight, 1))
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for page in sorted((f.result() for f in done), key=lambda p: p.received):
+                if page.following:
+                    next_offset(page)  # refused on any page, not only the last one
+                highest = max(highest, page, key=lambda p: p.offset)
+                submit(1)
+                yield page.items
+    finally:
+        for future in pending:
+            future.cancel()
+    yield from follow_pages(fetch, highest)

@@ -1,0 +1,241 @@
+"""The one emulated JupyterHub for in-process tests, on `responses`.
+
+``EmulatedHub`` is a ``responses.RequestsMock`` that also answers like a hub: the version
+probe, ``GET /users`` paginated as JupyterHub does it (``offset``/``limit``/``total``/
+``next``, the ``state`` filter, no pagination before 2.0 and no ``state`` before 1.3),
+each listed user's record for the re-check, optionally the hub's clock in a ``Date``
+header, and the stop and delete endpoints. Every request is recorded in ``calls``, and
+unregistered URLs are refused, so nothing can reach the network. Tests register anything
+else (a failing answer, a slow stop) with the usual ``responses`` methods.
+
+A hub lists either records served as given per state (``serve_users``: what the CLI
+tests need) or one population of users whose server states the state filter reads
+(``serve_population`` with ``HubUsers``: what the paging tests need). Both page with the
+arithmetic of ``tests.support.pagination``.
+
+Records are stamped relative to the real clock, which the CLI reads.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import format_datetime
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlsplit
+
+import requests
+import responses
+
+from idle_cull.hub import PAGINATION_MEDIA_TYPE, parse_version
+from tests.support import records
+from tests.support.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, page_window, users_page
+
+URL = "http://hub.test:8081/hub/api"
+TOKEN = "cli-test-token-0123456789abcdef"
+
+Answer = tuple[int, dict[str, str], str]
+
+
+def server_json(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """A server record stamped relative to the real clock, which the CLI reads."""
+    return records.server_json(*args, now=datetime.now(timezone.utc), **kwargs)
+
+
+def user_json(*args: Any, **kwargs: Any) -> dict[str, Any]:
+    """A user record stamped relative to the real clock, which the CLI reads."""
+    return records.user_json(*args, now=datetime.now(timezone.utc), **kwargs)
+
+
+@dataclass
+class Listing:
+    """Records served as given (the state filter already applied) for one ``state``.
+
+    ``page_size`` is a hub configured with that default and cap (even beyond JupyterHub's
+    own cap of 200); ``None`` is JupyterHub's defaults.
+    """
+
+    records: list[Any]
+    page_size: int | None
+
+    def page(self, query: Mapping[str, str]) -> dict[str, Any]:
+        size = self.page_size
+        offset, limit = page_window(query, default=size, cap=size) if size else page_window(query)
+        return users_page(self.records, offset, limit, URL)
+
+
+@dataclass
+class HubUser:
+    """A user as the state filter sees it: with a server record (``active``), ready or not."""
+
+    name: str
+    active: bool = True
+    ready: bool = True
+
+    def record(self) -> dict[str, Any]:
+        servers = {"": {"name": "", "ready": self.ready, "pending": None}} if self.active else {}
+        return {"name": self.name, "last_activity": None, "servers": servers}
+
+
+@dataclass
+class HubUsers:
+    """The users of a JupyterHub 6.1, listed as its ``UserListAPIHandler`` lists them.
+
+    Unlike a ``Listing``, every state is answered from the one population, the way the hub
+    does it: ``total`` counts *active* users for ``state=ready``, and ready users are
+    filtered only after offset/limit, so pages can be short or empty while ``next`` is set.
+    Tests may change ``users`` while a listing runs (holding ``lock``), rewrite the body
+    for an offset (``override``) or act before an answer (``before_answer``); every query
+    answered is recorded in ``calls``.
+    """
+
+    users: list[HubUser]
+    default_limit: int = DEFAULT_PAGE_SIZE
+    max_limit: int = MAX_PAGE_SIZE
+    # the API URL written in ``next``: a hub behind a proxy names its internal host
+    advertised_url: str = URL
+    calls: list[dict[str, str]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    override: Callable[[int, dict[str, Any]], dict[str, Any]] | None = None
+    before_answer: Callable[[dict[str, str]], None] | None = None
+
+    def answer(self, query: Mapping[str, str], *, paginated: bool = True) -> object:
+        """The body for ``query``: a page, or a plain list for a client that asks none."""
+        params = dict(query)
+        with self.lock:
+            self.calls.append(params)
+        if self.before_answer is not None:
+            self.before_answer(params)
+        state = params.get("state")
+        offset, limit = page_window(params, default=self.default_limit, cap=self.max_limit, paginated=paginated)
+        selected = self.selected(state)
+        window = selected[offset : offset + limit]
+        if state == "ready":  # filtered in memory after offset/limit, as the hub does
+            window = [u for u in window if u.ready]
+        items = [u.record() for u in window]
+        if not paginated:
+            return items
+        body = users_page(items, offset, limit, self.advertised_url, total=len(selected))
+        return body if self.override is None else self.override(offset, body)
+
+    def selected(self, state: str | None) -> list[HubUser]:
+        """The users the hub's SQL query selects for ``state``, before offset/limit."""
+        if state in ("ready", "active"):
+            return [u for u in self.users if u.active]
+        if state == "inactive":
+            return [u for u in self.users if not u.active]
+        return list(self.users)
+
+    def offsets(self) -> list[int]:
+        """The offset of every query answered, in ascending order."""
+        return sorted(int(c.get("offset", 0)) for c in self.calls)
+
+
+class EmulatedHub(responses.RequestsMock):
+    """A `responses` mock that answers as JupyterHub ``version`` does (see the module doc).
+
+    A subclass, not a wrapper, so tests register their own answers (a failing stop, a
+    slow one) and read ``calls`` exactly as on any ``responses`` mock.
+    """
+
+    def __init__(self, version: str = "6.1.1") -> None:
+        super().__init__(assert_all_requests_are_fired=False)
+        self.version = version
+        self.headers: dict[str, str] = {}
+        self.listings: dict[str | None, Listing] = {}
+        self.population: HubUsers | None = None
+        self.get(f"{URL}/", json={"version": version})
+
+    def set_clock(self, hub_now: datetime) -> None:
+        """The hub's clock reads ``hub_now``: a ``Date`` header on every later answer."""
+        self.headers = {"Date": format_datetime(hub_now, usegmt=True)}
+        self.replace(responses.GET, f"{URL}/", json={"version": self.version}, headers=self.headers)
+
+    def serve_users(
+        self,
+        state: str | None,
+        users: list[Any],
+        *,
+        page_size: int | None = None,
+        recheck: bool = True,
+    ) -> None:
+        """Serve ``users`` as the ``state`` listing (``None``: no state filter asked).
+
+        The records are served as given (they may be garbage); with ``recheck`` each one
+        with a name is also served unchanged at ``GET /users/{name}``. A state that was not
+        served is refused like an unregistered URL.
+        """
+        self._answer_listings()
+        self.listings[state] = Listing(users, page_size)
+        for user in users if recheck else ():
+            if isinstance(user, dict) and isinstance(user.get("name"), str):
+                self.get(user_url(user["name"]), json=user, headers=self.headers)
+
+    def serve_population(self, population: HubUsers) -> None:
+        """Answer every ``GET /users`` (any state) from ``population``, instead of listings.
+
+        Only for hubs of 2.0 and later: the population models 6.1's pagination.
+        """
+        if self.older_than((2, 0)):
+            raise ValueError(f"a population pages as JupyterHub 2.0+ does, not as {self.version}")
+        self._answer_listings()
+        self.population = population
+
+    def _answer_listings(self) -> None:
+        # Registered once, with the first listing: a test that answers GET /users itself
+        # (garbage, an error) must not compete with it, as responses would hand out the
+        # first of two matching registrations once and then drop it.
+        if not self.listings and self.population is None:
+            self.add_callback(responses.GET, f"{URL}/users", callback=self._answer_users)
+
+    def answer_stop(self, user: str, server: str = "", *, status: int = 204, **answer: Any) -> None:
+        """Answer the stop of ``user``'s ``server`` ("": the default one) with ``status``."""
+        self.delete(server_url(user, server), status=status, **answer)
+
+    def answer_user_deletion(self, user: str, *, status: int = 204, **answer: Any) -> None:
+        """Answer the deletion of ``user`` with ``status``."""
+        self.delete(user_url(user), status=status, **answer)
+
+    def deleted_urls(self) -> list[str]:
+        """Every ``DELETE`` sent (stops, server removals, user deletions), in order."""
+        return [c.request.url or "" for c in self.calls if c.request.method == "DELETE"]
+
+    def listing_queries(self) -> list[dict[str, str]]:
+        """The query of every ``GET /users`` sent, in order."""
+        split = [urlsplit(c.request.url or "") for c in self.calls if c.request.method == "GET"]
+        return [dict(parse_qsl(s.query)) for s in split if s.path == urlsplit(URL).path + "/users"]
+
+    def older_than(self, release: tuple[int, ...]) -> bool:
+        version = parse_version(self.version)
+        return bool(version) and version < release
+
+    def _answer_users(self, request: requests.PreparedRequest) -> Answer:
+        query = dict(parse_qsl(urlsplit(request.url or "").query))
+        headers = {"Content-Type": "application/json", **self.headers}
+        paginated = request.headers.get("Accept") == PAGINATION_MEDIA_TYPE
+        if self.population is not None:
+            return 200, headers, json_text(self.population.answer(query, paginated=paginated))
+        state = None if self.older_than((1, 3)) else query.get("state")
+        listing = self.listings.get(state)
+        if listing is None:
+            raise requests.ConnectionError(f"the emulated hub serves no {state!r} listing")
+        if self.older_than((2, 0)) or not paginated:  # before 2.0: everyone, in a bare list
+            return 200, headers, json_text(listing.records)
+        return 200, headers, json_text(listing.page(query))
+
+
+def user_url(name: str) -> str:
+    return f"{URL}/users/{quote(name, safe='')}"
+
+
+def server_url(user: str, server: str = "") -> str:
+    if server:
+        return f"{user_url(user)}/servers/{quote(server, safe='')}"
+    return f"{user_url(user)}/server"
+
+
+def json_text(value: object) -> str:
+    return json.dumps(value)

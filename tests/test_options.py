@@ -1,0 +1,140 @@
+"""The option table (``options.OPTIONS``) is the one source: click options, the boolean
+spellings, ``Settings.from_options`` and the settings line all follow it."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import click
+import pytest
+
+from idle_cull.cli import cli
+from idle_cull.config import Settings
+from idle_cull.options import BOOLEAN_OPTIONS, OPTIONS, Option
+from idle_cull.policy import Caps, CullLimits
+
+TOKEN = "options-test-token-0123456789"
+# Settings fields that come from somewhere other than a single option.
+NOT_FROM_AN_OPTION = {"token", "tls", "retry", "limits", "caps"}
+
+
+@pytest.fixture(autouse=True)
+def _no_option_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for option in OPTIONS:
+        if option.envvar:
+            monkeypatch.delenv(option.envvar, raising=False)
+
+
+def parse(*args: str) -> dict[str, Any]:
+    """The option values click hands the command, after the upstream spellings."""
+    with cli.make_context("idle-cull", list(args)) as ctx:
+        return dict(ctx.params)
+
+
+def landed(option: Option, args: tuple[str, ...]) -> object:
+    """Where ``option``'s value ends up: its Settings field, or the parsed value app reads."""
+    values = parse(*args)
+    if option.setting is None:
+        return values[option.dest]
+    value: Any = Settings.from_options(values, token=TOKEN)
+    for name in option.setting.split("."):
+        value = getattr(value, name)
+    return value
+
+
+def spellings(option: Option) -> list[Any]:
+    underscored = option.name.replace("-", "_")
+    return [
+        pytest.param((option.flag,), True, id=f"{option.name}-bare"),
+        pytest.param((f"{option.flag}=true",), True, id=f"{option.name}-equals-true"),
+        pytest.param((f"{option.flag}=false",), False, id=f"{option.name}-equals-false"),
+        pytest.param((f"--no-{option.name}",), False, id=f"{option.name}-no-prefix"),
+        pytest.param((f"--{underscored}",), True, id=f"{option.name}-upstream-underscores"),
+        pytest.param((f"--no_{underscored}",), False, id=f"{option.name}-no-underscores"),
+        pytest.param((f"--no-{option.name}", option.flag), True, id=f"{option.name}-last-wins"),
+        pytest.param((option.flag, f"--no-{option.name}"), False, id=f"{option.name}-last-wins-no"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("option", "args", "expected"),
+    [
+        pytest.param(option, *spelling.values, id=spelling.id)
+        for option in BOOLEAN_OPTIONS
+        for spelling in spellings(option)
+    ],
+)
+def test_every_boolean_option_in_every_spelling(option: Option, args: tuple[str, ...], expected: bool) -> None:
+    assert landed(option, args) is expected
+
+
+def test_no_report_kept_is_accepted() -> None:
+    """It was advertised in --help, but a hand-kept list of booleans missed it."""
+    assert parse("--report-kept", "--no-report-kept")["report_kept"] is False
+    assert "Also --no-report-kept." in cli.get_help(click.Context(cli))
+
+
+def test_the_table_declares_every_option_of_the_command() -> None:
+    declared = {f"--{option.name}" for option in OPTIONS}
+    on_command = {opt for param in cli.params for opt in param.opts if opt.startswith("--")}
+    assert on_command - {"--help", "--version"} == declared
+
+
+def test_every_setting_path_names_a_field() -> None:
+    settings = Settings.from_options(parse(), token=TOKEN)
+    for option in OPTIONS:
+        if option.setting:
+            target: Any = settings
+            *parents, name = option.setting.split(".")
+            for parent in parents:
+                target = getattr(target, parent)
+            assert name in {f.name for f in dataclasses.fields(target)}, option.name
+
+
+def test_every_settings_field_is_filled_by_exactly_one_option() -> None:
+    """A field without an option (or with two) means the table and Settings drifted."""
+    paths = [option.setting for option in OPTIONS if option.setting]
+    assert len(paths) == len(set(paths))
+    fields = {f.name for f in dataclasses.fields(Settings)} - NOT_FROM_AN_OPTION
+    fields |= {f"limits.{f.name}" for f in dataclasses.fields(CullLimits)}
+    fields |= {f"caps.{f.name}" for f in dataclasses.fields(Caps)}
+    assert set(paths) == fields
+
+
+def test_option_defaults_are_the_settings_defaults() -> None:
+    """With no options the pass runs with the dataclasses' own defaults: one story."""
+    settings = Settings.from_options(parse(), token=TOKEN)
+    assert settings == Settings(url="http://127.0.0.1:8081/hub/api", token=TOKEN, limits=CullLimits())
+
+
+def test_values_land_in_their_fields() -> None:
+    settings = Settings.from_options(
+        parse(
+            "--url=http://hub.test:8081/hub/api/",
+            "--timeout=90m",
+            "--exclude-user=a*",
+            "--exclude-user=bob",
+            "--group-timeout=gpu=2h",
+            "--max-culls=3",
+            "--report=json",
+        ),
+        token=TOKEN,
+    )
+    assert settings.url == "http://hub.test:8081/hub/api"
+    assert settings.limits.timeout == 5400
+    assert settings.limits.exclude_users == ("a*", "bob")
+    assert settings.limits.group_timeouts == (("gpu", 7200.0),)
+    assert settings.caps.max_culls == 3
+    assert settings.report == "json"
+
+
+def test_settings_line_has_every_field_option_and_never_the_token() -> None:
+    settings = Settings.from_options(parse("--exclude-user=a*", "--group-timeout=gpu=2h"), token=TOKEN)
+    described = settings.describe()
+    assert list(described) == [o.setting.rpartition(".")[2] for o in OPTIONS if o.setting] + ["ssl"]
+    assert described["exclude_users"] == "a*"
+    assert described["group_timeouts"] == "gpu=7200"
+    assert described["api_page_size"] == "hub default"
+    assert described["ssl"] is False
+    assert TOKEN not in str(described)

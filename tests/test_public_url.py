@@ -1,0 +1,91 @@
+"""A password in --url never reaches any output: logs, reports, metrics, error messages.
+
+``safe_text.without_credentials`` is the one rule; these tests run the whole command.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import responses
+from click.testing import CliRunner, Result
+
+from idle_cull.cli import cli
+from idle_cull.safe_text import public_url, url_credentials, without_credentials
+
+SECRET = "s3cret-pass"
+URL = f"http://svc:{SECRET}@hub.test:8081/hub/api"
+TOKEN = "public-url-test-token-0123456789"
+EMPTY_PAGE = {"items": [], "_pagination": {"offset": 0, "limit": 50, "total": 0, "next": None}}
+
+
+@pytest.fixture(autouse=True)
+def _no_hub_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN_FILE", "JUPYTERHUB_REQUEST_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def run(tmp_path: Path, *args: str) -> tuple[Result, str]:
+    """Run the command with every output it has; return the result and all files' text."""
+    files = [tmp_path / "report.json", tmp_path / "metrics.prom"]
+    result = CliRunner().invoke(
+        cli,
+        [f"--url={URL}", "--report=text", f"--report-file={files[0]}", f"--metrics-file={files[1]}", *args],
+        env={"JUPYTERHUB_API_TOKEN": TOKEN},
+        catch_exceptions=False,
+    )
+    written = "".join(path.read_text() for path in files if path.exists())
+    return result, written
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_a_pass_never_shows_the_password(tmp_path: Path, log_format: str) -> None:
+    with responses.RequestsMock() as hub:
+        hub.get(f"{URL}/", json={"version": "6.1.1"})
+        hub.get(f"{URL}/users", json=EMPTY_PAGE)
+        result, written = run(tmp_path, f"--log-format={log_format}")
+    assert result.exit_code == 0, result.stderr
+    assert "starting one pass: url=http://***@hub.test:8081/hub/api" in result.stderr
+    assert "at http://***@hub.test:8081/hub/api" in result.stderr  # the "hub ... at" line
+    assert written  # the report and metrics files were written
+    assert SECRET not in result.stdout + result.stderr + written
+
+
+def test_a_hub_error_quoting_the_url_never_shows_the_password(tmp_path: Path) -> None:
+    with responses.RequestsMock() as hub:
+        hub.get(f"{URL}/", status=404)
+        result, written = run(tmp_path, "--report=json")
+    assert result.exit_code == 3, result.stderr
+    assert "http://***@hub.test:8081/hub/api/ answered 404" in result.stderr
+    assert "http://***@hub.test:8081/hub/api/ answered 404" in result.stdout  # report's error
+    assert SECRET not in result.stdout + result.stderr + written
+
+
+def test_a_bad_url_is_refused_without_showing_the_password(tmp_path: Path) -> None:
+    result, written = run(tmp_path, f"--url=http://svc:{SECRET}@hub.test:8081/")
+    assert result.exit_code == 2
+    assert "does not end in /hub/api" in result.stderr
+    assert SECRET not in result.stdout + result.stderr + written
+
+
+@pytest.mark.parametrize(
+    ("url", "credentials", "shown"),
+    [
+        pytest.param("http://hub.test:8081/hub/api", "", "http://hub.test:8081/hub/api", id="none"),
+        pytest.param("https://svc:pw@hub.test/hub/api", "svc:pw@", "https://***@hub.test/hub/api", id="user-and-password"),
+        pytest.param("http://:pw@hub.test/hub/api", ":pw@", "http://***@hub.test/hub/api", id="password-only"),
+        pytest.param("http://svc:p@ss@hub.test/hub/api", "svc:p@ss@", "http://***@hub.test/hub/api", id="at-in-password"),
+        pytest.param("http://hub.test/hub/api?next=a@b", "", "http://hub.test/hub/api?next=a@b", id="at-in-query"),
+    ],
+)
+def test_the_credentials_of_a_url(url: str, credentials: str, shown: str) -> None:
+    assert url_credentials(url) == credentials
+    assert public_url(url) == shown
+
+
+def test_messages_quoting_the_url_lose_its_credentials() -> None:
+    message = f"could not list users: cannot connect to {URL} (refused); check --url"
+    assert without_credentials(message, URL) == (
+        "could not list users: cannot connect to http://***@hub.test:8081/hub/api (refused); check --url"
+    )
