@@ -238,7 +238,8 @@ OPTIONS: tuple[Option, ...] = (
         "concurrency",
         type=click.IntRange(min=1),
         default=10,
-        help="Most requests in flight to the hub at once.",
+        help="Most requests in flight to the hub at once; fewer while the hub is slow "
+        "to answer others (see the README, 'Kind to the hub').",
         setting="concurrency",
     ),
     Option(
