@@ -233,18 +233,34 @@ class Run:
     log_dir: Path = Path(tempfile.gettempdir())
 
 
+@dataclass(frozen=True)
+class Command:
+    """How to start one contender's pass."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path = REPO_ROOT
+
+
 def contender_command(
     contender: Contender, scene: Scene, scenario: Scenario, run: Run
-) -> tuple[list[str], dict[str, str]] | None:
-    """The command line and environment of one pass, or ``None`` if it cannot run here."""
+) -> Command | None:
+    """The command line and environment of one pass, or ``None`` if it cannot run here.
+
+    ``before`` runs in the baseline directory: ``python -m`` puts the working directory
+    first on ``sys.path``, ahead of ``PYTHONPATH``, so from the repository it would
+    import this checkout's ``idle_cull`` instead of the baseline's.
+    """
     timeout = f"--timeout={IDLE_TIMEOUT:g}" if scenario.idle else f"--timeout={NEVER_IDLE}"
     env = python_env(JUPYTERHUB_API_TOKEN=scene.culler_token)
     page = [f"--page-size={run.page_size}"]
     if contender.kind in ("idle-cull", "before"):
+        cwd = REPO_ROOT
         if contender.kind == "before":
             if run.baseline is None:
                 return None
             env["PYTHONPATH"] = f"{run.baseline}{os.pathsep}{REPO_ROOT}"
+            cwd = run.baseline
         command = [
             *(this_python(), "-m", "tests.benchmarks.contenders", "idle-cull", "--"),
             f"--url={scene.api_url}",
@@ -254,7 +270,7 @@ def contender_command(
             "--log-level=info",
             *run.idle_cull_args,
         ]
-        return command, env
+        return Command(command, env, cwd)
     if contender.kind == "upstream":
         python = upstream_python()
         if python is None:
@@ -266,7 +282,7 @@ def contender_command(
             f"--concurrency={contender.concurrency}",
             *page,
         ]
-        return command, env
+        return Command(command, env)
     command = [
         *(this_python(), "-m", "tests.benchmarks.contenders", "raw"),
         f"--url={scene.api_url}",
@@ -276,7 +292,7 @@ def contender_command(
     ]
     if not scenario.idle:
         command.append("--list-only")
-    return command, env
+    return Command(command, env)
 
 
 @dataclass
@@ -309,7 +325,6 @@ def measure_pass(
     planned = contender_command(contender, scene, scenario, run)
     if planned is None:
         return Impact(contender.name, note="cannot run here (upstream: run ./scripts/bench)")
-    command, env = planned
     case = scenario.case
     log = run.log_dir / f"{scenario.key}-{contender.name.replace(' ', '')}-{turn + 1}.log"
     with Probe(scene.api_url, scene.hub.process.pid) as probe:
@@ -317,7 +332,9 @@ def measure_pass(
         time.sleep(QUIET_SECONDS)
         quiet_end = time.monotonic()
         timeout = 120 + case.servers * (case.stop_delay + 0.2) * 1.5
-        measured = run_measured(command, timeout=timeout, env=env, stderr_path=log)
+        measured = run_measured(
+            planned.argv, timeout=timeout, env=planned.env, stderr_path=log, cwd=planned.cwd
+        )
     result = Impact(contender.name, quiet=Window.of(probe.samples, quiet_start, quiet_end))
     if measured.returncode != 0:
         result.note = f"exit {measured.returncode}: {measured.stderr_tail(3)}"
