@@ -43,6 +43,7 @@ ROLE_HINT = "grant it in the culler's role (see README, 'Role and scopes')"
 # The responsiveness probe (see limiter.py): a tiny answer, expected quickly.
 PROBE_TIMEOUT = 5.0
 PROBE_BODY_CAP = 64 * 1024
+PROBE_CHUNK = 4096
 
 
 @dataclass(frozen=True)
@@ -225,7 +226,13 @@ class HubClient:
                 timeout=min(self._timeout, PROBE_TIMEOUT),
                 stream=True,
             ) as response:
-                next(response.iter_content(PROBE_BODY_CAP), b"")
+                size = 0
+                # read to the end, so the connection is kept for the next probe; a new
+                # connection per probe costs the hub more than the probe itself
+                for chunk in response.iter_content(PROBE_CHUNK):
+                    size += len(chunk)
+                    if size > PROBE_BODY_CAP:
+                        return None
                 answered = response.status_code == 200
         except requests.RequestException:
             return None

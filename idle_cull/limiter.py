@@ -6,7 +6,7 @@ waits seconds for a pod), more stops in flight finish the pass sooner and cost n
 anything; while it *computes* (instant stops), every stop in flight beyond one or two
 only queues on that loop, in front of users logging in and single-user servers checking
 their tokens. No fixed ``--concurrency`` is right for both, so the pass measures the
-hub's responsiveness as it goes: now and then the runner times a cheap, unauthenticated
+hub's responsiveness as it goes: every 200 ms the runner times a cheap, unauthenticated
 ``GET /hub/api/`` (what any other request waits for), and this limiter turns those
 timings into a limit, additive increase and multiplicative decrease as in TCP:
 
@@ -49,7 +49,7 @@ class LimiterTuning:
     quick: float = 0.005
     slow: float = 0.030
     decrease: float = 0.75
-    probe_every: float = 0.1
+    probe_every: float = 0.2
     smoothing: float = 0.2
 
 
