@@ -15,7 +15,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from functools import partial
@@ -23,8 +23,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import click
+
+from idle_cull import files, render
 from idle_cull.config import Settings, TLSFiles, read_token
 from idle_cull.errors import (
+    ClocksDisagree,
     ConfigError,
     HubError,
     IdleCullError,
@@ -34,8 +38,11 @@ from idle_cull.errors import (
 )
 from idle_cull.exits import ExitStatus
 from idle_cull.hub import HubClient
+from idle_cull.kernels import KernelProbe
 from idle_cull.lock import exclusive_lock
 from idle_cull.logs import configure_logging, hide_in_logs, mask_in_logs
+from idle_cull.preflight import managed_service_refusal
+from idle_cull.probing import BusyCheck
 from idle_cull.progress import Progress
 from idle_cull.publish import check_outputs, publish
 from idle_cull.report import Report
@@ -53,6 +60,7 @@ _STATUS_OF_ERROR: tuple[tuple[type[IdleCullError], ExitStatus], ...] = (
     (ConfigError, ExitStatus.USAGE),
     (HubError, ExitStatus.HUB_UNUSABLE),
     (PassInterrupted, ExitStatus.ACTION_FAILED),
+    (ClocksDisagree, ExitStatus.CLOCKS_DISAGREE),
     (OutputError, ExitStatus.OUTPUT_FAILED),
 )
 
@@ -73,21 +81,58 @@ def _fail(error: IdleCullError) -> ExitStatus:
 
 def run_command(options: dict[str, Any]) -> ExitStatus:
     """Everything the ``idle-cull`` command does once its options are parsed."""
+    started = utc_now()
     progress = configure_logging(options["log_level"], options["log_format"])
     # Messages that quote the URL (the hub client's errors) must not show its password.
     mask_in_logs(partial(without_credentials, url=options["url"]))
+    if options.get("config") is not None:
+        log.info("%s", options["config"].describe())
     if options["cull_every"]:
         log.warning(
             "--cull-every is ignored: idle-cull does one pass and exits; "
             "schedule it with a systemd timer, cron or a Kubernetes CronJob"
         )
     try:
+        refusal = managed_service_refusal(os.environ)
+        if refusal and not options["allow_managed_service"]:
+            raise ConfigError(refusal)
         settings = build_settings(options, os.environ.get("JUPYTERHUB_API_TOKEN", ""))
         hide_in_logs(settings.token)
         check_outputs(settings)
     except ConfigError as error:
-        return _fail(error)
+        return report_usage_error(options, started, error)
     return execute(settings, progress)
+
+
+def report_usage_error(
+    options: dict[str, Any], started: datetime, error: ConfigError
+) -> ExitStatus:
+    """Exit 2 still ends with a summary line and, when asked, a report, as every pass does.
+
+    There are no valid settings to publish with: the report goes where the options ask,
+    and metrics are not written (a file option may be the very thing that is wrong).
+    """
+    status = _fail(error)
+    url = str(options["url"])
+    report = Report(
+        hub_url=url,
+        started_at=started,
+        finished_at=utc_now(),
+        dry_run=bool(options["dry_run"]),
+        clock=str(options["clock"]),
+        error=without_credentials(str(error), url),
+    )
+    log.info("%s", report.summary_line(status))
+    if options["report"] == "json":
+        click.echo(render.render_json(report, status), nl=False)
+    elif options["report"] == "text":
+        click.echo(render.render_text(report, status), nl=False)
+    if options["report_file"]:
+        try:
+            files.write_atomically(options["report_file"], render.render_json(report, status))
+        except OutputError as write_error:
+            log.error("%s", write_error)
+    return status
 
 
 def build_settings(options: dict[str, Any], env_token: str) -> Settings:
@@ -103,7 +148,9 @@ def build_settings(options: dict[str, Any], env_token: str) -> Settings:
         if not options["url"].startswith("https://"):
             raise ConfigError("--ssl-enabled needs an https:// --url")
         tls = TLSFiles.from_internal_certs(options["internal_certs_location"])
-    return Settings.from_options(options, token=token, tls=tls)
+    # A large clock skew fails the pass only when --clock was left at its default.
+    clock_given = bool(options.get("clock_given", False))
+    return Settings.from_options(options, token=token, tls=tls, clock_given=clock_given)
 
 
 def execute(settings: Settings, progress: Progress | None = None) -> ExitStatus:
@@ -114,8 +161,18 @@ def execute(settings: Settings, progress: Progress | None = None) -> ExitStatus:
     try:
         with exclusive_lock(settings.lock_file) if settings.lock_file else nullcontext():
             return run_and_report(settings, progress or Progress(sys.stderr, enabled=False))
-    except (LockHeld, ConfigError) as error:
-        return _fail(error)
+    except LockHeld as error:
+        # The summary still closes the log; the report and metrics are left to the pass
+        # that holds the lock, which is still running and will write its own.
+        status = _fail(error)
+        log.info("%s", unfinished_report(settings, utc_now(), error).summary_line(status))
+        return status
+    except ConfigError as error:  # an unusable lock file, or a group the hub does not have
+        status = _fail(error)
+        report = unfinished_report(settings, utc_now(), error)
+        log.info("%s", report.summary_line(status))
+        publish(report, status, settings)
+        return status
 
 
 def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
@@ -134,25 +191,50 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
         retry=settings.retry,
         give_up=control.stopped,
     )
+    kernels = (
+        KernelProbe(
+            settings.proxy_url or "",
+            settings.token,
+            timeout=settings.probe_timeout,
+            pool_size=settings.concurrency,
+            give_up=control.stopped,
+        )
+        if settings.probe_kernels
+        else None
+    )
+    busy_check = None
+    if kernels is not None:
+        busy_check = BusyCheck(kernels.probe, settings.probe_limits, settings.limits.max_age)
     started = utc_now()
     try:
         with cancel_on_signals(control):
-            report = run_pass(settings, client, control=control, progress=progress.update)
+            report = run_pass(
+                settings, client, control=control, progress=progress.update, busy_check=busy_check
+            )
         status = report.exit_status()
-    except (PassInterrupted, HubError) as error:
-        log.error("%s", error)
-        if isinstance(error, HubError):
-            log.error("nothing was culled")
+    except (PassInterrupted, HubError, ClocksDisagree) as error:
         report, status = unfinished_report(settings, started, error), exit_status_for(error)
+        if isinstance(error, HubError) and control.stopped():
+            # The deadline or a signal cut the retries short: the pass was ended early,
+            # which is status 1 wherever it happens, not a hub that cannot be used.
+            report.interrupted, status = control.reason, ExitStatus.ACTION_FAILED
+        log.error("%s", with_nothing_culled(str(error)))
     finally:
         client.close()
+        if kernels is not None:
+            kernels.close()
         progress.close()
-    if report.error is None:
-        log.info("%s", report.summary_line())
+    log.info("%s", report.summary_line(status))
+    report.mask(settings.token)
     undelivered = publish(report, status, settings)
     if undelivered is not None and status is ExitStatus.OK:
         return exit_status_for(undelivered)
     return status
+
+
+def with_nothing_culled(message: str) -> str:
+    """The error, saying once (and only once) that nothing was culled."""
+    return message if "nothing was culled" in message else f"{message}; nothing was culled"
 
 
 def unfinished_report(settings: Settings, started: datetime, error: Exception) -> Report:
@@ -172,16 +254,36 @@ def unfinished_report(settings: Settings, started: datetime, error: Exception) -
 def cancel_on_signals(control: PassControl) -> Iterator[None]:
     """SIGTERM/SIGINT (systemd, Kubernetes, Ctrl-C) end the pass gracefully; a second one kills."""
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    signals_seen: list[signal.Signals] = []
 
     def handle(signum: int, _frame: FrameType | None) -> None:
         received = signal.Signals(signum)
-        signal.signal(received, previous[received])
+        if signals_seen:  # the second signal
+            die_of(received)
+        signals_seen.append(received)
         control.cancel(f"{received.name} received")
 
     for sig in previous:
-        signal.signal(sig, handle)
+        signal.signal(sig, handle)  # stays installed: PID 1 ignores a default SIGTERM
     try:
         yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def die_of(received: signal.Signals, *, exit_now: Callable[[int], None] = os._exit) -> None:
+    """End the process at once, as the second SIGTERM/SIGINT promises.
+
+    The default action (killed by the signal, which a supervisor can see) is tried
+    first; as PID 1 (a container without an init) the kernel ignores a signal with the
+    default action, so then the process exits with 128 + the signal's number, the
+    status a shell reports for a process killed by it.
+    """
+    log.error(
+        "%s received again: stopping at once, requests in flight are abandoned", received.name
+    )
+    logging.shutdown()
+    signal.signal(received, signal.SIG_DFL)
+    os.kill(os.getpid(), received)
+    exit_now(128 + received)

@@ -10,8 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from idle_cull import __version__
+from idle_cull.config_file import config_file_options
 from idle_cull.exits import exit_status_help
 from idle_cull.options import UpstreamCompatibleCommand, cull_options
 
@@ -24,6 +26,7 @@ __all__ = ["cli", "main"]
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @cull_options
+@config_file_options
 @click.version_option(__version__, prog_name="idle-cull")
 @click.pass_context
 def cli(ctx: click.Context, /, **options: Any) -> None:
@@ -37,6 +40,8 @@ def cli(ctx: click.Context, /, **options: Any) -> None:
     # Imported here so that --help and usage errors never load requests or dateutil.
     from idle_cull.app import run_command  # noqa: PLC0415 - keeps start-up light
 
+    # A large clock skew fails the pass only when --clock was left at its default.
+    options["clock_given"] = ctx.get_parameter_source("clock") is not ParameterSource.DEFAULT
     ctx.exit(run_command(options))
 
 

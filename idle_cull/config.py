@@ -8,15 +8,21 @@ Which option fills which field is declared once, in ``options.OPTIONS``:
 
 from __future__ import annotations
 
+import logging
+import ssl
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from idle_cull.busy import ProbeLimits
 from idle_cull.errors import ConfigError
 from idle_cull.options import OPTIONS
 from idle_cull.policy import Caps, CullLimits
+from idle_cull.probing import PROBE_TIMEOUT, validate_proxy_url
+from idle_cull.safe_files import NotRegularFile, read_regular
 from idle_cull.safe_text import public_url
 
 __all__ = ["RetryPolicy", "Settings", "TLSFiles", "read_token", "validate_hub_url"]
@@ -24,6 +30,9 @@ __all__ = ["RetryPolicy", "Settings", "TLSFiles", "read_token", "validate_hub_ur
 
 # JupyterHub refuses shorter tokens (jupyterhub/orm.py, APIToken.min_length).
 MIN_TOKEN_LENGTH = 8
+MAX_TOKEN_FILE_BYTES = 16 * 1024  # a token is 32-64 characters; a file this big is not one
+
+log = logging.getLogger(__name__)
 
 
 def _characters(count: int) -> str:
@@ -33,15 +42,27 @@ def _characters(count: int) -> str:
 def read_token(path: Path) -> str:
     """The API token from a file (systemd credential, Kubernetes secret), stripped.
 
-    The file's content is never echoed back in an error, only its path.
+    The file's content is never echoed back in an error, only its path. Only a regular
+    file of at most ``MAX_TOKEN_FILE_BYTES`` is read (links are followed: Kubernetes
+    mounts secrets through them), so a FIFO cannot block the pass nor ``/dev/zero`` fill
+    its memory; a file others may read is worth a warning, as ssh gives for keys.
     """
     try:
-        token = path.read_text(encoding="utf-8").strip()
+        content, mode = read_regular(path, MAX_TOKEN_FILE_BYTES, follow=True)
+        token = content.decode("utf-8").strip()
     except FileNotFoundError:
         raise ConfigError(f"token file {path} does not exist: check --api-token-file") from None
+    except NotRegularFile as error:
+        raise ConfigError(f"cannot read token file: {error}") from None
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or type(error).__name__
         raise ConfigError(f"cannot read token file {path}: {reason}") from None
+    if mode & stat.S_IROTH:
+        log.warning(
+            "token file %s is readable by every user (mode %o); make it 0600 or 0640",
+            path,
+            stat.S_IMODE(mode),
+        )
     if not token:
         raise ConfigError(f"token file {path} is empty: put the service's API token in it")
     return token
@@ -70,7 +91,29 @@ class TLSFiles:
                 + ", ".join(missing)
                 + " (check --internal-certs-location)"
             )
+        files.check_loadable()
         return files
+
+    def check_loadable(self) -> None:
+        """Load the files as the TLS layer will, so an unreadable key or a broken
+        certificate is a configuration error now, not five retries of "cannot connect"."""
+        context = ssl.create_default_context()
+        try:
+            context.load_verify_locations(cafile=str(self.ca))
+        except (OSError, ssl.SSLError) as error:
+            raise ConfigError(_unloadable(str(self.ca), error)) from None
+        try:
+            context.load_cert_chain(str(self.cert), str(self.key))
+        except (OSError, ssl.SSLError) as error:
+            raise ConfigError(_unloadable(f"{self.cert} with {self.key}", error)) from None
+
+
+def _unloadable(what: str, error: Exception) -> str:
+    reason = getattr(error, "strerror", None) or getattr(error, "reason", None)
+    return (
+        f"--ssl-enabled: cannot load {what}: {reason or type(error).__name__}; "
+        "check the files and their permissions (--internal-certs-location)"
+    )
 
 
 @dataclass(frozen=True)
@@ -98,6 +141,7 @@ class Settings:
     dry_run: bool = False
     caps: Caps = field(default_factory=Caps)
     clock: str = "hub"  # "hub": the hub's Date header; "local": this machine's clock
+    clock_given: bool = False  # --clock given explicitly: a large skew only warns
     recheck: bool = True
     recheck_after: float = 30.0  # seconds after the listing started; before, no re-check
     deadline: float | None = None  # seconds for the whole pass
@@ -108,9 +152,14 @@ class Settings:
     report_kept: bool = False  # list kept servers and users in reports, not only count them
     metrics_file: Path | None = None  # Prometheus text format for node_exporter
     pushgateway: str | None = None  # Prometheus Pushgateway URL
+    probe_kernels: bool = False  # ask servers about to be stopped whether a kernel is busy
+    proxy_url: str | None = None  # the proxy's public origin, which the probes go through
+    probe_timeout: float = PROBE_TIMEOUT  # per attempt; a probe makes at most two
+    probe_limits: ProbeLimits = field(default_factory=ProbeLimits)
 
     def __post_init__(self) -> None:
         validate_hub_url(self.url)
+        _check_probe_options(self)
         if self.concurrency < 1:
             raise ConfigError(f"--concurrency must be at least 1, got {self.concurrency}")
         if self.api_page_size < 0:
@@ -153,14 +202,21 @@ class Settings:
 
     @classmethod
     def from_options(
-        cls, values: Mapping[str, Any], *, token: str, tls: TLSFiles | None = None
+        cls,
+        values: Mapping[str, Any],
+        *,
+        token: str,
+        tls: TLSFiles | None = None,
+        clock_given: bool = False,
     ) -> Settings:
         """The settings from parsed option values (keyed by ``Option.dest``), validated.
 
         The token and the TLS files come from options that need reading files first,
-        so the caller passes them in; every other field is filled from its option.
+        so the caller passes them in, and ``clock_given`` (whether ``--clock`` was on the
+        command line, not defaulted) is known only to click; every other field is
+        filled from its option.
         """
-        groups: dict[str, dict[str, Any]] = {"": {}, "limits": {}, "caps": {}}
+        groups: dict[str, dict[str, Any]] = {"": {}, "limits": {}, "caps": {}, "probe_limits": {}}
         for option in OPTIONS:
             if option.setting is None:
                 continue
@@ -170,8 +226,10 @@ class Settings:
         return cls(
             token=token,
             tls=tls,
+            clock_given=clock_given,
             limits=CullLimits(**groups["limits"]),
             caps=Caps(**groups["caps"]),
+            probe_limits=ProbeLimits(**groups["probe_limits"]),
             **groups[""],
         )
 
@@ -193,6 +251,24 @@ class Settings:
         return described
 
 
+def _check_probe_options(settings: Settings) -> None:
+    """``--probe-kernels`` needs a usable ``--proxy-url`` before anything is sent."""
+    if not settings.probe_kernels:
+        return
+    if not settings.proxy_url:
+        raise ConfigError(
+            "--probe-kernels needs --proxy-url, the proxy's public URL through which the "
+            "servers are asked (e.g. http://proxy-public in zero-to-jupyterhub)"
+        )
+    validate_proxy_url(settings.proxy_url)
+    if settings.probe_timeout <= 0:
+        raise ConfigError("--probe-timeout must be a positive number of seconds")
+    if settings.probe_limits.probe_failure not in ("keep", "cull"):
+        raise ConfigError(
+            f"--probe-failure must be keep or cull, got {settings.probe_limits.probe_failure!r}"
+        )
+
+
 def _check_unique_names(limits: CullLimits) -> None:
     """Two limits for one group or profile would make the outcome depend on option order."""
     for option, pairs in (
@@ -209,10 +285,33 @@ def _check_unique_names(limits: CullLimits) -> None:
 def validate_hub_url(url: str) -> None:
     """Reject URLs that cannot be a hub API before anything is sent."""
     parts = urlsplit(url)
+    if "@" in parts.netloc:
+        # requests would send them as Basic auth instead of the token, and the hub
+        # would reject "the token"; they would also sit in the process list.
+        raise ConfigError(
+            "--url must not contain a user or password (user:password@); the hub "
+            "authenticates idle-cull by its API token alone"
+        )
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(
             f"--url {public_url(url)!r} is not an http(s) URL; expected e.g. http://127.0.0.1:8081/hub/api"
         )
+    if url != url.strip() or not url.isprintable():
+        raise ConfigError(
+            f"--url {url!r} contains spaces, a line break or other control characters; "
+            "check JUPYTERHUB_API_URL (a trailing newline from a file?)"
+        )
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise ConfigError(
+            f"--url {url!r} has a query string or fragment; give the bare API URL "
+            "(e.g. http://hub:8081/hub/api)"
+        )
+    try:
+        parts.port  # noqa: B018 - parsing it is the check
+    except ValueError:
+        raise ConfigError(f"--url {url!r} has an invalid port; expected e.g. :8081") from None
+    if not parts.hostname:
+        raise ConfigError(f"--url {url!r} has no host name")
     if not parts.path.rstrip("/").endswith("/hub/api"):
         raise ConfigError(
             f"--url {public_url(url)!r} does not end in /hub/api; the hub's REST API lives there "

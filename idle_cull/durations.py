@@ -7,9 +7,14 @@ import re
 
 from idle_cull.errors import ConfigError
 
-__all__ = ["format_duration", "parse_duration"]
+__all__ = ["SKEW_WORTH_MENTIONING", "format_duration", "parse_duration", "skew_phrase"]
+
+# The Date header has one-second resolution and is truncated, so a measured skew below
+# two seconds can be nothing but that rounding.
+SKEW_WORTH_MENTIONING = 2.0
 
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_FORMAT_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 
 
@@ -39,7 +44,13 @@ def _parse_unit_duration(cleaned: str, original: str, what: str) -> float:
 
 
 def format_duration(seconds: float) -> str:
-    """Short human form (``2h10m``, ``45s``) for log lines and reasons."""
+    """Short human form (``2h10m``, ``45s``) for log lines and reasons.
+
+    At most the two most significant adjacent units, rounded down: a zero middle unit is
+    never dropped (``2h0m``, not ``2h26s``, which reads like 2 h 26 m). Rounding down keeps
+    comparisons honest: a value below a limit of whole units never prints as that limit.
+    The second unit is left out only when nothing at all remains (``2h`` is exactly 2 h).
+    """
     if seconds < 0:
         return "-" + format_duration(-seconds)
     whole = int(seconds)
@@ -47,9 +58,21 @@ def format_duration(seconds: float) -> str:
         return f"{seconds:.1f}s"
     if whole < 60:
         return f"{whole}s"
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
-        count, whole = divmod(whole, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts[:2])
+    for index, (unit, size) in enumerate(_FORMAT_UNITS[:-1]):
+        if whole >= size:
+            count, rest = divmod(whole, size)
+            smaller, smaller_size = _FORMAT_UNITS[index + 1]
+            return f"{count}{unit}" + (f"{rest // smaller_size}{smaller}" if rest else "")
+    raise AssertionError("unreachable: durations of a minute or more have a unit")
+
+
+def skew_phrase(skew: float | None) -> str | None:
+    """``this machine's clock is 5s behind the hub's``, or ``None`` when not meaningful.
+
+    ``skew`` is the hub's clock minus this machine's, so positive means ours is behind;
+    below ``SKEW_WORTH_MENTIONING`` it is the Date header's rounding, not a skew.
+    """
+    if skew is None or abs(skew) < SKEW_WORTH_MENTIONING:
+        return None
+    direction = "behind" if skew > 0 else "ahead of"
+    return f"this machine's clock is {format_duration(abs(skew))} {direction} the hub's"

@@ -13,6 +13,7 @@ says what is wrong and what to do about it, and never contains the API token.
     │   └── HubProtocolError .... an answer that is not the JupyterHub API
     ├── PassInterrupted ......... deadline or signal before acting: ACTION_FAILED (1)
     ├── LockHeld ................ another pass holds --lock-file: LOCKED (75)
+    ├── ClocksDisagree .......... hub and local clocks far apart: CLOCKS_DISAGREE (6)
     └── OutputError ............. a report or metrics file not written: OUTPUT_FAILED (5)
         └── PushgatewayError .... the Pushgateway refused or was unreachable
 """
@@ -20,6 +21,7 @@ says what is wrong and what to do about it, and never contains the API token.
 from __future__ import annotations
 
 __all__ = [
+    "ClocksDisagree",
     "ConfigError",
     "HubAuthError",
     "HubError",
@@ -65,6 +67,13 @@ class HubUnavailable(HubError):
 
 class HubProtocolError(HubError):
     """The hub answered something that is not the JupyterHub REST API we know."""
+
+
+class ClocksDisagree(IdleCullError):
+    """The hub's clock and this machine's differ too much to measure idleness on either.
+
+    Raised before anything is acted on, only when ``--clock`` was left at its default.
+    """
 
 
 class PassInterrupted(IdleCullError):

@@ -2,7 +2,8 @@
 
 Readers (a dashboard, ``jq``, node_exporter) poll those files at any moment, so a file
 is replaced in one rename and never seen half written; and a path that can never be
-written is refused before the pass, so nothing is culled unrecorded.
+written, or holds something other than a regular file (a link, a FIFO, a device: the
+rename would replace it), is refused before the pass, so nothing is culled unrecorded.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from contextlib import suppress
 from pathlib import Path
 
 from idle_cull.errors import ConfigError, OutputError
+from idle_cull.safe_files import NotRegularFile, refuse_non_regular
 
 __all__ = ["FILE_MODE", "check_writable", "write_atomically"]
 
@@ -26,6 +28,10 @@ def check_writable(path: Path, *, option: str) -> None:
     directory = path.parent
     if path.is_dir():
         raise ConfigError(f"{option} {path} is a directory; give a file name")
+    try:
+        refuse_non_regular(path)  # /dev/null or a link would be replaced by the rename
+    except NotRegularFile as error:
+        raise ConfigError(f"{option} {error}; give the path of a regular file") from None
     if not directory.is_dir():
         raise ConfigError(f"{option} {path}: directory {directory} does not exist")
     if not os.access(directory, os.W_OK | os.X_OK):
@@ -40,7 +46,11 @@ def write_atomically(path: Path, text: str) -> None:
     the rename, and is removed if anything fails. Raises ``OutputError`` naming the path.
     """
     try:
+        if not path.is_dir():  # a directory: the rename refuses it ("Is a directory")
+            refuse_non_regular(path)  # something may have been planted since the check
         fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except NotRegularFile as error:
+        raise OutputError(f"cannot write {error}") from None
     except OSError as error:
         raise OutputError(_cannot_write(path, error)) from None
     try:

@@ -18,10 +18,10 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from idle_cull import __version__
 from idle_cull.config import RetryPolicy, TLSFiles
+from idle_cull.environment import check_ca_bundle, check_proxies
 from idle_cull.errors import HubAuthError, HubError, HubProtocolError, HubUnavailable
 from idle_cull.models import Outcome
 from idle_cull.pages import UserPage
@@ -31,6 +31,14 @@ from idle_cull.retry import (
     call_with_retries,
     parse_retry_after,
 )
+from idle_cull.transport import (
+    AnswerTooLarge,
+    BoundedTransport,
+    RequestAbandoned,
+    RequestBounds,
+    TLSHandshakeFailed,
+    WholeAnswerTimeout,
+)
 
 __all__ = ["PAGINATION_MEDIA_TYPE", "ActionResult", "HubClient", "parse_version"]
 
@@ -39,6 +47,7 @@ log = logging.getLogger(__name__)
 # Must be sent exactly like this: the hub only paginates when Accept matches verbatim,
 # and silently truncates the list to its page limit otherwise.
 PAGINATION_MEDIA_TYPE = "application/jupyterhub-pagination+json"
+MAX_VERSION_LENGTH = 64  # "5.2.1", "6.0.0b1.dev12+g1234abc": a version is short
 ROLE_HINT = "grant it in the culler's role (see README, 'Role and scopes')"
 # The responsiveness probe (see limiter.py): a tiny answer, expected quickly.
 PROBE_TIMEOUT = 5.0
@@ -65,7 +74,8 @@ def parse_version(text: str) -> tuple[int, ...]:
     """``"5.2.1"`` -> ``(5, 2, 1)``; pre-release suffixes are ignored."""
     numbers = []
     for part in text.split(".")[:3]:
-        match = re.match(r"\d+", part)
+        # At most 9 digits: int() refuses strings of thousands of digits (ValueError).
+        match = re.match(r"\d{1,9}(?!\d)", part)
         if not match:
             break
         numbers.append(int(match.group()))
@@ -85,16 +95,26 @@ def quote_name(name: str) -> str:
             f"cannot address the name {name!r} through the hub's REST API: it is a relative "
             "path segment; rename it on the hub"
         )
-    return quote(name, safe="")
+    try:
+        return quote(name, safe="")
+    except UnicodeEncodeError:  # a lone surrogate ("\ud800") from the JSON has no UTF-8
+        raise HubError(
+            f"cannot address the name {name!r} through the hub's REST API: it is not valid "
+            "Unicode (a lone surrogate); rename it on the hub"
+        ) from None
 
 
 def _decode_json(response: requests.Response) -> Any:
     """JSON from the raw bytes: RFC 8259 makes JSON UTF-8 whatever the Content-Type says.
 
     ``response.json()`` would decode a ``text/*`` answer without a charset as ISO-8859-1
-    and garble non-ASCII user names.
+    and garble non-ASCII user names. Nesting too deep for the parser is refused like any
+    other answer that is not the JSON the API sends (``ValueError``).
     """
-    return json.loads(response.content)
+    try:
+        return json.loads(response.content)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def _hub_message(response: requests.Response, limit: int | None = 200) -> str:
@@ -115,6 +135,11 @@ def _connection_reason(error: requests.RequestException) -> str:
     return type(error).__name__
 
 
+def _times(count: int) -> str:
+    """``once``, ``2 times``: how often a request was tried, in the error messages."""
+    return "once" if count == 1 else f"{count} times"
+
+
 class HubClient:
     """A thread-safe client for the parts of the JupyterHub REST API a culler uses."""
 
@@ -130,6 +155,7 @@ class HubClient:
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         give_up: Callable[[], bool] = lambda: False,
+        bounds: RequestBounds | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self._timeout = request_timeout
@@ -142,9 +168,14 @@ class HubClient:
         self._hub_date: tuple[datetime, float] | None = None
         self._session = session or requests.Session()
         self._read_environment_once()
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(pool_size, 1) + 2, max_retries=0)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
+        # Every request bounded as a whole, capped in size, never redirected, and
+        # abandoned shortly after the pass is told to stop (see transport).
+        self._transport = BoundedTransport(
+            self._session,
+            bounds or RequestBounds.for_timeout(request_timeout),
+            pool_size=pool_size,
+            stop_requested=give_up,
+        )
         self._session.headers["Authorization"] = f"token {token}"
         self._session.headers["User-Agent"] = f"idle-cull/{__version__}"
         if tls is not None:
@@ -159,12 +190,14 @@ class HubClient:
         silently replace the API token's Authorization header with a login and password.
         """
         settings = self._session.merge_environment_settings(self.url, {}, None, None, None)
+        check_proxies(settings["proxies"])
+        check_ca_bundle(settings["verify"], self.url)
         self._session.trust_env = False
         self._session.proxies.update(settings["proxies"])
         self._session.verify = settings["verify"]
 
     def close(self) -> None:
-        self._session.close()
+        self._transport.close()
 
     def hub_now(self) -> datetime | None:
         """The hub's clock now, from the latest ``Date`` header; ``None`` if none was sent.
@@ -208,6 +241,11 @@ class HubClient:
                 f"{self.url}/ answered without a JupyterHub version: is --url the hub's API "
                 "(ending in /hub/api)?"
             )
+        if len(version) > MAX_VERSION_LENGTH or not version.isprintable():
+            raise HubProtocolError(
+                f"{self.url}/ answered a 'version' of {len(version):,} characters that is not a "
+                "JupyterHub version: is --url the hub's API (ending in /hub/api)?"
+            )
         return version
 
     def responsiveness(self) -> float | None:
@@ -227,8 +265,8 @@ class HubClient:
                 stream=True,
             ) as response:
                 size = 0
-                # read to the end, so the connection is kept for the next probe; a new
-                # connection per probe costs the hub more than the probe itself
+                # read to the end (so the connection is kept for the next probe),
+                # but never past the cap
                 for chunk in response.iter_content(PROBE_CHUNK):
                     size += len(chunk)
                     if size > PROBE_BODY_CAP:
@@ -261,6 +299,53 @@ class HubClient:
         if not isinstance(body, dict):
             raise HubProtocolError(f"user {name!r} is not a JSON object")
         return body
+
+    def token_owner(self) -> dict[str, Any] | None:
+        """``GET /user``: the token's owner and, from JupyterHub 2.0, the token's scopes.
+
+        ``None`` when the hub has no such endpoint (404), so the caller can say that the
+        scopes could not be checked rather than fail.
+        """
+        answer = self._request("GET", "/user", what="read the token's scopes")
+        status = answer.response.status_code
+        if status == 404:
+            return None
+        if status == 403:
+            # Every token the hub knows may read its own owner: 403 means an unknown token.
+            raise HubAuthError(
+                "the hub does not accept the API token (403 on GET /user, which any valid "
+                "token may read); check JUPYTERHUB_API_TOKEN or --api-token-file, and that "
+                "the token is the api_token of a service in the hub's configuration",
+                status=status,
+                attempts=answer.attempts,
+            )
+        body = self._json(answer, "the token's owner")
+        if not isinstance(body, dict):
+            raise HubProtocolError("the token's owner (GET /user) is not a JSON object")
+        return body
+
+    def group_exists(self, name: str) -> bool | None:
+        """Whether the hub has this group; ``None`` if the token may not read it (403)."""
+        answer = self._request("GET", f"/groups/{quote_name(name)}", what=f"read group {name!r}")
+        status = answer.response.status_code
+        if status == 403 and "credentials" not in self._hub_message(answer.response).lower():
+            return None
+        if status == 404:
+            return False
+        self._raise_for_status(answer, f"read group {name!r}", scope="read:groups:name")
+        return True
+
+    def group_names(self) -> list[str] | None:
+        """Names of the hub's groups (its first page: up to ``api_page_max_limit``), for
+        suggesting the one a misspelt rule meant; ``None`` if the token may not list them."""
+        answer = self._request("GET", "/groups", what="list groups")
+        if answer.response.status_code == 403:
+            return None
+        body = self._json(answer, "the group list")
+        items = body.get("items") if isinstance(body, dict) else body
+        if not isinstance(items, list):
+            raise HubProtocolError("the group list (GET /groups) is not a JSON list")
+        return [g["name"] for g in items if isinstance(g, dict) and isinstance(g.get("name"), str)]
 
     # -- acting ----------------------------------------------------------------------
 
@@ -327,15 +412,12 @@ class HubClient:
         def once() -> requests.Response:
             nonlocal attempts
             attempts += 1
-            response = self._session.request(
-                method,
-                url,
-                params=params,
-                json=json,
-                headers={"Accept": accept},
-                timeout=self._timeout,
+            response = self._transport.request(
+                method, url, params=params, json=json, headers={"Accept": accept}
             )
             self._note_date(response)
+            if 300 <= response.status_code < 400:
+                raise self._redirected(response, what, attempts)
             if response.status_code in TRANSIENT_STATUSES:
                 retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 raise TransientHTTPError(response.status_code, retry_after)
@@ -345,43 +427,83 @@ class HubClient:
             response = call_with_retries(
                 once, self._retry, what, sleep=self._sleep, give_up=self._give_up
             )
-        except TransientHTTPError as error:
-            raise HubUnavailable(
-                f"could not {what}: the hub answered HTTP {error.status} {attempts} times; "
+        except (TransientHTTPError, requests.RequestException) as error:
+            raise self._failure(error, what, attempts) from None
+        return _Answer(response, attempts)
+
+    def _failure(self, error: Exception, what: str, attempts: int) -> HubError:
+        """The ``HubError`` an operator can act on, for a request that failed for good."""
+        if isinstance(error, TransientHTTPError):
+            return HubUnavailable(
+                f"could not {what}: the hub answered HTTP {error.status} {_times(attempts)}; "
                 "is it overloaded or restarting?",
                 status=error.status,
                 attempts=attempts,
-            ) from None
-        except requests.exceptions.SSLError:
-            raise HubUnavailable(
-                f"could not {what}: TLS handshake with {self.url} failed; "
-                "check --ssl-enabled and --internal-certs-location",
+            )
+        if isinstance(error, AnswerTooLarge):
+            return HubProtocolError(
+                f"could not {what}: {error}, more than any JupyterHub API answer; "
+                "refusing to read it (is --url the hub's API?)",
                 attempts=attempts,
-            ) from None
-        except requests.Timeout:
-            raise HubUnavailable(
-                f"could not {what}: no answer within {self._timeout:g}s, {attempts} times "
+            )
+        if isinstance(error, RequestAbandoned):
+            return HubUnavailable(f"could not {what}: {error}", attempts=attempts)
+        if isinstance(error, requests.exceptions.SSLError):
+            return HubUnavailable(
+                f"could not {what}: {self._tls_failure(error)}", attempts=attempts
+            )
+        if isinstance(error, requests.Timeout):
+            within = "no whole answer" if isinstance(error, WholeAnswerTimeout) else "no answer"
+            return HubUnavailable(
+                f"could not {what}: {within} within {self._timeout:g}s, {_times(attempts)} "
                 "(JUPYTERHUB_REQUEST_TIMEOUT)",
                 attempts=attempts,
-            ) from None
-        except requests.ConnectionError as error:
-            raise HubUnavailable(
-                f"could not {what}: cannot connect to {self.url} ({_connection_reason(error)}); "
+            )
+        if isinstance(error, requests.ConnectionError):
+            return HubUnavailable(
+                f"could not {what}: cannot connect to {self.url} "
+                f"({self._mask(_connection_reason(error))}); "
                 "check --url and that the hub is running",
                 attempts=attempts,
-            ) from None
-        except requests.exceptions.ChunkedEncodingError:
-            raise HubUnavailable(
+            )
+        if isinstance(error, requests.exceptions.ChunkedEncodingError):
+            return HubUnavailable(
                 f"could not {what}: the connection was cut before the whole answer arrived, "
-                f"{attempts} times; is a proxy or load balancer in front of the hub dropping "
+                f"{_times(attempts)}; is a proxy or load balancer in front of the hub dropping "
                 "connections, or is the hub restarting?",
                 attempts=attempts,
-            ) from None
-        except requests.RequestException as error:
-            raise HubProtocolError(
-                f"could not {what}: {type(error).__name__}", attempts=attempts
-            ) from None
-        return _Answer(response, attempts)
+            )
+        return HubProtocolError(f"could not {what}: {type(error).__name__}", attempts=attempts)
+
+    def _tls_failure(self, error: requests.exceptions.SSLError) -> str:
+        """Why TLS failed; a handshake with a plain-http port gets the likely cause named."""
+        text = str(error).lower()
+        plain = ("wrong version number", "record layer failure", "http request", "packet length")
+        if isinstance(error, TLSHandshakeFailed) or any(sign in text for sign in plain):
+            why = error if isinstance(error, TLSHandshakeFailed) else "the answer is not TLS"
+            return (
+                f"TLS handshake with {self.url} failed ({why}); "
+                "is the hub serving plain http? Then use http:// in --url"
+            )
+        return (
+            f"TLS handshake with {self.url} failed; "
+            "check --ssl-enabled and --internal-certs-location"
+        )
+
+    def _redirected(self, response: requests.Response, what: str, attempts: int) -> HubError:
+        """A 3xx is never followed: a DELETE redirected to a GET would "succeed" unseen."""
+        location = self._mask(response.headers.get("Location", "")) or "nowhere"
+        return HubProtocolError(
+            f"could not {what}: the hub answered HTTP {response.status_code}, a redirect to "
+            f"{location!r}, which idle-cull never follows; check --url (http or https, the "
+            "hub's base URL followed by /hub/api)",
+            status=response.status_code,
+            attempts=attempts,
+        )
+
+    def _mask(self, text: str) -> str:
+        """``text`` with our token replaced by ``***``, should a gateway quote it."""
+        return text.replace(self._token, "***") if self._token else text
 
     def _hub_message(self, response: requests.Response, limit: int | None = 200) -> str:
         """The hub's error message, with our token masked should a gateway quote it."""
@@ -397,9 +519,9 @@ class HubClient:
         try:
             return _decode_json(response)
         except ValueError:
-            kind = response.headers.get("Content-Type", "no content type")
+            kind = self._mask(response.headers.get("Content-Type", "no content type"))
             raise HubProtocolError(
-                f"{what} from {response.url.split('?')[0]} is not JSON ({kind}); "
+                f"{what} from {self._mask(response.url.split('?')[0])} is not JSON ({kind}); "
                 "is --url the hub's API (ending in /hub/api)?",
                 status=response.status_code,
                 attempts=answer.attempts,

@@ -6,6 +6,7 @@ process exits, however it exits, so there is no stale PID file to clean up.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from idle_cull.errors import ConfigError, LockHeld
+from idle_cull.safe_files import NotRegularFile, open_regular
 
 __all__ = ["exclusive_lock"]
 
@@ -21,9 +23,14 @@ __all__ = ["exclusive_lock"]
 def exclusive_lock(path: Path) -> Iterator[None]:
     """Hold a non-blocking exclusive ``flock`` on ``path`` for the duration of the block."""
     try:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        # Never through a link (a dangling one would create its target, any path root
+        # can write), and only a regular file.
+        descriptor = open_regular(path, os.O_RDWR | os.O_CREAT, follow=False)
+    except NotRegularFile as error:
+        raise ConfigError(f"cannot use --lock-file: {error}") from None
     except OSError as error:
-        raise ConfigError(f"cannot open --lock-file {path}: {error.strerror}") from None
+        reason = "it is a symbolic link" if error.errno == errno.ELOOP else error.strerror
+        raise ConfigError(f"cannot open --lock-file {path}: {reason}") from None
     try:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -89,7 +89,10 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             document["exception"] = self.formatException(record.exc_info)
-        return json.dumps(document, ensure_ascii=False)
+        # A lone surrogate (a hub user name can carry one) cannot be written as UTF-8;
+        # escaped, it is visible instead of a logging error.
+        line = json.dumps(document, ensure_ascii=False)
+        return line.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class ProgressAwareHandler(logging.StreamHandler):  # type: ignore[type-arg]

@@ -9,20 +9,26 @@ plain install starts without it. Nothing here receives the settings or the token
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
+import re
+from collections.abc import Callable
 from http.client import HTTPException
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.error import HTTPError
 from urllib.parse import urlsplit
+
+import requests
 
 from idle_cull import __version__
 from idle_cull.errors import ConfigError, MetricsUnavailable, PushgatewayError
 from idle_cull.files import write_atomically
 from idle_cull.models import as_utc
 from idle_cull.report import ExitStatus, Report, result_counts
+from idle_cull.safe_files import NotRegularFile, read_regular
 from idle_cull.safe_text import public_url
+from idle_cull.transport import BoundedTransport, RequestBounds
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -42,11 +48,15 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MISSING_EXTRA = (
-    "--metrics-file/--pushgateway need prometheus-client: pip install 'idle-cull[metrics]'"
+    "--metrics-file/--pushgateway need prometheus-client: install it into idle-cull's "
+    "environment (pip install 'prometheus-client>=0.16'), or reinstall idle-cull with its "
+    "metrics extra from a checkout (pip install '/path/to/idle-cull[metrics]')"
 )
 LAST_SUCCESS = "idle_cull_last_success_timestamp_seconds"
 PUSH_JOB = "idle-cull"  # the Pushgateway group the metrics replace (job/idle-cull)
 PUSH_TIMEOUT = 10.0  # seconds; a stuck gateway must not hold the next scheduled run
+MAX_PUSH_ANSWER = 64 * 1024  # bytes; a gateway answers a push with a line at most
+MAX_PREVIOUS_METRICS = 1024 * 1024  # bytes; ours is about 3 KB
 NAN = float("nan")
 
 
@@ -100,19 +110,29 @@ def read_last_success(path: Path) -> float | None:
     from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
 
     try:
-        text = path.read_text(encoding="utf-8")
+        # Not through a link, not blocking on a FIFO, not more than a metrics file holds.
+        content, _mode = read_regular(path, MAX_PREVIOUS_METRICS, follow=False)
+        text = content.decode("utf-8")
     except FileNotFoundError:
         return None
-    except (OSError, UnicodeDecodeError) as error:
-        log.warning("cannot read the previous metrics file %s: %s", path, error)
+    except NotRegularFile as error:  # a FIFO, a device, or far too big
+        log.warning("ignoring the previous metrics file: %s", error)
+        return None
+    except OSError as error:
+        reason = "it is a symbolic link" if error.errno == errno.ELOOP else error.strerror
+        log.warning("ignoring the previous metrics file %s: %s", path, reason)
+        return None
+    except UnicodeDecodeError:
+        log.warning("ignoring the previous metrics file %s: not UTF-8", path)
         return None
     try:
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
                 if sample.name == LAST_SUCCESS and math.isfinite(sample.value):
                     return float(sample.value)
-    except (ValueError, TypeError, IndexError) as error:
-        log.warning("ignoring the unparsable previous metrics file %s: %s", path, error)
+    except (ValueError, TypeError, IndexError):
+        # Not the error's text: it can quote the file's first line.
+        log.warning("ignoring the unparsable previous metrics file %s", path)
     return None
 
 
@@ -135,12 +155,49 @@ def push_metrics(
 
     success = _success_time(report) if exit_status is ExitStatus.OK else None
     registry = _registry(report, exit_status, success)
+    where = f"the Pushgateway at {public_url(url)}"
     try:
-        pushadd_to_gateway(url, job=PUSH_JOB, registry=registry, timeout=timeout)
+        pushadd_to_gateway(
+            url, job=PUSH_JOB, registry=registry, timeout=timeout, handler=_bounded_handler(where)
+        )
     except (OSError, ValueError, HTTPException) as error:
-        raise PushgatewayError(
-            f"cannot push metrics to the Pushgateway at {public_url(url)}: {_push_reason(error)}"
-        ) from None
+        raise PushgatewayError(f"cannot push metrics to {where}: {_push_reason(error)}") from None
+
+
+def _bounded_handler(where: str) -> Callable[..., Callable[[], None]]:
+    """prometheus-client's push ``handler``, sending through ``BoundedTransport``.
+
+    urllib's own handler follows redirects and bounds each socket read, not the push:
+    a gateway that trickles its answer would hold the process, and the lock, for ever.
+    """
+
+    def handler(
+        url: str, method: str, timeout: float, headers: list[tuple[str, str]], data: bytes
+    ) -> Callable[[], None]:
+        def push() -> None:
+            bounds = RequestBounds.for_timeout(timeout, max_bytes=MAX_PUSH_ANSWER)
+            transport = BoundedTransport(requests.Session(), bounds)
+            try:
+                response = transport.request(method, url, data=data, headers=dict(headers))
+            finally:
+                transport.close()
+            status = response.status_code
+            if 300 <= status < 400:
+                location = public_url(response.headers.get("Location", "")) or "nowhere"
+                raise PushgatewayError(
+                    f"cannot push metrics to {where}: HTTP {status}, a redirect to "
+                    f"{location!r}, which idle-cull never follows; check --pushgateway"
+                )
+            if status >= 400:
+                body = response.content[:300].decode("utf-8", "replace").strip()
+                raise PushgatewayError(
+                    f"cannot push metrics to {where}: HTTP {status} {response.reason}"
+                    + (f": {body}" if body else "")
+                )
+
+        return push
+
+    return handler
 
 
 def check_pushgateway_url(url: str) -> None:
@@ -164,10 +221,10 @@ def check_pushgateway_url(url: str) -> None:
 
 def _push_reason(error: Exception) -> str:
     """The gateway's own explanation when it gave one (it says which metric clashed)."""
-    if isinstance(error, HTTPError):
-        with error:
-            body = error.read(300).decode("utf-8", "replace").strip()
-        return f"HTTP {error.code} {error.reason}" + (f": {body}" if body else "")
+    if isinstance(error, requests.ConnectionError):
+        match = re.search(r"\[Errno -?\d+\] [^'\")]+", str(error))
+        if match:
+            return match.group()
     reason = getattr(error, "reason", None)
     return str(reason or error) or type(error).__name__
 
@@ -216,6 +273,8 @@ def _registry(
         NAN if report.skew_seconds is None else report.skew_seconds,
     )
     _outcome_gauges(registry, report)
+    if report.probing:
+        _probe_gauges(registry, report)
     Info("idle_cull_last_run", "The last pass's versions and clock.", registry=registry).info(
         {"version": __version__, "hub_version": report.hub_version, "clock": report.clock}
     )
@@ -243,3 +302,22 @@ def _outcome_gauges(registry: CollectorRegistry, report: Report) -> None:
         )
         for outcome, count in result_counts(report, kind).items():
             gauge.labels(outcome=outcome).set(count)
+
+
+def _probe_gauges(registry: CollectorRegistry, report: Report) -> None:
+    """``--probe-kernels``: probes by what they found, and the servers they kept.
+
+    ``{result="failed"}`` is the one to alert on: a failing probe keeps its server (by
+    default), so a broken proxy URL or a missing scope would quietly stop all culling.
+    """
+    from prometheus_client import Gauge  # noqa: PLC0415 (optional)
+
+    gauge = Gauge(
+        "idle_cull_last_run_probes",
+        "Kernel probes of the last pass (--probe-kernels): probed, busy, not_busy, failed; "
+        "servers kept_busy and kept_failed; would_probe in a dry run.",
+        ["result"],
+        registry=registry,
+    )
+    for result, count in report.probe_counts().items():
+        gauge.labels(result=result).set(count)

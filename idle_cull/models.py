@@ -110,6 +110,7 @@ class Server:
     started: datetime | None
     last_activity: datetime | None
     user_options: Mapping[str, Any] | None = None
+    url: str | None = None  # ``/user/<name>/[<server>/]``: where the proxy routes it
 
     @property
     def is_default(self) -> bool:
@@ -133,6 +134,7 @@ class Server:
             user_options=None
             if "user_options" not in data
             else (options if isinstance(options, Mapping) else {}),
+            url=data["url"] if isinstance(data.get("url"), str) else None,
         )
 
 

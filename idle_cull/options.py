@@ -24,6 +24,7 @@ from idle_cull.safe_text import public_url
 
 __all__ = [
     "BOOLEAN_OPTIONS",
+    "ENV_PREFIX",
     "OPTIONS",
     "Option",
     "UpstreamCompatibleCommand",
@@ -32,6 +33,8 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+ENV_PREFIX = "IDLE_CULL"  # every option can also be set as IDLE_CULL_<NAME>
 
 
 class Duration(click.ParamType):  # type: ignore[type-arg,unused-ignore]
@@ -71,7 +74,8 @@ class NamedDuration(click.ParamType):  # type: ignore[type-arg,unused-ignore]
 
 
 class HubURL(click.ParamType):  # type: ignore[type-arg,unused-ignore]
-    """The hub's API URL as given, without trailing slashes (``Settings`` validates it)."""
+    """A URL as given (the hub's API, the proxy's), without trailing slashes; ``Settings``
+    validates it."""
 
     name = "text"
 
@@ -85,6 +89,10 @@ def _as_is(value: Any) -> object:
 
 def _joined(values: tuple[str, ...]) -> str | None:
     return ",".join(values) or None
+
+
+def _public_or_none(url: str | None) -> str | None:
+    return None if url is None else public_url(url)
 
 
 def _pairs(pairs: tuple[tuple[str, float], ...]) -> str | None:
@@ -118,6 +126,14 @@ class Option:
         """The keyword click passes the value as."""
         return self.name.replace("-", "_")
 
+    @property
+    def envvars(self) -> tuple[str, ...]:
+        """Its environment variables, first found wins: upstream's or JupyterHub's name
+        (if any), then ``IDLE_CULL_<NAME>``, which every option has (Kubernetes
+        ConfigMaps, systemd EnvironmentFiles)."""
+        own = f"{ENV_PREFIX}_{self.dest.upper()}"
+        return (self.envvar, own) if self.envvar else (own,)
+
     def click_option(self) -> Callable[[F], F]:
         """The click declaration; booleans take a value so ``--x=false`` works."""
         if self.boolean:
@@ -129,13 +145,13 @@ class Option:
                 default=self.default,
                 show_default=True,
                 metavar="[=true|false]",
+                envvar=list(self.envvars),
+                show_envvar=True,
                 help=f"{self.help} Also --no-{self.name}.",
             )
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = {"envvar": list(self.envvars), "show_envvar": True}
         if self.type is not None:
             extra["type"] = self.type
-        if self.envvar is not None:
-            extra.update(envvar=self.envvar, show_envvar=True)
         if self.metavar is not None:
             extra["metavar"] = self.metavar
         if self.show_default and self.default is not None:
@@ -248,7 +264,6 @@ OPTIONS: tuple[Option, ...] = (
         default=0,
         help="Users per page when listing; 0 uses the hub's default page size.",
         setting="api_page_size",
-        shown=lambda size: size or "hub default",
     ),
     Option(
         "ssl-enabled",
@@ -274,7 +289,8 @@ OPTIONS: tuple[Option, ...] = (
         type=Duration(),
         envvar="JUPYTERHUB_REQUEST_TIMEOUT",
         default="60",
-        help="Longest wait for one answer from the hub.",
+        help="Longest one request may take, the whole answer included; connecting and the "
+        "TLS handshake get at most 10s of it.",
         setting="request_timeout",
     ),
     Option(
@@ -366,7 +382,8 @@ OPTIONS: tuple[Option, ...] = (
         type=click.Choice(["hub", "local"]),
         default="hub",
         help="Measure idleness on the hub's clock (its Date header; it stamps last_activity) "
-        "or on this machine's.",
+        "or on this machine's. Left at the default, a pass whose two clocks disagree by "
+        "more than a quarter of the smallest idle limit (5s to 5m) culls nothing (exit 6).",
         setting="clock",
     ),
     Option(
@@ -394,9 +411,50 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "deadline",
         type=Duration(),
-        help="Start no new action after this long (seconds or 10m); unfinished actions are "
-        "reported as not attempted and the exit status is 1.",
+        help="Start no new action after this long (seconds or 10m); requests in flight are "
+        "abandoned 5s later, unfinished actions are reported as not attempted and the exit "
+        "status is 1.",
         setting="deadline",
+    ),
+    Option(
+        "probe-kernels",
+        help="Before stopping a server, ask it (through --proxy-url) whether a kernel is busy, "
+        "and keep it while one is, up to --busy-timeout. Needs access:servers.",
+        boolean=True,
+        default=False,
+        setting="probe_kernels",
+    ),
+    Option(
+        "proxy-url",
+        metavar="URL",
+        help="With --probe-kernels: the proxy's public URL, without a path (in "
+        "zero-to-jupyterhub the proxy-public service, e.g. http://proxy-public).",
+        setting="proxy_url",
+        type=HubURL(),
+        shown=_public_or_none,
+    ),
+    Option(
+        "busy-timeout",
+        type=Duration(),
+        default="1d",
+        help="With --probe-kernels: the longest busy kernels (or failing probes) keep a "
+        "server past its idle limit; 0 means no limit (--max-age still applies).",
+        setting="probe_limits.busy_timeout",
+    ),
+    Option(
+        "probe-timeout",
+        type=Duration(),
+        default="5",
+        help="With --probe-kernels: the longest wait for one server's answer (tried twice).",
+        setting="probe_timeout",
+    ),
+    Option(
+        "probe-failure",
+        type=click.Choice(["keep", "cull"]),
+        default="keep",
+        help="With --probe-kernels: what a probe without an answer (timeout, 404 from a "
+        "non-Jupyter server, 5xx) means: keep the server this pass, or stop it.",
+        setting="probe_limits.probe_failure",
     ),
     Option(
         "warn-within",
@@ -440,6 +498,13 @@ OPTIONS: tuple[Option, ...] = (
         metavar="URL",
         help="Push the same metrics to a Prometheus Pushgateway (needs idle-cull[metrics]).",
         setting="pushgateway",
+    ),
+    Option(
+        "allow-managed-service",
+        help="Run even when JupyterHub started this process as a managed service (only for "
+        "a wrapper that loops between passes; see the README).",
+        boolean=True,
+        default=False,
     ),
     Option(
         "log-format",

@@ -7,8 +7,8 @@ page plan, the refusals and the concurrent window can be tested with plain funct
 The next request is always built from the offset the hub reports, never from its
 ``next.url`` (that reflects the hub's own view of the request, which is wrong behind
 a proxy). A ``next`` that does not advance, points past the hub's own ``total`` or runs
-past ``MAX_LISTING_OFFSET`` would loop forever: each is refused with
-``HubProtocolError``.
+past ``MAX_LISTING_OFFSET`` would loop forever, and a plan from a ``total`` past it would
+page for ever concurrently: each is refused with ``HubProtocolError``.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def next_offset(page: UserPage) -> tuple[int, int]:
     try:
         offset = int(following["offset"])
         limit = int(following.get("limit") or page.limit)
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):  # Infinity: OverflowError
         raise HubProtocolError("the user list's '_pagination.next' has no usable offset") from None
     if offset <= page.offset:
         raise HubProtocolError(
@@ -131,6 +131,12 @@ def page_plan(first: UserPage) -> range | None:
     total = _count(pagination.get("total"))
     if not limit or total is None:
         return None
+    if total > MAX_LISTING_OFFSET:
+        # The sequential path stops at this offset; a plan must not go further.
+        raise HubProtocolError(
+            f"the hub's pagination claims a total of {total:,} users, more than "
+            f"{MAX_LISTING_OFFSET:,}; refusing to plan that many pages"
+        )
     return range(start, total, limit)
 
 
@@ -149,6 +155,7 @@ def read_pages(fetch: Fetch, limit: int = 0) -> Iterator[list[Any]]:
     early, is served before any request of someone else that arrived meanwhile.
     """
     first = fetch(0, limit)
+    page_plan(first)  # refuses a claimed total past MAX_LISTING_OFFSET at once
     yield first.items
     yield from follow_pages(fetch, first)
 

@@ -83,6 +83,24 @@ def excluded(user: User, limits: CullLimits) -> str | None:
     return None
 
 
+def rules_matching(user: User, limits: CullLimits) -> set[tuple[str, str]]:
+    """Every name rule that applies to this user or one of its servers, as
+    ``(option, rule)``, even where a rule of higher precedence wins: so that a rule
+    that named nobody (a typo) can be told apart from one that lost to another.
+    """
+    found = {("--exclude-user", p) for p in limits.exclude_users if fnmatchcase(user.name, p)}
+    for server in user.servers:
+        profile = (server.user_options or {}).get("profile")
+        found |= {("--profile-timeout", n) for n, _ in limits.profile_timeouts if profile == n}
+        if not server.is_default:
+            found |= {
+                ("--server-timeout", p)
+                for p, _ in limits.server_timeouts
+                if fnmatchcase(server.name, p)
+            }
+    return found
+
+
 def idle_limit(user: User, server: Server, limits: CullLimits) -> tuple[float, str]:
     """The idle limit for one server and the rule it comes from.
 
@@ -114,6 +132,7 @@ class ServerDecision:
     last_activity: datetime | None = None
     idle_seconds: float | None = None
     age_seconds: float | None = None
+    url: str | None = None  # the server's url path, which --probe-kernels asks
 
     @property
     def label(self) -> str:
@@ -287,7 +306,9 @@ def decide_server(user: User, server: Server, now: datetime, limits: CullLimits)
 
     def decision(action: Action, reason: str) -> ServerDecision:
         remove = action is Action.STOP and limits.remove_named_servers and not server.is_default
-        return ServerDecision(user.name, server.name, action, reason, remove, reference, idle, age)
+        return ServerDecision(
+            user.name, server.name, action, reason, remove, reference, idle, age, server.url
+        )
 
     exclusion = excluded(user, limits)
     if exclusion:

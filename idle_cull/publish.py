@@ -7,10 +7,13 @@ does to the exit status (``app.run_and_report``).
 
 from __future__ import annotations
 
+import errno
 import logging
+import os
+import sys
 from collections.abc import Callable
-
-import click
+from contextlib import suppress
+from typing import TextIO
 
 from idle_cull import files, metrics, render
 from idle_cull.config import Settings
@@ -37,10 +40,6 @@ def check_outputs(settings: Settings) -> None:
 
 def publish(report: Report, status: ExitStatus, settings: Settings) -> OutputError | None:
     """Write the report and metrics; the first delivery that failed (each is logged)."""
-    if settings.report == "json":
-        click.echo(render.render_json(report, status), nl=False)
-    elif settings.report == "text":
-        click.echo(render.render_text(report, status), nl=False)
     first_failure: OutputError | None = None
     for deliver in _deliveries(report, status, settings):
         try:
@@ -53,6 +52,10 @@ def publish(report: Report, status: ExitStatus, settings: Settings) -> OutputErr
 
 def _deliveries(report: Report, status: ExitStatus, settings: Settings) -> list[Callable[[], None]]:
     steps: list[Callable[[], None]] = []
+    if settings.report == "json":
+        steps.append(lambda: write_stdout(render.render_json(report, status)))
+    elif settings.report == "text":
+        steps.append(lambda: write_stdout(render.render_text(report, status)))
     report_file, metrics_file, gateway = (
         settings.report_file,
         settings.metrics_file,
@@ -67,3 +70,30 @@ def _deliveries(report: Report, status: ExitStatus, settings: Settings) -> list[
     if gateway:
         steps.append(lambda: metrics.push_metrics(gateway, report, status))
     return steps
+
+
+def write_stdout(text: str) -> None:
+    """The report on stdout, or ``OutputError`` if it cannot be delivered there.
+
+    A closed fd 1 (Python then has no ``sys.stdout``), a reader gone (``| head``: EPIPE)
+    and a full disk (ENOSPC) are each a failed delivery, like a file that cannot be
+    written. After a failure, fd 1 is pointed at ``/dev/null``: the interpreter flushes
+    stdout again at exit and would otherwise print a second, unhandled error.
+    """
+    stream = sys.stdout
+    if stream is None:
+        raise OutputError("cannot write the report to stdout: it is closed")
+    try:
+        stream.write(text)
+        stream.flush()
+    except OSError as error:
+        reason = "the reader closed the pipe" if error.errno == errno.EPIPE else error.strerror
+        _silence(stream)
+        raise OutputError(f"cannot write the report to stdout: {reason}") from None
+
+
+def _silence(stream: TextIO) -> None:
+    with suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)

@@ -15,9 +15,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from idle_cull import __version__
-from idle_cull.durations import format_duration
+from idle_cull.durations import format_duration, skew_phrase
 from idle_cull.models import Outcome, as_utc
 from idle_cull.policy import ServerDecision
+from idle_cull.probing import ProbeFinding
 from idle_cull.report import KEPT, Entry, ExitStatus, Report, Upcoming, reading_rank, result_counts
 from idle_cull.safe_text import printable, public_url
 
@@ -68,9 +69,10 @@ def report_document(report: Report, exit_status: ExitStatus) -> dict[str, Any]:
         "warn_within_seconds": _number(report.warn_within),
         "counts": _counts_document(report),
         "entries_include_kept": report.kept_listed,
-        "entries": [_entry_document(e) for e in _sorted_for_machines(report.entries)],
+        "entries": [_entry_document(e, report) for e in _sorted_for_machines(report.entries)],
         "upcoming": [_upcoming_document(u, report.now) for u in _sorted_upcoming(report)],
         "rejected_records": list(report.rejected_records),
+        "warnings": list(report.warnings),
     }
 
 
@@ -81,20 +83,23 @@ def render_json(report: Report, exit_status: ExitStatus) -> str:
 
 
 def _counts_document(report: Report) -> dict[str, Any]:
-    return {
+    counts: dict[str, Any] = {
         "users_listed": report.users_listed,
         "rejected_records": len(report.rejected_records),
         "upcoming": len(report.upcoming),
         "servers": result_counts(report, "server"),
         "users": result_counts(report, "user"),
     }
+    if report.probing:
+        counts["probes"] = report.probe_counts()
+    return counts
 
 
-def _entry_document(entry: Entry) -> dict[str, Any]:
+def _entry_document(entry: Entry, report: Report) -> dict[str, Any]:
     decision = entry.decision
     result = entry.result
     detail = entry.detail or None
-    return {
+    document: dict[str, Any] = {
         "kind": entry.kind,
         "user": decision.user,
         "server": decision.server if isinstance(decision, ServerDecision) else None,
@@ -108,6 +113,29 @@ def _entry_document(entry: Entry) -> dict[str, Any]:
         "last_activity": iso_utc(decision.last_activity),
         "idle_seconds": _number(decision.idle_seconds),
         "age_seconds": _number(decision.age_seconds),
+    }
+    if report.probing:  # --probe-kernels: what the probe found, null if not probed
+        key = (decision.user, decision.server) if isinstance(decision, ServerDecision) else None
+        finding = report.probes.get(key) if key else None
+        document["probe"] = None if finding is None else _probe_document(finding)
+    return document
+
+
+def _probe_document(finding: ProbeFinding) -> dict[str, Any]:
+    """What ``--probe-kernels`` found for one server (schema: README, 'Busy kernels')."""
+    result, verdict = finding.result, finding.verdict
+    return {
+        "found": finding.found,
+        "kernels": None if result is None or result.failed else result.kernels,
+        "busy_kernels": [
+            {"name": kernel.name, "since": iso_utc(kernel.since)}
+            for kernel in (result.busy if result else ())
+        ],
+        "failure": None if result is None else result.failure,
+        "attempts": 0 if result is None else result.attempts,
+        "seconds": None if result is None else _number(result.seconds),
+        "kept": bool(verdict and verdict.keeps),
+        "reason": None if verdict is None else verdict.reason,
     }
 
 
@@ -185,15 +213,17 @@ def _text_header(report: Report) -> list[str]:
         lines.append(f"INTERRUPTED: {report.interrupted}")
     if report.error:
         lines.append(f"ERROR: {report.error}")
+    lines += [f"WARNING: {warning}" for warning in report.warnings]
     return lines
 
 
 def _clock_text(report: Report) -> str:
     if report.clock != "hub":
         return "idleness measured on this machine's clock"
-    if report.skew_seconds is None:
+    phrase = skew_phrase(report.skew_seconds)
+    if phrase is None:
         return "idleness measured on the hub's clock"
-    return f"idleness measured on the hub's clock (hub minus local: {report.skew_seconds:+.1f}s)"
+    return f"idleness measured on the hub's clock ({phrase})"
 
 
 def _text_entries(

@@ -17,6 +17,7 @@ from datetime import datetime
 from idle_cull.exits import ExitStatus
 from idle_cull.models import Outcome
 from idle_cull.policy import Action, ServerDecision, Upcoming, UserDecision
+from idle_cull.probing import ProbeFinding
 
 __all__ = [
     "KEPT",
@@ -96,6 +97,45 @@ class Report:
     upcoming: list[Upcoming] = field(default_factory=list)  # only with --warn-within
     warn_within: float | None = None  # the --warn-within window; None: not asked
     error: str | None = None  # what ended the pass before any action (exit 3, or interrupted)
+    warnings: list[str] = field(default_factory=list)  # rules that named nobody, unchecked groups
+    # --probe-kernels: what each probed (or, in a dry run, would-be probed) server said
+    probing: bool = False  # the pass ran with --probe-kernels (the report then says so)
+    probes: dict[tuple[str, str], ProbeFinding] = field(default_factory=dict)
+
+    def probe_counts(self) -> dict[str, int]:
+        """Probes by what they found, and the servers they kept; every key always present."""
+        found = Counter(finding.found for finding in self.probes.values())
+        kept = Counter(f.found for f in self.probes.values() if f.verdict and f.verdict.keeps)
+        return {
+            "probed": sum(n for word, n in found.items() if word != "would_probe"),
+            "busy": found["busy"],
+            "not_busy": found["not_busy"],
+            "failed": found["failed"],
+            "kept_busy": kept["busy"],
+            "kept_failed": kept["failed"],
+            "would_probe": found["would_probe"],
+        }
+
+    def mask(self, secret: str) -> None:
+        """Replace ``secret`` by ``***`` in every text that came from outside.
+
+        The hub client masks the token where it quotes the hub; this is the backstop for
+        any other path (a gateway quoting it in a record, a header, an error), applied
+        once before the report reaches stdout, a file or a Pushgateway.
+        """
+        if not secret:
+            return
+
+        def masked(text: str) -> str:
+            return text.replace(secret, "***")
+
+        self.error = masked(self.error) if self.error else self.error
+        self.interrupted = masked(self.interrupted) if self.interrupted else self.interrupted
+        self.rejected_records = [masked(text) for text in self.rejected_records]
+        self.entries = [
+            replace(entry, detail=masked(entry.detail)) if secret in entry.detail else entry
+            for entry in self.entries
+        ]
 
     def counts(self) -> Counter[str]:
         """Counts by kind and result, e.g. ``server_stopped``, ``user_kept``."""
@@ -119,8 +159,12 @@ class Report:
             return ExitStatus.ACTION_FAILED
         return ExitStatus.OK
 
-    def summary_line(self) -> str:
-        """The closing ``key=value`` line a log search or a person reads first."""
+    def summary_line(self, status: ExitStatus | None = None) -> str:
+        """The closing ``key=value`` line a log search or a person reads first.
+
+        ``status`` is the process's exit status when the CLI knows better than the
+        report (a pass that never listed has no actions, yet exits 2 or 3).
+        """
         counts = self.counts()
         keys: tuple[str, ...] = (
             "server_stopped",
@@ -142,11 +186,14 @@ class Report:
             keys += ("server_not_attempted", "user_not_attempted")
         fields = [f"users_listed={self.users_listed}"]
         fields += [f"{key}={counts.get(key, 0)}" for key in keys]
+        if self.probing:
+            probes = self.probe_counts()
+            fields += [f"probe_{key}={probes[key]}" for key in ("kept_busy", "failed")]
         fields.append(f"rejected_records={len(self.rejected_records)}")
         if self.finished_at is not None:
             seconds = (self.finished_at - self.started_at).total_seconds()
             fields.append(f"duration={seconds:.2f}s")
-        fields.append(f"exit={int(self.exit_status())}")
+        fields.append(f"exit={int(self.exit_status() if status is None else status)}")
         prefix = "DRY RUN, nothing was changed: " if self.dry_run else ""
         return f"summary: {prefix}" + " ".join(fields)
 

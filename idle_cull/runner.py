@@ -23,12 +23,13 @@ from datetime import datetime, timezone
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
+from idle_cull.clocks import clocks_disagree
 from idle_cull.config import Settings
-from idle_cull.durations import format_duration
-from idle_cull.errors import HubAuthError, HubError, PassInterrupted
+from idle_cull.durations import format_duration, skew_phrase
+from idle_cull.errors import ClocksDisagree, HubAuthError, HubError, PassInterrupted
 from idle_cull.hub import ActionResult, parse_version
 from idle_cull.limiter import InFlightLimiter
-from idle_cull.models import SCOPED_FIELDS, Outcome, RecordError, User
+from idle_cull.models import SCOPED_FIELDS, Outcome, RecordError, Server, User
 from idle_cull.pages import UserPage, read_pages
 from idle_cull.policy import (
     Action,
@@ -40,8 +41,11 @@ from idle_cull.policy import (
     cap_exceeded,
     decide_server,
     judge,
+    rules_matching,
     user_changed_since_listing,
 )
+from idle_cull.preflight import check_before_listing, warn_unmatched_rules
+from idle_cull.probing import BusyCheck
 from idle_cull.report import Entry, Report
 from idle_cull.safe_text import public_url
 
@@ -80,6 +84,12 @@ class Hub(Protocol):
 
     def delete_user(self, name: str) -> ActionResult: ...
 
+    def token_owner(self) -> dict[str, Any] | None: ...
+
+    def group_exists(self, name: str) -> bool | None: ...
+
+    def group_names(self) -> list[str] | None: ...
+
     def responsiveness(self) -> float | None: ...
 
 
@@ -95,8 +105,9 @@ def utc_now() -> datetime:
 class PassControl:
     """The deadline and cancellation of one pass: once stopped, no new action starts.
 
-    Requests already in flight finish (bounded by the request timeout); actions still
-    queued are reported as not attempted. Signal handlers call ``cancel``.
+    Requests already in flight get a short grace, then the hub client's transport
+    abandons them (it polls ``stopped``); actions still queued are reported as not
+    attempted. Signal handlers call ``cancel``.
     """
 
     def __init__(self, deadline: float | None = None) -> None:
@@ -125,12 +136,15 @@ def run_pass(
     clock: Clock = utc_now,
     control: PassControl | None = None,
     progress: ProgressLine = _no_progress,
+    busy_check: BusyCheck | None = None,
 ) -> Report:
     """Do exactly one pass and return its report.
 
     ``HubError`` raised while probing or listing propagates: nothing has been acted on
     then, and the CLI reports the hub as unusable. Errors of single actions are recorded
     in the report instead, so one failing stop does not abandon the others.
+    ``busy_check`` (``--probe-kernels``) asks each server about to be stopped whether a
+    kernel is busy, after the re-check; its token scope is checked before listing.
     """
     control = control or PassControl(settings.deadline)
     report = Report(
@@ -142,6 +156,7 @@ def run_pass(
     )
     report.hub_version = client.hub_version()
     log.info("hub %s at %s", report.hub_version, public_url(settings.url))
+    check_before_listing(client, settings.limits, report, probe_kernels=busy_check is not None)
     # "Now" is read once, before listing: a record is never older than this when judged,
     # so a slow listing can understate idleness but never overstate it.
     now = _choose_clock(settings, client, clock, report)
@@ -154,12 +169,22 @@ def run_pass(
     if cap_exceeded(plan, settings.caps):
         _refuse(plan, settings, report)
     elif settings.dry_run:
-        _record_dry_run(plan, report)
+        _record_dry_run(plan, report, busy_check)
     else:
         actor = _Actor(
-            client, settings, control, now, plan.listed_user, listed_at=listed_at, progress=progress
+            client,
+            settings,
+            control,
+            now,
+            plan.listed_user,
+            listed_at=listed_at,
+            progress=progress,
+            busy=busy_check,
         )
         actor.act(plan, report)
+    if busy_check is not None:
+        report.probing = True
+        report.probes = dict(busy_check.findings)
     report.interrupted = control.reason or None
     report.finished_at = clock()
     return report
@@ -181,9 +206,11 @@ def judge_listing(
     """
     needed = fields_rules_need(settings.limits, parse_version(report.hub_version))
     plan = Plan(list_kept=settings.report_kept)
+    matched: set[tuple[str, str]] = set()
     with closing(list_users(client, settings, report, control, progress)) as users:
         for user in users:
             require_visible_fields(user, needed, settings.limits)
+            matched |= rules_matching(user, settings.limits)
             judgement = judge(user, now, settings.limits, settings.warn_within)
             if plan.add(judgement):
                 # The later copy was read later: it is the fresher view of this user.
@@ -194,6 +221,7 @@ def judge_listing(
                 )
             _log_judgement(judgement, settings.dry_run)
     report.users_listed = plan.users_judged
+    warn_unmatched_rules(settings.limits, matched, report)
     return plan
 
 
@@ -294,16 +322,18 @@ def _choose_clock(settings: Settings, client: Hub, local: Clock, report: Report)
         log.warning("the hub sent no Date header; measuring idleness on this machine's clock")
         report.clock = "local"
         return local
-    skew = (hub_now - local()).total_seconds()
+    local_now = local()
+    skew = (hub_now - local_now).total_seconds()
     report.skew_seconds = skew
-    log.info("measuring idleness on the hub's clock (this machine's differs by %.1fs)", skew)
-    if abs(skew) > SKEW_WORTH_A_WARNING:
-        direction = "behind" if skew > 0 else "ahead of"
-        log.warning(
-            "this machine's clock is %s %s the hub's; idleness is measured on the hub's clock",
-            format_duration(abs(skew)),
-            direction,
-        )
+    refusal = clocks_disagree(hub_now, local_now, settings.limits)
+    if refusal is not None and not settings.clock_given:
+        raise ClocksDisagree(refusal)
+    phrase = skew_phrase(skew)
+    if phrase is None:
+        log.info("measuring idleness on the hub's clock")
+    else:
+        level = logging.WARNING if abs(skew) > SKEW_WORTH_A_WARNING else logging.INFO
+        log.log(level, "%s; idleness is measured on the hub's clock", phrase)
     return lambda: client.hub_now() or local()
 
 
@@ -371,13 +401,31 @@ def _refuse(plan: Plan, settings: Settings, report: Report) -> None:
     _record_all(plan, report, Outcome.NOT_ATTEMPTED, f"refused: {reason}")
 
 
-def _record_dry_run(plan: Plan, report: Report) -> None:
-    _record_all(plan, report, Outcome.DRY_RUN, "--dry-run")
+def _record_dry_run(plan: Plan, report: Report, busy_check: BusyCheck | None = None) -> None:
+    """Record what would be done; with ``--probe-kernels``, which servers would be asked
+    first (nothing is sent to them: a probe is proxied traffic, which counts as activity)."""
+    _record_idle(plan, report)
+    would_probe = 0
+    for decision in plan.stops:
+        detail = "--dry-run"
+        if busy_check is not None and busy_check.would_probe(decision):
+            detail += "; would probe its kernels first"
+            would_probe += 1
+        report.entries.append(Entry("server", decision).settled(Outcome.DRY_RUN, 0, detail))
+    report.entries.extend(
+        Entry("user", d).settled(Outcome.DRY_RUN, 0, "--dry-run") for d in plan.deletions
+    )
     log.info(
         "DRY RUN: nothing was changed; %d servers would be stopped, %d users deleted",
         len(plan.stops),
         len(plan.deletions),
     )
+    if busy_check is not None:
+        log.info(
+            "DRY RUN: %d of them would be probed for busy kernels first; nothing was sent "
+            "to any server",
+            would_probe,
+        )
 
 
 class _Actor:
@@ -393,6 +441,7 @@ class _Actor:
         *,
         listed_at: float,
         progress: ProgressLine = _no_progress,
+        busy: BusyCheck | None = None,
     ) -> None:
         self.client = client
         self.settings = settings
@@ -401,6 +450,7 @@ class _Actor:
         self.listed = listed
         self.listed_at = listed_at
         self.progress = progress
+        self.busy = busy
         self._first_stop: dict[str, datetime] = {}
         self._lock = threading.Lock()
 
@@ -436,10 +486,16 @@ class _Actor:
     def stop(self, decision: ServerDecision) -> ActionResult:
         if self.control.stopped():
             return ActionResult(Outcome.NOT_ATTEMPTED, 0, self.control.reason)
+        fresh: Server | None = None
         if self._stop_recheck_due():
-            objection = self._recheck_server(decision)
-            if objection is not None:
-                return objection
+            rechecked = self._recheck_server(decision)
+            if isinstance(rechecked, ActionResult):
+                return rechecked
+            fresh = rechecked
+        if self.busy is not None:
+            kept = self._probe(self.busy, decision, fresh)
+            if kept is not None:
+                return kept
         with self._lock:
             self._first_stop.setdefault(decision.user, self.now())
         return self.client.stop_server(decision.user, decision.server, remove=decision.remove)
@@ -476,8 +532,29 @@ class _Actor:
         except RecordError as error:
             return ActionResult(Outcome.SKIPPED, 1, f"re-check: {error}")
 
-    def _recheck_server(self, decision: ServerDecision) -> ActionResult | None:
-        """Decide again on a fresh record: a server may have woken up since the listing."""
+    def _probe(
+        self, busy: BusyCheck, decision: ServerDecision, fresh: Server | None
+    ) -> ActionResult | None:
+        """Ask the server about its kernels (``--probe-kernels``); a result keeps it.
+
+        The fresh record from the re-check, when there is one, gives the url and the
+        activity the busy limit counts from; else the listing's.
+        """
+        if fresh is not None:
+            url, activity = fresh.url, fresh.last_activity or fresh.started
+        else:
+            url, activity = decision.url, decision.last_activity
+        kept = busy.check(decision, url, activity, self.now())
+        if kept is None:
+            return None
+        rechecked = 1 if fresh is not None else 0
+        return ActionResult(kept.outcome, rechecked + kept.attempts, kept.detail)
+
+    def _recheck_server(self, decision: ServerDecision) -> ActionResult | Server:
+        """Decide again on a fresh record: a server may have woken up since the listing.
+
+        The fresh server record when the stop still stands, else the result that ends it.
+        """
         user = self._fresh(decision.user)
         if isinstance(user, ActionResult):
             return user
@@ -487,7 +564,7 @@ class _Actor:
         again = decide_server(user, server, self.now(), self.settings.limits)
         if again.action is not Action.STOP:
             return ActionResult(Outcome.SKIPPED, 1, f"re-check: {again.reason}")
-        return None
+        return server
 
     def _recheck_user(self, decision: UserDecision) -> ActionResult | None:
         user = self._fresh(decision.user)

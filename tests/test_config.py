@@ -10,6 +10,7 @@ from idle_cull.config import Settings, TLSFiles, read_token
 from idle_cull.durations import format_duration, parse_duration
 from idle_cull.errors import ConfigError
 from idle_cull.policy import CullLimits
+from tests.support.certs import write_internal_certs
 
 
 @pytest.mark.parametrize(
@@ -28,7 +29,23 @@ def test_parse_duration_rejects(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(0, "0s"), (45, "45s"), (1.5, "1.5s"), (60, "1m"), (3599, "59m59s"), (-90, "-1m30s"), (7800, "2h10m"), (90061, "1d1h")],
+    [
+        pytest.param(0, "0s", id="zero"),
+        pytest.param(45, "45s", id="seconds"),
+        pytest.param(1.5, "1.5s", id="fraction-under-ten"),
+        pytest.param(59.9, "59s", id="under-a-minute-rounds-down"),
+        pytest.param(60, "1m", id="exact-minute"),
+        pytest.param(3599, "59m59s", id="two-units"),
+        pytest.param(-90, "-1m30s", id="negative"),
+        pytest.param(7800, "2h10m", id="hours-minutes"),
+        pytest.param(7200, "2h", id="exact-hours"),
+        pytest.param(7226, "2h0m", id="zero-middle-minutes-kept"),
+        pytest.param(7259, "2h0m", id="rounds-down-not-up"),
+        pytest.param(86426, "1d0h", id="zero-middle-hours-kept"),
+        pytest.param(86400, "1d", id="exact-day"),
+        pytest.param(90061, "1d1h", id="days-hours"),
+        pytest.param(3600 + 59, "1h0m", id="below-next-minute"),
+    ],
 )
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
@@ -91,9 +108,7 @@ def test_base_url_prefix_is_accepted() -> None:
 def test_internal_certs_layout(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"hub-ca\.crt"):
         TLSFiles.from_internal_certs(tmp_path)
-    for relative in ("hub-internal/hub-internal.crt", "hub-internal/hub-internal.key", "hub-ca/hub-ca.crt"):
-        (tmp_path / relative).parent.mkdir(exist_ok=True)
-        (tmp_path / relative).write_text("pem")
+    write_internal_certs(tmp_path)  # real PEM files: they are loaded, not just found
     files = TLSFiles.from_internal_certs(tmp_path)
     assert files.ca == tmp_path / "hub-ca" / "hub-ca.crt"
     assert files.key.name == "hub-internal.key"

@@ -27,6 +27,7 @@ EXPECTED_STATUS = {
     errors.HubProtocolError: ExitStatus.HUB_UNUSABLE,
     errors.PassInterrupted: ExitStatus.ACTION_FAILED,
     errors.LockHeld: ExitStatus.LOCKED,
+    errors.ClocksDisagree: ExitStatus.CLOCKS_DISAGREE,
     errors.OutputError: ExitStatus.OUTPUT_FAILED,
     errors.PushgatewayError: ExitStatus.OUTPUT_FAILED,
 }

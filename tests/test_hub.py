@@ -147,12 +147,14 @@ def test_trailing_slash_of_the_url_is_ignored(http_mock: responses.RequestsMock)
     assert http_mock.calls[0].request.url == f"{USERS}?offset=0"
 
 
-def test_request_timeout_is_passed_to_requests(http_mock: responses.RequestsMock) -> None:
+@pytest.mark.parametrize(("timeout", "expected"), [(7.5, (7.5, 7.5)), (60.0, (10.0, 60.0))])
+def test_request_timeout_is_passed_to_requests(http_mock: responses.RequestsMock, timeout: float, expected: tuple[float, float]) -> None:
+    """(connect, read): connecting and the TLS handshake get at most 10 s of it."""
     http_mock.get(f"{BASE}/", json={"version": "5.2.1"})
-    client = HubClient(BASE, TOKEN, request_timeout=7.5, retry=FAST)
+    client = HubClient(BASE, TOKEN, request_timeout=timeout, retry=FAST)
     client.hub_version()
     client.close()
-    assert http_mock.calls[0].request.__dict__["req_kwargs"]["timeout"] == 7.5
+    assert http_mock.calls[0].request.__dict__["req_kwargs"]["timeout"] == expected
 
 
 @pytest.mark.parametrize(

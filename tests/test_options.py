@@ -9,14 +9,19 @@ from typing import Any
 import click
 import pytest
 
+from idle_cull.busy import ProbeLimits
 from idle_cull.cli import cli
 from idle_cull.config import Settings
+from idle_cull.config_file import CONFIG_FILE_FLAGS
 from idle_cull.options import BOOLEAN_OPTIONS, OPTIONS, Option
 from idle_cull.policy import Caps, CullLimits
 
 TOKEN = "options-test-token-0123456789"
 # Settings fields that come from somewhere other than a single option.
-NOT_FROM_AN_OPTION = {"token", "tls", "retry", "limits", "caps"}
+# clock_given: whether --clock was given or defaulted (click's parameter source), not a value
+NOT_FROM_AN_OPTION = {"token", "tls", "retry", "limits", "caps", "clock_given", "probe_limits"}
+# Options that are a usage error without another one: given together in these tests.
+NEEDS = {"probe-kernels": ("--proxy-url=http://proxy.test",)}
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +39,7 @@ def parse(*args: str) -> dict[str, Any]:
 
 def landed(option: Option, args: tuple[str, ...]) -> object:
     """Where ``option``'s value ends up: its Settings field, or the parsed value app reads."""
-    values = parse(*args)
+    values = parse(*NEEDS.get(option.name, ()), *args)
     if option.setting is None:
         return values[option.dest]
     value: Any = Settings.from_options(values, token=TOKEN)
@@ -78,7 +83,8 @@ def test_no_report_kept_is_accepted() -> None:
 def test_the_table_declares_every_option_of_the_command() -> None:
     declared = {f"--{option.name}" for option in OPTIONS}
     on_command = {opt for param in cli.params for opt in param.opts if opt.startswith("--")}
-    assert on_command - {"--help", "--version"} == declared
+    # --config and --generate-config say where settings come from (config_file.py).
+    assert on_command - {"--help", "--version", *CONFIG_FILE_FLAGS} == declared
 
 
 def test_every_setting_path_names_a_field() -> None:
@@ -99,6 +105,7 @@ def test_every_settings_field_is_filled_by_exactly_one_option() -> None:
     fields = {f.name for f in dataclasses.fields(Settings)} - NOT_FROM_AN_OPTION
     fields |= {f"limits.{f.name}" for f in dataclasses.fields(CullLimits)}
     fields |= {f"caps.{f.name}" for f in dataclasses.fields(Caps)}
+    fields |= {f"probe_limits.{f.name}" for f in dataclasses.fields(ProbeLimits)}
     assert set(paths) == fields
 
 
@@ -135,6 +142,9 @@ def test_settings_line_has_every_field_option_and_never_the_token() -> None:
     assert list(described) == [o.setting.rpartition(".")[2] for o in OPTIONS if o.setting] + ["ssl"]
     assert described["exclude_users"] == "a*"
     assert described["group_timeouts"] == "gpu=7200"
-    assert described["api_page_size"] == "hub default"
+    assert described["api_page_size"] == 0  # the hub's default, as a value: key=value parses
+    line = " ".join(f"{k}={v}" for k, v in described.items() if v is not None)
+    pairs = [pair.partition("=") for pair in line.split(" ")]
+    assert all(sep and key.isidentifier() for key, sep, _ in pairs), line
     assert described["ssl"] is False
     assert TOKEN not in str(described)

@@ -23,7 +23,7 @@ from idle_cull.errors import HubUnavailable
 from idle_cull.hub import ActionResult
 from idle_cull.models import Outcome, RecordError, Server, User, parse_timestamp
 from idle_cull.pages import UserPage
-from idle_cull.policy import Action, CullLimits, Plan, ServerDecision, idle_limit
+from idle_cull.policy import CLOCK_RESOLUTION, Action, CullLimits, Plan, ServerDecision, idle_limit
 from idle_cull.runner import run_pass
 from tests.support.records import NOW, plan_of
 
@@ -100,7 +100,12 @@ limits = st.builds(
 
 
 def seconds_since(moment: datetime | None, now: datetime = NOW) -> float | None:
-    return None if moment is None else (now - moment).total_seconds()
+    """Seconds from ``moment`` to ``now``; up to CLOCK_RESOLUTION ahead reads as 0, as the
+    policy reads it (the Date header's resolution, not skew)."""
+    if moment is None:
+        return None
+    seconds = (now - moment).total_seconds()
+    return 0.0 if -CLOCK_RESOLUTION <= seconds < 0 else seconds
 
 
 def decisions_by_server(plan: Plan) -> dict[tuple[str, str], ServerDecision]:
@@ -326,6 +331,15 @@ class FakeHub:
         return "6.1.1"
 
     def hub_now(self) -> datetime | None:
+        return None
+
+    def token_owner(self) -> dict[str, Any] | None:
+        return None  # as a hub before 2.0: no scopes to check
+
+    def group_exists(self, name: str) -> bool | None:
+        return True
+
+    def group_names(self) -> list[str] | None:
         return None
 
     def user_page(self, state: str | None, offset: int, limit: int = 0) -> UserPage:

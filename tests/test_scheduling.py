@@ -37,6 +37,8 @@ ENV_FILE = REPO / "systemd" / "idle-cull.env"
 CRON_FILE = REPO / "cron" / "idle-cull.cron"
 K8S_DIR = REPO / "cron" / "kubernetes"
 CONTAINERFILE = REPO / "Containerfile"
+CONFIG_FILE = REPO / "config" / "idle-cull.toml"
+INSTALLED_CONFIG = "/etc/idle-cull/idle-cull.toml"
 
 # Where the shipped files expect the console script to be installed (a venv).
 VENV_SCRIPT = "/opt/idle-cull/bin/idle-cull"
@@ -595,7 +597,7 @@ def test_shipped_command_lines_are_accepted_by_the_cli(tmp_path: Path) -> None:
             systemd_argv += env_settings.get("IDLE_CULL_ARGS", "").split()
         else:
             systemd_argv.append(
-                arg.replace("${CREDENTIALS_DIRECTORY}", str(tmp_path / "credentials"))
+                _local_config(arg).replace("${CREDENTIALS_DIRECTORY}", str(tmp_path / "credentials"))
             )
 
     # cron: the arguments after the script, up to the redirection.
@@ -603,13 +605,13 @@ def test_shipped_command_lines_are_accepted_by_the_cli(tmp_path: Path) -> None:
     argv = shlex.split(jobs[0][2])
     cron_argv = argv[argv.index(VENV_SCRIPT) + 1 : argv.index(">>")]
     cron_argv = [
-        f"--api-token-file={token}" if a.startswith("--api-token-file=") else a for a in cron_argv
+        f"--api-token-file={token}" if a.startswith("--api-token-file=") else _local_config(a) for a in cron_argv
     ]
 
     # Kubernetes: the container's args and plain env values.
     (container,) = _the("CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     k8s_argv = [
-        f"--api-token-file={token}" if a.startswith("--api-token-file=") else a
+        f"--api-token-file={token}" if a.startswith("--api-token-file=") else _local_config(a)
         for a in container["args"]
     ]
     k8s_env = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
@@ -640,3 +642,55 @@ def test_shipped_command_lines_are_accepted_by_the_cli(tmp_path: Path) -> None:
         results = {name: (proc, *proc.communicate(timeout=120)) for name, proc in procs.items()}
     for name, (proc, _out, err) in results.items():
         assert proc.returncode == 3, f"{name}: {runs[name][0]} exited {proc.returncode}:\n{err}"
+
+
+# --------------------------------------------------------------------------- the config file
+
+
+def _local_config(arg: str) -> str:
+    """``--config=<where a scheduler reads it>`` -> the repository's copy of that file."""
+    if arg.startswith("--config="):
+        return f"--config={CONFIG_FILE}"
+    return arg
+
+
+def _config_arg(argv: list[str]) -> str:
+    (path,) = [a.partition("=")[2] for a in argv if a.startswith("--config=")]
+    return path
+
+
+def test_every_scheduler_reads_the_shipped_config_file() -> None:
+    unit_argv = shlex.split(_one(_parse_unit(SERVICE), "Service", "ExecStart"))
+    assert _config_arg(unit_argv) == INSTALLED_CONFIG
+    _, jobs = _cron_lines()
+    assert _config_arg(shlex.split(jobs[0][2])) == INSTALLED_CONFIG
+    for install_steps in (SERVICE.read_text(), CRON_FILE.read_text()):
+        assert INSTALLED_CONFIG in install_steps
+        assert "config/idle-cull.toml" in install_steps
+
+    # Kubernetes: --config names a key of the ConfigMap volume, mounted read-only.
+    pod = _the("CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    path = _config_arg(container["args"])
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    (mount,) = [m for m in container["volumeMounts"] if "configMap" in volumes[m["name"]]]
+    assert mount["readOnly"] is True
+    config_map = volumes[mount["name"]]["configMap"]
+    items = {i["path"]: i["key"] for i in config_map["items"]}
+    key = items[os.path.relpath(path, mount["mountPath"])]
+    # The documented command creates that ConfigMap, with that key, from the shipped file.
+    command = f"create configmap {config_map['name']} --from-file={key}=config/idle-cull.toml"
+    assert command in (K8S_DIR / "cronjob.yaml").read_text()
+    assert command in (REPO / "README.md").read_text()
+
+
+def test_shipped_config_file_is_valid_and_sets_the_timeout() -> None:
+    import click  # noqa: PLC0415 - the CLI's own parsing, as a pass would do it
+
+    from idle_cull.cli import cli  # noqa: PLC0415
+    from idle_cull.config_file import defaults_from, read_config_file  # noqa: PLC0415
+
+    kind, values = read_config_file(CONFIG_FILE)
+    assert kind == "toml"
+    assert defaults_from(click.Context(cli), values, str(CONFIG_FILE)) == {"timeout": 600.0}
+    assert not HEX_TOKEN.search(CONFIG_FILE.read_text())

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.realhub import HarnessError, RealHub
+from tests.support.singleuser import SingleUserHub
 
 INTEGRATION_DIR = Path(__file__).resolve().parent
 
@@ -53,3 +54,20 @@ def real_hub(shared_real_hub: RealHub) -> RealHub:
     shared_real_hub.page_limit = RealHub.page_limit
     shared_real_hub.reset()
     return shared_real_hub
+
+
+@pytest.fixture(scope="session")
+def singleuser_session() -> Iterator[SingleUserHub]:
+    """A second hub, spawning real jupyterhub-singleuser servers (``tests/support/singleuser.py``).
+
+    Only the busy-kernel tests use it; a real server costs seconds to start, so tests share
+    the servers they start and stop only what they cull.
+    """
+    try:
+        hub = SingleUserHub.start()
+    except HarnessError as exc:
+        pytest.fail(f"cannot start the single-user hub:\n{exc}", pytrace=False)
+    try:
+        yield hub
+    finally:
+        hub.stop()

@@ -158,7 +158,7 @@ def test_slow_stop_keeps_user_until_a_later_pass(real_hub: RealHub) -> None:
     ("token_name", "args", "message"),
     [
         pytest.param("bad", [], "does not accept the API token", id="bad-token"),
-        pytest.param("noscope_token", [], "'list:users'", id="token-without-list-scope"),
+        pytest.param("noscope_token", [], "list:users (to list users)", id="token-without-list-scope"),
         pytest.param("servers_only_token", ["--cull-users"], "admin:users", id="cull-users-without-admin-users"),
     ],
 )

@@ -46,7 +46,8 @@ def cull(hub: RealHub, *args: str, token: str | None = None) -> subprocess.Compl
         timeout=120,
         check=False,
     )
-    for secret in (hub.culler_token, hub.admin_token, hub.servers_only_token, hub.noscope_token):
+    secrets = (hub.culler_token, hub.admin_token, hub.servers_only_token, hub.noscope_token)
+    for secret in (*secrets, hub.readonly_token):
         assert secret not in result.stdout + result.stderr
     return result
 

@@ -4,7 +4,10 @@
 probe, ``GET /users`` paginated as JupyterHub does it (``offset``/``limit``/``total``/
 ``next``, the ``state`` filter, no pagination before 2.0 and no ``state`` before 1.3),
 each listed user's record for the re-check, optionally the hub's clock in a ``Date``
-header, and the stop and delete endpoints. Every request is recorded in ``calls``, and
+header, the stop and delete endpoints, ``GET /user`` with the token's scopes (from 2.0;
+every scope any configuration needs unless ``token_scopes`` says otherwise) and
+``GET /groups/{name}`` (every group exists except those in ``missing_groups``) and
+``GET /groups`` (listing ``group_list``). Every request is recorded in ``calls``, and
 unregistered URLs are refused, so nothing can reach the network. Tests register anything
 else (a failing answer, a slow stop) with the usual ``responses`` methods.
 
@@ -19,13 +22,14 @@ Records are stamped relative to the real clock, which the CLI reads.
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.utils import format_datetime
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import requests
 import responses
@@ -38,6 +42,15 @@ URL = "http://hub.test:8081/hub/api"
 TOKEN = "cli-test-token-0123456789abcdef"
 
 Answer = tuple[int, dict[str, str], str]
+
+# The token's scopes as GET /user reports them (expanded): every scope any configuration
+# needs, and read:groups:name, which lets group rules be checked.
+ALL_SCOPES = (
+    "list:users", "read:users", "read:users:name", "read:users:activity", "read:users:groups",
+    "read:servers", "delete:servers", "delete:users", "read:groups", "read:groups:name",
+    "list:groups", "access:servers",
+)  # fmt: skip
+SERVICE_NAME = "idle-cull"
 
 
 def server_json(*args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -147,7 +160,13 @@ class EmulatedHub(responses.RequestsMock):
         self.headers: dict[str, str] = {}
         self.listings: dict[str | None, Listing] = {}
         self.population: HubUsers | None = None
+        self.token_scopes: list[str] | None = list(ALL_SCOPES)  # None: the hub reports none
+        self.missing_groups: set[str] = set()
+        self.group_list: list[str] = []  # what GET /groups lists (list:groups)
         self.get(f"{URL}/", json={"version": version})
+        self.add_callback(responses.GET, f"{URL}/user", callback=self._answer_token_owner)
+        self.add_callback(responses.GET, f"{URL}/groups", callback=self._answer_group_list)
+        self.add_callback(responses.GET, re.compile(rf"{re.escape(URL)}/groups/[^/]+$"), callback=self._answer_group)
 
     def set_clock(self, hub_now: datetime) -> None:
         """The hub's clock reads ``hub_now``: a ``Date`` header on every later answer."""
@@ -211,6 +230,22 @@ class EmulatedHub(responses.RequestsMock):
     def older_than(self, release: tuple[int, ...]) -> bool:
         version = parse_version(self.version)
         return bool(version) and version < release
+
+    def _answer_token_owner(self, _request: requests.PreparedRequest) -> Answer:
+        owner: dict[str, Any] = {"kind": "service", "name": SERVICE_NAME}
+        if self.token_scopes is not None and not self.older_than((2, 0)):
+            owner["scopes"] = self.token_scopes
+        return 200, {"Content-Type": "application/json", **self.headers}, json_text(owner)
+
+    def _answer_group_list(self, _request: requests.PreparedRequest) -> Answer:
+        groups = [{"kind": "group", "name": name, "users": []} for name in self.group_list]
+        return 200, {"Content-Type": "application/json"}, json_text(groups)
+
+    def _answer_group(self, request: requests.PreparedRequest) -> Answer:
+        name = unquote(urlsplit(request.url or "").path.rsplit("/", 1)[1])
+        if name in self.missing_groups:
+            return 404, {}, json_text({"status": 404, "message": f"No such group: {name}"})
+        return 200, {}, json_text({"kind": "group", "name": name, "users": []})
 
     def _answer_users(self, request: requests.PreparedRequest) -> Answer:
         query = dict(parse_qsl(urlsplit(request.url or "").query))

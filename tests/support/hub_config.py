@@ -243,7 +243,14 @@ SERVICE_SCOPES: dict[str, tuple[str, list[str]]] = {
     # the culler exactly as the README documents it, with --cull-users rights
     "idle-cull": (
         "IDLE_CULL_CULLER_TOKEN",
-        ["list:users", "read:users:activity", "read:servers", "delete:servers", "admin:users"],
+        [
+            "list:users",
+            "read:users:activity",
+            "read:servers",
+            "delete:servers",
+            "admin:users",
+            "read:groups:name",
+        ],
     ),
     # the culler without --cull-users rights
     "idle-cull-servers-only": (
@@ -252,6 +259,11 @@ SERVICE_SCOPES: dict[str, tuple[str, list[str]]] = {
     ),
     # missing scopes: GET /users answers 403 (no list:users), see module docstring
     "idle-cull-noscope": ("IDLE_CULL_NOSCOPE_TOKEN", ["read:users:activity"]),
+    # lists and reads everything a pass reads, but lacks delete:servers (preflight tests)
+    "idle-cull-readonly": (
+        "IDLE_CULL_READONLY_TOKEN",
+        ["list:users", "read:users:activity", "read:servers", "read:groups:name"],
+    ),
 }
 
 c.JupyterHub.services = [
@@ -262,6 +274,12 @@ c.JupyterHub.load_roles = [
     {"name": name, "scopes": scopes, "services": [name]}
     for name, (_token_var, scopes) in SERVICE_SCOPES.items()
 ]
+# A hub-managed service (RealHub.start(managed_service=[...])): the hub runs that command
+# with the environment it gives the services it launches, as upstream's culler was run.
+if os.environ.get("IDLE_CULL_MANAGED_SERVICE"):
+    c.JupyterHub.services.append(
+        {"name": "idle-cull-managed", "command": json.loads(os.environ["IDLE_CULL_MANAGED_SERVICE"])}
+    )
 # Only an entity with the admin flag may grant admin ("Only admins can grant admin
 # permissions", apihandlers/users.py), and only the built-in admin role sets that flag for a
 # service, so the setup service also holds it (it then has every scope: fine for test setup).

@@ -81,6 +81,7 @@ TOKEN_VARS = {
     "culler_token": "IDLE_CULL_CULLER_TOKEN",
     "servers_only_token": "IDLE_CULL_SERVERS_ONLY_TOKEN",
     "noscope_token": "IDLE_CULL_NOSCOPE_TOKEN",
+    "readonly_token": "IDLE_CULL_READONLY_TOKEN",
 }
 
 
@@ -259,6 +260,7 @@ class RealHub:
     culler_token: str
     servers_only_token: str
     noscope_token: str
+    readonly_token: str  # lists and reads, but may not stop servers
     workdir: Path
     internal_certs: Path | None  # the hub's internal_certs_location, with internal SSL only
     page_limit: int = PAGE_LIMIT  # tests lower it to walk several pages with a few users
@@ -285,6 +287,7 @@ class RealHub:
         self.culler_token = tokens["culler_token"]
         self.servers_only_token = tokens["servers_only_token"]
         self.noscope_token = tokens["noscope_token"]
+        self.readonly_token = tokens["readonly_token"]
         self._session = requests.Session()
         if internal_certs is not None:
             # The hub's TLS server requires a client certificate from every caller
@@ -316,7 +319,13 @@ class RealHub:
 
     @classmethod
     def start(
-        cls, workdir: Path | None = None, *, internal_ssl: bool = False, **config_overrides: Any
+        cls,
+        workdir: Path | None = None,
+        *,
+        internal_ssl: bool = False,
+        config: Path = HUB_CONFIG,
+        managed_service: list[str] | None = None,
+        **config_overrides: Any,
     ) -> RealHub:
         """Launch a fresh hub; return once ``GET {api_url}/`` answers and start-up is over.
 
@@ -325,11 +334,15 @@ class RealHub:
         ``internal_ssl`` turns on JupyterHub's internal SSL (off by default, so every other
         test sees the plain-http hub): certificates go to ``<workdir>/internal-ssl``, which is
         emptied first so the hub always generates a fresh set.
+        ``managed_service`` is a command the hub runs as its managed service
+        ``idle-cull-managed`` (its output goes to the hub's log).
         ``config_overrides`` (JSON values) go into the hub config: ``api_page_max_limit=10``
         sets ``c.JupyterHub.api_page_max_limit``; ``Spawner__http_timeout=5`` sets
         ``c.Spawner.http_timeout``; a dict is merged into an existing dict setting.
+        ``config`` is the hub's config file (``tests/singleuser.py`` passes one that loads
+        ``hub_config.py`` and spawns real single-user servers).
         """
-        command = [*jupyterhub_command(), "-f", str(HUB_CONFIG)]
+        command = [*jupyterhub_command(), "-f", str(config)]
         chp = find_chp()
         owns_workdir = workdir is None
         if workdir is None:
@@ -357,6 +370,9 @@ class RealHub:
             **{TOKEN_VARS[attr]: token for attr, token in tokens.items()},
         }
         env.pop("IDLE_CULL_INTERNAL_CERTS", None)  # never inherited: only internal_ssl sets it
+        env.pop("IDLE_CULL_MANAGED_SERVICE", None)  # nor this: only managed_service sets it
+        if managed_service is not None:
+            env["IDLE_CULL_MANAGED_SERVICE"] = json_dumps(managed_service)
         if internal_certs is not None:
             env["IDLE_CULL_INTERNAL_CERTS"] = str(internal_certs)
         with open(workdir / LOG_FILE, "ab") as log:

@@ -1,0 +1,271 @@
+"""Checks before a pass acts: what the configuration needs of its surroundings.
+
+The judgements are pure functions of the environment or of what the hub said; only
+``check_before_listing`` asks the hub (through the client), before anything is listed
+or acted on, so that a dry run predicts its real run.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from idle_cull.errors import ConfigError, HubAuthError
+from idle_cull.policy import CullLimits
+from idle_cull.report import Report
+
+__all__ = [
+    "Need",
+    "PreflightClient",
+    "check_before_listing",
+    "held_scopes",
+    "managed_service_refusal",
+    "missing_scopes",
+    "needed_scopes",
+    "role_snippet",
+    "unmatched_rules",
+    "warn_unmatched_rules",
+]
+
+log = logging.getLogger(__name__)
+
+
+def managed_service_refusal(environ: Mapping[str, str]) -> str | None:
+    """Why idle-cull will not run as a hub-managed service, or ``None`` if it is not one.
+
+    JupyterHub starts a service with a ``command`` with ``JUPYTERHUB_SERVICE_NAME`` and
+    the OAuth client id every process it spawns gets (``JUPYTERHUB_CLIENT_ID``). A
+    one-pass tool there exits, is restarted by the hub about every 30 s and logs an
+    error each time: what upstream's long-running culler needed, and not this tool.
+    """
+    name = environ.get("JUPYTERHUB_SERVICE_NAME")
+    if not name or not environ.get("JUPYTERHUB_CLIENT_ID"):
+        return None
+    return (
+        f"idle-cull was started by JupyterHub as the managed service {name!r} (a "
+        "c.JupyterHub.services entry with a command); it does one pass and exits, so the "
+        "hub would restart it about every 30 s and log an error each time. Remove the "
+        "service's command (keep its name, api_token and role) and run idle-cull from a "
+        "systemd timer, cron or a Kubernetes CronJob: see the README, 'Running it on a "
+        "schedule'. If a wrapper of yours loops between passes, pass "
+        "--allow-managed-service"
+    )
+
+
+@dataclass(frozen=True)
+class Need:
+    """A scope this configuration needs, and what for (it goes into the error)."""
+
+    scope: str
+    why: str
+    included_in: str = ""  # a broader scope that also grants it, for the message
+
+
+def needed_scopes(limits: CullLimits, *, probe_kernels: bool = False) -> tuple[Need, ...]:
+    """Every scope a pass with these limits uses, dry run or not.
+
+    A dry run checks the scopes its real run will use (``delete:servers`` included, and
+    ``access:servers`` with ``--probe-kernels``), so that a clean dry run predicts a
+    clean real one.
+    """
+    needs = [
+        Need("list:users", "to list users"),
+        Need("read:users:activity", "to read users' last_activity"),
+        Need("read:servers", "to read servers and their activity"),
+        Need("delete:servers", "to stop servers"),
+    ]
+    if limits.cull_users:
+        needs += [
+            Need("read:users", "to read admin and created (--cull-users)", "admin:users"),
+            Need("delete:users", "to delete users (--cull-users)", "admin:users"),
+        ]
+    if limits.needs_groups:
+        why = "to read users' groups (--exclude-group/--group-timeout)"
+        needs.append(Need("read:users:groups", why, "read:users"))
+    if probe_kernels:
+        needs.append(Need("access:servers", "to ask servers about their kernels (--probe-kernels)"))
+    return tuple(needs)
+
+
+def held_scopes(scopes: Iterable[str]) -> dict[str, frozenset[str]]:
+    """The token's scopes by name, each with its filters (``""``: unfiltered)."""
+    held: dict[str, set[str]] = {}
+    for scope in scopes:
+        name, _, scope_filter = scope.partition("!")
+        held.setdefault(name, set()).add(scope_filter)
+    return {name: frozenset(filters) for name, filters in held.items()}
+
+
+def missing_scopes(needs: Iterable[Need], scopes: Iterable[str]) -> list[str]:
+    """What the token lacks, one phrase per need; empty when it has all it needs.
+
+    ``scopes`` are the token's expanded scopes as ``GET /user`` reports them, so
+    ``admin:users`` already shows as ``read:users`` and ``delete:users``. A filtered
+    scope (``delete:servers!group=students``) counts only when it covers every user the
+    token can list: if ``list:users`` is filtered too, each other scope must carry the
+    same filters; if the token lists everyone, a filtered scope would fail (403) on the
+    users outside the filter, which a dry run would not reveal.
+    """
+    held = held_scopes(scopes)
+    listed = held.get("list:users", frozenset())
+    listed_filters = None if "" in listed else listed  # None: lists every user
+    missing = []
+    for need in needs:
+        filters = held.get(need.scope, frozenset())
+        if "" in filters:
+            continue
+        if filters and listed_filters and listed_filters <= filters:
+            continue
+        if not filters:
+            also = f"; {need.included_in} includes it" if need.included_in else ""
+            missing.append(f"{need.scope} ({need.why}{also})")
+        elif listed_filters is None:
+            missing.append(
+                f"{need.scope} ({need.why}; held only for {', '.join(sorted(filters))}, "
+                "but the token lists every user)"
+            )
+        else:
+            uncovered = sorted(listed_filters - filters)
+            missing.append(
+                f"{need.scope} ({need.why}; held for {', '.join(sorted(filters))} but not "
+                f"for {', '.join(uncovered)}, which the token lists)"
+            )
+    return missing
+
+
+def role_snippet(needs: Iterable[Need], service: str | None) -> str:
+    """The ``load_roles`` entry that grants every needed scope, ready to paste."""
+    scopes = ", ".join(f'"{need.scope}"' for need in needs)
+    owner = f'"services": ["{service}"]' if service else '"services": ["<the service>"]'
+    return f'c.JupyterHub.load_roles = [{{"name": "idle-cull", "scopes": [{scopes}], {owner}}}]'
+
+
+def unmatched_rules(limits: CullLimits, matched: set[tuple[str, str]]) -> list[str]:
+    """Warnings for the rules that named nobody listed in this pass (a typo, or a case).
+
+    ``matched`` holds the ``(option, rule)`` pairs ``policy.rules_matching`` found.
+    """
+    configured = [("--exclude-user", pattern) for pattern in limits.exclude_users]
+    configured += [("--profile-timeout", name) for name, _ in limits.profile_timeouts]
+    configured += [("--server-timeout", pattern) for pattern, _ in limits.server_timeouts]
+    what = {
+        "--exclude-user": "no listed user",
+        "--profile-timeout": "no listed server's profile",
+        "--server-timeout": "no listed named server",
+    }
+    return [
+        f"{option} {rule!r} matched {what[option]} in this pass; check its spelling "
+        "(names are case-sensitive)"
+        for option, rule in configured
+        if (option, rule) not in matched
+    ]
+
+
+# -- asking the hub ----------------------------------------------------------------------
+
+
+class PreflightClient(Protocol):
+    """The questions preflight asks the hub (``HubClient`` answers them)."""
+
+    def token_owner(self) -> dict[str, Any] | None: ...
+
+    def group_exists(self, name: str) -> bool | None: ...
+
+    def group_names(self) -> list[str] | None: ...
+
+
+def check_before_listing(
+    client: PreflightClient, limits: CullLimits, report: Report, *, probe_kernels: bool = False
+) -> None:
+    """Refuse before listing when the token lacks a scope or a rule names a missing group.
+
+    Raises ``HubAuthError`` (exit 3) naming every missing scope with the role that
+    grants them, or ``ConfigError`` (exit 2) naming the groups the hub does not have.
+    What cannot be checked (a hub before 2.0 reports no scopes; a token that may not
+    read groups) is said in the log and, for groups, in the report's warnings.
+    """
+    owner = client.token_owner()
+    scopes = owner.get("scopes") if owner else None
+    if not isinstance(scopes, list):
+        log.info(
+            "the hub does not report the token's scopes (JupyterHub before 2.0): they "
+            "cannot be checked before listing"
+        )
+        _check_groups(client, limits, None, report)
+        return
+    needs = needed_scopes(limits, probe_kernels=probe_kernels)
+    missing = missing_scopes(needs, [str(scope) for scope in scopes])
+    if missing:
+        assert owner is not None  # scopes came from it
+        service = owner.get("name") if owner.get("kind") == "service" else None
+        raise HubAuthError(
+            "the token lacks what this configuration needs: "
+            + "; ".join(missing)
+            + "; nothing was culled (dry runs check the scopes of the real run). "
+            "Grant them in the service's role, e.g. "
+            + role_snippet(needs, service if isinstance(service, str) else None)
+        )
+    log.info("the token has the scopes this pass needs: %s", ", ".join(n.scope for n in needs))
+    _check_groups(client, limits, held_scopes(str(scope) for scope in scopes), report)
+
+
+def _check_groups(
+    client: PreflightClient,
+    limits: CullLimits,
+    held: Mapping[str, frozenset[str]] | None,
+    report: Report,
+) -> None:
+    named = [("--exclude-group", group) for group in limits.exclude_groups]
+    named += [("--group-timeout", group) for group, _ in limits.group_timeouts]
+    if not named:
+        return
+    if held is not None and not ({"read:groups", "read:groups:name"} & set(held)):
+        unchecked = sorted({group for _, group in named})
+        _warn(report, _cannot_check(unchecked))
+        return
+    exists = {group: client.group_exists(group) for group in sorted({g for _, g in named})}
+    unknown = [(option, group) for option, group in named if exists[group] is False]
+    if unknown:
+        may_list = held is None or "list:groups" in held
+        suggest = _suggestions(client.group_names() if may_list else None)
+        named_wrong = ", ".join(f"{option} {group!r}{suggest(group)}" for option, group in unknown)
+        raise ConfigError(
+            f"the hub has no such group: {named_wrong}; check the spelling (group names are "
+            "case-sensitive); nothing was sent that changes anything"
+        )
+    unchecked = [group for group, found in exists.items() if found is None]
+    if unchecked:
+        _warn(report, _cannot_check(unchecked))
+
+
+def _suggestions(names: list[str] | None) -> Callable[[str], str]:
+    """`` (did you mean 'instructors'?)`` for a misspelt group, when the hub's are known."""
+
+    def suggest(group: str) -> str:
+        near = difflib.get_close_matches(group, names or [], n=1)
+        if not near:
+            near = [name for name in names or [] if name.lower() == group.lower()][:1]
+        return f" (did you mean {near[0]!r}?)" if near else ""
+
+    return suggest
+
+
+def _cannot_check(groups: list[str]) -> str:
+    return (
+        f"cannot check that the group(s) {', '.join(map(repr, groups))} exist: the token "
+        "may not read groups; grant read:groups:name so that a misspelt group stops the pass"
+    )
+
+
+def _warn(report: Report, warning: str) -> None:
+    log.warning("%s", warning)
+    report.warnings.append(warning)
+
+
+def warn_unmatched_rules(limits: CullLimits, matched: set[tuple[str, str]], report: Report) -> None:
+    """Log and report each rule that named nobody this pass."""
+    for warning in unmatched_rules(limits, matched):
+        _warn(report, warning)

@@ -1,0 +1,285 @@
+"""Bounded HTTP for the hub client and the Pushgateway push: no answer can hold a pass.
+
+requests bounds each socket read, not a whole answer: a peer that trickles a byte every
+few seconds, or a plain-http port that never answers a TLS handshake, can hold a
+request for ever, and with it the lock of every later scheduled run. Here every request:
+
+- has a whole-answer deadline (``whole`` seconds from the first byte sent to the last
+  byte read), enforced by one watchdog thread that shuts down the request's socket;
+- connects and completes a TLS handshake within ``connect`` seconds, and says so when
+  it was the handshake that failed (``TLSHandshakeFailed``);
+- reads at most ``max_bytes`` of decoded body (gzip included), else ``AnswerTooLarge``;
+- never follows a redirect (the caller decides what a 3xx means);
+- is abandoned ``grace`` seconds after ``stop_requested`` turns true (a deadline or a
+  signal), so a pass that was asked to stop does stop (``RequestAbandoned``).
+
+The errors are ``requests`` exceptions, so the retry rules and the callers' mapping to
+their own error messages work as for any other failure: a whole-answer timeout is a
+``ReadTimeout`` (transient), the rest are not retried.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+__all__ = [
+    "AnswerTooLarge",
+    "BoundedTransport",
+    "RequestAbandoned",
+    "RequestBounds",
+    "TLSHandshakeFailed",
+    "WholeAnswerTimeout",
+]
+
+CHUNK_BYTES = 64 * 1024
+WATCHDOG_TICK = 0.1  # seconds between the watchdog's looks at requests in flight
+
+
+class WholeAnswerTimeout(requests.exceptions.ReadTimeout):
+    """The whole answer did not arrive within the request's deadline (transient)."""
+
+
+class TLSHandshakeFailed(requests.exceptions.SSLError):
+    """The TLS handshake timed out: usually https:// sent to a plain-http port."""
+
+
+class AnswerTooLarge(requests.RequestException):
+    """The decoded answer is larger than the cap; nothing of it is kept."""
+
+
+class RequestAbandoned(requests.RequestException):
+    """The pass was asked to stop and this request was still unanswered after the grace."""
+
+
+@dataclass(frozen=True)
+class RequestBounds:
+    """How long one request may take and how much it may bring back."""
+
+    whole: float = 60.0  # seconds for the whole request, answer body included
+    connect: float = 10.0  # seconds for the TCP connect and the TLS handshake
+    max_bytes: int = 16 * 1024 * 1024  # decoded body
+    grace: float = 5.0  # seconds requests in flight get after a stop was requested
+
+    @classmethod
+    def for_timeout(cls, timeout: float, **overrides: Any) -> RequestBounds:
+        """Bounds for a ``--request-timeout``: connecting gets at most 10 s of it."""
+        return cls(whole=timeout, connect=min(timeout, cls.connect), **overrides)
+
+
+class _InFlight:
+    """One request in flight: its deadline, its connection once it has one, its fate."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.connection: Any = None
+        self.handshaking = False
+        self.aborted: str | None = None  # "timeout" or "abandoned"
+        self._lock = threading.Lock()
+
+    def abort(self, why: str) -> None:
+        with self._lock:
+            if self.aborted is not None:
+                return
+            self.aborted = why
+            sock = getattr(self.connection, "sock", None)
+        if sock is not None:
+            with suppress(OSError):  # the plain socket's shutdown wakes a blocked recv
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class _Tracker:
+    """Requests in flight, and the connection each thread's current request uses."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: set[_InFlight] = set()
+        self._local = threading.local()
+
+    def begin(self, deadline: float) -> _InFlight:
+        entry = _InFlight(deadline)
+        with self._lock:
+            self._entries.add(entry)
+        self._local.current = entry
+        return entry
+
+    def end(self, entry: _InFlight) -> None:
+        with self._lock:
+            self._entries.discard(entry)
+        self._local.current = None
+
+    def current(self) -> _InFlight | None:
+        return getattr(self._local, "current", None)
+
+    def snapshot(self) -> list[_InFlight]:
+        with self._lock:
+            return list(self._entries)
+
+
+def _tracked_pools(tracker: _Tracker) -> dict[str, type[HTTPConnectionPool]]:
+    """Pool classes that tell the tracker which connection the current request got."""
+
+    class TrackedHTTPPool(HTTPConnectionPool):
+        def _get_conn(self, timeout: float | None = None) -> Any:
+            connection = super()._get_conn(timeout)
+            entry = tracker.current()
+            if entry is not None:
+                entry.connection = connection
+            return connection
+
+    class TrackedHTTPSPool(HTTPSConnectionPool):
+        def _get_conn(self, timeout: float | None = None) -> Any:
+            connection = super()._get_conn(timeout)
+            entry = tracker.current()
+            if entry is not None:
+                entry.connection = connection
+            return connection
+
+        def _validate_conn(self, conn: Any) -> None:
+            # The TLS handshake happens here; a timeout in it is reported as a read
+            # timeout by urllib3, which would hide the likely cause (plain http).
+            entry = tracker.current()
+            if entry is not None:
+                entry.handshaking = True
+            super()._validate_conn(conn)
+            if entry is not None:
+                entry.handshaking = False
+
+    return {"http": TrackedHTTPPool, "https": TrackedHTTPSPool}
+
+
+class _TrackedAdapter(HTTPAdapter):
+    def __init__(self, tracker: _Tracker, **kwargs: Any) -> None:
+        self._pool_classes = _tracked_pools(tracker)
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._pool_classes
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = self._pool_classes
+        return manager
+
+
+class BoundedTransport:
+    """A ``requests.Session`` whose every request obeys ``RequestBounds``; thread-safe."""
+
+    def __init__(
+        self,
+        session: requests.Session,
+        bounds: RequestBounds,
+        *,
+        pool_size: int = 10,
+        stop_requested: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.session = session
+        self.bounds = bounds
+        self._stop_requested = stop_requested
+        self._tracker = _Tracker()
+        adapter = _TrackedAdapter(
+            self._tracker, pool_connections=2, pool_maxsize=max(pool_size, 1) + 2, max_retries=0
+        )
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
+        self._closed = threading.Event()
+        self._watchdog: threading.Thread | None = None
+        self._watchdog_lock = threading.Lock()
+        self._stop_seen: float | None = None
+
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """Send one request and read its whole body within the bounds.
+
+        Raises ``WholeAnswerTimeout``, ``TLSHandshakeFailed``, ``AnswerTooLarge``,
+        ``RequestAbandoned`` or whatever requests raises.
+        """
+        self._start_watchdog()
+        entry = self._tracker.begin(time.monotonic() + self.bounds.whole)
+        try:
+            response = self.session.request(
+                method,
+                url,
+                stream=True,
+                allow_redirects=False,
+                timeout=(self.bounds.connect, self.bounds.whole),
+                **kwargs,
+            )
+            try:
+                self._read_body(response)
+            except BaseException:
+                response.close()  # a half-read connection must not go back to the pool
+                raise
+        except Exception as error:
+            raise self._explain(entry, error) from None
+        finally:
+            self._tracker.end(entry)
+        return response
+
+    def _read_body(self, response: requests.Response) -> None:
+        cap = self.bounds.max_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isascii() and declared.isdigit() and int(declared) > cap:
+            raise AnswerTooLarge(f"the answer announces {int(declared):,} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_content(CHUNK_BYTES):
+            size += len(chunk)
+            if size > cap:
+                raise AnswerTooLarge(f"the answer is larger than {cap:,} bytes")
+            chunks.append(chunk)
+        # What requests itself does when it reads a body that was not streamed.
+        response._content = b"".join(chunks)
+        response._content_consumed = True  # type: ignore[attr-defined]
+
+    def _explain(self, entry: _InFlight, error: Exception) -> Exception:
+        """Our own error for what the watchdog or the caps did; others unchanged."""
+        if entry.aborted == "abandoned":
+            return RequestAbandoned(
+                f"abandoned {self.bounds.grace:g}s after the pass was asked to stop"
+            )
+        if entry.handshaking and (entry.aborted or isinstance(error, requests.Timeout)):
+            return TLSHandshakeFailed(f"no TLS handshake within {self.bounds.connect:g}s")
+        if entry.aborted == "timeout":
+            return WholeAnswerTimeout(f"no whole answer within {self.bounds.whole:g}s")
+        return error
+
+    def _start_watchdog(self) -> None:
+        with self._watchdog_lock:
+            if self._watchdog is None and not self._closed.is_set():
+                self._watchdog = threading.Thread(
+                    target=self._watch, name="idle-cull-watchdog", daemon=True
+                )
+                self._watchdog.start()
+
+    def _watch(self) -> None:
+        while not self._closed.wait(WATCHDOG_TICK):
+            self.check(time.monotonic())
+
+    def check(self, now: float) -> None:
+        """Abort what is overdue: past its deadline, or past the grace after a stop."""
+        if self._stop_seen is None and self._stop_requested():
+            self._stop_seen = now
+        abandon = self._stop_seen is not None and now >= self._stop_seen + self.bounds.grace
+        for entry in self._tracker.snapshot():
+            if now >= entry.deadline:
+                entry.abort("timeout")
+            elif abandon:
+                entry.abort("abandoned")
+
+    def close(self) -> None:
+        self._closed.set()
+        with self._watchdog_lock:
+            watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            watchdog.join()
+        self.session.close()
