@@ -143,6 +143,7 @@ class Settings:
     clock: str = "hub"  # "hub": the hub's Date header; "local": this machine's clock
     clock_given: bool = False  # --clock given explicitly: a large skew only warns
     recheck: bool = True
+    recheck_after: float = 30.0  # seconds after the listing started; before, no re-check
     deadline: float | None = None  # seconds for the whole pass
     lock_file: Path | None = None
     warn_within: float | None = None  # report servers this close to their idle limit
@@ -172,6 +173,8 @@ class Settings:
             raise ConfigError(f"--report must be text, json or none, got {self.report!r}")
         if self.clock not in ("hub", "local"):
             raise ConfigError(f"--clock must be 'hub' or 'local', got {self.clock!r}")
+        if self.recheck_after < 0:
+            raise ConfigError("--recheck-after must be 0 or a positive duration")
         if self.deadline is not None and self.deadline <= 0:
             raise ConfigError("--deadline must be a positive duration")
         if self.caps.max_culls is not None and self.caps.max_culls < 0:

@@ -49,6 +49,10 @@ log = logging.getLogger(__name__)
 PAGINATION_MEDIA_TYPE = "application/jupyterhub-pagination+json"
 MAX_VERSION_LENGTH = 64  # "5.2.1", "6.0.0b1.dev12+g1234abc": a version is short
 ROLE_HINT = "grant it in the culler's role (see README, 'Role and scopes')"
+# The responsiveness probe (see limiter.py): a tiny answer, expected quickly.
+PROBE_TIMEOUT = 5.0
+PROBE_BODY_CAP = 64 * 1024
+PROBE_CHUNK = 4096
 
 
 @dataclass(frozen=True)
@@ -243,6 +247,34 @@ class HubClient:
                 "JupyterHub version: is --url the hub's API (ending in /hub/api)?"
             )
         return version
+
+    def responsiveness(self) -> float | None:
+        """Seconds the hub took to answer ``GET {url}/``; ``None`` if it failed or timed out.
+
+        What any other request waits for on the hub's event loop right now: the signal
+        of the in-flight limiter (``idle_cull.limiter``). Sent without the token, so the
+        probe costs the hub no token lookup; never retried (a failure is a signal too),
+        and bounded in time and size.
+        """
+        started = time.monotonic()
+        try:
+            with self._session.get(
+                f"{self.url}/",
+                headers={"Authorization": None},  # None drops the session's header
+                timeout=min(self._timeout, PROBE_TIMEOUT),
+                stream=True,
+            ) as response:
+                size = 0
+                # read to the end (so the connection is kept for the next probe),
+                # but never past the cap
+                for chunk in response.iter_content(PROBE_CHUNK):
+                    size += len(chunk)
+                    if size > PROBE_BODY_CAP:
+                        return None
+                answered = response.status_code == 200
+        except requests.RequestException:
+            return None
+        return time.monotonic() - started if answered else None
 
     def user_page(self, state: str | None, offset: int, limit: int = 0) -> UserPage:
         """One ``GET /users`` page at ``offset`` (``limit`` 0: the hub's default size)."""

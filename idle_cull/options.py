@@ -254,7 +254,8 @@ OPTIONS: tuple[Option, ...] = (
         "concurrency",
         type=click.IntRange(min=1),
         default=10,
-        help="Most requests in flight to the hub at once.",
+        help="Most requests in flight to the hub at once; fewer while the hub is slow "
+        "to answer others (see the README, 'Kind to the hub').",
         setting="concurrency",
     ),
     Option(
@@ -391,6 +392,15 @@ OPTIONS: tuple[Option, ...] = (
         boolean=True,
         default=True,
         setting="recheck",
+    ),
+    Option(
+        "recheck-after",
+        type=Duration(),
+        default="30",
+        help="Re-check a server before stopping it only once the listing is this old (0: "
+        "always); the hub learns of activity minutes late, so a younger listing is as "
+        "fresh. Users are always re-checked before deletion.",
+        setting="recheck_after",
     ),
     Option(
         "lock-file",

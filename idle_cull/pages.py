@@ -147,6 +147,19 @@ def follow_pages(fetch: Fetch, page: UserPage) -> Iterator[list[Any]]:
         yield page.items
 
 
+def read_pages(fetch: Fetch, limit: int = 0) -> Iterator[list[Any]]:
+    """Every page's records, one page after the other: what a pass lists with.
+
+    The next page is asked for only once the caller is done with this one: the hub
+    renders pages on its only thread, so a second page in flight, even one asked for
+    early, is served before any request of someone else that arrived meanwhile.
+    """
+    first = fetch(0, limit)
+    page_plan(first)  # refuses a claimed total past MAX_LISTING_OFFSET at once
+    yield first.items
+    yield from follow_pages(fetch, first)
+
+
 def list_pages(
     fetch: Fetch, limit: int = 0, *, executor: Executor, max_in_flight: int
 ) -> Generator[list[Any], None, None]:

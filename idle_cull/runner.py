@@ -21,7 +21,6 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import closing
 from datetime import datetime, timezone
 from functools import partial
-from itertools import islice
 from typing import Any, Protocol, TypeVar
 
 from idle_cull.clocks import clocks_disagree
@@ -29,8 +28,9 @@ from idle_cull.config import Settings
 from idle_cull.durations import format_duration, skew_phrase
 from idle_cull.errors import ClocksDisagree, HubAuthError, HubError, PassInterrupted
 from idle_cull.hub import ActionResult, parse_version
+from idle_cull.limiter import InFlightLimiter
 from idle_cull.models import SCOPED_FIELDS, Outcome, RecordError, Server, User
-from idle_cull.pages import UserPage, list_pages
+from idle_cull.pages import UserPage, read_pages
 from idle_cull.policy import (
     Action,
     CullLimits,
@@ -89,6 +89,8 @@ class Hub(Protocol):
     def group_exists(self, name: str) -> bool | None: ...
 
     def group_names(self) -> list[str] | None: ...
+
+    def responsiveness(self) -> float | None: ...
 
 
 # A deletion goes ahead only when every server it depends on has really stopped.
@@ -159,6 +161,7 @@ def run_pass(
     # so a slow listing can understate idleness but never overstate it.
     now = _choose_clock(settings, client, clock, report)
     report.now = now()
+    listed_at = time.monotonic()  # every record is at least this fresh
     plan = judge_listing(client, settings, report, report.now, control=control, progress=progress)
     if settings.warn_within:
         report.upcoming = plan.upcoming
@@ -169,7 +172,14 @@ def run_pass(
         _record_dry_run(plan, report, busy_check)
     else:
         actor = _Actor(
-            client, settings, control, now, plan.listed_user, progress=progress, busy=busy_check
+            client,
+            settings,
+            control,
+            now,
+            plan.listed_user,
+            listed_at=listed_at,
+            progress=progress,
+            busy=busy_check,
         )
         actor.act(plan, report)
     if busy_check is not None:
@@ -226,9 +236,11 @@ def list_users(
 
     ``state=ready`` keeps the listing to users with a running server; ``--cull-users``
     also needs ``state=inactive`` (users without any server). Hubs before 1.3 know no
-    state filter and return everyone. Pages after the first are fetched concurrently,
-    at most ``concurrency`` at a time. A user can come twice when the hub's list changes
-    while paging; the caller keeps the later copy.
+    state filter and return everyone. Pages are read one after the other, the next
+    asked for only once this one is judged: the hub renders a page on its only thread,
+    so a second page in flight (even one asked for early) is served before whatever
+    request of someone else arrived meanwhile. A user can come twice when the hub's list
+    changes while paging; the caller keeps the later copy.
     """
     version = parse_version(report.hub_version)
     if version and version < (1, 3):
@@ -237,24 +249,17 @@ def list_users(
         states = ["ready", "inactive"]
     else:
         states = ["ready"]
-    workers = settings.concurrency
     count = 0
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="idle-cull-list") as pool:
-        for state in states:
-            fetch = partial(client.user_page, state)
-            pages = list_pages(fetch, settings.api_page_size, executor=pool, max_in_flight=workers)
-            with closing(pages):
-                for page in pages:
-                    if control is not None and control.stopped():
-                        raise PassInterrupted(
-                            f"{control.reason} while listing users; nothing was culled"
-                        )
-                    for record in page:
-                        user = _parse_record(record, report)
-                        if user is not None:
-                            count += 1
-                            yield user
-                    progress(f"listing users ({state or 'all'}): {count}")
+    for state in states:
+        for page in read_pages(partial(client.user_page, state), settings.api_page_size):
+            if control is not None and control.stopped():
+                raise PassInterrupted(f"{control.reason} while listing users; nothing was culled")
+            for record in page:
+                user = _parse_record(record, report)
+                if user is not None:
+                    count += 1
+                    yield user
+            progress(f"listing users ({state or 'all'}): {count}")
     log.info("listed %d user records (%s)", count, ", ".join(s or "all" for s in states))
 
 
@@ -434,6 +439,7 @@ class _Actor:
         now: Clock,
         listed: Callable[[str], User | None],
         *,
+        listed_at: float,
         progress: ProgressLine = _no_progress,
         busy: BusyCheck | None = None,
     ) -> None:
@@ -442,6 +448,7 @@ class _Actor:
         self.control = control
         self.now = now
         self.listed = listed
+        self.listed_at = listed_at
         self.progress = progress
         self.busy = busy
         self._first_stop: dict[str, datetime] = {}
@@ -451,19 +458,36 @@ class _Actor:
         _record_idle(plan, report)
         workers = self.settings.concurrency
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="idle-cull") as pool:
-            stops = _run_actions(pool, plan.stops, self.stop, self.progress, in_flight=2 * workers)
+            stops = self._run(pool, plan.stops, self.stop)
             report.entries.extend(Entry("server", d).settled(*r) for d, r in stops)
             stopped = {(d.user, d.server) for d, (outcome, _, _) in stops if outcome in _STOPPED}
             ready, blocked = _split_deletions(plan.deletions, stopped)
             report.entries.extend(blocked)
-            deletions = _run_actions(pool, ready, self.delete, self.progress, in_flight=2 * workers)
+            deletions = self._run(pool, ready, self.delete)
             report.entries.extend(Entry("user", d).settled(*r) for d, r in deletions)
+
+    def _run(
+        self, pool: ThreadPoolExecutor, decisions: Sequence[D], action: Callable[[D], ActionResult]
+    ) -> list[tuple[D, tuple[Outcome, int, str]]]:
+        """One kind of action, as many in flight as the hub takes (see ``idle_cull.limiter``)."""
+        limiter = InFlightLimiter(self.settings.concurrency)
+        results = _run_actions(
+            pool,
+            decisions,
+            action,
+            self.progress,
+            limiter=limiter,
+            probe=self.client.responsiveness,
+        )
+        if decisions:
+            log.debug("actions in flight: at most %d of %d", limiter.highest, limiter.ceiling)
+        return results
 
     def stop(self, decision: ServerDecision) -> ActionResult:
         if self.control.stopped():
             return ActionResult(Outcome.NOT_ATTEMPTED, 0, self.control.reason)
         fresh: Server | None = None
-        if self.settings.recheck:
+        if self._stop_recheck_due():
             rechecked = self._recheck_server(decision)
             if isinstance(rechecked, ActionResult):
                 return rechecked
@@ -479,11 +503,25 @@ class _Actor:
     def delete(self, decision: UserDecision) -> ActionResult:
         if self.control.stopped():
             return ActionResult(Outcome.NOT_ATTEMPTED, 0, self.control.reason)
-        if self.settings.recheck:
+        if self.settings.recheck:  # always: a deletion cannot be undone
             objection = self._recheck_user(decision)
             if objection is not None:
                 return objection
         return self.client.delete_user(decision.user)
+
+    def _stop_recheck_due(self) -> bool:
+        """Whether the listing is old enough for a re-check before a stop to be worth it.
+
+        The hub learns of activity late (single-user servers post it every 5 minutes,
+        the proxy's is copied as often), so a record listed seconds ago is as fresh as
+        the hub's own view; a re-check then costs the hub a request (5-11 ms of its only
+        thread) and protects nothing. Late in a long pass it matters, and is made.
+        Deletions are always re-checked: they cannot be undone, they are few, and the
+        pass itself has just changed their users (it stopped their servers).
+        """
+        if not self.settings.recheck:
+            return False
+        return time.monotonic() - self.listed_at >= self.settings.recheck_after
 
     def _fresh(self, name: str) -> User | ActionResult:
         record = self.client.get_user(name)
@@ -572,26 +610,54 @@ def _run_actions(
     action: Callable[[D], ActionResult],
     progress: ProgressLine = _no_progress,
     *,
-    in_flight: int,
+    limiter: InFlightLimiter,
+    probe: Callable[[], float | None],
+    clock: Callable[[], float] = time.monotonic,
 ) -> list[tuple[D, tuple[Outcome, int, str]]]:
     """Run ``action`` for every decision on the pool; results in completion order.
 
-    At most ``in_flight`` are submitted at a time: a pass with tens of thousands of
-    actions would otherwise hold a future (and its lock) for each from the start.
+    Only this thread submits, and only it touches ``limiter``: as many actions as the
+    limiter allows, paced by it, while a thread of its own probes the hub's
+    responsiveness whenever the limiter asks. Finished actions are logged after the
+    next ones started, so our bookkeeping overlaps the hub's work. No future is held for
+    an action before it starts: a pass with tens of thousands holds only those in flight.
     """
     waiting = iter(decisions)
-    running: dict[Future[ActionResult], D] = {}
+    upcoming = next(waiting, None)
+    running: dict[Future[ActionResult], tuple[D, float]] = {}
+    finished: list[tuple[D, Future[ActionResult]]] = []
     results: list[tuple[D, tuple[Outcome, int, str]]] = []
-    while True:
-        for decision in islice(waiting, max(in_flight - len(running), 0)):
-            running[pool.submit(action, decision)] = decision
-        if not running:
-            return results
-        finished, _ = wait(running, return_when=FIRST_COMPLETED)
-        for future in finished:
-            decision = running.pop(future)
-            progress(f"{_verb(decision)}: {len(results) + 1}/{len(decisions)}")
-            results.append((decision, _settle(decision, future)))
+    probing: Future[float | None] | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="idle-cull-probe") as prober:
+        while True:
+            now = clock()
+            if probing is not None and probing.done():
+                latency = None if probing.exception() else probing.result()
+                limiter.probe_result(latency, len(running), waiting=upcoming is not None)
+                probing = None
+            if probing is None and running and limiter.probe_due(now):
+                probing = prober.submit(probe)
+            pause = limiter.wait_before_start(now, len(running))
+            while upcoming is not None and pause == 0:
+                running[pool.submit(action, upcoming)] = (upcoming, now)
+                limiter.started(now)
+                upcoming = next(waiting, None)
+                pause = limiter.wait_before_start(now, len(running))
+            for decision, future in finished:
+                progress(f"{_verb(decision)}: {len(results) + 1}/{len(decisions)}")
+                results.append((decision, _settle(decision, future)))
+            finished.clear()
+            if not running:
+                return results
+            timeout = None if probing is not None else limiter.until_probe(now)
+            if upcoming is not None and pause:
+                timeout = pause if timeout is None else min(timeout, pause)
+            watched: list[Future[Any]] = [*running, *([probing] if probing else [])]
+            for future in wait(watched, timeout=timeout, return_when=FIRST_COMPLETED).done:
+                if future in running:
+                    decision, started = running.pop(future)
+                    limiter.action_finished(clock() - started)
+                    finished.append((decision, future))
 
 
 def _settle(

@@ -6,13 +6,14 @@ run with ``./scripts/bench`` (see ``tests/benchmarks/README.md``), not by pytest
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
 from tests.benchmarks import __main__ as bench_main
-from tests.benchmarks import hubscale, listing, memory, startup
+from tests.benchmarks import hubimpact, hubscale, listing, memory, startup
 from tests.benchmarks.common import (
     markdown_table,
     python_env,
@@ -175,3 +176,71 @@ def test_end_to_end_case_on_a_tiny_real_hub(tmp_path: Path) -> None:
         ("inactive", 200): 4,
     }
     assert "| N=8 M=4 D=0s |" in hubscale.render([result])
+
+
+def test_probe_statistics_are_observed_values_and_cpu_is_interpolated() -> None:
+    assert hubimpact.percentile([5.0, 1.0, 3.0, 2.0, 4.0], 0.5) == 3.0
+    assert hubimpact.percentile([float(i) for i in range(1, 201)], 0.99) == 198.0
+    assert hubimpact.percentile([7.0], 0.99) == 7.0
+    samples = [
+        hubimpact.Sample(10.0, 0.002, 1.0),
+        hubimpact.Sample(11.0, None, 1.5),
+        hubimpact.Sample(12.0, 0.300, 3.0),
+    ]
+    assert hubimpact.cpu_at(samples, 11.5) == 2.25
+    assert hubimpact.cpu_at(samples, 9.0) == 1.0
+    window = hubimpact.Window.of(samples, 10.5, 12.0)
+    assert window.latencies_ms == (300.0,)
+    assert window.failed == 1
+    assert window.hub_cpu == 3.0 - 1.25
+    assert hubimpact.process_cpu_seconds(os.getpid()) > 0
+
+
+def test_hub_impact_tables_show_medians_and_check_the_issue_targets() -> None:
+    scenario = hubimpact.Scenario("slow", Case(10, 10, 0.5), idle=True)
+    result = hubimpact.ScenarioResult(scenario)
+    quiet = hubimpact.Window((2.0, 3.0), 0, 2.0, 0.2)  # the probe costs 0.1 CPU s per s
+
+    def during(p99: float, cpu: float) -> hubimpact.Window:
+        return hubimpact.Window(tuple([1.0] * 98 + [p99, p99]), 0, 1.0, cpu)
+
+    result.add(hubimpact.Impact("idle-cull", 1.0, quiet, during(40.0, 0.5)))
+    result.add(hubimpact.Impact("idle-cull", 1.2, quiet, during(60.0, 0.7)))
+    result.add(hubimpact.Impact("idle-cull", 1.1, quiet, during(45.0, 0.6)))
+    result.add(hubimpact.Impact("idle-cull", 0.1, quiet, during(900.0, 0.1), note="exit 1"))
+    result.add(hubimpact.Impact("upstream", 6.0, quiet, during(20.0, 0.9)))
+    (ours, theirs) = result.rows()
+    assert ours[:4] == [scenario.label, "idle-cull", 1.1, 0.5]  # medians, CPU net of 0.1
+    assert ours[5] == 45.0
+    assert ours[-1] == 3
+    assert theirs[1] == "upstream"
+    targets = {row[0]: row[2] for row in result.targets()}
+    assert targets == {
+        f"probe p99 <= max(upstream's, 50 ms) ({scenario.label})": "yes",
+        f"hub CPU <= upstream's ({scenario.label})": "yes",
+        f"upstream/idle-cull >= 5 ({scenario.label})": "yes",
+    }
+    assert "idle-cull: exit 1" in hubimpact.render([result])
+    report = bench_main.Report({"cores (nproc)": "2"}, impact=[result])
+    assert "## 5. What a pass does to the hub's latency" in report.markdown()
+
+
+@pytest.mark.integration
+def test_hub_impact_on_a_tiny_real_hub(tmp_path: Path) -> None:
+    contenders = hubimpact.contenders_for(["idle-cull", "raw"], 3, [1])
+    run = hubimpact.Run(concurrency=3, log_dir=tmp_path)
+    for scenario in (
+        hubimpact.Scenario("instant", Case(6, 6, 0), idle=True),
+        hubimpact.Scenario("list", Case(6, 6, 0), idle=False),
+    ):
+        result = hubimpact.run_scenario(scenario, contenders, run, repeats=1, progress=False)
+        for name in ("idle-cull", "raw", "raw x1"):
+            (impact,) = result.passes[name]
+            assert impact.note == "", impact.note
+            assert impact.seconds is not None
+            assert impact.seconds > 0
+            assert impact.quiet is not None
+            assert len(impact.quiet.latencies_ms) > 10
+            assert impact.net_hub_cpu is not None
+            assert impact.net_hub_cpu >= 0
+        assert f"| {scenario.label} |" in hubimpact.render([result])

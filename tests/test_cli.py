@@ -125,7 +125,9 @@ def test_user_deleted_after_its_server_stopped(emulated_hub: EmulatedHub) -> Non
     emulated_hub.serve_users("ready", [user_json("gone", idle=7200, servers=[server_json(idle=7200)])])
     emulated_hub.serve_users("inactive", [])
     # The re-check before the delete sees the server gone and the activity stamp the
-    # hub writes when a server stops: our own doing, not the user's.
+    # hub writes when a server stops: our own doing, not the user's. (The stop itself
+    # goes by the fresh listing, unchecked: see --recheck-after.)
+    emulated_hub.remove(responses.GET, f"{URL}/users/gone")
     emulated_hub.add_callback(
         responses.GET,
         f"{URL}/users/gone",

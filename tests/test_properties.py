@@ -350,6 +350,9 @@ class FakeHub:
     def get_user(self, name: str) -> dict[str, Any] | None:
         return self.records.get(name)
 
+    def responsiveness(self) -> float | None:
+        return 0.001
+
     def stop_server(self, user: str, server: str, *, remove: bool = False) -> ActionResult:
         self.stops.append((user, server))
         outcome = self.outcomes.get((user, server), Outcome.STOPPED)

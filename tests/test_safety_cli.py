@@ -101,7 +101,7 @@ def test_recheck_skips_a_server_that_woke_up(emulated_hub: EmulatedHub) -> None:
     listed = idle_users(1)
     emulated_hub.serve_users("ready", listed)
     emulated_hub.replace(responses.GET, f"{URL}/users/idle0", json=user_json("idle0", servers=[server_json(idle=3)]))
-    result = run("--timeout=1h")
+    result = run("--timeout=1h", "--recheck-after=0")
     assert result.exit_code == 0, result.stderr
     assert emulated_hub.deleted_urls() == []
     assert re.search(r"stop server idle0: skipped \(re-check: idle 3[.\d]*s < 1h \(--timeout\)\)", result.stderr)
@@ -122,7 +122,7 @@ def test_recheck_does_not_stop_what_changed(emulated_hub: EmulatedHub, fresh_sta
     elif fresh_body == "pending":
         fresh_body = user_json("idle0", servers=[server_json(idle=7200, pending="stop")])
     emulated_hub.replace(responses.GET, f"{URL}/users/idle0", json=fresh_body, status=fresh_status)
-    result = run("--timeout=1h")
+    result = run("--timeout=1h", "--recheck-after=0")
     assert result.exit_code == 0, result.stderr
     assert emulated_hub.deleted_urls() == []
     assert f"stop server idle0: {outcome}" in result.stderr
@@ -132,10 +132,28 @@ def test_recheck_keeps_a_user_who_started_a_server(emulated_hub: EmulatedHub) ->
     emulated_hub.serve_users("ready", [])
     emulated_hub.serve_users("inactive", [user_json("comeback", idle=7200)])
     emulated_hub.replace(responses.GET, f"{URL}/users/comeback", json=user_json("comeback", servers=[server_json(idle=1)]))
-    result = run("--timeout=1h", "--cull-users")
+    result = run("--timeout=1h", "--cull-users", "--recheck-after=0")
     assert result.exit_code == 0, result.stderr
     assert emulated_hub.deleted_urls() == []
     assert "re-check: has an active server again ('default')" in result.stderr
+
+
+def test_a_listing_younger_than_recheck_after_is_acted_on_without_a_re_check(emulated_hub: EmulatedHub) -> None:
+    """The default: a pass that acts within 30 s of listing sends no re-check GET."""
+    emulated_hub.serve_users("ready", idle_users(1))
+    emulated_hub.replace(responses.GET, f"{URL}/users/idle0", json=user_json("idle0", servers=[server_json(idle=3)]))
+    emulated_hub.answer_stop("idle0", status=204)
+    result = run("--timeout=1h")
+    assert result.exit_code == 0, result.stderr
+    assert [c.request.url for c in emulated_hub.calls if (c.request.url or "").endswith("/users/idle0")] == []
+    assert emulated_hub.deleted_urls() == [f"{URL}/users/idle0/server"]
+
+
+def test_negative_recheck_after_is_a_usage_error(emulated_hub: EmulatedHub) -> None:
+    result = run("--timeout=1h", "--recheck-after=-5")
+    assert result.exit_code == 2
+    assert "recheck-after" in result.stderr
+    assert len(emulated_hub.calls) == 0
 
 
 def test_no_recheck_acts_on_the_listing(emulated_hub: EmulatedHub) -> None:

@@ -2,7 +2,8 @@
 
 ``./scripts/bench`` is the documented entry point: it makes the bench venvs first.
 Sections: ``startup`` (4), ``memory`` (3), ``hubscale`` (1, with the listing benchmark,
-2, on the largest hub). ``--quick`` runs tiny sizes, to check the machinery in minutes.
+2, on the largest hub), ``hubimpact`` (5: what a pass does to the hub's latency for
+others). ``--quick`` runs tiny sizes, to check the machinery in minutes.
 The last table checks the issue's targets; they are reported, never asserted.
 """
 
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.benchmarks import hubscale, listing, memory, startup
+from tests.benchmarks import hubimpact, hubscale, listing, memory, startup
 from tests.benchmarks.common import (
     load_average,
     machine_info,
@@ -26,7 +27,7 @@ from tests.benchmarks.common import (
 )
 from tests.benchmarks.scene import Case
 
-SECTIONS = ("startup", "memory", "hubscale")
+SECTIONS = ("startup", "memory", "hubscale", "hubimpact")
 QUICK_CASES = ("40x20x0", "40x20x0.2")
 # Above this many servers only raw, idle-cull and upstream run, once: every pass needs the
 # servers started again, and at 2000 servers that takes minutes. Up to it, every contender
@@ -47,6 +48,7 @@ class Report:
     elapsed: float = 0.0
     load_at_end: str = ""
     fake_listing_rows: list[listing.ListingRow] = field(default_factory=list)
+    impact: list[hubimpact.ScenarioResult] = field(default_factory=list)
 
     def markdown(self) -> str:
         parts = ["## Machine", render_machine(self.machine)]
@@ -60,6 +62,8 @@ class Report:
             parts += ["## 3. Memory and CPU", memory.render(self.memory_rows)]
         if self.startup_rows:
             parts += ["## 4. Start-up", startup.render(self.startup_rows, self.imports)]
+        if self.impact:
+            parts += ["## 5. What a pass does to the hub's latency", hubimpact.render(self.impact)]
         targets = self.targets()
         if targets:
             parts += ["## Targets", markdown_table(TARGET_HEADERS, targets)]
@@ -115,6 +119,7 @@ class Report:
                         _met(typical, 250, below=True),
                     ]
                 )
+        rows += [row for result in self.impact for row in result.targets()]
         return rows
 
 
@@ -164,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--startup-repeats", type=int, default=15)
     parser.add_argument("--output", type=Path, help="also write the report to this file")
     parser.add_argument("--log-dir", type=Path, help="contenders' logs (default: a temp dir)")
+    hubimpact.add_arguments(parser)
     args = parser.parse_args(argv)
     sections = args.only or SECTIONS
     if args.quick:
@@ -207,6 +213,11 @@ def main(argv: list[str] | None = None) -> int:
                     upstream_repeats=1 if case.stop_delay else None,
                 )
             )
+    if "hubimpact" in sections:
+        print("# hub impact", file=sys.stderr, flush=True)
+        report.impact = hubimpact.run_from_arguments(
+            args, quick=args.quick, repeats=repeats, log_dir=log_dir
+        )
     report.elapsed = time.perf_counter() - started
     report.load_at_end = load_average()
     text = report.markdown()

@@ -11,7 +11,9 @@
 
 Both read the token from ``JUPYTERHUB_API_TOKEN`` and print one JSON line with
 ``seconds``: the pass alone, after the interpreter started and the imports were done
-(start-up is measured separately by ``tests.benchmarks.startup``). The upstream culler
+(start-up is measured separately by ``tests.benchmarks.startup``), and ``window``: the
+pass's start and end on the machine-wide monotonic clock, so that the hub-impact
+benchmark (``tests.benchmarks.hubimpact``) can pick its probe samples of the pass. The upstream culler
 has its own runner, ``tests.benchmarks.upstream_pass``, for its own venv.
 """
 
@@ -37,10 +39,12 @@ PAGINATION_ACCEPT = "application/jupyterhub-pagination+json"
 
 def run_idle_cull(args: list[str]) -> dict[str, Any]:
     """One pass through the real CLI; the exit status is returned, not raised."""
+    window_start = time.monotonic()
     started = time.perf_counter()
     status = cli.main(args=args, prog_name="idle-cull", standalone_mode=False)
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "exit_status": int(status or 0)}
+    window = [window_start, time.monotonic()]
+    return {"seconds": seconds, "exit_status": int(status or 0), "window": window}
 
 
 def run_raw(
@@ -51,8 +55,12 @@ def run_raw(
     page_size: int = 0,
     listing: str = "sequential",
     recheck: bool = False,
+    stop: bool = True,
 ) -> dict[str, Any]:
-    """The requests of a pass and nothing else; see the module docstring."""
+    """The requests of a pass and nothing else; see the module docstring.
+
+    ``stop=False`` lists and stops nothing: a pass over a hub where no server is idle.
+    """
     session = requests.Session()
     session.trust_env = False  # as idle-cull's client: no per-request environment merge
     adapter = HTTPAdapter(pool_connections=2, pool_maxsize=concurrency + 2, max_retries=0)
@@ -69,12 +77,13 @@ def run_raw(
         body: dict[str, Any] = response.json()
         return body
 
-    def stop(user_path: tuple[str, str]) -> int:
+    def stop_one(user_path: tuple[str, str]) -> int:
         user, path = user_path
         if recheck:
             session.get(f"{url}{user}").raise_for_status()
         return session.delete(f"{url}{path}").status_code
 
+    window_start = time.monotonic()
     started = time.perf_counter()
     session.get(f"{url}/").raise_for_status()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
@@ -101,15 +110,18 @@ def run_raw(
             for user in page["items"]
             for name in user.get("servers", {})
         ]
-        statuses.update(pool.map(stop, paths))
+        if stop:
+            statuses.update(pool.map(stop_one, paths))
     seconds = time.perf_counter() - started
+    window = [window_start, time.monotonic()]
     session.close()
     return {
         "seconds": seconds,
         "listed_users": sum(len(page["items"]) for page in pages),
         "pages": len(pages),
-        "stops": len(paths),
+        "stops": len(paths) if stop else 0,
         "statuses": {str(code): count for code, count in sorted(statuses.items())},
+        "window": window,
     }
 
 
@@ -124,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     raw.add_argument("--page-size", type=int, default=0)
     raw.add_argument("--listing", choices=["sequential", "concurrent"], default="sequential")
     raw.add_argument("--recheck", action="store_true", help="GET the user before each DELETE")
+    raw.add_argument("--list-only", action="store_true", help="list, stop nothing")
     args = parser.parse_args(argv)
     if args.contender == "idle-cull":
         options = [o for o in args.options if o != "--"]
@@ -137,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             page_size=args.page_size,
             listing=args.listing,
             recheck=args.recheck,
+            stop=not args.list_only,
         )
     sys.stdout.write(json.dumps(result) + "\n")
     return 0

@@ -312,7 +312,9 @@ def fake_hub(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.benchmarks.hub_server", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.benchmarks.hub_server", description=__doc__
+    )
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--running", type=float, default=0.5, help="fraction with a server")
     parser.add_argument("--idle", type=float, default=0.0, help="fraction that is idle")

@@ -81,11 +81,15 @@ class IdleCullShape:
         """Read from the installed code, so the figures of an older checkout stay fair."""
         source = inspect.getsource(runner)
         wired = "list_pages" in source or "iter_user_pages_concurrently" in source
-        recheck = next((f for f in dataclasses.fields(Settings) if f.name == "recheck"), None)
+        fields = {f.name: f for f in dataclasses.fields(Settings)}
+        recheck = fields.get("recheck")
+        # with --recheck-after, a pass shorter than it sends no re-check at all
+        after = fields.get("recheck_after")
+        fresh_skips = after is not None and bool(after.default)
         return cls(
             "concurrent" if wired else "sequential",
             recheck is not None,
-            bool(recheck is not None and recheck.default),
+            bool(recheck is not None and recheck.default and not fresh_skips),
         )
 
     @property

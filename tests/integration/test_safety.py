@@ -98,7 +98,7 @@ def test_recheck_spares_a_server_that_woke_up_during_the_pass(real_hub: RealHub)
     # first's stop takes 2 s and the hub answers 202 after 1 s; with one worker, second is
     # re-checked only after that, and by then it has been used.
     real_hub.set_stop_delay(2)
-    process = start_cull(real_hub, IDLE, "--concurrency=1")
+    process = start_cull(real_hub, IDLE, "--concurrency=1", "--recheck-after=0")
     wait_until(lambda: pending_stop(real_hub, "first"), "first's stop to begin")
     real_hub.touch("second")
     stderr = finish(process)

@@ -1,0 +1,110 @@
+"""The in-flight limiter: pure arithmetic on probe latencies, action durations and times."""
+
+from __future__ import annotations
+
+import pytest
+
+from idle_cull.limiter import InFlightLimiter, LimiterTuning
+
+TUNING = LimiterTuning(quick=0.005, slow=0.030, decrease=0.5, probe_every=0.1, smoothing=0.5)
+QUICK, MIDDLING, SLOW = 0.002, 0.015, 0.200
+
+
+def limiter(ceiling: int = 10, initial: int = 1) -> InFlightLimiter:
+    return InFlightLimiter(ceiling, TUNING, initial=initial)
+
+
+def test_starts_at_one_and_quick_probes_raise_the_limit_up_to_the_ceiling() -> None:
+    lim = limiter(ceiling=4)
+    assert lim.limit == 1
+    for expected in (2, 3, 4, 4, 4):
+        lim.probe_result(QUICK, in_flight=lim.limit, waiting=True)
+        assert lim.limit == expected
+    assert lim.highest == 4
+
+
+def test_a_limit_not_in_use_does_not_grow() -> None:
+    lim = limiter(initial=4)
+    lim.probe_result(QUICK, in_flight=2, waiting=True)  # two slots free: nothing learnt
+    assert lim.limit == 4
+    lim.probe_result(QUICK, in_flight=4, waiting=False)  # nothing left to start
+    assert lim.limit == 4
+    lim.probe_result(QUICK, in_flight=3, waiting=True)  # one free slot: pacing fills it
+    assert lim.limit == 5
+
+
+@pytest.mark.parametrize(
+    ("latency", "expected"),
+    [
+        pytest.param(SLOW, 4, id="slow-probe-halves"),
+        pytest.param(None, 4, id="failed-probe-counts-as-slow"),
+        pytest.param(MIDDLING, 8, id="in-between-holds"),
+        pytest.param(0.030, 8, id="exactly-slow-holds"),
+        pytest.param(0.005, 8, id="exactly-quick-holds"),
+    ],
+)
+def test_slow_or_failed_probes_cut_the_limit(latency: float | None, expected: int) -> None:
+    lim = limiter(initial=8)
+    lim.probe_result(latency, in_flight=8, waiting=True)
+    assert lim.limit == expected
+
+
+def test_the_limit_never_drops_below_one_and_recovers_one_step_at_a_time() -> None:
+    lim = limiter(initial=2)
+    for _ in range(5):
+        lim.probe_result(SLOW, in_flight=2, waiting=True)
+    assert lim.limit == 1
+    lim.probe_result(QUICK, in_flight=1, waiting=True)
+    assert lim.limit == 2
+
+
+def test_a_decrease_then_an_increase_lands_on_whole_steps() -> None:
+    lim = InFlightLimiter(10, LimiterTuning(decrease=0.75), initial=9)
+    lim.probe_result(SLOW, in_flight=9, waiting=True)
+    assert lim.limit == 6  # 6.75
+    lim.probe_result(QUICK, in_flight=6, waiting=True)
+    assert lim.limit == 7
+
+
+def test_no_slot_means_no_start_and_a_free_slot_means_start_now_without_history() -> None:
+    lim = limiter(initial=2)
+    assert lim.wait_before_start(0.0, in_flight=0) == 0.0
+    assert lim.wait_before_start(0.0, in_flight=2) is None
+
+
+def test_starts_are_spread_over_the_typical_action_duration() -> None:
+    lim = limiter(initial=4)
+    lim.action_finished(0.8)  # typical 0.8 s, limit 4: one start every 0.2 s at most
+    assert lim.spacing == pytest.approx(0.2)
+    lim.started(10.0)
+    assert lim.wait_before_start(10.05, in_flight=1) == pytest.approx(0.15)
+    assert lim.wait_before_start(10.3, in_flight=1) == 0.0
+    # with nothing in flight there is no burst to spread
+    assert lim.wait_before_start(10.05, in_flight=0) == 0.0
+
+
+def test_the_typical_duration_is_a_moving_average() -> None:
+    lim = limiter(initial=1)
+    lim.action_finished(1.0)
+    lim.action_finished(0.0)  # smoothing 0.5
+    assert lim.spacing == pytest.approx(0.5)
+    lim.action_finished(-1.0)  # a clock step backwards counts as 0
+    assert lim.spacing == pytest.approx(0.25)
+
+
+def test_probes_are_due_every_probe_interval_from_the_first_question() -> None:
+    lim = limiter()
+    assert lim.until_probe(5.0) == 0.1
+    assert not lim.probe_due(5.0)  # schedules the first one
+    assert lim.until_probe(5.04) == pytest.approx(0.06)
+    assert not lim.probe_due(5.05)
+    assert lim.probe_due(5.1)
+    assert not lim.probe_due(5.15)
+    assert lim.probe_due(5.2)
+    assert lim.until_probe(5.5) == 0.0
+
+
+def test_a_ceiling_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        InFlightLimiter(0)
+    assert InFlightLimiter(3, initial=7).limit == 3
