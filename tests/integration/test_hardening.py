@@ -56,12 +56,12 @@ def test_a_redirected_stop_is_not_counted_as_a_stop(real_hub: RealHub, faults: F
     real_hub.start_server("ann")
     location = f"{faults.api_url}/users/ann"
     faults.add("DELETE", "/users/ann/server", respond(302, b"", headers={"Location": location}))
-    result = cull(real_hub, faults, "--timeout=0", "--report=json")
+    result = cull(real_hub, faults, "--timeout=0", "--recheck-after=0", "--report=json")
     assert result.returncode == 1, result.stderr
     (entry,) = json.loads(result.stdout)["entries"]
     assert entry["outcome"] == "failed"
     assert f"a redirect to '{location}'" in entry["error"]
-    assert [s.method for s in faults.requests() if s.path == "/users/ann"] == ["GET"]  # the re-check only
+    assert [s.method for s in faults.requests() if s.path == "/users/ann"] == ["GET"]  # the re-check only: the redirect was not followed as a GET
     assert running(real_hub, "ann")
 
 
