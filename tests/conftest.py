@@ -60,7 +60,9 @@ def clean_session_environment(tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 @pytest.fixture(autouse=True)
-def clean_test_environment(monkeypatch: pytest.MonkeyPatch, clean_session_environment: Path) -> None:
+def clean_test_environment(
+    monkeypatch: pytest.MonkeyPatch, clean_session_environment: Path
+) -> None:
     """The same for each test, undone after it by ``monkeypatch``."""
     clean_environment(monkeypatch, clean_session_environment)
 

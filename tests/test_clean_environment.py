@@ -54,7 +54,16 @@ def test_a_polluted_shell_fails_no_cli_test(tmp_path: Path) -> None:
     environment = {**os.environ, **PLANTED, "HOME": str(home)}
     checks = [f"{THIS}::{name}" for name in CHECKED_IN_THE_POLLUTED_SHELL]
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_cli.py", *checks],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/test_cli.py",
+            *checks,
+        ],
         cwd=REPO_ROOT,
         env=environment,
         capture_output=True,

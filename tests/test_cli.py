@@ -34,8 +34,6 @@ def test_normalize_argument(arg: str, expected: str) -> None:
     assert normalize_argument(arg) == expected
 
 
-
-
 @pytest.mark.parametrize(
     ("args", "deleted"),
     [
@@ -107,11 +105,15 @@ def test_failed_stop_exits_1_and_others_still_run(emulated_hub: EmulatedHub) -> 
     assert result.exit_code == 1
     assert len(emulated_hub.deleted_urls()) == 3
     assert "spawner blew up" in result.stderr
-    assert "server_stopped=1 server_pending=1 server_already_gone=0 server_failed=1" in result.stderr
+    assert (
+        "server_stopped=1 server_pending=1 server_already_gone=0 server_failed=1" in result.stderr
+    )
 
 
 def test_pending_stop_keeps_the_user_this_pass(emulated_hub: EmulatedHub) -> None:
-    emulated_hub.serve_users("ready", [user_json("slow", idle=7200, servers=[server_json(idle=7200)])])
+    emulated_hub.serve_users(
+        "ready", [user_json("slow", idle=7200, servers=[server_json(idle=7200)])]
+    )
     emulated_hub.serve_users("inactive", [])
     emulated_hub.answer_stop("slow", status=202)
     result = run("--timeout=60", "--cull-users")
@@ -122,7 +124,9 @@ def test_pending_stop_keeps_the_user_this_pass(emulated_hub: EmulatedHub) -> Non
 
 
 def test_user_deleted_after_its_server_stopped(emulated_hub: EmulatedHub) -> None:
-    emulated_hub.serve_users("ready", [user_json("gone", idle=7200, servers=[server_json(idle=7200)])])
+    emulated_hub.serve_users(
+        "ready", [user_json("gone", idle=7200, servers=[server_json(idle=7200)])]
+    )
     emulated_hub.serve_users("inactive", [])
     # The re-check before the delete sees the server gone and the activity stamp the
     # hub writes when a server stops: our own doing, not the user's. (The stop itself
@@ -143,8 +147,15 @@ def test_user_deleted_after_its_server_stopped(emulated_hub: EmulatedHub) -> Non
 @pytest.mark.parametrize(
     ("status", "body", "message"),
     [
-        pytest.param(401, {"status": 401, "message": "Unauthorized"}, "rejected the API token", id="401"),
-        pytest.param(403, {"status": 403, "message": "requires list:users"}, "lacks the scope 'list:users'", id="403"),
+        pytest.param(
+            401, {"status": 401, "message": "Unauthorized"}, "rejected the API token", id="401"
+        ),
+        pytest.param(
+            403,
+            {"status": 403, "message": "requires list:users"},
+            "lacks the scope 'list:users'",
+            id="403",
+        ),
         pytest.param(500, {"status": 500, "message": "db locked"}, "HTTP 500", id="500"),
         pytest.param(200, "<html>hello</html>", "is not JSON", id="garbage"),
     ],
@@ -191,12 +202,28 @@ def test_cull_users_needs_admin_field(emulated_hub: EmulatedHub) -> None:
         pytest.param(["--timeout=-1"], {}, "--timeout", id="negative-timeout"),
         pytest.param(["--timeout=soon"], {}, "not a duration", id="word-timeout"),
         pytest.param(["--concurrency=0"], {}, "--concurrency", id="zero-concurrency"),
-        pytest.param(["--url=http://hub:8081/"], {}, "does not end in /hub/api", id="url-without-api"),
-        pytest.param([], {"JUPYTERHUB_API_URL": "hub:8081/hub/api"}, "not an http(s) URL", id="url-without-scheme"),
+        pytest.param(
+            ["--url=http://hub:8081/"], {}, "does not end in /hub/api", id="url-without-api"
+        ),
+        pytest.param(
+            [],
+            {"JUPYTERHUB_API_URL": "hub:8081/hub/api"},
+            "not an http(s) URL",
+            id="url-without-scheme",
+        ),
         pytest.param([], {"JUPYTERHUB_API_TOKEN": ""}, "no API token", id="no-token"),
-        pytest.param([], {"JUPYTERHUB_API_TOKEN": "short"}, "is 5 characters long", id="short-token"),
-        pytest.param([], {"JUPYTERHUB_REQUEST_TIMEOUT": "0"}, "JUPYTERHUB_REQUEST_TIMEOUT", id="zero-request-timeout"),
-        pytest.param(["--api-token-file=/nonexistent/token"], {}, "does not exist", id="missing-token-file"),
+        pytest.param(
+            [], {"JUPYTERHUB_API_TOKEN": "short"}, "is 5 characters long", id="short-token"
+        ),
+        pytest.param(
+            [],
+            {"JUPYTERHUB_REQUEST_TIMEOUT": "0"},
+            "JUPYTERHUB_REQUEST_TIMEOUT",
+            id="zero-request-timeout",
+        ),
+        pytest.param(
+            ["--api-token-file=/nonexistent/token"], {}, "does not exist", id="missing-token-file"
+        ),
         pytest.param(["--ssl-enabled"], {}, "needs an https://", id="ssl-with-http"),
         pytest.param(["--cull-users=perhaps"], {}, "not a valid boolean", id="bad-boolean"),
         pytest.param(["--api-token=abc"], {}, "No such option", id="token-never-on-argv"),

@@ -15,7 +15,9 @@ from tests.support.emulated_hub import URL, EmulatedHub
 
 def serve_hub_clock(emulated_hub: EmulatedHub, offset: float) -> None:
     """An empty hub whose Date header runs ``offset`` seconds ahead of this machine."""
-    date = {"Date": format_datetime(datetime.now(timezone.utc) + timedelta(seconds=offset), usegmt=True)}
+    date = {
+        "Date": format_datetime(datetime.now(timezone.utc) + timedelta(seconds=offset), usegmt=True)
+    }
     emulated_hub.replace(responses.GET, f"{URL}/", json={"version": "6.1.1"}, headers=date)
     page = {"items": [], "_pagination": {"offset": 0, "limit": 50, "total": 0, "next": None}}
     emulated_hub.get(f"{URL}/users", json=page, headers=date)
@@ -27,10 +29,20 @@ def serve_hub_clock(emulated_hub: EmulatedHub, offset: float) -> None:
         pytest.param(0, None, id="same-clock-says-nothing"),
         pytest.param(0.6, None, id="under-the-header-resolution"),
         pytest.param(-0.6, None, id="under-the-header-resolution-negative"),
-        pytest.param(10, r"INFO this machine's clock is \d+(\.\d)?s behind the hub's", id="we-are-behind"),
-        pytest.param(-10, r"INFO this machine's clock is \d+(\.\d)?s ahead of the hub's", id="we-are-ahead"),
-        pytest.param(-7200, r"WARNING this machine's clock is 2h ahead of the hub's", id="large-skew-warns"),
-        pytest.param(7200, r"WARNING this machine's clock is (1h59m|2h) behind the hub's", id="large-skew-behind-warns"),
+        pytest.param(
+            10, r"INFO this machine's clock is \d+(\.\d)?s behind the hub's", id="we-are-behind"
+        ),
+        pytest.param(
+            -10, r"INFO this machine's clock is \d+(\.\d)?s ahead of the hub's", id="we-are-ahead"
+        ),
+        pytest.param(
+            -7200, r"WARNING this machine's clock is 2h ahead of the hub's", id="large-skew-warns"
+        ),
+        pytest.param(
+            7200,
+            r"WARNING this machine's clock is (1h59m|2h) behind the hub's",
+            id="large-skew-behind-warns",
+        ),
     ],
 )
 def test_clock_line(emulated_hub: EmulatedHub, offset: float, expected: str | None) -> None:

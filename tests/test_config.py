@@ -15,7 +15,18 @@ from tests.support.certs import write_internal_certs
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("600", 600), ("0", 0), ("1.5", 1.5), ("90m", 5400), ("2h", 7200), ("1h30m", 5400), ("30d", 2592000), ("45s", 45), ("1w", 604800), (" 2H ", 7200)],
+    [
+        ("600", 600),
+        ("0", 0),
+        ("1.5", 1.5),
+        ("90m", 5400),
+        ("2h", 7200),
+        ("1h30m", 5400),
+        ("30d", 2592000),
+        ("45s", 45),
+        ("1w", 604800),
+        (" 2H ", 7200),
+    ],
 )
 def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
@@ -69,7 +80,11 @@ def test_unreadable_token_file(tmp_path: Path) -> None:
 
 
 def make_settings(**overrides: object) -> Settings:
-    fields: dict[str, object] = {"url": "http://127.0.0.1:8081/hub/api", "token": "t0ken-for-tests", "limits": CullLimits()}
+    fields: dict[str, object] = {
+        "url": "http://127.0.0.1:8081/hub/api",
+        "token": "t0ken-for-tests",
+        "limits": CullLimits(),
+    }
     fields.update(overrides)
     return Settings(**fields)  # type: ignore[arg-type]
 
@@ -90,10 +105,16 @@ def test_settings_repr_hides_token() -> None:
         pytest.param({"token": "abc\ndef"}, "line breaks", id="token-with-newline"),
         pytest.param({"token": "abc def"}, "spaces", id="token-with-space"),
         pytest.param({"token": "tökén"}, "non-ASCII", id="token-non-ascii"),
-        pytest.param({"token": "x"}, "is 1 character long; JupyterHub's tokens are at least 8", id="token-too-short"),
+        pytest.param(
+            {"token": "x"},
+            "is 1 character long; JupyterHub's tokens are at least 8",
+            id="token-too-short",
+        ),
         pytest.param({"concurrency": 0}, "--concurrency", id="zero-concurrency"),
         pytest.param({"api_page_size": -1}, "--api-page-size", id="negative-page-size"),
-        pytest.param({"request_timeout": 0}, "JUPYTERHUB_REQUEST_TIMEOUT", id="zero-request-timeout"),
+        pytest.param(
+            {"request_timeout": 0}, "JUPYTERHUB_REQUEST_TIMEOUT", id="zero-request-timeout"
+        ),
     ],
 )
 def test_settings_validation(overrides: dict[str, object], message: str) -> None:

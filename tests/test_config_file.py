@@ -31,7 +31,9 @@ def _settings_line(stderr: str) -> str:
         pytest.param({}, "600.0", id="default"),
         pytest.param({"file": "1200"}, "1200.0", id="file-beats-default"),
         pytest.param({"file": "1200", "env": "30m"}, "1800.0", id="environment-beats-file"),
-        pytest.param({"file": "1200", "env": "30m", "cli": "40m"}, "2400.0", id="command-line-beats-all"),
+        pytest.param(
+            {"file": "1200", "env": "30m", "cli": "40m"}, "2400.0", id="command-line-beats-all"
+        ),
         pytest.param({"file": "1200", "cli": "40m"}, "2400.0", id="command-line-beats-file"),
         pytest.param({"env": "30m"}, "1800.0", id="environment-beats-default"),
     ],
@@ -88,7 +90,9 @@ def test_rules_as_lists_and_tables(emulated_hub: EmulatedHub, config: Path) -> N
 def test_environment_sets_repeatable_options(emulated_hub: EmulatedHub) -> None:
     emulated_hub.serve_users("ready", [])
     emulated_hub.serve_users("inactive", [])
-    result = run("--dry-run", env={"IDLE_CULL_EXCLUDE_USER": "alice bob", "IDLE_CULL_CULL_USERS": "true"})
+    result = run(
+        "--dry-run", env={"IDLE_CULL_EXCLUDE_USER": "alice bob", "IDLE_CULL_CULL_USERS": "true"}
+    )
     assert result.exit_code == 0, result.stderr
     assert "exclude_users=alice,bob " in _settings_line(result.stderr)
     assert "cull_users=True " in _settings_line(result.stderr)
@@ -97,19 +101,51 @@ def test_environment_sets_repeatable_options(emulated_hub: EmulatedHub) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        pytest.param("exclude_user = ['alice']\n", "unknown setting 'exclude_user'; did you mean 'exclude-user'?", id="underscore"),
-        pytest.param("exclude-users = ['alice']\n", "unknown setting 'exclude-users'; did you mean 'exclude-user'?", id="plural"),
-        pytest.param("timout = 60\n", "unknown setting 'timout'; did you mean 'timeout'?", id="typo"),
+        pytest.param(
+            "exclude_user = ['alice']\n",
+            "unknown setting 'exclude_user'; did you mean 'exclude-user'?",
+            id="underscore",
+        ),
+        pytest.param(
+            "exclude-users = ['alice']\n",
+            "unknown setting 'exclude-users'; did you mean 'exclude-user'?",
+            id="plural",
+        ),
+        pytest.param(
+            "timout = 60\n", "unknown setting 'timout'; did you mean 'timeout'?", id="typo"
+        ),
         pytest.param("token = 'abc'\n", "unknown setting 'token'", id="no-token-key"),
-        pytest.param("timeout = 'ten'\n", "timeout = \"ten\": --timeout 'ten' is not a duration", id="bad-duration"),
-        pytest.param("concurrency = 0\n", "concurrency = 0: 0 is not in the range x>=1", id="out-of-range"),
-        pytest.param("concurrency = 2.5\n", "concurrency = 2.5: must be a whole number", id="fraction-for-int"),
-        pytest.param("timeout = true\n", "timeout = true: not a true/false setting", id="bool-for-duration"),
-        pytest.param("cull-users = 'maybe'\n", "cull-users = \"maybe\": 'maybe' is not a valid boolean", id="bad-bool"),
+        pytest.param(
+            "timeout = 'ten'\n",
+            "timeout = \"ten\": --timeout 'ten' is not a duration",
+            id="bad-duration",
+        ),
+        pytest.param(
+            "concurrency = 0\n", "concurrency = 0: 0 is not in the range x>=1", id="out-of-range"
+        ),
+        pytest.param(
+            "concurrency = 2.5\n",
+            "concurrency = 2.5: must be a whole number",
+            id="fraction-for-int",
+        ),
+        pytest.param(
+            "timeout = true\n", "timeout = true: not a true/false setting", id="bool-for-duration"
+        ),
+        pytest.param(
+            "cull-users = 'maybe'\n",
+            "cull-users = \"maybe\": 'maybe' is not a valid boolean",
+            id="bad-bool",
+        ),
         pytest.param("report = 'xml'\n", "report = \"xml\": 'xml' is not one of", id="bad-choice"),
         pytest.param("exclude-user = 'alice'\n", "exclude-user takes a list", id="scalar-for-list"),
-        pytest.param("group-timeout = { staff = 'soon' }\n", "group-timeout = {\"staff\": \"soon\"}: --group-timeout staff 'soon' is not a duration", id="bad-pair"),
-        pytest.param("timeout = [600]\n", "timeout = [600]: expected a single value", id="list-for-scalar"),
+        pytest.param(
+            "group-timeout = { staff = 'soon' }\n",
+            'group-timeout = {"staff": "soon"}: --group-timeout staff \'soon\' is not a duration',
+            id="bad-pair",
+        ),
+        pytest.param(
+            "timeout = [600]\n", "timeout = [600]: expected a single value", id="list-for-scalar"
+        ),
         pytest.param("timeout = \n", "not valid TOML", id="syntax"),
     ],
 )
@@ -149,7 +185,9 @@ def test_generate_config_lists_every_option_with_its_default(tmp_path: Path) -> 
         assert f"\n# {option.name} =" in text, option.name
         assert f"# environment: {', '.join(option.envvars)}\n" in text
     # Uncommented, every line that shows a default loads back to exactly the defaults.
-    uncommented = [line[2:].split("  #")[0] for line in text.splitlines() if re.match(r"# [a-z-]+ = \S", line)]
+    uncommented = [
+        line[2:].split("  #")[0] for line in text.splitlines() if re.match(r"# [a-z-]+ = \S", line)
+    ]
     path = tmp_path / "all.toml"
     path.write_text("\n".join(uncommented) + "\n")
     kind, values = read_config_file(path)
@@ -178,7 +216,11 @@ def test_config_path_must_be_a_small_regular_utf8_file(tmp_path: Path) -> None:
     big.write_text("# padding\n" * 200_000)
     latin = tmp_path / "latin.toml"
     latin.write_bytes(b"exclude-user = ['j\xe9r\xf4me']\n")
-    for path, message in ((Path("/dev/null"), "is not a regular file"), (big, "is larger than"), (latin, "cannot read config file")):
+    for path, message in (
+        (Path("/dev/null"), "is not a regular file"),
+        (big, "is larger than"),
+        (latin, "cannot read config file"),
+    ):
         result = run(f"--config={path}")
         assert result.exit_code == 2, path
         assert message in result.stderr

@@ -57,7 +57,9 @@ def single_option_rows() -> list[tuple[Option, str]]:
     return [(BY_FLAG[flags[0]], default) for flags, default in rows if len(flags) == 1 and default]
 
 
-@pytest.mark.parametrize(("option", "documented"), single_option_rows(), ids=lambda v: getattr(v, "name", v))
+@pytest.mark.parametrize(
+    ("option", "documented"), single_option_rows(), ids=lambda v: getattr(v, "name", v)
+)
 def test_the_option_table_gives_each_options_default(option: Option, documented: str) -> None:
     if option.boolean:
         assert documented == str(option.default).lower()
@@ -85,7 +87,9 @@ def test_the_package_metadata_has_the_code_version() -> None:
 
 
 def test_the_readme_and_image_files_carry_the_code_version() -> None:
-    texts = {name: (ROOT / name).read_text(encoding="utf-8") for name in ("README.md", "Containerfile")}
+    texts = {
+        name: (ROOT / name).read_text(encoding="utf-8") for name in ("README.md", "Containerfile")
+    }
     tags = {name: re.findall(r"/idle-cull:([\w.]+)", text) for name, text in texts.items()}
     assert all(tags.values()), tags
     assert {tag for found in tags.values() for tag in found} == {__version__}
@@ -95,7 +99,9 @@ def test_the_readme_and_image_files_carry_the_code_version() -> None:
 def test_the_cronjob_runs_the_image_of_the_code_version() -> None:
     cronjob = next(
         doc
-        for doc in yaml.safe_load_all((ROOT / "cron" / "kubernetes" / "cronjob.yaml").read_text(encoding="utf-8"))
+        for doc in yaml.safe_load_all(
+            (ROOT / "cron" / "kubernetes" / "cronjob.yaml").read_text(encoding="utf-8")
+        )
         if doc and doc.get("kind") == "CronJob"
     )
     containers = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]

@@ -37,7 +37,9 @@ def test_errors_module_exports_exactly_its_exception_classes() -> None:
     defined = {
         name
         for name, value in vars(errors).items()
-        if inspect.isclass(value) and issubclass(value, Exception) and value.__module__ == errors.__name__
+        if inspect.isclass(value)
+        and issubclass(value, Exception)
+        and value.__module__ == errors.__name__
     }
     assert sorted(errors.__all__) == sorted(defined)
 
@@ -47,7 +49,9 @@ def test_every_exception_class_is_placed_in_the_ladder() -> None:
     assert {getattr(errors, name) for name in errors.__all__} == set(EXPECTED_STATUS)
 
 
-@pytest.mark.parametrize(("kind", "status"), list(EXPECTED_STATUS.items()), ids=lambda v: getattr(v, "__name__", str(v)))
+@pytest.mark.parametrize(
+    ("kind", "status"), list(EXPECTED_STATUS.items()), ids=lambda v: getattr(v, "__name__", str(v))
+)
 def test_exception_maps_to_its_status(kind: type[errors.IdleCullError], status: ExitStatus) -> None:
     assert exit_status_for(kind("boom")) is status
 
@@ -67,7 +71,9 @@ def test_every_status_has_a_distinct_one_line_meaning() -> None:
 def test_help_lists_every_status_with_its_meaning() -> None:
     result = CliRunner().invoke(cli, ["--help"])
     assert result.exit_code == 0
-    listed = [line.split(None, 1) for line in result.output.split("Exit status:\n", 1)[1].splitlines()]
+    listed = [
+        line.split(None, 1) for line in result.output.split("Exit status:\n", 1)[1].splitlines()
+    ]
     for status in ExitStatus:
         assert [str(int(status)), status.meaning] in listed, status.name
 

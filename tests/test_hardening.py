@@ -65,7 +65,9 @@ def idle(name: str) -> dict[str, Any]:
 def test_a_redirected_stop_is_a_failure_not_a_stop(emulated_hub: EmulatedHub) -> None:
     """requests would turn the redirected DELETE into a GET, which the hub answers 200."""
     emulated_hub.serve_users("ready", [idle("ann")])
-    emulated_hub.delete(f"{URL}/users/ann/server", status=302, headers={"Location": f"{URL}/users/ann"})
+    emulated_hub.delete(
+        f"{URL}/users/ann/server", status=302, headers={"Location": f"{URL}/users/ann"}
+    )
     result = run("--timeout=1h", "--report=json")
     assert result.exit_code == 1, result.stderr
     entry = json.loads(result.stdout)["entries"][0]
@@ -73,13 +75,17 @@ def test_a_redirected_stop_is_a_failure_not_a_stop(emulated_hub: EmulatedHub) ->
     assert f"redirect to '{URL}/users/ann'" in entry["error"]
     assert "check --url" in entry["error"]
     # only the DELETE, never the redirect's GET (no re-check either: the listing is fresh)
-    assert [c.request.method for c in emulated_hub.calls if "users/ann" in (c.request.url or "")] == [
+    assert [
+        c.request.method for c in emulated_hub.calls if "users/ann" in (c.request.url or "")
+    ] == [
         "DELETE",
     ]
 
 
 def test_a_redirected_probe_names_the_location_and_exits_3(emulated_hub: EmulatedHub) -> None:
-    emulated_hub.replace(responses.GET, f"{URL}/", status=301, headers={"Location": "https://hub.test/hub/api/"})
+    emulated_hub.replace(
+        responses.GET, f"{URL}/", status=301, headers={"Location": "https://hub.test/hub/api/"}
+    )
     emulated_hub.get("https://hub.test/hub/api/", json={"version": "6.1.1"})
     result = run("--timeout=1h")
     assert result.exit_code == 3, result.stderr
@@ -89,7 +95,9 @@ def test_a_redirected_probe_names_the_location_and_exits_3(emulated_hub: Emulate
 
 def test_a_redirect_location_carrying_the_token_is_masked(emulated_hub: EmulatedHub) -> None:
     client = HubClient(URL, TOKEN, retry=ONCE)
-    emulated_hub.replace(responses.GET, f"{URL}/", status=302, headers={"Location": f"http://gw/login?t={TOKEN}"})
+    emulated_hub.replace(
+        responses.GET, f"{URL}/", status=302, headers={"Location": f"http://gw/login?t={TOKEN}"}
+    )
     with pytest.raises(HubProtocolError) as caught:
         client.hub_version()
     client.close()
@@ -103,7 +111,9 @@ def test_a_redirect_location_carrying_the_token_is_masked(emulated_hub: Emulated
 def test_a_trickling_answer_times_out_as_a_whole() -> None:
     """Each byte arrives well within the read timeout; the whole answer never does."""
     with HostilePeer("trickle", interval=0.2) as peer:
-        client = HubClient(f"http://127.0.0.1:{peer.port}/hub/api", TOKEN, request_timeout=1.0, retry=ONCE)
+        client = HubClient(
+            f"http://127.0.0.1:{peer.port}/hub/api", TOKEN, request_timeout=1.0, retry=ONCE
+        )
         started = time.monotonic()
         with pytest.raises(HubUnavailable, match=r"no whole answer within 1s"):
             client.hub_version()
@@ -118,11 +128,15 @@ def test_a_stop_abandons_requests_in_flight_after_the_grace() -> None:
     stop = threading.Event()
     with HostilePeer("trickle", interval=0.2) as peer:
         transport = BoundedTransport(
-            requests.Session(), RequestBounds(whole=60, connect=5, grace=0.5), stop_requested=stop.is_set
+            requests.Session(),
+            RequestBounds(whole=60, connect=5, grace=0.5),
+            stop_requested=stop.is_set,
         )
         threading.Timer(0.3, stop.set).start()
         started = time.monotonic()
-        with pytest.raises(RequestAbandoned, match=r"abandoned 0\.5s after the pass was asked to stop"):
+        with pytest.raises(
+            RequestAbandoned, match=r"abandoned 0\.5s after the pass was asked to stop"
+        ):
             transport.request("GET", f"http://127.0.0.1:{peer.port}/")
         elapsed = time.monotonic() - started
         transport.close()
@@ -152,9 +166,13 @@ def test_an_abandoned_request_is_not_retried() -> None:
 def test_https_to_a_silent_plain_port_fails_fast_with_a_hint() -> None:
     """The handshake gets the connect timeout, is not retried, and the message says why."""
     with HostilePeer("silent") as peer:
-        client = HubClient(f"https://127.0.0.1:{peer.port}/hub/api", TOKEN, request_timeout=1.5, retry=THRICE)
+        client = HubClient(
+            f"https://127.0.0.1:{peer.port}/hub/api", TOKEN, request_timeout=1.5, retry=THRICE
+        )
         started = time.monotonic()
-        with pytest.raises(HubUnavailable, match=r"is the hub serving plain http\? Then use http://"):
+        with pytest.raises(
+            HubUnavailable, match=r"is the hub serving plain http\? Then use http://"
+        ):
             client.hub_version()
         elapsed = time.monotonic() - started
         client.close()
@@ -197,7 +215,9 @@ def test_a_gzip_bomb_is_refused_by_its_decoded_size(emulated_hub: EmulatedHub) -
 
 
 def test_an_announced_oversized_answer_is_refused_unread(emulated_hub: EmulatedHub) -> None:
-    emulated_hub.replace(responses.GET, f"{URL}/", body=b"{}", headers={"Content-Length": str(2**40)})
+    emulated_hub.replace(
+        responses.GET, f"{URL}/", body=b"{}", headers={"Content-Length": str(2**40)}
+    )
     client = HubClient(URL, TOKEN, retry=ONCE)
     with pytest.raises(HubProtocolError, match=r"announces 1,099,511,627,776 bytes"):
         client.hub_version()
@@ -214,7 +234,10 @@ def test_the_concurrent_page_plan_does_not_trust_a_huge_total(emulated_hub: Emul
             raise AssertionError("the page plan was not capped")
         offset = int(dict(parse_qsl(urlsplit(request.url).query))["offset"])
         following = {"offset": offset + 50, "limit": 50}
-        body = {"items": [], "_pagination": {"offset": offset, "limit": 50, "total": 10**15, "next": following}}
+        body = {
+            "items": [],
+            "_pagination": {"offset": offset, "limit": 50, "total": 10**15, "next": following},
+        }
         return 200, {}, json.dumps(body)
 
     emulated_hub.add_callback(responses.GET, f"{URL}/users", callback=page)
@@ -229,7 +252,9 @@ def test_the_deadline_ends_a_pass_stuck_in_a_trickling_probe() -> None:
     """Status 1 (the deadline), not a pass held until the trickle ends."""
     with HostilePeer("trickle", interval=0.2) as peer:
         started = time.monotonic()
-        result = run("--deadline=1", env={"JUPYTERHUB_API_URL": f"http://127.0.0.1:{peer.port}/hub/api"})
+        result = run(
+            "--deadline=1", env={"JUPYTERHUB_API_URL": f"http://127.0.0.1:{peer.port}/hub/api"}
+        )
         elapsed = time.monotonic() - started
     assert result.exit_code == 1, result.stderr
     assert "--deadline of 1s passed" in result.stderr
@@ -259,7 +284,11 @@ def test_sigterm_ends_a_pass_stuck_in_a_trickling_probe(tmp_path: Path) -> None:
 
 def clean_env(url: str) -> dict[str, str]:
     """This interpreter's environment without any hub or proxy settings, plus ours."""
-    keep = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "HTTP", "http", "NO_PROXY", "no_proxy"))}
+    keep = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("JUPYTERHUB_", "HTTP", "http", "NO_PROXY", "no_proxy"))
+    }
     return {**keep, "JUPYTERHUB_API_URL": url, "JUPYTERHUB_API_TOKEN": TOKEN}
 
 
@@ -278,7 +307,11 @@ def test_a_trickling_pushgateway_cannot_hold_the_process() -> None:
 
 def test_a_redirecting_pushgateway_is_not_followed() -> None:
     with responses.RequestsMock() as gateway:
-        gateway.post("http://gw.test:9091/metrics/job/idle-cull", status=307, headers={"Location": "http://elsewhere/"})
+        gateway.post(
+            "http://gw.test:9091/metrics/job/idle-cull",
+            status=307,
+            headers={"Location": "http://elsewhere/"},
+        )
         with pytest.raises(PushgatewayError, match=r"HTTP 307, a redirect to 'http://elsewhere/'"):
             push_metrics("http://gw.test:9091", a_report(), ExitStatus.OK)
         assert len(gateway.calls) == 1
@@ -297,12 +330,19 @@ def serve_dated(emulated_hub: EmulatedHub, users: list[dict[str, Any]], hub_now:
 
 def test_a_proxy_clock_hours_ahead_culls_nothing_by_default(emulated_hub: EmulatedHub) -> None:
     """Active seconds ago, yet 3h idle on the proxy's clock: today it was stopped, exit 0."""
-    serve_dated(emulated_hub, [user_json("ann", servers=[server_json(idle=5)])], datetime.now(timezone.utc) + timedelta(hours=3))
+    serve_dated(
+        emulated_hub,
+        [user_json("ann", servers=[server_json(idle=5)])],
+        datetime.now(timezone.utc) + timedelta(hours=3),
+    )
     result = run("--timeout=1h", "--report=json")
     assert result.exit_code == 6, result.stderr
     assert emulated_hub.deleted_urls() == []
     (line,) = [line for line in result.stderr.splitlines() if "differ by" in line]
-    assert re.search(r"the hub's clock \(its Date header: \S+Z\) and this machine's \(\S+Z\) differ by (3h|2h59m)", line)
+    assert re.search(
+        r"the hub's clock \(its Date header: \S+Z\) and this machine's \(\S+Z\) differ by (3h|2h59m)",
+        line,
+    )
     assert "more than the 5m tolerated" in line
     report = json.loads(result.stdout)
     assert report["exit_status"] == 6
@@ -311,15 +351,25 @@ def test_a_proxy_clock_hours_ahead_culls_nothing_by_default(emulated_hub: Emulat
 
 
 def test_an_explicit_clock_is_obeyed_despite_the_skew(emulated_hub: EmulatedHub) -> None:
-    serve_dated(emulated_hub, [user_json("ann", servers=[server_json(idle=5)])], datetime.now(timezone.utc) + timedelta(hours=3))
+    serve_dated(
+        emulated_hub,
+        [user_json("ann", servers=[server_json(idle=5)])],
+        datetime.now(timezone.utc) + timedelta(hours=3),
+    )
     result = run("--timeout=1h", "--clock=hub")
     assert result.exit_code == 0, result.stderr
-    assert emulated_hub.deleted_urls() == [f"{URL}/users/ann/server"]  # the operator chose the hub's clock
+    assert emulated_hub.deleted_urls() == [
+        f"{URL}/users/ann/server"
+    ]  # the operator chose the hub's clock
     assert re.search(r"this machine's clock is (3h|2h59m\S*) behind the hub's", result.stderr)
 
 
 def test_a_small_skew_is_tolerated(emulated_hub: EmulatedHub) -> None:
-    serve_dated(emulated_hub, [user_json("ann", servers=[server_json(idle=5)])], datetime.now(timezone.utc) + timedelta(minutes=2))
+    serve_dated(
+        emulated_hub,
+        [user_json("ann", servers=[server_json(idle=5)])],
+        datetime.now(timezone.utc) + timedelta(minutes=2),
+    )
     result = run("--timeout=1h")
     assert result.exit_code == 0, result.stderr
     assert emulated_hub.deleted_urls() == []
@@ -330,7 +380,11 @@ def test_a_small_skew_is_tolerated(emulated_hub: EmulatedHub) -> None:
     [
         pytest.param(CullLimits(timeout=3600), 300, id="an-hour-allows-5m"),
         pytest.param(CullLimits(timeout=600), 150, id="default-10m-allows-a-quarter"),
-        pytest.param(CullLimits(timeout=3600, group_timeouts=(("quick", 120),)), 30, id="smallest-rule-counts"),
+        pytest.param(
+            CullLimits(timeout=3600, group_timeouts=(("quick", 120),)),
+            30,
+            id="smallest-rule-counts",
+        ),
         pytest.param(CullLimits(timeout=3600, max_age=400), 100, id="max-age-counts"),
         pytest.param(CullLimits(timeout=3), 5, id="floor-for-the-header-resolution"),
         pytest.param(CullLimits(timeout=0, max_age=0), 300, id="no-limit-in-use"),
@@ -350,9 +404,13 @@ def test_a_gateway_echoing_the_token_in_a_header_does_not_put_it_in_the_report(
 ) -> None:
     """The log filter masked it; the report's error field carried it to stdout and a file."""
     echoed = f"text/html; echo=token {FAKEHUB_TOKEN}"
-    emulated_hub.replace(responses.GET, f"{URL}/", body="<html>login</html>", headers={"Content-Type": echoed})
+    emulated_hub.replace(
+        responses.GET, f"{URL}/", body="<html>login</html>", headers={"Content-Type": echoed}
+    )
     report_file = tmp_path / "report.json"
-    result = run("--report=json", f"--report-file={report_file}")  # run() asserts no token in the output
+    result = run(
+        "--report=json", f"--report-file={report_file}"
+    )  # run() asserts no token in the output
     assert result.exit_code == 3, result.stderr
     error = json.loads(result.stdout)["error"]
     assert "is not JSON (text/html; echo=token ***)" in error
@@ -370,8 +428,12 @@ def test_the_report_is_masked_as_a_whole_before_it_is_published() -> None:
     assert report.entries[0].detail == "echo ***"
 
 
-@pytest.mark.parametrize("url", ["http://ann:s3cret-pw@hub.test:8081/hub/api", "http://ann@hub.test:8081/hub/api"])
-def test_credentials_in_the_url_are_refused_before_anything_is_sent(emulated_hub: EmulatedHub, url: str) -> None:
+@pytest.mark.parametrize(
+    "url", ["http://ann:s3cret-pw@hub.test:8081/hub/api", "http://ann@hub.test:8081/hub/api"]
+)
+def test_credentials_in_the_url_are_refused_before_anything_is_sent(
+    emulated_hub: EmulatedHub, url: str
+) -> None:
     result = run(env={"JUPYTERHUB_API_URL": url})
     assert result.exit_code == 2, result.stderr
     assert "--url must not contain a user or password" in result.stderr
@@ -385,16 +447,47 @@ CONFIG_ERRORS = [
     # (id, arguments, environment, message)
     ("url-port-not-a-number", ["--url=http://hub.test:80x/hub/api"], {}, "has an invalid port"),
     ("url-port-out-of-range", ["--url=http://hub.test:99999/hub/api"], {}, "has an invalid port"),
-    ("url-query-string", ["--url=http://hub.test:8081/hub/api?next=1"], {}, "has a query string or fragment"),
-    ("url-fragment", ["--url=http://hub.test:8081/hub/api#top"], {}, "has a query string or fragment"),
+    (
+        "url-query-string",
+        ["--url=http://hub.test:8081/hub/api?next=1"],
+        {},
+        "has a query string or fragment",
+    ),
+    (
+        "url-fragment",
+        ["--url=http://hub.test:8081/hub/api#top"],
+        {},
+        "has a query string or fragment",
+    ),
     ("url-trailing-newline", [], {"JUPYTERHUB_API_URL": f"{URL}\n"}, "a line break"),
-    ("malformed-http-proxy", [], {"HTTP_PROXY": "http://proxy.test:port"}, "is not a valid proxy URL"),
-    ("missing-ca-bundle", ["--url=https://hub.test:8081/hub/api"], {"REQUESTS_CA_BUNDLE": "/nonexistent/ca.pem"}, "the CA bundle /nonexistent/ca.pem"),
-    ("unloadable-internal-key", ["--ssl-enabled", "--url=https://hub.test:8081/hub/api", "--internal-certs-location=@certs"], {}, "cannot load"),
+    (
+        "malformed-http-proxy",
+        [],
+        {"HTTP_PROXY": "http://proxy.test:port"},
+        "is not a valid proxy URL",
+    ),
+    (
+        "missing-ca-bundle",
+        ["--url=https://hub.test:8081/hub/api"],
+        {"REQUESTS_CA_BUNDLE": "/nonexistent/ca.pem"},
+        "the CA bundle /nonexistent/ca.pem",
+    ),
+    (
+        "unloadable-internal-key",
+        [
+            "--ssl-enabled",
+            "--url=https://hub.test:8081/hub/api",
+            "--internal-certs-location=@certs",
+        ],
+        {},
+        "cannot load",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("args", "env", "message"), [c[1:] for c in CONFIG_ERRORS], ids=[c[0] for c in CONFIG_ERRORS])
+@pytest.mark.parametrize(
+    ("args", "env", "message"), [c[1:] for c in CONFIG_ERRORS], ids=[c[0] for c in CONFIG_ERRORS]
+)
 def test_configuration_errors_exit_2_in_one_line_before_anything_is_sent(
     emulated_hub: EmulatedHub, tmp_path: Path, args: list[str], env: dict[str, str], message: str
 ) -> None:
@@ -404,7 +497,11 @@ def test_configuration_errors_exit_2_in_one_line_before_anything_is_sent(
     assert result.exit_code == 2, result.stderr
     assert message in result.stderr
     assert len(emulated_hub.calls) == 0
-    errors = [line for line in result.stderr.splitlines() if " ERROR " in line or line.startswith("Error:")]
+    errors = [
+        line
+        for line in result.stderr.splitlines()
+        if " ERROR " in line or line.startswith("Error:")
+    ]
     assert len(errors) == 1, result.stderr
     assert "Traceback" not in result.stderr
 
@@ -416,12 +513,22 @@ def serve_raw_page(emulated_hub: EmulatedHub, body: str) -> None:
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        pytest.param('{"items": [], "_pagination": {"offset": 0, "limit": 50, "next": {"offset": Infinity}}}', "has no usable offset", id="next-offset-infinity"),
-        pytest.param('{"items": [], "_pagination": {"offset": 0, "limit": 50, "total": 1e400, "next": {"offset": NaN}}}', "has no usable offset", id="next-offset-nan"),
+        pytest.param(
+            '{"items": [], "_pagination": {"offset": 0, "limit": 50, "next": {"offset": Infinity}}}',
+            "has no usable offset",
+            id="next-offset-infinity",
+        ),
+        pytest.param(
+            '{"items": [], "_pagination": {"offset": 0, "limit": 50, "total": 1e400, "next": {"offset": NaN}}}',
+            "has no usable offset",
+            id="next-offset-nan",
+        ),
         pytest.param("[" * 100_000 + "]" * 100_000, "is not JSON", id="nested-too-deep"),
     ],
 )
-def test_a_hostile_listing_is_exit_3_in_one_line(emulated_hub: EmulatedHub, body: str, message: str) -> None:
+def test_a_hostile_listing_is_exit_3_in_one_line(
+    emulated_hub: EmulatedHub, body: str, message: str
+) -> None:
     serve_raw_page(emulated_hub, body)
     result = run("--timeout=1h", "--report=json")
     assert result.exit_code == 3, result.stderr
@@ -441,9 +548,17 @@ def test_a_deeply_nested_error_body_fails_one_action_only(emulated_hub: Emulated
     assert "Traceback" not in result.stderr
 
 
-def test_a_lone_surrogate_in_a_name_does_not_abort_the_other_actions(emulated_hub: EmulatedHub) -> None:
+def test_a_lone_surrogate_in_a_name_does_not_abort_the_other_actions(
+    emulated_hub: EmulatedHub,
+) -> None:
     bad = json.dumps(idle("XX")).replace('"XX"', '"\\ud800x"')
-    page = '{"items": [' + bad + ", " + json.dumps(idle("bob")) + '], "_pagination": {"offset": 0, "limit": 50, "total": 2, "next": null}}'
+    page = (
+        '{"items": ['
+        + bad
+        + ", "
+        + json.dumps(idle("bob"))
+        + '], "_pagination": {"offset": 0, "limit": 50, "total": 2, "next": null}}'
+    )
     serve_raw_page(emulated_hub, page)
     emulated_hub.get(f"{URL}/users/bob", json=idle("bob"))
     emulated_hub.delete(f"{URL}/users/bob/server", status=204)
@@ -457,7 +572,9 @@ def test_a_lone_surrogate_in_a_name_does_not_abort_the_other_actions(emulated_hu
 
 
 def test_a_json_log_line_with_a_lone_surrogate_can_be_written() -> None:
-    record = logging.LogRecord("idle_cull", logging.INFO, __file__, 1, "stop server %s", ("\ud800x",), None)
+    record = logging.LogRecord(
+        "idle_cull", logging.INFO, __file__, 1, "stop server %s", ("\ud800x",), None
+    )
     line = JsonFormatter().format(record)
     line.encode("utf-8")  # a strict stderr would fail here
     assert json.loads(line)["message"] == "stop server \ud800x"  # JSON escapes it, and round-trips
@@ -499,12 +616,17 @@ def test_an_output_target_that_is_not_a_regular_file_is_refused_before_the_pass(
         os.mkfifo(target)
     result = run("--timeout=1h", f"{option}={target}")
     assert result.exit_code == 2, result.stderr
-    assert f"{option} {target} is a {'symbolic link' if kind == 'symlink' else 'FIFO'}, not a regular file" in result.stderr
+    assert (
+        f"{option} {target} is a {'symbolic link' if kind == 'symlink' else 'FIFO'}, not a regular file"
+        in result.stderr
+    )
     assert len(emulated_hub.calls) == 0
     assert target.is_symlink() if kind == "symlink" else stat.S_ISFIFO(os.lstat(target).st_mode)
 
 
-def test_the_previous_metrics_file_is_not_read_through_a_link(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_the_previous_metrics_file_is_not_read_through_a_link(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     private = tmp_path / "private"
     private.write_text("root:SECRET-HASH:19000:0:99999:7:::\n")
     planted = tmp_path / "idle_cull.prom"
@@ -514,7 +636,9 @@ def test_the_previous_metrics_file_is_not_read_through_a_link(tmp_path: Path, ca
     assert "it is a symbolic link" in caplog.text
 
 
-def test_a_previous_metrics_fifo_does_not_block_the_pass(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_previous_metrics_fifo_does_not_block_the_pass(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     planted = tmp_path / "idle_cull.prom"
     os.mkfifo(planted)
     try:
@@ -525,7 +649,9 @@ def test_a_previous_metrics_fifo_does_not_block_the_pass(tmp_path: Path, caplog:
     assert "is a FIFO, not a regular file" in caplog.text
 
 
-def test_a_huge_previous_metrics_file_is_not_read_whole(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_huge_previous_metrics_file_is_not_read_whole(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     planted = tmp_path / "idle_cull.prom"
     with planted.open("wb") as file:
         file.truncate(64 * 1024 * 1024)  # sparse: 64 MiB of zeros on no disk
@@ -533,7 +659,9 @@ def test_a_huge_previous_metrics_file_is_not_read_whole(tmp_path: Path, caplog: 
     assert "is larger than 1,048,576 bytes" in caplog.text
 
 
-def test_a_dangling_lock_file_link_does_not_create_its_target(emulated_hub: EmulatedHub, tmp_path: Path) -> None:
+def test_a_dangling_lock_file_link_does_not_create_its_target(
+    emulated_hub: EmulatedHub, tmp_path: Path
+) -> None:
     victim = tmp_path / "etc-something"
     lock = tmp_path / "idle-cull.lock"
     lock.symlink_to(victim)
@@ -566,11 +694,15 @@ def written(path: Path, text: str) -> Path:
     ("make", "message"),
     [
         pytest.param(fifo_at, "is a FIFO, not a regular file", id="fifo"),
-        pytest.param(lambda p: Path("/dev/null"), "is a character device, not a regular file", id="device"),
+        pytest.param(
+            lambda p: Path("/dev/null"), "is a character device, not a regular file", id="device"
+        ),
         pytest.param(lambda p: written(p, "t" * 100_000), "is larger than 16,384 bytes", id="huge"),
     ],
 )
-def test_a_token_file_must_be_a_regular_file_of_sane_size(tmp_path: Path, make: Any, message: str) -> None:
+def test_a_token_file_must_be_a_regular_file_of_sane_size(
+    tmp_path: Path, make: Any, message: str
+) -> None:
     path = make(tmp_path / "token")
     try:
         result = in_thread(lambda: raise_or_return(read_token, path))
@@ -590,7 +722,9 @@ def raise_or_return(call: Any, *args: Any) -> Any:
         return error
 
 
-def test_a_token_file_readable_by_everyone_is_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_token_file_readable_by_everyone_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = tmp_path / "token"
     path.write_text(TOKEN + "\n")
     path.chmod(0o600)
@@ -605,7 +739,9 @@ def test_a_token_file_readable_by_everyone_is_warned_about(tmp_path: Path, caplo
 # -- class 9: stdout that cannot be written does not skip the other deliveries ---------
 
 
-def run_with_stdout(tmp_path: Path, hub_url: str, stdout: Any, **popen: Any) -> subprocess.CompletedProcess[str]:
+def run_with_stdout(
+    tmp_path: Path, hub_url: str, stdout: Any, **popen: Any
+) -> subprocess.CompletedProcess[str]:
     report_file, metrics_file = tmp_path / "report.json", tmp_path / "idle_cull.prom"
     args = ["--report=text", f"--report-file={report_file}", f"--metrics-file={metrics_file}"]
     return subprocess.run(
@@ -620,14 +756,18 @@ def run_with_stdout(tmp_path: Path, hub_url: str, stdout: Any, **popen: Any) -> 
     )
 
 
-def assert_delivered_but_5(tmp_path: Path, done: subprocess.CompletedProcess[str], reason: str) -> None:
+def assert_delivered_but_5(
+    tmp_path: Path, done: subprocess.CompletedProcess[str], reason: str
+) -> None:
     assert done.returncode == 5, done.stderr
     errors = [line for line in done.stderr.splitlines() if " ERROR " in line]
     assert len(errors) == 1, done.stderr
     assert f"cannot write the report to stdout: {reason}" in errors[0]
     assert "Traceback" not in done.stderr
     assert "Exception ignored" not in done.stderr
-    assert json.loads((tmp_path / "report.json").read_text())["exit_status"] == 0  # the pass went well
+    assert (
+        json.loads((tmp_path / "report.json").read_text())["exit_status"] == 0
+    )  # the pass went well
     assert "idle_cull_last_run_exit_status 0.0" in (tmp_path / "idle_cull.prom").read_text()
 
 
@@ -659,7 +799,9 @@ def test_a_closed_fd_1(tmp_path: Path) -> None:
 # -- class 12: the second signal kills the pass, as PID 1 too ---------------------------
 
 
-def test_the_second_signal_exits_even_when_the_default_action_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_second_signal_exits_even_when_the_default_action_is_ignored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """As PID 1 the kernel ignores a signal left at its default action: ``os.kill`` to
     ourselves does nothing there, so ``die_of`` must exit by itself, with 128 + 15."""
     from idle_cull.app import die_of  # noqa: PLC0415
@@ -673,7 +815,10 @@ def test_the_second_signal_exits_even_when_the_default_action_is_ignored(monkeyp
     assert exits == [143]
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare for a PID namespace")
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("unshare"),
+    reason="needs root and unshare for a PID namespace",
+)
 def test_as_pid_1_a_second_sigterm_kills_a_stuck_pass_at_once() -> None:
     with HostilePeer("trickle", interval=0.2) as peer:
         process = subprocess.Popen(
@@ -737,11 +882,21 @@ class FailingStream(io.StringIO):
     ("stream", "message"),
     [
         pytest.param(None, "it is closed", id="no-fd-1"),
-        pytest.param(FailingStream(BrokenPipeError(errno.EPIPE, "Broken pipe")), "the reader closed the pipe", id="epipe"),
-        pytest.param(FailingStream(OSError(errno.ENOSPC, "No space left on device")), "No space left on device", id="enospc"),
+        pytest.param(
+            FailingStream(BrokenPipeError(errno.EPIPE, "Broken pipe")),
+            "the reader closed the pipe",
+            id="epipe",
+        ),
+        pytest.param(
+            FailingStream(OSError(errno.ENOSPC, "No space left on device")),
+            "No space left on device",
+            id="enospc",
+        ),
     ],
 )
-def test_write_stdout_turns_each_failure_into_an_output_error(monkeypatch: pytest.MonkeyPatch, stream: Any, message: str) -> None:
+def test_write_stdout_turns_each_failure_into_an_output_error(
+    monkeypatch: pytest.MonkeyPatch, stream: Any, message: str
+) -> None:
     monkeypatch.setattr(sys, "stdout", stream)
     with pytest.raises(OutputError, match=f"cannot write the report to stdout: {message}"):
         write_stdout("report\n")

@@ -215,7 +215,9 @@ def test_hostile_user_names_are_addressed_exactly(users: FakeUsers) -> None:
 
 def test_hostile_server_names_are_addressed_exactly(users: FakeUsers) -> None:
     named = [server(n) for n in HOSTILE_SERVER_NAMES]
-    users.listing("ready", [user("alice", server(last_activity="fresh"), *named, last_activity="fresh")])
+    users.listing(
+        "ready", [user("alice", server(last_activity="fresh"), *named, last_activity="fresh")]
+    )
     result = run("--timeout=1h", "--remove-named-servers")
     assert result.exit_code == 0, result.stderr
     assert users.unrouted == []
@@ -249,6 +251,7 @@ def test_control_characters_in_names_cannot_forge_log_lines(users: FakeUsers) ->
 
 
 # --- timestamps ---------------------------------------------------------------------------
+
 
 def _shifted(seconds_ago: float, offset_hours: float, *, naive: bool = False) -> str:
     """The same instant written in another zone (or naive UTC), as older hubs or proxies do."""
@@ -321,6 +324,7 @@ def test_user_timestamps_of_every_shape(users: FakeUsers) -> None:
 
 # --- missing and null fields --------------------------------------------------------------
 
+
 def _without(record: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k not in keys}
 
@@ -336,10 +340,18 @@ FIELD_CASES: list[tuple[str, Any, str]] = [
     ("ready", user("srv-ready-string", server(ready="false")), "reject"),
     ("ready", user("srv-ready-number", server(ready=1)), "reject"),
     ("ready", user("srv-no-ready-no-url", _server_without("ready", "url")), "keep"),
-    ("ready", user("srv-no-ready-with-url", _server_without("ready"), last_activity="fresh"), "stop"),
+    (
+        "ready",
+        user("srv-no-ready-with-url", _server_without("ready"), last_activity="fresh"),
+        "stop",
+    ),
     ("ready", user("srv-pending-spawn", server(ready=False, pending="spawn")), "keep"),
     ("ready", user("srv-pending-stop", server(pending="stop")), "keep"),
-    ("ready", user("srv-activity-null-old-start", server(last_activity=None), last_activity="fresh"), "stop"),
+    (
+        "ready",
+        user("srv-activity-null-old-start", server(last_activity=None), last_activity="fresh"),
+        "stop",
+    ),
     ("ready", user("srv-no-timestamps", server(last_activity=None, started=None)), "keep"),
     ("ready", {**user("srv-entry-null"), "servers": {"": None}}, "reject"),
     ("ready", {**user("srv-servers-list"), "servers": [server()]}, "reject"),
@@ -364,13 +376,20 @@ def test_missing_and_null_fields(users: FakeUsers) -> None:
         users.listing(state, [record for listed, record, _ in FIELD_CASES if listed == state])
     result = run("--timeout=1h", "--cull-users", "--cull-admin-users=false", "--log-level=debug")
     assert result.exit_code == 0, result.stderr
-    named = {r["name"]: outcome for _, r, outcome in FIELD_CASES if isinstance(r, dict) and isinstance(r.get("name"), str)}
+    named = {
+        r["name"]: outcome
+        for _, r, outcome in FIELD_CASES
+        if isinstance(r, dict) and isinstance(r.get("name"), str)
+    }
     assert users.stopped() == {(n, "") for n, o in named.items() if o == "stop"}
     assert users.deleted() == {n for n, o in named.items() if o == "delete"}
     assert rejected(result.stderr) == {n for n, o in named.items() if o == "reject"}
     nameless = sum(o == "reject-nameless" for _, _, o in FIELD_CASES)
     assert result.stderr.count("ignoring a user record: user record") == nameless
-    assert f"rejected_records={sum(o.startswith('reject') for _, _, o in FIELD_CASES)}" in result.stderr
+    assert (
+        f"rejected_records={sum(o.startswith('reject') for _, _, o in FIELD_CASES)}"
+        in result.stderr
+    )
     # the reasons say what is wrong with the record
     assert "ready is not true or false: 'false'" in result.stderr
     assert "servers is null" in result.stderr
@@ -388,7 +407,9 @@ def test_null_groups_cannot_switch_off_an_exclusion(users: FakeUsers) -> None:
 
 def test_one_record_hiding_last_activity_stops_the_whole_pass(users: FakeUsers) -> None:
     """A field a rule needs and the token cannot read is a scope problem: exit 3, not a guess."""
-    users.listing("ready", [user("fine", server()), _without(user("hidden", server()), "last_activity")])
+    users.listing(
+        "ready", [user("fine", server()), _without(user("hidden", server()), "last_activity")]
+    )
     result = run("--timeout=1h")
     assert result.exit_code == 3
     assert "read:users:activity" in result.stderr
@@ -396,6 +417,7 @@ def test_one_record_hiding_last_activity_stops_the_whole_pass(users: FakeUsers) 
 
 
 # --- repeated and huge pages --------------------------------------------------------------
+
 
 def test_identical_duplicate_across_pages_is_acted_on_once(users: FakeUsers) -> None:
     twice = user("twice", server())
@@ -422,7 +444,10 @@ def test_conflicting_duplicate_never_stops_a_server_in_use(users: FakeUsers, rec
 
 def test_a_huge_page_is_handled(users: FakeUsers) -> None:
     count = 10_000  # 50 times the hub's largest page (api_page_max_limit 200)
-    active = [user(f"u{i:05d}", server(last_activity="fresh"), last_activity="fresh") for i in range(count)]
+    active = [
+        user(f"u{i:05d}", server(last_activity="fresh"), last_activity="fresh")
+        for i in range(count)
+    ]
     idle = [user(f"idle-{i}", server()) for i in range(5)]
     users.listing("ready", active[:5_000] + idle + active[5_000:], page_size=count + 5)
     started = time.monotonic()
@@ -434,7 +459,9 @@ def test_a_huge_page_is_handled(users: FakeUsers) -> None:
     assert seconds < 60, f"a pass over {count} users took {seconds:.0f}s"
 
 
-def test_json_with_a_text_content_type_keeps_non_ascii_names(emulated_hub: EmulatedHub, users: FakeUsers) -> None:
+def test_json_with_a_text_content_type_keeps_non_ascii_names(
+    emulated_hub: EmulatedHub, users: FakeUsers
+) -> None:
     """JSON is UTF-8 whatever the Content-Type says (RFC 8259); a proxy that relabels the
     hub's answers as text/html must not turn user "ünï" into "Ã¼nÃ¯"."""
     listed = [user("ünï", server()), user("日本", server())]
@@ -480,8 +507,22 @@ OPERATOR_ERRORS = [
     ("page-size-negative", ["--api-page-size=-3"], {}, "--api-page-size"),
     ("deadline-zero", ["--deadline=0"], {}, "--deadline"),
     ("cull-fraction-above-one", ["--max-cull-fraction=2"], {}, "--max-cull-fraction"),
-    ("same-group-twice", ["--group-timeout=gpu=1h", "--group-timeout=gpu=2h"], {}, "more than once"),
-    ("ssl-without-certificates", ["--ssl-enabled", "--url=https://hub.test:8081/hub/api", "--internal-certs-location=/nonexistent"], {}, "missing"),
+    (
+        "same-group-twice",
+        ["--group-timeout=gpu=1h", "--group-timeout=gpu=2h"],
+        {},
+        "more than once",
+    ),
+    (
+        "ssl-without-certificates",
+        [
+            "--ssl-enabled",
+            "--url=https://hub.test:8081/hub/api",
+            "--internal-certs-location=/nonexistent",
+        ],
+        {},
+        "missing",
+    ),
     ("lock-file-in-missing-directory", ["--lock-file=/nonexistent/dir/lock"], {}, "--lock-file"),
     ("token-file-directory", ["--api-token-file=@directory"], {}, "directory"),
     ("token-file-through-a-file", ["--api-token-file=@through-a-file"], {}, "Not a directory"),
@@ -492,16 +533,30 @@ OPERATOR_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize(("args", "env", "message"), [c[1:] for c in OPERATOR_ERRORS], ids=[c[0] for c in OPERATOR_ERRORS])
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [c[1:] for c in OPERATOR_ERRORS],
+    ids=[c[0] for c in OPERATOR_ERRORS],
+)
 def test_operator_errors_exit_2_in_one_line_and_send_nothing(
-    emulated_hub: EmulatedHub, token_files: dict[str, Path], args: list[str], env: dict[str, str], message: str
+    emulated_hub: EmulatedHub,
+    token_files: dict[str, Path],
+    args: list[str],
+    env: dict[str, str],
+    message: str,
 ) -> None:
-    resolved = [f"{a.split('=@')[0]}={token_files[a.split('=@')[1]]}" if "=@" in a else a for a in args]
+    resolved = [
+        f"{a.split('=@')[0]}={token_files[a.split('=@')[1]]}" if "=@" in a else a for a in args
+    ]
     result = run(*resolved, env=env)
     assert result.exit_code == 2, result.stderr
     assert message in result.stderr
     assert len(emulated_hub.calls) == 0
-    errors = [line for line in result.stderr.splitlines() if " ERROR " in line or line.startswith("Error:")]
+    errors = [
+        line
+        for line in result.stderr.splitlines()
+        if " ERROR " in line or line.startswith("Error:")
+    ]
     assert len(errors) == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert f"{TOKEN}-second" not in result.stderr

@@ -130,7 +130,9 @@ def test_proxy_and_ca_bundle_come_from_the_environment(
     assert sent["verify"] == "/etc/site/ca.pem"
 
 
-def test_no_proxy_is_honoured(http_mock: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_proxy_is_honoured(
+    http_mock: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HTTP_PROXY", "http://proxy.test:3128")
     monkeypatch.setenv("NO_PROXY", "hub.test")
     http_mock.get(f"{BASE}/", json={"version": "5.2.1"})
@@ -148,7 +150,9 @@ def test_trailing_slash_of_the_url_is_ignored(http_mock: responses.RequestsMock)
 
 
 @pytest.mark.parametrize(("timeout", "expected"), [(7.5, (7.5, 7.5)), (60.0, (10.0, 60.0))])
-def test_request_timeout_is_passed_to_requests(http_mock: responses.RequestsMock, timeout: float, expected: tuple[float, float]) -> None:
+def test_request_timeout_is_passed_to_requests(
+    http_mock: responses.RequestsMock, timeout: float, expected: tuple[float, float]
+) -> None:
     """(connect, read): connecting and the TLS handshake get at most 10 s of it."""
     http_mock.get(f"{BASE}/", json={"version": "5.2.1"})
     client = HubClient(BASE, TOKEN, request_timeout=timeout, retry=FAST)
@@ -225,7 +229,9 @@ def test_version_probe_json_without_version(
 def test_version_probe_not_found_is_a_hub_error(
     http_mock: responses.RequestsMock, client: HubClient
 ) -> None:
-    http_mock.get(f"{BASE}/", status=404, body="<html>404: Not Found</html>", content_type="text/html")
+    http_mock.get(
+        f"{BASE}/", status=404, body="<html>404: Not Found</html>", content_type="text/html"
+    )
     with pytest.raises(HubProtocolError, match="answered 404: no JupyterHub API there") as raised:
         client.hub_version()
     assert raised.value.status == 404
@@ -341,7 +347,9 @@ def test_plain_list_from_an_old_hub_is_yielded_once(
 def test_pagination_that_does_not_advance_is_refused(
     http_mock: responses.RequestsMock, client: HubClient, next_offset: int, current: str
 ) -> None:
-    http_mock.get(USERS, json=users_page([user("a")], 0, 1, INTERNAL, total=5, next_offset=next_offset))
+    http_mock.get(
+        USERS, json=users_page([user("a")], 0, 1, INTERNAL, total=5, next_offset=next_offset)
+    )
     pages = listing(client, "ready", page_size=1)
     assert next(pages) == [user("a")]
     with pytest.raises(HubProtocolError, match="does not advance") as raised:
@@ -479,7 +487,9 @@ def test_retry_after_seconds_is_honoured(
     waits: list[float],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    http_mock.get(USERS, status=429, headers={"Retry-After": "2"}, json=error_body(429, "slow down"))
+    http_mock.get(
+        USERS, status=429, headers={"Retry-After": "2"}, json=error_body(429, "slow down")
+    )
     http_mock.get(USERS, json=[])
     list(listing(client, None))
     assert waits == [2.0]
@@ -642,15 +652,21 @@ def test_other_request_errors_are_protocol_errors_not_retried(
 def test_an_answer_cut_off_mid_body_is_retried(
     http_mock: responses.RequestsMock, client: HubClient, waits: list[float]
 ) -> None:
-    http_mock.get(f"{BASE}/", body=requests.exceptions.ChunkedEncodingError("IncompleteRead(10 bytes read)"))
+    http_mock.get(
+        f"{BASE}/", body=requests.exceptions.ChunkedEncodingError("IncompleteRead(10 bytes read)")
+    )
     http_mock.get(f"{BASE}/", json={"version": "5.2.1"})
     assert client.hub_version() == "5.2.1"
     assert len(http_mock.calls) == 2
     assert len(waits) == 1
 
 
-def test_an_answer_cut_off_every_time_says_so(http_mock: responses.RequestsMock, client: HubClient) -> None:
-    http_mock.get(f"{BASE}/", body=requests.exceptions.ChunkedEncodingError("IncompleteRead(10 bytes read)"))
+def test_an_answer_cut_off_every_time_says_so(
+    http_mock: responses.RequestsMock, client: HubClient
+) -> None:
+    http_mock.get(
+        f"{BASE}/", body=requests.exceptions.ChunkedEncodingError("IncompleteRead(10 bytes read)")
+    )
     with pytest.raises(HubUnavailable) as raised:
         client.hub_version()
     assert str(raised.value).startswith(
@@ -665,7 +681,9 @@ def test_500_is_not_retried(
     waits: list[float],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    http_mock.get(USERS, status=500, json=error_body(500, "Internal Server Error: database is locked"))
+    http_mock.get(
+        USERS, status=500, json=error_body(500, "Internal Server Error: database is locked")
+    )
     with pytest.raises(HubUnavailable) as raised:
         list(listing(client, "ready"))
     assert str(raised.value) == (
@@ -678,7 +696,9 @@ def test_500_is_not_retried(
     assert warnings_of(caplog) == []
 
 
-def test_500_on_stop_is_hub_unavailable(http_mock: responses.RequestsMock, client: HubClient) -> None:
+def test_500_on_stop_is_hub_unavailable(
+    http_mock: responses.RequestsMock, client: HubClient
+) -> None:
     http_mock.delete(f"{USERS}/alice/server", status=500, body="oops", content_type="text/plain")
     http_mock.get(f"{USERS}/alice", json={"name": "alice"})  # still there: the 500 is real
     with pytest.raises(HubUnavailable, match=r"stop server 'alice': the hub failed with HTTP 500"):
@@ -823,7 +843,9 @@ def test_403_names_the_missing_scope_and_the_hubs_message(
 def test_403_takes_the_scopes_the_hub_names(
     http_mock: responses.RequestsMock, client: HubClient
 ) -> None:
-    hub_says = "Action is not authorized with current scopes; requires any of [admin:users, delete:users]"
+    hub_says = (
+        "Action is not authorized with current scopes; requires any of [admin:users, delete:users]"
+    )
     http_mock.delete(f"{USERS}/alice", status=403, json=error_body(403, hub_says))
     with pytest.raises(HubAuthError, match=r"lacks the scope 'admin:users, delete:users'"):
         client.delete_user("alice")
@@ -834,7 +856,12 @@ def test_403_for_an_unknown_token_says_the_token_is_wrong(
     http_mock: responses.RequestsMock, client: HubClient, endpoint: Endpoint
 ) -> None:
     # JupyterHub answers 403 "Missing or invalid credentials." to a token it does not know.
-    http_mock.add(endpoint.method, endpoint.url, status=403, json=error_body(403, "Missing or invalid credentials."))
+    http_mock.add(
+        endpoint.method,
+        endpoint.url,
+        status=403,
+        json=error_body(403, "Missing or invalid credentials."),
+    )
     with pytest.raises(HubAuthError) as raised:
         endpoint.call(client)
     assert "does not accept the API token" in str(raised.value)
@@ -1287,9 +1314,13 @@ def test_token_never_in_logs_or_errors(
 # -- the hub's clock --------------------------------------------------------------------
 
 
-def test_hub_now_follows_the_date_header(http_mock: responses.RequestsMock, client: HubClient) -> None:
+def test_hub_now_follows_the_date_header(
+    http_mock: responses.RequestsMock, client: HubClient
+) -> None:
     assert client.hub_now() is None
-    http_mock.get(f"{BASE}/", json={"version": "6.1.1"}, headers={"Date": "Tue, 01 Dec 2026 10:00:00 GMT"})
+    http_mock.get(
+        f"{BASE}/", json={"version": "6.1.1"}, headers={"Date": "Tue, 01 Dec 2026 10:00:00 GMT"}
+    )
     client.hub_version()
     now = client.hub_now()
     assert now is not None
@@ -1298,7 +1329,9 @@ def test_hub_now_follows_the_date_header(http_mock: responses.RequestsMock, clie
     assert 0 <= offset < 5
 
 
-def test_hub_now_ignores_a_garbage_date(http_mock: responses.RequestsMock, client: HubClient) -> None:
+def test_hub_now_ignores_a_garbage_date(
+    http_mock: responses.RequestsMock, client: HubClient
+) -> None:
     http_mock.get(f"{BASE}/", json={"version": "6.1.1"}, headers={"Date": "the day after tomorrow"})
     client.hub_version()
     assert client.hub_now() is None

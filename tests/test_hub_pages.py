@@ -80,7 +80,12 @@ def concurrent_pages(
     max_in_flight: int = 4,
 ) -> list[list[Any]]:
     return list(
-        list_pages(partial(client.user_page, state), page_size, executor=executor, max_in_flight=max_in_flight)
+        list_pages(
+            partial(client.user_page, state),
+            page_size,
+            executor=executor,
+            max_in_flight=max_in_flight,
+        )
     )
 
 

@@ -82,9 +82,15 @@ def test_a_named_server_url_is_probed_under_its_own_path(
 @pytest.mark.parametrize(
     ("status", "reason"),
     [
-        pytest.param(404, "HTTP 404: no /api/kernels (not a Jupyter server?)", id="404-not-jupyter"),
-        pytest.param(403, "HTTP 403: the server refused the token (it needs access:servers)", id="403"),
-        pytest.param(401, "HTTP 401: the server refused the token (it needs access:servers)", id="401"),
+        pytest.param(
+            404, "HTTP 404: no /api/kernels (not a Jupyter server?)", id="404-not-jupyter"
+        ),
+        pytest.param(
+            403, "HTTP 403: the server refused the token (it needs access:servers)", id="403"
+        ),
+        pytest.param(
+            401, "HTTP 401: the server refused the token (it needs access:servers)", id="401"
+        ),
         pytest.param(500, "HTTP 500", id="500-not-retried"),
     ],
 )
@@ -178,7 +184,9 @@ def test_a_huge_answer_is_cut_off(server: responses.RequestsMock, probe: KernelP
     [
         pytest.param(b"<html>login</html>", "the answer is not JSON", id="html"),
         pytest.param(b'{"kernels": []}', "the answer is not a list of kernels", id="object"),
-        pytest.param(b'[{"id": "k"}]', "a kernel in the answer has no execution_state", id="no-state"),
+        pytest.param(
+            b'[{"id": "k"}]', "a kernel in the answer has no execution_state", id="no-state"
+        ),
         pytest.param(b"[1]", "a kernel in the answer has no execution_state", id="not-objects"),
     ],
 )
@@ -194,7 +202,11 @@ def test_an_answer_that_is_not_a_kernel_list_is_a_failure(body: bytes, reason: s
         pytest.param(
             [kernel("busy", last="not a time")], (BusyKernel("python3", None),), id="bad-time"
         ),
-        pytest.param([kernel("busy", name="x" * 200)], (BusyKernel("x" * 64, datetime(2026, 11, 26, 10, tzinfo=timezone.utc)),), id="long-name"),
+        pytest.param(
+            [kernel("busy", name="x" * 200)],
+            (BusyKernel("x" * 64, datetime(2026, 11, 26, 10, tzinfo=timezone.utc)),),
+            id="long-name",
+        ),
     ],
 )
 def test_only_busy_kernels_are_reported(

@@ -83,21 +83,54 @@ def test_parser_round_trip_of_every_metric() -> None:
     assert value(text, "idle_cull_last_run_servers", outcome="skipped") == 1
     assert value(text, "idle_cull_last_run_users", outcome="deleted") == 2
     assert value(text, "idle_cull_last_run_users", outcome="kept") == 2
-    assert value(text, "idle_cull_last_run_info", clock="hub", hub_version="5.2.1", version=__version__) == 1
+    assert (
+        value(
+            text, "idle_cull_last_run_info", clock="hub", hub_version="5.2.1", version=__version__
+        )
+        == 1
+    )
 
 
 def test_every_outcome_is_a_series_even_at_zero() -> None:
     """Alerts on ``idle_cull_last_run_servers{outcome="failed"} > 0`` need the series."""
     text = metrics_text(Report(hub_url="http://h/hub/api", started_at=NOW), ExitStatus.HUB_UNUSABLE)
-    servers = {dict(labels)["outcome"]: v for (name, labels), v in samples(text).items() if name == "idle_cull_last_run_servers"}
-    users = {dict(labels)["outcome"]: v for (name, labels), v in samples(text).items() if name == "idle_cull_last_run_users"}
-    assert set(servers) == {"stopped", "pending", "already_gone", "failed", "skipped", "not_attempted", "dry_run", "kept"}
-    assert set(users) == {"deleted", "pending", "already_gone", "failed", "skipped", "not_attempted", "dry_run", "kept"}
+    servers = {
+        dict(labels)["outcome"]: v
+        for (name, labels), v in samples(text).items()
+        if name == "idle_cull_last_run_servers"
+    }
+    users = {
+        dict(labels)["outcome"]: v
+        for (name, labels), v in samples(text).items()
+        if name == "idle_cull_last_run_users"
+    }
+    assert set(servers) == {
+        "stopped",
+        "pending",
+        "already_gone",
+        "failed",
+        "skipped",
+        "not_attempted",
+        "dry_run",
+        "kept",
+    }
+    assert set(users) == {
+        "deleted",
+        "pending",
+        "already_gone",
+        "failed",
+        "skipped",
+        "not_attempted",
+        "dry_run",
+        "kept",
+    }
     assert set(servers.values()) == set(users.values()) == {0}
 
 
 def test_counts_match_report_counts() -> None:
-    report = settled_report({"server:bob/gpu": (Outcome.PENDING, 1, ""), "user:bob": (Outcome.SKIPPED, 0, "")})
+    report = settled_report(
+        {"server:bob/gpu": (Outcome.PENDING, 1, ""), "user:bob": (Outcome.SKIPPED, 0, "")}
+    )
     text = metrics_text(report, ExitStatus.OK)
     for key, count in report.counts().items():
         kind, _, outcome = key.partition("_")
@@ -105,7 +138,9 @@ def test_counts_match_report_counts() -> None:
 
 
 def test_unknown_end_and_skew_are_nan_not_missing() -> None:
-    text = metrics_text(Report(hub_url="http://h/hub/api", started_at=NOW, clock="local"), ExitStatus.HUB_UNUSABLE)
+    text = metrics_text(
+        Report(hub_url="http://h/hub/api", started_at=NOW, clock="local"), ExitStatus.HUB_UNUSABLE
+    )
     assert math.isnan(value(text, "idle_cull_last_run_end_timestamp_seconds"))
     assert math.isnan(value(text, "idle_cull_last_run_duration_seconds"))
     assert math.isnan(value(text, "idle_cull_last_run_clock_skew_seconds"))
@@ -116,8 +151,12 @@ def test_unknown_end_and_skew_are_nan_not_missing() -> None:
     [
         pytest.param(ExitStatus.OK, None, END, id="success-is-this-run"),
         pytest.param(ExitStatus.OK, START - 600, END, id="success-replaces-previous"),
-        pytest.param(ExitStatus.ACTION_FAILED, START - 600, START - 600, id="failure-carries-previous"),
-        pytest.param(ExitStatus.CAP_EXCEEDED, START - 600, START - 600, id="refusal-carries-previous"),
+        pytest.param(
+            ExitStatus.ACTION_FAILED, START - 600, START - 600, id="failure-carries-previous"
+        ),
+        pytest.param(
+            ExitStatus.CAP_EXCEEDED, START - 600, START - 600, id="refusal-carries-previous"
+        ),
         pytest.param(ExitStatus.HUB_UNUSABLE, None, None, id="failure-without-previous-omits-it"),
     ],
 )
@@ -149,13 +188,18 @@ def test_metrics_file_carries_the_last_success_over_failed_runs(tmp_path: Path) 
     ok = settled_report()
     write_metrics_file(path, ok, ExitStatus.OK)
     assert read_last_success(path) == END
-    later = settled_report(FAILED_STOP, started_at=NOW + timedelta(minutes=10), finished_at=NOW + timedelta(minutes=11))
+    later = settled_report(
+        FAILED_STOP, started_at=NOW + timedelta(minutes=10), finished_at=NOW + timedelta(minutes=11)
+    )
     write_metrics_file(path, later, ExitStatus.ACTION_FAILED)
     write_metrics_file(path, later, ExitStatus.ACTION_FAILED)
     text = path.read_text()
     assert value(text, LAST_SUCCESS) == END
     assert value(text, "idle_cull_last_run_exit_status") == 1
-    assert value(text, "idle_cull_last_run_end_timestamp_seconds") == (NOW + timedelta(minutes=11)).timestamp()
+    assert (
+        value(text, "idle_cull_last_run_end_timestamp_seconds")
+        == (NOW + timedelta(minutes=11)).timestamp()
+    )
     assert [p.name for p in tmp_path.iterdir()] == ["idle_cull.prom"]
 
 
@@ -168,7 +212,9 @@ def test_metrics_file_carries_the_last_success_over_failed_runs(tmp_path: Path) 
         pytest.param(b"\xff\xfe\x00binary", id="not-utf8"),
     ],
 )
-def test_an_unusable_previous_file_just_omits_last_success(tmp_path: Path, previous: str | bytes | None) -> None:
+def test_an_unusable_previous_file_just_omits_last_success(
+    tmp_path: Path, previous: str | bytes | None
+) -> None:
     path = tmp_path / "idle_cull.prom"
     if isinstance(previous, str):
         path.write_text(previous)
@@ -180,7 +226,9 @@ def test_an_unusable_previous_file_just_omits_last_success(tmp_path: Path, previ
     assert value(text, "idle_cull_last_run_exit_status") == 1
 
 
-def test_a_file_not_named_prom_gets_a_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_file_not_named_prom_gets_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     write_metrics_file(tmp_path / "metrics.txt", settled_report(), ExitStatus.OK)
     assert "reads only *.prom files" in caplog.text
 
@@ -198,7 +246,9 @@ def test_an_unwritable_metrics_file_is_an_output_error(tmp_path: Path) -> None:
 def test_without_prometheus_client_every_entry_point_says_how_to_install_it(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    for name in [m for m in sys.modules if m == "prometheus_client" or m.startswith("prometheus_client.")]:
+    for name in [
+        m for m in sys.modules if m == "prometheus_client" or m.startswith("prometheus_client.")
+    ]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "prometheus_client", None)  # makes the import fail
     report = settled_report()
@@ -224,7 +274,9 @@ def test_prometheus_client_is_not_imported_at_start_up() -> None:
         "import sys, idle_cull.cli, idle_cull.render, idle_cull.files, idle_cull.metrics; "
         "print('prometheus_client' in sys.modules)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
     assert result.stdout.strip() == "False"
 
 
@@ -234,7 +286,9 @@ def test_the_install_advice_names_an_extra_that_brings_prometheus_client() -> No
     advice = re.search(r"pip install '(?:\S*/)?([\w-]+)\[(\w+)\]'", MISSING_EXTRA)
     assert advice is not None, MISSING_EXTRA
     distribution, extra = advice.groups()
-    brought = [r for r in metadata.requires(distribution) or [] if re.match(r"prometheus[-_]client\b", r)]
+    brought = [
+        r for r in metadata.requires(distribution) or [] if re.match(r"prometheus[-_]client\b", r)
+    ]
     markers = [r.partition(";")[2].replace(" ", "") for r in brought]
     assert f'extra=="{extra}"' in markers, brought
     assert "" not in markers, brought
@@ -267,7 +321,9 @@ def gateway() -> Iterator[Gateway]:
         def handle_push(self) -> None:
             length = int(self.headers.get("Content-Length", 0))
             body = self.rfile.read(length).decode("utf-8")
-            recorded.append(Pushed(self.command, self.path, self.headers.get("Content-Type", ""), body))
+            recorded.append(
+                Pushed(self.command, self.path, self.headers.get("Content-Type", ""), body)
+            )
             status, text = answers.pop(0) if answers else (200, b"")
             self.send_response(status)
             self.send_header("Content-Length", str(len(text)))
@@ -301,7 +357,9 @@ def test_push_posts_the_metrics_to_the_job_group(gateway: Gateway) -> None:
     assert pushed.body == metrics_text(settled_report(), ExitStatus.OK)
 
 
-def test_a_failed_run_pushes_no_last_success_so_the_gateway_keeps_the_old_one(gateway: Gateway) -> None:
+def test_a_failed_run_pushes_no_last_success_so_the_gateway_keeps_the_old_one(
+    gateway: Gateway,
+) -> None:
     push_metrics(gateway.url, settled_report(FAILED_STOP), ExitStatus.ACTION_FAILED)
     (pushed,) = gateway.requests
     assert LAST_SUCCESS not in pushed.body
@@ -315,27 +373,41 @@ def test_a_trailing_slash_in_the_gateway_url_is_not_doubled(gateway: Gateway) ->
 
 
 def test_a_refusing_gateway_is_a_pushgateway_error_with_its_reason(gateway: Gateway) -> None:
-    gateway.answer.append((400, b"pushed metrics are invalid or inconsistent with existing metrics"))
-    with pytest.raises(PushgatewayError, match=r"Pushgateway at http://127\.0\.0\.1:\d+: HTTP 400 Bad Request: pushed metrics are invalid"):
+    gateway.answer.append(
+        (400, b"pushed metrics are invalid or inconsistent with existing metrics")
+    )
+    with pytest.raises(
+        PushgatewayError,
+        match=r"Pushgateway at http://127\.0\.0\.1:\d+: HTTP 400 Bad Request: pushed metrics are invalid",
+    ):
         push_metrics(gateway.url, settled_report(), ExitStatus.OK)
 
 
 def test_an_unreachable_gateway_is_a_pushgateway_error(unused_port: int) -> None:
-    with pytest.raises(PushgatewayError, match=rf"cannot push metrics to the Pushgateway at http://127\.0\.0\.1:{unused_port}: .*refused"):
+    with pytest.raises(
+        PushgatewayError,
+        match=rf"cannot push metrics to the Pushgateway at http://127\.0\.0\.1:{unused_port}: .*refused",
+    ):
         push_metrics(f"http://127.0.0.1:{unused_port}", settled_report(), ExitStatus.OK, timeout=5)
 
 
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        pytest.param("http://pusher:s3cret@127.0.0.1:9091", "must not contain a user or password", id="credentials"),
+        pytest.param(
+            "http://pusher:s3cret@127.0.0.1:9091",
+            "must not contain a user or password",
+            id="credentials",
+        ),
         pytest.param("ftp://gateway:9091", "is not an http(s) URL", id="other-scheme"),
         pytest.param("gateway:9091", "is not an http(s) URL", id="no-scheme"),
         pytest.param("http://", "is not an http(s) URL", id="no-host"),
         pytest.param("http://gateway:9091 ", "is not an http(s) URL", id="trailing-space"),
     ],
 )
-def test_unusable_gateway_urls_are_config_errors_before_anything_is_sent(url: str, message: str) -> None:
+def test_unusable_gateway_urls_are_config_errors_before_anything_is_sent(
+    url: str, message: str
+) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)) as raised:
         check_pushgateway_url(url)
     assert "s3cret" not in str(raised.value)

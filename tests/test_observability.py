@@ -25,29 +25,66 @@ H = 3600.0
 LIMITS = CullLimits(timeout=1 * H, profile_timeouts=(("gpu", 2 * H),), exclude_users=("vip",))
 
 
-def soon(records: list[dict[str, Any]], window: float, limits: CullLimits = LIMITS) -> list[tuple[str, str, float, str]]:
+def soon(
+    records: list[dict[str, Any]], window: float, limits: CullLimits = LIMITS
+) -> list[tuple[str, str, float, str]]:
     users = [User.from_api(r) for r in records]
-    return [(u.user, u.server, round(u.seconds_left), u.rule) for u in plan_of(users, NOW, limits, warn_within=window, list_kept=False).upcoming]
+    return [
+        (u.user, u.server, round(u.seconds_left), u.rule)
+        for u in plan_of(users, NOW, limits, warn_within=window, list_kept=False).upcoming
+    ]
 
 
 @pytest.mark.parametrize(
     ("records", "window", "expected"),
     [
-        pytest.param([user_json("a", servers=[server_json(idle=50 * 60)])], 15 * 60, [("a", "", 600, "--timeout")], id="within-window"),
-        pytest.param([user_json("a", servers=[server_json(idle=40 * 60)])], 15 * 60, [], id="outside-window"),
-        pytest.param([user_json("a", servers=[server_json(idle=2 * H)])], 15 * 60, [], id="already-being-culled"),
-        pytest.param([user_json("a", servers=[server_json(idle=110 * 60, user_options={"profile": "gpu"})])], 15 * 60, [("a", "", 600, "profile gpu")], id="rule-specific-limit"),
-        pytest.param([user_json("vip", servers=[server_json(idle=55 * 60)])], 15 * 60, [], id="excluded-never-warned"),
-        pytest.param([user_json("p", servers=[server_json(idle=55 * 60, pending="stop")])], 15 * 60, [], id="pending-not-warned"),
         pytest.param(
-            [user_json("b", servers=[server_json(idle=50 * 60)]), user_json("a", servers=[server_json("lab", idle=58 * 60)])],
+            [user_json("a", servers=[server_json(idle=50 * 60)])],
+            15 * 60,
+            [("a", "", 600, "--timeout")],
+            id="within-window",
+        ),
+        pytest.param(
+            [user_json("a", servers=[server_json(idle=40 * 60)])], 15 * 60, [], id="outside-window"
+        ),
+        pytest.param(
+            [user_json("a", servers=[server_json(idle=2 * H)])],
+            15 * 60,
+            [],
+            id="already-being-culled",
+        ),
+        pytest.param(
+            [user_json("a", servers=[server_json(idle=110 * 60, user_options={"profile": "gpu"})])],
+            15 * 60,
+            [("a", "", 600, "profile gpu")],
+            id="rule-specific-limit",
+        ),
+        pytest.param(
+            [user_json("vip", servers=[server_json(idle=55 * 60)])],
+            15 * 60,
+            [],
+            id="excluded-never-warned",
+        ),
+        pytest.param(
+            [user_json("p", servers=[server_json(idle=55 * 60, pending="stop")])],
+            15 * 60,
+            [],
+            id="pending-not-warned",
+        ),
+        pytest.param(
+            [
+                user_json("b", servers=[server_json(idle=50 * 60)]),
+                user_json("a", servers=[server_json("lab", idle=58 * 60)]),
+            ],
             15 * 60,
             [("a", "lab", 120, "--timeout"), ("b", "", 600, "--timeout")],
             id="soonest-first",
         ),
     ],
 )
-def test_upcoming(records: list[dict[str, Any]], window: float, expected: list[tuple[str, str, float, str]]) -> None:
+def test_upcoming(
+    records: list[dict[str, Any]], window: float, expected: list[tuple[str, str, float, str]]
+) -> None:
     assert soon(records, window) == expected
 
 
@@ -60,7 +97,9 @@ def test_warn_within_is_logged(emulated_hub: EmulatedHub) -> None:
     emulated_hub.serve_users("ready", [live_user("ann", servers=[live_server(idle=50 * 60)])])
     result = run("--timeout=1h", "--warn-within=15m")
     assert result.exit_code == 0
-    pattern = r"upcoming: server ann will be culled in (10m|9m\d+s) \(idle 50m(\d+s)? of 1h, --timeout\)"
+    pattern = (
+        r"upcoming: server ann will be culled in (10m|9m\d+s) \(idle 50m(\d+s)? of 1h, --timeout\)"
+    )
     assert re.search(pattern, result.stderr)
 
 
@@ -79,7 +118,9 @@ def test_json_formatter_keeps_exceptions() -> None:
     try:
         raise ValueError("boom")
     except ValueError:
-        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed %s", ("here",), sys.exc_info())
+        record = logging.LogRecord(
+            "x", logging.ERROR, __file__, 1, "failed %s", ("here",), sys.exc_info()
+        )
     document = json.loads(JsonFormatter().format(record))
     assert document["message"] == "failed here"
     assert "ValueError: boom" in document["exception"]

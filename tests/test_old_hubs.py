@@ -34,11 +34,14 @@ def serve_everyone(hub: EmulatedHub, users: list[dict[str, Any]]) -> None:
 
 def test_every_hub_age_gets_the_same_culls(hub_of_any_age: EmulatedHub) -> None:
     hub = hub_of_any_age
-    serve_everyone(hub, [
-        user_json("idle", idle=7200, servers=[server_json(idle=7200)]),
-        user_json("busy", servers=[server_json(idle=5)]),
-        user_json("gone", idle=7200),
-    ])
+    serve_everyone(
+        hub,
+        [
+            user_json("idle", idle=7200, servers=[server_json(idle=7200)]),
+            user_json("busy", servers=[server_json(idle=5)]),
+            user_json("gone", idle=7200),
+        ],
+    )
     hub.answer_stop("idle")
     hub.answer_user_deletion("gone")
     result = run("--timeout=1h", "--cull-users")
@@ -54,7 +57,9 @@ def test_every_hub_age_gets_the_same_culls(hub_of_any_age: EmulatedHub) -> None:
         pytest.param("1.5.0", ["ready", "inactive"], id="from-1.3-by-state"),
     ],
 )
-def test_the_state_filter_is_asked_only_of_hubs_that_know_it(version: str, queried_states: list[str | None]) -> None:
+def test_the_state_filter_is_asked_only_of_hubs_that_know_it(
+    version: str, queried_states: list[str | None]
+) -> None:
     hub = EmulatedHub(version=version)
     with hub:
         serve_everyone(hub, [user_json("gone", idle=7200)])
@@ -72,7 +77,9 @@ def test_the_state_filter_is_asked_only_of_hubs_that_know_it(version: str, queri
         pytest.param("6.1.1", 3, id="from-2.0-hidden-by-scopes"),
     ],
 )
-def test_a_record_without_admin_and_created_is_hidden_only_on_hubs_with_scopes(version: str, exit_code: int) -> None:
+def test_a_record_without_admin_and_created_is_hidden_only_on_hubs_with_scopes(
+    version: str, exit_code: int
+) -> None:
     record = user_json("old-shape", servers=[server_json(idle=5)])
     del record["admin"], record["created"]
     hub = EmulatedHub(version=version)
@@ -81,6 +88,8 @@ def test_a_record_without_admin_and_created_is_hidden_only_on_hubs_with_scopes(v
         hub.serve_users("inactive", [])
         result = run("--timeout=1h", "--cull-users")
         assert result.exit_code == exit_code, result.stderr
-        assert ("the token cannot read admin, created of users" in result.stderr) == (exit_code == 3)
+        assert ("the token cannot read admin, created of users" in result.stderr) == (
+            exit_code == 3
+        )
         assert hub.listing_queries() != []
         assert hub.deleted_urls() == []

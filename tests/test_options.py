@@ -70,7 +70,9 @@ def spellings(option: Option) -> list[Any]:
         for spelling in spellings(option)
     ],
 )
-def test_every_boolean_option_in_every_spelling(option: Option, args: tuple[str, ...], expected: bool) -> None:
+def test_every_boolean_option_in_every_spelling(
+    option: Option, args: tuple[str, ...], expected: bool
+) -> None:
     assert landed(option, args) is expected
 
 
@@ -112,7 +114,9 @@ def test_every_settings_field_is_filled_by_exactly_one_option() -> None:
 def test_option_defaults_are_the_settings_defaults() -> None:
     """With no options the pass runs with the dataclasses' own defaults: one story."""
     settings = Settings.from_options(parse(), token=TOKEN)
-    assert settings == Settings(url="http://127.0.0.1:8081/hub/api", token=TOKEN, limits=CullLimits())
+    assert settings == Settings(
+        url="http://127.0.0.1:8081/hub/api", token=TOKEN, limits=CullLimits()
+    )
 
 
 def test_values_land_in_their_fields() -> None:
@@ -137,7 +141,9 @@ def test_values_land_in_their_fields() -> None:
 
 
 def test_settings_line_has_every_field_option_and_never_the_token() -> None:
-    settings = Settings.from_options(parse("--exclude-user=a*", "--group-timeout=gpu=2h"), token=TOKEN)
+    settings = Settings.from_options(
+        parse("--exclude-user=a*", "--group-timeout=gpu=2h"), token=TOKEN
+    )
     described = settings.describe()
     assert list(described) == [o.setting.rpartition(".")[2] for o in OPTIONS if o.setting] + ["ssl"]
     assert described["exclude_users"] == "a*"

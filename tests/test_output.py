@@ -73,22 +73,48 @@ def upcoming_report() -> Report:
     ]
     return report
 
+
 REPORTS = [
     pytest.param(settled_report, ExitStatus.OK, id="stopped-and-deleted"),
     pytest.param(lambda: settled_report(FAILED_STOP), ExitStatus.ACTION_FAILED, id="failed-stop"),
     pytest.param(
-        lambda: settled_report({"server:bob/gpu": (Outcome.PENDING, 1, "the hub is still stopping it"), "user:bob": (Outcome.SKIPPED, 0, "server(s) 'gpu' not stopped yet")}),
+        lambda: settled_report(
+            {
+                "server:bob/gpu": (Outcome.PENDING, 1, "the hub is still stopping it"),
+                "user:bob": (Outcome.SKIPPED, 0, "server(s) 'gpu' not stopped yet"),
+            }
+        ),
         ExitStatus.OK,
         id="pending-stop-skips-deletion",
     ),
-    pytest.param(lambda: settled_report({"server:alice": (Outcome.GONE, 1, "")}), ExitStatus.OK, id="already-gone"),
+    pytest.param(
+        lambda: settled_report({"server:alice": (Outcome.GONE, 1, "")}),
+        ExitStatus.OK,
+        id="already-gone",
+    ),
     pytest.param(dry_run_report, ExitStatus.OK, id="dry-run"),
     pytest.param(refused_report, ExitStatus.CAP_EXCEEDED, id="refused"),
-    pytest.param(lambda: settled_report(interrupted="--deadline of 5m passed"), ExitStatus.ACTION_FAILED, id="interrupted"),
+    pytest.param(
+        lambda: settled_report(interrupted="--deadline of 5m passed"),
+        ExitStatus.ACTION_FAILED,
+        id="interrupted",
+    ),
     pytest.param(upcoming_report, ExitStatus.OK, id="upcoming"),
-    pytest.param(lambda: base_report(rejected_records=["user record without a name: {}"]), ExitStatus.OK, id="rejected-record"),
-    pytest.param(lambda: Report(hub_url=URL, started_at=NOW), ExitStatus.HUB_UNUSABLE, id="hub-unusable-bare-report"),
-    pytest.param(lambda: base_report(clock="local", skew_seconds=None, hub_version=""), ExitStatus.OK, id="local-clock-empty-hub"),
+    pytest.param(
+        lambda: base_report(rejected_records=["user record without a name: {}"]),
+        ExitStatus.OK,
+        id="rejected-record",
+    ),
+    pytest.param(
+        lambda: Report(hub_url=URL, started_at=NOW),
+        ExitStatus.HUB_UNUSABLE,
+        id="hub-unusable-bare-report",
+    ),
+    pytest.param(
+        lambda: base_report(clock="local", skew_seconds=None, hub_version=""),
+        ExitStatus.OK,
+        id="local-clock-empty-hub",
+    ),
     pytest.param(kept_counted_report, ExitStatus.OK, id="kept-counted-not-listed"),
 ]
 
@@ -119,7 +145,9 @@ def test_counts_agree_with_entries_and_report_counts(make: Any, status: ExitStat
     for kind in ("server", "user"):
         by_outcome = document["counts"][f"{kind}s"]
         for outcome, number in by_outcome.items():
-            listed = [e for e in document["entries"] if e["kind"] == kind and e["outcome"] == outcome]
+            listed = [
+                e for e in document["entries"] if e["kind"] == kind and e["outcome"] == outcome
+            ]
             unlisted = getattr(report, f"{kind}s_kept_unlisted") if outcome == "kept" else 0
             assert len(listed) + unlisted == number, (kind, outcome)
             assert report.counts().get(f"{kind}_{outcome}", 0) == number, (kind, outcome)
@@ -137,7 +165,10 @@ def test_a_schema_violation_is_caught() -> None:
 
 def test_entry_fields() -> None:
     report = settled_report(FAILED_STOP)
-    entries = {(e["kind"], e["label"]): e for e in report_document(report, ExitStatus.ACTION_FAILED)["entries"]}
+    entries = {
+        (e["kind"], e["label"]): e
+        for e in report_document(report, ExitStatus.ACTION_FAILED)["entries"]
+    }
     assert entries["server", "bob/gpu"] == {
         "kind": "server",
         "user": "bob",
@@ -184,7 +215,9 @@ def test_entries_are_sorted_whatever_the_completion_order() -> None:
 
 def test_times_are_utc_with_z_whatever_the_input_zone() -> None:
     plus_two = timezone(timedelta(hours=2))
-    report = base_report(started_at=datetime(2026, 11, 26, 14, 0, tzinfo=plus_two), finished_at=None, now=None)
+    report = base_report(
+        started_at=datetime(2026, 11, 26, 14, 0, tzinfo=plus_two), finished_at=None, now=None
+    )
     document = report_document(report, ExitStatus.OK)
     assert document["started_at"] == "2026-11-26T12:00:00.000Z"
     assert document["finished_at"] is None
@@ -194,7 +227,9 @@ def test_times_are_utc_with_z_whatever_the_input_zone() -> None:
 
 
 def test_unknown_and_non_finite_seconds_become_null() -> None:
-    decision = ServerDecision("x", "", Action.KEEP, "no timestamps", idle_seconds=None, age_seconds=float("nan"))
+    decision = ServerDecision(
+        "x", "", Action.KEEP, "no timestamps", idle_seconds=None, age_seconds=float("nan")
+    )
     report = base_report(entries=[Entry("server", decision)], skew_seconds=float("inf"))
     document = json.loads(render_json(report, ExitStatus.OK))
     validate(document)
@@ -248,8 +283,14 @@ def test_pass_error_and_warn_within_are_reported() -> None:
     ("url", "shown"),
     [
         pytest.param(URL, URL, id="plain"),
-        pytest.param("https://svc:s3cret@hub.test/hub/api", "https://***@hub.test/hub/api", id="userinfo"),
-        pytest.param("http://:s3cret@hub.test:8081/hub/api", "http://***@hub.test:8081/hub/api", id="password-only"),
+        pytest.param(
+            "https://svc:s3cret@hub.test/hub/api", "https://***@hub.test/hub/api", id="userinfo"
+        ),
+        pytest.param(
+            "http://:s3cret@hub.test:8081/hub/api",
+            "http://***@hub.test:8081/hub/api",
+            id="password-only",
+        ),
     ],
 )
 def test_urls_lose_their_credentials(url: str, shown: str) -> None:
@@ -273,17 +314,27 @@ def test_text_lists_actions_and_skips_and_counts_kept() -> None:
     assert lines[servers + 1].split() == ["RESULT", "SERVER", "IDLE", "AGE", "TRIES", "WHY"]
     # Failures come first, with the hub's error after the reason.
     assert lines[servers + 2].split()[:5] == ["failed", "bob/gpu", "2h30m", "15m", "5"]
-    assert lines[servers + 2].endswith("idle 2h30m >= 1h (--timeout); HTTP 500 after 5 attempts: Internal Server Error")
+    assert lines[servers + 2].endswith(
+        "idle 2h30m >= 1h (--timeout); HTTP 500 after 5 attempts: Internal Server Error"
+    )
     assert lines[servers + 3].split()[:2] == ["stopped", "alice"]
     assert lines[servers + 4].split()[:2] == ["skipped", "dave"]
     assert " carol " not in text.split("users:")[0]  # kept: counted, not listed
-    assert lines[-1] == "exit status 1: some stop or delete failed after retries, or the pass was cut short"
+    assert (
+        lines[-1]
+        == "exit status 1: some stop or delete failed after retries, or the pass was cut short"
+    )
     assert "users listed: 4" in lines[-2]
 
 
 def test_text_stays_short_with_thousands_of_kept_servers() -> None:
     kept = [
-        Entry("server", ServerDecision(f"user{i}", "", Action.KEEP, "idle 1m < 1h (--timeout)", idle_seconds=60.0))
+        Entry(
+            "server",
+            ServerDecision(
+                f"user{i}", "", Action.KEEP, "idle 1m < 1h (--timeout)", idle_seconds=60.0
+            ),
+        )
         for i in range(5000)
     ]
     report = base_report(entries=kept, users_listed=5000)
@@ -296,7 +347,10 @@ def test_text_stays_short_with_thousands_of_kept_servers() -> None:
 
 def test_text_counts_kept_ones_that_have_no_entry() -> None:
     text = render_text(kept_counted_report(), ExitStatus.OK)
-    assert "servers: 2 stopped, 1 skipped, 40 kept (kept ones not listed; --report-kept lists them)" in text
+    assert (
+        "servers: 2 stopped, 1 skipped, 40 kept (kept ones not listed; --report-kept lists them)"
+        in text
+    )
     assert "users: 2 deleted, 41 kept (kept ones not listed; --report-kept lists them)" in text
     assert " carol " not in text
 
@@ -338,8 +392,12 @@ def test_text_of_a_pass_that_listed_nothing() -> None:
 
 def test_names_cannot_forge_lines_or_escape_sequences_in_the_text() -> None:
     forged = "eve\nsummary: all fine\x1b[2J"
-    decision = ServerDecision(forged, "", Action.STOP, "idle 2h >= 1h (--timeout)", idle_seconds=7200.0)
-    report = base_report(entries=[Entry("server", decision).settled(Outcome.FAILED, 1, "boom\r\nok")])
+    decision = ServerDecision(
+        forged, "", Action.STOP, "idle 2h >= 1h (--timeout)", idle_seconds=7200.0
+    )
+    report = base_report(
+        entries=[Entry("server", decision).settled(Outcome.FAILED, 1, "boom\r\nok")]
+    )
     text = render_text(report, ExitStatus.ACTION_FAILED)
     assert "\x1b" not in text
     assert "\r" not in text
@@ -410,8 +468,14 @@ def test_a_reader_never_sees_a_partial_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("make_target", "reason"),
     [
-        pytest.param(lambda d: d / "a-file" / "report.json", "Not a directory", id="parent-is-a-file"),
-        pytest.param(lambda d: d / "missing" / "report.json", "No such file or directory", id="parent-missing"),
+        pytest.param(
+            lambda d: d / "a-file" / "report.json", "Not a directory", id="parent-is-a-file"
+        ),
+        pytest.param(
+            lambda d: d / "missing" / "report.json",
+            "No such file or directory",
+            id="parent-missing",
+        ),
         pytest.param(lambda d: d / "a-directory", "Is a directory", id="target-is-a-directory"),
     ],
 )
@@ -456,7 +520,9 @@ def test_a_failure_after_the_temp_file_exists_keeps_the_old_file(
 def test_check_writable(tmp_path: Path) -> None:
     check_writable(tmp_path / "report.json", option="--report-file")
     (tmp_path / "a-file").write_text("")
-    with pytest.raises(ConfigError, match=r"--report-file .*/missing/r\.json: directory .*/missing does not exist"):
+    with pytest.raises(
+        ConfigError, match=r"--report-file .*/missing/r\.json: directory .*/missing does not exist"
+    ):
         check_writable(tmp_path / "missing" / "r.json", option="--report-file")
     with pytest.raises(ConfigError, match="does not exist"):
         check_writable(tmp_path / "a-file" / "r.json", option="--report-file")
@@ -478,20 +544,39 @@ def test_the_token_never_reaches_a_report_a_metric_or_a_log_line(
 ) -> None:
     """A whole pass with failures, retries and refusals, rendered every way there is."""
     token = "tok-9f8e7d6c5b4a39281706"
-    emulated_hub.serve_users("ready", [
-        fake_user("idle", idle=7200, servers=[fake_server(idle=7200)]),
-        fake_user("broken", idle=7200, servers=[fake_server(idle=7200)]),
-        fake_user("slow", idle=7200, servers=[fake_server(idle=7200)]),
-        fake_user("busy", servers=[fake_server(idle=5)]),
-    ])
+    emulated_hub.serve_users(
+        "ready",
+        [
+            fake_user("idle", idle=7200, servers=[fake_server(idle=7200)]),
+            fake_user("broken", idle=7200, servers=[fake_server(idle=7200)]),
+            fake_user("slow", idle=7200, servers=[fake_server(idle=7200)]),
+            fake_user("busy", servers=[fake_server(idle=5)]),
+        ],
+    )
     emulated_hub.serve_users("inactive", [fake_user("forbidden", idle=7200)])
     emulated_hub.answer_stop("idle", status=204)
-    emulated_hub.answer_stop("broken", status=500, json={"status": 500, "message": "Internal Server Error"})
+    emulated_hub.answer_stop(
+        "broken", status=500, json={"status": 500, "message": "Internal Server Error"}
+    )
     emulated_hub.answer_stop("slow", status=202)
     emulated_hub.answer_user_deletion("idle", status=204)
-    emulated_hub.answer_user_deletion("forbidden", status=403, json={"status": 403, "message": "Action is not authorized with current scopes; requires any of [delete:users]"})
-    settings = Settings(url=FAKE_URL, token=token, limits=CullLimits(timeout=HOUR, cull_users=True), clock="local")
-    client = HubClient(FAKE_URL, token, retry=RetryPolicy(attempts=2, initial_wait=0, max_wait=0), sleep=lambda _: None)
+    emulated_hub.answer_user_deletion(
+        "forbidden",
+        status=403,
+        json={
+            "status": 403,
+            "message": "Action is not authorized with current scopes; requires any of [delete:users]",
+        },
+    )
+    settings = Settings(
+        url=FAKE_URL, token=token, limits=CullLimits(timeout=HOUR, cull_users=True), clock="local"
+    )
+    client = HubClient(
+        FAKE_URL,
+        token,
+        retry=RetryPolicy(attempts=2, initial_wait=0, max_wait=0),
+        sleep=lambda _: None,
+    )
     caplog.set_level(logging.DEBUG)
     try:
         report = run_pass(settings, client)
@@ -500,7 +585,9 @@ def test_the_token_never_reaches_a_report_a_metric_or_a_log_line(
     report.upcoming.append(Upcoming("busy", "", None, 3500, HOUR, "--timeout"))
     status = report.exit_status()
     assert status is ExitStatus.ACTION_FAILED
-    assert {"server_failed", "server_stopped", "server_pending", "user_failed"} <= set(report.counts())
+    assert {"server_failed", "server_stopped", "server_pending", "user_failed"} <= set(
+        report.counts()
+    )
     metrics_file = tmp_path / "idle-cull.prom"
     metrics.write_metrics_file(metrics_file, report, status)
     rendered = [
@@ -521,8 +608,16 @@ def test_the_token_never_reaches_a_report_a_metric_or_a_log_line(
     [
         pytest.param(0.4, "idleness measured on the hub's clock", id="rounding"),
         pytest.param(-1.9, "idleness measured on the hub's clock", id="rounding-negative"),
-        pytest.param(5, "idleness measured on the hub's clock (this machine's clock is 5s behind the hub's)", id="behind"),
-        pytest.param(-90, "idleness measured on the hub's clock (this machine's clock is 1m30s ahead of the hub's)", id="ahead"),
+        pytest.param(
+            5,
+            "idleness measured on the hub's clock (this machine's clock is 5s behind the hub's)",
+            id="behind",
+        ),
+        pytest.param(
+            -90,
+            "idleness measured on the hub's clock (this machine's clock is 1m30s ahead of the hub's)",
+            id="ahead",
+        ),
     ],
 )
 def test_text_shows_the_skew_only_when_meaningful(skew: float, shown: str) -> None:

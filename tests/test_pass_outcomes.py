@@ -30,7 +30,15 @@ def _summaries(stderr: str) -> list[str]:
     [
         pytest.param(["--timeout=60"], {"JUPYTERHUB_API_TOKEN": "short"}, 2, id="usage-bad-token"),
         pytest.param(["--url=ftp://hub/hub/api"], {}, 2, id="usage-bad-url"),
-        pytest.param(["--timeout=60"], {"JUPYTERHUB_SERVICE_NAME": "idle-culler", "JUPYTERHUB_CLIENT_ID": "service-idle-culler"}, 2, id="usage-managed-service"),
+        pytest.param(
+            ["--timeout=60"],
+            {
+                "JUPYTERHUB_SERVICE_NAME": "idle-culler",
+                "JUPYTERHUB_CLIENT_ID": "service-idle-culler",
+            },
+            2,
+            id="usage-managed-service",
+        ),
     ],
 )
 def test_usage_errors_end_with_a_summary_and_a_report(
@@ -92,7 +100,9 @@ def test_deadline_during_the_probe_exits_1(emulated_hub: EmulatedHub) -> None:
 @pytest.mark.parametrize(("attempts", "said"), [(1, "HTTP 503 once;"), (2, "HTTP 503 2 times;")])
 def test_attempts_are_counted_in_words(emulated_hub: EmulatedHub, attempts: int, said: str) -> None:
     emulated_hub.replace(responses.GET, f"{URL}/", status=503)
-    client = HubClient(URL, TOKEN, retry=RetryPolicy(attempts=attempts, initial_wait=0), sleep=lambda _s: None)
+    client = HubClient(
+        URL, TOKEN, retry=RetryPolicy(attempts=attempts, initial_wait=0), sleep=lambda _s: None
+    )
     with pytest.raises(HubUnavailable, match=said):
         client.hub_version()
 
@@ -101,10 +111,23 @@ def test_attempts_are_counted_in_words(emulated_hub: EmulatedHub, attempts: int,
     ("environ", "refused"),
     [
         pytest.param({}, False, id="plain-shell"),
-        pytest.param({"JUPYTERHUB_API_TOKEN": "x", "JUPYTERHUB_API_URL": "http://h/hub/api"}, False, id="timer-or-cronjob"),
-        pytest.param({"JUPYTERHUB_CLIENT_ID": "jupyterhub-user-ada"}, False, id="inside-a-single-user-server"),
+        pytest.param(
+            {"JUPYTERHUB_API_TOKEN": "x", "JUPYTERHUB_API_URL": "http://h/hub/api"},
+            False,
+            id="timer-or-cronjob",
+        ),
+        pytest.param(
+            {"JUPYTERHUB_CLIENT_ID": "jupyterhub-user-ada"}, False, id="inside-a-single-user-server"
+        ),
         pytest.param({"JUPYTERHUB_SERVICE_NAME": "idle-culler"}, False, id="name-set-by-hand"),
-        pytest.param({"JUPYTERHUB_SERVICE_NAME": "idle-culler", "JUPYTERHUB_CLIENT_ID": "service-idle-culler"}, True, id="managed-service"),
+        pytest.param(
+            {
+                "JUPYTERHUB_SERVICE_NAME": "idle-culler",
+                "JUPYTERHUB_CLIENT_ID": "service-idle-culler",
+            },
+            True,
+            id="managed-service",
+        ),
     ],
 )
 def test_managed_service_detection(environ: dict[str, str], refused: bool) -> None:
@@ -117,7 +140,10 @@ def test_managed_service_detection(environ: dict[str, str], refused: bool) -> No
 
 def test_managed_service_can_be_allowed_for_a_looping_wrapper(emulated_hub: EmulatedHub) -> None:
     emulated_hub.serve_users("ready", [])
-    managed = {"JUPYTERHUB_SERVICE_NAME": "idle-culler", "JUPYTERHUB_CLIENT_ID": "service-idle-culler"}
+    managed = {
+        "JUPYTERHUB_SERVICE_NAME": "idle-culler",
+        "JUPYTERHUB_CLIENT_ID": "service-idle-culler",
+    }
     assert run("--dry-run", env=managed).exit_code == 2
     result = run("--dry-run", "--allow-managed-service", env=managed)
     assert result.exit_code == 0, result.stderr

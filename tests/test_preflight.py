@@ -23,16 +23,64 @@ BASIC = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
     ("limits", "scopes", "missing"),
     [
         pytest.param(CullLimits(), BASIC, [], id="basic-enough"),
-        pytest.param(CullLimits(), ["list:users", "read:users:activity", "read:servers"], ["delete:servers"], id="no-delete-servers"),
+        pytest.param(
+            CullLimits(),
+            ["list:users", "read:users:activity", "read:servers"],
+            ["delete:servers"],
+            id="no-delete-servers",
+        ),
         pytest.param(CullLimits(), [], BASIC, id="nothing"),
-        pytest.param(CullLimits(cull_users=True), BASIC, ["read:users", "delete:users"], id="cull-users-needs-more"),
-        pytest.param(CullLimits(cull_users=True), [*BASIC, "read:users", "delete:users"], [], id="cull-users-expanded-admin"),
-        pytest.param(CullLimits(exclude_groups=("staff",)), BASIC, ["read:users:groups"], id="groups-need-groups"),
-        pytest.param(CullLimits(group_timeouts=(("staff", 60),)), [*BASIC, "read:users:groups"], [], id="group-timeout-ok"),
-        pytest.param(CullLimits(), [*BASIC[:3], "delete:servers!group=students"], ["delete:servers"], id="filtered-action-but-lists-everyone"),
-        pytest.param(CullLimits(), [f"{s}!group=students" for s in BASIC], [], id="consistently-filtered"),
-        pytest.param(CullLimits(), ["list:users!group=students", "read:users:activity", "read:servers", "delete:servers"], [], id="filtered-listing-unfiltered-rest"),
-        pytest.param(CullLimits(), ["list:users!group=students", "list:users!group=staff", "read:users:activity", "read:servers", "delete:servers!group=students"], ["delete:servers"], id="action-covers-only-part-of-listing"),
+        pytest.param(
+            CullLimits(cull_users=True),
+            BASIC,
+            ["read:users", "delete:users"],
+            id="cull-users-needs-more",
+        ),
+        pytest.param(
+            CullLimits(cull_users=True),
+            [*BASIC, "read:users", "delete:users"],
+            [],
+            id="cull-users-expanded-admin",
+        ),
+        pytest.param(
+            CullLimits(exclude_groups=("staff",)),
+            BASIC,
+            ["read:users:groups"],
+            id="groups-need-groups",
+        ),
+        pytest.param(
+            CullLimits(group_timeouts=(("staff", 60),)),
+            [*BASIC, "read:users:groups"],
+            [],
+            id="group-timeout-ok",
+        ),
+        pytest.param(
+            CullLimits(),
+            [*BASIC[:3], "delete:servers!group=students"],
+            ["delete:servers"],
+            id="filtered-action-but-lists-everyone",
+        ),
+        pytest.param(
+            CullLimits(), [f"{s}!group=students" for s in BASIC], [], id="consistently-filtered"
+        ),
+        pytest.param(
+            CullLimits(),
+            ["list:users!group=students", "read:users:activity", "read:servers", "delete:servers"],
+            [],
+            id="filtered-listing-unfiltered-rest",
+        ),
+        pytest.param(
+            CullLimits(),
+            [
+                "list:users!group=students",
+                "list:users!group=staff",
+                "read:users:activity",
+                "read:servers",
+                "delete:servers!group=students",
+            ],
+            ["delete:servers"],
+            id="action-covers-only-part-of-listing",
+        ),
     ],
 )
 def test_missing_scopes(limits: CullLimits, scopes: list[str], missing: list[str]) -> None:
@@ -65,14 +113,22 @@ def _listed(emulated_hub: EmulatedHub) -> bool:
 
 
 @pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "real"])
-def test_missing_delete_servers_exits_3_before_listing(emulated_hub: EmulatedHub, dry_run: bool) -> None:
+def test_missing_delete_servers_exits_3_before_listing(
+    emulated_hub: EmulatedHub, dry_run: bool
+) -> None:
     _owner(emulated_hub, ["list:users", "read:users:activity", "read:servers", "read:users:name"])
     emulated_hub.serve_users("ready", [user_json("ada", servers=[server_json(idle=7200)])])
     result = run(*(["--dry-run"] if dry_run else []), "--cull-users", "--report=json")
     assert result.exit_code == 3, result.stderr
-    assert "the token lacks what this configuration needs: delete:servers (to stop servers)" in result.stderr
+    assert (
+        "the token lacks what this configuration needs: delete:servers (to stop servers)"
+        in result.stderr
+    )
     assert "delete:users (to delete users (--cull-users); admin:users includes it)" in result.stderr
-    assert "read:users (to read admin and created (--cull-users); admin:users includes it)" in result.stderr
+    assert (
+        "read:users (to read admin and created (--cull-users); admin:users includes it)"
+        in result.stderr
+    )
     assert f'"services": ["{SERVICE_NAME}"]' in result.stderr
     assert result.stderr.count("nothing was culled") == 1
     assert not _listed(emulated_hub)
@@ -91,15 +147,23 @@ def test_every_scope_present_is_logged(emulated_hub: EmulatedHub) -> None:
     emulated_hub.serve_users("ready", [])
     result = run("--dry-run")
     assert result.exit_code == 0, result.stderr
-    assert "the token has the scopes this pass needs: list:users, read:users:activity, read:servers, delete:servers" in result.stderr
+    assert (
+        "the token has the scopes this pass needs: list:users, read:users:activity, read:servers, delete:servers"
+        in result.stderr
+    )
 
 
 def test_a_group_the_hub_does_not_have_exits_2_before_listing(emulated_hub: EmulatedHub) -> None:
     emulated_hub.missing_groups.add("instructor")
     emulated_hub.serve_users("ready", [user_json("ada", servers=[server_json(idle=7200)])])
-    result = run("--dry-run", "--exclude-group=instructor", "--group-timeout=staff=2h", "--report=json")
+    result = run(
+        "--dry-run", "--exclude-group=instructor", "--group-timeout=staff=2h", "--report=json"
+    )
     assert result.exit_code == 2, result.stderr
-    assert "the hub has no such group: --exclude-group 'instructor'; check the spelling" in result.stderr
+    assert (
+        "the hub has no such group: --exclude-group 'instructor'; check the spelling"
+        in result.stderr
+    )
     assert "'staff'" not in result.stderr.split("no such group")[1]
     assert not _listed(emulated_hub)
     assert json.loads(result.stdout)["exit_status"] == 2
@@ -116,7 +180,9 @@ def test_groups_unchecked_without_read_groups_is_a_warning(emulated_hub: Emulate
     assert any(warning in w for w in json.loads(result.stdout)["warnings"])
 
 
-def test_rules_that_named_nobody_are_warned_about_in_log_and_report(emulated_hub: EmulatedHub) -> None:
+def test_rules_that_named_nobody_are_warned_about_in_log_and_report(
+    emulated_hub: EmulatedHub,
+) -> None:
     emulated_hub.serve_users(
         "ready",
         [
@@ -143,8 +209,17 @@ def test_rules_that_named_nobody_are_warned_about_in_log_and_report(emulated_hub
 
 def test_a_rule_that_lost_to_a_stronger_one_still_matched(emulated_hub: EmulatedHub) -> None:
     # The profile limit beats the server-name limit; the server rule matched all the same.
-    emulated_hub.serve_users("ready", [user_json("bob", servers=[server_json("gpu-1", idle=60, user_options={"profile": "gpu"})])])
-    result = run("--dry-run", "--report=json", "--profile-timeout=gpu=1h", "--server-timeout=gpu-*=2h")
+    emulated_hub.serve_users(
+        "ready",
+        [
+            user_json(
+                "bob", servers=[server_json("gpu-1", idle=60, user_options={"profile": "gpu"})]
+            )
+        ],
+    )
+    result = run(
+        "--dry-run", "--report=json", "--profile-timeout=gpu=1h", "--server-timeout=gpu-*=2h"
+    )
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["warnings"] == []
 
@@ -166,7 +241,14 @@ def test_unknown_token_is_named_as_such(emulated_hub: EmulatedHub) -> None:
 
 def test_groups_the_token_may_not_read_are_a_warning(emulated_hub: EmulatedHub) -> None:
     emulated_hub.remove(responses.GET, re.compile(rf"{re.escape(URL)}/groups/[^/]+$"))
-    emulated_hub.get(f"{URL}/groups/staff", status=403, json={"status": 403, "message": "Action is not authorized with current scopes; requires any of [read:groups]"})
+    emulated_hub.get(
+        f"{URL}/groups/staff",
+        status=403,
+        json={
+            "status": 403,
+            "message": "Action is not authorized with current scopes; requires any of [read:groups]",
+        },
+    )
     emulated_hub.serve_users("ready", [])
     result = run("--dry-run", "--exclude-group=staff", "--report=json")
     assert result.exit_code == 0, result.stderr
@@ -180,7 +262,11 @@ def test_groups_the_token_may_not_read_are_a_warning(emulated_hub: EmulatedHub) 
     [
         pytest.param({"status": 404}, None, id="no-such-endpoint"),
         pytest.param({"json": ["not", "a", "model"]}, HubProtocolError, id="not-an-object"),
-        pytest.param({"json": {"kind": "service", "name": "x", "scopes": []}}, {"kind": "service", "name": "x", "scopes": []}, id="a-model"),
+        pytest.param(
+            {"json": {"kind": "service", "name": "x", "scopes": []}},
+            {"kind": "service", "name": "x", "scopes": []},
+            id="a-model",
+        ),
     ],
 )
 def test_token_owner_answers(answer: dict[str, object], outcome: object) -> None:
@@ -197,7 +283,9 @@ def test_token_owner_answers(answer: dict[str, object], outcome: object) -> None
 @pytest.mark.parametrize(
     ("named", "listed", "suggestion"),
     [
-        pytest.param("instructor", ["instructors", "students"], " (did you mean 'instructors'?)", id="near"),
+        pytest.param(
+            "instructor", ["instructors", "students"], " (did you mean 'instructors'?)", id="near"
+        ),
         pytest.param("STAFF", ["staff"], " (did you mean 'staff'?)", id="case"),
         pytest.param("zzz", ["instructors"], "", id="nothing-near"),
     ],
@@ -209,7 +297,10 @@ def test_a_missing_group_names_the_nearest_one_when_the_token_may_list_groups(
     emulated_hub.group_list = listed
     result = run("--dry-run", f"--exclude-group={named}")
     assert result.exit_code == 2, result.stderr
-    assert f"the hub has no such group: --exclude-group {named!r}{suggestion}; check the spelling" in result.stderr
+    assert (
+        f"the hub has no such group: --exclude-group {named!r}{suggestion}; check the spelling"
+        in result.stderr
+    )
 
 
 def test_without_list_groups_no_suggestion_is_attempted(emulated_hub: EmulatedHub) -> None:
@@ -225,7 +316,12 @@ def test_group_list_answers() -> None:
         client = HubClient(URL, TOKEN)
         mock.get(f"{URL}/groups", json={"items": [{"name": "a"}, {"nom": "b"}, "c"]})
         assert client.group_names() == ["a"]
-        mock.replace(responses.GET, f"{URL}/groups", status=403, json={"status": 403, "message": "requires list:groups"})
+        mock.replace(
+            responses.GET,
+            f"{URL}/groups",
+            status=403,
+            json={"status": 403, "message": "requires list:groups"},
+        )
         assert client.group_names() is None
         mock.replace(responses.GET, f"{URL}/groups", json={"groups": 1})
         with pytest.raises(HubProtocolError):

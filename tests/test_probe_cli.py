@@ -33,7 +33,9 @@ def busy_kernel(hours_ago: float = 1) -> dict[str, Any]:
 
 
 def proxy_calls(emulated_hub: EmulatedHub) -> list[str]:
-    return [c.request.url or "" for c in emulated_hub.calls if (c.request.url or "").startswith(PROXY)]
+    return [
+        c.request.url or "" for c in emulated_hub.calls if (c.request.url or "").startswith(PROXY)
+    ]
 
 
 def probe_run(*args: str) -> Any:

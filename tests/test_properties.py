@@ -62,7 +62,9 @@ def servers(draw: st.DrawFn, name: str) -> Server:
 
 @st.composite
 def users(draw: st.DrawFn, name: str) -> User:
-    server_names = draw(st.lists(st.sampled_from(["", "lab", "gpu-1", "x/y"]), unique=True, max_size=3))
+    server_names = draw(
+        st.lists(st.sampled_from(["", "lab", "gpu-1", "x/y"]), unique=True, max_size=3)
+    )
     return User(
         name=name,
         admin=draw(st.sampled_from([False, True, None])),
@@ -79,7 +81,11 @@ def hubs(draw: st.DrawFn) -> list[User]:
     return [draw(users(n)) for n in draw(st.lists(names, unique=True, max_size=6))]
 
 
-pairs = st.lists(st.tuples(st.sampled_from(["gpu", "cpu", "staff", "gpu-*", "lab"]), durations), max_size=2, unique_by=lambda p: p[0])
+pairs = st.lists(
+    st.tuples(st.sampled_from(["gpu", "cpu", "staff", "gpu-*", "lab"]), durations),
+    max_size=2,
+    unique_by=lambda p: p[0],
+)
 limits = st.builds(
     CullLimits,
     timeout=durations,
@@ -135,7 +141,9 @@ def test_a_server_below_its_idle_limit_is_never_stopped(hub: list[User], rules: 
 
 
 @given(hubs(), limits)
-def test_with_only_timeout_nothing_younger_than_it_is_stopped(hub: list[User], rules: CullLimits) -> None:
+def test_with_only_timeout_nothing_younger_than_it_is_stopped(
+    hub: list[User], rules: CullLimits
+) -> None:
     """The same without per-kind rules, where "its limit" is plainly ``--timeout``."""
     plain = CullLimits(timeout=rules.timeout, cull_users=rules.cull_users)
     for decision in plan_of(hub, NOW, plain).stops:
@@ -144,7 +152,9 @@ def test_with_only_timeout_nothing_younger_than_it_is_stopped(hub: list[User], r
 
 
 @given(hubs(), limits)
-def test_pending_not_ready_and_protected_kinds_are_never_stopped(hub: list[User], rules: CullLimits) -> None:
+def test_pending_not_ready_and_protected_kinds_are_never_stopped(
+    hub: list[User], rules: CullLimits
+) -> None:
     plan = decisions_by_server(plan_of(hub, NOW, rules))
     for user in hub:
         for server in user.servers:
@@ -158,7 +168,9 @@ def test_pending_not_ready_and_protected_kinds_are_never_stopped(hub: list[User]
 
 
 @given(hubs(), limits)
-def test_a_user_with_a_running_or_pending_server_is_never_deleted(hub: list[User], rules: CullLimits) -> None:
+def test_a_user_with_a_running_or_pending_server_is_never_deleted(
+    hub: list[User], rules: CullLimits
+) -> None:
     """Deleting a user stops its servers: only users whose every server is being stopped go."""
     plan = plan_of(hub, NOW, rules)
     servers_plan = decisions_by_server(plan)
@@ -188,7 +200,9 @@ def test_admins_are_never_deleted_when_protected(hub: list[User], rules: CullLim
 
 
 @given(st.data(), hubs(), limits)
-def test_the_plan_does_not_depend_on_listing_order(data: st.DataObject, hub: list[User], rules: CullLimits) -> None:
+def test_the_plan_does_not_depend_on_listing_order(
+    data: st.DataObject, hub: list[User], rules: CullLimits
+) -> None:
     shuffled = data.draw(st.permutations(hub))
     first, second = plan_of(hub, NOW, rules), plan_of(shuffled, NOW, rules)
     assert set(first.servers) == set(second.servers)
@@ -216,13 +230,18 @@ def test_counting_kept_users_instead_of_holding_them_changes_no_action(
     kept_users = sum(1 for d in full.users if d.action is Action.KEEP)
     held_servers = sum(1 for d in lean.servers if d.action is Action.KEEP)
     held_users = sum(1 for d in lean.users if d.action is Action.KEEP)
-    assert (held_servers + lean.counted_keeps[0], held_users + lean.counted_keeps[1]) == (kept_servers, kept_users)
+    assert (held_servers + lean.counted_keeps[0], held_users + lean.counted_keeps[1]) == (
+        kept_servers,
+        kept_users,
+    )
     for deletion in lean.deletions:
         assert lean.listed_user(deletion.user) is not None
 
 
 @given(hubs(), limits, st.floats(min_value=0, max_value=10 * DAY, allow_nan=False))
-def test_waiting_longer_never_saves_what_was_due(hub: list[User], rules: CullLimits, later: float) -> None:
+def test_waiting_longer_never_saves_what_was_due(
+    hub: list[User], rules: CullLimits, later: float
+) -> None:
     """Decisions are monotone in time: what is stopped now is stopped at any later moment."""
     now_stops = {(d.user, d.server) for d in plan_of(hub, NOW, rules).stops}
     later_plan = plan_of(hub, NOW + timedelta(seconds=later), rules)
@@ -233,14 +252,22 @@ def test_waiting_longer_never_saves_what_was_due(hub: list[User], rules: CullLim
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
     max_leaves=10,
 )
 timestamp_like = st.one_of(
     st.text(max_size=40),
-    st.from_regex(r"\A[0-9]{1,5}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?\Z"),
+    st.from_regex(
+        r"\A[0-9]{1,5}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?\Z"
+    ),
     st.datetimes(timezones=st.timezones()).map(lambda d: d.isoformat()),
-    st.builds(lambda d, m: d.replace(tzinfo=timezone(timedelta(minutes=m))).isoformat(), st.datetimes(), st.integers(-1439, 1439)),
+    st.builds(
+        lambda d, m: d.replace(tzinfo=timezone(timedelta(minutes=m))).isoformat(),
+        st.datetimes(),
+        st.integers(-1439, 1439),
+    ),
     st.datetimes().map(lambda d: d.isoformat()),
 )
 
@@ -255,11 +282,15 @@ def test_parse_timestamp_returns_utc_or_rejects(value: Any) -> None:
 
 
 # ISO 8601 offsets are whole minutes (zoneinfo's historical local mean times are not)
-offsets = st.integers(min_value=-14 * 60, max_value=14 * 60).map(lambda m: timezone(timedelta(minutes=m)))
+offsets = st.integers(min_value=-14 * 60, max_value=14 * 60).map(
+    lambda m: timezone(timedelta(minutes=m))
+)
 
 
 @given(st.datetimes(), offsets)
-def test_parse_timestamp_keeps_the_instant_whatever_the_offset(local: datetime, offset: timezone) -> None:
+def test_parse_timestamp_keeps_the_instant_whatever_the_offset(
+    local: datetime, offset: timezone
+) -> None:
     moment = local.replace(tzinfo=offset)
     try:
         expected = moment.astimezone(timezone.utc)
@@ -288,7 +319,10 @@ user_shaped = st.fixed_dictionaries(
         "created": st.one_of(timestamp_like, json_values),
         "last_activity": st.one_of(timestamp_like, json_values),
         "groups": st.one_of(st.lists(st.text(max_size=5)), json_values),
-        "servers": st.one_of(st.dictionaries(st.sampled_from(["", "lab"]), st.one_of(server_shaped, json_values)), json_values),
+        "servers": st.one_of(
+            st.dictionaries(st.sampled_from(["", "lab"]), st.one_of(server_shaped, json_values)),
+            json_values,
+        ),
         "server": json_values,
         "pending": json_values,
     },
@@ -320,7 +354,9 @@ class FakeHub:
     sees it gone); a pending one leaves it stopping; a failed one raises like the client.
     """
 
-    def __init__(self, records: dict[str, dict[str, Any]], outcomes: dict[tuple[str, str], Outcome]) -> None:
+    def __init__(
+        self, records: dict[str, dict[str, Any]], outcomes: dict[tuple[str, str], Outcome]
+    ) -> None:
         self.records = records
         self.outcomes = outcomes
         self.stops: list[tuple[str, str]] = []
@@ -414,7 +450,14 @@ def test_a_pass_deletes_a_user_only_after_all_its_servers_stopped(
         for s in u.servers
     }
     client = FakeHub(records, outcomes)
-    options = Settings(url="http://hub.test/hub/api", token="t0ken-for-tests", limits=rules, clock="local", recheck=recheck, concurrency=3)
+    options = Settings(
+        url="http://hub.test/hub/api",
+        token="t0ken-for-tests",
+        limits=rules,
+        clock="local",
+        recheck=recheck,
+        concurrency=3,
+    )
     report = run_pass(options, client, clock=lambda: NOW)
     plan = plan_of(hub, NOW, rules)
     assert set(client.stops) <= {(d.user, d.server) for d in plan.stops}

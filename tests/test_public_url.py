@@ -33,7 +33,13 @@ def run(tmp_path: Path, *args: str) -> tuple[Result, str]:
     files = [tmp_path / "report.json", tmp_path / "metrics.prom"]
     result = CliRunner().invoke(
         cli,
-        [f"--url={URL}", "--report=text", f"--report-file={files[0]}", f"--metrics-file={files[1]}", *args],
+        [
+            f"--url={URL}",
+            "--report=text",
+            f"--report-file={files[0]}",
+            f"--metrics-file={files[1]}",
+            *args,
+        ],
         env={"JUPYTERHUB_API_TOKEN": TOKEN},
         catch_exceptions=False,
     )
@@ -42,7 +48,9 @@ def run(tmp_path: Path, *args: str) -> tuple[Result, str]:
 
 
 @pytest.mark.parametrize("log_format", ["text", "json"])
-def test_a_url_with_a_password_is_refused_without_showing_it(tmp_path: Path, log_format: str) -> None:
+def test_a_url_with_a_password_is_refused_without_showing_it(
+    tmp_path: Path, log_format: str
+) -> None:
     """Refused (issue 13): requests would send it as Basic auth instead of the token."""
     with responses.RequestsMock() as hub:  # nothing registered: any request would fail
         result, written = run(tmp_path, f"--log-format={log_format}")
@@ -63,10 +71,27 @@ def test_a_bad_url_is_refused_without_showing_the_password(tmp_path: Path) -> No
     ("url", "credentials", "shown"),
     [
         pytest.param("http://hub.test:8081/hub/api", "", "http://hub.test:8081/hub/api", id="none"),
-        pytest.param("https://svc:pw@hub.test/hub/api", "svc:pw@", "https://***@hub.test/hub/api", id="user-and-password"),
-        pytest.param("http://:pw@hub.test/hub/api", ":pw@", "http://***@hub.test/hub/api", id="password-only"),
-        pytest.param("http://svc:p@ss@hub.test/hub/api", "svc:p@ss@", "http://***@hub.test/hub/api", id="at-in-password"),
-        pytest.param("http://hub.test/hub/api?next=a@b", "", "http://hub.test/hub/api?next=a@b", id="at-in-query"),
+        pytest.param(
+            "https://svc:pw@hub.test/hub/api",
+            "svc:pw@",
+            "https://***@hub.test/hub/api",
+            id="user-and-password",
+        ),
+        pytest.param(
+            "http://:pw@hub.test/hub/api", ":pw@", "http://***@hub.test/hub/api", id="password-only"
+        ),
+        pytest.param(
+            "http://svc:p@ss@hub.test/hub/api",
+            "svc:p@ss@",
+            "http://***@hub.test/hub/api",
+            id="at-in-password",
+        ),
+        pytest.param(
+            "http://hub.test/hub/api?next=a@b",
+            "",
+            "http://hub.test/hub/api?next=a@b",
+            id="at-in-query",
+        ),
     ],
 )
 def test_the_credentials_of_a_url(url: str, credentials: str, shown: str) -> None:

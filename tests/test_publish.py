@@ -37,14 +37,18 @@ def test_json_report_on_stdout_logs_on_stderr(emulated_hub: EmulatedHub) -> None
 
 
 @pytest.mark.parametrize("report_kept", [False, True], ids=["kept-counted", "report-kept"])
-def test_kept_servers_are_counted_and_listed_only_when_asked(emulated_hub: EmulatedHub, tmp_path: Path, report_kept: bool) -> None:
+def test_kept_servers_are_counted_and_listed_only_when_asked(
+    emulated_hub: EmulatedHub, tmp_path: Path, report_kept: bool
+) -> None:
     """A big hub's report (and memory) must not grow with every server that is fine."""
     busy = [user_json(name, servers=[server_json(idle=60)]) for name in ("bob", "cid")]
     emulated_hub.serve_users("ready", [user_json("ann", servers=[server_json(idle=2 * H)]), *busy])
     emulated_hub.answer_stop("ann", status=204)
     metrics = tmp_path / "idle_cull.prom"
     asked = ["--report-kept"] if report_kept else []
-    result = run("--timeout=1h", "--report=json", f"--metrics-file={metrics}", "--log-level=debug", *asked)
+    result = run(
+        "--timeout=1h", "--report=json", f"--metrics-file={metrics}", "--log-level=debug", *asked
+    )
     assert result.exit_code == 0, result.stderr
     document = json.loads(result.stdout)
     validate(document)
@@ -52,10 +56,15 @@ def test_kept_servers_are_counted_and_listed_only_when_asked(emulated_hub: Emula
     assert document["counts"]["servers"]["kept"] == 2
     assert document["counts"]["servers"]["stopped"] == 1
     listed = sorted((e["user"], e["outcome"]) for e in document["entries"])
-    assert listed == [("ann", "stopped"), *([("bob", "kept"), ("cid", "kept")] if report_kept else [])]
+    assert listed == [
+        ("ann", "stopped"),
+        *([("bob", "kept"), ("cid", "kept")] if report_kept else []),
+    ]
     assert metric(metrics, "idle_cull_last_run_servers", outcome="kept") == 2
     assert "server_kept=2" in result.stderr
-    assert "keep server bob: idle 1m < 1h (--timeout)" in result.stderr  # the debug log says why, always
+    assert (
+        "keep server bob: idle 1m < 1h (--timeout)" in result.stderr
+    )  # the debug log says why, always
 
 
 def test_text_report(emulated_hub: EmulatedHub) -> None:
@@ -84,10 +93,18 @@ def test_report_file_and_metrics_file(emulated_hub: EmulatedHub, tmp_path: Path)
     assert TOKEN not in report.read_text() + metrics.read_text()
 
 
-def test_a_failed_listing_still_reports_and_records_metrics(emulated_hub: EmulatedHub, tmp_path: Path) -> None:
-    emulated_hub.get(f"{URL}/users", status=403, json={"status": 403, "message": "Missing or invalid credentials."})
+def test_a_failed_listing_still_reports_and_records_metrics(
+    emulated_hub: EmulatedHub, tmp_path: Path
+) -> None:
+    emulated_hub.get(
+        f"{URL}/users",
+        status=403,
+        json={"status": 403, "message": "Missing or invalid credentials."},
+    )
     report, metrics = tmp_path / "report.json", tmp_path / "idle_cull.prom"
-    result = run("--timeout=1h", f"--report-file={report}", f"--metrics-file={metrics}", "--report=json")
+    result = run(
+        "--timeout=1h", f"--report-file={report}", f"--metrics-file={metrics}", "--report=json"
+    )
     assert result.exit_code == 3
     document = json.loads(result.stdout)
     validate(document)
@@ -96,7 +113,9 @@ def test_a_failed_listing_still_reports_and_records_metrics(emulated_hub: Emulat
     assert metric(metrics, "idle_cull_last_run_exit_status") == 3
 
 
-def test_unwritable_output_is_a_configuration_error_before_contacting_the_hub(emulated_hub: EmulatedHub, tmp_path: Path) -> None:
+def test_unwritable_output_is_a_configuration_error_before_contacting_the_hub(
+    emulated_hub: EmulatedHub, tmp_path: Path
+) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     result = run("--timeout=1h", f"--report-file={blocker}/report.json")

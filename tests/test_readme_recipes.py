@@ -38,15 +38,21 @@ def _fake_bin(directory: Path, status: int, report: dict[str, object]) -> Path:
     return bin_dir
 
 
-def _run(recipe: str, directory: Path, status: int, upcoming: list[dict[str, object]]) -> subprocess.CompletedProcess[str]:
+def _run(
+    recipe: str, directory: Path, status: int, upcoming: list[dict[str, object]]
+) -> subprocess.CompletedProcess[str]:
     bin_dir = _fake_bin(directory, status, {"exit_status": status, "upcoming": upcoming})
     env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "WEBHOOK_URL": "http://chat.invalid/hook"}
     script = directory / "recipe.sh"
     script.write_text(recipe)
-    return subprocess.run(["sh", str(script)], env=env, capture_output=True, text=True, timeout=30, check=False)
+    return subprocess.run(
+        ["sh", str(script)], env=env, capture_output=True, text=True, timeout=30, check=False
+    )
 
 
-UPCOMING = [{"label": "ada", "user": "ada", "idle_seconds": 3000, "seconds_left": 600, "rule": "--timeout"}]
+UPCOMING = [
+    {"label": "ada", "user": "ada", "idle_seconds": 3000, "seconds_left": 600, "rule": "--timeout"}
+]
 
 
 @pytest.mark.skipif(shutil.which("jq") is None, reason="the recipes use jq")

@@ -38,9 +38,20 @@ RULES = CullLimits(
 )
 
 
-def one(name: str = "u", *, server: str = "", groups: list[str] | None = None, profile: str | None = None, idle: float = 0) -> tuple[User, Server]:
+def one(
+    name: str = "u",
+    *,
+    server: str = "",
+    groups: list[str] | None = None,
+    profile: str | None = None,
+    idle: float = 0,
+) -> tuple[User, Server]:
     options = {"profile": profile} if profile else {}
-    user = User.from_api(user_json(name, groups=groups, servers=[server_json(server, idle=idle, user_options=options)]))
+    user = User.from_api(
+        user_json(
+            name, groups=groups, servers=[server_json(server, idle=idle, user_options=options)]
+        )
+    )
     return user, user.servers[0]
 
 
@@ -49,16 +60,44 @@ def one(name: str = "u", *, server: str = "", groups: list[str] | None = None, p
     [
         pytest.param(one(), 1 * H, "--timeout", id="default"),
         pytest.param(one(groups=["students"]), 3 * H, "group students", id="group"),
-        pytest.param(one(groups=["students", "staff"]), 8 * H, "group staff", id="most-generous-group"),
-        pytest.param(one(groups=["guests", "students"]), 3 * H, "group students", id="generous-even-if-listed-second"),
+        pytest.param(
+            one(groups=["students", "staff"]), 8 * H, "group staff", id="most-generous-group"
+        ),
+        pytest.param(
+            one(groups=["guests", "students"]),
+            3 * H,
+            "group students",
+            id="generous-even-if-listed-second",
+        ),
         pytest.param(one(groups=["unknown"]), 1 * H, "--timeout", id="group-without-limit"),
-        pytest.param(one(server="gpu-a", groups=["staff"]), 0.25 * H, "server gpu-*", id="server-name-beats-group"),
+        pytest.param(
+            one(server="gpu-a", groups=["staff"]),
+            0.25 * H,
+            "server gpu-*",
+            id="server-name-beats-group",
+        ),
         pytest.param(one(server="longrun"), 12 * H, "server long*", id="server-glob"),
-        pytest.param(one(server="other", groups=["students"]), 3 * H, "group students", id="unmatched-server-falls-to-group"),
-        pytest.param(one(server="", groups=[]), 1 * H, "--timeout", id="server-rules-skip-default-server"),
-        pytest.param(one(profile="gpu", groups=["staff"]), 2 * H, "profile gpu", id="profile-beats-group"),
-        pytest.param(one(server="gpu-a", profile="cpu"), 6 * H, "profile cpu", id="profile-beats-server-name"),
-        pytest.param(one(profile="tpu", groups=["students"]), 3 * H, "group students", id="unknown-profile-falls-through"),
+        pytest.param(
+            one(server="other", groups=["students"]),
+            3 * H,
+            "group students",
+            id="unmatched-server-falls-to-group",
+        ),
+        pytest.param(
+            one(server="", groups=[]), 1 * H, "--timeout", id="server-rules-skip-default-server"
+        ),
+        pytest.param(
+            one(profile="gpu", groups=["staff"]), 2 * H, "profile gpu", id="profile-beats-group"
+        ),
+        pytest.param(
+            one(server="gpu-a", profile="cpu"), 6 * H, "profile cpu", id="profile-beats-server-name"
+        ),
+        pytest.param(
+            one(profile="tpu", groups=["students"]),
+            3 * H,
+            "group students",
+            id="unknown-profile-falls-through",
+        ),
     ],
 )
 def test_idle_limit_precedence(user_server: tuple[User, Server], limit: float, rule: str) -> None:
@@ -85,37 +124,117 @@ def test_exclusions(name: str, groups: list[str], reason: str | None) -> None:
 @pytest.mark.parametrize(
     ("user_server", "action", "reason"),
     [
-        pytest.param(one("admin-x", idle=99 * H), Action.KEEP, "excluded by --exclude-user admin-*", id="excluded-never-stopped"),
-        pytest.param(one("t", groups=["instructors", "students"], idle=99 * H), Action.KEEP, "excluded by --exclude-group", id="exclusion-beats-every-limit"),
-        pytest.param(one(profile="gpu", idle=2.5 * H), Action.STOP, "idle 2h30m >= 2h (profile gpu)", id="profile-stop-reason"),
-        pytest.param(one(groups=["students"], idle=2.5 * H), Action.KEEP, "idle 2h30m < 3h (group students)", id="group-keep-reason"),
-        pytest.param(one(server="gpu-1", idle=20 * 60), Action.STOP, "idle 20m >= 15m (server gpu-*)", id="server-stop-reason"),
-        pytest.param(one(idle=1 * H), Action.STOP, "idle 1h >= 1h (--timeout)", id="default-reason"),
+        pytest.param(
+            one("admin-x", idle=99 * H),
+            Action.KEEP,
+            "excluded by --exclude-user admin-*",
+            id="excluded-never-stopped",
+        ),
+        pytest.param(
+            one("t", groups=["instructors", "students"], idle=99 * H),
+            Action.KEEP,
+            "excluded by --exclude-group",
+            id="exclusion-beats-every-limit",
+        ),
+        pytest.param(
+            one(profile="gpu", idle=2.5 * H),
+            Action.STOP,
+            "idle 2h30m >= 2h (profile gpu)",
+            id="profile-stop-reason",
+        ),
+        pytest.param(
+            one(groups=["students"], idle=2.5 * H),
+            Action.KEEP,
+            "idle 2h30m < 3h (group students)",
+            id="group-keep-reason",
+        ),
+        pytest.param(
+            one(server="gpu-1", idle=20 * 60),
+            Action.STOP,
+            "idle 20m >= 15m (server gpu-*)",
+            id="server-stop-reason",
+        ),
+        pytest.param(
+            one(idle=1 * H), Action.STOP, "idle 1h >= 1h (--timeout)", id="default-reason"
+        ),
     ],
 )
-def test_server_decisions_name_their_rule(user_server: tuple[User, Server], action: Action, reason: str) -> None:
+def test_server_decisions_name_their_rule(
+    user_server: tuple[User, Server], action: Action, reason: str
+) -> None:
     user, server = user_server
     decision = decide_server(user, server, NOW, RULES)
     assert decision.action is action
     assert reason in decision.reason
 
 
-USER_RULES = CullLimits(timeout=1 * H, max_age=2 * H, cull_users=True, user_timeout=30 * 24 * H, user_max_age=90 * 24 * H, exclude_groups=("keep",))
+USER_RULES = CullLimits(
+    timeout=1 * H,
+    max_age=2 * H,
+    cull_users=True,
+    user_timeout=30 * 24 * H,
+    user_max_age=90 * 24 * H,
+    exclude_groups=("keep",),
+)
 
 
 @pytest.mark.parametrize(
     ("record", "limits", "action", "reason"),
     [
-        pytest.param(user_json(idle=2 * H), USER_RULES, Action.KEEP, "user idle 2h < 30d (--user-timeout)", id="server-limit-does-not-delete-users"),
-        pytest.param(user_json(idle=31 * 24 * H), USER_RULES, Action.DELETE, "user idle 31d >= 30d (--user-timeout)", id="user-timeout"),
-        pytest.param(user_json(idle=60, created_ago=91 * 24 * H), USER_RULES, Action.DELETE, "user age 91d >= 90d (--user-max-age)", id="user-max-age"),
-        pytest.param(user_json(idle=60, created_ago=10 * H), USER_RULES, Action.KEEP, "user idle 1m < 30d", id="server-max-age-does-not-apply-to-users"),
-        pytest.param(user_json(idle=2 * H), CullLimits(timeout=1 * H, cull_users=True), Action.DELETE, "user idle 2h >= 1h (--timeout)", id="defaults-to-timeout-like-upstream"),
-        pytest.param(user_json(idle=60, created_ago=3 * H), CullLimits(timeout=1 * H, max_age=2 * H, cull_users=True), Action.DELETE, "(--max-age)", id="defaults-to-max-age-like-upstream"),
-        pytest.param(user_json(idle=99 * 24 * H, groups=["keep"]), USER_RULES, Action.KEEP, "excluded by --exclude-group keep", id="excluded-user-never-deleted"),
+        pytest.param(
+            user_json(idle=2 * H),
+            USER_RULES,
+            Action.KEEP,
+            "user idle 2h < 30d (--user-timeout)",
+            id="server-limit-does-not-delete-users",
+        ),
+        pytest.param(
+            user_json(idle=31 * 24 * H),
+            USER_RULES,
+            Action.DELETE,
+            "user idle 31d >= 30d (--user-timeout)",
+            id="user-timeout",
+        ),
+        pytest.param(
+            user_json(idle=60, created_ago=91 * 24 * H),
+            USER_RULES,
+            Action.DELETE,
+            "user age 91d >= 90d (--user-max-age)",
+            id="user-max-age",
+        ),
+        pytest.param(
+            user_json(idle=60, created_ago=10 * H),
+            USER_RULES,
+            Action.KEEP,
+            "user idle 1m < 30d",
+            id="server-max-age-does-not-apply-to-users",
+        ),
+        pytest.param(
+            user_json(idle=2 * H),
+            CullLimits(timeout=1 * H, cull_users=True),
+            Action.DELETE,
+            "user idle 2h >= 1h (--timeout)",
+            id="defaults-to-timeout-like-upstream",
+        ),
+        pytest.param(
+            user_json(idle=60, created_ago=3 * H),
+            CullLimits(timeout=1 * H, max_age=2 * H, cull_users=True),
+            Action.DELETE,
+            "(--max-age)",
+            id="defaults-to-max-age-like-upstream",
+        ),
+        pytest.param(
+            user_json(idle=99 * 24 * H, groups=["keep"]),
+            USER_RULES,
+            Action.KEEP,
+            "excluded by --exclude-group keep",
+            id="excluded-user-never-deleted",
+        ),
     ],
 )
-def test_user_limits(record: dict[str, Any], limits: CullLimits, action: Action, reason: str) -> None:
+def test_user_limits(
+    record: dict[str, Any], limits: CullLimits, action: Action, reason: str
+) -> None:
     user = User.from_api(record)
     decision = decide_user(user, [], NOW, limits)
     assert decision.action is action
@@ -127,7 +246,11 @@ def test_user_limits(record: dict[str, Any], limits: CullLimits, action: Action,
 
 def test_rule_options_reach_the_decisions(emulated_hub: EmulatedHub) -> None:
     users = [
-        live_user("gpu-user", groups=["students"], servers=[live_server(idle=3 * H, user_options={"profile": "gpu"})]),
+        live_user(
+            "gpu-user",
+            groups=["students"],
+            servers=[live_server(idle=3 * H, user_options={"profile": "gpu"})],
+        ),
         live_user("student", groups=["students"], servers=[live_server(idle=2 * H)]),
         live_user("teacher", groups=["instructors"], servers=[live_server(idle=99 * H)]),
         live_user("svc-bot", servers=[live_server(idle=99 * H)]),
@@ -137,7 +260,8 @@ def test_rule_options_reach_the_decisions(emulated_hub: EmulatedHub) -> None:
     result = run(
         "--timeout=1h",
         "--profile-timeout=gpu=2h",
-        "--group-timeout", "students=4h",
+        "--group-timeout",
+        "students=4h",
         "--exclude-group=instructors",
         "--exclude-user=svc-*",
         "--log-level=debug",
@@ -177,7 +301,11 @@ def test_profile_rules_need_user_options(emulated_hub: EmulatedHub) -> None:
         pytest.param(["--group-timeout==2h"], "is not NAME=DURATION", id="no-name"),
         pytest.param(["--profile-timeout=gpu=soon"], "not a duration", id="bad-duration"),
         pytest.param(["--server-timeout=gpu-*=-1h"], "not a duration", id="negative"),
-        pytest.param(["--group-timeout=a=1h", "--group-timeout=a=2h"], "given more than once for a", id="duplicate"),
+        pytest.param(
+            ["--group-timeout=a=1h", "--group-timeout=a=2h"],
+            "given more than once for a",
+            id="duplicate",
+        ),
         pytest.param(["--user-timeout=x"], "not a duration", id="bad-user-timeout"),
     ],
 )
@@ -207,14 +335,23 @@ SERVERS = st.lists(
 
 @given(
     records=st.lists(
-        st.builds(user_json, NAMES, servers=SERVERS, idle=st.floats(0, 100 * H), groups=GROUPS, admin=st.booleans()),
+        st.builds(
+            user_json,
+            NAMES,
+            servers=SERVERS,
+            idle=st.floats(0, 100 * H),
+            groups=GROUPS,
+            admin=st.booleans(),
+        ),
         max_size=8,
         unique_by=lambda u: u["name"],
     ),
     exclude_users=st.lists(st.sampled_from(["svc-*", "ann", "a*", "nobody"]), max_size=2),
     exclude_groups=st.lists(st.sampled_from(["instructors", "staff"]), max_size=2),
 )
-def test_excluded_users_are_never_touched(records: list[dict[str, Any]], exclude_users: list[str], exclude_groups: list[str]) -> None:
+def test_excluded_users_are_never_touched(
+    records: list[dict[str, Any]], exclude_users: list[str], exclude_groups: list[str]
+) -> None:
     limits = CullLimits(
         timeout=1 * H,
         max_age=2 * H,

@@ -21,11 +21,15 @@ from tests.support.emulated_hub import URL, EmulatedHub, server_json, user_json
 
 
 def idle_users(count: int, prefix: str = "idle") -> list[dict[str, Any]]:
-    return [user_json(f"{prefix}{i}", idle=7200, servers=[server_json(idle=7200)]) for i in range(count)]
+    return [
+        user_json(f"{prefix}{i}", idle=7200, servers=[server_json(idle=7200)]) for i in range(count)
+    ]
 
 
 def test_dry_run_sends_nothing_that_changes_the_hub(emulated_hub: EmulatedHub) -> None:
-    emulated_hub.serve_users("ready", [*idle_users(2), user_json("busy", servers=[server_json(idle=5)])])
+    emulated_hub.serve_users(
+        "ready", [*idle_users(2), user_json("busy", servers=[server_json(idle=5)])]
+    )
     emulated_hub.serve_users("inactive", [user_json("old", idle=7200)])
     result = run("--timeout=1h", "--cull-users", "--dry-run", "--log-level=debug")
     assert result.exit_code == 0, result.stderr
@@ -44,10 +48,14 @@ def test_dry_run_sends_nothing_that_changes_the_hub(emulated_hub: EmulatedHub) -
         pytest.param(["--max-culls=2"], 3, 0, True, id="over-max-culls"),
         pytest.param(["--max-cull-fraction=0.5"], 2, 2, False, id="at-fraction"),
         pytest.param(["--max-cull-fraction=0.5"], 3, 2, True, id="over-fraction"),
-        pytest.param(["--max-culls=10", "--max-cull-fraction=0.1"], 1, 1, True, id="either-cap-refuses"),
+        pytest.param(
+            ["--max-culls=10", "--max-cull-fraction=0.1"], 1, 1, True, id="either-cap-refuses"
+        ),
     ],
 )
-def test_blast_radius_caps(emulated_hub: EmulatedHub, args: list[str], idle: int, busy: int, refused: bool) -> None:
+def test_blast_radius_caps(
+    emulated_hub: EmulatedHub, args: list[str], idle: int, busy: int, refused: bool
+) -> None:
     busy_users = [user_json(f"busy{i}", servers=[server_json(idle=5)]) for i in range(busy)]
     emulated_hub.serve_users("ready", [*idle_users(idle), *busy_users])
     for i in range(idle):
@@ -64,7 +72,9 @@ def test_blast_radius_caps(emulated_hub: EmulatedHub, args: list[str], idle: int
         assert len(emulated_hub.deleted_urls()) == idle
 
 
-def serve_with_date(emulated_hub: EmulatedHub, users: list[dict[str, Any]], hub_now: datetime) -> None:
+def serve_with_date(
+    emulated_hub: EmulatedHub, users: list[dict[str, Any]], hub_now: datetime
+) -> None:
     """A hub whose clock (Date header) reads ``hub_now``."""
     emulated_hub.set_clock(hub_now)
     emulated_hub.serve_users("ready", users)
@@ -94,28 +104,41 @@ def test_missing_date_header_falls_back_to_local_with_a_warning(emulated_hub: Em
     emulated_hub.serve_users("ready", [])
     result = run("--timeout=1h")
     assert result.exit_code == 0
-    assert "the hub sent no Date header; measuring idleness on this machine's clock" in result.stderr
+    assert (
+        "the hub sent no Date header; measuring idleness on this machine's clock" in result.stderr
+    )
 
 
 def test_recheck_skips_a_server_that_woke_up(emulated_hub: EmulatedHub) -> None:
     listed = idle_users(1)
     emulated_hub.serve_users("ready", listed)
-    emulated_hub.replace(responses.GET, f"{URL}/users/idle0", json=user_json("idle0", servers=[server_json(idle=3)]))
+    emulated_hub.replace(
+        responses.GET, f"{URL}/users/idle0", json=user_json("idle0", servers=[server_json(idle=3)])
+    )
     result = run("--timeout=1h", "--recheck-after=0")
     assert result.exit_code == 0, result.stderr
     assert emulated_hub.deleted_urls() == []
-    assert re.search(r"stop server idle0: skipped \(re-check: idle 3[.\d]*s < 1h \(--timeout\)\)", result.stderr)
+    assert re.search(
+        r"stop server idle0: skipped \(re-check: idle 3[.\d]*s < 1h \(--timeout\)\)", result.stderr
+    )
 
 
 @pytest.mark.parametrize(
     ("fresh_status", "fresh_body", "outcome"),
     [
-        pytest.param(404, {"status": 404, "message": "Not Found"}, "already gone (the user was gone", id="user-gone"),
+        pytest.param(
+            404,
+            {"status": 404, "message": "Not Found"},
+            "already gone (the user was gone",
+            id="user-gone",
+        ),
         pytest.param(200, None, "already gone (the server had stopped", id="server-gone"),
         pytest.param(200, "pending", "skipped (re-check: pending stop)", id="server-stopping"),
     ],
 )
-def test_recheck_does_not_stop_what_changed(emulated_hub: EmulatedHub, fresh_status: int, fresh_body: object, outcome: str) -> None:
+def test_recheck_does_not_stop_what_changed(
+    emulated_hub: EmulatedHub, fresh_status: int, fresh_body: object, outcome: str
+) -> None:
     emulated_hub.serve_users("ready", idle_users(1))
     if fresh_body is None:
         fresh_body = user_json("idle0")
@@ -131,21 +154,31 @@ def test_recheck_does_not_stop_what_changed(emulated_hub: EmulatedHub, fresh_sta
 def test_recheck_keeps_a_user_who_started_a_server(emulated_hub: EmulatedHub) -> None:
     emulated_hub.serve_users("ready", [])
     emulated_hub.serve_users("inactive", [user_json("comeback", idle=7200)])
-    emulated_hub.replace(responses.GET, f"{URL}/users/comeback", json=user_json("comeback", servers=[server_json(idle=1)]))
+    emulated_hub.replace(
+        responses.GET,
+        f"{URL}/users/comeback",
+        json=user_json("comeback", servers=[server_json(idle=1)]),
+    )
     result = run("--timeout=1h", "--cull-users", "--recheck-after=0")
     assert result.exit_code == 0, result.stderr
     assert emulated_hub.deleted_urls() == []
     assert "re-check: has an active server again ('default')" in result.stderr
 
 
-def test_a_listing_younger_than_recheck_after_is_acted_on_without_a_re_check(emulated_hub: EmulatedHub) -> None:
+def test_a_listing_younger_than_recheck_after_is_acted_on_without_a_re_check(
+    emulated_hub: EmulatedHub,
+) -> None:
     """The default: a pass that acts within 30 s of listing sends no re-check GET."""
     emulated_hub.serve_users("ready", idle_users(1))
-    emulated_hub.replace(responses.GET, f"{URL}/users/idle0", json=user_json("idle0", servers=[server_json(idle=3)]))
+    emulated_hub.replace(
+        responses.GET, f"{URL}/users/idle0", json=user_json("idle0", servers=[server_json(idle=3)])
+    )
     emulated_hub.answer_stop("idle0", status=204)
     result = run("--timeout=1h")
     assert result.exit_code == 0, result.stderr
-    assert [c.request.url for c in emulated_hub.calls if (c.request.url or "").endswith("/users/idle0")] == []
+    assert [
+        c.request.url for c in emulated_hub.calls if (c.request.url or "").endswith("/users/idle0")
+    ] == []
     assert emulated_hub.deleted_urls() == [f"{URL}/users/idle0/server"]
 
 
@@ -161,11 +194,15 @@ def test_no_recheck_acts_on_the_listing(emulated_hub: EmulatedHub) -> None:
     emulated_hub.answer_stop("idle0", status=204)
     result = run("--timeout=1h", "--no-recheck")
     assert result.exit_code == 0
-    assert [c.request.url for c in emulated_hub.calls if (c.request.url or "").endswith("/users/idle0")] == []
+    assert [
+        c.request.url for c in emulated_hub.calls if (c.request.url or "").endswith("/users/idle0")
+    ] == []
     assert emulated_hub.deleted_urls() == [f"{URL}/users/idle0/server"]
 
 
-def test_lock_held_elsewhere_exits_75_without_contacting_the_hub(emulated_hub: EmulatedHub, tmp_path: Path) -> None:
+def test_lock_held_elsewhere_exits_75_without_contacting_the_hub(
+    emulated_hub: EmulatedHub, tmp_path: Path
+) -> None:
     lock = tmp_path / "idle-cull.lock"
     with lock.open("w") as holder:
         fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -184,7 +221,9 @@ def test_lock_is_released_after_the_pass(emulated_hub: EmulatedHub, tmp_path: Pa
         fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises if still held
 
 
-def test_unusable_lock_file_is_a_configuration_error(emulated_hub: EmulatedHub, tmp_path: Path) -> None:
+def test_unusable_lock_file_is_a_configuration_error(
+    emulated_hub: EmulatedHub, tmp_path: Path
+) -> None:
     result = run("--timeout=1h", f"--lock-file={tmp_path}/missing-dir/lock")
     assert result.exit_code == 2
     assert "cannot open --lock-file" in result.stderr
@@ -198,7 +237,9 @@ def test_deadline_stops_starting_new_actions(emulated_hub: EmulatedHub) -> None:
         return (204, {}, "")
 
     for i in range(4):
-        emulated_hub.add_callback(responses.DELETE, f"{URL}/users/idle{i}/server", callback=slow_stop)
+        emulated_hub.add_callback(
+            responses.DELETE, f"{URL}/users/idle{i}/server", callback=slow_stop
+        )
     result = run("--timeout=1h", "--concurrency=1", "--deadline=0.6")
     assert result.exit_code == 1, result.stderr
     stopped = len(emulated_hub.deleted_urls())
@@ -229,7 +270,9 @@ def test_pass_control_deadline_and_cancel() -> None:
         pytest.param(["--clock=ntp"], "--clock", id="unknown-clock"),
     ],
 )
-def test_rail_options_are_validated(emulated_hub: EmulatedHub, args: list[str], message: str) -> None:
+def test_rail_options_are_validated(
+    emulated_hub: EmulatedHub, args: list[str], message: str
+) -> None:
     result = run(*args)
     assert result.exit_code == 2
     assert message in result.stderr

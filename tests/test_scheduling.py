@@ -82,7 +82,11 @@ def _run(cmd: list[str], timeout: float = 120, **kwargs: Any) -> subprocess.Comp
 
 def _console_script() -> str:
     """The command the installed package provides, which the shipped files must run."""
-    names = [e.name for e in metadata.entry_points(group="console_scripts") if e.value.startswith("idle_cull")]
+    names = [
+        e.name
+        for e in metadata.entry_points(group="console_scripts")
+        if e.value.startswith("idle_cull")
+    ]
     assert names == ["idle-cull"], f"console scripts of the installed idle-cull: {names}"
     return names[0]
 
@@ -598,7 +602,9 @@ def test_shipped_command_lines_are_accepted_by_the_cli(tmp_path: Path) -> None:
             systemd_argv += env_settings.get("IDLE_CULL_ARGS", "").split()
         else:
             systemd_argv.append(
-                _local_config(arg).replace("${CREDENTIALS_DIRECTORY}", str(tmp_path / "credentials"))
+                _local_config(arg).replace(
+                    "${CREDENTIALS_DIRECTORY}", str(tmp_path / "credentials")
+                )
             )
 
     # cron: the arguments after the script, up to the redirection.
@@ -606,7 +612,8 @@ def test_shipped_command_lines_are_accepted_by_the_cli(tmp_path: Path) -> None:
     argv = shlex.split(jobs[0][2])
     cron_argv = argv[argv.index(VENV_SCRIPT) + 1 : argv.index(">>")]
     cron_argv = [
-        f"--api-token-file={token}" if a.startswith("--api-token-file=") else _local_config(a) for a in cron_argv
+        f"--api-token-file={token}" if a.startswith("--api-token-file=") else _local_config(a)
+        for a in cron_argv
     ]
 
     # Kubernetes: the container's args and plain env values.

@@ -80,21 +80,71 @@ def test_every_upstream_setting_maps_to_its_option(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        pytest.param("c.IdleCuller.cull_arbiter_hook = my_hook", r":3: c.IdleCuller.cull_arbiter_hook is not supported: .*--profile-timeout", id="hook"),
-        pytest.param("def my_hook(inactive, limit, server):\n    return True", r":3: functions are not allowed.*--profile-timeout, --group-timeout, --server-timeout", id="function"),
+        pytest.param(
+            "c.IdleCuller.cull_arbiter_hook = my_hook",
+            r":3: c.IdleCuller.cull_arbiter_hook is not supported: .*--profile-timeout",
+            id="hook",
+        ),
+        pytest.param(
+            "def my_hook(inactive, limit, server):\n    return True",
+            r":3: functions are not allowed.*--profile-timeout, --group-timeout, --server-timeout",
+            id="function",
+        ),
         pytest.param("import os", r":3: imports are not allowed", id="import"),
         pytest.param("from os import environ", r":3: imports are not allowed", id="from-import"),
-        pytest.param("c.IdleCuller.timeout = 600 * 60", r":3: c.IdleCuller.timeout must be a plain value", id="expression"),
-        pytest.param("c.IdleCuller.timeout = int('600')", r":3: c.IdleCuller.timeout must be a plain value", id="call"),
-        pytest.param("c.IdleCuller.timeout = True", r":3: c.IdleCuller.timeout must be a whole number", id="bool-for-int"),
-        pytest.param("c.IdleCuller.cull_users = 'yes'", r":3: c.IdleCuller.cull_users must be True or False", id="string-for-bool"),
-        pytest.param("c.IdleCuller.timout = 600", r":3: c.IdleCuller.timout is not an upstream setting; did you mean c.IdleCuller.timeout\?", id="typo"),
-        pytest.param("c.JupyterHub.timeout = 600", r":3: c.JupyterHub.timeout is not an idle culler setting", id="other-class"),
-        pytest.param("c.IdleCuller.timeout += 1", r":3: only c.IdleCuller.<name> = <value> lines", id="augmented"),
-        pytest.param("if True:\n    c.IdleCuller.timeout = 1", r":3: only c.IdleCuller.<name> = <value> lines", id="if"),
-        pytest.param("x = c.IdleCuller.timeout = 1", r":3: only c.IdleCuller.<name> = <value> lines", id="chained"),
-        pytest.param("c.IdleCuller.config_file = 'other.py'", r":3: .*pass --config FILE", id="config-file"),
-        pytest.param("c.IdleCuller.log_level = 'CRITICAL'", r":3: c.IdleCuller.log_level 'CRITICAL' is not one of", id="log-level"),
+        pytest.param(
+            "c.IdleCuller.timeout = 600 * 60",
+            r":3: c.IdleCuller.timeout must be a plain value",
+            id="expression",
+        ),
+        pytest.param(
+            "c.IdleCuller.timeout = int('600')",
+            r":3: c.IdleCuller.timeout must be a plain value",
+            id="call",
+        ),
+        pytest.param(
+            "c.IdleCuller.timeout = True",
+            r":3: c.IdleCuller.timeout must be a whole number",
+            id="bool-for-int",
+        ),
+        pytest.param(
+            "c.IdleCuller.cull_users = 'yes'",
+            r":3: c.IdleCuller.cull_users must be True or False",
+            id="string-for-bool",
+        ),
+        pytest.param(
+            "c.IdleCuller.timout = 600",
+            r":3: c.IdleCuller.timout is not an upstream setting; did you mean c.IdleCuller.timeout\?",
+            id="typo",
+        ),
+        pytest.param(
+            "c.JupyterHub.timeout = 600",
+            r":3: c.JupyterHub.timeout is not an idle culler setting",
+            id="other-class",
+        ),
+        pytest.param(
+            "c.IdleCuller.timeout += 1",
+            r":3: only c.IdleCuller.<name> = <value> lines",
+            id="augmented",
+        ),
+        pytest.param(
+            "if True:\n    c.IdleCuller.timeout = 1",
+            r":3: only c.IdleCuller.<name> = <value> lines",
+            id="if",
+        ),
+        pytest.param(
+            "x = c.IdleCuller.timeout = 1",
+            r":3: only c.IdleCuller.<name> = <value> lines",
+            id="chained",
+        ),
+        pytest.param(
+            "c.IdleCuller.config_file = 'other.py'", r":3: .*pass --config FILE", id="config-file"
+        ),
+        pytest.param(
+            "c.IdleCuller.log_level = 'CRITICAL'",
+            r":3: c.IdleCuller.log_level 'CRITICAL' is not one of",
+            id="log-level",
+        ),
         pytest.param("c.IdleCuller.timeout = (", r":3: not valid Python", id="syntax"),
     ],
 )
@@ -130,7 +180,9 @@ def _idle_hub(emulated_hub: EmulatedHub) -> None:
 def upstream_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A working directory holding upstream's default file, as a migrated host has."""
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "idle_culler_config.py").write_text("c = get_config()\nc.IdleCuller.timeout = 36000\n")
+    (tmp_path / "idle_culler_config.py").write_text(
+        "c = get_config()\nc.IdleCuller.timeout = 36000\n"
+    )
     return tmp_path
 
 
@@ -146,7 +198,10 @@ def test_implicit_default_file_is_read_and_logged(emulated_hub: EmulatedHub) -> 
     status, stderr = _run("--dry-run")
     assert status == 0, stderr
     assert "timeout=36000" in stderr
-    assert "read 1 setting from idle_culler_config.py (upstream idle_culler_config.py, read because it is in the working directory" in stderr
+    assert (
+        "read 1 setting from idle_culler_config.py (upstream idle_culler_config.py, read because it is in the working directory"
+        in stderr
+    )
     assert "stop server ada" not in stderr
 
 

@@ -203,7 +203,8 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
     rule = (
         "|"
         + "|".join(
-            "-" * (w + 1) + ":" if is_num else "-" * (w + 2) for w, is_num in zip(widths, numeric, strict=True)
+            "-" * (w + 1) + ":" if is_num else "-" * (w + 2)
+            for w, is_num in zip(widths, numeric, strict=True)
         )
         + "|"
     )

@@ -70,7 +70,9 @@ def one_pass(su: SingleUserHub, *args: str) -> dict[str, Any]:
     wall = time.monotonic() - started
     after = {name: sum(cpu_seconds(p) for p in group) for name, group in pids.items()}
     report = json.loads(result.stdout)
-    probes = [e["probe"]["seconds"] for e in report["entries"] if (e.get("probe") or {}).get("seconds")]
+    probes = [
+        e["probe"]["seconds"] for e in report["entries"] if (e.get("probe") or {}).get("seconds")
+    ]
     return {
         "wall": wall,
         "cpu": {name: after[name] - before[name] for name in pids},
@@ -94,10 +96,17 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(TIMEOUT + 3.5)  # idle past --timeout, the probes' activity copied
             rows.append(("baseline", one_pass(su, "--dry-run")))
             rows.append(
-                ("probing", one_pass(su, "--probe-kernels", f"--proxy-url={su.public_url}", "--no-recheck"))
+                (
+                    "probing",
+                    one_pass(su, "--probe-kernels", f"--proxy-url={su.public_url}", "--no-recheck"),
+                )
             )
-    print(f"{args.servers} busy servers, {args.repeats} repeats; load average {os.getloadavg()[0]:.2f}")
-    print("| pass | wall s | hub CPU s | proxy CPU s | servers CPU s | kept busy | probe s (median, max) |")
+    print(
+        f"{args.servers} busy servers, {args.repeats} repeats; load average {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        "| pass | wall s | hub CPU s | proxy CPU s | servers CPU s | kept busy | probe s (median, max) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for kind, row in rows:
         probes = row["probe_seconds"]

@@ -90,7 +90,13 @@ def test_cull_users_deletes_idle_users_and_spares_admins(real_hub: RealHub) -> N
     real_hub.start_server("temp-1")
     time.sleep(PAST_IDLE)
     real_hub.touch("fresh")
-    result = cull(real_hub, f"--timeout={IDLE}", "--cull-users", "--cull-admin-users=false", "--log-level=debug")
+    result = cull(
+        real_hub,
+        f"--timeout={IDLE}",
+        "--cull-users",
+        "--cull-admin-users=false",
+        "--log-level=debug",
+    )
     assert result.returncode == 0, result.stderr
     assert real_hub.user("temp-1") is None  # server stopped, then user deleted
     assert real_hub.user("temp-2") is None  # never had a server
@@ -160,8 +166,15 @@ def test_slow_stop_keeps_user_until_a_later_pass(real_hub: RealHub) -> None:
     ("token_name", "args", "message"),
     [
         pytest.param("bad", [], "does not accept the API token", id="bad-token"),
-        pytest.param("noscope_token", [], "list:users (to list users)", id="token-without-list-scope"),
-        pytest.param("servers_only_token", ["--cull-users"], "admin:users", id="cull-users-without-admin-users"),
+        pytest.param(
+            "noscope_token", [], "list:users (to list users)", id="token-without-list-scope"
+        ),
+        pytest.param(
+            "servers_only_token",
+            ["--cull-users"],
+            "admin:users",
+            id="cull-users-without-admin-users",
+        ),
     ],
 )
 def test_auth_problems_exit_3_and_cull_nothing(
@@ -202,7 +215,9 @@ def test_concurrency_runs_stops_in_parallel(real_hub: RealHub) -> None:
     log_start = (real_hub.workdir / LOG_FILE).stat().st_size
     result = cull(real_hub, f"--timeout={IDLE}", "--concurrency=3")
     assert result.returncode == 0, result.stderr
-    assert len(re.findall(r"stop server par-\d: (?:stopped|pending)", result.stderr)) == 6, result.stderr
+    assert len(re.findall(r"stop server par-\d: (?:stopped|pending)", result.stderr)) == 6, (
+        result.stderr
+    )
     with (real_hub.workdir / LOG_FILE).open("rb") as log:
         log.seek(log_start)
         text = log.read().decode(errors="replace")

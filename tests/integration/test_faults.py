@@ -230,7 +230,12 @@ def cull(
     )
     seconds = time.monotonic() - started
     output = result.stdout + result.stderr
-    for secret in (real_hub.culler_token, real_hub.admin_token, real_hub.servers_only_token, real_hub.noscope_token):
+    for secret in (
+        real_hub.culler_token,
+        real_hub.admin_token,
+        real_hub.servers_only_token,
+        real_hub.noscope_token,
+    ):
         assert secret not in output, "the API token appears in the output"
     assert "Traceback" not in output, output
     return Pass(result.returncode, result.stderr, seconds, proxy.requests())
@@ -281,7 +286,9 @@ def scene(real_hub: RealHub) -> Iterator[RealHub]:
     assert toucher.errors == []
 
 
-def install(proxy: FaultProxy, rules: tuple[tuple[tuple[str, str, dict[str, str]], Fault, int | None], ...]) -> None:
+def install(
+    proxy: FaultProxy, rules: tuple[tuple[tuple[str, str, dict[str, str]], Fault, int | None], ...]
+) -> None:
     for (method, path, query), fault, count in rules:
         proxy.add(method, path, fault, count=count, query=query)
 
@@ -314,7 +321,11 @@ RIDE_OUT = [
             (DELETE_TIM, respond(504), 2),
         ),
         status=0,
-        says=("probe the hub version: HTTP 503 (attempt 1 of 5)", "list users: HTTP 502 (attempt 2 of 5)", "HTTP 504 (attempt 2 of 5)"),
+        says=(
+            "probe the hub version: HTTP 503 (attempt 1 of 5)",
+            "list users: HTTP 502 (attempt 2 of 5)",
+            "HTTP 504 (attempt 2 of 5)",
+        ),
     ),
     Case(
         "429 with Retry-After: 1",
@@ -337,7 +348,10 @@ RIDE_OUT = [
             (DELETE_TIM, reset(after_forward=True), 1),  # deleted; the retry gets 404
         ),
         status=0,
-        says=("list users: connection failed (attempt 2 of 5)", "stop server 'idle-ida': connection failed"),
+        says=(
+            "list users: connection failed (attempt 2 of 5)",
+            "stop server 'idle-ida': connection failed",
+        ),
     ),
     Case(
         "connection cut mid-body (a listing page, a re-check)",
@@ -346,7 +360,10 @@ RIDE_OUT = [
             (RECHECK_IDA, cut(0.5), 1),
         ),
         status=0,
-        says=("list users: answer cut off (attempt 1 of 5)", "read user 'idle-ida': answer cut off (attempt 1 of 5)"),
+        says=(
+            "list users: answer cut off (attempt 1 of 5)",
+            "read user 'idle-ida': answer cut off (attempt 1 of 5)",
+        ),
     ),
     Case(
         f"stall past --request-timeout={REQUEST_TIMEOUT} (before and after the hub acted)",
@@ -384,9 +401,7 @@ RIDE_OUT = [
 
 
 @pytest.mark.parametrize("case", RIDE_OUT, ids=[c.name for c in RIDE_OUT])
-def test_faults_a_pass_rides_out(
-    scene: RealHub, faults: FaultProxy, case: Case
-) -> None:
+def test_faults_a_pass_rides_out(scene: RealHub, faults: FaultProxy, case: Case) -> None:
     real_hub = scene
     install(faults, case.rules)
     first = cull(real_hub, faults, *ARGS, *case.args)
@@ -404,7 +419,9 @@ def test_faults_a_pass_rides_out(
     assert low <= first.seconds <= high, f"the faulty pass took {first.seconds:.1f}s"
     assert (stopped, deleted) == ([], []), first.stderr
     for user, servers in case.extra.get("after_fault", {}).items():
-        assert after_fault.get(user) == servers, f"{user} after the faulty pass: {after_fault.get(user)}"
+        assert after_fault.get(user) == servers, (
+            f"{user} after the faulty pass: {after_fault.get(user)}"
+        )
     if case.status == 0:
         assert after_fault == EXPECTED_END_STATE, first.stderr
     assert second.status == 0, second.stderr
@@ -412,9 +429,7 @@ def test_faults_a_pass_rides_out(
     assert final == EXPECTED_END_STATE, second.stderr
 
 
-def test_hostile_records_on_the_wire(
-    scene: RealHub, faults: FaultProxy
-) -> None:
+def test_hostile_records_on_the_wire(scene: RealHub, faults: FaultProxy) -> None:
     """Listing pages rewritten in flight: look-alike names that, addressed wrongly, would hit
     a user or server in use; the same instants in other notations; garbage records; a
     duplicate across pages. The pass handles or rejects each and reaches the reference."""
@@ -426,9 +441,25 @@ def test_hostile_records_on_the_wire(
         idle = "2020-01-01T00:00:00Z"
         for name in ("busy-bo?", "busy-bo#x", "busy%2Dbo", "busy-bo/server", "nora/servers/keep"):
             page["items"].append(
-                {"kind": "user", "name": name, "admin": False, "groups": [], "created": idle,
-                 "last_activity": idle, "servers": {"": {"name": "", "ready": True, "pending": None,
-                 "started": idle, "last_activity": idle, "url": "/x/", "user_options": {}}}}
+                {
+                    "kind": "user",
+                    "name": name,
+                    "admin": False,
+                    "groups": [],
+                    "created": idle,
+                    "last_activity": idle,
+                    "servers": {
+                        "": {
+                            "name": "",
+                            "ready": True,
+                            "pending": None,
+                            "started": idle,
+                            "last_activity": idle,
+                            "url": "/x/",
+                            "user_options": {},
+                        }
+                    },
+                }
             )
 
     def second_ready_page(page: dict[str, Any]) -> None:
@@ -439,25 +470,46 @@ def test_hostile_records_on_the_wire(
         busy["servers"][""]["last_activity"] = _in_zone(fresh, -8)
         idle = "2020-01-01T00:00:00Z"
         for hostile in ("../server", "%2E%2E", "..%2F..%2Fusers%2Fbusy-bo"):
-            busy["servers"][hostile] = {"name": hostile, "ready": True, "pending": None,
-                                        "started": idle, "last_activity": idle, "url": "/x/", "user_options": {}}
+            busy["servers"][hostile] = {
+                "name": hostile,
+                "ready": True,
+                "pending": None,
+                "started": idle,
+                "last_activity": idle,
+                "url": "/x/",
+                "user_options": {},
+            }
         page["items"].append(captured["ida"])  # listed twice
 
     def first_inactive_page(page: dict[str, Any]) -> None:
-        page["items"] += [None, "fresh-fay", {"name": 42}, {"name": "garbage-ts", "last_activity": "yesterday",
-                          "admin": False, "created": None, "groups": [], "servers": {}}]
+        page["items"] += [
+            None,
+            "fresh-fay",
+            {"name": 42},
+            {
+                "name": "garbage-ts",
+                "last_activity": "yesterday",
+                "admin": False,
+                "created": None,
+                "groups": [],
+                "servers": {},
+            },
+        ]
 
     def second_inactive_page(page: dict[str, Any]) -> None:
         fay = page["items"][0]
         assert fay["name"] == "fresh-fay"
         fay["last_activity"] = fay["last_activity"].removesuffix("Z")  # naive, as hubs before 2.0
 
-    install(faults, (
-        (READY_1, rewrite_json(first_ready_page), 1),
-        (READY_2, rewrite_json(second_ready_page), 1),
-        (INACTIVE_1, rewrite_json(first_inactive_page), 1),
-        (INACTIVE_2, rewrite_json(second_inactive_page), 1),
-    ))
+    install(
+        faults,
+        (
+            (READY_1, rewrite_json(first_ready_page), 1),
+            (READY_2, rewrite_json(second_ready_page), 1),
+            (INACTIVE_1, rewrite_json(first_inactive_page), 1),
+            (INACTIVE_2, rewrite_json(second_inactive_page), 1),
+        ),
+    )
     # Without the re-check, nothing stands between a misread record and an action.
     first = cull(real_hub, faults, *ARGS, "--recheck=false")
     after = end_state(real_hub)
@@ -465,7 +517,15 @@ def test_hostile_records_on_the_wire(
     second = cull(real_hub, faults, *ARGS)
     final = end_state(real_hub)
     stopped, deleted = harm(after)
-    TALLY.append(_row("hostile records rewritten in the listing", first, stopped, deleted, final == EXPECTED_END_STATE))
+    TALLY.append(
+        _row(
+            "hostile records rewritten in the listing",
+            first,
+            stopped,
+            deleted,
+            final == EXPECTED_END_STATE,
+        )
+    )
 
     assert first.status == 0, first.stderr
     assert (stopped, deleted) == ([], []), first.stderr
@@ -488,7 +548,9 @@ def _in_zone(stamp: str, hours: int) -> str:
     return moment.astimezone(timezone(timedelta(hours=hours))).isoformat()
 
 
-def _row(name: str, first: Pass, stopped: list[str], deleted: list[str], reached: bool) -> dict[str, Any]:
+def _row(
+    name: str, first: Pass, stopped: list[str], deleted: list[str], reached: bool
+) -> dict[str, Any]:
     return {
         "fault": name,
         "status": first.status,
@@ -519,8 +581,18 @@ NOT_A_HUB_PAGE = "<!DOCTYPE html><html><body><form>Sign in to continue</form></b
 
 STOPPERS = [
     Case("500 on the listing", ((READY_1, respond(500), 1),), 3, ("HTTP 500",)),
-    Case("401 in the middle of the listing", ((READY_2, respond(401), 1),), 3, ("rejected the API token (401)",)),
-    Case("503 (Retry-After: 0) until the retries run out", ((ANY_LISTING, _retry_after(503, 0), None),), 3, ("answered HTTP 503 5 times",)),
+    Case(
+        "401 in the middle of the listing",
+        ((READY_2, respond(401), 1),),
+        3,
+        ("rejected the API token (401)",),
+    ),
+    Case(
+        "503 (Retry-After: 0) until the retries run out",
+        ((ANY_LISTING, _retry_after(503, 0), None),),
+        3,
+        ("answered HTTP 503 5 times",),
+    ),
     Case(
         "stall past --request-timeout=0.5 on every attempt",
         ((PROBE, stall(2), None),),
@@ -530,12 +602,37 @@ STOPPERS = [
         # 5 timeouts, plus the backoff (3.75 to 7.5 s jittered), plus start-up
         seconds=(2.5 + 3.75, 2.5 + 7.5 + 3),
     ),
-    Case("truncated JSON (second page)", ((READY_2, rewrite(_truncated, "truncate"), 1),), 3, ("is not JSON",)),
-    Case("connection cut mid-body on every attempt", ((INACTIVE_1, cut(0.5), None),), 3, ("could not list users: the connection was cut before the whole answer arrived, 5 times",)),
+    Case(
+        "truncated JSON (second page)",
+        ((READY_2, rewrite(_truncated, "truncate"), 1),),
+        3,
+        ("is not JSON",),
+    ),
+    Case(
+        "connection cut mid-body on every attempt",
+        ((INACTIVE_1, cut(0.5), None),),
+        3,
+        ("could not list users: the connection was cut before the whole answer arrived, 5 times",),
+    ),
     Case("corrupt JSON", ((READY_1, rewrite(_corrupted, "corrupt"), 1),), 3, ("is not JSON",)),
-    Case("JSON of the wrong shape", ((INACTIVE_1, rewrite_json(lambda p: {"users": p["items"]}, "reshape"), 1),), 3, ("lacks 'items' or '_pagination'",)),
-    Case("an HTML page instead of JSON", ((READY_1, respond(200, NOT_A_HUB_PAGE, content_type="text/html"), 1),), 3, ("is not JSON (text/html",)),
-    Case("pagination next that loops back", ((READY_2, rewrite_json(_next_back_to_start, "loop next"), 1),), 3, ("does not advance",)),
+    Case(
+        "JSON of the wrong shape",
+        ((INACTIVE_1, rewrite_json(lambda p: {"users": p["items"]}, "reshape"), 1),),
+        3,
+        ("lacks 'items' or '_pagination'",),
+    ),
+    Case(
+        "an HTML page instead of JSON",
+        ((READY_1, respond(200, NOT_A_HUB_PAGE, content_type="text/html"), 1),),
+        3,
+        ("is not JSON (text/html",),
+    ),
+    Case(
+        "pagination next that loops back",
+        ((READY_2, rewrite_json(_next_back_to_start, "loop next"), 1),),
+        3,
+        ("does not advance",),
+    ),
 ]
 
 
@@ -598,20 +695,28 @@ def test_pagination_that_never_ends_is_refused(real_hub: RealHub, faults: FaultP
 
     def always_more(page: dict[str, Any]) -> None:
         pagination = page["_pagination"]
-        pagination["next"] = {"offset": pagination["offset"] + 2, "limit": 2, "url": "http://127.0.0.1/"}
+        pagination["next"] = {
+            "offset": pagination["offset"] + 2,
+            "limit": 2,
+            "url": "http://127.0.0.1/",
+        }
 
     install(faults, ((ANY_LISTING, rewrite_json(always_more, "endless next"), None),))
     try:
         run = cull(real_hub, faults, *ARGS, "--timeout=0", timeout=4)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"the pass was still listing after 4 s ({len(faults.requests('GET', '/users'))} pages)")
+        pytest.fail(
+            f"the pass was still listing after 4 s ({len(faults.requests('GET', '/users'))} pages)"
+        )
     assert run.status == 3, run.stderr
     assert run.sent("DELETE") == []
     assert end_state(real_hub) == before
 
 
 @pytest.mark.parametrize("status", [403, 500])
-def test_an_error_body_quoting_the_token_does_not_leak_it(real_hub: RealHub, faults: FaultProxy, status: int) -> None:
+def test_an_error_body_quoting_the_token_does_not_leak_it(
+    real_hub: RealHub, faults: FaultProxy, status: int
+) -> None:
     real_hub.create_users(["someone"])
     real_hub.start_server("someone")
     install(faults, ((READY_1, echo_request(status), 1),))
@@ -663,11 +768,23 @@ class OperatorError:
 # The full table runs in-process (tests/test_hostile_data.py); these few show at the
 # network level that nothing at all leaves the process.
 OPERATOR_ERRORS = [
-    OperatorError("wrong-scheme", url=lambda u: u.replace("http://", "ftp://"), message="is not an http(s) URL"),
-    OperatorError("url-without-hub-api", url=lambda u: u.removesuffix("/hub/api"), message="does not end in /hub/api"),
+    OperatorError(
+        "wrong-scheme",
+        url=lambda u: u.replace("http://", "ftp://"),
+        message="is not an http(s) URL",
+    ),
+    OperatorError(
+        "url-without-hub-api",
+        url=lambda u: u.removesuffix("/hub/api"),
+        message="does not end in /hub/api",
+    ),
     OperatorError("negative-max-age", ("--max-age=-1h",), message="--max-age"),
-    OperatorError("token-file-not-utf-8", ("--api-token-file=@not-utf-8",), message="cannot read token file"),
-    OperatorError("token-file-two-tokens", ("--api-token-file=@two-tokens",), message="line breaks"),
+    OperatorError(
+        "token-file-not-utf-8", ("--api-token-file=@not-utf-8",), message="cannot read token file"
+    ),
+    OperatorError(
+        "token-file-two-tokens", ("--api-token-file=@two-tokens",), message="line breaks"
+    ),
 ]
 
 
@@ -688,7 +805,9 @@ def test_operator_errors_exit_2_and_send_nothing(
     assert len(errors) == 1, run.stderr
 
 
-def test_https_to_a_plain_http_server_exits_3_at_once(shared_real_hub: RealHub, faults: FaultProxy) -> None:
+def test_https_to_a_plain_http_server_exits_3_at_once(
+    shared_real_hub: RealHub, faults: FaultProxy
+) -> None:
     """The hub's public proxy answers a TLS hello with an HTTP error: not retried, exit 3.
 
     (The hub's own port instead waits for a request line that never comes, so there the
@@ -700,11 +819,19 @@ def test_https_to_a_plain_http_server_exits_3_at_once(shared_real_hub: RealHub, 
     assert run.seconds < 10
 
 
-def test_wrong_base_url_behind_the_public_proxy_exits_3(shared_real_hub: RealHub, faults: FaultProxy) -> None:
-    run = cull(shared_real_hub, faults, "--timeout=60", url=f"{shared_real_hub.public_url}/jupyter/hub/api")
+def test_wrong_base_url_behind_the_public_proxy_exits_3(
+    shared_real_hub: RealHub, faults: FaultProxy
+) -> None:
+    run = cull(
+        shared_real_hub, faults, "--timeout=60", url=f"{shared_real_hub.public_url}/jupyter/hub/api"
+    )
     assert run.status == 3, run.stderr
     # The proxy redirects the unknown path to the hub's login page: never followed (issue 13).
-    assert "no JupyterHub API there" in run.stderr or "is not JSON" in run.stderr or "a redirect to" in run.stderr
+    assert (
+        "no JupyterHub API there" in run.stderr
+        or "is not JSON" in run.stderr
+        or "a redirect to" in run.stderr
+    )
 
 
 # --- the proxy itself ---------------------------------------------------------------------

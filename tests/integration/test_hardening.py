@@ -61,11 +61,15 @@ def test_a_redirected_stop_is_not_counted_as_a_stop(real_hub: RealHub, faults: F
     (entry,) = json.loads(result.stdout)["entries"]
     assert entry["outcome"] == "failed"
     assert f"a redirect to '{location}'" in entry["error"]
-    assert [s.method for s in faults.requests() if s.path == "/users/ann"] == ["GET"]  # the re-check only: the redirect was not followed as a GET
+    assert [s.method for s in faults.requests() if s.path == "/users/ann"] == [
+        "GET"
+    ]  # the re-check only: the redirect was not followed as a GET
     assert running(real_hub, "ann")
 
 
-def test_a_front_proxy_clock_hours_ahead_stops_nothing(real_hub: RealHub, faults: FaultProxy) -> None:
+def test_a_front_proxy_clock_hours_ahead_stops_nothing(
+    real_hub: RealHub, faults: FaultProxy
+) -> None:
     real_hub.create_users(["bob"])
     real_hub.start_server("bob")
     real_hub.touch("bob")

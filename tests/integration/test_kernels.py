@@ -150,8 +150,13 @@ def test_servers_without_kernels_or_with_idle_kernels_are_stopped(su: SingleUser
     assert server_entry(report, "no-kernels")["probe"]["reason"] == "no kernels"
     assert server_entry(report, "idle-kernel")["probe"]["kernels"] == 1
     assert report["counts"]["probes"] == {
-        "probed": 2, "busy": 0, "not_busy": 2, "failed": 0,
-        "kept_busy": 0, "kept_failed": 0, "would_probe": 0,
+        "probed": 2,
+        "busy": 0,
+        "not_busy": 2,
+        "failed": 0,
+        "kept_busy": 0,
+        "kept_failed": 0,
+        "would_probe": 0,
     }
     assert_stopped(su, server_entry(report, "no-kernels"))
     assert_stopped(su, server_entry(report, "idle-kernel"))

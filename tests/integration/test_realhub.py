@@ -168,7 +168,10 @@ def test_instant_stop_answers_204(real_hub: RealHub) -> None:
     assert server_path("alice") == "/users/alice/server"
     assert real_hub.user("alice")["servers"] == {}  # type: ignore[index]
     # stopping an already stopped default server is a no-op 204
-    assert real_hub.api("DELETE", "/users/alice/server", token=real_hub.culler_token).status_code == 204
+    assert (
+        real_hub.api("DELETE", "/users/alice/server", token=real_hub.culler_token).status_code
+        == 204
+    )
 
 
 def test_stop_of_unknown_user_or_named_server_is_404(real_hub: RealHub) -> None:
@@ -179,7 +182,9 @@ def test_stop_of_unknown_user_or_named_server_is_404(real_hub: RealHub) -> None:
     # then asks GET /users/{name}, which is 404 on every release)
     gone_user = 500 if real_hub.version_info < (5,) else 404
     assert real_hub.api("DELETE", "/users/nobody/server", token=culler).status_code == gone_user
-    assert real_hub.api("DELETE", "/users/nobody/servers/lab", token=culler).status_code == gone_user
+    assert (
+        real_hub.api("DELETE", "/users/nobody/servers/lab", token=culler).status_code == gone_user
+    )
     assert real_hub.api("GET", "/users/nobody", token=culler).status_code == 404
     assert real_hub.api("DELETE", "/users/alice/servers/nope", token=culler).status_code == 404
 
@@ -198,7 +203,10 @@ def test_slow_stop_answers_202_and_the_server_goes_later(real_hub: RealHub) -> N
     assert server_model(real_hub, "alice")["pending"] == "stop"
     # a second stop while one is pending answers 202 at once
     began = time.monotonic()
-    assert real_hub.api("DELETE", "/users/alice/server", token=real_hub.culler_token).status_code == 202
+    assert (
+        real_hub.api("DELETE", "/users/alice/server", token=real_hub.culler_token).status_code
+        == 202
+    )
     assert time.monotonic() - began < 0.5
     # the user cannot be deleted while its server is stopping
     assert real_hub.api("DELETE", "/users/alice", token=real_hub.culler_token).status_code == 400
@@ -266,7 +274,9 @@ def test_scopes_of_the_service_tokens(real_hub: RealHub) -> None:
     culler_view = real_hub.api("GET", "/users", token=real_hub.culler_token, expect=(200,)).json()
     assert sorted(user["name"] for user in culler_view) == ["alice", "bob"]
     assert "groups" in culler_view[0]  # admin:users includes read:users
-    servers_only_view = real_hub.api("GET", "/users", token=real_hub.servers_only_token, expect=(200,)).json()
+    servers_only_view = real_hub.api(
+        "GET", "/users", token=real_hub.servers_only_token, expect=(200,)
+    ).json()
     assert "groups" not in servers_only_view[0]
     assert {"name", "last_activity", "servers"} <= set(servers_only_view[0])
 
@@ -274,7 +284,9 @@ def test_scopes_of_the_service_tokens(real_hub: RealHub) -> None:
     assert noscope.status_code == 403
     assert "list:users" in noscope.json()["message"]
 
-    assert real_hub.api("DELETE", "/users/alice", token=real_hub.servers_only_token).status_code == 403
+    assert (
+        real_hub.api("DELETE", "/users/alice", token=real_hub.servers_only_token).status_code == 403
+    )
     assert real_hub.api("DELETE", "/users/alice", token=real_hub.culler_token).status_code == 204
     assert real_hub.user("alice") is None
 

@@ -17,7 +17,9 @@ def test_rules_pick_the_limit_per_server(real_hub: RealHub) -> None:
     real_hub.create_users(["gpu-gus", "stu", "prof", "svc-bot", "nan"])
     real_hub.add_to_group("students", ["stu", "gpu-gus"])
     real_hub.add_to_group("instructors", ["prof"])
-    real_hub.start_server("gpu-gus", user_options={"profile": "gpu"})  # profile: 2 s beats group 60 s
+    real_hub.start_server(
+        "gpu-gus", user_options={"profile": "gpu"}
+    )  # profile: 2 s beats group 60 s
     real_hub.start_server("stu")  # group students: 60 s, not idle enough
     real_hub.start_server("prof")  # excluded group
     real_hub.start_server("svc-bot")  # excluded user glob
@@ -56,7 +58,9 @@ def test_group_rules_fail_without_the_groups_scope(real_hub: RealHub) -> None:
     real_hub.create_users(["solo"])
     real_hub.start_server("solo")
     time.sleep(3.5)
-    result = cull(real_hub, "--timeout=2", "--exclude-group=instructors", token=real_hub.servers_only_token)
+    result = cull(
+        real_hub, "--timeout=2", "--exclude-group=instructors", token=real_hub.servers_only_token
+    )
     assert result.returncode == 3, result.stderr
     assert "read:users:groups" in result.stderr
     assert servers_of(real_hub, "solo") == {""}

@@ -104,7 +104,9 @@ def test_recheck_spares_a_server_that_woke_up_during_the_pass(real_hub: RealHub)
     stderr = finish(process)
     assert process.returncode == 0, stderr
     assert "stop server first: pending" in stderr
-    assert re.search(r"stop server second: skipped \(re-check: idle [\d.]+s < 3s \(--timeout\)\)", stderr)
+    assert re.search(
+        r"stop server second: skipped \(re-check: idle [\d.]+s < 3s \(--timeout\)\)", stderr
+    )
     assert servers_of(real_hub, "second") == {""}
 
 

@@ -26,7 +26,6 @@ def run(*args: str, env: dict[str, str] | None = None) -> Result:
     return result
 
 
-
 IDLE = 3  # --timeout for these tests, in seconds
 # The hub clock (Date header) is truncated to the second, so idleness reads up to 1 s
 # short: wait well past the limit.

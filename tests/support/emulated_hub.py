@@ -123,7 +123,9 @@ class HubUsers:
         if self.before_answer is not None:
             self.before_answer(params)
         state = params.get("state")
-        offset, limit = page_window(params, default=self.default_limit, cap=self.max_limit, paginated=paginated)
+        offset, limit = page_window(
+            params, default=self.default_limit, cap=self.max_limit, paginated=paginated
+        )
         selected = self.selected(state)
         window = selected[offset : offset + limit]
         if state == "ready":  # filtered in memory after offset/limit, as the hub does
@@ -166,7 +168,11 @@ class EmulatedHub(responses.RequestsMock):
         self.get(f"{URL}/", json={"version": version})
         self.add_callback(responses.GET, f"{URL}/user", callback=self._answer_token_owner)
         self.add_callback(responses.GET, f"{URL}/groups", callback=self._answer_group_list)
-        self.add_callback(responses.GET, re.compile(rf"{re.escape(URL)}/groups/[^/]+$"), callback=self._answer_group)
+        self.add_callback(
+            responses.GET,
+            re.compile(rf"{re.escape(URL)}/groups/[^/]+$"),
+            callback=self._answer_group,
+        )
 
     def set_clock(self, hub_now: datetime) -> None:
         """The hub's clock reads ``hub_now``: a ``Date`` header on every later answer."""

@@ -180,7 +180,9 @@ class _Echo(Fault):
     def apply(self, handler: _Handler, body: bytes) -> int | None:
         credentials = handler.headers.get("Authorization", "(none)")
         headers = "; ".join(f"{k}: {v}" for k, v in handler.headers.items())
-        message = f"invalid credentials {credentials!r} for {handler.command} {handler.path} ({headers})"
+        message = (
+            f"invalid credentials {credentials!r} for {handler.command} {handler.path} ({headers})"
+        )
         handler.send_answer(
             Answer(
                 self.status,
@@ -396,9 +398,13 @@ class FaultProxy:
     def __post_init__(self) -> None:
         parts = urlsplit(self.upstream_api_url)
         if parts.scheme != "http" or parts.hostname != "127.0.0.1" or not parts.port:
-            raise ValueError(f"the fault proxy only forwards to http://127.0.0.1:<port>, not {self.upstream_api_url}")
+            raise ValueError(
+                f"the fault proxy only forwards to http://127.0.0.1:<port>, not {self.upstream_api_url}"
+            )
         if parts.path.rstrip("/") != API_PREFIX:
-            raise ValueError(f"expected the hub's API URL ending in {API_PREFIX}: {self.upstream_api_url}")
+            raise ValueError(
+                f"expected the hub's API URL ending in {API_PREFIX}: {self.upstream_api_url}"
+            )
         self.upstream = (parts.hostname, parts.port)
         self._lock = threading.Lock()
         self._rules: list[_Rule] = []
@@ -414,7 +420,10 @@ class FaultProxy:
         server.proxy = self
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fault-proxy", daemon=True
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fault-proxy",
+            daemon=True,
         )
         self._thread.start()
         return self

@@ -108,7 +108,10 @@ class EmptyHub:
                 if path == "/hub/api/":
                     body: object = {"version": "6.1.1"}
                 else:
-                    body = {"items": [], "_pagination": {"offset": 0, "limit": 50, "total": 0, "next": None}}
+                    body = {
+                        "items": [],
+                        "_pagination": {"offset": 0, "limit": 50, "total": 0, "next": None},
+                    }
                 data = json.dumps(body).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

@@ -56,8 +56,6 @@ STOP_DELAY_FILE = WORKDIR / "stop_delay"
 STOP_CANCEL_FILE = WORKDIR / "stop_cancel"
 
 
-
-
 # --- the one shared "single-user server" ------------------------------------------------------
 
 
@@ -283,7 +281,10 @@ c.JupyterHub.load_roles = [
 # with the environment it gives the services it launches, as upstream's culler was run.
 if os.environ.get("IDLE_CULL_MANAGED_SERVICE"):
     c.JupyterHub.services.append(
-        {"name": "idle-cull-managed", "command": json.loads(os.environ["IDLE_CULL_MANAGED_SERVICE"])}
+        {
+            "name": "idle-cull-managed",
+            "command": json.loads(os.environ["IDLE_CULL_MANAGED_SERVICE"]),
+        }
     )
 # Only an entity with the admin flag may grant admin ("Only admins can grant admin
 # permissions", apihandlers/users.py), and only the built-in admin role sets that flag for a

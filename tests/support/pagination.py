@@ -66,7 +66,11 @@ def users_page(
     following = None
     if next_offset is not None:
         params = {**(query or {}), "offset": next_offset, "limit": limit}
-        following = {"offset": next_offset, "limit": limit, "url": f"{url}/users?{urlencode(params)}"}
+        following = {
+            "offset": next_offset,
+            "limit": limit,
+            "url": f"{url}/users?{urlencode(params)}",
+        }
     return {
         "items": list(items),
         "_pagination": {"offset": offset, "limit": limit, "total": total, "next": following},

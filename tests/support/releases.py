@@ -84,4 +84,3 @@ def find_release(name: str | None) -> HubRelease:
             return release
     known = ", ".join(r.name for r in releases)
     raise UnknownRelease(f"unknown JupyterHub release {name!r}; {RELEASES_FILE.name} has {known}")
-

@@ -53,7 +53,9 @@ def settled_report(
     """
     users = [
         User.from_api(user_json("alice", idle=9000, servers=[server_json(idle=9000, age=90000)])),
-        User.from_api(user_json("bob", idle=9000, servers=[server_json("gpu", idle=9000, age=900)])),
+        User.from_api(
+            user_json("bob", idle=9000, servers=[server_json("gpu", idle=9000, age=900)])
+        ),
         User.from_api(user_json("carol", servers=[server_json(idle=10, age=900)])),
         User.from_api(user_json("dave", servers=[server_json(pending="spawn", ready=False)])),
     ]
@@ -79,4 +81,6 @@ def dry_run_report() -> Report:
     return report
 
 
-FAILED_STOP = {"server:bob/gpu": (Outcome.FAILED, 5, "HTTP 500 after 5 attempts: Internal Server Error")}
+FAILED_STOP = {
+    "server:bob/gpu": (Outcome.FAILED, 5, "HTTP 500 after 5 attempts: Internal Server Error")
+}

@@ -36,7 +36,11 @@ c.JupyterHub.spawner_class = "jupyterhub.spawner.SimpleLocalProcessSpawner"
 c.SimpleLocalProcessSpawner.home_dir_template = str(WORKDIR / "home" / "{username}")
 # The hub runs from its release's venv (.venv/hubs/<release>); jupyter_server and ipykernel
 # are in the project's .venv, whose interpreter the launcher passes (RealHub.start).
-c.Spawner.cmd = [os.environ.get("IDLE_CULL_PROJECT_PYTHON", sys.executable), "-m", "jupyterhub.singleuser"]
+c.Spawner.cmd = [
+    os.environ.get("IDLE_CULL_PROJECT_PYTHON", sys.executable),
+    "-m",
+    "jupyterhub.singleuser",
+]
 c.Spawner.args = ["--allow-root", "--ServerApp.log_level=INFO"]
 c.Spawner.default_url = "/api/status"
 c.Spawner.environment = {"JUPYTERHUB_ACTIVITY_INTERVAL": "1"}
