@@ -37,7 +37,6 @@ from idle_cull.transport import (
     RequestAbandoned,
     RequestBounds,
     TLSHandshakeFailed,
-    WholeAnswerTimeout,
 )
 
 __all__ = ["PAGINATION_MEDIA_TYPE", "ActionResult", "HubClient", "parse_version"]
@@ -464,9 +463,10 @@ class HubClient:
                 f"could not {what}: {self._tls_failure(error)}", attempts=attempts
             )
         if isinstance(error, requests.Timeout):
-            within = "no whole answer" if isinstance(error, WholeAnswerTimeout) else "no answer"
+            # The socket's read timeout and the watchdog's deadline are the same number of
+            # seconds, and which of them notices first is a race: one message for both.
             return HubUnavailable(
-                f"could not {what}: {within} within {self._timeout:g}s, {_times(attempts)} "
+                f"could not {what}: no whole answer within {self._timeout:g}s, {_times(attempts)} "
                 "(JUPYTERHUB_REQUEST_TIMEOUT)",
                 attempts=attempts,
             )

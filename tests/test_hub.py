@@ -607,7 +607,7 @@ def test_timeout_is_retried_then_hub_unavailable(
     with pytest.raises(HubUnavailable) as raised:
         client.delete_user("bob")
     assert str(raised.value) == (
-        "could not delete user 'bob': no answer within 12s, 3 times (JUPYTERHUB_REQUEST_TIMEOUT)"
+        "could not delete user 'bob': no whole answer within 12s, 3 times (JUPYTERHUB_REQUEST_TIMEOUT)"
     )
     assert raised.value.attempts == 3
     assert len(http_mock.calls) == 3

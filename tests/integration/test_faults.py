@@ -597,7 +597,7 @@ STOPPERS = [
         "stall past --request-timeout=0.5 on every attempt",
         ((PROBE, stall(2), None),),
         3,
-        ("no answer within 0.5s, 5 times",),
+        ("no whole answer within 0.5s, 5 times",),
         args=("--request-timeout=0.5",),
         # 5 timeouts, plus the backoff (3.75 to 7.5 s jittered), plus start-up
         seconds=(2.5 + 3.75, 2.5 + 7.5 + 3),
