@@ -11,7 +11,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -51,7 +51,6 @@ ROLE_HINT = "grant it in the culler's role (see README, 'Role and scopes')"
 # The responsiveness probe (see limiter.py): a tiny answer, expected quickly.
 PROBE_TIMEOUT = 5.0
 PROBE_BODY_CAP = 64 * 1024
-PROBE_CHUNK = 4096
 
 
 @dataclass(frozen=True)
@@ -175,6 +174,12 @@ class HubClient:
             pool_size=pool_size,
             stop_requested=give_up,
         )
+        self._probe_bounds = replace(
+            self._transport.bounds,
+            whole=min(request_timeout, PROBE_TIMEOUT),
+            connect=min(self._transport.bounds.connect, PROBE_TIMEOUT),
+            max_bytes=PROBE_BODY_CAP,
+        )
         self._session.headers["Authorization"] = f"token {token}"
         self._session.headers["User-Agent"] = f"idle-cull/{__version__}"
         if tls is not None:
@@ -252,28 +257,22 @@ class HubClient:
 
         What any other request waits for on the hub's event loop right now: the signal
         of the in-flight limiter (``idle_cull.limiter``). Sent without the token, so the
-        probe costs the hub no token lookup; never retried (a failure is a signal too),
-        and bounded in time and size.
+        probe costs the hub no token lookup; never retried (a failure is a signal too).
+        It goes through the bounded transport like every other request, with tighter
+        bounds: a hub that trickles its answer, or a stop of the pass, cannot hold the
+        probe (and so the end of the action phase, which waits for it) past them.
         """
         started = time.monotonic()
         try:
-            with self._session.get(
+            response = self._transport.request(
+                "GET",
                 f"{self.url}/",
                 headers={"Authorization": None},  # None drops the session's header
-                timeout=min(self._timeout, PROBE_TIMEOUT),
-                stream=True,
-            ) as response:
-                size = 0
-                # read to the end (so the connection is kept for the next probe),
-                # but never past the cap
-                for chunk in response.iter_content(PROBE_CHUNK):
-                    size += len(chunk)
-                    if size > PROBE_BODY_CAP:
-                        return None
-                answered = response.status_code == 200
+                bounds=self._probe_bounds,
+            )
         except requests.RequestException:
             return None
-        return time.monotonic() - started if answered else None
+        return time.monotonic() - started if response.status_code == 200 else None
 
     def user_page(self, state: str | None, offset: int, limit: int = 0) -> UserPage:
         """One ``GET /users`` page at ``offset`` (``limit`` 0: the hub's default size)."""

@@ -125,36 +125,40 @@ class _Tracker:
             return list(self._entries)
 
 
+class _TrackingPool(HTTPConnectionPool):
+    """Tells the tracker which connection the current request got (http and https alike).
+
+    The https pool below inherits from this class and from ``HTTPSConnectionPool``, so
+    ``super()`` here reaches whichever pool class comes next in its MRO.
+    """
+
+    tracker: _Tracker
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        connection = super()._get_conn(timeout)
+        entry = self.tracker.current()
+        if entry is not None:
+            entry.connection = connection
+        return connection
+
+
+class _TrackingHTTPSPool(_TrackingPool, HTTPSConnectionPool):
+    def _validate_conn(self, conn: Any) -> None:
+        # The TLS handshake happens here; a timeout in it is reported as a read
+        # timeout by urllib3, which would hide the likely cause (plain http).
+        entry = self.tracker.current()
+        if entry is not None:
+            entry.handshaking = True
+        super()._validate_conn(conn)
+        if entry is not None:
+            entry.handshaking = False
+
+
 def _tracked_pools(tracker: _Tracker) -> dict[str, type[HTTPConnectionPool]]:
-    """Pool classes that tell the tracker which connection the current request got."""
-
-    class TrackedHTTPPool(HTTPConnectionPool):
-        def _get_conn(self, timeout: float | None = None) -> Any:
-            connection = super()._get_conn(timeout)
-            entry = tracker.current()
-            if entry is not None:
-                entry.connection = connection
-            return connection
-
-    class TrackedHTTPSPool(HTTPSConnectionPool):
-        def _get_conn(self, timeout: float | None = None) -> Any:
-            connection = super()._get_conn(timeout)
-            entry = tracker.current()
-            if entry is not None:
-                entry.connection = connection
-            return connection
-
-        def _validate_conn(self, conn: Any) -> None:
-            # The TLS handshake happens here; a timeout in it is reported as a read
-            # timeout by urllib3, which would hide the likely cause (plain http).
-            entry = tracker.current()
-            if entry is not None:
-                entry.handshaking = True
-            super()._validate_conn(conn)
-            if entry is not None:
-                entry.handshaking = False
-
-    return {"http": TrackedHTTPPool, "https": TrackedHTTPSPool}
+    """Pool classes bound to one transport's tracker."""
+    http = type("TrackedHTTPPool", (_TrackingPool,), {"tracker": tracker})
+    https = type("TrackedHTTPSPool", (_TrackingHTTPSPool,), {"tracker": tracker})
+    return {"http": http, "https": https}
 
 
 class _TrackedAdapter(HTTPAdapter):
@@ -197,36 +201,40 @@ class BoundedTransport:
         self._watchdog_lock = threading.Lock()
         self._stop_seen: float | None = None
 
-    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+    def request(
+        self, method: str, url: str, *, bounds: RequestBounds | None = None, **kwargs: Any
+    ) -> requests.Response:
         """Send one request and read its whole body within the bounds.
 
-        Raises ``WholeAnswerTimeout``, ``TLSHandshakeFailed``, ``AnswerTooLarge``,
-        ``RequestAbandoned`` or whatever requests raises.
+        ``bounds`` replaces the transport's own for this request (a tighter probe);
+        the grace after a stop is always the transport's. Raises ``WholeAnswerTimeout``,
+        ``TLSHandshakeFailed``, ``AnswerTooLarge``, ``RequestAbandoned`` or whatever
+        requests raises.
         """
+        limits = bounds or self.bounds
         self._start_watchdog()
-        entry = self._tracker.begin(time.monotonic() + self.bounds.whole)
+        entry = self._tracker.begin(time.monotonic() + limits.whole)
         try:
             response = self.session.request(
                 method,
                 url,
                 stream=True,
                 allow_redirects=False,
-                timeout=(self.bounds.connect, self.bounds.whole),
+                timeout=(limits.connect, limits.whole),
                 **kwargs,
             )
             try:
-                self._read_body(response)
+                self._read_body(response, limits.max_bytes)
             except BaseException:
                 response.close()  # a half-read connection must not go back to the pool
                 raise
         except Exception as error:
-            raise self._explain(entry, error) from None
+            raise self._explain(entry, error, limits) from None
         finally:
             self._tracker.end(entry)
         return response
 
-    def _read_body(self, response: requests.Response) -> None:
-        cap = self.bounds.max_bytes
+    def _read_body(self, response: requests.Response, cap: int) -> None:
         declared = response.headers.get("Content-Length", "")
         if declared.isascii() and declared.isdigit() and int(declared) > cap:
             raise AnswerTooLarge(f"the answer announces {int(declared):,} bytes")
@@ -241,16 +249,16 @@ class BoundedTransport:
         response._content = b"".join(chunks)
         response._content_consumed = True  # type: ignore[attr-defined]
 
-    def _explain(self, entry: _InFlight, error: Exception) -> Exception:
+    def _explain(self, entry: _InFlight, error: Exception, limits: RequestBounds) -> Exception:
         """Our own error for what the watchdog or the caps did; others unchanged."""
         if entry.aborted == "abandoned":
             return RequestAbandoned(
                 f"abandoned {self.bounds.grace:g}s after the pass was asked to stop"
             )
         if entry.handshaking and (entry.aborted or isinstance(error, requests.Timeout)):
-            return TLSHandshakeFailed(f"no TLS handshake within {self.bounds.connect:g}s")
+            return TLSHandshakeFailed(f"no TLS handshake within {limits.connect:g}s")
         if entry.aborted == "timeout":
-            return WholeAnswerTimeout(f"no whole answer within {self.bounds.whole:g}s")
+            return WholeAnswerTimeout(f"no whole answer within {limits.whole:g}s")
         return error
 
     def _start_watchdog(self) -> None:

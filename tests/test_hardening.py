@@ -44,6 +44,7 @@ from idle_cull.policy import Action, CullLimits, ServerDecision
 from idle_cull.publish import write_stdout
 from idle_cull.render import render_json
 from idle_cull.report import Entry, ExitStatus, Report
+from idle_cull.transport import RequestBounds
 from tests.support.certs import write_internal_certs
 from tests.support.cli import run
 from tests.support.emulated_hub import TOKEN as FAKEHUB_TOKEN
@@ -120,6 +121,41 @@ def test_a_trickling_answer_times_out_as_a_whole() -> None:
         elapsed = time.monotonic() - started
         client.close()
     assert elapsed < 3
+
+
+def test_the_limiters_probe_of_a_trickling_hub_is_bounded_as_a_whole() -> None:
+    """The responsiveness probe is a request like any other: a trickle cannot hold it.
+
+    The end of the action phase waits for a probe in flight, so an unbounded probe
+    would hang the pass past ``--deadline`` and SIGTERM alike.
+    """
+    with HostilePeer("trickle", interval=0.2, length=100) as peer:
+        client = HubClient(f"http://127.0.0.1:{peer.port}/hub/api", TOKEN, request_timeout=1.0)
+        started = time.monotonic()
+        latency = client.responsiveness()
+        elapsed = time.monotonic() - started
+        client.close()
+    assert latency is None  # no whole answer: a slow hub, as far as the limiter knows
+    assert 0.9 < elapsed < 3  # 100 bytes at 0.2 s each would take 20 s
+
+
+def test_a_stop_abandons_the_limiters_probe_after_the_grace() -> None:
+    stop = threading.Event()
+    with HostilePeer("trickle", interval=0.2, length=1000) as peer:
+        client = HubClient(
+            f"http://127.0.0.1:{peer.port}/hub/api",
+            TOKEN,
+            request_timeout=60.0,
+            bounds=RequestBounds(whole=60, connect=5, grace=0.5),
+            give_up=stop.is_set,
+        )
+        threading.Timer(0.3, stop.set).start()
+        started = time.monotonic()
+        latency = client.responsiveness()
+        elapsed = time.monotonic() - started
+        client.close()
+    assert latency is None
+    assert elapsed < 3  # the probe's own bound is 5 s: the stop ended it first
 
 
 def test_a_stop_abandons_requests_in_flight_after_the_grace() -> None:
