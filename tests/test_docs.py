@@ -13,6 +13,8 @@ import yaml
 
 from idle_cull import __version__
 from idle_cull.exits import ExitStatus
+from idle_cull.hub import PROBE_TIMEOUT
+from idle_cull.limiter import LimiterTuning
 from idle_cull.options import OPTIONS, Option
 
 ROOT = Path(__file__).parent.parent
@@ -106,3 +108,14 @@ def test_the_cronjob_runs_the_image_of_the_code_version() -> None:
     )
     containers = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
     assert [c["image"].rpartition(":")[2] for c in containers] == [__version__]
+
+
+def test_the_readme_gives_the_limiters_thresholds() -> None:
+    """The README's "Kind to the hub" quotes the limiter's constants; a retuning must update it."""
+    tuning = LimiterTuning()
+    section = README.split("### Kind to the hub", 1)[1].split("\n### ", 1)[0]
+    assert f"every {tuning.probe_every * 1000:g} ms while actions are in flight" in section
+    assert f"(under {tuning.quick * 1000:g} ms)" in section
+    assert f"(over {tuning.slow * 1000:g} ms, or no" in section
+    assert f"{PROBE_TIMEOUT:g} s or `--request-timeout`" in section
+    assert {0.75: "by a quarter", 0.5: "by half"}[tuning.decrease] in section.replace("\n  ", " ")
