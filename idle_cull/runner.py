@@ -30,7 +30,7 @@ from idle_cull.errors import ClocksDisagree, HubAuthError, HubError, PassInterru
 from idle_cull.hub import ActionResult, parse_version
 from idle_cull.limiter import InFlightLimiter
 from idle_cull.models import SCOPED_FIELDS, Outcome, RecordError, Server, User
-from idle_cull.pages import UserPage, read_pages
+from idle_cull.pages import UserPage, paced, read_pages
 from idle_cull.policy import (
     Action,
     CullLimits,
@@ -239,8 +239,9 @@ def list_users(
     state filter and return everyone. Pages are read one after the other, the next
     asked for only once this one is judged: the hub renders a page on its only thread,
     so a second page in flight (even one asked for early) is served before whatever
-    request of someone else arrived meanwhile. A user can come twice when the hub's list
-    changes while paging; the caller keeps the later copy.
+    request of someone else arrived meanwhile; and after a short gap (``pages.paced``),
+    so that what queued behind one page is served before the next. A user can come
+    twice when the hub's list changes while paging; the caller keeps the later copy.
     """
     version = parse_version(report.hub_version)
     if version and version < (1, 3):
@@ -251,7 +252,8 @@ def list_users(
         states = ["ready"]
     count = 0
     for state in states:
-        for page in read_pages(partial(client.user_page, state), settings.api_page_size):
+        pages = read_pages(paced(partial(client.user_page, state)), settings.api_page_size)
+        for page in pages:
             if control is not None and control.stopped():
                 raise PassInterrupted(f"{control.reason} while listing users; nothing was culled")
             for record in page:
