@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.benchmarks import __main__ as bench_main
-from tests.benchmarks import hubimpact, hubscale, listing, memory, startup
+from tests.benchmarks import hubimpact, hubscale, listing, memory, pagecost, startup
 from tests.benchmarks.common import (
     markdown_table,
     python_env,
@@ -244,3 +244,19 @@ def test_hub_impact_on_a_tiny_real_hub(tmp_path: Path) -> None:
             assert impact.net_hub_cpu is not None
             assert impact.net_hub_cpu >= 0
         assert f"| {scenario.label} |" in hubimpact.render([result])
+
+
+@pytest.mark.integration
+def test_page_cost_on_a_tiny_real_hub() -> None:
+    """4 users, 2 running: each query returns the users it should, and costs something."""
+    costs = pagecost.measure(Case(4, 2, 0), [2], repeats=1)
+    items = {(cost.state, cost.where): cost.items for cost in costs}
+    assert items == {
+        ("ready", "start"): 2,
+        ("ready", "middle"): 1,  # offset 1 of the 2 running
+        (None, "start"): 2,
+        (None, "middle"): 2,
+        ("inactive", "start"): 2,
+        ("inactive", "middle"): 1,
+    }
+    assert all(cost.wall_ms > 0 and cost.hub_cpu_ms >= 0 for cost in costs)
