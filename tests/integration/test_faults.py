@@ -429,6 +429,19 @@ def test_faults_a_pass_rides_out(scene: RealHub, faults: FaultProxy, case: Case)
     assert final == EXPECTED_END_STATE, second.stderr
 
 
+def _ready_server(name: str, stamp: str) -> dict[str, Any]:
+    """A ready server record, started and last active at ``stamp``."""
+    return {
+        "name": name,
+        "ready": True,
+        "pending": None,
+        "started": stamp,
+        "last_activity": stamp,
+        "url": "/x/",
+        "user_options": {},
+    }
+
+
 def test_hostile_records_on_the_wire(scene: RealHub, faults: FaultProxy) -> None:
     """Listing pages rewritten in flight: look-alike names that, addressed wrongly, would hit
     a user or server in use; the same instants in other notations; garbage records; a
@@ -448,17 +461,7 @@ def test_hostile_records_on_the_wire(scene: RealHub, faults: FaultProxy) -> None
                     "groups": [],
                     "created": idle,
                     "last_activity": idle,
-                    "servers": {
-                        "": {
-                            "name": "",
-                            "ready": True,
-                            "pending": None,
-                            "started": idle,
-                            "last_activity": idle,
-                            "url": "/x/",
-                            "user_options": {},
-                        }
-                    },
+                    "servers": {"": _ready_server("", idle)},
                 }
             )
 
@@ -470,15 +473,7 @@ def test_hostile_records_on_the_wire(scene: RealHub, faults: FaultProxy) -> None
         busy["servers"][""]["last_activity"] = _in_zone(fresh, -8)
         idle = "2020-01-01T00:00:00Z"
         for hostile in ("../server", "%2E%2E", "..%2F..%2Fusers%2Fbusy-bo"):
-            busy["servers"][hostile] = {
-                "name": hostile,
-                "ready": True,
-                "pending": None,
-                "started": idle,
-                "last_activity": idle,
-                "url": "/x/",
-                "user_options": {},
-            }
+            busy["servers"][hostile] = _ready_server(hostile, idle)
         page["items"].append(captured["ida"])  # listed twice
 
     def first_inactive_page(page: dict[str, Any]) -> None:
