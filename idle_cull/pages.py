@@ -18,7 +18,7 @@ from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any
+from typing import Any, ParamSpec
 
 from idle_cull.errors import HubProtocolError
 
@@ -27,10 +27,12 @@ __all__ = [
     "Fetch",
     "UserPage",
     "follow_pages",
+    "limit_of",
     "list_pages",
     "next_offset",
     "paced",
     "page_plan",
+    "total_of",
 ]
 
 # No hub has ten million users; a pagination that goes on past this is broken.
@@ -73,8 +75,19 @@ class UserPage:
         return None if self.pagination is None else self.pagination.get("next")
 
 
+P = ParamSpec("P")
 Fetch = Callable[[int, int], UserPage]
 """``fetch(offset, limit)``: one page of the listing (``limit`` 0: the hub's default)."""
+
+
+def total_of(page: UserPage) -> int | None:
+    """The hub's ``_pagination.total`` of ``page`` when it is a usable count, else ``None``."""
+    return _count((page.pagination or {}).get("total"))
+
+
+def limit_of(page: UserPage) -> int | None:
+    """The hub's own page size (after its clamp), when it says so usably, else ``None``."""
+    return _count((page.pagination or {}).get("limit")) or None
 
 
 def _count(value: object) -> int | None:
@@ -152,12 +165,12 @@ def follow_pages(fetch: Fetch, page: UserPage) -> Iterator[list[Any]]:
 
 
 def paced(
-    fetch: Fetch,
+    fetch: Callable[P, UserPage],
     share: float = PAGE_GAP_SHARE,
     *,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-) -> Fetch:
+) -> Callable[P, UserPage]:
     """``fetch``, leaving the hub idle for ``share`` of each page's time before the next.
 
     A page holds the hub's only thread for as long as it takes to render (about 135 ms
@@ -170,7 +183,7 @@ def paced(
     """
     previous: tuple[float, float] | None = None  # (how long it took, when it ended)
 
-    def fetch_paced(offset: int, limit: int) -> UserPage:
+    def fetch_paced(*args: P.args, **kwargs: P.kwargs) -> UserPage:
         nonlocal previous
         if previous is not None:
             took, ended = previous
@@ -178,25 +191,12 @@ def paced(
             if gap > 0:
                 sleep(gap)
         started = clock()
-        page = fetch(offset, limit)
+        page = fetch(*args, **kwargs)
         ended = clock()
         previous = (ended - started, ended)
         return page
 
     return fetch_paced
-
-
-def read_pages(fetch: Fetch, limit: int = 0) -> Iterator[list[Any]]:
-    """Every page's records, one page after the other: what a pass lists with.
-
-    The next page is asked for only once the caller is done with this one: the hub
-    renders pages on its only thread, so a second page in flight, even one asked for
-    early, is served before any request of someone else that arrived meanwhile.
-    """
-    first = fetch(0, limit)
-    page_plan(first)  # refuses a claimed total past MAX_LISTING_OFFSET at once
-    yield first.items
-    yield from follow_pages(fetch, first)
 
 
 def list_pages(

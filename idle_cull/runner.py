@@ -20,7 +20,6 @@ from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import closing
 from datetime import datetime, timezone
-from functools import partial
 from typing import Any, Protocol, TypeVar
 
 from idle_cull.clocks import clocks_disagree
@@ -29,8 +28,9 @@ from idle_cull.durations import format_duration, skew_phrase
 from idle_cull.errors import ClocksDisagree, HubAuthError, HubError, PassInterrupted
 from idle_cull.hub import ActionResult, parse_version
 from idle_cull.limiter import InFlightLimiter
+from idle_cull.listing import listings_for, read_listings
 from idle_cull.models import SCOPED_FIELDS, Outcome, RecordError, Server, User
-from idle_cull.pages import UserPage, paced, read_pages
+from idle_cull.pages import UserPage, paced
 from idle_cull.policy import (
     Action,
     CullLimits,
@@ -234,35 +234,28 @@ def list_users(
 ) -> Generator[User, None, None]:
     """Every user the pass must judge, as pages arrive; unusable records are set aside.
 
-    ``state=ready`` keeps the listing to users with a running server; ``--cull-users``
-    also needs ``state=inactive`` (users without any server). Hubs before 1.3 know no
-    state filter and return everyone. Pages are read one after the other, the next
-    asked for only once this one is judged: the hub renders a page on its only thread,
-    so a second page in flight (even one asked for early) is served before whatever
-    request of someone else arrived meanwhile; and after a short gap (``pages.paced``),
-    so that what queued behind one page is served before the next. A user can come
-    twice when the hub's list changes while paging; the caller keeps the later copy.
+    Which listings (``state=ready``, and ``state=inactive`` for ``--cull-users``, or
+    everyone, filtered here) is ``listing.read_listings``'s choice. Pages are read one
+    after the other, the next asked for only once this one is judged, and after a short
+    gap (``pages.paced``), so that what queued behind one page on the hub's only thread
+    is served before the next. A user can come twice when the hub's list changes while
+    paging; the caller keeps the later copy.
     """
-    version = parse_version(report.hub_version)
-    if version and version < (1, 3):
-        states: Sequence[str | None] = [None]
-    elif settings.limits.cull_users:
-        states = ["ready", "inactive"]
-    else:
-        states = ["ready"]
+    listings = listings_for(parse_version(report.hub_version), settings.limits.cull_users)
     count = 0
-    for state in states:
-        pages = read_pages(paced(partial(client.user_page, state)), settings.api_page_size)
-        for page in pages:
-            if control is not None and control.stopped():
-                raise PassInterrupted(f"{control.reason} while listing users; nothing was culled")
-            for record in page:
-                user = _parse_record(record, report)
-                if user is not None:
-                    count += 1
-                    yield user
-            progress(f"listing users ({state or 'all'}): {count}")
-    log.info("listed %d user records (%s)", count, ", ".join(s or "all" for s in states))
+    seen: list[str] = []
+    for listing, page in read_listings(paced(client.user_page), listings, settings.api_page_size):
+        if control is not None and control.stopped():
+            raise PassInterrupted(f"{control.reason} while listing users; nothing was culled")
+        for record in page:
+            user = _parse_record(record, report)
+            if user is not None and listing.keeps(user):
+                count += 1
+                yield user
+        if listing.label not in seen:
+            seen.append(listing.label)
+        progress(f"listing users ({listing.label}): {count}")
+    log.info("listed %d user records (%s)", count, "; ".join(seen))
 
 
 def _parse_record(record: object, report: Report) -> User | None:

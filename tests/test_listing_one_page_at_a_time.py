@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from idle_cull.config import Settings
-from idle_cull.pages import PAGE_GAP_SHARE, UserPage, paced, read_pages
+from idle_cull.listing import READY, read_listings
+from idle_cull.pages import PAGE_GAP_SHARE, UserPage, paced
 from idle_cull.policy import CullLimits
 from idle_cull.report import Report
 from idle_cull.runner import list_users
@@ -36,20 +37,20 @@ class CountingFetch:
     def __init__(self) -> None:
         self.offsets: list[int] = []
 
-    def __call__(self, offset: int, limit: int) -> UserPage:
+    def __call__(self, state: str | None, offset: int, limit: int) -> UserPage:
         self.offsets.append(offset)
         return page_at(offset, limit)
 
 
-def test_read_pages_asks_for_the_next_page_only_when_the_last_is_done() -> None:
+def test_read_listings_asks_for_the_next_page_only_when_the_last_is_done() -> None:
     fetch = CountingFetch()
-    pages = read_pages(fetch)
+    pages = read_listings(fetch, [READY])
     assert fetch.offsets == []
-    assert [r["name"] for r in next(pages)] == ["u0", "u1", "u2"]
+    assert [r["name"] for r in next(pages)[1]] == ["u0", "u1", "u2"]
     assert fetch.offsets == [0]  # nothing asked for ahead
     next(pages)
     assert fetch.offsets == [0, 3]
-    assert [r["name"] for page in pages for r in page] == ["u6", "u7"]
+    assert [r["name"] for _, page in pages for r in page] == ["u6", "u7"]
     assert fetch.offsets == [0, 3, 6]
 
 

@@ -142,6 +142,22 @@ def test_listing_across_many_pages(real_hub: RealHub) -> None:
     assert "server_stopped=8" in result.stderr
 
 
+def test_a_hub_where_nearly_everyone_runs_is_listed_unfiltered(real_hub: RealHub) -> None:
+    """Past 20 ready pages with most users running, the pass lists everyone, same outcome."""
+    running = [f"runner-{i:02d}" for i in range(41)]  # 41 >= 20 pages of 2
+    real_hub.create_users([*running, "no-server-1", "no-server-2"])
+    for name in running:
+        real_hub.start_server(name)
+    time.sleep(PAST_IDLE)
+    real_hub.touch("runner-07")
+    result = cull(real_hub, f"--timeout={IDLE}", "--api-page-size=2")
+    assert result.returncode == 0, result.stderr
+    assert "listing all 43 users instead of state=ready: 41 of them have a server" in result.stderr
+    assert {n for n in running if servers_of(real_hub, n)} == {"runner-07"}
+    assert "users_listed=41" in result.stderr  # the users without a server are not judged
+    assert "server_stopped=40" in result.stderr
+
+
 def test_slow_stop_keeps_user_until_a_later_pass(real_hub: RealHub) -> None:
     real_hub.create_users(["slowpoke"])
     real_hub.start_server("slowpoke")

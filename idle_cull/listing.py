@@ -1,0 +1,157 @@
+"""Which ``GET /users`` listing a pass asks for: what it must see at the least cost to the hub.
+
+Nothing here speaks HTTP: the listing runs over ``user_page(state, offset, limit)``
+(``HubClient.user_page``), so the choice and the page sequence are tested with plain
+functions.
+
+A pass that does not delete users needs only users with a ready server, which
+``state=ready`` selects. But the hub pays for that filter on every page: it joins each
+user to their servers and groups the whole filtered set again to count it. On a
+2,000-user hub with every server running, a 50-user ``state=ready`` page cost the hub
+about 60 ms of its only thread, the same page unfiltered about 44 ms
+(``tests.benchmarks.pagecost``). So when nearly every user has a server anyway, the
+unfiltered listing (with the users without a ready server dropped here, exactly as the
+hub's filter would) gives the same users for about a quarter less of the hub's time.
+The first ``state=ready`` page says how many users have a server (its ``total``);
+only when that is many pages does the pass ask for one more small page, unfiltered,
+to learn how many users there are in all, and switch when the share with a server
+is at least ``SWITCH_SHARE``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from idle_cull.models import User
+from idle_cull.pages import UserPage, follow_pages, limit_of, page_plan, total_of
+
+__all__ = [
+    "EVERYONE",
+    "INACTIVE",
+    "READY",
+    "READY_AMONG_EVERYONE",
+    "SWITCH_MIN_PAGES",
+    "SWITCH_SHARE",
+    "Listing",
+    "listings_for",
+    "prefer_everyone",
+    "read_listings",
+    "worth_counting_everyone",
+]
+
+log = logging.getLogger(__name__)
+
+# Per page, the unfiltered listing cost the hub 0.73-0.82 of a state=ready page for the
+# same running users (tests/benchmarks/README.md, "What one listing page costs the
+# hub"); below this share of users with a server, its extra pages cost more than that.
+SWITCH_SHARE = 0.85
+# The switch costs one more small request and the first ready page again: it pays
+# only when the ready listing is long. Shorter listings stay as they are.
+SWITCH_MIN_PAGES = 20
+
+UserPageSource = Callable[[str | None, int, int], UserPage]
+"""``user_page(state, offset, limit)``: one page of ``GET /users`` (``None``: unfiltered)."""
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One listing: the ``state`` asked for, and whether only users with a ready server count."""
+
+    state: str | None
+    ready_only: bool = False
+
+    @property
+    def label(self) -> str:
+        """How logs and the progress line name it."""
+        if self.state:
+            return self.state
+        return "all, keeping those with a ready server" if self.ready_only else "all"
+
+    def keeps(self, user: User) -> bool:
+        """Whether ``user`` belongs in this listing (always, unless filtered here).
+
+        A user whose servers the token cannot see is kept, so that the pass refuses the
+        token for it (``require_visible_fields``) as it would on a ``state=ready`` page.
+        """
+        if not self.ready_only or "servers" in user.hidden:
+            return True
+        return any(server.ready for server in user.servers)
+
+
+READY = Listing("ready")
+INACTIVE = Listing("inactive")
+EVERYONE = Listing(None)
+READY_AMONG_EVERYONE = Listing(None, ready_only=True)
+
+
+def listings_for(version: tuple[int, ...], cull_users: bool) -> tuple[Listing, ...]:
+    """The listings a pass starts with, by hub release and whether it deletes users.
+
+    Hubs before 1.3 know no state filter and answer everyone; deleting users also needs
+    the users without any server (``state=inactive``).
+    """
+    if version and version < (1, 3):
+        return (EVERYONE,)
+    if cull_users:
+        return (READY, INACTIVE)
+    return (READY,)
+
+
+def worth_counting_everyone(first_ready: UserPage) -> bool:
+    """Whether the ready listing is long enough for the unfiltered one to be worth asking about."""
+    total, limit = total_of(first_ready), limit_of(first_ready)
+    return total is not None and limit is not None and total >= SWITCH_MIN_PAGES * limit
+
+
+def prefer_everyone(with_server: int | None, everyone: int | None) -> bool:
+    """Whether listing all ``everyone`` users costs the hub less than the ``with_server`` ones.
+
+    ``with_server`` is the ``state=ready`` listing's ``total`` (users with any server
+    record, ready or pending); either count missing or unusable keeps the ready listing.
+    """
+    if with_server is None or not everyone:
+        return False
+    return with_server >= SWITCH_SHARE * everyone
+
+
+def read_listings(
+    user_page: UserPageSource, listings: Sequence[Listing], limit: int = 0
+) -> Iterator[tuple[Listing, list[Any]]]:
+    """Every page's records with the listing they belong to, one page after the other.
+
+    The next page is asked for only once the caller is done with this one: the hub
+    renders pages on its only thread, so a second page in flight, even one asked for
+    early, is served before any request of someone else that arrived meanwhile.
+    """
+    for planned in listings:
+        listing, first = _first_page(user_page, planned, limit)
+        yield listing, first.items
+        for items in follow_pages(partial(user_page, listing.state), first):
+            yield listing, items
+
+
+def _first_page(
+    user_page: UserPageSource, listing: Listing, limit: int
+) -> tuple[Listing, UserPage]:
+    """The listing to read and its first page: ``listing``, or everyone when that costs less."""
+    first = user_page(listing.state, 0, limit)
+    page_plan(first)  # refuses a claimed total past MAX_LISTING_OFFSET at once
+    if listing != READY or not worth_counting_everyone(first):
+        return listing, first
+    with_server = total_of(first)
+    everyone = total_of(user_page(None, 0, 1))
+    if not prefer_everyone(with_server, everyone):
+        return listing, first
+    log.info(
+        "listing all %d users instead of state=ready: %d of them have a server, "
+        "and the hub renders unfiltered pages for less",
+        everyone,
+        with_server,
+    )
+    first = user_page(None, 0, limit)
+    page_plan(first)
+    return READY_AMONG_EVERYONE, first

@@ -1,0 +1,299 @@
+"""Which listing a pass reads: ``state=ready``, or everyone filtered here when that is cheaper.
+
+The choice is pure (``listings_for``, ``worth_counting_everyone``, ``prefer_everyone``,
+``Listing.keeps``), so it is tested from tables; ``read_listings`` is run against a
+population of users answered as JupyterHub 6.1 answers ``GET /users``
+(``tests.support.emulated_hub.HubUsers``), first as plain calls, then through the real
+``HubClient`` on the emulated hub.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+import pytest
+
+from idle_cull.config import RetryPolicy
+from idle_cull.errors import HubProtocolError
+from idle_cull.hub import HubClient
+from idle_cull.listing import (
+    EVERYONE,
+    INACTIVE,
+    READY,
+    READY_AMONG_EVERYONE,
+    SWITCH_MIN_PAGES,
+    SWITCH_SHARE,
+    Listing,
+    listings_for,
+    prefer_everyone,
+    read_listings,
+    worth_counting_everyone,
+)
+from idle_cull.models import User
+from idle_cull.pages import UserPage
+from tests.support.emulated_hub import TOKEN, URL, EmulatedHub, HubUser, HubUsers
+from tests.support.pagination import DEFAULT_PAGE_SIZE
+
+# --- the choice, from tables ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("version", "cull_users", "expected"),
+    [
+        ((1, 2, 2), False, (EVERYONE,)),  # no state filter before 1.3
+        ((1, 2, 2), True, (EVERYONE,)),
+        ((1, 3, 0), False, (READY,)),
+        ((1, 5, 0), True, (READY, INACTIVE)),
+        ((6, 1, 1), False, (READY,)),
+        ((6, 1, 1), True, (READY, INACTIVE)),
+        ((), False, (READY,)),  # a version that could not be read: the current hub's way
+    ],
+)
+def test_the_listings_a_pass_starts_with(
+    version: tuple[int, ...], cull_users: bool, expected: tuple[Listing, ...]
+) -> None:
+    assert listings_for(version, cull_users) == expected
+
+
+def ready_page(pagination: dict[str, Any] | None) -> UserPage:
+    return UserPage([], 0, 0, pagination)
+
+
+NO_RETRY = RetryPolicy(attempts=1, initial_wait=0, max_wait=0, max_retry_after=0)
+LONG = SWITCH_MIN_PAGES * DEFAULT_PAGE_SIZE
+
+
+@pytest.mark.parametrize(
+    ("pagination", "worth"),
+    [
+        ({"total": LONG, "limit": DEFAULT_PAGE_SIZE}, True),
+        ({"total": LONG - 1, "limit": DEFAULT_PAGE_SIZE}, False),  # one page short
+        ({"total": 100 * LONG, "limit": DEFAULT_PAGE_SIZE}, True),
+        ({"total": LONG, "limit": 200}, False),  # the hub's own page size counts
+        ({"total": 20 * 200, "limit": 200}, True),
+        ({"total": LONG}, False),  # no limit said: no page count
+        ({"limit": DEFAULT_PAGE_SIZE}, False),  # no total
+        ({"total": "many", "limit": DEFAULT_PAGE_SIZE}, False),
+        ({"total": True, "limit": DEFAULT_PAGE_SIZE}, False),  # a bool is not a count
+        ({"total": -LONG, "limit": DEFAULT_PAGE_SIZE}, False),
+        ({"total": LONG, "limit": 0}, False),
+        (None, False),  # a hub before 2.0: the whole list in one answer
+    ],
+)
+def test_only_a_long_ready_listing_is_worth_counting_everyone(
+    pagination: dict[str, Any] | None, worth: bool
+) -> None:
+    assert worth_counting_everyone(ready_page(pagination)) is worth
+
+
+@pytest.mark.parametrize(
+    ("with_server", "everyone", "prefer"),
+    [
+        (2000, 2000, True),  # every user has a server: the benchmark's hub
+        (1700, 2000, True),  # exactly the share
+        (1699, 2000, False),
+        (2000, 4000, False),  # half: twice the pages, each cheaper by only a quarter
+        (1000, 100_000, False),
+        (None, 2000, False),
+        (2000, None, False),
+        (2000, 0, False),  # a hub that counts nobody is not believed
+    ],
+)
+def test_everyone_is_listed_only_when_nearly_everyone_has_a_server(
+    with_server: int | None, everyone: int | None, prefer: bool
+) -> None:
+    assert SWITCH_SHARE == 0.85  # the table's edges are written for this share
+    assert prefer_everyone(with_server, everyone) is prefer
+
+
+def user(*servers: dict[str, Any], hidden: bool = False) -> User:
+    record: dict[str, Any] = {"name": "u", "last_activity": None}
+    if not hidden:
+        record["servers"] = {s["name"]: s for s in servers}
+    return User.from_api(record)
+
+
+def server(name: str = "", ready: bool = True, pending: str | None = None) -> dict[str, Any]:
+    return {"name": name, "ready": ready, "pending": pending, "last_activity": None}
+
+
+@pytest.mark.parametrize(
+    ("listing", "record", "kept"),
+    [
+        (READY, user(), True),  # the hub filtered already: everything it sent counts
+        (EVERYONE, user(), True),
+        (READY_AMONG_EVERYONE, user(server()), True),
+        (READY_AMONG_EVERYONE, user(), False),  # no server
+        (READY_AMONG_EVERYONE, user(server(ready=False, pending="spawn")), False),
+        (READY_AMONG_EVERYONE, user(server(ready=False, pending="stop")), False),
+        (READY_AMONG_EVERYONE, user(server("a", ready=False, pending="spawn"), server("b")), True),
+        (READY_AMONG_EVERYONE, user(hidden=True), True),  # the token's scopes are judged later
+    ],
+)
+def test_listing_everyone_keeps_exactly_who_state_ready_would(
+    listing: Listing, record: User, kept: bool
+) -> None:
+    assert listing.keeps(record) is kept
+
+
+# --- read_listings over a hub population ----------------------------------------------------
+
+
+def page_source(hub: HubUsers) -> Any:
+    """``user_page(state, offset, limit)`` answered by ``hub`` (no HTTP)."""
+
+    def user_page(state: str | None, offset: int, limit: int) -> UserPage:
+        query = {"offset": str(offset)}
+        if limit:
+            query["limit"] = str(limit)
+        if state:
+            query["state"] = state
+        return UserPage.from_body(hub.answer(query), offset, limit, 0.0)
+
+    return user_page
+
+
+def population(everyone: int, with_server: int, pending: int = 0) -> list[HubUser]:
+    """``everyone`` users, the first ``with_server`` with a server (the last ``pending`` not ready)."""
+    return [
+        HubUser(
+            f"u{i:05d}",
+            active=i < with_server,
+            ready=i < with_server - pending,
+        )
+        for i in range(everyone)
+    ]
+
+
+def listed(hub: HubUsers, listings: tuple[Listing, ...] = (READY,), limit: int = 0) -> list[str]:
+    names = []
+    for listing, items in read_listings(page_source(hub), listings, limit):
+        for record in items:
+            if listing.keeps(User.from_api(record)):
+                names.append(record["name"])
+    return names
+
+
+def queries(hub: HubUsers) -> list[tuple[str | None, int, bool]]:
+    """``(state, offset, whether it was the one-user count)`` of every query answered."""
+    return [(c.get("state"), int(c["offset"]), c.get("limit") == "1") for c in hub.calls]
+
+
+def test_a_hub_where_everyone_has_a_server_is_listed_unfiltered() -> None:
+    hub = HubUsers(population(LONG, LONG))
+    assert listed(hub) == [f"u{i:05d}" for i in range(LONG)]
+    pages = range(0, LONG, DEFAULT_PAGE_SIZE)
+    assert queries(hub) == [("ready", 0, False), (None, 0, True)] + [
+        (None, o, False) for o in pages
+    ]
+
+
+def test_a_hub_where_many_have_no_server_stays_with_state_ready() -> None:
+    hub = HubUsers(population(2 * LONG, LONG))
+    assert listed(hub) == [f"u{i:05d}" for i in range(LONG)]
+    pages = range(0, LONG, DEFAULT_PAGE_SIZE)
+    assert queries(hub) == [("ready", 0, False), (None, 0, True)] + [
+        ("ready", o, False) for o in pages[1:]
+    ]
+
+
+def test_a_short_ready_listing_asks_for_nothing_more() -> None:
+    hub = HubUsers(population(LONG - 1, LONG - 1))
+    assert len(listed(hub)) == LONG - 1
+    assert {state for state, _, _ in queries(hub)} == {"ready"}
+
+
+def test_cull_users_lists_inactive_users_as_before_after_switching_the_ready_listing() -> None:
+    hub = HubUsers(population(LONG + 30, LONG))  # 30 users without a server
+    names = listed(hub, (READY, INACTIVE))
+    assert names == [f"u{i:05d}" for i in range(LONG + 30)]
+    assert queries(hub)[-1] == ("inactive", 0, False)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_whichever_listing_is_read_the_same_users_come(seed: int) -> None:
+    """Any mix of ready, pending and serverless users: the users ``state=ready`` gives."""
+    rng = random.Random(seed)
+    users = [
+        HubUser(f"u{i:05d}", active=rng.random() < 0.95, ready=rng.random() < 0.9)
+        for i in range(rng.randrange(LONG, 2 * LONG))
+    ]
+    for u in users:
+        u.ready = u.ready and u.active
+    hub = HubUsers(users)
+    expected = [u.name for u in users if u.ready]
+    assert listed(hub, limit=rng.choice([0, 37])) == expected
+
+
+def test_the_switch_is_logged_with_its_reason(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="idle_cull.listing")
+    listed(HubUsers(population(LONG, LONG)))
+    assert f"listing all {LONG} users instead of state=ready: {LONG} of them" in caplog.text
+
+
+# --- through the HTTP client, and a hub that lies -------------------------------------------
+
+
+def serve(emulated_hub: EmulatedHub, hub: HubUsers) -> HubClient:
+    emulated_hub.serve_population(hub)
+    return HubClient(URL, TOKEN, retry=NO_RETRY, sleep=lambda _: None)
+
+
+def test_the_client_lists_everyone_on_the_emulated_hub(emulated_hub: EmulatedHub) -> None:
+    hub = HubUsers(population(LONG + 10, LONG, pending=5))
+    client = serve(emulated_hub, hub)
+    names = []
+    for listing, items in read_listings(client.user_page, (READY,)):
+        assert listing == READY_AMONG_EVERYONE
+        names += [r["name"] for r in items if listing.keeps(User.from_api(r))]
+    assert names == [f"u{i:05d}" for i in range(LONG - 5)]
+
+
+def test_an_unfiltered_listing_that_lies_about_its_total_is_refused(
+    emulated_hub: EmulatedHub,
+) -> None:
+    """After the switch the unfiltered pages are held to the same pagination checks."""
+
+    def no_advance(offset: int, body: dict[str, Any]) -> dict[str, Any]:
+        if offset and body["_pagination"]["next"]:
+            body["_pagination"]["next"]["offset"] = offset  # next page: the same one again
+        return body
+
+    hub = HubUsers(population(LONG, LONG), override=no_advance)
+    client = serve(emulated_hub, hub)
+    with pytest.raises(HubProtocolError, match="does not advance"):
+        for _ in read_listings(client.user_page, (READY,)):
+            pass
+    assert queries(hub)[-1][0] is None  # it was the unfiltered listing that looped
+
+
+def test_a_count_that_is_not_a_count_keeps_state_ready(emulated_hub: EmulatedHub) -> None:
+    def garbage_total(offset: int, body: dict[str, Any]) -> dict[str, Any]:
+        if body["_pagination"]["limit"] == 1:
+            body["_pagination"]["total"] = "lots"
+        return body
+
+    hub = HubUsers(population(LONG, LONG), override=garbage_total)
+    client = serve(emulated_hub, hub)
+    listings = {listing for listing, _ in read_listings(client.user_page, (READY,))}
+    assert listings == {READY}
+
+
+def test_a_huge_unfiltered_total_is_refused_before_paging(emulated_hub: EmulatedHub) -> None:
+    hub = HubUsers(population(LONG, LONG))
+    client = serve(emulated_hub, hub)
+    answer = hub.answer
+
+    def huge_unfiltered_first_page(query: Any, *, paginated: bool = True) -> Any:
+        body: Any = answer(query, paginated=paginated)
+        if "state" not in query and query.get("limit") != "1":
+            body["_pagination"]["total"] = 10**9
+        return body
+
+    hub.answer = huge_unfiltered_first_page  # type: ignore[method-assign]
+    with pytest.raises(HubProtocolError, match="refusing to plan"):
+        for _ in read_listings(client.user_page, (READY,)):
+            pass
+    assert len(hub.calls) == 3  # ready page, count, the unfiltered page refused at once
