@@ -5,8 +5,9 @@ Nothing here speaks HTTP: the listing runs over ``user_page(state, offset, limit
 functions.
 
 A pass that does not delete users needs only users with a ready server, which
-``state=ready`` selects. But the hub pays for that filter on every page: it joins each
-user to their servers and groups the whole filtered set again to count it. On a
+``state=ready`` selects (one that does also needs those without any server, and reads
+everyone: see ``listing_for``). But the hub pays for that filter on every page: it
+joins each user to their servers and groups the whole filtered set again to count it. On a
 2,000-user hub with every server running, a 50-user ``state=ready`` page cost the hub
 about 60 ms of its only thread, the same page unfiltered about 44 ms
 (``tests.benchmarks.pagecost``). So when nearly every user has a server anyway, the
@@ -21,9 +22,10 @@ is at least ``SWITCH_SHARE``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
+from itertools import chain
 from typing import Any
 
 from idle_cull.models import User
@@ -31,15 +33,15 @@ from idle_cull.pages import UserPage, follow_pages, limit_of, page_plan, total_o
 
 __all__ = [
     "EVERYONE",
-    "INACTIVE",
     "READY",
     "READY_AMONG_EVERYONE",
+    "READY_OR_INACTIVE",
     "SWITCH_MIN_PAGES",
     "SWITCH_SHARE",
     "Listing",
-    "listings_for",
+    "listing_for",
     "prefer_everyone",
-    "read_listings",
+    "read_listing",
     "worth_counting_everyone",
 ]
 
@@ -59,46 +61,60 @@ UserPageSource = Callable[[str | None, int, int], UserPage]
 
 @dataclass(frozen=True)
 class Listing:
-    """One listing: the ``state`` asked for, and whether only users with a ready server count."""
+    """One listing: the ``state`` asked for, and which users count when the hub did not filter.
+
+    ``keeps_only`` names the hub's filters applied here instead, on an unfiltered
+    listing: ``"ready"`` (users with a ready server) and ``"inactive"`` (users without
+    any server); empty: every listed user counts.
+    """
 
     state: str | None
-    ready_only: bool = False
+    keeps_only: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
         """How logs and the progress line name it."""
         if self.state:
             return self.state
-        return "all, keeping those with a ready server" if self.ready_only else "all"
+        if self.keeps_only:
+            return f"all, keeping the {' and '.join(self.keeps_only)} ones"
+        return "all"
 
     def keeps(self, user: User) -> bool:
-        """Whether ``user`` belongs in this listing (always, unless filtered here).
+        """Whether ``user`` belongs in this listing: as the hub's filter would decide.
 
         A user whose servers the token cannot see is kept, so that the pass refuses the
-        token for it (``require_visible_fields``) as it would on a ``state=ready`` page.
+        token for it (``require_visible_fields``) as it would on a filtered page.
         """
-        if not self.ready_only or "servers" in user.hidden:
+        if not self.keeps_only or "servers" in user.hidden:
             return True
-        return any(server.ready for server in user.servers)
+        if "ready" in self.keeps_only and any(server.ready for server in user.servers):
+            return True
+        # A user whose only server is still starting is in neither (the hub lists it as
+        # inactive until the server has an address); a pending server keeps its user anyway.
+        return "inactive" in self.keeps_only and not user.servers
 
 
 READY = Listing("ready")
-INACTIVE = Listing("inactive")
 EVERYONE = Listing(None)
-READY_AMONG_EVERYONE = Listing(None, ready_only=True)
+READY_AMONG_EVERYONE = Listing(None, ("ready",))
+READY_OR_INACTIVE = Listing(None, ("ready", "inactive"))
 
 
-def listings_for(version: tuple[int, ...], cull_users: bool) -> tuple[Listing, ...]:
-    """The listings a pass starts with, by hub release and whether it deletes users.
+def listing_for(version: tuple[int, ...], cull_users: bool) -> Listing:
+    """The listing a pass starts with, by hub release and whether it deletes users.
 
-    Hubs before 1.3 know no state filter and answer everyone; deleting users also needs
-    the users without any server (``state=inactive``).
+    Hubs before 1.3 know no state filter and answer everyone. Deleting users needs the
+    users with a ready server and those without any server: one unfiltered listing
+    holds both in fewer pages than ``state=ready`` and ``state=inactive`` together, each
+    page cheaper for the hub (``state=inactive`` joins, groups and counts as well), so
+    the pass reads everyone and keeps those two kinds itself.
     """
     if version and version < (1, 3):
-        return (EVERYONE,)
+        return EVERYONE
     if cull_users:
-        return (READY, INACTIVE)
-    return (READY,)
+        return READY_OR_INACTIVE
+    return READY
 
 
 def worth_counting_everyone(first_ready: UserPage) -> bool:
@@ -118,20 +134,18 @@ def prefer_everyone(with_server: int | None, everyone: int | None) -> bool:
     return with_server >= SWITCH_SHARE * everyone
 
 
-def read_listings(
-    user_page: UserPageSource, listings: Sequence[Listing], limit: int = 0
-) -> Iterator[tuple[Listing, list[Any]]]:
-    """Every page's records with the listing they belong to, one page after the other.
+def read_listing(
+    user_page: UserPageSource, planned: Listing, limit: int = 0
+) -> tuple[Listing, Iterator[list[Any]]]:
+    """The listing read (``planned``, or everyone when that costs the hub less) and its pages.
 
-    The next page is asked for only once the caller is done with this one: the hub
-    renders pages on its only thread, so a second page in flight, even one asked for
-    early, is served before any request of someone else that arrived meanwhile.
+    The first page is asked for at once (the choice needs it); each later one only when
+    the caller advances the iterator, done with the last: the hub renders pages on its
+    only thread, so a second page in flight, even one asked for early, is served before
+    any request of someone else that arrived meanwhile.
     """
-    for planned in listings:
-        listing, first = _first_page(user_page, planned, limit)
-        yield listing, first.items
-        for items in follow_pages(partial(user_page, listing.state), first):
-            yield listing, items
+    listing, first = _first_page(user_page, planned, limit)
+    return listing, chain([first.items], follow_pages(partial(user_page, listing.state), first))
 
 
 def _first_page(

@@ -28,7 +28,7 @@ from idle_cull.durations import format_duration, skew_phrase
 from idle_cull.errors import ClocksDisagree, HubAuthError, HubError, PassInterrupted
 from idle_cull.hub import ActionResult, parse_version
 from idle_cull.limiter import InFlightLimiter
-from idle_cull.listing import listings_for, read_listings
+from idle_cull.listing import listing_for, read_listing
 from idle_cull.models import SCOPED_FIELDS, Outcome, RecordError, Server, User
 from idle_cull.pages import UserPage, paced
 from idle_cull.policy import (
@@ -234,17 +234,17 @@ def list_users(
 ) -> Generator[User, None, None]:
     """Every user the pass must judge, as pages arrive; unusable records are set aside.
 
-    Which listings (``state=ready``, and ``state=inactive`` for ``--cull-users``, or
-    everyone, filtered here) is ``listing.read_listings``'s choice. Pages are read one
+    Which listing (``state=ready``, or everyone filtered here: always for
+    ``--cull-users``) is ``listing.read_listing``'s choice. Pages are read one
     after the other, the next asked for only once this one is judged, and after a short
     gap (``pages.paced``), so that what queued behind one page on the hub's only thread
     is served before the next. A user can come twice when the hub's list changes while
     paging; the caller keeps the later copy.
     """
-    listings = listings_for(parse_version(report.hub_version), settings.limits.cull_users)
+    planned = listing_for(parse_version(report.hub_version), settings.limits.cull_users)
+    listing, pages = read_listing(paced(client.user_page), planned, settings.api_page_size)
     count = 0
-    seen: list[str] = []
-    for listing, page in read_listings(paced(client.user_page), listings, settings.api_page_size):
+    for page in pages:
         if control is not None and control.stopped():
             raise PassInterrupted(f"{control.reason} while listing users; nothing was culled")
         for record in page:
@@ -252,10 +252,8 @@ def list_users(
             if user is not None and listing.keeps(user):
                 count += 1
                 yield user
-        if listing.label not in seen:
-            seen.append(listing.label)
         progress(f"listing users ({listing.label}): {count}")
-    log.info("listed %d user records (%s)", count, "; ".join(seen))
+    log.info("listed %d user records (%s)", count, listing.label)
 
 
 def _parse_record(record: object, report: Report) -> User | None:

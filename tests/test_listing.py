@@ -1,7 +1,7 @@
 """Which listing a pass reads: ``state=ready``, or everyone filtered here when that is cheaper.
 
-The choice is pure (``listings_for``, ``worth_counting_everyone``, ``prefer_everyone``,
-``Listing.keeps``), so it is tested from tables; ``read_listings`` is run against a
+The choice is pure (``listing_for``, ``worth_counting_everyone``, ``prefer_everyone``,
+``Listing.keeps``), so it is tested from tables; ``read_listing`` is run against a
 population of users answered as JupyterHub 6.1 answers ``GET /users``
 (``tests.support.emulated_hub.HubUsers``), first as plain calls, then through the real
 ``HubClient`` on the emulated hub.
@@ -20,15 +20,15 @@ from idle_cull.errors import HubProtocolError
 from idle_cull.hub import HubClient
 from idle_cull.listing import (
     EVERYONE,
-    INACTIVE,
     READY,
     READY_AMONG_EVERYONE,
+    READY_OR_INACTIVE,
     SWITCH_MIN_PAGES,
     SWITCH_SHARE,
     Listing,
-    listings_for,
+    listing_for,
     prefer_everyone,
-    read_listings,
+    read_listing,
     worth_counting_everyone,
 )
 from idle_cull.models import User
@@ -42,19 +42,19 @@ from tests.support.pagination import DEFAULT_PAGE_SIZE
 @pytest.mark.parametrize(
     ("version", "cull_users", "expected"),
     [
-        ((1, 2, 2), False, (EVERYONE,)),  # no state filter before 1.3
-        ((1, 2, 2), True, (EVERYONE,)),
-        ((1, 3, 0), False, (READY,)),
-        ((1, 5, 0), True, (READY, INACTIVE)),
-        ((6, 1, 1), False, (READY,)),
-        ((6, 1, 1), True, (READY, INACTIVE)),
-        ((), False, (READY,)),  # a version that could not be read: the current hub's way
+        ((1, 2, 2), False, EVERYONE),  # no state filter before 1.3
+        ((1, 2, 2), True, EVERYONE),
+        ((1, 3, 0), False, READY),
+        ((1, 5, 0), True, READY_OR_INACTIVE),  # one listing instead of ready + inactive
+        ((6, 1, 1), False, READY),
+        ((6, 1, 1), True, READY_OR_INACTIVE),
+        ((), False, READY),  # a version that could not be read: the current hub's way
     ],
 )
-def test_the_listings_a_pass_starts_with(
-    version: tuple[int, ...], cull_users: bool, expected: tuple[Listing, ...]
+def test_the_listing_a_pass_starts_with(
+    version: tuple[int, ...], cull_users: bool, expected: Listing
 ) -> None:
-    assert listings_for(version, cull_users) == expected
+    assert listing_for(version, cull_users) == expected
 
 
 def ready_page(pagination: dict[str, Any] | None) -> UserPage:
@@ -130,6 +130,11 @@ def server(name: str = "", ready: bool = True, pending: str | None = None) -> di
         (READY_AMONG_EVERYONE, user(server(ready=False, pending="stop")), False),
         (READY_AMONG_EVERYONE, user(server("a", ready=False, pending="spawn"), server("b")), True),
         (READY_AMONG_EVERYONE, user(hidden=True), True),  # the token's scopes are judged later
+        (READY_OR_INACTIVE, user(), True),  # no server: inactive
+        (READY_OR_INACTIVE, user(server()), True),
+        (READY_OR_INACTIVE, user(server(ready=False, pending="stop")), False),  # neither
+        (READY_OR_INACTIVE, user(server("a", ready=False, pending="spawn"), server("b")), True),
+        (READY_OR_INACTIVE, user(hidden=True), True),
     ],
 )
 def test_listing_everyone_keeps_exactly_who_state_ready_would(
@@ -138,7 +143,7 @@ def test_listing_everyone_keeps_exactly_who_state_ready_would(
     assert listing.keeps(record) is kept
 
 
-# --- read_listings over a hub population ----------------------------------------------------
+# --- read_listing over a hub population ----------------------------------------------------
 
 
 def page_source(hub: HubUsers) -> Any:
@@ -167,9 +172,10 @@ def population(everyone: int, with_server: int, pending: int = 0) -> list[HubUse
     ]
 
 
-def listed(hub: HubUsers, listings: tuple[Listing, ...] = (READY,), limit: int = 0) -> list[str]:
+def listed(hub: HubUsers, planned: Listing = READY, limit: int = 0) -> list[str]:
     names = []
-    for listing, items in read_listings(page_source(hub), listings, limit):
+    listing, pages = read_listing(page_source(hub), planned, limit)
+    for items in pages:
         for record in items:
             if listing.keeps(User.from_api(record)):
                 names.append(record["name"])
@@ -205,16 +211,19 @@ def test_a_short_ready_listing_asks_for_nothing_more() -> None:
     assert {state for state, _, _ in queries(hub)} == {"ready"}
 
 
-def test_cull_users_lists_inactive_users_as_before_after_switching_the_ready_listing() -> None:
-    hub = HubUsers(population(LONG + 30, LONG))  # 30 users without a server
-    names = listed(hub, (READY, INACTIVE))
-    assert names == [f"u{i:05d}" for i in range(LONG + 30)]
-    assert queries(hub)[-1] == ("inactive", 0, False)
+@pytest.mark.parametrize("with_server", [10, LONG])
+def test_cull_users_reads_everyone_once(with_server: int) -> None:
+    """Ready users and users without a server, from one unfiltered listing, short or long."""
+    hub = HubUsers(population(LONG + 30, with_server, pending=3))
+    names = listed(hub, READY_OR_INACTIVE)
+    ready = [f"u{i:05d}" for i in range(with_server - 3)]
+    assert names == ready + [f"u{i:05d}" for i in range(with_server, LONG + 30)]
+    assert {state for state, _, _ in queries(hub)} == {None}
 
 
 @pytest.mark.parametrize("seed", range(6))
 def test_whichever_listing_is_read_the_same_users_come(seed: int) -> None:
-    """Any mix of ready, pending and serverless users: the users ``state=ready`` gives."""
+    """Any mix of ready, pending and serverless users: what the hub's filters would give."""
     rng = random.Random(seed)
     users = [
         HubUser(f"u{i:05d}", active=rng.random() < 0.95, ready=rng.random() < 0.9)
@@ -222,9 +231,11 @@ def test_whichever_listing_is_read_the_same_users_come(seed: int) -> None:
     ]
     for u in users:
         u.ready = u.ready and u.active
-    hub = HubUsers(users)
-    expected = [u.name for u in users if u.ready]
-    assert listed(hub, limit=rng.choice([0, 37])) == expected
+    limit = rng.choice([0, 37])
+    assert listed(HubUsers(users), limit=limit) == [u.name for u in users if u.ready]
+    assert listed(HubUsers(users), READY_OR_INACTIVE, limit) == [
+        u.name for u in users if u.ready or not u.active
+    ]
 
 
 def test_the_switch_is_logged_with_its_reason(caplog: pytest.LogCaptureFixture) -> None:
@@ -244,10 +255,9 @@ def serve(emulated_hub: EmulatedHub, hub: HubUsers) -> HubClient:
 def test_the_client_lists_everyone_on_the_emulated_hub(emulated_hub: EmulatedHub) -> None:
     hub = HubUsers(population(LONG + 10, LONG, pending=5))
     client = serve(emulated_hub, hub)
-    names = []
-    for listing, items in read_listings(client.user_page, (READY,)):
-        assert listing == READY_AMONG_EVERYONE
-        names += [r["name"] for r in items if listing.keeps(User.from_api(r))]
+    listing, pages = read_listing(client.user_page, READY)
+    assert listing == READY_AMONG_EVERYONE
+    names = [r["name"] for items in pages for r in items if listing.keeps(User.from_api(r))]
     assert names == [f"u{i:05d}" for i in range(LONG - 5)]
 
 
@@ -264,7 +274,7 @@ def test_an_unfiltered_listing_that_lies_about_its_total_is_refused(
     hub = HubUsers(population(LONG, LONG), override=no_advance)
     client = serve(emulated_hub, hub)
     with pytest.raises(HubProtocolError, match="does not advance"):
-        for _ in read_listings(client.user_page, (READY,)):
+        for _ in read_listing(client.user_page, READY)[1]:
             pass
     assert queries(hub)[-1][0] is None  # it was the unfiltered listing that looped
 
@@ -277,8 +287,7 @@ def test_a_count_that_is_not_a_count_keeps_state_ready(emulated_hub: EmulatedHub
 
     hub = HubUsers(population(LONG, LONG), override=garbage_total)
     client = serve(emulated_hub, hub)
-    listings = {listing for listing, _ in read_listings(client.user_page, (READY,))}
-    assert listings == {READY}
+    assert read_listing(client.user_page, READY)[0] == READY
 
 
 def test_a_huge_unfiltered_total_is_refused_before_paging(emulated_hub: EmulatedHub) -> None:
@@ -294,6 +303,6 @@ def test_a_huge_unfiltered_total_is_refused_before_paging(emulated_hub: Emulated
 
     hub.answer = huge_unfiltered_first_page  # type: ignore[method-assign]
     with pytest.raises(HubProtocolError, match="refusing to plan"):
-        for _ in read_listings(client.user_page, (READY,)):
+        for _ in read_listing(client.user_page, READY)[1]:
             pass
     assert len(hub.calls) == 3  # ready page, count, the unfiltered page refused at once

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from idle_cull.config import Settings
-from idle_cull.listing import READY, read_listings
+from idle_cull.listing import READY, read_listing
 from idle_cull.pages import PAGE_GAP_SHARE, UserPage, paced
 from idle_cull.policy import CullLimits
 from idle_cull.report import Report
@@ -42,15 +42,15 @@ class CountingFetch:
         return page_at(offset, limit)
 
 
-def test_read_listings_asks_for_the_next_page_only_when_the_last_is_done() -> None:
+def test_read_listing_asks_for_the_next_page_only_when_the_last_is_done() -> None:
     fetch = CountingFetch()
-    pages = read_listings(fetch, [READY])
-    assert fetch.offsets == []
-    assert [r["name"] for r in next(pages)[1]] == ["u0", "u1", "u2"]
+    _, pages = read_listing(fetch, READY)
+    assert fetch.offsets == [0]  # the first page, which the choice of listing reads
+    assert [r["name"] for r in next(pages)] == ["u0", "u1", "u2"]
     assert fetch.offsets == [0]  # nothing asked for ahead
     next(pages)
     assert fetch.offsets == [0, 3]
-    assert [r["name"] for _, page in pages for r in page] == ["u6", "u7"]
+    assert [r["name"] for page in pages for r in page] == ["u6", "u7"]
     assert fetch.offsets == [0, 3, 6]
 
 

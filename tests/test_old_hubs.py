@@ -54,7 +54,7 @@ def test_every_hub_age_gets_the_same_culls(hub_of_any_age: EmulatedHub) -> None:
     ("version", "queried_states"),
     [
         pytest.param("1.2.2", [None], id="before-1.3-one-listing-of-everyone"),
-        pytest.param("1.5.0", ["ready", "inactive"], id="from-1.3-by-state"),
+        pytest.param("1.5.0", ["ready"], id="from-1.3-by-state"),
     ],
 )
 def test_the_state_filter_is_asked_only_of_hubs_that_know_it(
@@ -62,11 +62,24 @@ def test_the_state_filter_is_asked_only_of_hubs_that_know_it(
 ) -> None:
     hub = EmulatedHub(version=version)
     with hub:
+        serve_everyone(hub, [user_json("idle", servers=[server_json(idle=7200)])])
+        hub.answer_stop("idle")
+        result = run("--timeout=1h")
+        assert result.exit_code == 0, result.stderr
+        assert [query.get("state") for query in hub.listing_queries()] == queried_states
+        assert hub.deleted_urls() == [f"{URL}/users/idle/server"]
+
+
+@pytest.mark.parametrize("version", ["1.2.2", "1.5.0", "6.1.1"])
+def test_cull_users_lists_everyone_once_on_every_hub(version: str) -> None:
+    """Ready users and users without a server come from one unfiltered listing."""
+    hub = EmulatedHub(version=version)
+    with hub:
         serve_everyone(hub, [user_json("gone", idle=7200)])
         hub.answer_user_deletion("gone")
         result = run("--timeout=1h", "--cull-users")
         assert result.exit_code == 0, result.stderr
-        assert [query.get("state") for query in hub.listing_queries()] == queried_states
+        assert [query.get("state") for query in hub.listing_queries()] == [None]
         assert hub.deleted_urls() == [f"{URL}/users/gone"]
 
 

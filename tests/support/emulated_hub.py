@@ -14,7 +14,8 @@ else (a failing answer, a slow stop) with the usual ``responses`` methods.
 A hub lists either records served as given per state (``serve_users``: what the CLI
 tests need) or one population of users whose server states the state filter reads
 (``serve_population`` with ``HubUsers``: what the paging tests need). Both page with the
-arithmetic of ``tests.support.pagination``.
+arithmetic of ``tests.support.pagination``. Served per state, the unfiltered listing (what
+``--cull-users`` reads) holds every record of the ``ready`` and ``inactive`` listings.
 
 Records are stamped relative to the real clock, which the CLI reads.
 """
@@ -216,6 +217,18 @@ class EmulatedHub(responses.RequestsMock):
         if not self.listings and self.population is None:
             self.add_callback(responses.GET, f"{URL}/users", callback=self._answer_users)
 
+    def _everyone(self) -> Listing | None:
+        """The unfiltered listing of a hub served as state listings: all of their records.
+
+        A test that serves ``ready`` and ``inactive`` declares the hub's users by their
+        state; an unfiltered query lists them all, ready ones first (a real hub orders by
+        id), with the page size of the first.
+        """
+        parts = [self.listings[state] for state in ("ready", "inactive") if state in self.listings]
+        if not parts:
+            return None
+        return Listing([record for part in parts for record in part.records], parts[0].page_size)
+
     def answer_stop(self, user: str, server: str = "", *, status: int = 204, **answer: Any) -> None:
         """Answer the stop of ``user``'s ``server`` ("": the default one) with ``status``."""
         self.delete(server_url(user, server), status=status, **answer)
@@ -261,6 +274,8 @@ class EmulatedHub(responses.RequestsMock):
             return 200, headers, json_text(self.population.answer(query, paginated=paginated))
         state = None if self.older_than((1, 3)) else query.get("state")
         listing = self.listings.get(state)
+        if listing is None and state is None:
+            listing = self._everyone()
         if listing is None:
             raise requests.ConnectionError(f"the emulated hub serves no {state!r} listing")
         if self.older_than((2, 0)) or not paginated:  # before 2.0: everyone, in a bare list
