@@ -72,7 +72,8 @@ ARGS = (
 )
 
 # The scene, in creation order, which is the hub's listing order (by id). With pages of
-# two: state=ready is [idle-ida, nora] [busy-bo]; state=inactive [temp-tim, boss] [fresh-fay].
+# two, the unfiltered listing that --cull-users reads is [idle-ida, temp-tim] [nora, boss]
+# [busy-bo, fresh-fay].
 IN_USE = {("busy-bo", ""), ("nora", "keep")}  # servers that must never be stopped
 MUST_STAY = {"nora", "boss", "busy-bo", "fresh-fay"}  # users that must never be deleted
 EXPECTED_END_STATE = {
@@ -85,10 +86,9 @@ EXPECTED_END_STATE = {
 # Requests of a pass over the scene, as (method, path below /hub/api, query subset)
 Request = tuple[str, str, dict[str, str]]
 PROBE: Request = ("GET", "/", {})
-READY_1 = ("GET", "/users", {"state": "ready", "offset": "0"})
-READY_2 = ("GET", "/users", {"state": "ready", "offset": "2"})
-INACTIVE_1 = ("GET", "/users", {"state": "inactive", "offset": "0"})
-INACTIVE_2 = ("GET", "/users", {"state": "inactive", "offset": "2"})
+LIST_1 = ("GET", "/users", {"offset": "0"})
+LIST_2 = ("GET", "/users", {"offset": "2"})
+LIST_3 = ("GET", "/users", {"offset": "4"})
 ANY_LISTING: Request = ("GET", "/users", {})
 STOP_IDA: Request = ("DELETE", "/users/idle-ida/server", {})
 STOP_LAB: Request = ("DELETE", "/users/nora/servers/lab", {})
@@ -316,7 +316,7 @@ RIDE_OUT = [
         "502/503/504 bursts (2 each)",
         (
             (PROBE, respond(503), 2),
-            (READY_1, respond(502), 2),
+            (LIST_1, respond(502), 2),
             (STOP_IDA, respond(503), 2),
             (DELETE_TIM, respond(504), 2),
         ),
@@ -330,7 +330,7 @@ RIDE_OUT = [
     Case(
         "429 with Retry-After: 1",
         (
-            (READY_1, _retry_after(429, 1), 1),
+            (LIST_1, _retry_after(429, 1), 1),
             (STOP_LAB, _retry_after(429, 1), 1),
             (DELETE_TIM, _retry_after(429, 1), 1),
         ),
@@ -341,8 +341,8 @@ RIDE_OUT = [
     Case(
         "connection reset (before and after the hub acted)",
         (
-            (READY_1, reset(), 2),
-            (INACTIVE_1, reset(), 1),
+            (LIST_1, reset(), 2),
+            (LIST_3, reset(), 1),
             (STOP_IDA, reset(after_forward=True), 1),  # stopped; the 204 is lost
             (STOP_LAB, reset(after_forward=True), 1),  # stopped and removed; the retry gets 404
             (DELETE_TIM, reset(after_forward=True), 1),  # deleted; the retry gets 404
@@ -356,7 +356,7 @@ RIDE_OUT = [
     Case(
         "connection cut mid-body (a listing page, a re-check)",
         (
-            (INACTIVE_1, cut(0.5), 1),
+            (LIST_3, cut(0.5), 1),
             (RECHECK_IDA, cut(0.5), 1),
         ),
         status=0,
@@ -368,7 +368,7 @@ RIDE_OUT = [
     Case(
         f"stall past --request-timeout={REQUEST_TIMEOUT} (before and after the hub acted)",
         (
-            (READY_1, stall(STALL), 1),
+            (LIST_1, stall(STALL), 1),
             (STOP_IDA, stall(STALL, after_forward=True), 1),  # stopped; the answer never comes
         ),
         status=0,
@@ -449,7 +449,7 @@ def test_hostile_records_on_the_wire(scene: RealHub, faults: FaultProxy) -> None
     real_hub = scene
     captured: dict[str, Any] = {}
 
-    def first_ready_page(page: dict[str, Any]) -> None:
+    def first_page(page: dict[str, Any]) -> None:
         captured["ida"] = next(u for u in page["items"] if u["name"] == "idle-ida")
         idle = "2020-01-01T00:00:00Z"
         for name in ("busy-bo?", "busy-bo#x", "busy%2Dbo", "busy-bo/server", "nora/servers/keep"):
@@ -465,18 +465,7 @@ def test_hostile_records_on_the_wire(scene: RealHub, faults: FaultProxy) -> None
                 }
             )
 
-    def second_ready_page(page: dict[str, Any]) -> None:
-        busy = page["items"][0]
-        assert busy["name"] == "busy-bo"
-        # the same instant, written with a -08:00 offset: read without it, 8 h idle
-        fresh = busy["servers"][""]["last_activity"]
-        busy["servers"][""]["last_activity"] = _in_zone(fresh, -8)
-        idle = "2020-01-01T00:00:00Z"
-        for hostile in ("../server", "%2E%2E", "..%2F..%2Fusers%2Fbusy-bo"):
-            busy["servers"][hostile] = _ready_server(hostile, idle)
-        page["items"].append(captured["ida"])  # listed twice
-
-    def first_inactive_page(page: dict[str, Any]) -> None:
+    def second_page(page: dict[str, Any]) -> None:
         page["items"] += [
             None,
             "fresh-fay",
@@ -491,18 +480,24 @@ def test_hostile_records_on_the_wire(scene: RealHub, faults: FaultProxy) -> None
             },
         ]
 
-    def second_inactive_page(page: dict[str, Any]) -> None:
-        fay = page["items"][0]
-        assert fay["name"] == "fresh-fay"
+    def third_page(page: dict[str, Any]) -> None:
+        busy, fay = page["items"]
+        assert (busy["name"], fay["name"]) == ("busy-bo", "fresh-fay")
+        # the same instant, written with a -08:00 offset: read without it, 8 h idle
+        fresh = busy["servers"][""]["last_activity"]
+        busy["servers"][""]["last_activity"] = _in_zone(fresh, -8)
+        idle = "2020-01-01T00:00:00Z"
+        for hostile in ("../server", "%2E%2E", "..%2F..%2Fusers%2Fbusy-bo"):
+            busy["servers"][hostile] = _ready_server(hostile, idle)
         fay["last_activity"] = fay["last_activity"].removesuffix("Z")  # naive, as hubs before 2.0
+        page["items"].append(captured["ida"])  # listed twice
 
     install(
         faults,
         (
-            (READY_1, rewrite_json(first_ready_page), 1),
-            (READY_2, rewrite_json(second_ready_page), 1),
-            (INACTIVE_1, rewrite_json(first_inactive_page), 1),
-            (INACTIVE_2, rewrite_json(second_inactive_page), 1),
+            (LIST_1, rewrite_json(first_page), 1),
+            (LIST_2, rewrite_json(second_page), 1),
+            (LIST_3, rewrite_json(third_page), 1),
         ),
     )
     # Without the re-check, nothing stands between a misread record and an action.
@@ -575,10 +570,10 @@ def _next_back_to_start(page: dict[str, Any]) -> None:
 NOT_A_HUB_PAGE = "<!DOCTYPE html><html><body><form>Sign in to continue</form></body></html>"
 
 STOPPERS = [
-    Case("500 on the listing", ((READY_1, respond(500), 1),), 3, ("HTTP 500",)),
+    Case("500 on the listing", ((LIST_1, respond(500), 1),), 3, ("HTTP 500",)),
     Case(
         "401 in the middle of the listing",
-        ((READY_2, respond(401), 1),),
+        ((LIST_2, respond(401), 1),),
         3,
         ("rejected the API token (401)",),
     ),
@@ -599,32 +594,32 @@ STOPPERS = [
     ),
     Case(
         "truncated JSON (second page)",
-        ((READY_2, rewrite(_truncated, "truncate"), 1),),
+        ((LIST_2, rewrite(_truncated, "truncate"), 1),),
         3,
         ("is not JSON",),
     ),
     Case(
         "connection cut mid-body on every attempt",
-        ((INACTIVE_1, cut(0.5), None),),
+        ((LIST_3, cut(0.5), None),),
         3,
         ("could not list users: the connection was cut before the whole answer arrived, 5 times",),
     ),
-    Case("corrupt JSON", ((READY_1, rewrite(_corrupted, "corrupt"), 1),), 3, ("is not JSON",)),
+    Case("corrupt JSON", ((LIST_1, rewrite(_corrupted, "corrupt"), 1),), 3, ("is not JSON",)),
     Case(
         "JSON of the wrong shape",
-        ((INACTIVE_1, rewrite_json(lambda p: {"users": p["items"]}, "reshape"), 1),),
+        ((LIST_3, rewrite_json(lambda p: {"users": p["items"]}, "reshape"), 1),),
         3,
         ("lacks 'items' or '_pagination'",),
     ),
     Case(
         "an HTML page instead of JSON",
-        ((READY_1, respond(200, NOT_A_HUB_PAGE, content_type="text/html"), 1),),
+        ((LIST_1, respond(200, NOT_A_HUB_PAGE, content_type="text/html"), 1),),
         3,
         ("is not JSON (text/html",),
     ),
     Case(
         "pagination next that loops back",
-        ((READY_2, rewrite_json(_next_back_to_start, "loop next"), 1),),
+        ((LIST_2, rewrite_json(_next_back_to_start, "loop next"), 1),),
         3,
         ("does not advance",),
     ),
@@ -714,7 +709,7 @@ def test_an_error_body_quoting_the_token_does_not_leak_it(
 ) -> None:
     real_hub.create_users(["someone"])
     real_hub.start_server("someone")
-    install(faults, ((READY_1, echo_request(status), 1),))
+    install(faults, ((LIST_1, echo_request(status), 1),))
     run = cull(real_hub, faults, "--timeout=0")  # asserts the token is not in the output
     assert run.status == 3, run.stderr
     assert run.sent("DELETE") == []
