@@ -27,7 +27,6 @@ __all__ = [
     "Fetch",
     "UserPage",
     "follow_pages",
-    "limit_of",
     "list_pages",
     "next_offset",
     "paced",
@@ -83,11 +82,6 @@ Fetch = Callable[[int, int], UserPage]
 def total_of(page: UserPage) -> int | None:
     """The hub's ``_pagination.total`` of ``page`` when it is a usable count, else ``None``."""
     return _count((page.pagination or {}).get("total"))
-
-
-def limit_of(page: UserPage) -> int | None:
-    """The hub's own page size (after its clamp), when it says so usably, else ``None``."""
-    return _count((page.pagination or {}).get("limit")) or None
 
 
 def _count(value: object) -> int | None:

@@ -23,6 +23,7 @@ from idle_cull.listing import (
     READY,
     READY_AMONG_EVERYONE,
     READY_OR_INACTIVE,
+    READY_UNLESS_EVERYONE_IS_CHEAPER,
     SWITCH_MIN_PAGES,
     SWITCH_SHARE,
     Listing,
@@ -45,10 +46,12 @@ from tests.support.pagination import DEFAULT_PAGE_SIZE
         ((1, 2, 2), False, EVERYONE),  # no state filter before 1.3
         ((1, 2, 2), True, EVERYONE),
         ((1, 3, 0), False, READY),
+        ((1, 5, 0), False, READY),  # no pagination before 2.0: no counts to choose by
         ((1, 5, 0), True, READY_OR_INACTIVE),  # one listing instead of ready + inactive
-        ((6, 1, 1), False, READY),
+        ((2, 0, 0), False, READY_UNLESS_EVERYONE_IS_CHEAPER),
+        ((6, 1, 1), False, READY_UNLESS_EVERYONE_IS_CHEAPER),
         ((6, 1, 1), True, READY_OR_INACTIVE),
-        ((), False, READY),  # a version that could not be read: the current hub's way
+        ((), False, READY_UNLESS_EVERYONE_IS_CHEAPER),  # unreadable version: today's hub
     ],
 )
 def test_the_listing_a_pass_starts_with(
@@ -57,35 +60,28 @@ def test_the_listing_a_pass_starts_with(
     assert listing_for(version, cull_users) == expected
 
 
-def ready_page(pagination: dict[str, Any] | None) -> UserPage:
-    return UserPage([], 0, 0, pagination)
-
-
 NO_RETRY = RetryPolicy(attempts=1, initial_wait=0, max_wait=0, max_retry_after=0)
 LONG = SWITCH_MIN_PAGES * DEFAULT_PAGE_SIZE
 
 
 @pytest.mark.parametrize(
-    ("pagination", "worth"),
+    ("with_server", "limit", "worth"),
     [
-        ({"total": LONG, "limit": DEFAULT_PAGE_SIZE}, True),
-        ({"total": LONG - 1, "limit": DEFAULT_PAGE_SIZE}, False),  # one page short
-        ({"total": 100 * LONG, "limit": DEFAULT_PAGE_SIZE}, True),
-        ({"total": LONG, "limit": 200}, False),  # the hub's own page size counts
-        ({"total": 20 * 200, "limit": 200}, True),
-        ({"total": LONG}, False),  # no limit said: no page count
-        ({"limit": DEFAULT_PAGE_SIZE}, False),  # no total
-        ({"total": "many", "limit": DEFAULT_PAGE_SIZE}, False),
-        ({"total": True, "limit": DEFAULT_PAGE_SIZE}, False),  # a bool is not a count
-        ({"total": -LONG, "limit": DEFAULT_PAGE_SIZE}, False),
-        ({"total": LONG, "limit": 0}, False),
-        (None, False),  # a hub before 2.0: the whole list in one answer
+        (LONG, 0, True),  # 20 pages of the hub's default 50
+        (LONG - 1, 0, False),  # one user short
+        (100 * LONG, 0, True),
+        (LONG, DEFAULT_PAGE_SIZE, True),
+        (LONG, 200, False),  # the page size asked for counts
+        (20 * 200, 200, True),
+        (40, 2, True),
+        (39, 2, False),
+        (None, 0, False),  # no usable count
     ],
 )
 def test_only_a_long_ready_listing_is_worth_counting_everyone(
-    pagination: dict[str, Any] | None, worth: bool
+    with_server: int | None, limit: int, worth: bool
 ) -> None:
-    assert worth_counting_everyone(ready_page(pagination)) is worth
+    assert worth_counting_everyone(with_server, limit) is worth
 
 
 @pytest.mark.parametrize(
@@ -172,7 +168,9 @@ def population(everyone: int, with_server: int, pending: int = 0) -> list[HubUse
     ]
 
 
-def listed(hub: HubUsers, planned: Listing = READY, limit: int = 0) -> list[str]:
+def listed(
+    hub: HubUsers, planned: Listing = READY_UNLESS_EVERYONE_IS_CHEAPER, limit: int = 0
+) -> list[str]:
     names = []
     listing, pages = read_listing(page_source(hub), planned, limit)
     for items in pages:
@@ -191,24 +189,29 @@ def test_a_hub_where_everyone_has_a_server_is_listed_unfiltered() -> None:
     hub = HubUsers(population(LONG, LONG))
     assert listed(hub) == [f"u{i:05d}" for i in range(LONG)]
     pages = range(0, LONG, DEFAULT_PAGE_SIZE)
-    assert queries(hub) == [("ready", 0, False), (None, 0, True)] + [
-        (None, o, False) for o in pages
-    ]
+    counts = [("ready", 0, True), (None, 0, True)]
+    assert queries(hub) == counts + [(None, o, False) for o in pages]
 
 
 def test_a_hub_where_many_have_no_server_stays_with_state_ready() -> None:
     hub = HubUsers(population(2 * LONG, LONG))
     assert listed(hub) == [f"u{i:05d}" for i in range(LONG)]
     pages = range(0, LONG, DEFAULT_PAGE_SIZE)
-    assert queries(hub) == [("ready", 0, False), (None, 0, True)] + [
-        ("ready", o, False) for o in pages[1:]
-    ]
+    counts = [("ready", 0, True), (None, 0, True)]
+    assert queries(hub) == counts + [("ready", o, False) for o in pages]
 
 
-def test_a_short_ready_listing_asks_for_nothing_more() -> None:
+def test_a_short_ready_listing_asks_for_no_unfiltered_count() -> None:
     hub = HubUsers(population(LONG - 1, LONG - 1))
     assert len(listed(hub)) == LONG - 1
+    assert queries(hub)[0] == ("ready", 0, True)
     assert {state for state, _, _ in queries(hub)} == {"ready"}
+
+
+def test_a_plain_ready_listing_asks_for_no_count() -> None:
+    hub = HubUsers(population(LONG, LONG))
+    assert len(listed(hub, READY)) == LONG
+    assert [q for q in queries(hub) if q[2]] == []
 
 
 @pytest.mark.parametrize("with_server", [10, LONG])
@@ -255,7 +258,7 @@ def serve(emulated_hub: EmulatedHub, hub: HubUsers) -> HubClient:
 def test_the_client_lists_everyone_on_the_emulated_hub(emulated_hub: EmulatedHub) -> None:
     hub = HubUsers(population(LONG + 10, LONG, pending=5))
     client = serve(emulated_hub, hub)
-    listing, pages = read_listing(client.user_page, READY)
+    listing, pages = read_listing(client.user_page, READY_UNLESS_EVERYONE_IS_CHEAPER)
     assert listing == READY_AMONG_EVERYONE
     names = [r["name"] for items in pages for r in items if listing.keeps(User.from_api(r))]
     assert names == [f"u{i:05d}" for i in range(LONG - 5)]
@@ -274,20 +277,20 @@ def test_an_unfiltered_listing_that_lies_about_its_total_is_refused(
     hub = HubUsers(population(LONG, LONG), override=no_advance)
     client = serve(emulated_hub, hub)
     with pytest.raises(HubProtocolError, match="does not advance"):
-        for _ in read_listing(client.user_page, READY)[1]:
+        for _ in read_listing(client.user_page, READY_UNLESS_EVERYONE_IS_CHEAPER)[1]:
             pass
     assert queries(hub)[-1][0] is None  # it was the unfiltered listing that looped
 
 
 def test_a_count_that_is_not_a_count_keeps_state_ready(emulated_hub: EmulatedHub) -> None:
     def garbage_total(offset: int, body: dict[str, Any]) -> dict[str, Any]:
-        if body["_pagination"]["limit"] == 1:
+        if body["_pagination"]["limit"] == 1 and "state" not in body["_pagination"]["next"]["url"]:
             body["_pagination"]["total"] = "lots"
         return body
 
     hub = HubUsers(population(LONG, LONG), override=garbage_total)
     client = serve(emulated_hub, hub)
-    assert read_listing(client.user_page, READY)[0] == READY
+    assert read_listing(client.user_page, READY_UNLESS_EVERYONE_IS_CHEAPER)[0] == READY
 
 
 def test_a_huge_unfiltered_total_is_refused_before_paging(emulated_hub: EmulatedHub) -> None:
@@ -303,6 +306,6 @@ def test_a_huge_unfiltered_total_is_refused_before_paging(emulated_hub: Emulated
 
     hub.answer = huge_unfiltered_first_page  # type: ignore[method-assign]
     with pytest.raises(HubProtocolError, match="refusing to plan"):
-        for _ in read_listing(client.user_page, READY)[1]:
+        for _ in read_listing(client.user_page, READY_UNLESS_EVERYONE_IS_CHEAPER)[1]:
             pass
-    assert len(hub.calls) == 3  # ready page, count, the unfiltered page refused at once
+    assert len(hub.calls) == 3  # two counts, then the unfiltered page, refused at once
