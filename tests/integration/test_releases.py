@@ -72,8 +72,16 @@ def test_stopping_a_server_of_a_user_the_hub_no_longer_has_is_gone(real_hub: Rea
     time.sleep(PAST_IDLE)
     real_hub.touch("real-rita")
     with FaultProxy(real_hub.api_url) as proxy:
-        proxy.add("GET", "/users", rewrite_json(add_ghost), count=1, query={"state": "ready"})
-        result = cull(real_hub, f"--timeout={IDLE}", "--recheck=false", f"--url={proxy.api_url}")
+        # the listing page itself, not the one-user count page that comes before it
+        page = {"state": "ready", "limit": "50"}
+        proxy.add("GET", "/users", rewrite_json(add_ghost), count=1, query=page)
+        result = cull(
+            real_hub,
+            f"--timeout={IDLE}",
+            "--recheck=false",
+            "--api-page-size=50",
+            f"--url={proxy.api_url}",
+        )
         stops = [s for s in proxy.seen if s.method == "DELETE"]
     assert result.returncode == 0, result.stderr
     assert [(s.path, s.status) for s in stops] == [
