@@ -109,7 +109,7 @@ def next_offset(page: UserPage) -> tuple[int, int]:
             f"the hub's pagination does not advance (offset {page.offset} -> {offset}); "
             "refusing to loop"
         )
-    total = _count((page.pagination or {}).get("total"))
+    total = total_of(page)
     if total is not None and offset >= total:
         # The hub only offers a next page while offset + limit < total.
         raise HubProtocolError(
@@ -139,7 +139,7 @@ def page_plan(first: UserPage) -> range | None:
     limit = _count(pagination.get("limit")) or (
         _count(following.get("limit")) if isinstance(following, dict) else None
     )
-    total = _count(pagination.get("total"))
+    total = total_of(first)
     if not limit or total is None:
         return None
     if total > MAX_LISTING_OFFSET:
