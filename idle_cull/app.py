@@ -86,7 +86,8 @@ def run_command(options: dict[str, Any]) -> ExitStatus:
     # Messages that quote the URL (the hub client's errors) must not show its password.
     mask_in_logs(partial(without_credentials, url=options["url"]))
     if options.get("config") is not None:
-        log.info("%s", options["config"].describe())
+        for level, line in options["config"].log_lines():
+            log.log(level, "%s", line)
     if options["cull_every"]:
         log.warning(
             "--cull-every is ignored: idle-cull does one pass and exits; "

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import logging
 import re
 import sys
 import textwrap
@@ -24,7 +25,7 @@ import click
 from idle_cull import __version__
 from idle_cull.errors import ConfigError
 from idle_cull.options import ENV_PREFIX, OPTIONS, Option
-from idle_cull.upstream_config import read_upstream_config
+from idle_cull.upstream_config import UpstreamNote, read_upstream_config
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -33,13 +34,17 @@ else:  # pragma: no cover - the backport, a dependency only before Python 3.11
 
 __all__ = [
     "CONFIG_FILE_FLAGS",
+    "MAX_CONFIG_BYTES",
+    "MAX_UPSTREAM_CONFIG_BYTES",
     "UPSTREAM_DEFAULT_FILE",
+    "ConfigFile",
     "ConfigFileError",
     "ConfigSource",
     "config_file_options",
     "defaults_from",
     "file_options",
     "generate_config",
+    "load_config_file",
     "read_config_file",
 ]
 
@@ -50,6 +55,9 @@ UPSTREAM_DEFAULT_FILE = "idle_culler_config.py"
 # settings come from, and are not settings themselves (a file cannot set them).
 CONFIG_FILE_FLAGS = ("--config", "--generate-config")
 MAX_CONFIG_BYTES = 1 << 20  # a config file of a megabyte is a mistake, not a rule set
+# CPython's parser takes up to ~500 bytes of memory per byte of hostile source (a 1 MB
+# list literal: 490 MB, 2.3 s); upstream's generated file is 7.5 KB.
+MAX_UPSTREAM_CONFIG_BYTES = 64 << 10
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,7 @@ class ConfigSource:
     kind: str  # "toml" (idle-cull's own) or "upstream" (idle_culler_config.py)
     keys: tuple[str, ...]
     implicit: bool = False  # upstream's default file, found in the working directory
+    notes: tuple[UpstreamNote, ...] = ()  # settings read but not used, one line each
 
     def describe(self) -> str:
         what = "idle-cull TOML" if self.kind == "toml" else "upstream idle_culler_config.py"
@@ -68,17 +77,43 @@ class ConfigSource:
         count = f"{len(self.keys)} setting" + ("" if len(self.keys) == 1 else "s")
         return f"read {count} from {self.path} ({what}): {', '.join(self.keys) or 'none'}"
 
+    def log_lines(self) -> list[tuple[int, str]]:
+        """``(level, line)`` to log at the start of a pass: what was read, then a line for
+        each setting read but not used."""
+        return [(logging.INFO, self.describe())] + [(n.level, n.message) for n in self.notes]
 
-def read_config_file(path: Path) -> tuple[str, dict[str, object]]:
-    """The file's kind and its values by long option name; raises ``ConfigError``.
+
+@dataclass(frozen=True)
+class ConfigFile:
+    """A config file's kind, its values by long option name, and notes to log."""
+
+    kind: str
+    values: dict[str, object]
+    notes: tuple[UpstreamNote, ...] = ()
+
+
+def load_config_file(path: Path) -> ConfigFile:
+    """Read a config file; raises ``ConfigError``.
 
     ``.toml`` is idle-cull's format and ``.py`` upstream's; any other name is judged by
     content (upstream's files assign to ``c.IdleCuller``).
     """
     text = _read_text(path)
     if path.suffix == ".py" or (path.suffix != ".toml" and _looks_upstream(text)):
-        return "upstream", read_upstream_config(text, str(path))
-    return "toml", read_toml(text, str(path))
+        if len(text.encode("utf-8")) > MAX_UPSTREAM_CONFIG_BYTES:
+            raise ConfigError(
+                f"config file {path} is larger than {MAX_UPSTREAM_CONFIG_BYTES} bytes, "
+                "too large for an upstream idle_culler_config.py"
+            )
+        upstream = read_upstream_config(text, str(path))
+        return ConfigFile("upstream", upstream.values, upstream.notes)
+    return ConfigFile("toml", read_toml(text, str(path)))
+
+
+def read_config_file(path: Path) -> tuple[str, dict[str, object]]:
+    """The file's kind and its values by long option name; raises ``ConfigError``."""
+    loaded = load_config_file(path)
+    return loaded.kind, loaded.values
 
 
 def _looks_upstream(text: str) -> bool:
@@ -101,11 +136,48 @@ def _read_text(path: Path) -> str:
 
 
 def read_toml(text: str, source: str) -> dict[str, object]:
-    """Top-level keys of an idle-cull TOML file (their values are checked by the options)."""
+    """Top-level keys of an idle-cull TOML file (their values are checked by the options).
+
+    The text is already capped (``MAX_CONFIG_BYTES``); the TOML parser recurses once per
+    nesting level, so a hostile depth ends in ``RecursionError``, caught here.
+    """
     try:
         return dict(tomllib.loads(text))
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{source}: not valid TOML: {error}") from None
+        hint = _toml_hint(text, str(error))
+        message = f"{source}:{hint}" if hint else f"{source}: not valid TOML: {error}"
+        raise ConfigError(message) from None
+    except (RecursionError, MemoryError):
+        raise ConfigError(
+            f"{source}: not a config file: values nested too deeply to read "
+            "(idle-cull's settings are single values, lists and one-level tables)"
+        ) from None
+
+
+_BARE_VALUE = re.compile(
+    r"^\s*([A-Za-z0-9_-]+)\s*=\s*([A-Za-z0-9_.:+-]*[A-Za-z][A-Za-z0-9_.:+-]*)\s*(#.*)?$"
+)
+
+
+def _toml_hint(text: str, error: str) -> str | None:
+    """``N: write timeout = "10m" (...)`` (N the line) for an unquoted word, the commonest TOML
+    mistake in a config file; ``None`` when the error is something else."""
+    line_number = re.search(r"at line (\d+)", error)
+    if line_number is None:
+        return None
+    lines = text.splitlines()
+    number = int(line_number.group(1))
+    match = _BARE_VALUE.match(lines[number - 1]) if 0 < number <= len(lines) else None
+    if match is None:
+        return None
+    key, word = match.group(1), match.group(2)
+    if word in ("True", "False"):
+        fixed, why = word.lower(), "TOML's true and false are lowercase"
+    elif re.fullmatch(r"[0-9.]+\s*[A-Za-z]+", word):
+        fixed, why = json.dumps(word), "durations are strings in TOML"
+    else:
+        fixed, why = json.dumps(word), "text is quoted in TOML"
+    return f"{number}: write {key} = {fixed} ({why})"
 
 
 # -- binding to the command's options ---------------------------------------------------
@@ -185,12 +257,12 @@ def _load_config(ctx: click.Context, _param: click.Parameter, value: Path | None
     if implicit and not path.is_file():
         return None
     try:
-        kind, values = read_config_file(path)
-        defaults = defaults_from(ctx, values, str(path))
+        loaded = load_config_file(path)
+        defaults = defaults_from(ctx, loaded.values, str(path))
     except ConfigError as error:
         raise ConfigFileError(str(error)) from None
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
-    return ConfigSource(path, kind, tuple(values), implicit)
+    return ConfigSource(path, loaded.kind, tuple(loaded.values), implicit, loaded.notes)
 
 
 class ConfigFileError(click.ClickException):

@@ -232,3 +232,92 @@ def test_a_whole_float_is_an_integer(emulated_hub: EmulatedHub, config: Path) ->
     result = run("--dry-run", f"--config={config}")
     assert result.exit_code == 0, result.stderr
     assert " concurrency=4 " in _settings_line(result.stderr)
+
+
+_DEEP = 30_000  # past CPython's parser limits (~5,000 levels), under the 64 KiB upstream cap
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        pytest.param(
+            "idle_culler_config.py",
+            "c.IdleCuller.timeout = " + "-" * 200_000 + "1\n",
+            " is larger than 65536 bytes, too large for an upstream idle_culler_config.py",
+            id="200k-unary-minus-over-the-cap",
+        ),
+        pytest.param(
+            "idle_culler_config.py",
+            "c.IdleCuller.timeout = " + "-" * _DEEP + "1\n",
+            ":1: a statement of more than 1000 tokens is not a setting",
+            id="deep-unary-minus-memoryerror",
+        ),
+        pytest.param(
+            "idle_culler_config.py",
+            "c.IdleCuller.timeout = " + "+".join(["1"] * 100_000) + "\n",
+            " is larger than 65536 bytes",
+            id="long-sum-over-the-cap",
+        ),
+        pytest.param(
+            "idle_culler_config.py",
+            "c = get_config()\nc.IdleCuller.timeout = (\n"
+            + "+\n".join(["1"] * (_DEEP // 2))
+            + ")\n",
+            ":2: a statement of more than 1000 tokens is not a setting",
+            id="long-sum-recursionerror",
+        ),
+        pytest.param(
+            "idle_culler_config.py",
+            "c.IdleCuller.timeout = {[]: 1}\n",
+            ":1: c.IdleCuller.timeout must be written as a value (idle-cull reads this file "
+            "without running it): [] cannot be a dict key or a set item",
+            id="unhashable-key-typeerror",
+        ),
+        pytest.param(
+            "idle-cull.toml",
+            "timeout = " + "[" * 5_000 + "]" * 5_000 + "\n",
+            ": not a config file: values nested too deeply to read",
+            id="toml-nested-5000-deep",
+        ),
+    ],
+)
+def test_hostile_files_give_one_line_and_exit_2(
+    tmp_path: Path, name: str, text: str, message: str
+) -> None:
+    """Issue 21.8: each of these was a traceback (MemoryError, RecursionError, TypeError)."""
+    path = tmp_path / name
+    path.write_text(text)
+    result = run(f"--config={path}")
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("Error: ")
+    assert f"{path}{message}" in line
+
+
+@pytest.mark.parametrize(
+    ("line", "fix"),
+    [
+        pytest.param(
+            "timeout = 10m", 'write timeout = "10m" (durations are strings in TOML)', id="duration"
+        ),
+        pytest.param(
+            "max-age = 1.5d  # a day and a half",
+            'write max-age = "1.5d" (durations are strings in TOML)',
+            id="duration-with-comment",
+        ),
+        pytest.param(
+            "cull-users = True",
+            "write cull-users = true (TOML's true and false are lowercase)",
+            id="python-true",
+        ),
+        pytest.param(
+            "report = text", 'write report = "text" (text is quoted in TOML)', id="bare-word"
+        ),
+    ],
+)
+def test_an_unquoted_toml_value_says_how_to_write_it(config: Path, line: str, fix: str) -> None:
+    """Issue 23.7: `timeout = 10m` was a bare parser error with no hint to quote it."""
+    config.write_text(f"# idle-cull\n{line}\n")
+    result = run(f"--config={config}")
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {config}:2: {fix}\n"
