@@ -22,7 +22,7 @@ import sys
 import time
 from importlib import metadata
 
-from jupyterhub_idle_culler import cull_idle  # type: ignore[import-not-found,unused-ignore]
+from jupyterhub_idle_culler import cull_idle  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
 
 def main(argv: list[str] | None = None) -> int:
