@@ -135,7 +135,7 @@ def _entry_document(entry: Entry, report: Report) -> dict[str, Any]:
 
 
 def _probe_document(finding: ProbeFinding) -> dict[str, Any]:
-    """What ``--probe-kernels`` found for one server (schema: README, 'Busy kernels')."""
+    """What ``--probe-kernels`` found for one server (schema: docs/reference/report-schema.md)."""
     result, verdict = finding.result, finding.verdict
     return {
         "found": finding.found,
