@@ -20,6 +20,7 @@ import yaml
 from idle_cull import __version__
 from idle_cull.hub import PROBE_TIMEOUT
 from idle_cull.limiter import LimiterTuning
+from idle_cull.options import OPTIONS
 from idle_cull.policy import CullLimits
 from idle_cull.preflight import needed_scopes
 from idle_cull.render import report_json_schema
@@ -179,3 +180,44 @@ def test_relative_links_point_at_files_that_exist(document: str) -> None:
     targets = re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text)
     assert targets, "no relative links at all: the pattern is wrong"
     assert [t for t in targets if not (ROOT / t).exists()] == []
+
+
+# ---------------------------------------------------------------------------------------
+# Options the prose names
+
+
+FOREIGN_FLAGS = {  # flags of other tools, and the placeholders the options page explains
+    "--collector.textfile.directory",  # node_exporter
+    "--demo",  # scripts/install
+    "--failed",  # systemctl
+    "--hub-release",  # pytest, tests/conftest.py
+    "--keep-going",  # sphinx-build
+    "--no-deps",  # pip
+    "--flag",
+    "--no-flag",
+    "--flag_name",
+}
+
+
+def flags_named(text: str) -> set[str]:
+    """Flags in inline code and on ``idle-cull`` command lines, without their values."""
+    commands = re.findall(r"(?:^|\s|bin/)idle-cull (--[^\n]*)", text, re.M)
+    spans = re.findall(r"`([^`\n]+)`", text) + commands
+    flags = {f for span in spans for f in re.findall(r"(?<![\w-])(--[a-z][\w.-]*)", span)}
+    return {flag.rstrip(".") for flag in flags}
+
+
+def test_every_option_the_docs_name_exists() -> None:
+    """A renamed or removed option leaves no page telling operators to use it."""
+    from idle_cull.cli import cli  # noqa: PLC0415 - only this test needs the command
+
+    known = {opt for param in cli.params for opt in param.opts} | {"--help"}
+    known |= {f"--no-{option.name}" for option in OPTIONS if option.boolean}
+    pages = [*DOCS.rglob("*.md"), ROOT / "README.md", ROOT / "CONTRIBUTING.md"]
+    stale = {
+        f"{path.relative_to(ROOT)}: {flag}"
+        for path in pages
+        for flag in flags_named(path.read_text(encoding="utf-8"))
+        if flag not in known | FOREIGN_FLAGS
+    }
+    assert sorted(stale) == []
