@@ -37,7 +37,8 @@ def page(path: str) -> str:
 def table_rows(text: str) -> list[list[str]]:
     """The cells of the first Markdown table in ``text``, header and rule left out."""
     lines = [line for line in text.splitlines() if line.startswith("|")]
-    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+    cells = (re.split(r"(?<!\\)\|", line.strip().strip("|")) for line in lines[2:])
+    return [[cell.strip() for cell in row] for row in cells]
 
 
 def section(text: str, heading: str) -> str:
@@ -221,3 +222,27 @@ def test_every_option_the_docs_name_exists() -> None:
         if flag not in known | FOREIGN_FLAGS
     }
     assert sorted(stale) == []
+
+
+OPTION_DEFAULT_TABLES = ["explanation/safety-rails.md", "explanation/busy-kernels.md"]
+WORDS = {"off": (None, False, "0", 0, ()), "none": (None,), "on": (True,)}
+
+
+def default_rows() -> list[tuple[str, str, str]]:
+    rows = []
+    for path in OPTION_DEFAULT_TABLES:
+        text = page(path)
+        table = text[text.index("| option | default |") :]
+        for cells in table_rows(table):
+            rows.append((path, re.findall(r"`(--[a-z-]+)", cells[0])[0], cells[1]))
+    return rows
+
+
+@pytest.mark.parametrize(("path", "flag", "documented"), default_rows())
+def test_the_explanations_give_each_options_default(path: str, flag: str, documented: str) -> None:
+    """The rails and the busy-kernel options are explained with their defaults in a table."""
+    option = next(option for option in OPTIONS if option.flag == flag)
+    if documented in WORDS:
+        assert option.default in WORDS[documented]
+    else:
+        assert documented == f"`{option.default}`"
