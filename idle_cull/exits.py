@@ -1,8 +1,8 @@
 """The exit statuses: each one's name, number and meaning, written here and nowhere else.
 
 A scheduler acts on the number, a person reads the meaning. ``--help`` renders its epilog
-from this table, the text report its closing line, and a test checks the README's table
-against it, so the three cannot drift apart.
+from this table, the text report its closing line, and the docs' exit-status page is
+generated from it, so the three cannot drift apart.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ An ``Option`` says everything about one option: its long name, how its text is p
 its default and help, whether it is a boolean or repeatable, its environment variable,
 and which ``Settings`` field it fills. From that one table come the click options, the
 boolean spellings ``normalize_argument`` accepts, ``Settings.from_options``, the
-start-of-pass settings line (``Settings.describe``) and the README check. Anything else
+start-of-pass settings line (``Settings.describe``) and the docs' options page. Anything else
 that needs every option (an environment variable per option, config-file keys named as
 the long options, a generated config file) should iterate the same table.
 """
@@ -255,7 +255,7 @@ OPTIONS: tuple[Option, ...] = (
         type=click.IntRange(min=1),
         default=10,
         help="Most requests in flight to the hub at once; fewer while the hub is slow "
-        "to answer others (see the README, 'Kind to the hub').",
+        "to answer others (see docs/explanation/kind-to-the-hub.md).",
         setting="concurrency",
     ),
     Option(
@@ -374,7 +374,7 @@ OPTIONS: tuple[Option, ...] = (
         "max-cull-fraction",
         type=click.FloatRange(0, 1),
         help="Act on nothing (exit 4) if the pass plans to stop more than this share (0-1) "
-        "of the running servers it saw. Off by default: see the README.",
+        "of the running servers it saw. Off by default: see docs/explanation/safety-rails.md.",
         setting="caps.max_cull_fraction",
     ),
     Option(
@@ -468,7 +468,7 @@ OPTIONS: tuple[Option, ...] = (
         type=click.Choice(["text", "json", "none"]),
         default="none",
         help="Write a report of the pass to stdout: a summary for people, or the JSON "
-        "document described in the README.",
+        "document of docs/reference/report-schema.md.",
         setting="report",
     ),
     Option(
@@ -502,7 +502,7 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "allow-managed-service",
         help="Run even when JupyterHub started this process as a managed service (only for "
-        "a wrapper that loops between passes; see the README).",
+        "a wrapper that loops between passes; see docs/how-to/scheduling.md).",
         boolean=True,
         default=False,
     ),

@@ -12,6 +12,7 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from importlib import resources
 from typing import Any
 
 from idle_cull import __version__
@@ -30,12 +31,24 @@ __all__ = [
     "render_json",
     "render_text",
     "report_document",
+    "report_json_schema",
 ]
 
 SCHEMA = "idle-cull-report"
 # Bump on any change that could break a reader; adding fields is not one. Version 2:
 # kept servers and users are counted but have entries only with --report-kept.
 SCHEMA_VERSION = 2
+
+
+def report_json_schema() -> dict[str, Any]:
+    """The JSON Schema of ``report_document``, shipped inside the package.
+
+    One file serves the readers who validate reports, the tests that validate every kind
+    of report, and the docs' report-schema page, which is rendered from it.
+    """
+    text = resources.files("idle_cull").joinpath("report_schema.json").read_text("utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema
 
 
 # ---------------------------------------------------------------------------------------
@@ -47,7 +60,7 @@ def report_document(report: Report, exit_status: ExitStatus) -> dict[str, Any]:
 
     ``exit_status`` is passed in rather than taken from the report, because the CLI has
     the final word (a pass that could not list users has no actions, yet exits 3).
-    The schema is documented in the README and tests/report_schema.json.
+    Its JSON Schema is ``report_schema.json`` in this package (``report_json_schema``).
     """
     return {
         "schema": SCHEMA,
@@ -122,7 +135,7 @@ def _entry_document(entry: Entry, report: Report) -> dict[str, Any]:
 
 
 def _probe_document(finding: ProbeFinding) -> dict[str, Any]:
-    """What ``--probe-kernels`` found for one server (schema: README, 'Busy kernels')."""
+    """What ``--probe-kernels`` found for one server (schema: docs/reference/report-schema.md)."""
     result, verdict = finding.result, finding.verdict
     return {
         "found": finding.found,

@@ -1,6 +1,6 @@
 """Files read or written at paths other people may control: regular files only, bounded.
 
-The README recommends a group-writable textfile directory, and a token or lock file may
+The docs recommend a group-writable textfile directory, and a token or lock file may
 sit where a compromised service can reach. Whatever is planted at such a path (a FIFO
 that blocks an open for ever, a symlink to ``/dev/zero`` or to a private file, a device
 node) must neither hang a pass, nor fill its memory, nor be overwritten or quoted.

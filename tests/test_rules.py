@@ -1,6 +1,6 @@
 """Per-group, per-profile and per-server limits, exclusions and user limits (table-driven).
 
-Precedence, as documented in the README: exclusions, then profile, then server name,
+Precedence, as documented in docs/how-to/rules.md: exclusions, then profile, then server name,
 then group (the most generous of the user's groups), then --timeout.
 """
 

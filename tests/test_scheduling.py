@@ -689,7 +689,7 @@ def test_every_scheduler_reads_the_shipped_config_file() -> None:
     # The documented command creates that ConfigMap, with that key, from the shipped file.
     command = f"create configmap {config_map['name']} --from-file={key}=config/idle-cull.toml"
     assert command in (K8S_DIR / "cronjob.yaml").read_text()
-    assert command in (REPO / "README.md").read_text()
+    assert command in (REPO / "docs" / "how-to" / "scheduling.md").read_text()
 
 
 def test_shipped_config_file_is_valid_and_sets_the_timeout() -> None:

@@ -6,21 +6,20 @@ each builds the same scene the same way.
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 
 from idle_cull.models import Outcome, User
 from idle_cull.policy import Action, CullLimits, ServerDecision, UserDecision
+from idle_cull.render import report_json_schema
 from idle_cull.report import Entry, Report
 from tests.support.emulated_hub import URL
 from tests.support.records import NOW, plan_of, server_json, user_json
 
 HOUR = 3600.0
-SCHEMA = json.loads((Path(__file__).parent.parent / "report_schema.json").read_text())
+SCHEMA = report_json_schema()
 
 
 def validate(document: dict[str, Any]) -> None:

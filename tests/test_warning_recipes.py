@@ -1,4 +1,5 @@
-"""The README's mail and webhook recipes fail loudly: a failed pass is never "no notice"."""
+"""The mail and webhook recipes of docs/how-to/warning-users.md fail loudly: a failed pass is
+never "no notice"."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "how-to" / "warning-users.md"
 
 
 def _recipes() -> list[str]:
-    blocks = re.findall(r"```sh\n(.*?)```", README.read_text(), re.S)
+    blocks = re.findall(r"```sh\n(.*?)```", PAGE.read_text(), re.S)
     recipes = [b for b in blocks if "--warn-within=15m --report=json" in b]
     assert len(recipes) == 2, "the mail and webhook recipes"
     return recipes
