@@ -102,7 +102,7 @@ def test_the_cronjob_runs_the_image_of_the_code_version() -> None:
     cronjob = next(
         doc
         for doc in yaml.safe_load_all(
-            (ROOT / "cron" / "kubernetes" / "cronjob.yaml").read_text(encoding="utf-8")
+            (ROOT / "cron" / "kubernetes" / "base" / "cronjob.yaml").read_text(encoding="utf-8")
         )
         if doc and doc.get("kind") == "CronJob"
     )
