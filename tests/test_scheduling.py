@@ -171,32 +171,56 @@ def _validate_cron_expression(expr: str) -> None:
 # --------------------------------------------------------------------------- systemd
 
 
-def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
-    """`systemd-analyze verify` accepts both units, with no warning at all.
+def _documented_pages() -> str:
+    pages = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+    return "\n".join(page.read_text(encoding="utf-8") for page in pages)
 
-    verify insists that ExecStart's binary exists, so the copies point it at a stub;
-    that is the only change made to the shipped files.
+
+def test_units_pass_systemd_analyze_verify_from_a_checkout() -> None:
+    """The documented check, ``./scripts/verify-units``, passes on the shipped units.
+
+    Plain ``systemd-analyze verify`` fails in a checkout because ExecStart's program,
+    /opt/idle-cull/bin/idle-cull, exists only once installed; the script checks copies
+    with that one path pointed at /bin/true.
     """
-    analyze = _systemd_analyze()
-    stub = tmp_path / "idle-cull"
-    stub.write_text("#!/bin/sh\nexit 0\n")
-    stub.chmod(0o755)
-
-    text = SERVICE.read_text()
-    exec_lines = [line for line in text.splitlines() if line.startswith("ExecStart=")]
+    _systemd_analyze()
+    assert "./scripts/verify-units" in _documented_pages(), "document the check"
+    exec_lines = [
+        line for line in SERVICE.read_text().splitlines() if line.startswith("ExecStart=")
+    ]
     assert len(exec_lines) == 1
     assert exec_lines[0].startswith(f"ExecStart={VENV_SCRIPT} "), exec_lines[0]
-    (tmp_path / SERVICE.name).write_text(
-        text.replace(f"ExecStart={VENV_SCRIPT} ", f"ExecStart={stub} ")
-    )
-    shutil.copy(TIMER, tmp_path / TIMER.name)
 
-    result = _run(
-        [analyze, "verify", "--man=no", "--generators=no", SERVICE.name, TIMER.name],
-        cwd=tmp_path,
+    result = _run([str(VERIFY_UNITS)], cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr == ""
+    assert "pass systemd-analyze verify" in result.stdout
+
+
+def test_verify_units_fails_on_a_bad_unit(tmp_path: Path) -> None:
+    """Control for the test above: the script fails on what verify only warns about."""
+    _systemd_analyze()
+    shutil.copy(TIMER, tmp_path / TIMER.name)
+    (tmp_path / SERVICE.name).write_text(
+        SERVICE.read_text().replace("ProtectSystem=strict", "ProtectSystem=sstrict")
     )
-    # verify only warns (exit 0) about unknown keys or bad values: any output fails.
-    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+    result = _run([str(VERIFY_UNITS), str(tmp_path)])
+    assert result.returncode == 1, result
+    assert "sstrict" in result.stderr
+    shutil.copy(SERVICE, tmp_path / SERVICE.name)
+    assert _run([str(VERIFY_UNITS), str(tmp_path)]).returncode == 0, "only the typo failed"
+
+
+def test_plain_verify_fails_in_a_checkout_without_the_install() -> None:
+    """Why the script exists: verify checks that ExecStart's program is there."""
+    if Path(VENV_SCRIPT).exists():
+        pytest.skip(f"{VENV_SCRIPT} is installed on this machine")
+    result = _run(
+        [_systemd_analyze(), "verify", "--man=no", "--generators=no", SERVICE.name, TIMER.name],
+        cwd=SERVICE.parent,
+    )
+    assert result.returncode != 0
+    assert VENV_SCRIPT in result.stdout + result.stderr
 
 
 def test_verify_catches_a_bad_unit(tmp_path: Path) -> None:
