@@ -394,6 +394,56 @@ def test_cron_entry_locks_logs_and_reads_token_file() -> None:
         assert re.search(r">>\s*/\S+\.log\s+2>&1\s*$", command), "output must go to a log"
 
 
+# What a comment may say the pass writes, and the flag that makes it write that.
+OUTPUT_FLAGS = {"report": "--report", "metrics": "--metrics-file"}
+
+
+def _comment_sentences(path: Path) -> list[str]:
+    """The comment text of a shipped file, as sentences (comments wrap mid-sentence)."""
+    text = " ".join(
+        line.strip().lstrip("#").strip()
+        for line in path.read_text().splitlines()
+        if line.strip().startswith("#")
+    )
+    return [s for s in re.split(r"(?<=\.)\s+", text) if s]
+
+
+def _broken_output_promises(path: Path, argv: list[str]) -> list[str]:
+    """Sentences that mention a report or metrics while the command line does not ask
+    for them and the sentence does not name the flag that would (an instruction)."""
+    broken = []
+    for sentence in _comment_sentences(path):
+        for word, flag in OUTPUT_FLAGS.items():
+            mentioned = re.search(rf"\b{word}\b", sentence, flags=re.IGNORECASE)
+            asked = any(a == flag or a.startswith(f"{flag}=") for a in argv)
+            if mentioned and not asked and flag not in sentence:
+                broken.append(f"{path.name}: {sentence!r} (no {flag} on the line)")
+    return broken
+
+
+def test_comments_promise_only_the_output_the_command_line_asks_for() -> None:
+    """Issue 23: the cron file's comment promised a report that its line did not request."""
+    _, jobs = _cron_lines()
+    (container,) = _the("CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    shipped = {
+        CRON_FILE: shlex.split(jobs[0][2]),
+        SERVICE: shlex.split(_one(_parse_unit(SERVICE), "Service", "ExecStart")),
+        K8S_DIR / "cronjob.yaml": [*container["command"], *container["args"]],
+    }
+    broken = [b for path, argv in shipped.items() for b in _broken_output_promises(path, argv)]
+    assert not broken, "\n".join(broken)
+
+
+def test_output_promise_check_can_fail(tmp_path: Path) -> None:
+    """Control: the sentence issue 23 found is caught, and an instruction is not."""
+    cron = tmp_path / "idle-cull.cron"
+    cron.write_text("# The report (stdout) and the logs (stderr) are appended to the log.\n")
+    assert _broken_output_promises(cron, ["idle-cull", "--config=x"])
+    assert not _broken_output_promises(cron, ["idle-cull", "--report=text"])
+    cron.write_text("# Add --report=text to append\n# the report too.\n")
+    assert not _broken_output_promises(cron, ["idle-cull"])
+
+
 def test_cron_command_runs_and_does_not_overlap(tmp_path: Path) -> None:
     """Run the shipped command line with its paths moved into tmp_path and a stub culler."""
     _tool("flock", "apt-get install util-linux")
