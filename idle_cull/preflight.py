@@ -18,6 +18,7 @@ from idle_cull.policy import CullLimits
 from idle_cull.report import Report
 
 __all__ = [
+    "MANAGED_SERVICE_DOC",
     "Need",
     "PreflightClient",
     "check_before_listing",
@@ -31,6 +32,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# The how-to that replaces a hub-managed culler (TLJH's included) with a timer; a path in
+# the repository, so that it reads the same in a log, a terminal and the source tree.
+MANAGED_SERVICE_DOC = "docs/how-to/tljh.md"
 
 
 def managed_service_refusal(environ: Mapping[str, str]) -> str | None:
@@ -49,9 +54,9 @@ def managed_service_refusal(environ: Mapping[str, str]) -> str | None:
         "c.JupyterHub.services entry with a command); it does one pass and exits, so the "
         "hub would restart it about every 30 s and log an error each time. Remove the "
         "service's command (keep its name, api_token and role) and run idle-cull from a "
-        "systemd timer, cron or a Kubernetes CronJob: see the README, 'Running it on a "
-        "schedule'. If a wrapper of yours loops between passes, pass "
-        "--allow-managed-service"
+        f"systemd timer, cron or a Kubernetes CronJob: see {MANAGED_SERVICE_DOC} (The "
+        "Littlest JupyterHub, and any hub that ran the culler as a service). If a wrapper "
+        "of yours loops between passes, pass --allow-managed-service"
     )
 
 

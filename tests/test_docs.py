@@ -10,6 +10,7 @@ operator's cron job.
 from __future__ import annotations
 
 import re
+import textwrap
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -94,8 +95,8 @@ def test_the_role_snippet_grants_the_scopes_every_pass_needs() -> None:
 
 
 def test_the_zero_to_jupyterhub_role_grants_the_scopes_every_pass_needs() -> None:
-    blocks = re.findall(r"```yaml\n(.*?)```", page("how-to/scheduling.md"), re.S)
-    values = next(yaml.safe_load(b) for b in blocks if "loadRoles" in b)
+    blocks = re.findall(r"```yaml\n(.*?)```", page("how-to/kubernetes.md"), re.S)
+    values = next(yaml.safe_load(textwrap.dedent(b)) for b in blocks if "loadRoles" in b)
     assert set(values["hub"]["loadRoles"]["idle-cull"]["scopes"]) == scopes_needed({})
 
 
@@ -155,7 +156,7 @@ def test_the_cronjob_runs_the_image_of_the_code_version() -> None:
     cronjob = next(
         doc
         for doc in yaml.safe_load_all(
-            (ROOT / "cron" / "kubernetes" / "cronjob.yaml").read_text(encoding="utf-8")
+            (ROOT / "cron" / "kubernetes" / "base" / "cronjob.yaml").read_text(encoding="utf-8")
         )
         if doc and doc.get("kind") == "CronJob"
     )
@@ -191,6 +192,8 @@ FOREIGN_FLAGS = {  # flags of other tools, and the placeholders the options page
     "--collector.textfile.directory",  # node_exporter
     "--demo",  # scripts/install
     "--failed",  # systemctl
+    "--from",  # kubectl create job
+    "--from-file",  # kubectl create secret/configmap
     "--hub-release",  # pytest, tests/conftest.py
     "--keep-going",  # sphinx-build
     "--no-deps",  # pip

@@ -16,7 +16,7 @@ import responses
 from idle_cull.config import RetryPolicy
 from idle_cull.errors import HubUnavailable
 from idle_cull.hub import HubClient
-from idle_cull.preflight import managed_service_refusal
+from idle_cull.preflight import MANAGED_SERVICE_DOC, managed_service_refusal
 from tests.support.cli import run
 from tests.support.emulated_hub import TOKEN, URL, EmulatedHub, server_json, user_json
 
@@ -136,6 +136,24 @@ def test_managed_service_detection(environ: dict[str, str], refused: bool) -> No
     if refusal:
         assert "'idle-culler'" in refusal
         assert "systemd timer, cron or a Kubernetes CronJob" in refusal
+        assert "see docs/how-to/tljh.md " in refusal, "point to the recipe (issue 23)"
+
+
+def test_managed_service_refusal_points_to_a_page_that_has_the_recipe() -> None:
+    """The page the refusal names exists and says what to do instead: drop the command,
+    keep the token and role, use a timer, and turn TLJH's own culler off."""
+    page = Path(__file__).resolve().parent.parent / MANAGED_SERVICE_DOC
+    text = " ".join(page.read_text(encoding="utf-8").split())
+    for step in (
+        "remove its `command`",
+        "systemd timer",
+        "tljh-config set services.cull.enabled False",
+        "tljh-config reload hub",
+        '"api_token":',
+        "c.JupyterHub.load_roles",
+        "--allow-managed-service",
+    ):
+        assert step in text, step
 
 
 def test_managed_service_can_be_allowed_for_a_looping_wrapper(emulated_hub: EmulatedHub) -> None:

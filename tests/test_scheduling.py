@@ -36,7 +36,9 @@ SERVICE = REPO / "systemd" / "idle-cull.service"
 TIMER = REPO / "systemd" / "idle-cull.timer"
 ENV_FILE = REPO / "systemd" / "idle-cull.env"
 CRON_FILE = REPO / "cron" / "idle-cull.cron"
-K8S_DIR = REPO / "cron" / "kubernetes"
+K8S_DIR = REPO / "cron" / "kubernetes" / "base"  # a kustomize base: tests/test_kustomize.py
+KUBERNETES_DOC = REPO / "docs" / "how-to" / "kubernetes.md"
+VERIFY_UNITS = REPO / "scripts" / "verify-units"
 CONTAINERFILE = REPO / "Containerfile"
 CONFIG_FILE = REPO / "config" / "idle-cull.toml"
 INSTALLED_CONFIG = "/etc/idle-cull/idle-cull.toml"
@@ -169,32 +171,56 @@ def _validate_cron_expression(expr: str) -> None:
 # --------------------------------------------------------------------------- systemd
 
 
-def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
-    """`systemd-analyze verify` accepts both units, with no warning at all.
+def _documented_pages() -> str:
+    pages = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+    return "\n".join(page.read_text(encoding="utf-8") for page in pages)
 
-    verify insists that ExecStart's binary exists, so the copies point it at a stub;
-    that is the only change made to the shipped files.
+
+def test_units_pass_systemd_analyze_verify_from_a_checkout() -> None:
+    """The documented check, ``./scripts/verify-units``, passes on the shipped units.
+
+    Plain ``systemd-analyze verify`` fails in a checkout because ExecStart's program,
+    /opt/idle-cull/bin/idle-cull, exists only once installed; the script checks copies
+    with that one path pointed at /bin/true.
     """
-    analyze = _systemd_analyze()
-    stub = tmp_path / "idle-cull"
-    stub.write_text("#!/bin/sh\nexit 0\n")
-    stub.chmod(0o755)
-
-    text = SERVICE.read_text()
-    exec_lines = [line for line in text.splitlines() if line.startswith("ExecStart=")]
+    _systemd_analyze()
+    assert "./scripts/verify-units" in _documented_pages(), "document the check"
+    exec_lines = [
+        line for line in SERVICE.read_text().splitlines() if line.startswith("ExecStart=")
+    ]
     assert len(exec_lines) == 1
     assert exec_lines[0].startswith(f"ExecStart={VENV_SCRIPT} "), exec_lines[0]
-    (tmp_path / SERVICE.name).write_text(
-        text.replace(f"ExecStart={VENV_SCRIPT} ", f"ExecStart={stub} ")
-    )
-    shutil.copy(TIMER, tmp_path / TIMER.name)
 
-    result = _run(
-        [analyze, "verify", "--man=no", "--generators=no", SERVICE.name, TIMER.name],
-        cwd=tmp_path,
+    result = _run([str(VERIFY_UNITS)], cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr == ""
+    assert "pass systemd-analyze verify" in result.stdout
+
+
+def test_verify_units_fails_on_a_bad_unit(tmp_path: Path) -> None:
+    """Control for the test above: the script fails on what verify only warns about."""
+    _systemd_analyze()
+    shutil.copy(TIMER, tmp_path / TIMER.name)
+    (tmp_path / SERVICE.name).write_text(
+        SERVICE.read_text().replace("ProtectSystem=strict", "ProtectSystem=sstrict")
     )
-    # verify only warns (exit 0) about unknown keys or bad values: any output fails.
-    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+    result = _run([str(VERIFY_UNITS), str(tmp_path)])
+    assert result.returncode == 1, result
+    assert "sstrict" in result.stderr
+    shutil.copy(SERVICE, tmp_path / SERVICE.name)
+    assert _run([str(VERIFY_UNITS), str(tmp_path)]).returncode == 0, "only the typo failed"
+
+
+def test_plain_verify_fails_in_a_checkout_without_the_install() -> None:
+    """Why the script exists: verify checks that ExecStart's program is there."""
+    if Path(VENV_SCRIPT).exists():
+        pytest.skip(f"{VENV_SCRIPT} is installed on this machine")
+    result = _run(
+        [_systemd_analyze(), "verify", "--man=no", "--generators=no", SERVICE.name, TIMER.name],
+        cwd=SERVICE.parent,
+    )
+    assert result.returncode != 0
+    assert VENV_SCRIPT in result.stdout + result.stderr
 
 
 def test_verify_catches_a_bad_unit(tmp_path: Path) -> None:
@@ -368,6 +394,56 @@ def test_cron_entry_locks_logs_and_reads_token_file() -> None:
         assert re.search(r">>\s*/\S+\.log\s+2>&1\s*$", command), "output must go to a log"
 
 
+# What a comment may say the pass writes, and the flag that makes it write that.
+OUTPUT_FLAGS = {"report": "--report", "metrics": "--metrics-file"}
+
+
+def _comment_sentences(path: Path) -> list[str]:
+    """The comment text of a shipped file, as sentences (comments wrap mid-sentence)."""
+    text = " ".join(
+        line.strip().lstrip("#").strip()
+        for line in path.read_text().splitlines()
+        if line.strip().startswith("#")
+    )
+    return [s for s in re.split(r"(?<=\.)\s+", text) if s]
+
+
+def _broken_output_promises(path: Path, argv: list[str]) -> list[str]:
+    """Sentences that mention a report or metrics while the command line does not ask
+    for them and the sentence does not name the flag that would (an instruction)."""
+    broken = []
+    for sentence in _comment_sentences(path):
+        for word, flag in OUTPUT_FLAGS.items():
+            mentioned = re.search(rf"\b{word}\b", sentence, flags=re.IGNORECASE)
+            asked = any(a == flag or a.startswith(f"{flag}=") for a in argv)
+            if mentioned and not asked and flag not in sentence:
+                broken.append(f"{path.name}: {sentence!r} (no {flag} on the line)")
+    return broken
+
+
+def test_comments_promise_only_the_output_the_command_line_asks_for() -> None:
+    """Issue 23: the cron file's comment promised a report that its line did not request."""
+    _, jobs = _cron_lines()
+    (container,) = _the("CronJob")["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    shipped = {
+        CRON_FILE: shlex.split(jobs[0][2]),
+        SERVICE: shlex.split(_one(_parse_unit(SERVICE), "Service", "ExecStart")),
+        K8S_DIR / "cronjob.yaml": [*container["command"], *container["args"]],
+    }
+    broken = [b for path, argv in shipped.items() for b in _broken_output_promises(path, argv)]
+    assert not broken, "\n".join(broken)
+
+
+def test_output_promise_check_can_fail(tmp_path: Path) -> None:
+    """Control: the sentence issue 23 found is caught, and an instruction is not."""
+    cron = tmp_path / "idle-cull.cron"
+    cron.write_text("# The report (stdout) and the logs (stderr) are appended to the log.\n")
+    assert _broken_output_promises(cron, ["idle-cull", "--config=x"])
+    assert not _broken_output_promises(cron, ["idle-cull", "--report=text"])
+    cron.write_text("# Add --report=text to append\n# the report too.\n")
+    assert not _broken_output_promises(cron, ["idle-cull"])
+
+
 def test_cron_command_runs_and_does_not_overlap(tmp_path: Path) -> None:
     """Run the shipped command line with its paths moved into tmp_path and a stub culler."""
     _tool("flock", "apt-get install util-linux")
@@ -425,6 +501,8 @@ def _manifests() -> list[tuple[Path, dict[str, Any]]]:
     yaml = _module("yaml")
     docs: list[tuple[Path, dict[str, Any]]] = []
     files = sorted(K8S_DIR.glob("*.yaml")) + sorted(K8S_DIR.glob("*.yml"))
+    # kustomization.yaml is kustomize's, not a Kubernetes object.
+    files = [path for path in files if path.name != "kustomization.yaml"]
     assert files, f"no manifests in {K8S_DIR}"
     for path in files:
         with path.open() as fh:
@@ -454,7 +532,7 @@ def test_manifests_validate_against_kubernetes_schema() -> None:
             except Exception as exc:  # ValidationError, SchemaNotFoundError, ...
                 message = getattr(exc, "message", exc)
                 pytest.fail(f"{path.name} ({doc.get('kind')}) invalid for {version}: {message}")
-    assert {"CronJob", "Secret"} <= set(kinds), kinds
+    assert {"CronJob", "Secret", "NetworkPolicy"} <= set(kinds), kinds
 
 
 def test_schema_validation_can_fail() -> None:
@@ -686,10 +764,11 @@ def test_every_scheduler_reads_the_shipped_config_file() -> None:
     config_map = volumes[mount["name"]]["configMap"]
     items = {i["path"]: i["key"] for i in config_map["items"]}
     key = items[os.path.relpath(path, mount["mountPath"])]
-    # The documented command creates that ConfigMap, with that key, from the shipped file.
+    # The documented command creates that ConfigMap, with that key, from the shipped file
+    # (without kustomize; tests/test_kustomize.py checks the generated one).
     command = f"create configmap {config_map['name']} --from-file={key}=config/idle-cull.toml"
     assert command in (K8S_DIR / "cronjob.yaml").read_text()
-    assert command in (REPO / "docs" / "how-to" / "scheduling.md").read_text()
+    assert command in KUBERNETES_DOC.read_text()
 
 
 def test_shipped_config_file_is_valid_and_sets_the_timeout() -> None:
