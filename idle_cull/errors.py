@@ -73,9 +73,9 @@ class HubProtocolError(HubError):
 
 class TokenLifetimeTooLong(HubError):
     """The hub caps the lifetime of new tokens (``token_expires_in_max_seconds``, from
-    JupyterHub 5.0) below the one asked for; ``limit`` is its cap in seconds."""
+    JupyterHub 5.0) below the one asked for; ``limit`` is its cap in seconds (0: unknown)."""
 
-    def __init__(self, message: str, *, limit: int, attempts: int = 1) -> None:
+    def __init__(self, message: str, *, limit: int = 0, attempts: int = 1) -> None:
         super().__init__(message, status=400, attempts=attempts)
         self.limit = limit
 

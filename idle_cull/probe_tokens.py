@@ -179,6 +179,8 @@ class ProbeTokens:
             model = self._new_token(user, scope, lifetime)
         except TokenLifetimeTooLong as error:
             # The hub's admin caps token lifetimes: ask for its cap, for the rest of the pass.
+            if error.limit < 1:
+                raise
             with self._lock:
                 self._lifetime = lifetime = min(self._lifetime, error.limit)
             log.info("%s; asking for %ds instead", error, lifetime)
