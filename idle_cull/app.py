@@ -38,10 +38,11 @@ from idle_cull.errors import (
 )
 from idle_cull.exits import ExitStatus
 from idle_cull.hub import HubClient
-from idle_cull.kernels import KernelProbe
+from idle_cull.kernels import PROBE_ATTEMPTS, KernelProbe
 from idle_cull.lock import exclusive_lock
 from idle_cull.logs import configure_logging, hide_in_logs, mask_in_logs
 from idle_cull.preflight import managed_service_refusal
+from idle_cull.probe_tokens import ProbeTokens, ProbeWithUserToken, token_lifetime
 from idle_cull.probing import BusyCheck
 from idle_cull.progress import Progress
 from idle_cull.publish import check_outputs, publish
@@ -192,10 +193,11 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
         retry=settings.retry,
         give_up=control.stopped,
     )
+    # The probes never get settings.token: each sends a token of the probed server's
+    # own user, which the hub mints for it (probe_tokens); ours goes only to --url.
     kernels = (
         KernelProbe(
             settings.proxy_url or "",
-            settings.token,
             timeout=settings.probe_timeout,
             pool_size=settings.concurrency,
             give_up=control.stopped,
@@ -205,7 +207,14 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
     )
     busy_check = None
     if kernels is not None:
-        busy_check = BusyCheck(kernels.probe, settings.probe_limits, settings.limits.max_age)
+        tokens = ProbeTokens(
+            client,
+            token_lifetime(settings.probe_timeout, PROBE_ATTEMPTS),
+            probe_seconds=settings.probe_timeout * PROBE_ATTEMPTS,
+        )
+        busy_check = BusyCheck(
+            ProbeWithUserToken(kernels, tokens), settings.probe_limits, settings.limits.max_age
+        )
     started = utc_now()
     try:
         with cancel_on_signals(control):

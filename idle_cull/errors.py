@@ -10,7 +10,8 @@ says what is wrong and what to do about it, and never contains the API token.
     ├── HubError ................ the hub could not be used: HUB_UNUSABLE (3)
     │   ├── HubAuthError ........ 401/403, the token lacks a scope
     │   ├── HubUnavailable ...... unreachable, timeouts, 5xx after retries
-    │   └── HubProtocolError .... an answer that is not the JupyterHub API
+    │   ├── HubProtocolError .... an answer that is not the JupyterHub API
+    │   └── TokenLifetimeTooLong  a probe token asked to live longer than the hub allows
     ├── PassInterrupted ......... deadline or signal before acting: ACTION_FAILED (1)
     ├── LockHeld ................ another pass holds --lock-file: LOCKED (75)
     ├── ClocksDisagree .......... hub and local clocks far apart: CLOCKS_DISAGREE (6)
@@ -33,6 +34,7 @@ __all__ = [
     "OutputError",
     "PassInterrupted",
     "PushgatewayError",
+    "TokenLifetimeTooLong",
 ]
 
 
@@ -67,6 +69,15 @@ class HubUnavailable(HubError):
 
 class HubProtocolError(HubError):
     """The hub answered something that is not the JupyterHub REST API we know."""
+
+
+class TokenLifetimeTooLong(HubError):
+    """The hub caps the lifetime of new tokens (``token_expires_in_max_seconds``, from
+    JupyterHub 5.0) below the one asked for; ``limit`` is its cap in seconds (0: unknown)."""
+
+    def __init__(self, message: str, *, limit: int = 0, attempts: int = 1) -> None:
+        super().__init__(message, status=400, attempts=attempts)
+        self.limit = limit
 
 
 class ClocksDisagree(IdleCullError):

@@ -6,7 +6,6 @@ It knows the REST API's shapes and status codes and turns them into plain data,
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -22,7 +21,13 @@ import requests
 from idle_cull import __version__
 from idle_cull.config import RetryPolicy, TLSFiles
 from idle_cull.environment import check_ca_bundle, check_proxies
-from idle_cull.errors import HubAuthError, HubError, HubProtocolError, HubUnavailable
+from idle_cull.errors import (
+    HubAuthError,
+    HubError,
+    HubProtocolError,
+    HubUnavailable,
+    TokenLifetimeTooLong,
+)
 from idle_cull.models import Outcome
 from idle_cull.pages import UserPage
 from idle_cull.retry import (
@@ -37,6 +42,7 @@ from idle_cull.transport import (
     RequestAbandoned,
     RequestBounds,
     TLSHandshakeFailed,
+    read_json,
 )
 
 __all__ = ["PAGINATION_MEDIA_TYPE", "ActionResult", "HubClient", "parse_version"]
@@ -103,16 +109,9 @@ def quote_name(name: str) -> str:
 
 
 def _decode_json(response: requests.Response) -> Any:
-    """JSON from the raw bytes: RFC 8259 makes JSON UTF-8 whatever the Content-Type says.
-
-    ``response.json()`` would decode a ``text/*`` answer without a charset as ISO-8859-1
-    and garble non-ASCII user names. Nesting too deep for the parser is refused like any
-    other answer that is not the JSON the API sends (``ValueError``).
-    """
-    try:
-        return json.loads(response.content)
-    except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
+    """JSON from the raw bytes (``transport.read_json``): ``response.json()`` would decode
+    a ``text/*`` answer without a charset as ISO-8859-1 and garble non-ASCII user names."""
+    return read_json(response.content)
 
 
 def _hub_message(response: requests.Response, limit: int | None = 200) -> str:
@@ -344,6 +343,49 @@ class HubClient:
         if not isinstance(items, list):
             raise HubProtocolError("the group list (GET /groups) is not a JSON list")
         return [g["name"] for g in items if isinstance(g, dict) and isinstance(g.get("name"), str)]
+
+    def new_token(
+        self, user: str, *, scopes: list[str], expires_in: int, note: str
+    ) -> dict[str, Any]:
+        """``POST /users/{name}/tokens``: a new API token owned by ``user``; the hub's token
+        model, whose ``token`` field is the secret (never log, report or quote it).
+
+        Needs the ``tokens`` scope for this user. The hub refuses (400) scopes its owner
+        does not hold, and from 5.0 a lifetime above its ``token_expires_in_max_seconds``
+        (``TokenLifetimeTooLong``, which names the cap). JupyterHub before 3.0 ignores
+        ``scopes`` (the token gets the user's ``token`` role): the caller checks the
+        model's ``scopes``. Retried on transient answers like every request: a repeated
+        mint only leaves one more token that expires unused.
+        """
+        what = f"mint a probe token for {user!r}"
+        answer = self._request(
+            "POST",
+            f"/users/{quote_name(user)}/tokens",
+            json={"scopes": scopes, "expires_in": expires_in, "note": note},
+            what=what,
+        )
+        status = answer.response.status_code
+        if status == 400:
+            message = self._hub_message(answer.response)
+            capped = re.search(r"expires_in: \d+ must not exceed (\d{1,9})\b", message)
+            if capped:
+                raise TokenLifetimeTooLong(
+                    f"could not {what}: the hub allows tokens at most {capped.group(1)}s "
+                    f"(token_expires_in_max_seconds), {expires_in}s were asked",
+                    limit=int(capped.group(1)),
+                    attempts=answer.attempts,
+                )
+        if status not in (200, 201):
+            self._raise_for_status(answer, what, scope="tokens")
+            raise HubProtocolError(
+                f"could not {what}: unexpected HTTP {status}",
+                status=status,
+                attempts=answer.attempts,
+            )
+        model = self._json(answer, f"the token minted for {user!r}")
+        if not isinstance(model, dict):
+            raise HubProtocolError(f"the token minted for {user!r} is not a JSON object")
+        return model
 
     # -- acting ----------------------------------------------------------------------
 

@@ -1,8 +1,10 @@
 """``KernelProbe``: asks a single-user server, through the hub's proxy, about its kernels.
 
 The only HTTP idle-cull sends to anything but the hub. One request per probed server,
-``GET {proxy URL}{server url}api/kernels?no_track_activity=1`` with the API token, which
-needs ``access:servers``. It is built to be harmless and cheap:
+``GET {proxy URL}{server url}api/kernels?no_track_activity=1`` with a token owned by the
+server's user and scoped to that user's servers (``probe_tokens``): never the culler's
+own token, which must not reach a server its user controls. It is built to be harmless
+and cheap:
 
 - ``no_track_activity=1``: jupyter_server would count the request as activity otherwise;
 - its own short timeout for the whole answer and at most one retry (a connection error,
@@ -10,8 +12,11 @@ needs ``access:servers``. It is built to be harmless and cheap:
   minutes; sent through ``transport.BoundedTransport`` like every request to the hub, so
   a server that trickles its answer is cut off at the deadline too;
 - redirects are never followed and the token goes only to the configured proxy URL: a
-  server ``url`` that is not a plain path (``//elsewhere/``) is refused before sending;
-- the body is read up to a cap; credentials never come from the environment (netrc);
+  server ``url`` that is not a plain path (``//elsewhere/``) is refused before a token is
+  even asked for;
+- the body is read up to a cap and parsed by ``transport.read_json``, so no answer (40 KB
+  of ``[[[...`` included) can raise out of the probe; credentials never come from the
+  environment (netrc);
 - a probe still unanswered a few seconds after the pass was told to stop is abandoned;
 - the token is never logged or put in a failure reason.
 
@@ -20,7 +25,6 @@ It returns plain data (``busy.ProbeResult``): the busy kernels, or why the probe
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -36,7 +40,13 @@ from idle_cull.environment import check_ca_bundle, check_proxies
 from idle_cull.models import RecordError, parse_timestamp
 from idle_cull.probing import PROBE_TIMEOUT
 from idle_cull.retry import TRANSIENT_STATUSES
-from idle_cull.transport import AnswerTooLarge, BoundedTransport, RequestAbandoned, RequestBounds
+from idle_cull.transport import (
+    AnswerTooLarge,
+    BoundedTransport,
+    RequestAbandoned,
+    RequestBounds,
+    read_json,
+)
 
 __all__ = ["MAX_KERNELS_BODY", "PROBE_ATTEMPTS", "KernelProbe", "read_kernels"]
 
@@ -62,7 +72,6 @@ class KernelProbe:
     def __init__(
         self,
         proxy_url: str,
-        token: str,
         *,
         timeout: float = PROBE_TIMEOUT,
         attempts: int = PROBE_ATTEMPTS,
@@ -87,7 +96,6 @@ class KernelProbe:
         self._transport = BoundedTransport(
             self._session, bounds, pool_size=pool_size, stop_requested=give_up
         )
-        self._session.headers["Authorization"] = f"token {token}"
         self._session.headers["User-Agent"] = f"idle-cull/{__version__}"
 
     def close(self) -> None:
@@ -104,15 +112,19 @@ class KernelProbe:
             return None
         return url
 
-    def probe(self, server_url: str | None) -> ProbeResult:
-        """What the server at ``server_url`` (``/user/ann/``) says about its kernels."""
+    def probe(self, server_url: str | None, token: Callable[[], str]) -> ProbeResult:
+        """What the server at ``server_url`` (``/user/ann/``) says about its kernels.
+
+        ``token`` gives the credential to send, asked for only once the url is usable;
+        whatever it raises propagates (``probe_tokens.ProbeWithUserToken`` handles it).
+        """
         started = time.monotonic()
         url = self.url_for(server_url) if server_url else None
         if url is None:
             return ProbeResult.failed_with(
                 f"the hub gave no usable server url ({server_url!r})", attempts=0
             )
-        result = self._probe(url)
+        result = self._probe(url, token())
         return ProbeResult(
             kernels=result.kernels,
             busy=result.busy,
@@ -121,11 +133,11 @@ class KernelProbe:
             seconds=round(time.monotonic() - started, 3),
         )
 
-    def _probe(self, url: str) -> ProbeResult:
+    def _probe(self, url: str, token: str) -> ProbeResult:
         reason = ""
         for attempt in range(1, self._attempts + 1):
             try:
-                return self._once(url, attempt)
+                return self._once(url, token, attempt)
             except _Transient as error:
                 reason = error.reason
                 if attempt < self._attempts:
@@ -134,13 +146,13 @@ class KernelProbe:
         tries = "1 attempt" if self._attempts == 1 else f"{self._attempts} attempts"
         return ProbeResult.failed_with(f"{reason} after {tries}", attempts=self._attempts)
 
-    def _once(self, url: str, attempt: int) -> ProbeResult:
+    def _once(self, url: str, token: str, attempt: int) -> ProbeResult:
         try:
             response = self._transport.request(
                 "GET",
                 url,
                 params={"no_track_activity": "1"},
-                headers={"Accept": "application/json"},
+                headers={"Accept": "application/json", "Authorization": f"token {token}"},
             )
         except RequestAbandoned:
             return ProbeResult.failed_with("abandoned: the pass is stopping", attempts=attempt)
@@ -164,7 +176,7 @@ class KernelProbe:
 
 def _status_reason(status: int) -> str:
     if status in (401, 403):
-        return f"HTTP {status}: the server refused the token (it needs access:servers)"
+        return f"HTTP {status}: the server refused its user's probe token"
     if status == 404:
         return "HTTP 404: no /api/kernels (not a Jupyter server?)"
     if 300 <= status < 400:
@@ -179,7 +191,7 @@ def read_kernels(body: bytes, *, attempts: int = 1) -> ProbeResult:
     a failed probe: only a real kernel list can tell that no kernel is busy.
     """
     try:
-        models: Any = json.loads(body)
+        models: Any = read_json(body)
     except ValueError:
         return ProbeResult.failed_with("the answer is not JSON", attempts=attempts)
     if not isinstance(models, list):

@@ -419,7 +419,9 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "probe-kernels",
         help="Before stopping a server, ask it (through --proxy-url) whether a kernel is busy, "
-        "and keep it while one is, up to --busy-timeout. Needs access:servers.",
+        "and keep it while one is, up to --busy-timeout. Each probe sends a short-lived token "
+        "of the server's own user, which the hub mints: needs the tokens scope and JupyterHub "
+        "3.0 or later.",
         boolean=True,
         default=False,
         setting="probe_kernels",

@@ -26,6 +26,7 @@ __all__ = [
     "managed_service_refusal",
     "missing_scopes",
     "needed_scopes",
+    "probing_refusal",
     "role_snippet",
     "unmatched_rules",
     "warn_unmatched_rules",
@@ -73,8 +74,10 @@ def needed_scopes(limits: CullLimits, *, probe_kernels: bool = False) -> tuple[N
     """Every scope a pass with these limits uses, dry run or not.
 
     A dry run checks the scopes its real run will use (``delete:servers`` included, and
-    ``access:servers`` with ``--probe-kernels``), so that a clean dry run predicts a
-    clean real one.
+    ``tokens`` with ``--probe-kernels``), so that a clean dry run predicts a clean real
+    one. Probing needs ``tokens`` and not ``access:servers``: each probe sends a token
+    the hub mints for the server's own user (``probe_tokens``), and the hub checks the
+    requested scope against that user, not against the culler (JupyterHub 3.1 to 6.1).
     """
     needs = [
         Need("list:users", "to list users"),
@@ -91,8 +94,30 @@ def needed_scopes(limits: CullLimits, *, probe_kernels: bool = False) -> tuple[N
         why = "to read users' groups (--exclude-group/--group-timeout)"
         needs.append(Need("read:users:groups", why, "read:users"))
     if probe_kernels:
-        needs.append(Need("access:servers", "to ask servers about their kernels (--probe-kernels)"))
+        why = "to mint each probed user a token for their own server (--probe-kernels)"
+        needs.append(Need("tokens", why))
     return tuple(needs)
+
+
+PROBE_TOKENS_SINCE = (3, 0)  # the first release that honours ``scopes`` when minting a token
+
+
+def probing_refusal(version: tuple[int, ...]) -> str | None:
+    """Why ``--probe-kernels`` cannot run against a hub of this version, or ``None``.
+
+    A probe sends a token owned by the probed user and scoped to that user's servers.
+    JupyterHub before 3.0 ignores the scopes asked for a new token and gives it the
+    user's whole ``token`` role, so no such token can be had there (checked on 2.3.1).
+    An unparsable version is not refused: the minted token's scopes are checked anyway.
+    """
+    if not version or version >= PROBE_TOKENS_SINCE:
+        return None
+    shown = ".".join(map(str, version))
+    return (
+        f"--probe-kernels needs JupyterHub 3.0 or later, and this hub is {shown}: older "
+        "hubs cannot mint a token limited to one user's servers, and the culler's own "
+        "token is never sent to a server; upgrade the hub or run without --probe-kernels"
+    )
 
 
 def held_scopes(scopes: Iterable[str]) -> dict[str, frozenset[str]]:

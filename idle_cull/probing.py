@@ -2,16 +2,22 @@
 
 The runner hands every server it is about to stop to ``BusyCheck.check`` (from its
 worker threads, so probes run concurrently within ``--concurrency``). The probe itself
-is ``kernels.KernelProbe``, the decision ``busy.decide_probed``; this module joins them,
-logs one line per probe, and records what each probe found for the report. A dry run
-probes nothing: ``would_probe`` only records that the server would have been asked.
+is ``kernels.KernelProbe`` with a token of the server's user (``probe_tokens``), the
+decision ``busy.decide_probed``; this module joins them, logs one line per probe, and
+records what each probe found for the report. A dry run probes nothing: ``would_probe``
+only records that the server would have been asked.
+
+``check`` is the one place where evidence about one server is gathered, and whatever
+goes wrong while gathering it (an exception of any kind, from the token, the request or
+the answer) becomes a failed probe of that server, decided by ``--probe-failure`` like
+any other: evidence about one server can fail only that server's decision, never the pass.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -21,6 +27,7 @@ from idle_cull.busy import probe_wanted as _probe_wanted
 from idle_cull.errors import ConfigError
 from idle_cull.models import Outcome
 from idle_cull.policy import ServerDecision
+from idle_cull.probe_tokens import ProbeTarget
 
 __all__ = [
     "PROBE_TIMEOUT",
@@ -34,7 +41,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 5.0  # seconds per attempt: a Jupyter server answers in milliseconds
-Prober = Callable[[str | None], ProbeResult]
+Prober = Callable[[ProbeTarget], ProbeResult]
 Key = tuple[str, str]  # (user, server)
 
 
@@ -74,6 +81,7 @@ class BusyCheck:
         self._max_age = max_age
         self._lock = threading.Lock()
         self._findings: dict[Key, ProbeFinding] = {}
+        self._expected: dict[str, frozenset[str]] = {}  # user -> servers it may probe
 
     @property
     def findings(self) -> Mapping[Key, ProbeFinding]:
@@ -83,6 +91,16 @@ class BusyCheck:
     def wanted(self, decision: ServerDecision) -> bool:
         """Not for a server ``--max-age`` stops: busy kernels never override it."""
         return _probe_wanted(decision.age_seconds, self._max_age)
+
+    def expect(self, decisions: Iterable[ServerDecision]) -> None:
+        """The servers this pass is about to stop, before the first probe: a user with
+        several of them probed gets one token for all (``probe_tokens.probe_scope``)."""
+        servers: dict[str, set[str]] = {}
+        for decision in decisions:
+            if self.wanted(decision):
+                servers.setdefault(decision.user, set()).add(decision.server)
+        with self._lock:
+            self._expected = {user: frozenset(names) for user, names in servers.items()}
 
     def would_probe(self, decision: ServerDecision) -> bool:
         """Dry run: record that this server would be probed; nothing is sent."""
@@ -105,7 +123,7 @@ class BusyCheck:
         """
         if not self.wanted(decision):
             return None
-        result = self._prober(url)
+        result = self._gather(decision, url)
         verdict = decide_probed(result, last_activity, now, self._limits)
         self._record(decision, ProbeFinding(result, verdict))
         took = "" if result.seconds is None else f" in {result.seconds:.2f}s"
@@ -114,6 +132,19 @@ class BusyCheck:
         if verdict.verdict is Verdict.STOP:
             return None
         return ProbeOutcome(Outcome.SKIPPED, result.attempts, f"probe: {verdict.reason}")
+
+    def _gather(self, decision: ServerDecision, url: str | None) -> ProbeResult:
+        """The probe's result; any exception while gathering it is a failed probe of this
+        server only (named by its type: its text may quote what a server sent)."""
+        with self._lock:
+            expected = self._expected.get(decision.user, frozenset())
+        target = ProbeTarget(decision.user, decision.server, url, expected | {decision.server})
+        try:
+            return self._prober(target)
+        except Exception as error:  # the structural boundary: see the module docstring
+            return ProbeResult.failed_with(
+                f"unexpected {type(error).__name__} while probing", attempts=0
+            )
 
     def _record(self, decision: ServerDecision, finding: ProbeFinding) -> None:
         with self._lock:

@@ -25,7 +25,7 @@ from typing import Any, Protocol, TypeVar
 from idle_cull.clocks import clocks_disagree
 from idle_cull.config import Settings
 from idle_cull.durations import format_duration, skew_phrase
-from idle_cull.errors import ClocksDisagree, HubAuthError, HubError, PassInterrupted
+from idle_cull.errors import ClocksDisagree, ConfigError, HubAuthError, HubError, PassInterrupted
 from idle_cull.hub import ActionResult, parse_version
 from idle_cull.limiter import InFlightLimiter
 from idle_cull.listing import listing_for, read_listing
@@ -44,7 +44,7 @@ from idle_cull.policy import (
     rules_matching,
     user_changed_since_listing,
 )
-from idle_cull.preflight import check_before_listing, warn_unmatched_rules
+from idle_cull.preflight import check_before_listing, probing_refusal, warn_unmatched_rules
 from idle_cull.probing import BusyCheck
 from idle_cull.report import Entry, Report
 from idle_cull.safe_text import public_url
@@ -156,6 +156,9 @@ def run_pass(
     )
     report.hub_version = client.hub_version()
     log.info("hub %s at %s", report.hub_version, public_url(settings.url))
+    refusal = probing_refusal(parse_version(report.hub_version)) if busy_check else None
+    if refusal is not None:
+        raise ConfigError(refusal)
     check_before_listing(client, settings.limits, report, probe_kernels=busy_check is not None)
     # "Now" is read once, before listing: a record is never older than this when judged,
     # so a slow listing can understate idleness but never overstate it.
@@ -449,6 +452,8 @@ class _Actor:
 
     def act(self, plan: Plan, report: Report) -> None:
         _record_idle(plan, report)
+        if self.busy is not None:
+            self.busy.expect(plan.stops)
         workers = self.settings.concurrency
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="idle-cull") as pool:
             stops = self._run(pool, plan.stops, self.stop)

@@ -20,6 +20,7 @@ their own error messages work as for any other failure: a whole-answer timeout i
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -39,6 +40,7 @@ __all__ = [
     "RequestBounds",
     "TLSHandshakeFailed",
     "WholeAnswerTimeout",
+    "read_json",
 ]
 
 CHUNK_BYTES = 64 * 1024
@@ -291,3 +293,17 @@ class BoundedTransport:
         if watchdog is not None:
             watchdog.join()
         self.session.close()
+
+
+def read_json(body: bytes) -> Any:
+    """JSON from an answer's raw bytes, for every peer: the hub and the probed servers.
+
+    RFC 8259 makes JSON UTF-8 whatever the Content-Type says, so the bytes are parsed as
+    they are. A body (already size-capped by the transport) nested too deeply for the
+    parser raises ``RecursionError``, which would escape a caller's ``except ValueError``
+    and end the pass; here it is a ``ValueError`` like any other answer that is not JSON.
+    """
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None

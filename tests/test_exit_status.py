@@ -25,6 +25,7 @@ EXPECTED_STATUS = {
     errors.HubAuthError: ExitStatus.HUB_UNUSABLE,
     errors.HubUnavailable: ExitStatus.HUB_UNUSABLE,
     errors.HubProtocolError: ExitStatus.HUB_UNUSABLE,
+    errors.TokenLifetimeTooLong: ExitStatus.HUB_UNUSABLE,  # in practice: one failed probe
     errors.PassInterrupted: ExitStatus.ACTION_FAILED,
     errors.LockHeld: ExitStatus.LOCKED,
     errors.ClocksDisagree: ExitStatus.CLOCKS_DISAGREE,

@@ -12,7 +12,7 @@ import responses
 from idle_cull.errors import HubProtocolError
 from idle_cull.hub import HubClient
 from idle_cull.policy import CullLimits
-from idle_cull.preflight import missing_scopes, needed_scopes, role_snippet
+from idle_cull.preflight import missing_scopes, needed_scopes, probing_refusal, role_snippet
 from tests.support.cli import run
 from tests.support.emulated_hub import SERVICE_NAME, TOKEN, URL, EmulatedHub, server_json, user_json
 
@@ -326,3 +326,30 @@ def test_group_list_answers() -> None:
         mock.replace(responses.GET, f"{URL}/groups", json={"groups": 1})
         with pytest.raises(HubProtocolError):
             client.group_names()
+
+
+def test_probing_needs_tokens_and_not_access_servers() -> None:
+    """Issue 21: the culler mints each probed user a token; its own never reaches a server."""
+    scopes = [need.scope for need in needed_scopes(CullLimits(), probe_kernels=True)]
+    assert "tokens" in scopes
+    assert "access:servers" not in scopes
+    assert "tokens" not in [need.scope for need in needed_scopes(CullLimits())]
+
+
+@pytest.mark.parametrize(
+    ("version", "refused"),
+    [
+        pytest.param((2, 3, 1), True, id="2.3-ignores-token-scopes"),
+        pytest.param((1, 5), True, id="1.5"),
+        pytest.param((3, 0, 0), False, id="3.0"),
+        pytest.param((6, 1, 1), False, id="6.1"),
+        pytest.param((), False, id="unparsable-checked-per-token"),
+    ],
+)
+def test_probing_is_refused_on_hubs_that_cannot_mint_confined_tokens(
+    version: tuple[int, ...], refused: bool
+) -> None:
+    refusal = probing_refusal(version)
+    assert (refusal is not None) is refused
+    if refusal is not None:
+        assert "--probe-kernels needs JupyterHub 3.0 or later" in refusal

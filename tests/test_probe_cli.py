@@ -6,11 +6,19 @@ import json
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
 from tests.support.cli import run
-from tests.support.emulated_hub import ALL_SCOPES, URL, EmulatedHub, server_json, user_json
+from tests.support.emulated_hub import (
+    ALL_SCOPES,
+    TOKEN,
+    URL,
+    EmulatedHub,
+    server_json,
+    user_json,
+)
 
 PROXY = "http://proxy.test"
 
@@ -32,6 +40,10 @@ def busy_kernel(hours_ago: float = 1) -> dict[str, Any]:
     return {"id": "k", "name": "python3", "execution_state": "busy", "last_activity": stamp}
 
 
+def proxy_requests(emulated_hub: EmulatedHub) -> list[Any]:
+    return [c.request for c in emulated_hub.calls if (c.request.url or "").startswith(PROXY)]
+
+
 def proxy_calls(emulated_hub: EmulatedHub) -> list[str]:
     return [
         c.request.url or "" for c in emulated_hub.calls if (c.request.url or "").startswith(PROXY)
@@ -44,8 +56,8 @@ def probe_run(*args: str) -> Any:
 
 @pytest.fixture
 def scoped(emulated_hub: EmulatedHub) -> EmulatedHub:
-    """The emulated hub; its token holds every scope, access:servers included."""
-    assert "access:servers" in (emulated_hub.token_scopes or [])
+    """The emulated hub; its token holds every scope, tokens included."""
+    assert "tokens" in (emulated_hub.token_scopes or [])
     return emulated_hub
 
 
@@ -108,21 +120,31 @@ def test_without_the_recheck_the_listed_url_is_probed(scoped: EmulatedHub) -> No
     result = probe_run("--no-recheck")
     assert result.exit_code == 0, result.stderr
     assert scoped.deleted_urls() == []
-    assert [c.request.url for c in scoped.calls if "/users/ann" in (c.request.url or "")] == []
+    rechecks = [c.request for c in scoped.calls if c.request.method == "GET"]
+    assert [r.url for r in rechecks if "/users/ann" in (r.url or "")] == []
 
 
-def test_a_token_without_access_servers_fails_before_listing(emulated_hub: EmulatedHub) -> None:
-    emulated_hub.token_scopes = [s for s in ALL_SCOPES if s != "access:servers"]
+def test_a_token_without_the_tokens_scope_fails_before_listing(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.token_scopes = [s for s in ALL_SCOPES if s not in ("tokens", "read:tokens")]
     emulated_hub.serve_users("ready", [idle_user("ann")])
     result = probe_run()
     assert result.exit_code == 3
-    assert "access:servers (to ask servers about their kernels (--probe-kernels))" in result.stderr
+    assert "tokens (to mint each probed user a token for their own server" in result.stderr
     assert emulated_hub.listing_queries() == []
+    assert emulated_hub.mint_requests == []
     assert proxy_calls(emulated_hub) == []
 
 
-def test_without_probing_access_servers_is_not_required(emulated_hub: EmulatedHub) -> None:
-    emulated_hub.token_scopes = [s for s in ALL_SCOPES if s != "access:servers"]
+def test_probing_does_not_need_access_servers(scoped: EmulatedHub) -> None:
+    """The culler itself never talks to a server with its own token any more."""
+    assert "access:servers" not in (scoped.token_scopes or [])
+    scoped.serve_users("ready", [idle_user("ann")])
+    scoped.get(kernels_of("ann"), json=[busy_kernel()])
+    assert probe_run().exit_code == 0
+
+
+def test_without_probing_the_tokens_scope_is_not_required(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.token_scopes = [s for s in ALL_SCOPES if s not in ("tokens", "read:tokens")]
     emulated_hub.serve_users("ready", [])
     assert run("--timeout=1h").exit_code == 0
 
@@ -214,12 +236,107 @@ def test_warn_within_probes_nothing(scoped: EmulatedHub) -> None:
     assert proxy_calls(scoped) == []
 
 
-def test_a_hub_before_2_0_reports_no_scopes_and_is_probed() -> None:
-    old_hub = EmulatedHub(version="1.5.0")
+@pytest.mark.parametrize("version", ["1.5.0", "2.3.1"])
+def test_a_hub_before_3_0_refuses_probing_before_anything_is_acted_on(version: str) -> None:
+    """Such a hub ignores the scopes asked for a new token (checked on 2.3.1): no token
+    limited to one user's servers can be had, and ours is never sent to a server."""
+    old_hub = EmulatedHub(version=version)
     with old_hub:
         old_hub.serve_users("ready", [idle_user("ann")])
-        old_hub.get(kernels_of("ann"), json=[busy_kernel()])
-        result = probe_run()
-        assert result.exit_code == 0, result.stderr
+        old_hub.answer_stop("ann")
+        result = probe_run("--report=json")
+        assert result.exit_code == 2, result.stderr
+        assert f"--probe-kernels needs JupyterHub 3.0 or later, and this hub is {version}" in (
+            result.stderr
+        )
+        assert "Traceback" not in result.stderr
+        assert old_hub.listing_queries() == []
+        assert old_hub.mint_requests == []
         assert old_hub.deleted_urls() == []
-        assert len(proxy_calls(old_hub)) == 1
+        assert proxy_calls(old_hub) == []
+        assert json.loads(result.stdout)["error"].startswith("--probe-kernels needs")
+
+
+# -- issue 21 item 1: a probe carries a token of the probed user, never the culler's ---------
+
+
+def test_each_probe_sends_a_token_of_its_own_user_and_never_ours(scoped: EmulatedHub) -> None:
+    scoped.serve_users("ready", [idle_user("ann"), idle_user("bob")])
+    scoped.get(kernels_of("ann"), json=[busy_kernel()])
+    scoped.get(kernels_of("bob"), json=[])
+    scoped.answer_stop("bob")
+    result = probe_run("--report=json")
+    assert result.exit_code == 0, result.stderr
+    sent = {
+        urlsplit(r.url).path.split("/")[2]: r.headers["Authorization"]
+        for r in proxy_requests(scoped)
+    }
+    minted = dict(zip([user for user, _ in scoped.mint_requests], scoped.minted, strict=True))
+    assert sent == {"ann": f"token {minted['ann']}", "bob": f"token {minted['bob']}"}
+    assert all(TOKEN not in value for value in sent.values())
+    for user, body in scoped.mint_requests:
+        assert body["scopes"] == [f"access:servers!server={user}/"]
+        assert body["note"] == "idle-cull probe"
+        assert isinstance(body["expires_in"], int)
+        assert 60 <= body["expires_in"] <= 120  # the default --probe-timeout: 5 s x 2 attempts
+    for secret in scoped.minted:  # neither logged nor reported
+        assert secret not in result.stdout + result.stderr
+
+
+def test_a_user_with_several_probed_servers_gets_one_token_for_them(scoped: EmulatedHub) -> None:
+    default, named = server_json(idle=7200), server_json(idle=7200, name="gpu")
+    default["url"], named["url"] = "/user/ann/", "/user/ann/gpu/"
+    scoped.serve_users("ready", [user_json("ann", idle=7200, servers=[default, named])])
+    scoped.get(kernels_of("ann"), json=[busy_kernel()])
+    scoped.get(f"{PROXY}/user/ann/gpu/api/kernels", json=[busy_kernel()])
+    result = probe_run("--concurrency=4")
+    assert result.exit_code == 0, result.stderr
+    assert [body["scopes"] for _, body in scoped.mint_requests] == [["access:servers!user=ann"]]
+    assert {r.headers["Authorization"] for r in proxy_requests(scoped)} == {
+        f"token {scoped.minted[0]}"
+    }
+
+
+def test_a_refused_mint_fails_only_that_servers_probe(scoped: EmulatedHub) -> None:
+    message = "Service ann not found or no permissions to generate tokens"
+    scoped.mint_refusals["ann"] = (403, {"status": 403, "message": message})
+    scoped.serve_users("ready", [idle_user("ann"), idle_user("bob")])
+    scoped.get(kernels_of("bob"), json=[])
+    scoped.answer_stop("bob")
+    result = probe_run("--report=json")
+    assert result.exit_code == 0, result.stderr
+    assert scoped.deleted_urls() == [f"{URL}/users/bob/server"]
+    assert proxy_calls(scoped) == [f"{kernels_of('bob')}?no_track_activity=1"]
+    ann = next(e for e in json.loads(result.stdout)["entries"] if e["user"] == "ann")
+    assert ann["outcome"] == "skipped"
+    assert ann["probe"]["failure"].startswith("no probe token: could not mint a probe token")
+    assert "lacks the scope 'tokens'" in ann["probe"]["failure"]
+
+
+# -- issue 21 item 2: evidence about one server can fail only that server's decision -------
+
+
+@pytest.mark.parametrize(
+    ("policy", "ann_stopped"),
+    [pytest.param("keep", False, id="keep"), pytest.param("cull", True, id="cull")],
+)
+def test_a_deeply_nested_answer_fails_only_that_servers_probe(
+    scoped: EmulatedHub, tmp_path: Path, policy: str, ann_stopped: bool
+) -> None:
+    """40 KB of ``[[[...`` raised RecursionError out of the pass: traceback, exit 1, no
+    report, and the idle servers after that user were not stopped."""
+    scoped.serve_users("ready", [idle_user("ann"), idle_user("bob")])
+    scoped.get(kernels_of("ann"), body=b"[" * 40_000 + b"]" * 40_000)
+    scoped.get(kernels_of("bob"), json=[])
+    scoped.answer_stop("ann")
+    scoped.answer_stop("bob")
+    report_file = tmp_path / "report.json"
+    result = probe_run(f"--probe-failure={policy}", f"--report-file={report_file}")
+    assert result.exit_code == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    stopped = [f"{URL}/users/ann/server"] if ann_stopped else []
+    assert sorted(scoped.deleted_urls()) == [*stopped, f"{URL}/users/bob/server"]
+    report = json.loads(report_file.read_text())
+    ann = next(e for e in report["entries"] if e["user"] == "ann")
+    assert ann["probe"]["failure"] == "the answer is not JSON"
+    assert report["counts"]["probes"]["failed"] == 1

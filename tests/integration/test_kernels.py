@@ -52,7 +52,7 @@ def cull(
     result = subprocess.run(
         command, env=env, capture_output=True, text=True, timeout=120, check=False
     )
-    for secret in (hub.culler_token, hub.admin_token, hub.servers_only_token):
+    for secret in (hub.culler_token, hub.admin_token, hub.servers_only_token, hub.prober_token):
         assert secret not in result.stdout + result.stderr
     report: dict[str, Any] = json.loads(result.stdout) if result.stdout.strip() else {}
     return result, report
@@ -261,12 +261,12 @@ def test_a_failed_probe_keeps_the_server_unless_told_to_cull(
         assert target.requests == (4 if stall else 2)  # a stalled probe is tried twice
 
 
-def test_a_token_without_access_servers_acts_on_nothing(su: SingleUserHub) -> None:
+def test_a_token_without_the_tokens_scope_acts_on_nothing(su: SingleUserHub) -> None:
     su.fresh_user("scope-sam")
     time.sleep(PAST_IDLE)
     before = su.proxied_requests("scope-sam")
     result, _ = cull(su, "--probe-kernels", token=su.hub.servers_only_token)
     assert result.returncode == 3, result.stderr
-    assert "access:servers" in result.stderr
+    assert "tokens (to mint each probed user a token for their own server" in result.stderr
     assert running(su, "scope-sam")
     assert su.proxied_requests("scope-sam") == before

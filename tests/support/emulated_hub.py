@@ -6,8 +6,10 @@ probe, ``GET /users`` paginated as JupyterHub does it (``offset``/``limit``/``to
 each listed user's record for the re-check, optionally the hub's clock in a ``Date``
 header, the stop and delete endpoints, ``GET /user`` with the token's scopes (from 2.0;
 every scope any configuration needs unless ``token_scopes`` says otherwise) and
-``GET /groups/{name}`` (every group exists except those in ``missing_groups``) and
-``GET /groups`` (listing ``group_list``). Every request is recorded in ``calls``, and
+``GET /groups/{name}`` (every group exists except those in ``missing_groups``),
+``GET /groups`` (listing ``group_list``) and ``POST /users/{name}/tokens`` (a probe token
+owned by that user, as JupyterHub 3.0+ mints it; each request is kept in ``mint_requests``
+and each secret in ``minted``; ``mint_refusals`` answers a user's mint with an error). Every request is recorded in ``calls``, and
 unregistered URLs are refused, so nothing can reach the network. Tests register anything
 else (a failing answer, a slow stop) with the usual ``responses`` methods.
 
@@ -49,7 +51,7 @@ Answer = tuple[int, dict[str, str], str]
 ALL_SCOPES = (
     "list:users", "read:users", "read:users:name", "read:users:activity", "read:users:groups",
     "read:servers", "delete:servers", "delete:users", "read:groups", "read:groups:name",
-    "list:groups", "access:servers",
+    "list:groups", "tokens", "read:tokens",
 )  # fmt: skip
 SERVICE_NAME = "idle-cull"
 
@@ -166,6 +168,10 @@ class EmulatedHub(responses.RequestsMock):
         self.token_scopes: list[str] | None = list(ALL_SCOPES)  # None: the hub reports none
         self.missing_groups: set[str] = set()
         self.group_list: list[str] = []  # what GET /groups lists (list:groups)
+        self.mint_requests: list[tuple[str, dict[str, Any]]] = []  # (user, request body)
+        self.minted: list[str] = []  # every token secret handed out, in order
+        self.mint_refusals: dict[str, tuple[int, dict[str, Any]]] = {}  # user -> answer
+        self._mint_lock = threading.Lock()
         self.get(f"{URL}/", json={"version": version})
         self.add_callback(responses.GET, f"{URL}/user", callback=self._answer_token_owner)
         self.add_callback(responses.GET, f"{URL}/groups", callback=self._answer_group_list)
@@ -173,6 +179,11 @@ class EmulatedHub(responses.RequestsMock):
             responses.GET,
             re.compile(rf"{re.escape(URL)}/groups/[^/]+$"),
             callback=self._answer_group,
+        )
+        self.add_callback(
+            responses.POST,
+            re.compile(rf"{re.escape(URL)}/users/[^/]+/tokens$"),
+            callback=self._answer_mint,
         )
 
     def set_clock(self, hub_now: datetime) -> None:
@@ -265,6 +276,21 @@ class EmulatedHub(responses.RequestsMock):
         if name in self.missing_groups:
             return 404, {}, json_text({"status": 404, "message": f"No such group: {name}"})
         return 200, {}, json_text({"kind": "group", "name": name, "users": []})
+
+    def _answer_mint(self, request: requests.PreparedRequest) -> Answer:
+        """A token owned by the user, with the scopes asked plus the one the hub adds."""
+        user = unquote(urlsplit(request.url or "").path.split("/")[-2])
+        body = json.loads(request.body or b"{}")
+        with self._mint_lock:
+            self.mint_requests.append((user, body))
+            if user in self.mint_refusals:
+                status, answer = self.mint_refusals[user]
+                return status, {"Content-Type": "application/json"}, json_text(answer)
+            secret = f"minted-for-{user}-{len(self.minted)}"
+            self.minted.append(secret)
+        scopes = [*body.get("scopes", []), f"read:users:name!user={user}"]
+        model = {"user": user, "kind": "api_token", "scopes": scopes, "token": secret}
+        return 201, {"Content-Type": "application/json"}, json_text(model)
 
     def _answer_users(self, request: requests.PreparedRequest) -> Answer:
         query = dict(parse_qsl(urlsplit(request.url or "").query))

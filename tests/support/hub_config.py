@@ -59,13 +59,28 @@ STOP_CANCEL_FILE = WORKDIR / "stop_cancel"
 # --- the one shared "single-user server" ------------------------------------------------------
 
 
+KERNEL_PROBES_FILE = WORKDIR / "kernel_probes.jsonl"
+_probes_lock = threading.Lock()
+
+
 class _AlwaysOK(BaseHTTPRequestHandler):
     """Answers 200 to any path: the hub only checks that the server URL is up.
 
     The version header keeps the hub from logging a version-mismatch warning per spawn.
+    Each ``/api/kernels`` request (a culler's probe, through the proxy) is recorded with
+    the ``Authorization`` header it carried, as a user's own server could record it
+    (``RealHub.kernel_probes_seen``); its answer (``{}``) is not a kernel list.
     """
 
+    def _record_probe(self) -> None:
+        if "/api/kernels" not in self.path:
+            return
+        seen = {"path": self.path, "authorization": self.headers.get("Authorization", "")}
+        with _probes_lock, open(KERNEL_PROBES_FILE, "a") as file:
+            file.write(json.dumps(seen) + "\n")
+
     def _ok(self) -> None:
+        self._record_probe()
         body = b"{}"
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -259,6 +274,20 @@ SERVICE_SCOPES: dict[str, tuple[str, list[str]]] = {
     "idle-cull-servers-only": (
         "IDLE_CULL_SERVERS_ONLY_TOKEN",
         ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+    ),
+    # a culler that probes kernels: what idle-cull needs since issue 21 (tokens, to mint each
+    # probed user a token of their own) and what it needed before (access:servers), so the
+    # test that a probed server cannot reuse what it receives fails on the old code
+    "idle-cull-prober": (
+        "IDLE_CULL_PROBER_TOKEN",
+        [
+            "list:users",
+            "read:users:activity",
+            "read:servers",
+            "delete:servers",
+            "tokens",
+            "access:servers",
+        ],
     ),
     # missing scopes: GET /users answers 403 (no list:users), see module docstring
     "idle-cull-noscope": ("IDLE_CULL_NOSCOPE_TOKEN", ["read:users:activity"]),

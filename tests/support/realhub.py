@@ -39,6 +39,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from json import dumps as json_dumps
+from json import loads as json_loads
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
@@ -65,6 +66,8 @@ STOP_DELAY_FILE = "stop_delay"
 STOP_CANCEL_FILE = "stop_cancel"
 LOG_FILE = "hub.log"
 PROXY_PID_FILE = "jupyterhub-proxy.pid"
+# what the no-op servers saw of each kernel probe (hub_config.py appends one JSON line each)
+KERNEL_PROBES_FILE = "kernel_probes.jsonl"
 # with internal_ssl: where the hub writes its certificates (c.JupyterHub.internal_certs_location)
 INTERNAL_CERTS_DIR = "internal-ssl"
 # hub state that must never carry over from an earlier hub in the same workdir
@@ -75,6 +78,7 @@ STATE_FILES = (
     PROXY_PID_FILE,
     STOP_DELAY_FILE,
     STOP_CANCEL_FILE,
+    KERNEL_PROBES_FILE,
 )
 
 # RealHub attribute -> environment variable hub_config.py reads the token from
@@ -84,6 +88,7 @@ TOKEN_VARS = {
     "servers_only_token": "IDLE_CULL_SERVERS_ONLY_TOKEN",
     "noscope_token": "IDLE_CULL_NOSCOPE_TOKEN",
     "readonly_token": "IDLE_CULL_READONLY_TOKEN",
+    "prober_token": "IDLE_CULL_PROBER_TOKEN",
 }
 
 
@@ -263,6 +268,7 @@ class RealHub:
     servers_only_token: str
     noscope_token: str
     readonly_token: str  # lists and reads, but may not stop servers
+    prober_token: str  # a culler that probes kernels (see hub_config.py's SERVICE_SCOPES)
     workdir: Path
     internal_certs: Path | None  # the hub's internal_certs_location, with internal SSL only
     release: HubRelease  # which venv of hub_releases.txt the hub runs from
@@ -295,6 +301,7 @@ class RealHub:
         self.servers_only_token = tokens["servers_only_token"]
         self.noscope_token = tokens["noscope_token"]
         self.readonly_token = tokens["readonly_token"]
+        self.prober_token = tokens["prober_token"]
         self._session = requests.Session()
         if internal_certs is not None:
             # The hub's TLS server requires a client certificate from every caller
@@ -640,6 +647,15 @@ class RealHub:
 
     # -- reset --
 
+    def kernel_probes_seen(self) -> list[dict[str, str]]:
+        """Every ``/api/kernels`` request the no-op servers received, in order: its
+        ``path`` and the ``authorization`` header it carried (what a user's server sees)."""
+        try:
+            text = (self.workdir / KERNEL_PROBES_FILE).read_text()
+        except FileNotFoundError:
+            return []
+        return [json_loads(line) for line in text.splitlines() if line.strip()]
+
     def reset(self) -> None:
         """Bring the hub back to empty: no servers, users or groups; instant stops.
 
@@ -649,6 +665,7 @@ class RealHub:
         """
         self.set_stop_delay(0)
         self._cancel_pending_stops()
+        (self.workdir / KERNEL_PROBES_FILE).unlink(missing_ok=True)
         users = self.users()
         for user in users:
             for server_name in user.get("servers", {}):

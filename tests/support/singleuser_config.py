@@ -17,8 +17,9 @@ Facts checked in the installed JupyterHub 6.1.1 and jupyter_server 2.21:
   within a few seconds instead of five minutes.
 - ``cleanup_servers = True`` (``hub_config`` turns it off for its no-op servers): real server
   processes run in sessions of their own, and only the hub's shutdown stops them.
-- The culler service (``idle-cull``) also holds ``access:servers``, which reading a server's
-  ``/api/kernels`` needs; ``idle-cull-servers-only`` stays without it.
+- The culler service (``idle-cull``) also holds ``tokens``, which ``--probe-kernels`` needs to
+  mint each probed user a token for their own server (it does not hold ``access:servers``:
+  the culler's own token never goes to a server); ``idle-cull-servers-only`` stays without it.
 """
 
 from __future__ import annotations
@@ -55,4 +56,4 @@ c.ConfigurableHTTPProxy.log_level = "debug"
 
 for role in c.JupyterHub.load_roles:
     if role["name"] == "idle-cull":
-        role["scopes"] = [*role["scopes"], "access:servers"]
+        role["scopes"] = [*role["scopes"], "tokens"]
