@@ -7,7 +7,8 @@ each listed user's record for the re-check, optionally the hub's clock in a ``Da
 header, the stop and delete endpoints, ``GET /user`` with the token's scopes (from 2.0;
 every scope any configuration needs unless ``token_scopes`` says otherwise) and
 ``GET /groups/{name}`` (every group exists except those in ``missing_groups``) and
-``GET /groups`` (listing ``group_list``). Every request is recorded in ``calls``, and
+``GET /groups`` (listing ``group_list``); ``rewrite_users`` makes it misbehave (a page cut
+short, a plain list). Every request is recorded in ``calls``, and
 unregistered URLs are refused, so nothing can reach the network. Tests register anything
 else (a failing answer, a slow stop) with the usual ``responses`` methods.
 
@@ -166,6 +167,9 @@ class EmulatedHub(responses.RequestsMock):
         self.token_scopes: list[str] | None = list(ALL_SCOPES)  # None: the hub reports none
         self.missing_groups: set[str] = set()
         self.group_list: list[str] = []  # what GET /groups lists (list:groups)
+        # A hub (or something in front of it) that misbehaves: ``rewrite_users(query,
+        # body)`` returns what GET /users answers instead of ``body`` (a page, or a list).
+        self.rewrite_users: Callable[[dict[str, str], Any], Any] | None = None
         self.get(f"{URL}/", json={"version": version})
         self.add_callback(responses.GET, f"{URL}/user", callback=self._answer_token_owner)
         self.add_callback(responses.GET, f"{URL}/groups", callback=self._answer_group_list)
@@ -270,8 +274,14 @@ class EmulatedHub(responses.RequestsMock):
         query = dict(parse_qsl(urlsplit(request.url or "").query))
         headers = {"Content-Type": "application/json", **self.headers}
         paginated = request.headers.get("Accept") == PAGINATION_MEDIA_TYPE
+        body = self._users_body(query, paginated)
+        if self.rewrite_users is not None:
+            body = self.rewrite_users(query, body)
+        return 200, headers, json_text(body)
+
+    def _users_body(self, query: dict[str, str], paginated: bool) -> object:
         if self.population is not None:
-            return 200, headers, json_text(self.population.answer(query, paginated=paginated))
+            return self.population.answer(query, paginated=paginated)
         state = None if self.older_than((1, 3)) else query.get("state")
         listing = self.listings.get(state)
         if listing is None and state is None:
@@ -279,8 +289,8 @@ class EmulatedHub(responses.RequestsMock):
         if listing is None:
             raise requests.ConnectionError(f"the emulated hub serves no {state!r} listing")
         if self.older_than((2, 0)) or not paginated:  # before 2.0: everyone, in a bare list
-            return 200, headers, json_text(listing.records)
-        return 200, headers, json_text(listing.page(query))
+            return listing.records
+        return listing.page(query)
 
 
 def user_url(name: str) -> str:
