@@ -95,7 +95,8 @@ class Completeness:
         return (
             f"the hub counts {self._total} users in this listing, but its pages left "
             f"{never} of them out (offsets {ranges}{more}): its pagination ended early or "
-            "skipped pages"
+            "skipped pages; check what sits between idle-cull and the hub (a proxy that "
+            "rewrites answers?), the next pass lists again"
         )
 
 

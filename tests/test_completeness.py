@@ -100,6 +100,17 @@ def shortfall(*pages: UserPage, ready: bool = False, paginated: bool = True) -> 
         ),
         pytest.param(
             [
+                page(0, 50, total=180),
+                page(50, 10, total=180, following=True),
+                page(100, 50, total=180),
+                page(150, 30, total=180),
+            ],
+            False,
+            "offsets 60-99",
+            id="unfiltered-page-short-of-its-window",
+        ),
+        pytest.param(
+            [
                 page(0, 3, total=180),
                 page(50, 0, total=180),
                 page(100, 7, total=180),
