@@ -167,21 +167,9 @@ def test_the_plain_list_message_says_what_to_do() -> None:
 # --- over a hub population that changes while it is paged ---------------------------------
 
 
-def source(hub: HubUsers) -> Callable[[str | None, int, int], UserPage]:
-    def user_page(state: str | None, offset: int, limit: int) -> UserPage:
-        query = {"offset": str(offset)}
-        if limit:
-            query["limit"] = str(limit)
-        if state:
-            query["state"] = state
-        return UserPage.from_body(hub.answer(query), offset, limit, 0.0)
-
-    return user_page
-
-
 def read_all(hub: HubUsers, planned: Listing, limit: int = 10) -> tuple[list[str], str | None]:
     """The names the hub sent, and the listing's shortfall."""
-    _listing, pages = read_listing(source(hub), planned, limit)
+    _listing, pages = read_listing(hub.user_page, planned, limit)
     names = [record["name"] for items in pages for record in items]
     return names, pages.shortfall()
 

@@ -37,6 +37,7 @@ import requests
 import responses
 
 from idle_cull.hub import PAGINATION_MEDIA_TYPE, parse_version
+from idle_cull.pages import UserPage
 from tests.support import records
 from tests.support.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, page_window, users_page
 
@@ -137,6 +138,16 @@ class HubUsers:
             return items
         body = users_page(items, offset, limit, self.advertised_url, total=len(selected))
         return body if self.override is None else self.override(offset, body)
+
+    def user_page(self, state: str | None, offset: int, limit: int = 0) -> UserPage:
+        """``HubClient.user_page`` without HTTP: the page this hub answers, as the client
+        reads it (``limit`` 0: the hub's default size)."""
+        query = {"offset": str(offset)}
+        if limit:
+            query["limit"] = str(limit)
+        if state:
+            query["state"] = state
+        return UserPage.from_body(self.answer(query), offset, limit, 0.0)
 
     def selected(self, state: str | None) -> list[HubUser]:
         """The users the hub's SQL query selects for ``state``, before offset/limit."""
