@@ -30,6 +30,10 @@ class ExitStatus(IntEnum):
     CAP_EXCEEDED = 4, "the plan exceeded --max-culls or --max-cull-fraction; nothing was culled"
     OUTPUT_FAILED = 5, "the pass went well, but the report or metrics could not be delivered"
     CLOCKS_DISAGREE = 6, "the hub's clock and this machine's disagree; nothing was culled"
+    LISTING_INCOMPLETE = (
+        7,
+        "the hub listed fewer users than it counts, or did not paginate; nothing was culled",
+    )
     LOCKED = 75, "another pass holds --lock-file; this one did nothing"
 
 

@@ -17,6 +17,9 @@ A one-user ``state=ready`` page says how many users have a server (its ``total``
 only when that is many pages does the pass ask for one more one-user page, unfiltered,
 to learn how many users there are in all, and switch when the share with a server
 is at least ``SWITCH_SHARE``.
+
+Whatever is read, its pages are measured against the hub's own count as they pass
+(``completeness``): a listing the hub cut short says so at its end (``ListedPages``).
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from functools import partial
 from itertools import chain
 from typing import Any
 
+from idle_cull.completeness import Completeness
 from idle_cull.models import User
-from idle_cull.pages import UserPage, follow_pages, page_plan, total_of
+from idle_cull.pages import UserPage, page_plan, total_of, walk_pages
 
 __all__ = [
     "EVERYONE",
@@ -39,8 +43,10 @@ __all__ = [
     "READY_UNLESS_EVERYONE_IS_CHEAPER",
     "SWITCH_MIN_PAGES",
     "SWITCH_SHARE",
+    "ListedPages",
     "Listing",
     "listing_for",
+    "paginates",
     "prefer_everyone",
     "read_listing",
     "worth_counting_everyone",
@@ -84,6 +90,15 @@ class Listing:
             return f"all, keeping the {' and '.join(self.keeps_only)} ones"
         return "all"
 
+    @property
+    def filtered_after_window(self) -> bool:
+        """Whether the hub drops records from each page after cutting it (``state=ready``).
+
+        Its pages can then be short or empty while more follow; every other listing's
+        pages hold every record of their window.
+        """
+        return self.state == "ready"
+
     def keeps(self, user: User) -> bool:
         """Whether ``user`` belongs in this listing: as the hub's filter would decide.
 
@@ -124,6 +139,14 @@ def listing_for(version: tuple[int, ...], cull_users: bool) -> Listing:
     return READY_UNLESS_EVERYONE_IS_CHEAPER
 
 
+def paginates(version: tuple[int, ...]) -> bool:
+    """Whether a hub of this release answers ``GET /users`` in pages (2.0 and later).
+
+    An unreadable version counts as today's hub, as in ``listing_for``.
+    """
+    return not version or version >= (2, 0)
+
+
 def worth_counting_everyone(with_server: int | None, limit: int) -> bool:
     """Whether ``with_server`` users make a ready listing long enough to look for a cheaper one.
 
@@ -144,18 +167,41 @@ def prefer_everyone(with_server: int | None, everyone: int | None) -> bool:
     return with_server >= SWITCH_SHARE * everyone
 
 
+class ListedPages(Iterator[list[Any]]):
+    """The records of a listing's pages, one page per step; measured as they pass.
+
+    Once exhausted, ``shortfall`` says whether the hub handed over less than it counts.
+    """
+
+    def __init__(self, pages: Iterator[UserPage], completeness: Completeness) -> None:
+        self._pages = pages
+        self.completeness = completeness
+
+    def __next__(self) -> list[Any]:
+        page = next(self._pages)
+        self.completeness.add(page)
+        return page.items
+
+    def shortfall(self) -> str | None:
+        """Why the listing read so far is incomplete; ``None`` when it is not."""
+        return self.completeness.shortfall()
+
+
 def read_listing(
-    user_page: UserPageSource, planned: Listing, limit: int = 0
-) -> tuple[Listing, Iterator[list[Any]]]:
+    user_page: UserPageSource, planned: Listing, limit: int = 0, *, paginated: bool = True
+) -> tuple[Listing, ListedPages]:
     """The listing read (``planned``, or everyone when that costs the hub less) and its pages.
 
     The first page is asked for at once (the choice needs it); each later one only when
     the caller advances the iterator, done with the last: the hub renders pages on its
     only thread, so a second page in flight, even one asked for early, is served before
-    any request of someone else that arrived meanwhile.
+    any request of someone else that arrived meanwhile. ``paginated``: the hub's
+    release answers in pages (``paginates``), so a plain list from it is a short one.
     """
     listing, first = _first_page(user_page, planned, limit)
-    return listing, chain([first.items], follow_pages(partial(user_page, listing.state), first))
+    pages = chain([first], walk_pages(partial(user_page, listing.state), first))
+    completeness = Completeness(listing.filtered_after_window, paginated)
+    return listing, ListedPages(pages, completeness)
 
 
 def _first_page(

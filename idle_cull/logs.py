@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 from idle_cull.progress import Progress
-from idle_cull.safe_text import printable
+from idle_cull.safe_text import json_escaped, printable
 
 __all__ = [
     "JsonFormatter",
@@ -76,7 +76,11 @@ class TextFormatter(logging.Formatter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time (UTC, ISO 8601), level, logger, message."""
+    """One JSON object per line: time (UTC, ISO 8601), level, logger, message.
+
+    One line whichever way it is split: every character the text logs escape is written
+    as a JSON escape (``safe_text.json_escaped``).
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         document = {
@@ -89,10 +93,11 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             document["exception"] = self.formatException(record.exc_info)
-        # A lone surrogate (a hub user name can carry one) cannot be written as UTF-8;
-        # escaped, it is visible instead of a logging error.
-        line = json.dumps(document, ensure_ascii=False)
-        return line.encode("utf-8", "backslashreplace").decode("utf-8")
+        # Names from the hub may carry line separators (U+2028, U+0085), bidi overrides
+        # or C1 controls, which json.dumps leaves raw: escaped as the text logs escape
+        # them, a line stays one line for any reader. A lone surrogate (which cannot be
+        # written as UTF-8) is escaped too, visible instead of a logging error.
+        return json_escaped(json.dumps(document, ensure_ascii=False))
 
 
 class ProgressAwareHandler(logging.StreamHandler):  # type: ignore[type-arg]

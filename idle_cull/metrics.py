@@ -258,6 +258,11 @@ def _registry(
     gauge("last_run_dry_run", "1 if the last pass was a dry run.", report.dry_run)
     gauge("last_run_users_listed", "Users the last pass listed.", report.users_listed)
     gauge(
+        "last_run_listing_incomplete",
+        "1 if the hub listed fewer users than it counts, or did not paginate (nothing culled).",
+        report.listing_incomplete is not None,
+    )
+    gauge(
         "last_run_rejected_records",
         "User records the last pass could not parse.",
         len(report.rejected_records),

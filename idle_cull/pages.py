@@ -27,11 +27,13 @@ __all__ = [
     "Fetch",
     "UserPage",
     "follow_pages",
+    "limit_of",
     "list_pages",
     "next_offset",
     "paced",
     "page_plan",
     "total_of",
+    "walk_pages",
 ]
 
 # No hub has ten million users; a pagination that goes on past this is broken.
@@ -84,6 +86,19 @@ def total_of(page: UserPage) -> int | None:
     return _count((page.pagination or {}).get("total"))
 
 
+def limit_of(page: UserPage) -> int | None:
+    """The hub's own page size for ``page``: ``_pagination.limit``, else ``next.limit``.
+
+    What the hub used after clamping the size asked for to its ``api_page_max_limit``;
+    ``None`` when neither is a usable count (or ``page`` is a plain list).
+    """
+    pagination = page.pagination or {}
+    following = page.following
+    return _count(pagination.get("limit")) or (
+        _count(following.get("limit")) if isinstance(following, dict) else None
+    )
+
+
 def _count(value: object) -> int | None:
     """A non-negative int from JSON, else ``None`` (``True`` is an int in Python, not a count)."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
@@ -134,11 +149,7 @@ def page_plan(first: UserPage) -> range | None:
     if not first.following:
         return None
     start, _ = next_offset(first)
-    pagination = first.pagination or {}
-    following = first.following
-    limit = _count(pagination.get("limit")) or (
-        _count(following.get("limit")) if isinstance(following, dict) else None
-    )
+    limit = limit_of(first)
     total = total_of(first)
     if not limit or total is None:
         return None
@@ -153,9 +164,19 @@ def page_plan(first: UserPage) -> range | None:
 
 def follow_pages(fetch: Fetch, page: UserPage) -> Iterator[list[Any]]:
     """The records of the pages after ``page``, one request at a time, following ``next``."""
+    for following in walk_pages(fetch, page):
+        yield following.items
+
+
+def walk_pages(fetch: Fetch, page: UserPage) -> Iterator[UserPage]:
+    """The pages after ``page``, one request at a time, following ``next``.
+
+    Whole pages, not only their records: what a page says about the listing (its offset,
+    the hub's page size and count) is what shows whether the listing was complete.
+    """
     while page.following:
         page = fetch(*next_offset(page))
-        yield page.items
+        yield page
 
 
 def paced(

@@ -79,6 +79,7 @@ def report_document(report: Report, exit_status: ExitStatus) -> dict[str, Any]:
         "error": report.error or None,
         "interrupted": report.interrupted or None,
         "cap_exceeded": report.cap_exceeded or None,
+        "listing_incomplete": report.listing_incomplete or None,
         "warn_within_seconds": _number(report.warn_within),
         "counts": _counts_document(report),
         "entries_include_kept": report.kept_listed,
@@ -220,6 +221,8 @@ def _text_header(report: Report) -> list[str]:
     lines.append(f"{timing}; {_clock_text(report)}")
     if report.dry_run:
         lines.append("DRY RUN: nothing was changed")
+    if report.listing_incomplete:
+        lines.append(f"INCOMPLETE LISTING: {report.listing_incomplete}; nothing was culled")
     if report.cap_exceeded:
         lines.append(f"REFUSED: {report.cap_exceeded}; nothing was culled")
     if report.interrupted:

@@ -93,6 +93,7 @@ class Report:
     clock: str = "hub"
     skew_seconds: float | None = None  # hub clock minus this machine's clock
     cap_exceeded: str | None = None  # why the plan was refused, when it was
+    listing_incomplete: str | None = None  # why the listing fell short of the hub's count
     interrupted: str | None = None  # deadline or signal that ended the pass early
     upcoming: list[Upcoming] = field(default_factory=list)  # only with --warn-within
     warn_within: float | None = None  # the --warn-within window; None: not asked
@@ -131,6 +132,8 @@ class Report:
 
         self.error = masked(self.error) if self.error else self.error
         self.interrupted = masked(self.interrupted) if self.interrupted else self.interrupted
+        if self.listing_incomplete:
+            self.listing_incomplete = masked(self.listing_incomplete)
         self.rejected_records = [masked(text) for text in self.rejected_records]
         self.entries = [
             replace(entry, detail=masked(entry.detail)) if secret in entry.detail else entry
@@ -151,8 +154,10 @@ class Report:
         return [e for e in self.entries if e.outcome is Outcome.FAILED]
 
     def exit_status(self) -> ExitStatus:
-        """What the finished pass amounts to: refused by a cap, some action failed or
-        was cut short, or all well."""
+        """What the finished pass amounts to: refused for an incomplete listing or by a
+        cap, some action failed or was cut short, or all well."""
+        if self.listing_incomplete:
+            return ExitStatus.LISTING_INCOMPLETE
         if self.cap_exceeded:
             return ExitStatus.CAP_EXCEEDED
         if self.failed or self.interrupted:
@@ -182,7 +187,7 @@ class Report:
         )
         if self.dry_run:
             keys += ("server_dry_run", "user_dry_run")
-        if self.interrupted or self.cap_exceeded:
+        if self.interrupted or self.cap_exceeded or self.listing_incomplete:
             keys += ("server_not_attempted", "user_not_attempted")
         fields = [f"users_listed={self.users_listed}"]
         fields += [f"{key}={counts.get(key, 0)}" for key in keys]

@@ -28,7 +28,7 @@ from idle_cull.durations import format_duration, skew_phrase
 from idle_cull.errors import ClocksDisagree, ConfigError, HubAuthError, HubError, PassInterrupted
 from idle_cull.hub import ActionResult, parse_version
 from idle_cull.limiter import InFlightLimiter
-from idle_cull.listing import listing_for, read_listing
+from idle_cull.listing import listing_for, paginates, read_listing
 from idle_cull.models import SCOPED_FIELDS, Outcome, RecordError, Server, User
 from idle_cull.pages import UserPage, paced
 from idle_cull.policy import (
@@ -141,8 +141,11 @@ def run_pass(
     """Do exactly one pass and return its report.
 
     ``HubError`` raised while probing or listing propagates: nothing has been acted on
-    then, and the CLI reports the hub as unusable. Errors of single actions are recorded
-    in the report instead, so one failing stop does not abandon the others.
+    then, and the CLI reports the hub as unusable. A listing the hub cut short (fewer
+    users than it counts, or a plain list from a release that pages) is judged, shown
+    and not acted on (``report.listing_incomplete``, exit status 7), like a plan over
+    the caps. Errors of single actions are recorded in the report instead, so one
+    failing stop does not abandon the others.
     ``busy_check`` (``--probe-kernels``) asks each server about to be stopped whether a
     kernel is busy, after the re-check; its token scope is checked before listing.
     """
@@ -169,8 +172,15 @@ def run_pass(
     if settings.warn_within:
         report.upcoming = plan.upcoming
         _log_upcoming(report)
-    if cap_exceeded(plan, settings.caps):
-        _refuse(plan, settings, report)
+    over_cap = cap_exceeded(plan, settings.caps)
+    if report.listing_incomplete:
+        # Acting on part of the hub would be a silent partial pass, and the caps would
+        # be measured against a part too: nothing is culled; the next pass lists again.
+        why = f"the listing is incomplete: {report.listing_incomplete}"
+        _refuse(plan, report, why, detail="the listing is incomplete")
+    elif over_cap:
+        report.cap_exceeded = over_cap
+        _refuse(plan, report, over_cap)
     elif settings.dry_run:
         _record_dry_run(plan, report, busy_check)
     else:
@@ -205,7 +215,7 @@ def judge_listing(
     """Judge every listed user at ``now`` as its page arrives: the pass's plan.
 
     A token that cannot see a field some rule needs fails the pass here, before anything
-    is acted on.
+    is acted on. A listing the hub cut short is recorded in ``report.listing_incomplete``.
     """
     needed = fields_rules_need(settings.limits, parse_version(report.hub_version))
     plan = Plan(list_kept=settings.report_kept)
@@ -242,10 +252,14 @@ def list_users(
     after the other, the next asked for only once this one is judged, and after a short
     gap (``pages.paced``), so that what queued behind one page on the hub's only thread
     is served before the next. A user can come twice when the hub's list changes while
-    paging; the caller keeps the later copy.
+    paging; the caller keeps the later copy. Once the last page is read, whether the hub
+    handed over every user it counts is recorded (``report.listing_incomplete``).
     """
-    planned = listing_for(parse_version(report.hub_version), settings.limits.cull_users)
-    listing, pages = read_listing(paced(client.user_page), planned, settings.api_page_size)
+    version = parse_version(report.hub_version)
+    planned = listing_for(version, settings.limits.cull_users)
+    listing, pages = read_listing(
+        paced(client.user_page), planned, settings.api_page_size, paginated=paginates(version)
+    )
     count = 0
     for page in pages:
         if control is not None and control.stopped():
@@ -257,6 +271,7 @@ def list_users(
                 yield user
         progress(f"listing users ({listing.label}): {count}")
     log.info("listed %d user records (%s)", count, listing.label)
+    report.listing_incomplete = pages.shortfall()
 
 
 def _parse_record(record: object, report: Report) -> User | None:
@@ -386,15 +401,14 @@ def _record_all(plan: Plan, report: Report, outcome: Outcome, detail: str = "") 
     report.entries.extend(Entry("user", d).settled(outcome, 0, detail) for d in plan.deletions)
 
 
-def _refuse(plan: Plan, settings: Settings, report: Report) -> None:
-    """A plan over the blast-radius caps is shown in full and not acted on."""
-    reason = cap_exceeded(plan, settings.caps) or ""
-    report.cap_exceeded = reason
+def _refuse(plan: Plan, report: Report, reason: str, detail: str = "") -> None:
+    """A plan refused (over the blast-radius caps, or from an incomplete listing) is
+    shown in full and not acted on; ``detail`` (default: ``reason``) goes on each entry."""
     log.error("refusing to act: %s; nothing was culled. The plan was:", reason)
     actions: list[ServerDecision | UserDecision] = [*plan.stops, *plan.deletions]
     for decision in actions:
         log.error("  would %s %s: %s", _verb(decision), decision.label, decision.reason)
-    _record_all(plan, report, Outcome.NOT_ATTEMPTED, f"refused: {reason}")
+    _record_all(plan, report, Outcome.NOT_ATTEMPTED, f"refused: {detail or reason}")
 
 
 def _record_dry_run(plan: Plan, report: Report, busy_check: BusyCheck | None = None) -> None:

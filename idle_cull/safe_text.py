@@ -5,20 +5,63 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-__all__ = ["printable", "public_url", "url_credentials", "without_credentials"]
+__all__ = [
+    "is_unsafe",
+    "json_escaped",
+    "printable",
+    "public_url",
+    "url_credentials",
+    "without_credentials",
+]
 
 CREDENTIALS_SHOWN_AS = "***@"
 
 
+def is_unsafe(char: str) -> bool:
+    """Whether ``char`` must not be written raw where a person or a line reader sees it.
+
+    The one notion of an unsafe character, for text and JSON output alike: whatever
+    ``str.isprintable`` refuses. That is every control character (C0 and C1, so ``\\x85``,
+    a line break to Unicode, and ``\\x9b``, a terminal's CSI), the line and paragraph
+    separators U+2028 and U+2029, the format characters (the bidi overrides and isolates
+    such as U+202E, zero-width characters, U+FEFF), surrogates, private-use and
+    unassigned code points, and every space but the plain one.
+    """
+    return not char.isprintable()
+
+
 def printable(text: str) -> str:
-    """``text`` with control characters escaped (``\\n``, ``\\x1b``).
+    """``text`` with unsafe characters (``is_unsafe``) escaped (``\\n``, ``\\x1b``, ``\\u202e``).
 
     User and server names come from the hub, which accepts a line break in a name; such a
     name must not forge a log or report line or send escape sequences to a terminal.
     """
     if text.isprintable():
         return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return "".join(repr(c)[1:-1] if is_unsafe(c) else c for c in text)
+
+
+def json_escaped(document: str) -> str:
+    """A JSON text with every unsafe character (``is_unsafe``) written as a ``\\uXXXX`` escape.
+
+    ``json.dumps(..., ensure_ascii=False)`` escapes only C0 controls: U+2028, U+0085 or
+    U+202E stay raw, and a reader that splits lines the Unicode way (``str.splitlines``,
+    many log shippers) cuts such a line into fragments that do not parse. Outside strings
+    JSON is ASCII, so every such character sits inside a string, where the escape reads
+    back as the same character. One beyond U+FFFF becomes its UTF-16 surrogate pair, as
+    JSON writes it.
+    """
+    if document.isprintable():
+        return document
+    return "".join(_json_escape(c) if is_unsafe(c) else c for c in document)
+
+
+def _json_escape(char: str) -> str:
+    code = ord(char)
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def url_credentials(url: str) -> str:

@@ -33,7 +33,6 @@ from idle_cull.listing import (
     worth_counting_everyone,
 )
 from idle_cull.models import User
-from idle_cull.pages import UserPage
 from tests.support.emulated_hub import TOKEN, URL, EmulatedHub, HubUser, HubUsers
 from tests.support.pagination import DEFAULT_PAGE_SIZE
 
@@ -142,20 +141,6 @@ def test_listing_everyone_keeps_exactly_who_state_ready_would(
 # --- read_listing over a hub population ----------------------------------------------------
 
 
-def page_source(hub: HubUsers) -> Any:
-    """``user_page(state, offset, limit)`` answered by ``hub`` (no HTTP)."""
-
-    def user_page(state: str | None, offset: int, limit: int) -> UserPage:
-        query = {"offset": str(offset)}
-        if limit:
-            query["limit"] = str(limit)
-        if state:
-            query["state"] = state
-        return UserPage.from_body(hub.answer(query), offset, limit, 0.0)
-
-    return user_page
-
-
 def population(everyone: int, with_server: int, pending: int = 0) -> list[HubUser]:
     """``everyone`` users, the first ``with_server`` with a server (the last ``pending`` not ready)."""
     return [
@@ -172,7 +157,7 @@ def listed(
     hub: HubUsers, planned: Listing = READY_UNLESS_EVERYONE_IS_CHEAPER, limit: int = 0
 ) -> list[str]:
     names = []
-    listing, pages = read_listing(page_source(hub), planned, limit)
+    listing, pages = read_listing(hub.user_page, planned, limit)
     for items in pages:
         for record in items:
             if listing.keeps(User.from_api(record)):

@@ -14,8 +14,8 @@ notebook does. idle-cull runs as a subprocess against the proxy. For each fault 
   in a traceback.
 
 Faults that the pass must ride out (bursts, one reset, one stall) get a hub of their own
-each. Faults that must stop the pass before anything is culled (exit 3) cannot change
-the hub, so they share one hub: each is shown to leave it exactly as it was, with no
+each. Faults that must stop the pass before anything is culled (exit 3, or 7 for a
+listing the hub cut short) cannot change the hub, so they share one hub: each is shown to leave it exactly as it was, with no
 DELETE reaching the proxy, and one clean pass at the end reaches the reference.
 Set IDLE_CULL_FAULT_TABLE=<file> to append one JSON line per fault class and run.
 """
@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -43,7 +43,9 @@ from tests.support.faultproxy import (
     FaultProxy,
     Seen,
     cut,
+    drop_header,
     echo_request,
+    meanwhile,
     reset,
     respond,
     rewrite,
@@ -552,7 +554,7 @@ def _row(
     }
 
 
-# --- faults that must stop the pass before anything is culled (exit 3) ---------------------
+# --- faults that must stop the pass before anything is culled (exit 3 or 7) ----------------
 
 
 def _truncated(answer: Answer) -> Answer:
@@ -623,11 +625,18 @@ STOPPERS = [
         3,
         ("does not advance",),
     ),
+    Case(
+        # The hub then answers a plain list, cut at its page limit without a word.
+        "a proxy that drops the pagination Accept header",
+        ((ANY_LISTING, drop_header("Accept"), None),),
+        7,
+        ("the listing is incomplete", "plain list of 2 users", "let that header through"),
+    ),
 ]
 
 
 def test_faults_that_stop_the_pass_cull_nothing(real_hub: RealHub, faults: FaultProxy) -> None:
-    """Each fault in turn on one hub: exit 3, no DELETE sent, the hub exactly as before.
+    """Each fault in turn on one hub: exit 3 (7), no DELETE sent, the hub exactly as before.
 
     The faulty passes run with --timeout=0, so had one gone ahead it would have stopped
     every server and deleted every user but the admin; meanwhile the idle part of the
@@ -701,6 +710,62 @@ def test_pagination_that_never_ends_is_refused(real_hub: RealHub, faults: FaultP
     assert run.status == 3, run.stderr
     assert run.sent("DELETE") == []
     assert end_state(real_hub) == before
+
+
+def _change_once(action: Callable[[], None]) -> Callable[[], None]:
+    """``action``, the first time only (a retried page must not change the hub twice)."""
+    done: list[bool] = []
+
+    def once() -> None:
+        if not done:
+            done.append(True)
+            action()
+
+    return once
+
+
+@pytest.mark.parametrize("cull_users", [False, True], ids=["state-ready", "unfiltered"])
+def test_a_hub_changing_between_pages_is_not_an_incomplete_listing(
+    real_hub: RealHub, faults: FaultProxy, cull_users: bool
+) -> None:
+    """Between pages of two, two listed users leave the listing and one joins it: the hub's
+    count moves, and offsets with it, so fewer records arrive than the first page counted
+    (a check of records against that count would cry wolf). Measured in offsets covered
+    against the hub's latest count, the listing is complete: exit 0, no alarm."""
+    real_hub.create_users(["gone-1", "gone-2"])  # no server: first in the unfiltered listing
+    with_servers = [f"c{i}" for i in range(8)]
+    real_hub.create_users(with_servers)
+    for name in with_servers:
+        real_hub.start_server(name)
+
+    def leave() -> None:
+        for gone, server_of in (("gone-1", "c0"), ("gone-2", "c1")):
+            if cull_users:  # the unfiltered listing: listed users are deleted
+                real_hub.api("DELETE", f"/users/{gone}", expect=(204,))
+            else:  # state=ready: listed users' servers stop
+                real_hub.stop_server(server_of)
+
+    def join() -> None:
+        real_hub.create_users(["late-comer"])
+        real_hub.start_server("late-comer")
+
+    install(
+        faults,
+        (
+            (LIST_2, meanwhile(_change_once(leave), "two listed users leave"), None),
+            (LIST_3, meanwhile(_change_once(join), "a user joins"), None),
+        ),
+    )
+    args = ["--timeout=1h", "--api-page-size=2", *(["--cull-users"] if cull_users else [])]
+    run = cull(real_hub, faults, *args)
+    assert run.status == 0, run.stderr
+    assert "incomplete" not in run.stderr
+    changed = [s.fault for s in run.requests if s.fault]
+    assert changed == ["two listed users leave", "a user joins"], run.stderr
+    # The first page counted 8 users with a server (10 users in all); 7 (9) were listed:
+    # two shifted out of reach by the leavers, one late-comer in.
+    assert f"users_listed={9 if cull_users else 7} " in run.stderr, run.stderr
+    assert run.sent("DELETE") == []
 
 
 @pytest.mark.parametrize("status", [403, 500])

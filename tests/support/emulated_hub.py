@@ -9,7 +9,8 @@ every scope any configuration needs unless ``token_scopes`` says otherwise) and
 ``GET /groups/{name}`` (every group exists except those in ``missing_groups``),
 ``GET /groups`` (listing ``group_list``) and ``POST /users/{name}/tokens`` (a probe token
 owned by that user, as JupyterHub 3.0+ mints it; each request is kept in ``mint_requests``
-and each secret in ``minted``; ``mint_refusals`` answers a user's mint with an error). Every request is recorded in ``calls``, and
+and each secret in ``minted``; ``mint_refusals`` answers a user's mint with an error);
+``rewrite_users`` makes it misbehave (a page cut short, a plain list). Every request is recorded in ``calls``, and
 unregistered URLs are refused, so nothing can reach the network. Tests register anything
 else (a failing answer, a slow stop) with the usual ``responses`` methods.
 
@@ -38,6 +39,7 @@ import requests
 import responses
 
 from idle_cull.hub import PAGINATION_MEDIA_TYPE, parse_version
+from idle_cull.pages import UserPage
 from tests.support import records
 from tests.support.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, page_window, users_page
 
@@ -139,6 +141,16 @@ class HubUsers:
         body = users_page(items, offset, limit, self.advertised_url, total=len(selected))
         return body if self.override is None else self.override(offset, body)
 
+    def user_page(self, state: str | None, offset: int, limit: int = 0) -> UserPage:
+        """``HubClient.user_page`` without HTTP: the page this hub answers, as the client
+        reads it (``limit`` 0: the hub's default size)."""
+        query = {"offset": str(offset)}
+        if limit:
+            query["limit"] = str(limit)
+        if state:
+            query["state"] = state
+        return UserPage.from_body(self.answer(query), offset, limit, 0.0)
+
     def selected(self, state: str | None) -> list[HubUser]:
         """The users the hub's SQL query selects for ``state``, before offset/limit."""
         if state in ("ready", "active"):
@@ -172,6 +184,9 @@ class EmulatedHub(responses.RequestsMock):
         self.minted: list[str] = []  # every token secret handed out, in order
         self.mint_refusals: dict[str, tuple[int, dict[str, Any]]] = {}  # user -> answer
         self._mint_lock = threading.Lock()
+        # A hub (or something in front of it) that misbehaves: ``rewrite_users(query,
+        # body)`` returns what GET /users answers instead of ``body`` (a page, or a list).
+        self.rewrite_users: Callable[[dict[str, str], Any], Any] | None = None
         self.get(f"{URL}/", json={"version": version})
         self.add_callback(responses.GET, f"{URL}/user", callback=self._answer_token_owner)
         self.add_callback(responses.GET, f"{URL}/groups", callback=self._answer_group_list)
@@ -296,8 +311,14 @@ class EmulatedHub(responses.RequestsMock):
         query = dict(parse_qsl(urlsplit(request.url or "").query))
         headers = {"Content-Type": "application/json", **self.headers}
         paginated = request.headers.get("Accept") == PAGINATION_MEDIA_TYPE
+        body = self._users_body(query, paginated)
+        if self.rewrite_users is not None:
+            body = self.rewrite_users(query, body)
+        return 200, headers, json_text(body)
+
+    def _users_body(self, query: dict[str, str], paginated: bool) -> object:
         if self.population is not None:
-            return 200, headers, json_text(self.population.answer(query, paginated=paginated))
+            return self.population.answer(query, paginated=paginated)
         state = None if self.older_than((1, 3)) else query.get("state")
         listing = self.listings.get(state)
         if listing is None and state is None:
@@ -305,8 +326,8 @@ class EmulatedHub(responses.RequestsMock):
         if listing is None:
             raise requests.ConnectionError(f"the emulated hub serves no {state!r} listing")
         if self.older_than((2, 0)) or not paginated:  # before 2.0: everyone, in a bare list
-            return 200, headers, json_text(listing.records)
-        return 200, headers, json_text(listing.page(query))
+            return listing.records
+        return listing.page(query)
 
 
 def user_url(name: str) -> str:

@@ -13,7 +13,9 @@ Faults: ``respond`` (any status and body without asking the hub: 500/502/503 bur
 with ``Retry-After``, an HTML page), ``reset`` and ``stall`` (before the hub sees the
 request, or after it acted and only the answer is lost), ``cut`` (a body shorter than
 announced), ``rewrite``/``rewrite_json`` (truncate, corrupt, relabel, inject records, a
-``next`` that loops) and ``echo_request`` (an error quoting the request's credentials).
+``next`` that loops), ``echo_request`` (an error quoting the request's credentials),
+``drop_header`` (a proxy that strips a request header, e.g. the pagination ``Accept``) and
+``meanwhile`` (the hub changed by someone else just before a request reaches it).
 
 Why a real proxy rather than ``responses``: the faults that matter (a reset connection, a
 stall past the client's timeout, a body cut short, a lost answer to a stop the hub did
@@ -50,8 +52,10 @@ __all__ = [
     "FaultProxy",
     "Seen",
     "cut",
+    "drop_header",
     "echo_request",
     "forward",
+    "meanwhile",
     "reset",
     "respond",
     "rewrite",
@@ -193,6 +197,27 @@ class _Echo(Fault):
         return self.status
 
 
+class _DropHeader(Fault):
+    def __init__(self, header: str) -> None:
+        self.header = header.lower()
+        self.name = f"drop header {header}"
+
+    def apply(self, handler: _Handler, body: bytes) -> int | None:
+        answer = handler.forward_upstream(body, drop=(self.header,))
+        handler.send_answer(answer)
+        return answer.status
+
+
+class _Meanwhile(Fault):
+    def __init__(self, action: Callable[[], None], name: str) -> None:
+        self.action = action
+        self.name = name
+
+    def apply(self, handler: _Handler, body: bytes) -> int | None:
+        self.action()
+        return super().apply(handler, body)
+
+
 class _Rewrite(Fault):
     def __init__(self, transform: Callable[[Answer], Answer], name: str) -> None:
         self.transform = transform
@@ -249,6 +274,16 @@ def echo_request(status: int) -> Fault:
     """Answer an error whose message quotes the credentials it rejected and the request's
     headers, as some gateways and debug pages do: the ``Authorization`` header first."""
     return _Echo(status)
+
+
+def drop_header(name: str) -> Fault:
+    """Forward without the request header ``name``, as a proxy that strips it would."""
+    return _DropHeader(name)
+
+
+def meanwhile(action: Callable[[], None], name: str = "meanwhile") -> Fault:
+    """Run ``action`` (change the hub, straight, not through the proxy), then forward."""
+    return _Meanwhile(action, name)
 
 
 def rewrite(transform: Callable[[Answer], Answer], name: str = "rewrite") -> Fault:
@@ -319,10 +354,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
 
-    def forward_upstream(self, body: bytes) -> Answer:
-        """The hub's answer to this very request (same method, path, query, body, token)."""
+    def forward_upstream(self, body: bytes, drop: tuple[str, ...] = ()) -> Answer:
+        """The hub's answer to this very request (same method, path, query, body, token),
+        without the headers named in ``drop`` (lowercase)."""
         host, port = self.proxy.upstream
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+        skip = HOP_BY_HOP | set(drop)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
         headers["Accept-Encoding"] = "identity"  # bodies must stay rewritable
         if body or self.command in ("POST", "PUT", "PATCH", "DELETE"):
             headers["Content-Length"] = str(len(body))
