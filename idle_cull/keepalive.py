@@ -319,14 +319,14 @@ class KeepAliveReader:
         status = response.status_code
         took = time.monotonic() - started
         log.debug("keep-alive file at %s: HTTP %d in %.2fs", _path(url), status, took)
+        if status == 404:
+            # jupyter_server's own 404 is plain text; a server without a contents API
+            # (RStudio, code-server) answers 404 too: either way there is no file to read.
+            return Reading(None, "no keep-alive file")
         try:
             body: Any = read_json(response.content)
         except ValueError:
             body = None
-        if status == 404:
-            if isinstance(body, dict) and "message" in body:
-                return Reading(None, "no keep-alive file")
-            return Reading(None, "no contents API (HTTP 404; not a Jupyter server?)")
         if status == 400 and query.get("content") == "1":
             return Reading(None, "ignored: not a text file")
         if status != 200:

@@ -314,7 +314,7 @@ def test_a_small_text_file_is_read_with_the_users_token_and_without_tracking(
         ),
         pytest.param(
             [(404, "<html>Not Found</html>", "0")],
-            "no contents API (HTTP 404; not a Jupyter server?)",
+            "no keep-alive file",
             id="no-contents-api",
         ),
         pytest.param(
