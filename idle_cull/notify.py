@@ -272,18 +272,24 @@ def _load_apprise() -> Any:
 
 
 def apprise_sender() -> Sender:
-    """The real sender: one apprise object per message, so no plugin throttles between
-    users (apprise waits between two sends of one plugin object); no redirects."""
+    """The real sender: one plugin object per message, called in the delivery's own thread.
+
+    ``Apprise.notify`` runs each service in a thread pool of its own, whose threads the
+    interpreter joins at exit: a receiver that hangs would hold the process until its read
+    timeout. The plugin's own ``notify`` runs where it is called, in a daemon thread here,
+    which the pass can leave behind. A new object per message: apprise waits between two
+    sends of one plugin object (its throttle), which would pace users for nothing.
+    """
     apprise = _load_apprise()
 
     def send(url: str, title: str, body: str) -> tuple[bool, str]:
         asset = apprise.AppriseAsset(async_mode=False, storage_mode="memory")
         asset.http_redirects = False
-        notifier = apprise.Apprise(asset=asset)
-        if not notifier.add(url):
-            return False, "apprise does not accept this URL"
         lines = _CAPTURE.start()
-        ok = bool(notifier.notify(body=body, title=title))
+        plugin = apprise.Apprise.instantiate(url, asset=asset)
+        if plugin is None:
+            return False, "apprise does not accept this URL"
+        ok = bool(plugin.notify(body=body, title=title))
         return ok, "; ".join(lines)
 
     return send
@@ -357,6 +363,7 @@ class Notifier:
     def _send_all(self, jobs: list[tuple[Notice, str]], now: datetime) -> list[Delivery]:
         results: dict[int, Delivery] = {}
         lock = threading.Lock()
+        over = threading.Event()  # set at the budget: what finishes later is not logged
         todo: queue.SimpleQueue[int] = queue.SimpleQueue()
         for index in range(len(jobs)):
             todo.put(index)
@@ -367,7 +374,7 @@ class Notifier:
                     index = todo.get_nowait()
                 except queue.Empty:
                     return
-                delivery = self._send_one(*jobs[index], now)
+                delivery = self._send_one(*jobs[index], now, over)
                 with lock:
                     results[index] = delivery
 
@@ -382,6 +389,7 @@ class Notifier:
             thread.join(max(0.0, ends - time.monotonic()))
         with lock:
             done = dict(results)
+            over.set()
         return [done.get(index) or self._late(*jobs[index]) for index in range(len(jobs))]
 
     def _late(self, notice: Notice, template: str) -> Delivery:
@@ -390,7 +398,9 @@ class Notifier:
         log.warning("warning %s via %s failed: %s", notice.label, target, why)
         return Delivery(notice.user, notice.server, target, "failed", why)
 
-    def _send_one(self, notice: Notice, template: str, now: datetime) -> Delivery:
+    def _send_one(
+        self, notice: Notice, template: str, now: datetime, over: threading.Event
+    ) -> Delivery:
         url = target_url(template, notice.user, self._timeout)
         target = self.mask(self._show(url))
         title, body = render(self.template, notice, now, self._zone)
@@ -399,6 +409,8 @@ class Notifier:
         except Exception as error:  # a plugin's bug fails this delivery only
             ok, why = False, f"unexpected {type(error).__name__}"
         why = printable(self.mask(why))[:MAX_DETAIL]
+        if over.is_set():
+            return Delivery(notice.user, notice.server, target, "failed", "too late")
         if ok:
             log.info("warned %s via %s", notice.label, target)
             return Delivery(notice.user, notice.server, target, "sent")

@@ -10,6 +10,8 @@ never leaves (the hub's token) or never reaches the logs (the URLs' passwords).
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -287,3 +289,34 @@ def test_no_password_of_a_url_reaches_the_logs_even_at_debug(
     assert "warned ann via mailto://" in caplog.text
     assert password not in shown
     assert key not in shown
+
+
+LEFT_BEHIND = """
+import sys
+from datetime import datetime, timedelta, timezone
+from idle_cull.announce import Notice
+from idle_cull.notify import Notifier
+now = datetime.now(timezone.utc)
+notice = Notice("ann", "", now + timedelta(minutes=5), 60.0, 120.0, "--timeout")
+(delivery,) = Notifier([sys.argv[1]], budget=1).deliver([notice], now, dry_run=False)
+print(delivery.outcome)
+"""
+
+
+def test_a_hanging_receiver_does_not_hold_the_process_at_exit() -> None:
+    """Apprise's own ``notify`` runs services in a pool the interpreter joins at exit, so a
+    hanging receiver held the process for its whole read timeout (20 s here) after the
+    pass had finished; the delivery thread left behind at the budget must not."""
+    with WebhookReceiver("hang") as hook:
+        started = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, "-c", LEFT_BEHIND, hook.url(rto="20")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        took = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "failed"
+    assert took < 10, f"the process took {took:.1f}s to exit"
