@@ -314,7 +314,8 @@ OPTIONS: tuple[Option, ...] = (
         "exclude-group",
         multiple=True,
         metavar="GROUP",
-        help="Never touch members of this group (repeatable; needs read:users:groups).",
+        help="Never touch members of this group (repeatable; needs read:users:groups, and "
+        "read:groups:name to check that the group exists).",
         setting="limits.exclude_groups",
         shown=_joined,
     ),
@@ -326,6 +327,15 @@ OPTIONS: tuple[Option, ...] = (
         "several groups gets the longest.",
         setting="limits.group_timeouts",
         shown=_pairs,
+    ),
+    Option(
+        "allow-unchecked-groups",
+        help="Go on when the groups --exclude-group and --group-timeout name cannot be "
+        "checked (the token lacks read:groups:name), with a warning. A misspelt group then "
+        "protects nobody; without this such a pass exits 3 before listing.",
+        boolean=True,
+        default=False,
+        setting="allow_unchecked_groups",
     ),
     Option(
         "profile-timeout",

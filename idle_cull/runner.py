@@ -156,7 +156,13 @@ def run_pass(
     )
     report.hub_version = client.hub_version()
     log.info("hub %s at %s", report.hub_version, public_url(settings.url))
-    check_before_listing(client, settings.limits, report, probe_kernels=busy_check is not None)
+    check_before_listing(
+        client,
+        settings.limits,
+        report,
+        probe_kernels=busy_check is not None,
+        allow_unchecked_groups=settings.allow_unchecked_groups,
+    )
     # "Now" is read once, before listing: a record is never older than this when judged,
     # so a slow listing can understate idleness but never overstate it.
     now = _choose_clock(settings, client, clock, report)

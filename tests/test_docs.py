@@ -82,6 +82,17 @@ def test_the_scope_list_is_complete_for_group_timeouts_too() -> None:
     assert {need.scope for need in needed_scopes(limits)} - scopes_needed({}) <= group_rules
 
 
+def test_the_scope_list_names_what_allow_unchecked_groups_drops() -> None:
+    """Group rules need read:groups:name unless --allow-unchecked-groups (issue 23.1)."""
+    dropped = {row[0].strip("`") for row in SCOPE_ROWS if "`--allow-unchecked-groups`" in row[2]}
+    limits = CullLimits(exclude_groups=("staff",))
+    unchecked = needed_scopes(limits, allow_unchecked_groups=True)
+    assert dropped == scopes_needed(WHEN["with `--exclude-group` or `--group-timeout`"]) - {
+        need.scope for need in unchecked
+    }
+    assert dropped == {"read:groups:name"}
+
+
 def test_every_other_needed_column_says_optional() -> None:
     assert all(row[1] in WHEN or row[1].startswith("optional") for row in SCOPE_ROWS)
 
