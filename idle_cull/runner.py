@@ -48,6 +48,7 @@ from idle_cull.preflight import check_before_listing, warn_unmatched_rules
 from idle_cull.probing import BusyCheck
 from idle_cull.report import Entry, Report
 from idle_cull.safe_text import public_url
+from idle_cull.wording import counted
 
 __all__ = [
     "Hub",
@@ -259,7 +260,7 @@ def list_users(
                 count += 1
                 yield user
         progress(f"listing users ({listing.label}): {count}")
-    log.info("listed %d user records (%s)", count, listing.label)
+    log.info("listed %s (%s)", counted(count, "user record"), listing.label)
 
 
 def _parse_record(record: object, report: Report) -> User | None:
@@ -415,9 +416,9 @@ def _record_dry_run(plan: Plan, report: Report, busy_check: BusyCheck | None = N
         Entry("user", d).settled(Outcome.DRY_RUN, 0, "--dry-run") for d in plan.deletions
     )
     log.info(
-        "DRY RUN: nothing was changed; %d servers would be stopped, %d users deleted",
-        len(plan.stops),
-        len(plan.deletions),
+        "DRY RUN: nothing was changed; %s would be stopped, %s deleted",
+        counted(len(plan.stops), "server"),
+        counted(len(plan.deletions), "user"),
     )
     if busy_check is not None:
         log.info(
