@@ -186,6 +186,23 @@ def test_the_readme_starts_with_the_demo_and_the_test_command() -> None:
     assert "exec ./scripts/test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
 
 
+def pages_and_readme() -> list[Path]:
+    return [*sorted(DOCS.rglob("*.md")), ROOT / "README.md"]
+
+
+@pytest.mark.parametrize("path", pages_and_readme(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_reading_the_kept_reasons_shows_a_command_that_prints_them(path: Path) -> None:
+    """Issue 23.7: the quickstart said to read the ``kept`` reasons after a command that
+    prints none: without --report-kept the text report only counts kept servers."""
+    text = path.read_text(encoding="utf-8")
+    for mention in re.finditer(r"the `kept` reasons", text):
+        nearest = min(
+            re.finditer(r"```(?:bash|sh)\n(.*?)```", text, re.S),
+            key=lambda block: abs(block.start() - mention.start()),
+        )
+        assert "--report-kept" in nearest.group(1), nearest.group(1)
+
+
 @pytest.mark.parametrize("document", ["README.md", "CONTRIBUTING.md"], ids=lambda d: d)
 def test_relative_links_point_at_files_that_exist(document: str) -> None:
     """Sphinx checks docs/; these files are outside its build, so they are checked here."""
