@@ -112,7 +112,8 @@ def report_usage_error(
     """Exit 2 still ends with a summary line and, when asked, a report, as every pass does.
 
     There are no valid settings to publish with: the report goes where the options ask,
-    and metrics are not written (a file option may be the very thing that is wrong).
+    and metrics are not written (a file option may be the very thing that is wrong). The
+    summary is logged last, after any error writing the report, as in every ending.
     """
     status = _fail(error)
     url = str(options["url"])
@@ -124,7 +125,6 @@ def report_usage_error(
         clock=str(options["clock"]),
         error=without_credentials(str(error), url),
     )
-    log.info("%s", report.summary_line(status))
     if options["report"] == "json":
         click.echo(render.render_json(report, status), nl=False)
     elif options["report"] == "text":
@@ -134,6 +134,7 @@ def report_usage_error(
             files.write_atomically(options["report_file"], render.render_json(report, status))
         except OutputError as write_error:
             log.error("%s", write_error)
+    log.info("%s", report.summary_line(status))
     return status
 
 
@@ -172,8 +173,8 @@ def execute(settings: Settings, progress: Progress | None = None) -> ExitStatus:
     except ConfigError as error:  # an unusable lock file, or a group the hub does not have
         status = _fail(error)
         report = unfinished_report(settings, utc_now(), error)
+        publish(report, status, settings)  # a failed delivery is logged; 2 stays 2
         log.info("%s", report.summary_line(status))
-        publish(report, status, settings)
         return status
 
 
@@ -181,7 +182,8 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
     """Run the pass and publish its report, also when listing failed or it was cut short.
 
     A pass that went well but whose report or metrics could not be delivered exits 5;
-    a failed pass keeps its own status.
+    a failed pass keeps its own status. The summary line comes after the deliveries, so
+    that it ends the log and carries that final status.
     """
     control = PassControl(settings.deadline)
     client = HubClient(
@@ -234,11 +236,12 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
         if kernels is not None:
             kernels.close()
         progress.close()
-    log.info("%s", report.summary_line(status))
     report.mask(settings.token)
     undelivered = publish(report, status, settings)
     if undelivered is not None and status is ExitStatus.OK:
-        return exit_status_for(undelivered)
+        status = exit_status_for(undelivered)
+    # Last, with the process's final status: the line that ends every run's log.
+    log.info("%s", report.summary_line(status))
     return status
 
 

@@ -140,6 +140,7 @@ class Settings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     dry_run: bool = False
     caps: Caps = field(default_factory=Caps)
+    allow_unchecked_groups: bool = False  # group rules go on when the groups cannot be checked
     clock: str = "hub"  # "hub": the hub's Date header; "local": this machine's clock
     clock_given: bool = False  # --clock given explicitly: a large skew only warns
     recheck: bool = True

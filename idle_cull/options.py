@@ -53,6 +53,45 @@ class Duration(click.ParamType):  # type: ignore[type-arg,unused-ignore]
             self.fail(str(error), param, ctx)
 
 
+class Fraction(click.ParamType):  # type: ignore[type-arg,unused-ignore]
+    """A share from 0 to 1, as ``--max-cull-fraction`` takes it: 0.5 is half.
+
+    Percentages (``50%``, ``50``) are refused, not converted: a cap read one way by the
+    operator and another by the tool is no cap. The refusal says the fraction meant.
+    """
+
+    name = "fraction"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        text = str(value).strip()
+        percent = text.endswith("%")
+        try:
+            number = float(value) if _is_number(value) else float(text.removesuffix("%"))
+        except ValueError:
+            self.fail(
+                f"{text!r} is not a number: write a fraction from 0 to 1, e.g. 0.5", param, ctx
+            )
+        if percent or not 0 <= number <= 1:  # NaN is not in range either
+            self.fail(_not_a_fraction(text, number, percent=percent), param, ctx)
+        return number
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _not_a_fraction(text: str, number: float, *, percent: bool) -> str:
+    """What is wrong and the value meant: ``50% is a percentage: write 0.5 (...)``."""
+    meant = f"write {number / 100:g} (a fraction from 0 to 1)"
+    if percent and 0 <= number <= 100:
+        return f"{text} is a percentage: {meant}"
+    if 1 < number <= 100:
+        return f"{text} is more than 1: for {number:g}%, {meant}"
+    return f"{text} is not a fraction from 0 to 1: write e.g. 0.5 for half"
+
+
 class NamedDuration(click.ParamType):  # type: ignore[type-arg,unused-ignore]
     """``NAME=DURATION`` pairs such as ``gpu=2h`` for the per-group/profile/server limits."""
 
@@ -314,7 +353,8 @@ OPTIONS: tuple[Option, ...] = (
         "exclude-group",
         multiple=True,
         metavar="GROUP",
-        help="Never touch members of this group (repeatable; needs read:users:groups).",
+        help="Never touch members of this group (repeatable; needs read:users:groups, and "
+        "read:groups:name to check that the group exists).",
         setting="limits.exclude_groups",
         shown=_joined,
     ),
@@ -326,6 +366,15 @@ OPTIONS: tuple[Option, ...] = (
         "several groups gets the longest.",
         setting="limits.group_timeouts",
         shown=_pairs,
+    ),
+    Option(
+        "allow-unchecked-groups",
+        help="Go on when the groups --exclude-group and --group-timeout name cannot be "
+        "checked (the token lacks read:groups:name), with a warning. A misspelt group then "
+        "protects nobody; without this such a pass exits 3 before listing.",
+        boolean=True,
+        default=False,
+        setting="allow_unchecked_groups",
     ),
     Option(
         "profile-timeout",
@@ -372,7 +421,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "max-cull-fraction",
-        type=click.FloatRange(0, 1),
+        type=Fraction(),
         help="Act on nothing (exit 4) if the pass plans to stop more than this share (0-1) "
         "of the running servers it saw. Off by default: see docs/explanation/safety-rails.md.",
         setting="caps.max_cull_fraction",

@@ -48,6 +48,7 @@ from idle_cull.preflight import check_before_listing, probing_refusal, warn_unma
 from idle_cull.probing import BusyCheck
 from idle_cull.report import Entry, Report
 from idle_cull.safe_text import public_url
+from idle_cull.wording import counted
 
 __all__ = [
     "Hub",
@@ -162,7 +163,13 @@ def run_pass(
     refusal = probing_refusal(parse_version(report.hub_version)) if busy_check else None
     if refusal is not None:
         raise ConfigError(refusal)
-    check_before_listing(client, settings.limits, report, probe_kernels=busy_check is not None)
+    check_before_listing(
+        client,
+        settings.limits,
+        report,
+        probe_kernels=busy_check is not None,
+        allow_unchecked_groups=settings.allow_unchecked_groups,
+    )
     # "Now" is read once, before listing: a record is never older than this when judged,
     # so a slow listing can understate idleness but never overstate it.
     now = _choose_clock(settings, client, clock, report)
@@ -270,7 +277,7 @@ def list_users(
                 count += 1
                 yield user
         progress(f"listing users ({listing.label}): {count}")
-    log.info("listed %d user records (%s)", count, listing.label)
+    log.info("listed %s (%s)", counted(count, "user record"), listing.label)
     report.listing_incomplete = pages.shortfall()
 
 
@@ -426,9 +433,9 @@ def _record_dry_run(plan: Plan, report: Report, busy_check: BusyCheck | None = N
         Entry("user", d).settled(Outcome.DRY_RUN, 0, "--dry-run") for d in plan.deletions
     )
     log.info(
-        "DRY RUN: nothing was changed; %d servers would be stopped, %d users deleted",
-        len(plan.stops),
-        len(plan.deletions),
+        "DRY RUN: nothing was changed; %s would be stopped, %s deleted",
+        counted(len(plan.stops), "server"),
+        counted(len(plan.deletions), "user"),
     )
     if busy_check is not None:
         log.info(

@@ -82,6 +82,17 @@ def test_the_scope_list_is_complete_for_group_timeouts_too() -> None:
     assert {need.scope for need in needed_scopes(limits)} - scopes_needed({}) <= group_rules
 
 
+def test_the_scope_list_names_what_allow_unchecked_groups_drops() -> None:
+    """Group rules need read:groups:name unless --allow-unchecked-groups (issue 23.1)."""
+    dropped = {row[0].strip("`") for row in SCOPE_ROWS if "`--allow-unchecked-groups`" in row[2]}
+    limits = CullLimits(exclude_groups=("staff",))
+    unchecked = needed_scopes(limits, allow_unchecked_groups=True)
+    assert dropped == scopes_needed(WHEN["with `--exclude-group` or `--group-timeout`"]) - {
+        need.scope for need in unchecked
+    }
+    assert dropped == {"read:groups:name"}
+
+
 def test_every_other_needed_column_says_optional() -> None:
     assert all(row[1] in WHEN or row[1].startswith("optional") for row in SCOPE_ROWS)
 
@@ -173,6 +184,23 @@ def test_the_readme_starts_with_the_demo_and_the_test_command() -> None:
     commands = re.findall(r"```bash\n(.*?)\n```", README, re.S)
     assert commands[:2] == ["./scripts/demo", "./scripts/test"]
     assert "exec ./scripts/test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def pages_and_readme() -> list[Path]:
+    return [*sorted(DOCS.rglob("*.md")), ROOT / "README.md"]
+
+
+@pytest.mark.parametrize("path", pages_and_readme(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_reading_the_kept_reasons_shows_a_command_that_prints_them(path: Path) -> None:
+    """Issue 23.7: the quickstart said to read the ``kept`` reasons after a command that
+    prints none: without --report-kept the text report only counts kept servers."""
+    text = path.read_text(encoding="utf-8")
+    for mention in re.finditer(r"the `kept` reasons", text):
+        nearest = min(
+            re.finditer(r"```(?:bash|sh)\n(.*?)```", text, re.S),
+            key=lambda block: abs(block.start() - mention.start()),
+        )
+        assert "--report-kept" in nearest.group(1), nearest.group(1)
 
 
 @pytest.mark.parametrize("document", ["README.md", "CONTRIBUTING.md"], ids=lambda d: d)
