@@ -273,7 +273,7 @@ OPTIONS: tuple[Option, ...] = (
         "concurrency",
         type=Count(1, MAX_CONCURRENCY, why=" (the hub serves one request at a time anyway)"),
         default=10,
-        help="Most requests in flight to the hub at once; fewer while the hub is slow "
+        help="Most requests in flight to the hub at once (1 to 100); fewer while the hub is slow "
         "to answer others (see the README, 'Kind to the hub').",
         setting="concurrency",
     ),

@@ -10,7 +10,12 @@ never by a restated default; an ``IDLE_CULL_*`` typo is refused like a config-fi
 from __future__ import annotations
 
 import math
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -38,6 +43,7 @@ from idle_cull.upstream_config import UPSTREAM_SETTINGS
 from idle_cull.values import Count, Duration, Share
 from tests.support.cli import run
 from tests.support.emulated_hub import TOKEN, URL, EmulatedHub, server_json, user_json
+from tests.support.hostile_peer import HostilePeer
 
 REPO = Path(__file__).resolve().parents[1]
 BY_NAME = {option.name: option for option in OPTIONS}
@@ -363,12 +369,15 @@ def test_every_idle_cull_variable_the_project_mentions_is_known() -> None:
     """The allow-list stays complete: every IDLE_CULL_ name in the operator-facing files and
     scripts, and every one the harness reads from or exports to a developer's shell, is an
     option's variable or listed in NOT_OPTION_VARIABLES (and every listed one is used)."""
-    files = [REPO / "README.md", REPO / "Containerfile"]
-    for folder in ("idle_cull", "systemd", "cron", "config", "scripts"):
+    files = [p for p in (REPO / n for n in ("README.md", "CONTRIBUTING.md")) if p.exists()]
+    files.append(REPO / "Containerfile")
+    for folder in ("idle_cull", "systemd", "cron", "config", "scripts", "docs"):
         files += [p for p in (REPO / folder).rglob("*") if p.is_file()]
     mentioned = set()
     for path in files:
-        mentioned |= set(re.findall(r"IDLE_CULL_[A-Z0-9_]*[A-Z0-9]", path.read_text("utf-8")))
+        mentioned |= set(
+            re.findall(r"IDLE_CULL_[A-Z0-9_]*[A-Z0-9]", path.read_text("utf-8", "replace"))
+        )
     for path in (REPO / "tests").rglob("*.py"):
         text = path.read_text("utf-8")
         for pattern in (r"export (IDLE_CULL_\w+)=", r'os\.environ\.get\("(IDLE_CULL_\w+)"\)'):
@@ -384,3 +393,40 @@ def test_nothing_below_the_cli_reads_the_environment() -> None:
     for path in (REPO / "idle_cull").glob("*.py"):
         if path.name not in ("cli.py", "app.py"):  # app.py: the token and managed service
             assert "os.environ" not in path.read_text("utf-8"), path.name
+
+
+# -- 21.6: no accepted setting defeats a signal -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param([f"--concurrency={MAX_CONCURRENCY}"], id="most-concurrency"),
+        pytest.param(
+            ["--deadline=36500d", "--request-timeout=36500d", "--recheck-after=36500d"],
+            id="longest-durations",
+        ),
+    ],
+)
+def test_sigterm_ends_a_pass_promptly_at_the_largest_accepted_values(args: list[str]) -> None:
+    """With --concurrency=2e7 SIGTERM took 40 s; the largest values now accepted keep it
+    prompt (the hub trickles its version answer, so the pass is in a request)."""
+    with HostilePeer("trickle", interval=0.2) as peer:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
+        env |= {"JUPYTERHUB_API_URL": f"http://127.0.0.1:{peer.port}/hub/api"}
+        env |= {"JUPYTERHUB_API_TOKEN": TOKEN}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "idle_cull", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1.5)
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+        elapsed = time.monotonic() - started
+    assert process.returncode == 1, stderr
+    assert "SIGTERM received" in stderr
+    assert elapsed < 8
