@@ -151,9 +151,7 @@ def build_settings(options: dict[str, Any], env_token: str) -> Settings:
         if not options["url"].startswith("https://"):
             raise ConfigError("--ssl-enabled needs an https:// --url")
         tls = TLSFiles.from_internal_certs(options["internal_certs_location"])
-    # A large clock skew fails the pass only when --clock was left at its default.
-    clock_given = bool(options.get("clock_given", False))
-    return Settings.from_options(options, token=token, tls=tls, clock_given=clock_given)
+    return Settings.from_options(options, token=token, tls=tls)
 
 
 def execute(settings: Settings, progress: Progress | None = None) -> ExitStatus:

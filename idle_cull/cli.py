@@ -7,15 +7,20 @@ culling decisions itself.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
-from click.core import ParameterSource
 
 from idle_cull import __version__
 from idle_cull.config_file import config_file_options
 from idle_cull.exits import exit_status_help
-from idle_cull.options import UpstreamCompatibleCommand, cull_options
+from idle_cull.options import (
+    NOT_OPTION_VARIABLES,
+    UpstreamCompatibleCommand,
+    cull_options,
+    unknown_variables,
+)
 
 __all__ = ["cli", "main"]
 
@@ -40,9 +45,26 @@ def cli(ctx: click.Context, /, **options: Any) -> None:
     # Imported here so that --help and usage errors never load requests or dateutil.
     from idle_cull.app import run_command  # noqa: PLC0415 - keeps start-up light
 
-    # A large clock skew fails the pass only when --clock was left at its default.
-    options["clock_given"] = ctx.get_parameter_source("clock") is not ParameterSource.DEFAULT
+    refusal = unknown_variables(os.environ, known_variables(ctx.command))
+    if refusal is not None:
+        raise UnknownVariable(refusal)
     ctx.exit(run_command(options))
+
+
+class UnknownVariable(click.ClickException):
+    """An ``IDLE_CULL_*`` typo: one ``Error:`` line and exit 2, as for a config-file typo."""
+
+    exit_code = 2
+
+
+def known_variables(command: click.Command) -> frozenset[str]:
+    """Every environment variable the command reads (as its options declare them, so the
+    options table stays the one source), plus ``NOT_OPTION_VARIABLES``."""
+    names = set(NOT_OPTION_VARIABLES)
+    for param in command.params:
+        envvar = getattr(param, "envvar", None)
+        names.update([envvar] if isinstance(envvar, str) else envvar or ())
+    return frozenset(names)
 
 
 def main() -> None:

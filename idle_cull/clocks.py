@@ -4,8 +4,10 @@ With ``--clock=hub`` (the default), "now" comes from the ``Date`` header of the 
 answers, and whoever writes that header (a front proxy such as nginx writes its own)
 decides how idle every server looks. When the two clocks disagree by much, one of them
 is wrong and the culler cannot know which; measured on the wrong one, an active server
-looks idle. So a default clock fails closed past ``skew_limit``; an operator who chose
-``--clock`` explicitly gets a warning instead. Pure functions: no I/O, no clock reads.
+looks idle. So the hub's clock fails closed past ``skew_limit``, and only
+``--allow-clock-skew`` turns that into a warning: writing ``--clock=hub`` (or
+``clock = "hub"`` in a config file, as ``--generate-config`` prints it) restates the
+default and keeps the check. Pure functions: no I/O, no clock reads.
 """
 
 from __future__ import annotations
@@ -55,6 +57,6 @@ def clocks_disagree(hub: datetime, local: datetime, limits: CullLimits) -> str |
         f"the {format_duration(allowed)} tolerated (a quarter of the smallest idle limit, "
         "5s to 5m): one of them is wrong, and idleness measured on the wrong one culls "
         "active servers; nothing was culled. Fix the clock (NTP) or the Date header of a "
-        "proxy in front of the hub, or choose a clock explicitly with --clock=hub or "
-        "--clock=local"
+        "proxy in front of the hub, or say which clock is right: --clock=local (this "
+        "machine's) or --allow-clock-skew (the hub's)"
     )

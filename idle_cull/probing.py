@@ -20,7 +20,6 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlsplit
 
 from idle_cull.busy import ProbeLimits, ProbeResult, ProbeVerdict, Verdict, decide_probed
 from idle_cull.busy import probe_wanted as _probe_wanted
@@ -28,6 +27,7 @@ from idle_cull.errors import ConfigError
 from idle_cull.models import Outcome
 from idle_cull.policy import ServerDecision
 from idle_cull.probe_tokens import ProbeTarget
+from idle_cull.urls import requestable_url
 
 __all__ = [
     "PROBE_TIMEOUT",
@@ -157,12 +157,9 @@ def validate_proxy_url(url: str) -> None:
     A path would be doubled (the server urls already start with the hub's base_url), and
     credentials in the URL would be sent along with the token: both refused.
     """
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(
-            f"--proxy-url {url!r} is not an http(s) URL; expected the proxy's public URL, "
-            "e.g. http://proxy-public or https://hub.example.org"
-        )
+    parts = requestable_url(
+        url, "--proxy-url", "the proxy's public URL, http://proxy-public or https://hub.example.org"
+    )
     if parts.path.strip("/") or parts.query or parts.fragment:
         raise ConfigError(
             f"--proxy-url {url!r} must be the proxy's origin without a path: the servers' "

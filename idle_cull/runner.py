@@ -344,7 +344,7 @@ def _choose_clock(settings: Settings, client: Hub, local: Clock, report: Report)
     skew = (hub_now - local_now).total_seconds()
     report.skew_seconds = skew
     refusal = clocks_disagree(hub_now, local_now, settings.limits)
-    if refusal is not None and not settings.clock_given:
+    if refusal is not None and not settings.allow_clock_skew:
         raise ClocksDisagree(refusal)
     phrase = skew_phrase(skew)
     if phrase is None:

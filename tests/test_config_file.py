@@ -121,11 +121,13 @@ def test_environment_sets_repeatable_options(emulated_hub: EmulatedHub) -> None:
             id="bad-duration",
         ),
         pytest.param(
-            "concurrency = 0\n", "concurrency = 0: 0 is not in the range x>=1", id="out-of-range"
+            "concurrency = 0\n",
+            "concurrency = 0: --concurrency must be at least 1, got 0",
+            id="out-of-range",
         ),
         pytest.param(
             "concurrency = 2.5\n",
-            "concurrency = 2.5: must be a whole number",
+            "concurrency = 2.5: --concurrency must be a whole number",
             id="fraction-for-int",
         ),
         pytest.param(

@@ -383,16 +383,16 @@ def test_a_proxy_clock_hours_ahead_culls_nothing_by_default(emulated_hub: Emulat
     report = json.loads(result.stdout)
     assert report["exit_status"] == 6
     assert report["exit_status_name"] == "clocks_disagree"
-    assert "--clock=hub or --clock=local" in report["error"]
+    assert "--clock=local (this machine's) or --allow-clock-skew (the hub's)" in report["error"]
 
 
-def test_an_explicit_clock_is_obeyed_despite_the_skew(emulated_hub: EmulatedHub) -> None:
+def test_allow_clock_skew_obeys_the_hubs_clock_despite_the_skew(emulated_hub: EmulatedHub) -> None:
     serve_dated(
         emulated_hub,
         [user_json("ann", servers=[server_json(idle=5)])],
         datetime.now(timezone.utc) + timedelta(hours=3),
     )
-    result = run("--timeout=1h", "--clock=hub")
+    result = run("--timeout=1h", "--allow-clock-skew")
     assert result.exit_code == 0, result.stderr
     assert emulated_hub.deleted_urls() == [
         f"{URL}/users/ann/server"

@@ -402,7 +402,7 @@ def test_an_unreachable_gateway_is_a_pushgateway_error(unused_port: int) -> None
         pytest.param("ftp://gateway:9091", "is not an http(s) URL", id="other-scheme"),
         pytest.param("gateway:9091", "is not an http(s) URL", id="no-scheme"),
         pytest.param("http://", "is not an http(s) URL", id="no-host"),
-        pytest.param("http://gateway:9091 ", "is not an http(s) URL", id="trailing-space"),
+        pytest.param("http://gateway:9091 ", "contains spaces", id="trailing-space"),
     ],
 )
 def test_unusable_gateway_urls_are_config_errors_before_anything_is_sent(

@@ -19,8 +19,7 @@ from idle_cull.policy import Caps, CullLimits
 
 TOKEN = "options-test-token-0123456789"
 # Settings fields that come from somewhere other than a single option.
-# clock_given: whether --clock was given or defaulted (click's parameter source), not a value
-NOT_FROM_AN_OPTION = {"token", "tls", "retry", "limits", "caps", "clock_given", "probe_limits"}
+NOT_FROM_AN_OPTION = {"token", "tls", "retry", "limits", "caps", "probe_limits"}
 # Options that are a usage error without another one: given together in these tests.
 NEEDS = {"probe-kernels": ("--proxy-url=http://proxy.test",)}
 
