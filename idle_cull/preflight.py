@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from idle_cull.errors import ConfigError, HubAuthError
-from idle_cull.policy import CullLimits
-from idle_cull.report import Report
+from idle_cull.output.report import Report
+from idle_cull.rules.policy import CullLimits
 
 __all__ = [
     "MANAGED_SERVICE_DOC",

@@ -22,16 +22,19 @@ from contextlib import closing
 from datetime import datetime, timezone
 from typing import Any, Protocol, TypeVar
 
-from idle_cull.clocks import clocks_disagree
-from idle_cull.config import Settings
+from idle_cull.command.settings import Settings
 from idle_cull.durations import format_duration, skew_phrase
 from idle_cull.errors import ClocksDisagree, ConfigError, HubAuthError, HubError, PassInterrupted
-from idle_cull.hub import ActionResult, parse_version
-from idle_cull.limiter import InFlightLimiter
-from idle_cull.listing import listing_for, paginates, read_listing
+from idle_cull.evidence.kernel_probe import BusyCheck
+from idle_cull.hub.client import ActionResult, parse_version
+from idle_cull.hub.limiter import InFlightLimiter
+from idle_cull.hub.listing import listing_for, paginates, read_listing
+from idle_cull.hub.pages import UserPage, paced
 from idle_cull.models import SCOPED_FIELDS, Outcome, RecordError, Server, User
-from idle_cull.pages import UserPage, paced
-from idle_cull.policy import (
+from idle_cull.output.report import Entry, Report
+from idle_cull.preflight import check_before_listing, probing_refusal, warn_unmatched_rules
+from idle_cull.rules.clocks import clocks_disagree
+from idle_cull.rules.policy import (
     Action,
     CullLimits,
     Judgement,
@@ -44,9 +47,6 @@ from idle_cull.policy import (
     rules_matching,
     user_changed_since_listing,
 )
-from idle_cull.preflight import check_before_listing, probing_refusal, warn_unmatched_rules
-from idle_cull.probing import BusyCheck
-from idle_cull.report import Entry, Report
 from idle_cull.safe_text import public_url
 from idle_cull.wording import counted
 
@@ -488,7 +488,7 @@ class _Actor:
     def _run(
         self, pool: ThreadPoolExecutor, decisions: Sequence[D], action: Callable[[D], ActionResult]
     ) -> list[tuple[D, tuple[Outcome, int, str]]]:
-        """One kind of action, as many in flight as the hub takes (see ``idle_cull.limiter``)."""
+        """One kind of action, as many in flight as the hub takes (``idle_cull.hub.limiter``)."""
         limiter = InFlightLimiter(self.settings.concurrency)
         results = _run_actions(
             pool,

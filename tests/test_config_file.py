@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 import pytest
 
-from idle_cull.cli import cli
-from idle_cull.config_file import defaults_from, file_options, read_config_file
-from idle_cull.options import OPTIONS
+from idle_cull.command.cli import cli
+from idle_cull.command.config_file import defaults_from, file_options, read_config_file
+from idle_cull.command.options import OPTIONS
 from tests.support.cli import run
 from tests.support.emulated_hub import URL, EmulatedHub, server_json, user_json
 

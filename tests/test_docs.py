@@ -19,12 +19,12 @@ import pytest
 import yaml
 
 from idle_cull import __version__
-from idle_cull.hub import PROBE_TIMEOUT
-from idle_cull.limiter import LimiterTuning
-from idle_cull.options import OPTIONS
-from idle_cull.policy import CullLimits
+from idle_cull.command.options import OPTIONS
+from idle_cull.hub.client import PROBE_TIMEOUT
+from idle_cull.hub.limiter import LimiterTuning
+from idle_cull.output.render import report_json_schema
 from idle_cull.preflight import needed_scopes
-from idle_cull.render import report_json_schema
+from idle_cull.rules.policy import CullLimits
 
 ROOT = Path(__file__).parent.parent
 DOCS = ROOT / "docs"
@@ -128,7 +128,14 @@ def test_the_limiters_thresholds_are_the_codes() -> None:
 
 def test_contributing_names_every_module() -> None:
     text = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
-    modules = sorted(path.name for path in (ROOT / "idle_cull").glob("*.py"))
+    package = ROOT / "idle_cull"
+    modules = sorted(
+        path.relative_to(package).as_posix()
+        for path in package.rglob("*.py")
+        if path.name != "__init__.py" or path.parent != package
+    )
+    modules = [name for name in modules if not name.endswith("/__init__.py")]
+    modules += ["__init__.py"]
     assert [name for name in modules if f"`{name}`" not in text] == []
 
 
@@ -241,7 +248,7 @@ def flags_named(text: str) -> set[str]:
 
 def test_every_option_the_docs_name_exists() -> None:
     """A renamed or removed option leaves no page telling operators to use it."""
-    from idle_cull.cli import cli  # noqa: PLC0415 - only this test needs the command
+    from idle_cull.command.cli import cli  # noqa: PLC0415 - only this test needs the command
 
     known = {opt for param in cli.params for opt in param.opts} | {"--help"}
     known |= {f"--no-{option.name}" for option in OPTIONS if option.boolean}

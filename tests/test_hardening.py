@@ -28,7 +28,8 @@ import pytest
 import requests
 import responses
 
-from idle_cull.config import RetryPolicy, read_token
+from idle_cull.command.logs import JsonFormatter
+from idle_cull.command.settings import RetryPolicy, read_token
 from idle_cull.errors import (
     ConfigError,
     HubProtocolError,
@@ -36,15 +37,14 @@ from idle_cull.errors import (
     OutputError,
     PushgatewayError,
 )
-from idle_cull.hub import HubClient, parse_version
-from idle_cull.logs import JsonFormatter
-from idle_cull.metrics import push_metrics, read_last_success
+from idle_cull.hub.client import HubClient, parse_version
+from idle_cull.hub.transport import RequestBounds
 from idle_cull.models import Outcome
-from idle_cull.policy import Action, CullLimits, ServerDecision
-from idle_cull.publish import write_stdout
-from idle_cull.render import render_json
-from idle_cull.report import Entry, ExitStatus, Report
-from idle_cull.transport import RequestBounds
+from idle_cull.output.metrics import push_metrics, read_last_success
+from idle_cull.output.publish import write_stdout
+from idle_cull.output.render import render_json
+from idle_cull.output.report import Entry, ExitStatus, Report
+from idle_cull.rules.policy import Action, CullLimits, ServerDecision
 from tests.support.certs import write_internal_certs
 from tests.support.cli import run
 from tests.support.emulated_hub import TOKEN as FAKEHUB_TOKEN
@@ -159,7 +159,7 @@ def test_a_stop_abandons_the_limiters_probe_after_the_grace() -> None:
 
 
 def test_a_stop_abandons_requests_in_flight_after_the_grace() -> None:
-    from idle_cull.transport import BoundedTransport, RequestAbandoned, RequestBounds  # noqa: PLC0415
+    from idle_cull.hub.transport import BoundedTransport, RequestAbandoned, RequestBounds  # noqa: PLC0415
 
     stop = threading.Event()
     with HostilePeer("trickle", interval=0.2) as peer:
@@ -181,7 +181,7 @@ def test_a_stop_abandons_requests_in_flight_after_the_grace() -> None:
 
 def test_an_abandoned_request_is_not_retried() -> None:
     with HostilePeer("trickle", interval=0.2) as peer:
-        from idle_cull.transport import RequestBounds  # noqa: PLC0415
+        from idle_cull.hub.transport import RequestBounds  # noqa: PLC0415
 
         client = HubClient(
             f"http://127.0.0.1:{peer.port}/hub/api",
@@ -427,7 +427,7 @@ def test_a_small_skew_is_tolerated(emulated_hub: EmulatedHub) -> None:
     ],
 )
 def test_skew_limit(limits: CullLimits, tolerated: float) -> None:
-    from idle_cull.clocks import skew_limit  # noqa: PLC0415 (new in this change)
+    from idle_cull.rules.clocks import skew_limit  # noqa: PLC0415 (new in this change)
 
     assert skew_limit(limits) == tolerated
 
@@ -840,7 +840,7 @@ def test_the_second_signal_exits_even_when_the_default_action_is_ignored(
 ) -> None:
     """As PID 1 the kernel ignores a signal left at its default action: ``os.kill`` to
     ourselves does nothing there, so ``die_of`` must exit by itself, with 128 + 15."""
-    from idle_cull.app import die_of  # noqa: PLC0415
+    from idle_cull.command.boundary import die_of  # noqa: PLC0415
 
     sent: list[int] = []
     monkeypatch.setattr(os, "kill", lambda _pid, signum: sent.append(signum))  # PID 1: ignored
@@ -887,7 +887,7 @@ import os, sys
 assert os.getpid() == 1, os.getpid()
 outside = open("/proc/self/stat").read()  # /proc is the parent's: our outside PID is in it
 print(outside.split()[0], flush=True)
-from idle_cull.cli import main
+from idle_cull.command.cli import main
 sys.argv = ["idle-cull"]
 main()
 """

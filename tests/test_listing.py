@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from idle_cull.config import RetryPolicy
+from idle_cull.command.settings import RetryPolicy
 from idle_cull.errors import HubProtocolError
-from idle_cull.hub import HubClient
-from idle_cull.listing import (
+from idle_cull.hub.client import HubClient
+from idle_cull.hub.listing import (
     EVERYONE,
     READY,
     READY_AMONG_EVERYONE,
@@ -227,7 +227,7 @@ def test_whichever_listing_is_read_the_same_users_come(seed: int) -> None:
 
 
 def test_the_switch_is_logged_with_its_reason(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="idle_cull.listing")
+    caplog.set_level(logging.INFO, logger="idle_cull.hub.listing")
     listed(HubUsers(population(LONG, LONG)))
     assert f"listing all {LONG} users instead of state=ready: {LONG} of them" in caplog.text
 

@@ -10,12 +10,12 @@ from typing import Any
 import click
 import pytest
 
-from idle_cull.busy import ProbeLimits
-from idle_cull.cli import cli
-from idle_cull.config import Settings
-from idle_cull.config_file import CONFIG_FILE_FLAGS
-from idle_cull.options import BOOLEAN_OPTIONS, OPTIONS, Option
-from idle_cull.policy import Caps, CullLimits
+from idle_cull.command.cli import cli
+from idle_cull.command.config_file import CONFIG_FILE_FLAGS
+from idle_cull.command.options import BOOLEAN_OPTIONS, OPTIONS, Option
+from idle_cull.command.settings import Settings
+from idle_cull.rules.busy_kernels import ProbeLimits
+from idle_cull.rules.policy import Caps, CullLimits
 
 TOKEN = "options-test-token-0123456789"
 # Settings fields that come from somewhere other than a single option.

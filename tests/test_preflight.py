@@ -10,9 +10,9 @@ import pytest
 import responses
 
 from idle_cull.errors import HubProtocolError
-from idle_cull.hub import HubClient
-from idle_cull.policy import CullLimits
+from idle_cull.hub.client import HubClient
 from idle_cull.preflight import missing_scopes, needed_scopes, probing_refusal, role_snippet
+from idle_cull.rules.policy import CullLimits
 from tests.support.cli import run
 from tests.support.emulated_hub import SERVICE_NAME, TOKEN, URL, EmulatedHub, server_json, user_json
 

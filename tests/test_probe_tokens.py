@@ -18,12 +18,11 @@ from typing import Any
 import pytest
 import responses
 
-from idle_cull.busy import ProbeLimits, ProbeResult
-from idle_cull.config import RetryPolicy
+from idle_cull.command.settings import RetryPolicy
 from idle_cull.errors import HubAuthError, HubError, HubProtocolError, TokenLifetimeTooLong
-from idle_cull.hub import HubClient
-from idle_cull.policy import Action, ServerDecision
-from idle_cull.probe_tokens import (
+from idle_cull.evidence.kernel_probe import BusyCheck
+from idle_cull.hub.client import HubClient
+from idle_cull.hub.probe_tokens import (
     MIN_LIFETIME,
     PROBE_TOKEN_NOTE,
     ProbeTarget,
@@ -33,7 +32,8 @@ from idle_cull.probe_tokens import (
     probe_scope,
     token_lifetime,
 )
-from idle_cull.probing import BusyCheck
+from idle_cull.rules.busy_kernels import ProbeLimits, ProbeResult
+from idle_cull.rules.policy import Action, ServerDecision
 
 HUB = "http://hub.test/hub/api"
 CULLER_TOKEN = "culler-T0KEN-0123456789abcdef"

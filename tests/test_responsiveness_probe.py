@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from idle_cull.hub import PROBE_BODY_CAP, HubClient
+from idle_cull.hub.client import PROBE_BODY_CAP, HubClient
 
 TOKEN = "probe-test-token-0123456789abcdef"
 

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from idle_cull.models import Server, User
-from idle_cull.policy import (
+from idle_cull.rules.policy import (
     Action,
     CullLimits,
     decide_server,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from idle_cull.models import User
-from idle_cull.policy import Caps, CullLimits, cap_exceeded, user_changed_since_listing
+from idle_cull.rules.policy import Caps, CullLimits, cap_exceeded, user_changed_since_listing
 from tests.support.records import NOW, plan_of, server_json, user_json
 
 HOUR = 3600.0

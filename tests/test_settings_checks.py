@@ -27,20 +27,20 @@ from click.testing import Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from idle_cull.cli import cli, known_variables
-from idle_cull.config import Settings
-from idle_cull.durations import MAX_DURATION
-from idle_cull.errors import ConfigError
-from idle_cull.options import (
+from idle_cull.command.cli import cli, known_variables
+from idle_cull.command.options import (
     MAX_CONCURRENCY,
     NOT_OPTION_VARIABLES,
     OPTIONS,
     Option,
     unknown_variables,
 )
-from idle_cull.policy import CullLimits
-from idle_cull.upstream_config import UPSTREAM_SETTINGS
-from idle_cull.values import Count, Duration, Share
+from idle_cull.command.settings import Settings
+from idle_cull.command.upstream_config import UPSTREAM_SETTINGS
+from idle_cull.command.values import Count, Duration, Share
+from idle_cull.durations import MAX_DURATION
+from idle_cull.errors import ConfigError
+from idle_cull.rules.policy import CullLimits
 from tests.support.cli import run
 from tests.support.emulated_hub import TOKEN, URL, EmulatedHub, server_json, user_json
 from tests.support.hostile_peer import HostilePeer
@@ -390,8 +390,8 @@ def test_every_idle_cull_variable_the_project_mentions_is_known() -> None:
 
 def test_nothing_below_the_cli_reads_the_environment() -> None:
     """STYLE: the unknown-variable check reads ``os.environ`` in cli.py only."""
-    for path in (REPO / "idle_cull").glob("*.py"):
-        if path.name not in ("cli.py", "app.py"):  # app.py: the token and managed service
+    for path in (REPO / "idle_cull").rglob("*.py"):
+        if path.name not in ("cli.py", "boundary.py"):  # boundary.py: the token and managed service
             assert "os.environ" not in path.read_text("utf-8"), path.name
 
 

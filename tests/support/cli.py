@@ -12,7 +12,7 @@ import sys
 
 from click.testing import CliRunner, Result
 
-from idle_cull.cli import cli
+from idle_cull.command.cli import cli
 from tests.support.emulated_hub import TOKEN, URL
 from tests.support.realhub import RealHub
 

@@ -38,8 +38,8 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 import requests
 import responses
 
-from idle_cull.hub import PAGINATION_MEDIA_TYPE, parse_version
-from idle_cull.pages import UserPage
+from idle_cull.hub.client import PAGINATION_MEDIA_TYPE, parse_version
+from idle_cull.hub.pages import UserPage
 from tests.support import records
 from tests.support.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, page_window, users_page
 

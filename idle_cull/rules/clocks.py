@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from idle_cull.durations import format_duration
-from idle_cull.policy import CullLimits
+from idle_cull.rules.policy import CullLimits
 
 __all__ = ["MAX_SKEW", "MIN_SKEW", "SKEW_SHARE", "clocks_disagree", "skew_limit"]
 

@@ -22,9 +22,9 @@ from typing import Any, TypeVar
 import click
 
 from idle_cull import __version__
+from idle_cull.command.options import ENV_PREFIX, OPTIONS, Option, nearest
+from idle_cull.command.upstream_config import UpstreamNote, read_upstream_config
 from idle_cull.errors import ConfigError
-from idle_cull.options import ENV_PREFIX, OPTIONS, Option, nearest
-from idle_cull.upstream_config import UpstreamNote, read_upstream_config
 
 if sys.version_info >= (3, 11):
     import tomllib

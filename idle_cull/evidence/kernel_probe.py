@@ -21,12 +21,18 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from idle_cull.busy import ProbeLimits, ProbeResult, ProbeVerdict, Verdict, decide_probed
-from idle_cull.busy import probe_wanted as _probe_wanted
 from idle_cull.errors import ConfigError
+from idle_cull.hub.probe_tokens import ProbeTarget
 from idle_cull.models import Outcome
-from idle_cull.policy import ServerDecision
-from idle_cull.probe_tokens import ProbeTarget
+from idle_cull.rules.busy_kernels import (
+    ProbeLimits,
+    ProbeResult,
+    ProbeVerdict,
+    Verdict,
+    decide_probed,
+)
+from idle_cull.rules.busy_kernels import probe_wanted as _probe_wanted
+from idle_cull.rules.policy import ServerDecision
 from idle_cull.urls import requestable_url
 
 __all__ = [

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from idle_cull.busy import ProbeLimits
+from idle_cull.command.options import MAX_CONCURRENCY, OPTIONS
 from idle_cull.errors import ConfigError
-from idle_cull.options import MAX_CONCURRENCY, OPTIONS
-from idle_cull.policy import Caps, CullLimits
-from idle_cull.probing import PROBE_TIMEOUT, validate_proxy_url
+from idle_cull.evidence.kernel_probe import PROBE_TIMEOUT, validate_proxy_url
+from idle_cull.rules.busy_kernels import ProbeLimits
+from idle_cull.rules.policy import Caps, CullLimits
 from idle_cull.safe_files import NotRegularFile, read_regular
 from idle_cull.safe_text import public_url
 from idle_cull.urls import requestable_url

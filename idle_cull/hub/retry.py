@@ -23,7 +23,7 @@ from tenacity import (
     stop_after_attempt,
 )
 
-from idle_cull.config import RetryPolicy
+from idle_cull.command.settings import RetryPolicy
 
 __all__ = ["TRANSIENT_STATUSES", "TransientHTTPError", "call_with_retries", "parse_retry_after"]
 

@@ -19,9 +19,9 @@ from typing import Any, TypeVar
 
 import click
 
-from idle_cull.pages import MAX_LISTING_OFFSET
+from idle_cull.command.values import Count, Duration, HubURL, NamedDuration, Share
+from idle_cull.hub.pages import MAX_LISTING_OFFSET
 from idle_cull.safe_text import public_url
-from idle_cull.values import Count, Duration, HubURL, NamedDuration, Share
 
 __all__ = [
     "BOOLEAN_OPTIONS",

@@ -33,8 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from idle_cull.busy import ProbeResult
 from idle_cull.errors import HubError, HubProtocolError, TokenLifetimeTooLong
+from idle_cull.rules.busy_kernels import ProbeResult
 
 __all__ = [
     "MIN_LIFETIME",

@@ -14,10 +14,10 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from idle_cull.evidence.kernel_probe import ProbeFinding
 from idle_cull.exits import ExitStatus
 from idle_cull.models import Outcome
-from idle_cull.policy import Action, ServerDecision, Upcoming, UserDecision
-from idle_cull.probing import ProbeFinding
+from idle_cull.rules.policy import Action, ServerDecision, Upcoming, UserDecision
 
 __all__ = [
     "KEPT",

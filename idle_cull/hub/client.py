@@ -19,8 +19,8 @@ from urllib.parse import quote
 import requests
 
 from idle_cull import __version__
-from idle_cull.config import RetryPolicy, TLSFiles
-from idle_cull.environment import check_ca_bundle, check_proxies
+from idle_cull.command.environment import check_ca_bundle, check_proxies
+from idle_cull.command.settings import RetryPolicy, TLSFiles
 from idle_cull.errors import (
     HubAuthError,
     HubError,
@@ -28,15 +28,14 @@ from idle_cull.errors import (
     HubUnavailable,
     TokenLifetimeTooLong,
 )
-from idle_cull.models import Outcome
-from idle_cull.pages import UserPage
-from idle_cull.retry import (
+from idle_cull.hub.pages import UserPage
+from idle_cull.hub.retry import (
     TRANSIENT_STATUSES,
     TransientHTTPError,
     call_with_retries,
     parse_retry_after,
 )
-from idle_cull.transport import (
+from idle_cull.hub.transport import (
     AnswerTooLarge,
     BoundedTransport,
     RequestAbandoned,
@@ -44,6 +43,7 @@ from idle_cull.transport import (
     TLSHandshakeFailed,
     read_json,
 )
+from idle_cull.models import Outcome
 
 __all__ = ["PAGINATION_MEDIA_TYPE", "ActionResult", "HubClient", "parse_version"]
 
@@ -255,7 +255,7 @@ class HubClient:
         """Seconds the hub took to answer ``GET {url}/``; ``None`` if it failed or timed out.
 
         What any other request waits for on the hub's event loop right now: the signal
-        of the in-flight limiter (``idle_cull.limiter``). Sent without the token, so the
+        of the in-flight limiter (``idle_cull.hub.limiter``). Sent without the token, so the
         probe costs the hub no token lookup; never retried (a failure is a signal too).
         It goes through the bounded transport like every other request, with tighter
         bounds: a hub that trickles its answer, or a stop of the pass, cannot hold the

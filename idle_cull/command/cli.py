@@ -13,14 +13,14 @@ from typing import Any
 import click
 
 from idle_cull import __version__
-from idle_cull.config_file import config_file_options
-from idle_cull.exits import exit_status_help
-from idle_cull.options import (
+from idle_cull.command.config_file import config_file_options
+from idle_cull.command.options import (
     NOT_OPTION_VARIABLES,
     UpstreamCompatibleCommand,
     cull_options,
     unknown_variables,
 )
+from idle_cull.exits import exit_status_help
 
 __all__ = ["cli", "main"]
 
@@ -43,7 +43,7 @@ def cli(ctx: click.Context, /, **options: Any) -> None:
     CronJob; see the README for the scopes the token needs.
     """
     # Imported here so that --help and usage errors never load requests or dateutil.
-    from idle_cull.app import run_command  # noqa: PLC0415 - keeps start-up light
+    from idle_cull.command.boundary import run_command  # noqa: PLC0415 - keeps start-up light
 
     refusal = unknown_variables(os.environ, known_variables(ctx.command))
     if refusal is not None:
