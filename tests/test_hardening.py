@@ -29,7 +29,8 @@ import requests
 import responses
 
 from idle_cull.command.logs import JsonFormatter
-from idle_cull.command.settings import RetryPolicy, read_token
+from idle_cull.command.publish import write_stdout
+from idle_cull.command.settings import read_token
 from idle_cull.errors import (
     ConfigError,
     HubProtocolError,
@@ -38,13 +39,13 @@ from idle_cull.errors import (
     PushgatewayError,
 )
 from idle_cull.hub.client import HubClient, parse_version
-from idle_cull.hub.transport import RequestBounds
+from idle_cull.hub.retry import RetryPolicy
 from idle_cull.models import Outcome
 from idle_cull.output.metrics import push_metrics, read_last_success
-from idle_cull.output.publish import write_stdout
 from idle_cull.output.render import render_json
 from idle_cull.output.report import Entry, ExitStatus, Report
 from idle_cull.rules.policy import Action, CullLimits, ServerDecision
+from idle_cull.transport import RequestBounds
 from tests.support.certs import write_internal_certs
 from tests.support.cli import run
 from tests.support.emulated_hub import TOKEN as FAKEHUB_TOKEN
@@ -159,7 +160,7 @@ def test_a_stop_abandons_the_limiters_probe_after_the_grace() -> None:
 
 
 def test_a_stop_abandons_requests_in_flight_after_the_grace() -> None:
-    from idle_cull.hub.transport import BoundedTransport, RequestAbandoned, RequestBounds  # noqa: PLC0415
+    from idle_cull.transport import BoundedTransport, RequestAbandoned, RequestBounds  # noqa: PLC0415
 
     stop = threading.Event()
     with HostilePeer("trickle", interval=0.2) as peer:
@@ -181,7 +182,7 @@ def test_a_stop_abandons_requests_in_flight_after_the_grace() -> None:
 
 def test_an_abandoned_request_is_not_retried() -> None:
     with HostilePeer("trickle", interval=0.2) as peer:
-        from idle_cull.hub.transport import RequestBounds  # noqa: PLC0415
+        from idle_cull.transport import RequestBounds  # noqa: PLC0415
 
         client = HubClient(
             f"http://127.0.0.1:{peer.port}/hub/api",

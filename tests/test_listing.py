@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from idle_cull.command.settings import RetryPolicy
 from idle_cull.errors import HubProtocolError
 from idle_cull.hub.client import HubClient
 from idle_cull.hub.listing import (
@@ -32,6 +31,7 @@ from idle_cull.hub.listing import (
     read_listing,
     worth_counting_everyone,
 )
+from idle_cull.hub.retry import RetryPolicy
 from idle_cull.models import User
 from tests.support.emulated_hub import TOKEN, URL, EmulatedHub, HubUser, HubUsers
 from tests.support.pagination import DEFAULT_PAGE_SIZE

@@ -18,9 +18,10 @@ from typing import Any
 import jsonschema
 import pytest
 
-from idle_cull.command.settings import RetryPolicy, Settings
+from idle_cull.command.settings import Settings
 from idle_cull.errors import ConfigError, OutputError
 from idle_cull.hub.client import HubClient
+from idle_cull.hub.retry import RetryPolicy
 from idle_cull.models import Outcome
 from idle_cull.output import files, metrics, render
 from idle_cull.output.files import check_writable, write_atomically

@@ -18,11 +18,9 @@ from typing import Any
 import pytest
 import responses
 
-from idle_cull.command.settings import RetryPolicy
 from idle_cull.errors import HubAuthError, HubError, HubProtocolError, TokenLifetimeTooLong
 from idle_cull.evidence.kernel_probe import BusyCheck
-from idle_cull.hub.client import HubClient
-from idle_cull.hub.probe_tokens import (
+from idle_cull.evidence.probe_tokens import (
     MIN_LIFETIME,
     PROBE_TOKEN_NOTE,
     ProbeTarget,
@@ -32,6 +30,8 @@ from idle_cull.hub.probe_tokens import (
     probe_scope,
     token_lifetime,
 )
+from idle_cull.hub.client import HubClient
+from idle_cull.hub.retry import RetryPolicy
 from idle_cull.rules.busy_kernels import ProbeLimits, ProbeResult
 from idle_cull.rules.policy import Action, ServerDecision
 

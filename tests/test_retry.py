@@ -12,8 +12,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 
-from idle_cull.command.settings import RetryPolicy
 from idle_cull.hub.retry import (
+    RetryPolicy,
     TransientHTTPError,
     call_with_retries,
     is_transient,

@@ -28,7 +28,8 @@ import click
 from idle_cull.command.lock import exclusive_lock
 from idle_cull.command.logs import configure_logging, hide_in_logs, mask_in_logs
 from idle_cull.command.progress import Progress
-from idle_cull.command.settings import Settings, TLSFiles, read_token
+from idle_cull.command.publish import check_outputs, publish
+from idle_cull.command.settings import Settings, read_token
 from idle_cull.errors import (
     ClocksDisagree,
     ConfigError,
@@ -40,11 +41,11 @@ from idle_cull.errors import (
 )
 from idle_cull.evidence.kernel_api import PROBE_ATTEMPTS, KernelProbe
 from idle_cull.evidence.kernel_probe import BusyCheck
+from idle_cull.evidence.probe_tokens import ProbeTokens, ProbeWithUserToken, token_lifetime
 from idle_cull.exits import ExitStatus
 from idle_cull.hub.client import HubClient
-from idle_cull.hub.probe_tokens import ProbeTokens, ProbeWithUserToken, token_lifetime
+from idle_cull.hub.tls import TLSFiles
 from idle_cull.output import files, render
-from idle_cull.output.publish import check_outputs, publish
 from idle_cull.output.report import Report
 from idle_cull.preflight import managed_service_refusal
 from idle_cull.runner import PassControl, run_pass, utc_now

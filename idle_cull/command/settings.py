@@ -9,7 +9,6 @@ Which option fills which field is declared once, in ``options.OPTIONS``:
 from __future__ import annotations
 
 import logging
-import ssl
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +18,8 @@ from typing import Any
 from idle_cull.command.options import MAX_CONCURRENCY, OPTIONS
 from idle_cull.errors import ConfigError
 from idle_cull.evidence.kernel_probe import PROBE_TIMEOUT, validate_proxy_url
+from idle_cull.hub.retry import RetryPolicy
+from idle_cull.hub.tls import TLSFiles
 from idle_cull.rules.busy_kernels import ProbeLimits
 from idle_cull.rules.policy import Caps, CullLimits
 from idle_cull.safe_files import NotRegularFile, read_regular
@@ -68,64 +69,6 @@ def read_token(path: Path) -> str:
     if not token:
         raise ConfigError(f"token file {path} is empty: put the service's API token in it")
     return token
-
-
-@dataclass(frozen=True)
-class TLSFiles:
-    """Client certificate, key and CA for a hub with JupyterHub's internal SSL."""
-
-    cert: Path
-    key: Path
-    ca: Path
-
-    @classmethod
-    def from_internal_certs(cls, location: Path) -> TLSFiles:
-        """The layout JupyterHub writes under ``internal_certs_location``."""
-        files = cls(
-            cert=location / "hub-internal" / "hub-internal.crt",
-            key=location / "hub-internal" / "hub-internal.key",
-            ca=location / "hub-ca" / "hub-ca.crt",
-        )
-        missing = [str(p) for p in (files.cert, files.key, files.ca) if not p.is_file()]
-        if missing:
-            raise ConfigError(
-                "--ssl-enabled needs JupyterHub's internal certificates; missing: "
-                + ", ".join(missing)
-                + " (check --internal-certs-location)"
-            )
-        files.check_loadable()
-        return files
-
-    def check_loadable(self) -> None:
-        """Load the files as the TLS layer will, so an unreadable key or a broken
-        certificate is a configuration error now, not five retries of "cannot connect"."""
-        context = ssl.create_default_context()
-        try:
-            context.load_verify_locations(cafile=str(self.ca))
-        except (OSError, ssl.SSLError) as error:
-            raise ConfigError(_unloadable(str(self.ca), error)) from None
-        try:
-            context.load_cert_chain(str(self.cert), str(self.key))
-        except (OSError, ssl.SSLError) as error:
-            raise ConfigError(_unloadable(f"{self.cert} with {self.key}", error)) from None
-
-
-def _unloadable(what: str, error: Exception) -> str:
-    reason = getattr(error, "strerror", None) or getattr(error, "reason", None)
-    return (
-        f"--ssl-enabled: cannot load {what}: {reason or type(error).__name__}; "
-        "check the files and their permissions (--internal-certs-location)"
-    )
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try a transient failure before reporting it."""
-
-    attempts: int = 5
-    initial_wait: float = 0.5
-    max_wait: float = 10.0
-    max_retry_after: float = 60.0
 
 
 @dataclass(frozen=True)

@@ -35,18 +35,18 @@ from urllib.parse import urlsplit
 import requests
 
 from idle_cull import __version__
-from idle_cull.command.environment import check_ca_bundle, check_proxies
 from idle_cull.evidence.kernel_probe import PROBE_TIMEOUT
+from idle_cull.hub.environment import check_ca_bundle, check_proxies
 from idle_cull.hub.retry import TRANSIENT_STATUSES
-from idle_cull.hub.transport import (
+from idle_cull.models import RecordError, parse_timestamp
+from idle_cull.rules.busy_kernels import BUSY, BusyKernel, ProbeResult
+from idle_cull.transport import (
     AnswerTooLarge,
     BoundedTransport,
     RequestAbandoned,
     RequestBounds,
     read_json,
 )
-from idle_cull.models import RecordError, parse_timestamp
-from idle_cull.rules.busy_kernels import BUSY, BusyKernel, ProbeResult
 
 __all__ = ["MAX_KERNELS_BODY", "PROBE_ATTEMPTS", "KernelProbe", "read_kernels"]
 

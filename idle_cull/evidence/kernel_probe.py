@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from idle_cull.errors import ConfigError
-from idle_cull.hub.probe_tokens import ProbeTarget
+from idle_cull.evidence.probe_tokens import ProbeTarget
 from idle_cull.models import Outcome
 from idle_cull.rules.busy_kernels import (
     ProbeLimits,

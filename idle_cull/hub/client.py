@@ -19,8 +19,6 @@ from urllib.parse import quote
 import requests
 
 from idle_cull import __version__
-from idle_cull.command.environment import check_ca_bundle, check_proxies
-from idle_cull.command.settings import RetryPolicy, TLSFiles
 from idle_cull.errors import (
     HubAuthError,
     HubError,
@@ -28,14 +26,18 @@ from idle_cull.errors import (
     HubUnavailable,
     TokenLifetimeTooLong,
 )
+from idle_cull.hub.environment import check_ca_bundle, check_proxies
 from idle_cull.hub.pages import UserPage
 from idle_cull.hub.retry import (
     TRANSIENT_STATUSES,
+    RetryPolicy,
     TransientHTTPError,
     call_with_retries,
     parse_retry_after,
 )
-from idle_cull.hub.transport import (
+from idle_cull.hub.tls import TLSFiles
+from idle_cull.models import Outcome
+from idle_cull.transport import (
     AnswerTooLarge,
     BoundedTransport,
     RequestAbandoned,
@@ -43,7 +45,6 @@ from idle_cull.hub.transport import (
     TLSHandshakeFailed,
     read_json,
 )
-from idle_cull.models import Outcome
 
 __all__ = ["PAGINATION_MEDIA_TYPE", "ActionResult", "HubClient", "parse_version"]
 

@@ -22,12 +22,12 @@ import requests
 
 from idle_cull import __version__
 from idle_cull.errors import ConfigError, MetricsUnavailable, PushgatewayError
-from idle_cull.hub.transport import BoundedTransport, RequestBounds
 from idle_cull.models import as_utc
 from idle_cull.output.files import write_atomically
 from idle_cull.output.report import ExitStatus, Report, result_counts
 from idle_cull.safe_files import NotRegularFile, read_regular
 from idle_cull.safe_text import public_url
+from idle_cull.transport import BoundedTransport, RequestBounds
 from idle_cull.urls import requestable_url
 
 if TYPE_CHECKING:
