@@ -10,9 +10,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from idle_cull.hub.client import ActionResult
 from idle_cull.hub.limiter import InFlightLimiter, LimiterTuning
-from idle_cull.models import Outcome
+from idle_cull.models import ActionResult, Outcome
 from idle_cull.rules.policy import Action, ServerDecision
 from idle_cull.runner import _run_actions
 

@@ -20,9 +20,8 @@ from hypothesis import strategies as st
 
 from idle_cull.command.settings import Settings
 from idle_cull.errors import HubUnavailable
-from idle_cull.hub.client import ActionResult
 from idle_cull.hub.pages import UserPage
-from idle_cull.models import Outcome, RecordError, Server, User, parse_timestamp
+from idle_cull.models import ActionResult, Outcome, RecordError, Server, User, parse_timestamp
 from idle_cull.rules.policy import (
     CLOCK_RESOLUTION,
     Action,

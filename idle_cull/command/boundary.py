@@ -39,8 +39,10 @@ from idle_cull.errors import (
     OutputError,
     PassInterrupted,
 )
+from idle_cull.evidence.base import Evidence, EvidenceSource
+from idle_cull.evidence.hub_record import HubRecord
 from idle_cull.evidence.kernel_api import PROBE_ATTEMPTS, KernelProbe
-from idle_cull.evidence.kernel_probe import BusyCheck
+from idle_cull.evidence.kernel_probe import KernelSource
 from idle_cull.evidence.probe_tokens import ProbeTokens, ProbeWithUserToken, token_lifetime
 from idle_cull.exits import ExitStatus
 from idle_cull.hub.client import HubClient
@@ -206,21 +208,24 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
         if settings.probe_kernels
         else None
     )
-    busy_check = None
+    sources: list[EvidenceSource] = [HubRecord()]
     if kernels is not None:
         tokens = ProbeTokens(
             client,
             token_lifetime(settings.probe_timeout, PROBE_ATTEMPTS),
             probe_seconds=settings.probe_timeout * PROBE_ATTEMPTS,
         )
-        busy_check = BusyCheck(
-            ProbeWithUserToken(kernels, tokens), settings.probe_limits, settings.limits.max_age
-        )
+        prober = ProbeWithUserToken(kernels, tokens)
+        sources.append(KernelSource(prober, settings.probe_limits, settings.limits.max_age))
     started = utc_now()
     try:
         with cancel_on_signals(control):
             report = run_pass(
-                settings, client, control=control, progress=progress.update, busy_check=busy_check
+                settings,
+                client,
+                control=control,
+                progress=progress.update,
+                evidence=Evidence(sources),
             )
         status = report.exit_status()
     except (PassInterrupted, HubError, ClocksDisagree) as error:

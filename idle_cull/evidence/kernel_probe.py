@@ -1,13 +1,14 @@
 """``--probe-kernels`` in a pass: the step between the re-check and the stop.
 
-The runner hands every server it is about to stop to ``BusyCheck.check`` (from its
-worker threads, so probes run concurrently within ``--concurrency``). The probe itself
-is ``kernels.KernelProbe`` with a token of the server's user (``probe_tokens``), the
-decision ``busy.decide_probed``; this module joins them, logs one line per probe, and
-records what each probe found for the report. A dry run probes nothing: ``would_probe``
-only records that the server would have been asked.
+The runner hands every server it is about to stop to ``Evidence.check``
+(``evidence.base``), which asks ``KernelSource.gather`` from the pass's worker threads,
+so probes run concurrently within ``--concurrency``. The probe itself is
+``kernel_api.KernelProbe`` with a token of the server's user (``probe_tokens``), the
+decision ``rules.busy_kernels.decide_probed``; this module joins them, logs one line per
+probe, and returns what the probe found as a ``Finding`` for the report. A dry run
+probes nothing: ``would_gather`` only records that the server would have been asked.
 
-``check`` is the one place where evidence about one server is gathered, and whatever
+``gather`` is the one place where the kernels of one server are asked about, and whatever
 goes wrong while gathering it (an exception of any kind, from the token, the request or
 the answer) becomes a failed probe of that server, decided by ``--probe-failure`` like
 any other: evidence about one server can fail only that server's decision, never the pass.
@@ -17,29 +18,29 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from idle_cull.errors import ConfigError
+from idle_cull.evidence.base import Asks, Target
 from idle_cull.evidence.probe_tokens import ProbeTarget
-from idle_cull.models import Outcome
 from idle_cull.rules.busy_kernels import (
     ProbeLimits,
     ProbeResult,
     ProbeVerdict,
     Verdict,
     decide_probed,
+    describe_busy,
 )
 from idle_cull.rules.busy_kernels import probe_wanted as _probe_wanted
-from idle_cull.rules.policy import ServerDecision
+from idle_cull.rules.evidence import Finding
 from idle_cull.urls import requestable_url
 
 __all__ = [
     "PROBE_TIMEOUT",
-    "BusyCheck",
+    "KernelSource",
     "ProbeFinding",
-    "ProbeOutcome",
     "Prober",
     "validate_proxy_url",
 ]
@@ -48,7 +49,6 @@ log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 5.0  # seconds per attempt: a Jupyter server answers in milliseconds
 Prober = Callable[[ProbeTarget], ProbeResult]
-Key = tuple[str, str]  # (user, server)
 
 
 @dataclass(frozen=True)
@@ -69,92 +69,66 @@ class ProbeFinding:
         return "busy" if self.result.busy else "not_busy"
 
 
-@dataclass(frozen=True)
-class ProbeOutcome:
-    """A probe that keeps the server: the action result the runner reports instead."""
+class KernelSource:
+    """``--probe-kernels`` as a source of evidence: a busy kernel (or a failed probe,
+    kept closed) keeps a server the pass is about to stop; thread-safe."""
 
-    outcome: Outcome
-    attempts: int
-    detail: str
-
-
-class BusyCheck:
-    """Probes servers about to be stopped and keeps the busy ones; thread-safe."""
+    name = "kernels"
+    asks = Asks.CANDIDATES
 
     def __init__(self, prober: Prober, limits: ProbeLimits, max_age: float) -> None:
         self._prober = prober
         self._limits = limits
         self._max_age = max_age
         self._lock = threading.Lock()
-        self._findings: dict[Key, ProbeFinding] = {}
         self._expected: dict[str, frozenset[str]] = {}  # user -> servers it may probe
 
-    @property
-    def findings(self) -> Mapping[Key, ProbeFinding]:
-        with self._lock:
-            return dict(self._findings)
-
-    def wanted(self, decision: ServerDecision) -> bool:
+    def wanted(self, target: Target) -> bool:
         """Not for a server ``--max-age`` stops: busy kernels never override it."""
-        return _probe_wanted(decision.age_seconds, self._max_age)
+        return _probe_wanted(target.age_seconds, self._max_age)
 
-    def expect(self, decisions: Iterable[ServerDecision]) -> None:
+    def expect(self, targets: Sequence[Target]) -> None:
         """The servers this pass is about to stop, before the first probe: a user with
         several of them probed gets one token for all (``probe_tokens.probe_scope``)."""
         servers: dict[str, set[str]] = {}
-        for decision in decisions:
-            if self.wanted(decision):
-                servers.setdefault(decision.user, set()).add(decision.server)
+        for target in targets:
+            servers.setdefault(target.user, set()).add(target.server)
         with self._lock:
             self._expected = {user: frozenset(names) for user, names in servers.items()}
 
-    def would_probe(self, decision: ServerDecision) -> bool:
-        """Dry run: record that this server would be probed; nothing is sent."""
-        if not self.wanted(decision):
-            return False
-        self._record(decision, ProbeFinding(None, None))
-        return True
+    def would_gather(self, target: Target) -> Finding:
+        """Dry run: this server would be probed; nothing is sent."""
+        return Finding(self.name, detail=ProbeFinding(None, None))
 
-    def check(
-        self,
-        decision: ServerDecision,
-        url: str | None,
-        last_activity: datetime | None,
-        now: datetime,
-    ) -> ProbeOutcome | None:
-        """Probe the server at ``url``; the outcome that keeps it, or ``None`` to stop it.
-
-        ``last_activity`` is the hub's freshest record of the server (``started`` when it
-        has none), which the busy limit is measured from.
-        """
-        if not self.wanted(decision):
-            return None
-        result = self._gather(decision, url)
-        verdict = decide_probed(result, last_activity, now, self._limits)
-        self._record(decision, ProbeFinding(result, verdict))
+    def gather(self, target: Target, now: datetime) -> Finding:
+        """Probe the server; ``target.last_activity`` is the hub's freshest record of it,
+        which the busy limit is measured from."""
+        result = self._probe(target)
+        verdict = decide_probed(result, target.last_activity, now, self._limits)
         took = "" if result.seconds is None else f" in {result.seconds:.2f}s"
         level = logging.WARNING if result.failed else logging.INFO
-        log.log(level, "probe server %s%s: %s", decision.label, took, verdict.reason)
-        if verdict.verdict is Verdict.STOP:
-            return None
-        return ProbeOutcome(Outcome.SKIPPED, result.attempts, f"probe: {verdict.reason}")
+        log.log(level, "probe server %s%s: %s", target.label, took, verdict.reason)
+        return Finding(
+            self.name,
+            keep=f"probe: {verdict.reason}" if verdict.verdict is not Verdict.STOP else None,
+            busy=describe_busy(result.busy) if result.busy else None,
+            failed=result.failure,
+            attempts=result.attempts,
+            detail=ProbeFinding(result, verdict),
+        )
 
-    def _gather(self, decision: ServerDecision, url: str | None) -> ProbeResult:
+    def _probe(self, target: Target) -> ProbeResult:
         """The probe's result; any exception while gathering it is a failed probe of this
         server only (named by its type: its text may quote what a server sent)."""
         with self._lock:
-            expected = self._expected.get(decision.user, frozenset())
-        target = ProbeTarget(decision.user, decision.server, url, expected | {decision.server})
+            expected = self._expected.get(target.user, frozenset())
+        probe = ProbeTarget(target.user, target.server, target.url, expected | {target.server})
         try:
-            return self._prober(target)
+            return self._prober(probe)
         except Exception as error:  # the structural boundary: see the module docstring
             return ProbeResult.failed_with(
                 f"unexpected {type(error).__name__} while probing", attempts=0
             )
-
-    def _record(self, decision: ServerDecision, finding: ProbeFinding) -> None:
-        with self._lock:
-            self._findings[(decision.user, decision.server)] = finding
 
 
 def validate_proxy_url(url: str) -> None:

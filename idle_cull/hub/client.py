@@ -36,7 +36,7 @@ from idle_cull.hub.retry import (
     parse_retry_after,
 )
 from idle_cull.hub.tls import TLSFiles
-from idle_cull.models import Outcome
+from idle_cull.models import ActionResult, Outcome
 from idle_cull.transport import (
     AnswerTooLarge,
     BoundedTransport,
@@ -46,7 +46,7 @@ from idle_cull.transport import (
     read_json,
 )
 
-__all__ = ["PAGINATION_MEDIA_TYPE", "ActionResult", "HubClient", "parse_version"]
+__all__ = ["PAGINATION_MEDIA_TYPE", "HubClient", "parse_version"]
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +58,6 @@ ROLE_HINT = "grant it in the culler's role (see README, 'Role and scopes')"
 # The responsiveness probe (see limiter.py): a tiny answer, expected quickly.
 PROBE_TIMEOUT = 5.0
 PROBE_BODY_CAP = 64 * 1024
-
-
-@dataclass(frozen=True)
-class ActionResult:
-    """What the hub did with one stop or delete, and how many requests it took."""
-
-    outcome: Outcome
-    attempts: int
-    detail: str = ""
 
 
 @dataclass(frozen=True)
