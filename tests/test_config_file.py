@@ -291,9 +291,11 @@ def test_hostile_files_give_one_line_and_exit_2(
     path.write_text(text)
     result = run(f"--config={path}")
     assert result.exit_code == 2
-    (line,) = result.stderr.splitlines()
+    # Issue 22.4: one error line, then the summary line that ends every run
+    line, summary = result.stderr.splitlines()
     assert line.startswith("Error: ")
     assert f"{path}{message}" in line
+    assert summary.endswith(" exit=2")
 
 
 @pytest.mark.parametrize(
@@ -322,4 +324,7 @@ def test_an_unquoted_toml_value_says_how_to_write_it(config: Path, line: str, fi
     config.write_text(f"# idle-cull\n{line}\n")
     result = run(f"--config={config}")
     assert result.exit_code == 2
-    assert result.stderr == f"Error: {config}:2: {fix}\n"
+    # Issue 22.4: the error, then the summary line that ends every run (the intended change)
+    error, summary = result.stderr.splitlines()
+    assert error == f"Error: {config}:2: {fix}"
+    assert summary.endswith(" exit=2")

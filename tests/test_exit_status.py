@@ -1,5 +1,5 @@
 """Exit statuses: one table (``ExitStatus``) rendered by --help and the text report, and
-one ladder (``app.exit_status_for``) from every exception class to a status."""
+one ladder (``command.boundary.exit_status_for``) from every exception class to a status."""
 
 from __future__ import annotations
 

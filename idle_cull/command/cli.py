@@ -8,6 +8,8 @@ culling decisions itself.
 from __future__ import annotations
 
 import os
+import sys
+from functools import partial
 from typing import Any
 
 import click
@@ -22,11 +24,34 @@ from idle_cull.command.options import (
 )
 from idle_cull.exits import exit_status_help
 
-__all__ = ["cli", "main"]
+__all__ = ["IdleCullCommand", "cli", "main"]
+
+
+class IdleCullCommand(UpstreamCompatibleCommand):
+    """The command, whose usage errors end like every other ending: click shows the
+    error, then ``boundary.end_of_usage_error`` logs the summary line, and the exit
+    status comes from the boundary's one table (2)."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        run = partial(super().main, *args, **kwargs)
+        if not standalone_mode:
+            return run(standalone_mode=False)
+        try:
+            status: Any = run(standalone_mode=False)
+        except click.ClickException as error:
+            error.show()
+            # Imported here, as in ``cli``: --help and a valid command line never load it.
+            from idle_cull.command.boundary import end_of_usage_error  # noqa: PLC0415
+
+            sys.exit(end_of_usage_error(error))
+        except click.Abort:  # Ctrl-C at a prompt, as click itself reports it
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(status or 0)
 
 
 @click.command(
-    cls=UpstreamCompatibleCommand,
+    cls=IdleCullCommand,
     epilog=exit_status_help(),
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
