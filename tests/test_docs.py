@@ -20,7 +20,7 @@ import yaml
 
 from idle_cull import __version__
 from idle_cull.command.options import OPTIONS
-from idle_cull.hub.client import PROBE_TIMEOUT
+from idle_cull.hub.client import RESPONSIVENESS_TIMEOUT
 from idle_cull.hub.limiter import LimiterTuning
 from idle_cull.output.render import report_json_schema
 from idle_cull.preflight import needed_scopes
@@ -122,7 +122,7 @@ def test_the_limiters_thresholds_are_the_codes() -> None:
     assert f"every {tuning.probe_every * 1000:g} ms while actions are in flight" in text
     assert f"(under {tuning.quick * 1000:g} ms)" in text
     assert f"(over {tuning.slow * 1000:g} ms, or no" in text
-    assert f"{PROBE_TIMEOUT:g} s or `--request-timeout`" in text
+    assert f"{RESPONSIVENESS_TIMEOUT:g} s or `--request-timeout`" in text
     assert {0.75: "by a quarter", 0.5: "by half"}[tuning.decrease] in text
 
 

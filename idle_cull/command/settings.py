@@ -17,7 +17,7 @@ from typing import Any
 
 from idle_cull.command.options import MAX_CONCURRENCY, OPTIONS
 from idle_cull.errors import ConfigError
-from idle_cull.evidence.kernel_probe import PROBE_TIMEOUT, validate_proxy_url
+from idle_cull.evidence.kernel_probe import KERNEL_PROBE_TIMEOUT, validate_proxy_url
 from idle_cull.hub.retry import RetryPolicy
 from idle_cull.hub.tls import TLSFiles
 from idle_cull.rules.busy_kernels import ProbeLimits
@@ -100,7 +100,7 @@ class Settings:
     pushgateway: str | None = None  # Prometheus Pushgateway URL
     probe_kernels: bool = False  # ask servers about to be stopped whether a kernel is busy
     proxy_url: str | None = None  # the proxy's public origin, which the probes go through
-    probe_timeout: float = PROBE_TIMEOUT  # per attempt; a probe makes at most two
+    probe_timeout: float = KERNEL_PROBE_TIMEOUT  # per attempt; a probe makes at most two
     probe_limits: ProbeLimits = field(default_factory=ProbeLimits)
 
     def __post_init__(self) -> None:

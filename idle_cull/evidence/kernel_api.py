@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 import requests
 
 from idle_cull import __version__
-from idle_cull.evidence.kernel_probe import PROBE_TIMEOUT
+from idle_cull.evidence.kernel_probe import KERNEL_PROBE_TIMEOUT
 from idle_cull.hub.environment import check_ca_bundle, check_proxies
 from idle_cull.hub.retry import TRANSIENT_STATUSES
 from idle_cull.models import RecordError, parse_timestamp
@@ -73,7 +73,7 @@ class KernelProbe:
         self,
         proxy_url: str,
         *,
-        timeout: float = PROBE_TIMEOUT,
+        timeout: float = KERNEL_PROBE_TIMEOUT,
         attempts: int = PROBE_ATTEMPTS,
         pool_size: int = 10,
         session: requests.Session | None = None,

@@ -38,7 +38,7 @@ from idle_cull.rules.evidence import Finding
 from idle_cull.urls import requestable_url
 
 __all__ = [
-    "PROBE_TIMEOUT",
+    "KERNEL_PROBE_TIMEOUT",
     "KernelSource",
     "ProbeFinding",
     "Prober",
@@ -47,7 +47,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PROBE_TIMEOUT = 5.0  # seconds per attempt: a Jupyter server answers in milliseconds
+KERNEL_PROBE_TIMEOUT = 5.0  # seconds per attempt: a Jupyter server answers in milliseconds
 Prober = Callable[[ProbeTarget], ProbeResult]
 
 

@@ -56,8 +56,8 @@ PAGINATION_MEDIA_TYPE = "application/jupyterhub-pagination+json"
 MAX_VERSION_LENGTH = 64  # "5.2.1", "6.0.0b1.dev12+g1234abc": a version is short
 ROLE_HINT = "grant it in the culler's role (see README, 'Role and scopes')"
 # The responsiveness probe (see limiter.py): a tiny answer, expected quickly.
-PROBE_TIMEOUT = 5.0
-PROBE_BODY_CAP = 64 * 1024
+RESPONSIVENESS_TIMEOUT = 5.0
+RESPONSIVENESS_BODY_CAP = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -167,9 +167,9 @@ class HubClient:
         )
         self._probe_bounds = replace(
             self._transport.bounds,
-            whole=min(request_timeout, PROBE_TIMEOUT),
-            connect=min(self._transport.bounds.connect, PROBE_TIMEOUT),
-            max_bytes=PROBE_BODY_CAP,
+            whole=min(request_timeout, RESPONSIVENESS_TIMEOUT),
+            connect=min(self._transport.bounds.connect, RESPONSIVENESS_TIMEOUT),
+            max_bytes=RESPONSIVENESS_BODY_CAP,
         )
         self._session.headers["Authorization"] = f"token {token}"
         self._session.headers["User-Agent"] = f"idle-cull/{__version__}"
