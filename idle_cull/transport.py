@@ -247,7 +247,25 @@ def _read_body(response: requests.Response, cap: int) -> bytes:
         if size > cap:
             raise AnswerTooLarge(f"the answer is larger than {cap:,} bytes")
         chunks.append(chunk)
+    _check_whole(response, declared)
     return b"".join(chunks)
+
+
+def _check_whole(response: requests.Response, declared: str) -> None:
+    """A body shorter than its Content-Length was cut: an error, as urllib3 2 says itself.
+
+    urllib3 1.26 does not check by default and returns what arrived as if it were all.
+    ``raw.tell()`` counts the bytes read off the wire, before any gzip decoding.
+    """
+    if not (declared.isascii() and declared.isdigit()) or response.status_code in (204, 304):
+        return
+    if response.request is not None and response.request.method == "HEAD":
+        return
+    received = response.raw.tell()
+    if received < int(declared):
+        raise requests.exceptions.ChunkedEncodingError(
+            f"the connection was cut after {received:,} of {int(declared):,} bytes"
+        )
 
 
 class BoundedTransport:
@@ -299,6 +317,8 @@ class BoundedTransport:
             )
             try:
                 body = _read_body(response, limits.max_bytes)
+                if entry.aborted:  # urllib3 1.26 reads a shut-down socket as the body's end
+                    raise requests.exceptions.ReadTimeout("the watchdog shut the socket")
             except BaseException:
                 response.close()  # a half-read connection must not go back to the pool
                 raise

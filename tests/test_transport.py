@@ -112,6 +112,13 @@ def test_an_answer_over_the_cap_is_refused_as_it_is_read(transport: BoundedTrans
         assert peer.connections == 2
 
 
+def test_an_answer_cut_short_is_an_error_not_a_shorter_body(transport: BoundedTransport) -> None:
+    """urllib3 2 says so itself; urllib3 1.26 would return the half that arrived."""
+    with ScriptedPeer(["cut"], length=100) as peer:
+        error, _ = timed(transport, f"http://127.0.0.1:{peer.port}/")
+    assert isinstance(error, requests.exceptions.ChunkedEncodingError)
+
+
 def test_an_answer_announcing_more_than_the_cap_is_refused_unread(
     transport: BoundedTransport,
 ) -> None:

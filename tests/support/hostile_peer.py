@@ -109,8 +109,10 @@ class ScriptedPeer(HostilePeer):
 
     - ``"ok"``: 200 with ``b"ok"`` and a Content-Length, after ``delay`` seconds;
     - ``"trickle"``: 200 with a Content-Length of ``length``, one byte every ``interval``;
+    - ``"drip"``: the same without a Content-Length (the body ends when the connection does);
     - ``"silent"``: no answer at all;
-    - ``"huge"``: 200 without a Content-Length, ``length`` bytes, then the connection closes.
+    - ``"huge"``: 200 without a Content-Length, ``length`` bytes, then the connection closes;
+    - ``"cut"``: 200 with a Content-Length of ``length``, half of it, then the connection closes.
 
     With ``tls``, every connection is TLS first. ``connections``, ``requests`` and
     ``most_at_once`` (requests answered at the same time) say what the client did.
@@ -160,13 +162,20 @@ class ScriptedPeer(HostilePeer):
             connection.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
             connection.sendall(b"x" * self.length)
             return False
-        if answer == "trickle":
-            connection.sendall(f"HTTP/1.1 200 OK\r\nContent-Length: {self.length}\r\n\r\n".encode())
+        if answer == "cut":
+            head = f"HTTP/1.1 200 OK\r\nContent-Length: {self.length}\r\n\r\n"
+            connection.sendall(head.encode() + b"x" * (self.length // 2))
+            return False
+        if answer in ("trickle", "drip"):
+            framing = (
+                f"Content-Length: {self.length}" if answer == "trickle" else "Connection: close"
+            )
+            connection.sendall(f"HTTP/1.1 200 OK\r\n{framing}\r\n\r\n".encode())
             for _ in range(self.length):
                 if self._stop.wait(self.interval):
                     return False
                 connection.sendall(b" ")
-            return True
+            return answer == "trickle"
         with self._lock:
             self._at_once += 1
             self.most_at_once = max(self.most_at_once, self._at_once)
