@@ -87,21 +87,32 @@ class RequestBounds:
 
 
 class _InFlight:
-    """One request in flight: its deadline, its connection once it has one, its fate."""
+    """One request in flight: its deadline, its connection once it has one, its fate.
+
+    ``sock`` is the connection's socket as last seen: http.client drops the connection's
+    reference when an answer says ``Connection: close``, while the body is still read
+    from that socket, and the watchdog must still be able to shut it down.
+    """
 
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline
         self.connection: HTTPConnection | None = None
+        self.sock: socket.socket | None = None
         self.handshaking = False
         self.aborted: str | None = None  # "timeout" or "abandoned"
         self._lock = threading.Lock()
+
+    def attach(self, connection: HTTPConnection) -> None:
+        with self._lock:
+            self.connection = connection
+            self.sock = connection.sock or self.sock
 
     def abort(self, why: str) -> None:
         with self._lock:
             if self.aborted is not None:
                 return
             self.aborted = why
-            sock = getattr(self.connection, "sock", None)
+            sock = getattr(self.connection, "sock", None) or self.sock
         if sock is not None:
             with suppress(OSError):  # the plain socket's shutdown wakes a blocked recv
                 socket.socket.shutdown(sock, socket.SHUT_RDWR)
@@ -143,12 +154,14 @@ class _TrackedHTTPConnection(HTTPConnection):
 
     A request on a new connection connects (``connect``), one on a kept-alive connection
     only sends (``putrequest``, where every request of http.client and urllib3 starts):
-    either way the watchdog learns the socket before anything can block on it.
+    either way the watchdog learns the connection before anything can block on it, and
+    its socket once it has one.
     """
 
     def connect(self) -> None:
         _attach(self)
         super().connect()
+        _attach(self)  # now with its socket
 
     def putrequest(self, *args: Any, **kwargs: Any) -> None:
         _attach(self)
@@ -177,7 +190,7 @@ class _TrackedHTTPSConnection(_TrackedHTTPConnection, HTTPSConnection):
 def _attach(connection: HTTPConnection) -> None:
     entry = _current_request()
     if entry is not None:
-        entry.connection = connection
+        entry.attach(connection)
 
 
 class _TrackedHTTPPool(HTTPConnectionPool):

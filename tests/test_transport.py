@@ -81,6 +81,16 @@ def test_a_trickling_answer_ends_at_the_whole_answer_deadline(transport: Bounded
     assert 0.9 < elapsed < 2.5
 
 
+def test_a_trickle_without_a_length_is_a_timeout_not_a_shorter_body(
+    transport: BoundedTransport,
+) -> None:
+    """The watchdog's shutdown ends such a body as a close would: still not a whole answer."""
+    with ScriptedPeer(["drip"], interval=0.2) as peer:
+        error, elapsed = timed(transport, f"http://127.0.0.1:{peer.port}/")
+    assert isinstance(error, WholeAnswerTimeout)
+    assert 0.9 < elapsed < 2.5
+
+
 def test_the_deadline_reaches_a_request_on_a_kept_alive_connection(
     transport: BoundedTransport,
 ) -> None:
