@@ -38,6 +38,7 @@ from idle_cull.hub.retry import (
 from idle_cull.hub.tls import TLSFiles
 from idle_cull.models import ActionResult, Outcome
 from idle_cull.transport import (
+    Answer,
     AnswerTooLarge,
     BoundedTransport,
     RequestAbandoned,
@@ -62,7 +63,7 @@ RESPONSIVENESS_BODY_CAP = 64 * 1024
 
 @dataclass(frozen=True)
 class _Answer:
-    response: requests.Response
+    response: Answer
     attempts: int
 
 
@@ -100,13 +101,13 @@ def quote_name(name: str) -> str:
         ) from None
 
 
-def _decode_json(response: requests.Response) -> Any:
+def _decode_json(response: Answer) -> Any:
     """JSON from the raw bytes (``transport.read_json``): ``response.json()`` would decode
     a ``text/*`` answer without a charset as ISO-8859-1 and garble non-ASCII user names."""
     return read_json(response.content)
 
 
-def _hub_message(response: requests.Response, limit: int | None = 200) -> str:
+def _hub_message(response: Answer, limit: int | None = 200) -> str:
     """The hub's own error message (JSON ``message``), on one line and by default short."""
     try:
         body = _decode_json(response)
@@ -205,7 +206,7 @@ class HubClient:
         when, received = self._hub_date
         return when + timedelta(seconds=time.monotonic() - received)
 
-    def _note_date(self, response: requests.Response) -> None:
+    def _note_date(self, response: Answer) -> None:
         header = response.headers.get("Date")
         if not header:
             return
@@ -452,7 +453,7 @@ class HubClient:
         url = self.url + path
         attempts = 0
 
-        def once() -> requests.Response:
+        def once() -> Answer:
             nonlocal attempts
             attempts += 1
             response = self._transport.request(
@@ -534,7 +535,7 @@ class HubClient:
             "check --ssl-enabled and --internal-certs-location"
         )
 
-    def _redirected(self, response: requests.Response, what: str, attempts: int) -> HubError:
+    def _redirected(self, response: Answer, what: str, attempts: int) -> HubError:
         """A 3xx is never followed: a DELETE redirected to a GET would "succeed" unseen."""
         location = self._mask(response.headers.get("Location", "")) or "nowhere"
         return HubProtocolError(
@@ -549,7 +550,7 @@ class HubClient:
         """``text`` with our token replaced by ``***``, should a gateway quote it."""
         return text.replace(self._token, "***") if self._token else text
 
-    def _hub_message(self, response: requests.Response, limit: int | None = 200) -> str:
+    def _hub_message(self, response: Answer, limit: int | None = 200) -> str:
         """The hub's error message, with our token masked should a gateway quote it."""
         message = _hub_message(response, limit=None)
         if self._token:
