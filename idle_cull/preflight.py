@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from idle_cull.errors import ConfigError, HubAuthError
 from idle_cull.output.report import Report
+from idle_cull.rules.catalogue import Need, scopes_needed
 from idle_cull.rules.policy import CullLimits
 
 __all__ = [
@@ -61,19 +62,6 @@ def managed_service_refusal(environ: Mapping[str, str]) -> str | None:
     )
 
 
-@dataclass(frozen=True)
-class Need:
-    """A scope this configuration needs, and what for (it goes into the error)."""
-
-    scope: str
-    why: str
-    included_in: str = ""  # a broader scope that also grants it, for the message
-    # Whether the scope must cover every user the token lists (it acts on or reads users);
-    # a scope about something else (groups) is held if held at all, and a filter that
-    # leaves out a named group shows when that group is checked.
-    per_user: bool = True
-
-
 # What checking the groups the rules name takes (``GET /groups/{name}``).
 CHECK_GROUPS = Need(
     "read:groups:name",
@@ -98,22 +86,9 @@ def needed_scopes(
     misspelt one that protects nobody, so it is needed unless the operator accepted that
     risk (``--allow-unchecked-groups``).
     """
-    needs = [
-        Need("list:users", "to list users"),
-        Need("read:users:activity", "to read users' last_activity"),
-        Need("read:servers", "to read servers and their activity"),
-        Need("delete:servers", "to stop servers"),
-    ]
-    if limits.cull_users:
-        needs += [
-            Need("read:users", "to read admin and created (--cull-users)", "admin:users"),
-            Need("delete:users", "to delete users (--cull-users)", "admin:users"),
-        ]
-    if limits.needs_groups:
-        why = "to read users' groups (--exclude-group/--group-timeout)"
-        needs.append(Need("read:users:groups", why, "read:users"))
-        if not allow_unchecked_groups:
-            needs.append(CHECK_GROUPS)
+    needs = scopes_needed(limits)
+    if limits.needs_groups and not allow_unchecked_groups:
+        needs.append(CHECK_GROUPS)
     if probe_kernels:
         why = "to mint each probed user a token for their own server (--probe-kernels)"
         needs.append(Need("tokens", why))

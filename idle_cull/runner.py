@@ -33,6 +33,7 @@ from idle_cull.hub.pages import UserPage, paced
 from idle_cull.models import SCOPED_FIELDS, ActionResult, Outcome, RecordError, Server, User
 from idle_cull.output.report import Entry, Report
 from idle_cull.preflight import check_before_listing, probing_refusal, warn_unmatched_rules
+from idle_cull.rules.catalogue import fields_needed
 from idle_cull.rules.clocks import clocks_disagree
 from idle_cull.rules.policy import (
     Action,
@@ -299,12 +300,7 @@ def fields_rules_need(limits: CullLimits, version: tuple[int, ...]) -> frozenset
     """
     if version and version < (2, 0):
         return frozenset()
-    needed = {"last_activity", "servers"}
-    if limits.cull_users:
-        needed |= {"admin", "created"}
-    if limits.needs_groups:
-        needed.add("groups")
-    return frozenset(needed)
+    return fields_needed(limits)
 
 
 def require_visible_fields(user: User, needed: frozenset[str], limits: CullLimits) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from idle_cull.durations import format_duration
+from idle_cull.rules.catalogue import limits_in_force
 from idle_cull.rules.policy import CullLimits
 
 __all__ = ["MAX_SKEW", "MIN_SKEW", "SKEW_SHARE", "clocks_disagree", "skew_limit"]
@@ -26,10 +27,7 @@ SKEW_SHARE = 0.25  # of the smallest idle limit in use
 
 def smallest_limit(limits: CullLimits) -> float | None:
     """The smallest idle or age limit that can cull something (0 and unset are off)."""
-    candidates = [limits.timeout, limits.max_age, limits.user_timeout, limits.user_max_age]
-    for pairs in (limits.group_timeouts, limits.profile_timeouts, limits.server_timeouts):
-        candidates += [seconds for _, seconds in pairs]
-    positive = [c for c in candidates if c is not None and c > 0]
+    positive = limits_in_force(limits)
     return min(positive) if positive else None
 
 
