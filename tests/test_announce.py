@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from idle_cull.announce import announce_now, cull_time, notices_due, slot_of
-from idle_cull.policy import Upcoming
+from idle_cull.rules.announce import announce_now, cull_time, notices_due, slot_of
+from idle_cull.rules.policy import Upcoming
 
 UTC = timezone.utc
 MINUTE = 60.0

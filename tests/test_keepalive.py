@@ -1,4 +1,4 @@
-"""The keep-alive file (``idle_cull/keepalive.py``): what a user writes, what it keeps.
+"""The keep-alive file (``rules/postponement.py``, ``evidence/keep_alive.py``): what a user writes, what it keeps.
 
 The pure part is table-driven with ``now`` passed in; the reader is tested against
 ``responses`` (the contents API as jupyter_server answers it, and as others do not), and
@@ -18,12 +18,12 @@ import responses
 from hypothesis import given
 from hypothesis import strategies as st
 
-from idle_cull.keepalive import (
+from idle_cull.evidence.keep_alive import KeepAliveReader
+from idle_cull.rules.postponement import (
     CLOCK_SKEW,
     KEEP_ALIVE_FILE,
     KeepAliveError,
     KeepAliveFile,
-    KeepAliveReader,
     Reading,
     postponement,
     read_request,
@@ -294,7 +294,7 @@ def test_a_small_text_file_is_read_with_the_users_token_and_without_tracking(
     add(responses.mock, 200, model("18:00\n"), "1")
     reading = reader.read("/user/ann/", lambda: "users-own-token")
     assert reading == Reading(
-        KeepAliveFile("18:00\n", datetime(2026, 12, 7, 13, 50, 0, 1, tzinfo=UTC))
+        KeepAliveFile("18:00\n", datetime(2026, 12, 7, 13, 50, 0, 1, tzinfo=UTC)), requests=2
     )
     first, second = responses.calls
     for call in (first, second):
@@ -361,13 +361,15 @@ def test_whatever_the_server_answers_is_a_reading_with_a_reason(
     for status, body, content in answers:
         add(responses.mock, status, body, content)
     reading = reader.read("/user/ann/", lambda: "t")
-    assert reading == Reading(None, reason)
+    assert (reading.file, reading.reason) == (None, reason)
+    assert reading.requests == len(answers)
 
 
 @responses.activate
 def test_a_connection_failure_is_a_reading_with_a_reason(reader: KeepAliveReader) -> None:
     responses.add(responses.GET, URL, body=requests.ConnectionError("refused"))
-    assert reader.read("/user/ann/", lambda: "t") == Reading(None, "not read: ConnectionError")
+    reading = reader.read("/user/ann/", lambda: "t")
+    assert (reading.file, reading.reason) == (None, "not read: ConnectionError")
 
 
 @pytest.mark.parametrize(

@@ -20,9 +20,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from idle_cull.announce import Notice
+from idle_cull.command.logs import mask_in_logs
 from idle_cull.errors import ConfigError
-from idle_cull.notify import (
+from idle_cull.output.notify import (
     POSTPONE_LINE,
     Delivery,
     MessageTemplate,
@@ -32,6 +32,7 @@ from idle_cull.notify import (
     target_url,
     url_secrets,
 )
+from idle_cull.rules.announce import Notice
 from tests.support.receivers import SmtpReceiver, WebhookReceiver
 
 UTC = timezone.utc
@@ -281,6 +282,7 @@ def test_no_password_of_a_url_reaches_the_logs_even_at_debug(
         mail = f"mailto://culler:{password}@127.0.0.1:{smtp.port}?from=culler@example.org&to={{user}}@example.org"
         webhook = hook.url(path=f"/warn/{key}/{{user}}", **{"-apikey": key})
         notifier = Notifier([mail, webhook])
+        mask_in_logs(notifier.mask)  # as the command does before anything is sent
         deliveries = notifier.deliver([notice("ann")], NOW, dry_run=False)
         assert smtp.logins == [("culler", password)]  # it did log in with it
         assert key in hook.requests[0].path  # and the webhook did get its key
@@ -294,8 +296,8 @@ def test_no_password_of_a_url_reaches_the_logs_even_at_debug(
 LEFT_BEHIND = """
 import sys
 from datetime import datetime, timedelta, timezone
-from idle_cull.announce import Notice
-from idle_cull.notify import Notifier
+from idle_cull.rules.announce import Notice
+from idle_cull.output.notify import Notifier
 now = datetime.now(timezone.utc)
 notice = Notice("ann", "", now + timedelta(minutes=5), 60.0, 120.0, "--timeout")
 (delivery,) = Notifier([sys.argv[1]], budget=1).deliver([notice], now, dry_run=False)

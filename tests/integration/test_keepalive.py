@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from dateutil.parser import isoparse
 
-from idle_cull.keepalive import KEEP_ALIVE_FILE, Postponement, Reading, postponement
+from idle_cull.rules.postponement import KEEP_ALIVE_FILE, Postponement, Reading, postponement
 from tests.support.singleuser import FaultyProbeTarget, SingleUserHub
 from tests.support.userfiles import UserFiles
 
@@ -91,7 +91,7 @@ def test_a_file_past_the_limit_does_not_keep(files: UserFiles) -> None:
 def test_no_file_keeps_nothing(files: UserFiles) -> None:
     files.clear(USER)
     reading = files.read(USER)
-    assert reading == Reading(None, "no keep-alive file")
+    assert (reading.file, reading.reason) == (None, "no keep-alive file")
     assert decide(reading)[0].until is None
 
 
@@ -191,7 +191,7 @@ def test_a_server_without_a_contents_api_falls_back_to_no_postponement(
         reading = elsewhere.read(USER)
         took = time.monotonic() - started
         assert target.requests >= 1
-    assert reading == Reading(None, reason)
+    assert (reading.file, reading.reason) == (None, reason)
     assert took < 8
     assert decide(reading)[0].until is None
 
@@ -218,7 +218,7 @@ def test_reading_never_moves_the_servers_own_activity(files: UserFiles) -> None:
     time.sleep(ACTIVITY_SETTLES)
     hub_before = hub_record(hub)
     for _ in range(3):
-        assert files.read(USER) == Reading(None, "no keep-alive file")
+        assert files.read(USER).reason == "no keep-alive file"
     time.sleep(ACTIVITY_SETTLES)
     assert hub_record(hub) == hub_before
     files.write(USER, "2h")

@@ -15,9 +15,10 @@ import shutil
 from datetime import datetime
 from pathlib import Path
 
-from idle_cull.hub import HubClient
-from idle_cull.keepalive import KEEP_ALIVE_FILE, KeepAliveReader, Reading
-from idle_cull.probe_tokens import ProbeTarget, ProbeTokens
+from idle_cull.evidence.keep_alive import KeepAliveReader
+from idle_cull.evidence.probe_tokens import ProbeTarget, ProbeTokens
+from idle_cull.hub.client import HubClient
+from idle_cull.rules.postponement import KEEP_ALIVE_FILE, Reading
 from tests.support.singleuser import SingleUserHub
 
 __all__ = ["UserFiles"]

@@ -1,0 +1,248 @@
+"""One immutable ``Settings`` built once from the command line and environment.
+
+Everything below the CLI receives this object (or a part of it) instead of reading
+options or environment variables itself, so a pass is fully described by its settings.
+Which option fills which field is declared once, in ``options.OPTIONS``:
+``Settings.from_options`` and ``Settings.describe`` both follow that table.
+"""
+
+from __future__ import annotations
+
+import logging
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from idle_cull.command.options import MAX_CONCURRENCY, OPTIONS
+from idle_cull.errors import ConfigError
+from idle_cull.evidence.kernel_probe import KERNEL_PROBE_TIMEOUT, validate_proxy_url
+from idle_cull.hub.retry import RetryPolicy
+from idle_cull.hub.tls import TLSFiles
+from idle_cull.rules.busy_kernels import ProbeLimits
+from idle_cull.rules.policy import Caps, CullLimits
+from idle_cull.safe_files import NotRegularFile, read_regular
+from idle_cull.safe_text import public_url
+from idle_cull.urls import requestable_url
+
+__all__ = ["RetryPolicy", "Settings", "TLSFiles", "read_token", "validate_hub_url"]
+
+
+HUB_URL_EXAMPLE = "http://127.0.0.1:8081/hub/api"
+
+# JupyterHub refuses shorter tokens (jupyterhub/orm.py, APIToken.min_length).
+MIN_TOKEN_LENGTH = 8
+MAX_TOKEN_FILE_BYTES = 16 * 1024  # a token is 32-64 characters; a file this big is not one
+
+log = logging.getLogger(__name__)
+
+
+def _characters(count: int) -> str:
+    return f"{count} character" + ("" if count == 1 else "s")
+
+
+def read_token(path: Path) -> str:
+    """The API token from a file (systemd credential, Kubernetes secret), stripped.
+
+    The file's content is never echoed back in an error, only its path. Only a regular
+    file of at most ``MAX_TOKEN_FILE_BYTES`` is read (links are followed: Kubernetes
+    mounts secrets through them), so a FIFO cannot block the pass nor ``/dev/zero`` fill
+    its memory; a file others may read is worth a warning, as ssh gives for keys.
+    """
+    try:
+        content, mode = read_regular(path, MAX_TOKEN_FILE_BYTES, follow=True)
+        token = content.decode("utf-8").strip()
+    except FileNotFoundError:
+        raise ConfigError(f"token file {path} does not exist: check --api-token-file") from None
+    except NotRegularFile as error:
+        raise ConfigError(f"cannot read token file: {error}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or type(error).__name__
+        raise ConfigError(f"cannot read token file {path}: {reason}") from None
+    if mode & stat.S_IROTH:
+        log.warning(
+            "token file %s is readable by every user (mode %o); make it 0600 or 0640",
+            path,
+            stat.S_IMODE(mode),
+        )
+    if not token:
+        raise ConfigError(f"token file {path} is empty: put the service's API token in it")
+    return token
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one pass needs; built once by the CLI and passed down."""
+
+    url: str
+    token: str = field(repr=False)
+    limits: CullLimits
+    concurrency: int = 10
+    api_page_size: int = 0
+    request_timeout: float = 60.0
+    tls: TLSFiles | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    dry_run: bool = False
+    caps: Caps = field(default_factory=Caps)
+    allow_unchecked_groups: bool = False  # group rules go on when the groups cannot be checked
+    clock: str = "hub"  # "hub": the hub's Date header; "local": this machine's clock
+    allow_clock_skew: bool = False  # with clock "hub": a large skew warns, does not refuse
+    recheck: bool = True
+    recheck_after: float = 30.0  # seconds after the listing started; before, no re-check
+    deadline: float | None = None  # seconds for the whole pass
+    lock_file: Path | None = None
+    warn_within: float | None = None  # report servers this close to their idle limit
+    report: str = "none"  # on stdout: "text", "json" or "none"
+    report_file: Path | None = None  # the JSON report, written atomically
+    report_kept: bool = False  # list kept servers and users in reports, not only count them
+    metrics_file: Path | None = None  # Prometheus text format for node_exporter
+    pushgateway: str | None = None  # Prometheus Pushgateway URL
+    probe_kernels: bool = False  # ask servers about to be stopped whether a kernel is busy
+    proxy_url: str | None = None  # the proxy's public origin, which the probes go through
+    probe_timeout: float = KERNEL_PROBE_TIMEOUT  # per attempt; a probe makes at most two
+    probe_limits: ProbeLimits = field(default_factory=ProbeLimits)
+
+    def __post_init__(self) -> None:
+        validate_hub_url(self.url)
+        _check_probe_options(self)
+        if not 1 <= self.concurrency <= MAX_CONCURRENCY:
+            raise ConfigError(
+                f"--concurrency must be 1 to {MAX_CONCURRENCY}, got {self.concurrency}"
+            )
+        if self.api_page_size < 0:
+            raise ConfigError(
+                f"--api-page-size must be 0 (hub default) or more, got {self.api_page_size}"
+            )
+        if self.request_timeout <= 0:
+            raise ConfigError("JUPYTERHUB_REQUEST_TIMEOUT must be a positive number of seconds")
+        _check_unique_names(self.limits)
+        if self.report not in ("text", "json", "none"):
+            raise ConfigError(f"--report must be text, json or none, got {self.report!r}")
+        if self.clock not in ("hub", "local"):
+            raise ConfigError(f"--clock must be 'hub' or 'local', got {self.clock!r}")
+        if self.recheck_after < 0:
+            raise ConfigError("--recheck-after must be 0 or a positive duration")
+        if self.deadline is not None and self.deadline <= 0:
+            raise ConfigError("--deadline must be a positive duration")
+        if self.caps.max_culls is not None and self.caps.max_culls < 0:
+            raise ConfigError("--max-culls must be 0 or more")
+        fraction = self.caps.max_cull_fraction
+        if fraction is not None and not 0 <= fraction <= 1:
+            raise ConfigError(f"--max-cull-fraction must be between 0 and 1, got {fraction:g}")
+        if not self.token:
+            raise ConfigError(
+                "no API token: set JUPYTERHUB_API_TOKEN or pass --api-token-file "
+                "(see the README for the role to grant the token)"
+            )
+        if not self.token.isascii() or any(c.isspace() or not c.isprintable() for c in self.token):
+            raise ConfigError(
+                "the API token contains spaces, line breaks or non-ASCII characters; "
+                "check the token file or JUPYTERHUB_API_TOKEN"
+            )
+        if len(self.token) < MIN_TOKEN_LENGTH:
+            # The hub would refuse it anyway; and masking a one- or two-character token in
+            # the logs would garble every word that contains it.
+            raise ConfigError(
+                f"the API token is {_characters(len(self.token))} long; JupyterHub's tokens "
+                f"are at least {MIN_TOKEN_LENGTH}: check the token file or JUPYTERHUB_API_TOKEN"
+            )
+
+    @classmethod
+    def from_options(
+        cls,
+        values: Mapping[str, Any],
+        *,
+        token: str,
+        tls: TLSFiles | None = None,
+    ) -> Settings:
+        """The settings from parsed option values (keyed by ``Option.dest``), validated.
+
+        The token and the TLS files come from options that need reading files first,
+        so the caller passes them in; every other field is filled from its option.
+        """
+        groups: dict[str, dict[str, Any]] = {"": {}, "limits": {}, "caps": {}, "probe_limits": {}}
+        for option in OPTIONS:
+            if option.setting is None:
+                continue
+            group, _, name = option.setting.rpartition(".")
+            value = values[option.dest]
+            groups[group][name] = tuple(value) if option.multiple else value
+        return cls(
+            token=token,
+            tls=tls,
+            limits=CullLimits(**groups["limits"]),
+            caps=Caps(**groups["caps"]),
+            probe_limits=ProbeLimits(**groups["probe_limits"]),
+            **groups[""],
+        )
+
+    def describe(self) -> dict[str, object]:
+        """The effective settings for the start-of-pass log line; the token is never included.
+
+        One entry per option that fills a field, named as the field, in ``--help`` order,
+        then ``ssl``: whether the TLS files of ``--ssl-enabled`` are in use.
+        """
+        described: dict[str, object] = {}
+        for option in OPTIONS:
+            if option.setting is None:
+                continue
+            value: Any = self
+            for name in option.setting.split("."):
+                value = getattr(value, name)
+            described[option.setting.rpartition(".")[2]] = option.shown(value)
+        described["ssl"] = self.tls is not None  # --ssl-enabled fills no field of its own
+        return described
+
+
+def _check_probe_options(settings: Settings) -> None:
+    """``--probe-kernels`` needs a usable ``--proxy-url`` before anything is sent."""
+    if not settings.probe_kernels:
+        return
+    if not settings.proxy_url:
+        raise ConfigError(
+            "--probe-kernels needs --proxy-url, the proxy's public URL through which the "
+            "servers are asked (e.g. http://proxy-public in zero-to-jupyterhub)"
+        )
+    validate_proxy_url(settings.proxy_url)
+    if settings.probe_timeout <= 0:
+        raise ConfigError("--probe-timeout must be a positive number of seconds")
+    if settings.probe_limits.probe_failure not in ("keep", "cull"):
+        raise ConfigError(
+            f"--probe-failure must be keep or cull, got {settings.probe_limits.probe_failure!r}"
+        )
+
+
+def _check_unique_names(limits: CullLimits) -> None:
+    """Two limits for one group or profile would make the outcome depend on option order."""
+    for option, pairs in (
+        ("--group-timeout", limits.group_timeouts),
+        ("--profile-timeout", limits.profile_timeouts),
+        ("--server-timeout", limits.server_timeouts),
+    ):
+        names = [name for name, _ in pairs]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ConfigError(f"{option} is given more than once for {', '.join(repeated)}")
+
+
+def validate_hub_url(url: str) -> None:
+    """Reject URLs that cannot be a hub API before anything is sent."""
+    parts = requestable_url(url, "--url", HUB_URL_EXAMPLE)
+    if "@" in parts.netloc:
+        # requests would send them as Basic auth instead of the token, and the hub
+        # would reject "the token"; they would also sit in the process list.
+        raise ConfigError(
+            "--url must not contain a user or password (user:password@); the hub "
+            "authenticates idle-cull by its API token alone"
+        )
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise ConfigError(
+            f"--url {url!r} has a query string or fragment; give the bare API URL "
+            "(e.g. http://hub:8081/hub/api)"
+        )
+    if not parts.path.rstrip("/").endswith("/hub/api"):
+        raise ConfigError(
+            f"--url {public_url(url)!r} does not end in /hub/api; the hub's REST API lives there "
+            "(e.g. http://hub:8081/hub/api)"
+        )
