@@ -53,7 +53,8 @@ def cull(su: SingleUserHub, *args: str) -> tuple[subprocess.CompletedProcess[str
 
 
 def server_entry(report: dict[str, Any], user: str) -> dict[str, Any]:
-    (entry,) = [e for e in report["entries"] if e["kind"] == "server" and e["user"] == user]
+    entries: list[dict[str, Any]] = report["entries"]
+    (entry,) = [e for e in entries if e["kind"] == "server" and e["user"] == user]
     return entry
 
 
