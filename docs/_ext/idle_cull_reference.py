@@ -138,7 +138,8 @@ LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
 def sample_report() -> Report:
-    """A finished pass with every optional metric on (probing, a last success)."""
+    """A finished pass with every optional metric on (probing, postponing, warning users,
+    a last success)."""
     started = datetime(2026, 1, 1, tzinfo=timezone.utc)
     return Report(
         hub_url="http://hub:8081/hub/api",
@@ -146,6 +147,8 @@ def sample_report() -> Report:
         finished_at=started + timedelta(seconds=1),
         hub_version="6.1.1",
         probing=True,
+        postponing=True,
+        notifying=True,
     )
 
 
