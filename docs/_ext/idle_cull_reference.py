@@ -195,6 +195,9 @@ REF_NAMES = {
     "entry": "entry",
     "probe": "probe",
     "upcoming": "upcoming",
+    "postponement": "postponement",
+    "notification_counts": "object",
+    "notification": "notification",
 }
 
 
