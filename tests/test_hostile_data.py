@@ -478,7 +478,7 @@ def test_json_with_a_text_content_type_keeps_non_ascii_names(
 
 
 # --- bad input from the operator ----------------------------------------------------------
-# What tests/test_cli.py does not cover already. Each: exit 2, one error line, not a single
+# What tests/command/test_cli.py does not cover already. Each: exit 2, one error line, not a single
 # request (``responses`` records even refused ones), and the token in no output.
 
 

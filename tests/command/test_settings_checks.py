@@ -42,7 +42,7 @@ from tests.support.cli import run
 from tests.support.emulated_hub import TOKEN, URL, EmulatedHub, server_json, user_json
 from tests.support.hostile_peer import HostilePeer
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 BY_NAME = {option.name: option for option in OPTIONS}
 # upstream trait name by idle-cull option, for the options upstream's file can set
 UPSTREAM_NAME = {s.option: name for name, s in UPSTREAM_SETTINGS.items() if s.option}
