@@ -19,7 +19,8 @@ tests need) or one population of users whose server states the state filter read
 (``serve_population`` with ``HubUsers``: what the paging tests need). Both page with the
 arithmetic of ``tests.support.pagination``. Served per state, the unfiltered listing (what
 ``--cull-users`` reads) holds every record of the ``ready`` and ``inactive`` listings.
-``StatefulUsers`` adds state to served listings: the re-check and the stops and deletions
+``EmulatedClient`` stands in for ``HubClient`` itself, without HTTP, over fixed records
+(for a whole pass per hypothesis example). ``StatefulUsers`` adds state to served listings: the re-check and the stops and deletions
 act on the records listed, routed by the raw path as the hub routes them.
 
 Records are stamped relative to the real clock, which the CLI reads.
@@ -40,8 +41,10 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 import requests
 import responses
 
+from idle_cull.errors import HubUnavailable
 from idle_cull.hub.client import PAGINATION_MEDIA_TYPE, parse_version
 from idle_cull.hub.pages import UserPage
+from idle_cull.models import ActionResult, Outcome
 from tests.support import records
 from tests.support.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, page_window, users_page
 
@@ -403,6 +406,70 @@ class StatefulUsers:
 
     def deleted(self) -> set[str]:
         return {u for _, u, s in self.actions if s is None}
+
+
+class EmulatedClient:
+    """``HubClient`` without HTTP for ``run_pass``, over fixed records, whose stops end as
+    ``outcomes`` says (the hypothesis tests run a whole pass per example).
+
+    A stop that succeeds removes the server from the user's record (the re-check then
+    sees it gone); a pending one leaves it stopping; a failed one raises like the client.
+    """
+
+    def __init__(
+        self, records: dict[str, dict[str, Any]], outcomes: dict[tuple[str, str], Outcome]
+    ) -> None:
+        self.records = records
+        self.outcomes = outcomes
+        self.stops: list[tuple[str, str]] = []
+        self.stopped: set[tuple[str, str]] = set()
+        self.deleted: list[str] = []
+
+    def hub_version(self) -> str:
+        return "6.1.1"
+
+    def hub_now(self) -> datetime | None:
+        return None
+
+    def token_owner(self) -> dict[str, Any] | None:
+        return None  # as a hub before 2.0: no scopes to check
+
+    def group_exists(self, name: str) -> bool | None:
+        return True
+
+    def group_names(self) -> list[str] | None:
+        return None
+
+    def user_page(self, state: str | None, offset: int, limit: int = 0) -> UserPage:
+        """Everyone of ``state`` at once, as a hub before 2.0 answers (no pagination)."""
+        wanted = [r for r in self.records.values() if bool(r["servers"]) == (state == "ready")]
+        return UserPage(wanted, offset, limit, None)
+
+    def get_user(self, name: str) -> dict[str, Any] | None:
+        return self.records.get(name)
+
+    def responsiveness(self) -> float | None:
+        return 0.001
+
+    def stop_server(self, user: str, server: str, *, remove: bool = False) -> ActionResult:
+        self.stops.append((user, server))
+        outcome = self.outcomes.get((user, server), Outcome.STOPPED)
+        if outcome is Outcome.FAILED:
+            raise HubUnavailable(f"could not stop server {user}/{server}: HTTP 503", attempts=5)
+        if outcome in (Outcome.STOPPED, Outcome.GONE):
+            self.stopped.add((user, server))
+            self.records[user]["servers"].pop(server, None)
+        else:
+            self.records[user]["servers"][server]["pending"] = "stop"
+        return ActionResult(outcome, 1)
+
+    def delete_user(self, name: str) -> ActionResult:
+        self.deleted.append(name)
+        self.records.pop(name, None)
+        return ActionResult(Outcome.DELETED, 1)
+
+    def close(self) -> None:
+        pass
 
 
 def user_url(name: str) -> str:
