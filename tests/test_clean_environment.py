@@ -61,7 +61,7 @@ def test_a_polluted_shell_fails_no_cli_test(tmp_path: Path) -> None:
             "-q",
             "-p",
             "no:cacheprovider",
-            "tests/test_cli.py",
+            "tests/command/test_cli.py",
             *checks,
         ],
         cwd=REPO_ROOT,

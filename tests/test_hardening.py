@@ -44,7 +44,7 @@ from idle_cull.models import Outcome
 from idle_cull.output.metrics import push_metrics, read_last_success
 from idle_cull.output.render import render_json
 from idle_cull.output.report import Entry, ExitStatus, Report
-from idle_cull.rules.policy import Action, CullLimits, ServerDecision
+from idle_cull.rules.policy import Action, ServerDecision
 from idle_cull.transport import RequestBounds
 from tests.support.certs import write_internal_certs
 from tests.support.cli import run
@@ -410,27 +410,6 @@ def test_a_small_skew_is_tolerated(emulated_hub: EmulatedHub) -> None:
     result = run("--timeout=1h")
     assert result.exit_code == 0, result.stderr
     assert emulated_hub.deleted_urls() == []
-
-
-@pytest.mark.parametrize(
-    ("limits", "tolerated"),
-    [
-        pytest.param(CullLimits(timeout=3600), 300, id="an-hour-allows-5m"),
-        pytest.param(CullLimits(timeout=600), 150, id="default-10m-allows-a-quarter"),
-        pytest.param(
-            CullLimits(timeout=3600, group_timeouts=(("quick", 120),)),
-            30,
-            id="smallest-rule-counts",
-        ),
-        pytest.param(CullLimits(timeout=3600, max_age=400), 100, id="max-age-counts"),
-        pytest.param(CullLimits(timeout=3), 5, id="floor-for-the-header-resolution"),
-        pytest.param(CullLimits(timeout=0, max_age=0), 300, id="no-limit-in-use"),
-    ],
-)
-def test_skew_limit(limits: CullLimits, tolerated: float) -> None:
-    from idle_cull.rules.clocks import skew_limit  # noqa: PLC0415 (new in this change)
-
-    assert skew_limit(limits) == tolerated
 
 
 # -- class 11: the token reaches no output; no credentials in --url ---------------------

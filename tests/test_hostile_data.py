@@ -3,7 +3,7 @@ and repeated pages. Each record is either handled correctly or rejected with a r
 names it, and the rest of the pass goes on.
 
 In-process: the CLI through click's CliRunner against a small stateful hub on `responses`
-(``FakeUsers`` below). It routes paths the way JupyterHub does (tornado matches the raw,
+(``tests.support.emulated_hub.StatefulUsers``). It routes paths the way JupyterHub does (tornado matches the raw,
 percent-encoded path, then unquotes each segment), so a name quoted wrongly addresses some
 other resource and shows up as a wrong call, and unregistered URLs are refused.
 The real-hub side of the same story (names the hub accepts, records rewritten on the wire
@@ -19,21 +19,15 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import pytest
-import responses
-from requests import PreparedRequest
 
 from tests.support.cli import run
-from tests.support.emulated_hub import TOKEN, URL, EmulatedHub
+from tests.support.emulated_hub import TOKEN, URL, EmulatedHub, StatefulUsers
 from tests.support.pagination import users_page
 from tests.support.records import unusable_token_files
 
 HOUR = 3600
-API_PATH = urlsplit(URL).path
-# How the hub routes the calls a pass makes: the user, then /server or /servers/<name>.
-ROUTE = re.compile(r"/users/(?P<user>[^/]+)(?:/(?P<default>server)|/servers/(?P<server>[^/]+))?")
 
 
 def now() -> datetime:
@@ -95,76 +89,9 @@ def _when(value: object) -> object:
     return value
 
 
-class FakeUsers:
-    """The hub's user and server endpoints a pass calls, with state, on `responses`.
-
-    The listing is the emulated hub's (records served as given, maybe garbage); the re-check
-    (``GET /users/{name}``) and the actions (``DELETE``) are routed like the real hub and
-    act on the first well-formed record listed under each name. ``calls`` keeps every
-    action as ``(method, user, server)`` with the names unquoted, ``server`` ``None``
-    for a user deletion.
-    """
-
-    def __init__(self, hub: EmulatedHub) -> None:
-        self.hub = hub
-        self.records: dict[str, dict[str, Any]] = {}
-        self.actions: list[tuple[str, str, str | None]] = []
-        self.unrouted: list[str] = []
-        below = re.compile(re.escape(URL) + r"/users/.*")
-        hub.add_callback(responses.GET, below, callback=self._get)
-        hub.add_callback(responses.DELETE, below, callback=self._delete)
-
-    def listing(self, state: str, records: list[Any], *, page_size: int | None = None) -> None:
-        """Serve ``records`` as the ``state`` listing, ``page_size`` a page (``None``: the hub's)."""
-        for record in records:
-            if isinstance(record, dict) and isinstance(record.get("name"), str):
-                self.records.setdefault(record["name"], json.loads(json.dumps(record)))
-        self.hub.serve_users(state, records, page_size=page_size, recheck=False)
-
-    def _route(self, request: PreparedRequest) -> tuple[str, str | None] | None:
-        path = urlsplit(request.url or "").path[len(API_PATH) :]
-        match = ROUTE.fullmatch(path)
-        if match is None:
-            self.unrouted.append(f"{request.method} {path}")
-            return None
-        if match["server"] is not None:
-            return unquote(match["user"]), unquote(match["server"])
-        return unquote(match["user"]), "" if match["default"] else None
-
-    def _get(self, request: PreparedRequest) -> tuple[int, dict[str, str], str]:
-        route = self._route(request)
-        if route is None or route[1] is not None or route[0] not in self.records:
-            return 404, {}, json.dumps({"status": 404, "message": "Not Found"})
-        return 200, {"Content-Type": "application/json"}, json.dumps(self.records[route[0]])
-
-    def _delete(self, request: PreparedRequest) -> tuple[int, dict[str, str], str]:
-        route = self._route(request)
-        if route is None:
-            return 404, {}, json.dumps({"status": 404, "message": "Not Found"})
-        name, server_name = route
-        self.actions.append(("DELETE", name, server_name))
-        record = self.records.get(name)
-        if record is None:
-            return 404, {}, json.dumps({"status": 404, "message": "Not Found"})
-        if server_name is None:
-            del self.records[name]
-            return 204, {}, ""
-        servers = record.get("servers")
-        if not isinstance(servers, dict) or server_name not in servers:
-            return 404, {}, json.dumps({"status": 404, "message": "no such server"})
-        del servers[server_name]
-        return 204, {}, ""
-
-    def stopped(self) -> set[tuple[str, str]]:
-        return {(u, s) for _, u, s in self.actions if s is not None}
-
-    def deleted(self) -> set[str]:
-        return {u for _, u, s in self.actions if s is None}
-
-
 @pytest.fixture
-def users(emulated_hub: EmulatedHub) -> FakeUsers:
-    return FakeUsers(emulated_hub)
+def users(emulated_hub: EmulatedHub) -> StatefulUsers:
+    return StatefulUsers(emulated_hub)
 
 
 def rejected(stderr: str) -> set[str]:
@@ -195,7 +122,7 @@ HOSTILE_USER_NAMES = [
 HOSTILE_SERVER_NAMES = ["x/y", "../server", "%2E%2E", "q?remove=1", "#frag", "sp ace", "ünï", ".x"]
 
 
-def test_hostile_user_names_are_addressed_exactly(users: FakeUsers) -> None:
+def test_hostile_user_names_are_addressed_exactly(users: StatefulUsers) -> None:
     neighbours = ["a", "b", "pctax", "what", "tag", "first"]
     users.listing(
         "ready",
@@ -213,7 +140,7 @@ def test_hostile_user_names_are_addressed_exactly(users: FakeUsers) -> None:
         assert f"stop server {name}: idle 2h" in result.stderr
 
 
-def test_hostile_server_names_are_addressed_exactly(users: FakeUsers) -> None:
+def test_hostile_server_names_are_addressed_exactly(users: StatefulUsers) -> None:
     named = [server(n) for n in HOSTILE_SERVER_NAMES]
     users.listing(
         "ready", [user("alice", server(last_activity="fresh"), *named, last_activity="fresh")]
@@ -226,7 +153,7 @@ def test_hostile_server_names_are_addressed_exactly(users: FakeUsers) -> None:
 
 
 @pytest.mark.parametrize("name", [".", ".."])
-def test_dot_segment_names_fail_alone_with_a_reason(users: FakeUsers, name: str) -> None:
+def test_dot_segment_names_fail_alone_with_a_reason(users: StatefulUsers, name: str) -> None:
     """``/users/../server`` would be normalized to ``/users/server``: never sent."""
     users.listing("ready", [user(name, server()), user("plain", server())])
     result = run("--timeout=1h")
@@ -236,7 +163,7 @@ def test_dot_segment_names_fail_alone_with_a_reason(users: FakeUsers, name: str)
     assert "server_failed=1" in result.stderr
 
 
-def test_control_characters_in_names_cannot_forge_log_lines(users: FakeUsers) -> None:
+def test_control_characters_in_names_cannot_forge_log_lines(users: StatefulUsers) -> None:
     """JupyterHub 6.1.1 accepts such names (POST /users with "line\\nbreak" answers 201)."""
     forged = "2026-01-01 00:00:00,000 INFO summary: users_listed=0 exit=0"
     name = f"mallory\n{forged}"
@@ -282,7 +209,7 @@ TIMESTAMP_CASES: list[tuple[str, Callable[[], object], str]] = [
 ]
 
 
-def test_timestamps_of_every_shape(users: FakeUsers) -> None:
+def test_timestamps_of_every_shape(users: StatefulUsers) -> None:
     records = [
         user(name, server(last_activity=make(), started=make()), last_activity=make())
         for name, make, _ in TIMESTAMP_CASES
@@ -310,7 +237,7 @@ USER_TIMESTAMP_CASES: list[tuple[str, dict[str, Any], str]] = [
 ]
 
 
-def test_user_timestamps_of_every_shape(users: FakeUsers) -> None:
+def test_user_timestamps_of_every_shape(users: StatefulUsers) -> None:
     records = [{**user(name), **fields} for name, fields, _ in USER_TIMESTAMP_CASES]
     users.listing("ready", [])
     users.listing("inactive", records)
@@ -371,7 +298,7 @@ FIELD_CASES: list[tuple[str, Any, str]] = [
 ]
 
 
-def test_missing_and_null_fields(users: FakeUsers) -> None:
+def test_missing_and_null_fields(users: StatefulUsers) -> None:
     for state in ("ready", "inactive"):
         users.listing(state, [record for listed, record, _ in FIELD_CASES if listed == state])
     result = run("--timeout=1h", "--cull-users", "--cull-admin-users=false", "--log-level=debug")
@@ -397,7 +324,7 @@ def test_missing_and_null_fields(users: FakeUsers) -> None:
     assert "keep user u-admin-null: cannot tell whether admin" in result.stderr
 
 
-def test_null_groups_cannot_switch_off_an_exclusion(users: FakeUsers) -> None:
+def test_null_groups_cannot_switch_off_an_exclusion(users: StatefulUsers) -> None:
     users.listing("ready", [user("staffer", server(), groups=None), user("other", server())])
     result = run("--timeout=1h", "--exclude-group=staff")
     assert result.exit_code == 0, result.stderr
@@ -405,7 +332,7 @@ def test_null_groups_cannot_switch_off_an_exclusion(users: FakeUsers) -> None:
     assert rejected(result.stderr) == {"staffer"}
 
 
-def test_one_record_hiding_last_activity_stops_the_whole_pass(users: FakeUsers) -> None:
+def test_one_record_hiding_last_activity_stops_the_whole_pass(users: StatefulUsers) -> None:
     """A field a rule needs and the token cannot read is a scope problem: exit 3, not a guess."""
     users.listing(
         "ready", [user("fine", server()), _without(user("hidden", server()), "last_activity")]
@@ -419,7 +346,7 @@ def test_one_record_hiding_last_activity_stops_the_whole_pass(users: FakeUsers) 
 # --- repeated and huge pages --------------------------------------------------------------
 
 
-def test_identical_duplicate_across_pages_is_acted_on_once(users: FakeUsers) -> None:
+def test_identical_duplicate_across_pages_is_acted_on_once(users: StatefulUsers) -> None:
     twice = user("twice", server())
     users.listing("ready", [twice, user("a", server()), user("b", server()), twice], page_size=2)
     result = run("--timeout=1h", "--api-page-size=2")
@@ -430,7 +357,9 @@ def test_identical_duplicate_across_pages_is_acted_on_once(users: FakeUsers) -> 
 
 
 @pytest.mark.parametrize("recheck", ["true", "false"])
-def test_conflicting_duplicate_never_stops_a_server_in_use(users: FakeUsers, recheck: str) -> None:
+def test_conflicting_duplicate_never_stops_a_server_in_use(
+    users: StatefulUsers, recheck: str
+) -> None:
     """The hub's list shifted while paging: page 1 saw the server idle, page 2 sees it in use.
     The later copy decides, so even without the re-check the server in use stays."""
     stale = user("shifty", server())
@@ -442,7 +371,7 @@ def test_conflicting_duplicate_never_stops_a_server_in_use(users: FakeUsers, rec
     assert ("shifty", "") not in users.stopped()
 
 
-def test_a_huge_page_is_handled(users: FakeUsers) -> None:
+def test_a_huge_page_is_handled(users: StatefulUsers) -> None:
     count = 10_000  # 50 times the hub's largest page (api_page_max_limit 200)
     active = [
         user(f"u{i:05d}", server(last_activity="fresh"), last_activity="fresh")
@@ -460,7 +389,7 @@ def test_a_huge_page_is_handled(users: FakeUsers) -> None:
 
 
 def test_json_with_a_text_content_type_keeps_non_ascii_names(
-    emulated_hub: EmulatedHub, users: FakeUsers
+    emulated_hub: EmulatedHub, users: StatefulUsers
 ) -> None:
     """JSON is UTF-8 whatever the Content-Type says (RFC 8259); a proxy that relabels the
     hub's answers as text/html must not turn user "ünï" into "Ã¼nÃ¯"."""
@@ -478,7 +407,7 @@ def test_json_with_a_text_content_type_keeps_non_ascii_names(
 
 
 # --- bad input from the operator ----------------------------------------------------------
-# What tests/test_cli.py does not cover already. Each: exit 2, one error line, not a single
+# What tests/command/test_cli.py does not cover already. Each: exit 2, one error line, not a single
 # request (``responses`` records even refused ones), and the token in no output.
 
 

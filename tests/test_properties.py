@@ -19,9 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from idle_cull.command.settings import Settings
-from idle_cull.errors import HubUnavailable
-from idle_cull.hub.pages import UserPage
-from idle_cull.models import ActionResult, Outcome, RecordError, Server, User, parse_timestamp
+from idle_cull.models import Outcome, RecordError, Server, User, parse_timestamp
 from idle_cull.rules.policy import (
     CLOCK_RESOLUTION,
     Action,
@@ -31,6 +29,7 @@ from idle_cull.rules.policy import (
     idle_limit,
 )
 from idle_cull.runner import run_pass
+from tests.support.emulated_hub import EmulatedClient
 from tests.support.records import NOW, plan_of
 
 DAY = 86400.0
@@ -353,69 +352,6 @@ def test_any_record_parses_or_is_rejected_with_record_error(record: Any) -> None
 # --- a whole pass with actions that fail at random ----------------------------------------
 
 
-class FakeHub:
-    """A client for ``run_pass`` over fixed records, whose stops end as ``outcomes`` says.
-
-    A stop that succeeds removes the server from the user's record (the re-check then
-    sees it gone); a pending one leaves it stopping; a failed one raises like the client.
-    """
-
-    def __init__(
-        self, records: dict[str, dict[str, Any]], outcomes: dict[tuple[str, str], Outcome]
-    ) -> None:
-        self.records = records
-        self.outcomes = outcomes
-        self.stops: list[tuple[str, str]] = []
-        self.stopped: set[tuple[str, str]] = set()
-        self.deleted: list[str] = []
-
-    def hub_version(self) -> str:
-        return "6.1.1"
-
-    def hub_now(self) -> datetime | None:
-        return None
-
-    def token_owner(self) -> dict[str, Any] | None:
-        return None  # as a hub before 2.0: no scopes to check
-
-    def group_exists(self, name: str) -> bool | None:
-        return True
-
-    def group_names(self) -> list[str] | None:
-        return None
-
-    def user_page(self, state: str | None, offset: int, limit: int = 0) -> UserPage:
-        """Everyone of ``state`` at once, as a hub before 2.0 answers (no pagination)."""
-        wanted = [r for r in self.records.values() if bool(r["servers"]) == (state == "ready")]
-        return UserPage(wanted, offset, limit, None)
-
-    def get_user(self, name: str) -> dict[str, Any] | None:
-        return self.records.get(name)
-
-    def responsiveness(self) -> float | None:
-        return 0.001
-
-    def stop_server(self, user: str, server: str, *, remove: bool = False) -> ActionResult:
-        self.stops.append((user, server))
-        outcome = self.outcomes.get((user, server), Outcome.STOPPED)
-        if outcome is Outcome.FAILED:
-            raise HubUnavailable(f"could not stop server {user}/{server}: HTTP 503", attempts=5)
-        if outcome in (Outcome.STOPPED, Outcome.GONE):
-            self.stopped.add((user, server))
-            self.records[user]["servers"].pop(server, None)
-        else:
-            self.records[user]["servers"][server]["pending"] = "stop"
-        return ActionResult(outcome, 1)
-
-    def delete_user(self, name: str) -> ActionResult:
-        self.deleted.append(name)
-        self.records.pop(name, None)
-        return ActionResult(Outcome.DELETED, 1)
-
-    def close(self) -> None:
-        pass
-
-
 def _record(user: User) -> dict[str, Any]:
     def iso(moment: datetime | None) -> str | None:
         return None if moment is None else moment.isoformat()
@@ -455,7 +391,7 @@ def test_a_pass_deletes_a_user_only_after_all_its_servers_stopped(
         for u in hub
         for s in u.servers
     }
-    client = FakeHub(records, outcomes)
+    client = EmulatedClient(records, outcomes)
     options = Settings(
         url="http://hub.test/hub/api",
         token="t0ken-for-tests",

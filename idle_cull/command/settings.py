@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from idle_cull.command.options import MAX_CONCURRENCY, OPTIONS
+from idle_cull.command.options import OPTIONS
 from idle_cull.errors import ConfigError
 from idle_cull.evidence.kernel_probe import KERNEL_PROBE_TIMEOUT, validate_proxy_url
 from idle_cull.hub.retry import RetryPolicy
@@ -111,33 +111,15 @@ class Settings:
     schedule_interval: float | None = None  # seconds between scheduled passes (--notify)
 
     def __post_init__(self) -> None:
+        """The facts no option's value function can check: the URL (``urls``), a usable
+        token, ``--probe-kernels`` and ``--postpone-limit`` with ``--proxy-url``, ``--notify``
+        with its window and schedule, one limit per name. Every
+        number, share and choice was checked once already by its option's type
+        (``command.values``, ``click.Choice``), whatever its source."""
         validate_hub_url(self.url)
         _check_probe_options(self)
         _check_users_loop_options(self)
-        if not 1 <= self.concurrency <= MAX_CONCURRENCY:
-            raise ConfigError(
-                f"--concurrency must be 1 to {MAX_CONCURRENCY}, got {self.concurrency}"
-            )
-        if self.api_page_size < 0:
-            raise ConfigError(
-                f"--api-page-size must be 0 (hub default) or more, got {self.api_page_size}"
-            )
-        if self.request_timeout <= 0:
-            raise ConfigError("JUPYTERHUB_REQUEST_TIMEOUT must be a positive number of seconds")
         _check_unique_names(self.limits)
-        if self.report not in ("text", "json", "none"):
-            raise ConfigError(f"--report must be text, json or none, got {self.report!r}")
-        if self.clock not in ("hub", "local"):
-            raise ConfigError(f"--clock must be 'hub' or 'local', got {self.clock!r}")
-        if self.recheck_after < 0:
-            raise ConfigError("--recheck-after must be 0 or a positive duration")
-        if self.deadline is not None and self.deadline <= 0:
-            raise ConfigError("--deadline must be a positive duration")
-        if self.caps.max_culls is not None and self.caps.max_culls < 0:
-            raise ConfigError("--max-culls must be 0 or more")
-        fraction = self.caps.max_cull_fraction
-        if fraction is not None and not 0 <= fraction <= 1:
-            raise ConfigError(f"--max-cull-fraction must be between 0 and 1, got {fraction:g}")
         if not self.token:
             raise ConfigError(
                 "no API token: set JUPYTERHUB_API_TOKEN or pass --api-token-file "
@@ -213,12 +195,6 @@ def _check_probe_options(settings: Settings) -> None:
             "servers are asked (e.g. http://proxy-public in zero-to-jupyterhub)"
         )
     validate_proxy_url(settings.proxy_url)
-    if settings.probe_timeout <= 0:
-        raise ConfigError("--probe-timeout must be a positive number of seconds")
-    if settings.probe_limits.probe_failure not in ("keep", "cull"):
-        raise ConfigError(
-            f"--probe-failure must be keep or cull, got {settings.probe_limits.probe_failure!r}"
-        )
 
 
 def _check_users_loop_options(settings: Settings) -> None:

@@ -8,16 +8,14 @@ The next request is always built from the offset the hub reports, never from its
 ``next.url`` (that reflects the hub's own view of the request, which is wrong behind
 a proxy). A ``next`` that does not advance, points past the hub's own ``total`` or runs
 past ``MAX_LISTING_OFFSET`` would loop forever, and a plan from a ``total`` past it would
-page for ever concurrently: each is refused with ``HubProtocolError``.
+page for ever: each is refused with ``HubProtocolError``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Generator, Iterator, Mapping
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from itertools import islice
 from typing import Any, ParamSpec
 
 from idle_cull.errors import HubProtocolError
@@ -28,7 +26,6 @@ __all__ = [
     "UserPage",
     "follow_pages",
     "limit_of",
-    "list_pages",
     "next_offset",
     "paced",
     "page_plan",
@@ -212,50 +209,3 @@ def paced(
         return page
 
     return fetch_paced
-
-
-def list_pages(
-    fetch: Fetch, limit: int = 0, *, executor: Executor, max_in_flight: int
-) -> Generator[list[Any], None, None]:
-    """Every page's records: the first alone, then the planned ones concurrently.
-
-    With ``state=ready``, ``total`` counts *active* users and ready-filtering happens
-    after offset/limit, so the plan still covers every user; pages may come back short
-    or empty. At most ``max_in_flight`` pages are requested or held at once on
-    ``executor`` (the caller's pool), so memory stays bounded by that window, not by
-    the hub's size; closing the generator cancels the pages not yet started.
-
-    Pages are yielded in the order the hub answered them, not in offset order: as with
-    sequential paging, a user listed twice (the list shifted while paging) comes last
-    in its fresher copy, which is the one the runner keeps. If the list grew meanwhile
-    (the highest planned page still has a ``next``), the rest is followed sequentially.
-    Hubs before 2.0 answer the whole list at once, as one page.
-    """
-    first = fetch(0, limit)
-    yield first.items
-    plan = page_plan(first)
-    if plan is None:
-        yield from follow_pages(fetch, first)
-        return
-    offsets = iter(plan)
-    pending: set[Future[UserPage]] = set()
-
-    def submit(how_many: int) -> None:
-        for offset in islice(offsets, how_many):
-            pending.add(executor.submit(fetch, offset, plan.step))
-
-    highest = first
-    try:
-        submit(max(max_in_flight, 1))
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for page in sorted((f.result() for f in done), key=lambda p: p.received):
-                if page.following:
-                    next_offset(page)  # refused on any page, not only the last one
-                highest = max(highest, page, key=lambda p: p.offset)
-                submit(1)
-                yield page.items
-    finally:
-        for future in pending:
-            future.cancel()
-    yield from follow_pages(fetch, highest)

@@ -1,7 +1,10 @@
 """Pure culling decisions: records plus "now" plus limits in, decisions with reasons out.
 
 Nothing here performs I/O or reads a clock, so every rule is testable with a table and
-every decision carries the sentence that will appear in the log and the report.
+every decision carries the sentence that will appear in the log and the report. What
+each rule decides (whom it keeps, the idle or age limit it sets) is held by its ``Rule``
+in ``catalogue.RULES``; this module puts those answers together in one order and never
+names a rule itself.
 """
 
 from __future__ import annotations
@@ -10,10 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from fnmatch import fnmatchcase
 
 from idle_cull.durations import format_duration
 from idle_cull.models import Server, User
+from idle_cull.rules.catalogue import IDLE_LIMIT_RULES, RULES, CullLimits, Limit
 from idle_cull.wording import counted
 
 __all__ = [
@@ -45,42 +48,13 @@ class Action(str, Enum):
     SKIP = "skip"  # cannot be judged now (pending, not ready); looked at again next pass
 
 
-@dataclass(frozen=True)
-class CullLimits:
-    """The culling rules: upstream's flags with their defaults, plus per-kind limits.
-
-    Per-kind limits are tuples of ``(key, seconds)`` pairs in the order given on the
-    command line, so the settings stay immutable and "first match wins" is well defined.
-    """
-
-    timeout: float = 600.0
-    max_age: float = 0.0
-    cull_users: bool = False
-    cull_admin_users: bool = True
-    cull_default_servers: bool = True
-    cull_named_servers: bool = True
-    remove_named_servers: bool = False
-    exclude_users: tuple[str, ...] = ()  # shell globs
-    exclude_groups: tuple[str, ...] = ()
-    group_timeouts: tuple[tuple[str, float], ...] = ()
-    profile_timeouts: tuple[tuple[str, float], ...] = ()
-    server_timeouts: tuple[tuple[str, float], ...] = ()  # named-server globs
-    user_timeout: float | None = None  # None: same as timeout
-    user_max_age: float | None = None  # None: same as max_age
-
-    @property
-    def needs_groups(self) -> bool:
-        return bool(self.exclude_groups or self.group_timeouts)
-
-
 def excluded(user: User, limits: CullLimits) -> str | None:
-    """The exclusion that protects this user (and all its servers), if any."""
-    for pattern in limits.exclude_users:
-        if fnmatchcase(user.name, pattern):
-            return f"excluded by --exclude-user {pattern}"
-    for group in user.groups or ():
-        if group in limits.exclude_groups:
-            return f"excluded by --exclude-group {group}"
+    """The exclusion that protects this user (and all its servers), if any: the first
+    rule of ``RULES`` that keeps it."""
+    for rule in RULES:
+        reason = rule.keeps(user, limits) if rule.keeps else None
+        if reason:
+            return reason
     return None
 
 
@@ -89,38 +63,34 @@ def rules_matching(user: User, limits: CullLimits) -> set[tuple[str, str]]:
     ``(option, rule)``, even where a rule of higher precedence wins: so that a rule
     that named nobody (a typo) can be told apart from one that lost to another.
     """
-    found = {("--exclude-user", p) for p in limits.exclude_users if fnmatchcase(user.name, p)}
-    for server in user.servers:
-        profile = (server.user_options or {}).get("profile")
-        found |= {("--profile-timeout", n) for n, _ in limits.profile_timeouts if profile == n}
-        if not server.is_default:
-            found |= {
-                ("--server-timeout", p)
-                for p, _ in limits.server_timeouts
-                if fnmatchcase(server.name, p)
-            }
+    found: set[tuple[str, str]] = set()
+    for rule in RULES:
+        if rule.matching:
+            found |= rule.matching(user, limits)
     return found
 
 
 def idle_limit(user: User, server: Server, limits: CullLimits) -> tuple[float, str]:
-    """The idle limit for one server and the rule it comes from.
+    """The idle limit for one server and the rule it comes from: the first rule, by
+    ``idle_precedence``, that sets one (``--timeout`` always does)."""
+    for rule in IDLE_LIMIT_RULES:
+        found = rule.idle_limit(user, server, limits) if rule.idle_limit else None
+        if found is not None:
+            return found
+    raise AssertionError("no rule sets an idle limit")  # pragma: no cover: --timeout does
 
-    Precedence: the server's profile, then its name (named servers), then the most
-    generous limit of the user's groups, then ``--timeout``.
-    """
-    profile = (server.user_options or {}).get("profile")
-    for name, seconds in limits.profile_timeouts:
-        if profile == name:
-            return seconds, f"profile {name}"
-    if not server.is_default:
-        for pattern, seconds in limits.server_timeouts:
-            if fnmatchcase(server.name, pattern):
-                return seconds, f"server {pattern}"
-    by_group = [(s, g) for g, s in limits.group_timeouts if g in (user.groups or ())]
-    if by_group:
-        seconds, group = max(by_group)
-        return seconds, f"group {group}"
-    return limits.timeout, "--timeout"
+
+def age_limit_reached(
+    server: Server, age: float | None, now: datetime, limits: CullLimits
+) -> Limit | None:
+    """The first age limit of ``RULES`` that this server's age has reached, if any."""
+    if age is None:
+        return None
+    for rule in RULES:
+        found = rule.age_limit(server, now, limits) if rule.age_limit else None
+        if found is not None and found[0] and age >= found[0]:
+            return found
+    return None
 
 
 @dataclass(frozen=True)
@@ -329,8 +299,9 @@ def decide_server(user: User, server: Server, now: datetime, limits: CullLimits)
     limit, rule = idle_limit(user, server, limits)
     if idle >= limit:
         return decision(Action.STOP, _compared("idle", idle, ">=", limit, rule))
-    if limits.max_age and age is not None and age >= limits.max_age:
-        return decision(Action.STOP, _compared("age", age, ">=", limits.max_age, "--max-age"))
+    too_old = age_limit_reached(server, age, now, limits)
+    if too_old is not None and age is not None:
+        return decision(Action.STOP, _compared("age", age, ">=", *too_old))
     if idle < 0:
         return decision(Action.KEEP, "last activity is in the future (clock skew?)")
     return decision(Action.KEEP, _compared("idle", idle, "<", limit, rule))

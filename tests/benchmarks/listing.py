@@ -4,8 +4,9 @@
 
 Starts a real hub with that many users and running servers, then times
 the sequential listing (``pages.follow_pages``: one page after the other, following
-``next``) against the concurrent one (``pages.list_pages``: offsets from the first page's ``total``, at
-most ``--concurrency`` pages in flight), each page parsed into ``User`` records as the
+``next``) against the concurrent one (``list_pages`` below, which idle-cull does not
+ship: offsets from the first page's ``total``, at most ``--concurrency`` pages in
+flight), each page parsed into ``User`` records as the
 runner does. Both run in this process, alternately, ``--repeats`` times; the table shows
 medians. ``state=ready`` is what every pass lists; ``state=inactive`` is added by
 ``--cull-users``. The listing changes nothing, so it needs no re-spawn between runs.
@@ -22,14 +23,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Generator, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from functools import partial
+from itertools import islice
 from typing import Any
 
 from idle_cull.hub.client import HubClient
-from idle_cull.hub.pages import Fetch, follow_pages, list_pages
+from idle_cull.hub.pages import Fetch, UserPage, follow_pages, next_offset, page_plan
 from idle_cull.models import User
 from tests.benchmarks.common import markdown_table, median, ratio
 from tests.benchmarks.hub_server import fake_hub
@@ -87,6 +89,53 @@ def _sequential(fetch: Fetch, page_size: int) -> Iterator[list[Any]]:
     first = fetch(0, page_size)
     yield first.items
     yield from follow_pages(fetch, first)
+
+
+def list_pages(  # the contender: concurrent paging, measured against what ships
+    fetch: Fetch, limit: int = 0, *, executor: Executor, max_in_flight: int
+) -> Generator[list[Any], None, None]:
+    """Every page's records: the first alone, then the planned ones concurrently.
+
+    With ``state=ready``, ``total`` counts *active* users and ready-filtering happens
+    after offset/limit, so the plan still covers every user; pages may come back short
+    or empty. At most ``max_in_flight`` pages are requested or held at once on
+    ``executor`` (the caller's pool), so memory stays bounded by that window, not by
+    the hub's size; closing the generator cancels the pages not yet started.
+
+    Pages are yielded in the order the hub answered them, not in offset order: as with
+    sequential paging, a user listed twice (the list shifted while paging) comes last
+    in its fresher copy, which is the one the runner keeps. If the list grew meanwhile
+    (the highest planned page still has a ``next``), the rest is followed sequentially.
+    Hubs before 2.0 answer the whole list at once, as one page.
+    """
+    first = fetch(0, limit)
+    yield first.items
+    plan = page_plan(first)
+    if plan is None:
+        yield from follow_pages(fetch, first)
+        return
+    offsets = iter(plan)
+    pending: set[Future[UserPage]] = set()
+
+    def submit(how_many: int) -> None:
+        for offset in islice(offsets, how_many):
+            pending.add(executor.submit(fetch, offset, plan.step))
+
+    highest = first
+    try:
+        submit(max(max_in_flight, 1))
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for page in sorted((f.result() for f in done), key=lambda p: p.received):
+                if page.following:
+                    next_offset(page)  # refused on any page, not only the last one
+                highest = max(highest, page, key=lambda p: p.offset)
+                submit(1)
+                yield page.items
+    finally:
+        for future in pending:
+            future.cancel()
+    yield from follow_pages(fetch, highest)
 
 
 def _timed(pages: Iterator[list[Any]]) -> tuple[float, int, int]:

@@ -251,5 +251,5 @@ def test_concurrency_runs_stops_in_parallel(real_hub: RealHub) -> None:
     overlap = max(sum(1 for s, e in spans if s <= moment < e) for moment, _ in spans)
     # Really concurrent, and never more than --concurrency. How close to the ceiling a
     # pass this short gets is the limiter's call: it starts at one in flight and adds one
-    # per quick probe of the hub (test_limiter.py), so a slow machine may stop at two.
+    # per quick probe of the hub (tests/hub/test_limiter.py), so a slow machine may stop at two.
     assert 2 <= overlap <= 3, spans

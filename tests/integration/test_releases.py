@@ -2,7 +2,7 @@
 
 Run against one release with ``scripts/test-hub 3.1``; ``scripts/test`` runs this module,
 like every test marked ``matrix``, on each release of ``tests/support/hub_releases.txt``.
-The unit tests in ``tests/test_hub_compat.py`` replay the exact answers seen here.
+The unit tests in ``tests/hub/test_client_compat.py`` replay the exact answers seen here.
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ tests need) or one population of users whose server states the state filter read
 (``serve_population`` with ``HubUsers``: what the paging tests need). Both page with the
 arithmetic of ``tests.support.pagination``. Served per state, the unfiltered listing (what
 ``--cull-users`` reads) holds every record of the ``ready`` and ``inactive`` listings.
+``EmulatedClient`` stands in for ``HubClient`` itself, without HTTP, over fixed records
+(for a whole pass per hypothesis example). ``StatefulUsers`` adds state to served listings: the re-check and the stops and deletions
+act on the records listed, routed by the raw path as the hub routes them.
 
 Records are stamped relative to the real clock, which the CLI reads.
 """
@@ -38,8 +41,10 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 import requests
 import responses
 
+from idle_cull.errors import HubUnavailable
 from idle_cull.hub.client import PAGINATION_MEDIA_TYPE, parse_version
 from idle_cull.hub.pages import UserPage
+from idle_cull.models import ActionResult, Outcome
 from tests.support import records
 from tests.support.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, page_window, users_page
 
@@ -329,6 +334,142 @@ class EmulatedHub(responses.RequestsMock):
         if self.older_than((2, 0)) or not paginated:  # before 2.0: everyone, in a bare list
             return listing.records
         return listing.page(query)
+
+
+# How the hub routes the calls a pass makes: the user, then /server or /servers/<name>.
+ROUTE = re.compile(r"/users/(?P<user>[^/]+)(?:/(?P<default>server)|/servers/(?P<server>[^/]+))?")
+API_PATH = urlsplit(URL).path
+
+
+class StatefulUsers:
+    """The hub's user and server endpoints a pass calls, with state, on `responses`.
+
+    The listing is the emulated hub's (records served as given, maybe garbage); the re-check
+    (``GET /users/{name}``) and the actions (``DELETE``) are routed like the real hub and
+    act on the first well-formed record listed under each name. ``actions`` keeps every
+    action as ``(method, user, server)`` with the names unquoted, ``server`` ``None``
+    for a user deletion.
+    """
+
+    def __init__(self, hub: EmulatedHub) -> None:
+        self.hub = hub
+        self.records: dict[str, dict[str, Any]] = {}
+        self.actions: list[tuple[str, str, str | None]] = []
+        self.unrouted: list[str] = []
+        below = re.compile(re.escape(URL) + r"/users/.*")
+        hub.add_callback(responses.GET, below, callback=self._get)
+        hub.add_callback(responses.DELETE, below, callback=self._delete)
+
+    def listing(self, state: str, records: list[Any], *, page_size: int | None = None) -> None:
+        """Serve ``records`` as the ``state`` listing, ``page_size`` a page (``None``: the hub's)."""
+        for record in records:
+            if isinstance(record, dict) and isinstance(record.get("name"), str):
+                self.records.setdefault(record["name"], json.loads(json_text(record)))
+        self.hub.serve_users(state, records, page_size=page_size, recheck=False)
+
+    def _route(self, request: requests.PreparedRequest) -> tuple[str, str | None] | None:
+        path = urlsplit(request.url or "").path[len(API_PATH) :]
+        match = ROUTE.fullmatch(path)
+        if match is None:
+            self.unrouted.append(f"{request.method} {path}")
+            return None
+        if match["server"] is not None:
+            return unquote(match["user"]), unquote(match["server"])
+        return unquote(match["user"]), "" if match["default"] else None
+
+    def _get(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        route = self._route(request)
+        if route is None or route[1] is not None or route[0] not in self.records:
+            return 404, {}, json_text({"status": 404, "message": "Not Found"})
+        return 200, {"Content-Type": "application/json"}, json_text(self.records[route[0]])
+
+    def _delete(self, request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        route = self._route(request)
+        if route is None:
+            return 404, {}, json_text({"status": 404, "message": "Not Found"})
+        name, server_name = route
+        self.actions.append(("DELETE", name, server_name))
+        record = self.records.get(name)
+        if record is None:
+            return 404, {}, json_text({"status": 404, "message": "Not Found"})
+        if server_name is None:
+            del self.records[name]
+            return 204, {}, ""
+        servers = record.get("servers")
+        if not isinstance(servers, dict) or server_name not in servers:
+            return 404, {}, json_text({"status": 404, "message": "no such server"})
+        del servers[server_name]
+        return 204, {}, ""
+
+    def stopped(self) -> set[tuple[str, str]]:
+        return {(u, s) for _, u, s in self.actions if s is not None}
+
+    def deleted(self) -> set[str]:
+        return {u for _, u, s in self.actions if s is None}
+
+
+class EmulatedClient:
+    """``HubClient`` without HTTP for ``run_pass``, over fixed records, whose stops end as
+    ``outcomes`` says (the hypothesis tests run a whole pass per example).
+
+    A stop that succeeds removes the server from the user's record (the re-check then
+    sees it gone); a pending one leaves it stopping; a failed one raises like the client.
+    """
+
+    def __init__(
+        self, records: dict[str, dict[str, Any]], outcomes: dict[tuple[str, str], Outcome]
+    ) -> None:
+        self.records = records
+        self.outcomes = outcomes
+        self.stops: list[tuple[str, str]] = []
+        self.stopped: set[tuple[str, str]] = set()
+        self.deleted: list[str] = []
+
+    def hub_version(self) -> str:
+        return "6.1.1"
+
+    def hub_now(self) -> datetime | None:
+        return None
+
+    def token_owner(self) -> dict[str, Any] | None:
+        return None  # as a hub before 2.0: no scopes to check
+
+    def group_exists(self, name: str) -> bool | None:
+        return True
+
+    def group_names(self) -> list[str] | None:
+        return None
+
+    def user_page(self, state: str | None, offset: int, limit: int = 0) -> UserPage:
+        """Everyone of ``state`` at once, as a hub before 2.0 answers (no pagination)."""
+        wanted = [r for r in self.records.values() if bool(r["servers"]) == (state == "ready")]
+        return UserPage(wanted, offset, limit, None)
+
+    def get_user(self, name: str) -> dict[str, Any] | None:
+        return self.records.get(name)
+
+    def responsiveness(self) -> float | None:
+        return 0.001
+
+    def stop_server(self, user: str, server: str, *, remove: bool = False) -> ActionResult:
+        self.stops.append((user, server))
+        outcome = self.outcomes.get((user, server), Outcome.STOPPED)
+        if outcome is Outcome.FAILED:
+            raise HubUnavailable(f"could not stop server {user}/{server}: HTTP 503", attempts=5)
+        if outcome in (Outcome.STOPPED, Outcome.GONE):
+            self.stopped.add((user, server))
+            self.records[user]["servers"].pop(server, None)
+        else:
+            self.records[user]["servers"][server]["pending"] = "stop"
+        return ActionResult(outcome, 1)
+
+    def delete_user(self, name: str) -> ActionResult:
+        self.deleted.append(name)
+        self.records.pop(name, None)
+        return ActionResult(Outcome.DELETED, 1)
+
+    def close(self) -> None:
+        pass
 
 
 def user_url(name: str) -> str:

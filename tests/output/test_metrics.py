@@ -35,7 +35,7 @@ from idle_cull.output.report import ExitStatus, Report, Upcoming
 from tests.support.records import NOW
 from tests.support.reports import FAILED_STOP, dry_run_report, settled_report
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 START = NOW.timestamp()
 END = START + 2.5
 

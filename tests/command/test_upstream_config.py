@@ -1,6 +1,6 @@
 """Upstream 2.0's idle_culler_config.py: read without running it, refused where it is code.
 
-tests/test_upstream_generated_config.py reads upstream's whole generated file.
+tests/command/test_upstream_config_generated.py reads upstream's whole generated file.
 """
 
 from __future__ import annotations
@@ -422,7 +422,7 @@ def test_what_the_parser_raises_is_caught_where_the_file_is_parsed(
 
 
 def test_the_migration_page_says_what_becomes_of_every_setting() -> None:
-    page = Path(__file__).parents[1] / "docs" / "how-to" / "migrating-from-upstream.md"
+    page = Path(__file__).parents[2] / "docs" / "how-to" / "migrating-from-upstream.md"
     first_cells = [
         line.split(" | ")[0]
         for line in page.read_text(encoding="utf-8").splitlines()

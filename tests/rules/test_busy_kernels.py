@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from idle_cull.command.settings import Settings
-from idle_cull.errors import ConfigError
 from idle_cull.rules.busy_kernels import (
     BusyKernel,
     ProbeLimits,
@@ -18,7 +16,6 @@ from idle_cull.rules.busy_kernels import (
     decide_probed,
     probe_wanted,
 )
-from idle_cull.rules.policy import CullLimits
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 H = 3600.0
@@ -208,15 +205,3 @@ def test_the_policy_imports_no_io() -> None:
     for name in ("requests", "click", "tenacity", "concurrent", "urllib"):
         assert f"import {name}" not in source
         assert f"from {name}" not in source
-
-
-def test_an_unknown_probe_failure_setting_is_a_usage_error() -> None:
-    with pytest.raises(ConfigError, match="--probe-failure must be keep or cull"):
-        Settings(
-            url="http://hub.test/hub/api",
-            token="t0ken-0123456789",
-            limits=CullLimits(),
-            probe_kernels=True,
-            proxy_url="http://proxy.test",
-            probe_limits=ProbeLimits(probe_failure="maybe"),
-        )

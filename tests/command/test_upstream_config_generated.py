@@ -22,7 +22,7 @@ from idle_cull.command.upstream_config import UPSTREAM_SETTINGS
 from tests.support.cli import run
 from tests.support.emulated_hub import EmulatedHub, server_json, user_json
 
-FIXTURE = Path(__file__).parent / "fixtures" / "upstream-2.0.0-generated-config.py.txt"
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "upstream-2.0.0-generated-config.py.txt"
 _SETTING = re.compile(r"^c\.(\w+)\.(\w+) = ", re.M)
 
 

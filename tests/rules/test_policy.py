@@ -338,7 +338,7 @@ def test_plan_without_cull_users_has_no_user_decisions() -> None:
 
 def test_policy_module_does_no_io() -> None:
     """The policy must stay pure: no HTTP, CLI, retry or threading imports."""
-    source = Path(__file__).parent.parent / "idle_cull" / "rules" / "policy.py"
+    source = Path(__file__).parents[2] / "idle_cull" / "rules" / "policy.py"
     tree = ast.parse(source.read_text())
     imported = {
         (node.module or "") if isinstance(node, ast.ImportFrom) else alias.name

@@ -8,25 +8,20 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import replace
-from itertools import islice
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
 from idle_cull.errors import HubProtocolError
 from idle_cull.hub.pages import (
     MAX_LISTING_OFFSET,
+    Fetch,
     UserPage,
     follow_pages,
-    list_pages,
     next_offset,
     page_plan,
 )
-
-T = TypeVar("T")
 
 
 def paged(
@@ -60,10 +55,10 @@ class Hub:
         return replace(page, received=time.monotonic())
 
 
-@pytest.fixture
-def pool() -> Iterator[ThreadPoolExecutor]:
-    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="test-pages") as executor:
-        yield executor
+def listed(fetch: Fetch, limit: int) -> list[list[Any]]:
+    """Every page's records as the pass reads them: the first, then each ``next`` followed."""
+    first = fetch(0, limit)
+    return [first.items, *follow_pages(fetch, first)]
 
 
 # -- the plan ---------------------------------------------------------------------------
@@ -126,45 +121,29 @@ def test_follow_pages_stops_at_a_next_that_goes_back() -> None:
         next(pages)
 
 
-@pytest.mark.parametrize(
-    "bad", [pytest.param(nxt(30), id="not-advancing"), pytest.param(nxt(99), id="past-total")]
-)
-def test_a_planned_page_with_a_looping_next_is_refused(
-    pool: ThreadPoolExecutor, bad: dict[str, Any]
-) -> None:
-    hub = Hub(50)
-
-    def fetch(offset: int, limit: int) -> UserPage:
-        page = hub(offset, limit)
-        return paged(30, 10, 50, bad) if offset == 30 else page
-
-    with pytest.raises(HubProtocolError, match="refusing to loop"):
-        list(islice(list_pages(fetch, 10, executor=pool, max_in_flight=2), 20))
-
-
 # -- the listing ------------------------------------------------------------------------
 
 
-def test_every_user_once_with_the_first_page_first(pool: ThreadPoolExecutor) -> None:
+def test_every_user_once_with_the_first_page_first() -> None:
     hub = Hub(95)
-    pages = list(list_pages(hub, 10, executor=pool, max_in_flight=3))
+    pages = listed(hub, 10)
     assert pages[0] == list(range(10))
     assert sorted(u for p in pages for u in p) == list(range(95))
     assert sorted(hub.asked) == [(offset, 10) for offset in range(0, 95, 10)]
 
 
-def test_an_old_hubs_plain_list_is_one_page_and_one_request(pool: ThreadPoolExecutor) -> None:
+def test_an_old_hubs_plain_list_is_one_page_and_one_request() -> None:
     asked: list[tuple[int, int]] = []
 
     def fetch(offset: int, limit: int) -> UserPage:
         asked.append((offset, limit))
         return UserPage(["a", "b"], offset, limit, None)
 
-    assert list(list_pages(fetch, 50, executor=pool, max_in_flight=4)) == [["a", "b"]]
+    assert listed(fetch, 50) == [["a", "b"]]
     assert asked == [(0, 50)]
 
 
-def test_without_a_total_pages_are_followed_one_by_one(pool: ThreadPoolExecutor) -> None:
+def test_without_a_total_pages_are_followed_one_by_one() -> None:
     hub = Hub(25)
 
     def fetch(offset: int, limit: int) -> UserPage:
@@ -172,30 +151,12 @@ def test_without_a_total_pages_are_followed_one_by_one(pool: ThreadPoolExecutor)
         pagination = {**(page.pagination or {}), "total": None}
         return UserPage(page.items, offset, limit, pagination)
 
-    pages = list(list_pages(fetch, 10, executor=pool, max_in_flight=4))
+    pages = listed(fetch, 10)
     assert pages == [list(range(10)), list(range(10, 20)), list(range(20, 25))]
     assert hub.asked == [(0, 10), (10, 10), (20, 10)]
 
 
-def test_pages_come_in_the_order_they_were_answered() -> None:
-    """Not offset order: the later copy of a user listed twice must come last."""
-    hub = Hub(30)
-    release = {10: threading.Event(), 20: threading.Event()}
-
-    def fetch(offset: int, limit: int) -> UserPage:
-        if offset == 10:
-            release[10].wait(5)  # answered after offset 20
-        page = hub(offset, limit)
-        if offset == 20:
-            release[10].set()
-        return page
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        pages = list(list_pages(fetch, 10, executor=pool, max_in_flight=2))
-    assert [p[0] for p in pages] == [0, 20, 10]
-
-
-def test_a_list_that_grew_while_paging_is_followed_to_its_end(pool: ThreadPoolExecutor) -> None:
+def test_a_list_that_grew_while_paging_is_followed_to_its_end() -> None:
     hub = Hub(30)
 
     def fetch(offset: int, limit: int) -> UserPage:
@@ -203,54 +164,5 @@ def test_a_list_that_grew_while_paging_is_followed_to_its_end(pool: ThreadPoolEx
             hub.total = 45  # users were added after the first page
         return hub(offset, limit)
 
-    pages = list(list_pages(fetch, 10, executor=pool, max_in_flight=2))
+    pages = listed(fetch, 10)
     assert sorted(u for p in pages for u in p) == list(range(45))
-
-
-def test_at_most_max_in_flight_pages_are_requested_at_once() -> None:
-    hub = Hub(200)
-    running = 0
-    most = 0
-    lock = threading.Lock()
-
-    def fetch(offset: int, limit: int) -> UserPage:
-        nonlocal running, most
-        with lock:
-            running += 1
-            most = max(most, running)
-        try:
-            threading.Event().wait(0.002)
-            return hub(offset, limit)
-        finally:
-            with lock:
-                running -= 1
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        pages = list(list_pages(fetch, 10, executor=pool, max_in_flight=3))
-    assert len(pages) == 20
-    assert most <= 3
-
-
-class StallingPool(Executor):
-    """Runs the first submitted call at once; every later one stays pending forever."""
-
-    def __init__(self) -> None:
-        self.futures: list[Future[Any]] = []
-
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
-        future: Future[T] = Future()
-        if not self.futures:
-            future.set_result(fn(*args, **kwargs))
-        self.futures.append(future)
-        return future
-
-
-def test_closing_the_listing_cancels_the_pages_not_yet_started() -> None:
-    hub = Hub(100)
-    pool = StallingPool()
-    pages = list_pages(hub, 10, executor=pool, max_in_flight=4)
-    assert next(pages) == list(range(10))
-    assert next(pages) == list(range(10, 20))
-    pages.close()
-    assert len(pool.futures) == 5  # four in flight, one more after the first answer
-    assert [f.cancelled() for f in pool.futures] == [False, True, True, True, True]
