@@ -1,0 +1,574 @@
+"""Server activity: how long a server has been idle, measured from inside it (issue 24).
+
+The hub's ``last_activity`` counts every authenticated API request a server answers, so a
+browser tab left open (JupyterLab polls ``/api/kernels``, ``/api/sessions`` and
+``/api/terminals`` every few seconds) keeps an idle server "active" for ever, while a
+terminal job that prints nothing the hub sees is not protected at all. This source asks
+the server itself, with a token of the server's own user (``probe_tokens``), and reads
+only what users' work moves:
+
+- ``GET {server}api/kernels``: each kernel's ``last_activity`` (its newest IOPub message:
+  execution and output, never a poll) and ``execution_state`` (``busy`` now);
+- ``GET {server}api/terminals``: each terminal's ``last_activity`` (input and output);
+- optionally ``GET {server}api/metrics/v1`` twice, ``cpu_window`` seconds apart
+  (jupyter-resource-usage with ``ResourceUseDisplay.track_cpu_percent``): the CPU its
+  process tree used between the two calls; the first call only starts the measurement.
+
+Every request carries ``no_track_activity=1`` (jupyter_server's ``APIHandler.finish``
+would count it as activity otherwise) and goes through ``transport.BoundedTransport``:
+a whole-answer deadline, a body cap, no redirects, at most one retry of a transient
+failure. Answers are parsed by pure functions that accept a real Jupyter answer and
+nothing else: huge, nested or wrongly typed answers are failures, never exceptions.
+
+What a failure means (never less evidence than the hub's record):
+
+- no answer, a non-Jupyter server (RStudio, code-server: 404 or HTML), or an answer to
+  ``/api/kernels`` that is not a kernel list: the probe failed, and the hub's record
+  decides for that server;
+- a 404 from ``/api/terminals`` only: the terminals extension is off, so no terminal can
+  be running; the kernels decide. Any other terminal failure fails the probe: a terminal
+  job that could not be seen must not be culled;
+- ``/api/metrics/v1`` missing, or without ``cpu_percent``: no CPU evidence; noted, never
+  a failure (CPU is extra protection, not something the hub's record ever had).
+
+A server with neither kernels nor terminals has no activity this source can measure. Two
+defensible readings, chosen by ``NoSessions``: ``HUB`` (the default) lets the hub's record
+decide, so a user editing a text file (autosaves are API requests) is not culled under
+them; ``IDLE`` counts the server idle since it started, as SageMaker's auto-stop does
+("no active kernel or terminal sessions"), at the price of culling that text editor.
+
+The proxy: every request it forwards successfully is route activity
+(configurable-http-proxy's ``configproxy.js``: ``updateLastActivity`` on each proxied
+request's ``finish`` with a status below 300, and on any data; no opt-out), which the hub
+copies into the server's ``last_activity`` at its next activity poll. So a probe through
+the proxy makes the hub's record fresh again: harmless when this source decides, but it
+is the record a failed probe falls back to. ``proxy_routes`` avoids it where the operator
+allows the culler to read the proxy's routing table: probes then go straight to each
+route's target, and the proxy sees nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from idle_cull import __version__
+from idle_cull.durations import format_duration
+from idle_cull.errors import HubError
+from idle_cull.models import RecordError, parse_timestamp
+from idle_cull.probe_tokens import ProbeTarget, ProbeTokens
+from idle_cull.retry import TRANSIENT_STATUSES
+from idle_cull.transport import (
+    AnswerTooLarge,
+    BoundedTransport,
+    RequestAbandoned,
+    RequestBounds,
+    read_json,
+)
+
+__all__ = [
+    "CPU_WINDOW",
+    "MAX_ANSWER",
+    "ActivityFinding",
+    "ActivitySettings",
+    "ActivityWithUserToken",
+    "AnswerRefused",
+    "Cpu",
+    "KernelSeen",
+    "NoSessions",
+    "ServerActivity",
+    "ServerActivityProbe",
+    "TerminalSeen",
+    "judge_activity",
+    "read_cpu_percent",
+    "read_kernel_list",
+    "read_terminal_list",
+]
+
+log = logging.getLogger(__name__)
+
+MAX_ANSWER = 1024 * 1024  # about 5,000 kernels or terminals: anything bigger is not a list
+CPU_WINDOW = 2.0  # seconds between the two metrics calls: psutil compares with the last call
+ATTEMPTS = 2  # one retry, for a dropped connection or a proxy hiccup
+RETRY_PAUSE = 0.5
+MAX_NAME = 64  # kernel spec and terminal names are shortened to this in reasons
+NO_TRACK = {"no_track_activity": "1"}
+
+
+class AnswerRefused(ValueError):
+    """An answer that is not what a Jupyter server sends; the text says what is wrong."""
+
+
+class NoSessions(str, Enum):
+    """What a server with neither kernels nor terminals is (module docstring)."""
+
+    HUB = "hub"  # the hub's record decides (conservative default)
+    IDLE = "idle"  # idle since the server started (SageMaker's reading)
+
+
+@dataclass(frozen=True)
+class KernelSeen:
+    name: str  # kernel spec, e.g. python3
+    last_activity: datetime  # its newest IOPub message (execution, output)
+    busy: bool  # execution_state == "busy"
+    connections: int  # open websockets: reported, never counted as activity
+
+
+@dataclass(frozen=True)
+class TerminalSeen:
+    name: str  # "1", "2", ...
+    last_activity: datetime  # its newest input or output
+
+
+@dataclass(frozen=True)
+class Cpu:
+    """``percent`` of one core (200 = two cores) over ``window`` seconds, or why none."""
+
+    percent: float | None
+    window: float
+    missing: str | None = None  # why there is no figure
+
+
+@dataclass(frozen=True)
+class ServerActivity:
+    """What one probe read from a server; ``failure`` set means the hub's record decides."""
+
+    kernels: tuple[KernelSeen, ...] = ()
+    terminals: tuple[TerminalSeen, ...] = ()
+    terminals_enabled: bool = True  # False: /api/terminals answered 404
+    cpu: Cpu | None = None  # None: not asked (no CPU threshold)
+    failure: str | None = None
+    attempts: int = 1
+    seconds: float | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.failure is not None
+
+    @classmethod
+    def failed_with(cls, reason: str, attempts: int = 1) -> ServerActivity:
+        return cls(failure=reason, attempts=attempts)
+
+
+# --- parsing: pure, total over every possible body --------------------------------------
+
+
+def _items(body: bytes, what: str) -> list[Any]:
+    try:
+        models: Any = read_json(body)
+    except ValueError:
+        raise AnswerRefused("the answer is not JSON") from None
+    if not isinstance(models, list):
+        raise AnswerRefused(f"the answer is not a list of {what}")
+    return models
+
+
+def _stamp(model: dict[str, Any], what: str) -> datetime:
+    try:
+        stamp = parse_timestamp(model.get("last_activity"), field=f"{what} last_activity")
+    except RecordError:
+        stamp = None
+    if stamp is None:
+        raise AnswerRefused(f"a {what} in the answer has no readable last_activity")
+    return stamp
+
+
+def _name(value: object) -> str:
+    return (value if isinstance(value, str) and value else "?")[:MAX_NAME]
+
+
+def read_kernel_list(body: bytes) -> tuple[KernelSeen, ...]:
+    """Kernels from ``/api/kernels``; raises ``AnswerRefused`` for anything else.
+
+    Every kernel must have an ``execution_state`` and a readable ``last_activity``: a list
+    that cannot say when each kernel was last used cannot say the server is idle.
+    """
+    kernels = []
+    for model in _items(body, "kernels"):
+        state = model.get("execution_state") if isinstance(model, dict) else None
+        if not isinstance(state, str):
+            raise AnswerRefused("a kernel in the answer has no execution_state")
+        connections = model.get("connections")
+        kernels.append(
+            KernelSeen(
+                name=_name(model.get("name")),
+                last_activity=_stamp(model, "kernel"),
+                busy=state == "busy",
+                connections=connections if type(connections) is int else 0,
+            )
+        )
+    return tuple(kernels)
+
+
+def read_terminal_list(body: bytes) -> tuple[TerminalSeen, ...]:
+    """Terminals from ``/api/terminals``; raises ``AnswerRefused`` for anything else."""
+    terminals = []
+    for model in _items(body, "terminals"):
+        if not isinstance(model, dict) or not isinstance(model.get("name"), str):
+            raise AnswerRefused("a terminal in the answer has no name")
+        terminals.append(
+            TerminalSeen(name=_name(model["name"]), last_activity=_stamp(model, "terminal"))
+        )
+    return tuple(terminals)
+
+
+def read_cpu_percent(body: bytes) -> float | None:
+    """``cpu_percent`` from ``/api/metrics/v1``; ``None`` when CPU is not tracked there.
+
+    Raises ``AnswerRefused`` when the answer is not a metrics object at all.
+    """
+    try:
+        metrics: Any = read_json(body)
+    except ValueError:
+        raise AnswerRefused("the metrics answer is not JSON") from None
+    if not isinstance(metrics, dict):
+        raise AnswerRefused("the metrics answer is not an object")
+    value = metrics.get("cpu_percent")
+    if value is None:
+        return None
+    if type(value) not in (int, float) or not 0 <= value < 1e6:
+        raise AnswerRefused("the metrics answer has an unusable cpu_percent")
+    return float(value)
+
+
+# --- the verdict: pure ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ActivitySettings:
+    """How server evidence is read: the CPU threshold (percent of one core; ``None``:
+    off), its window, and what a server without kernels or terminals is."""
+
+    cpu_threshold: float | None = None
+    cpu_window: float = CPU_WINDOW
+    no_sessions: NoSessions = NoSessions.HUB
+
+
+@dataclass(frozen=True)
+class ActivityFinding:
+    """What the server's own evidence says, in the seam's terms.
+
+    ``idle_since`` is ``None`` when this source has no opinion and the hub's record must
+    decide (``fell_back`` says why). ``working`` names work happening now (a busy kernel,
+    CPU), which protects the server whatever the timestamps say; ``protected_by`` is the
+    kind of work that keeps it (``busy_kernel``, ``cpu``, ``kernel``, ``terminal``) or
+    ``None`` when it is idle for the limit.
+    """
+
+    source: str  # "server", or "hub" when the hub's record decides
+    idle_since: datetime | None
+    reason: str
+    working: str | None = None
+    protected_by: str | None = None
+    fell_back: str | None = None  # a failed probe or a server without sessions
+    busy_since: datetime | None = field(default=None, compare=False)
+
+
+def judge_activity(
+    activity: ServerActivity,
+    *,
+    now: datetime,
+    started: datetime | None,
+    timeout: float,
+    settings: ActivitySettings,
+) -> ActivityFinding:
+    """The server's idleness from its own evidence, against the limit ``timeout``.
+
+    ``started`` is the hub's record of when the server started: idle time is never
+    measured from before it. Busy kernels are reported as work with the time the oldest
+    of them last sent a message; how long they may protect a server (``--busy-timeout``)
+    is the rules' business, not this source's.
+    """
+    if activity.failure is not None:
+        return _fallback(f"probe failed ({activity.failure})")
+    busy = [k for k in activity.kernels if k.busy]
+    if busy:
+        since = min(k.last_activity for k in busy)
+        more = f" (+{len(busy) - 1} more busy)" if len(busy) > 1 else ""
+        return ActivityFinding(
+            source="server",
+            idle_since=None,
+            reason=f"protected: kernel {busy[0].name} busy since {since:%Y-%m-%dT%H:%M:%SZ}{more}",
+            working="busy_kernel",
+            protected_by="busy_kernel",
+            busy_since=since,
+        )
+    cpu = _cpu_work(activity.cpu, settings.cpu_threshold)
+    if cpu is not None:
+        return ActivityFinding(
+            source="server",
+            idle_since=None,
+            reason=f"protected: {cpu}",
+            working="cpu",
+            protected_by="cpu",
+        )
+    return _by_timestamps(activity, now, started, timeout, settings.no_sessions)
+
+
+def _fallback(why: str) -> ActivityFinding:
+    return ActivityFinding(
+        source="hub", idle_since=None, reason=f"{why}; the hub's record decides", fell_back=why
+    )
+
+
+def _cpu_work(cpu: Cpu | None, threshold: float | None) -> str | None:
+    if threshold is None or cpu is None or cpu.percent is None or cpu.percent < threshold:
+        return None
+    return f"processes used {cpu.percent:.0f}% CPU over {format_duration(cpu.window)}"
+
+
+def _by_timestamps(
+    activity: ServerActivity,
+    now: datetime,
+    started: datetime | None,
+    timeout: float,
+    no_sessions: NoSessions,
+) -> ActivityFinding:
+    newest = _newest(activity)
+    if newest is None:
+        if no_sessions is NoSessions.HUB or started is None:
+            return _fallback("no kernels or terminals")
+        since, what, kind = started, "started, no kernels or terminals since", None
+    else:
+        since, what, kind = newest
+        if started is not None and started > since:
+            since = started
+    idle = (now - since).total_seconds()
+    ago = format_duration(max(idle, 0.0))
+    if idle < timeout:
+        return ActivityFinding(
+            source="server",
+            idle_since=since,
+            reason=f"protected: {what} {ago} ago (< {format_duration(timeout)})",
+            protected_by=kind or "started",
+        )
+    return ActivityFinding(
+        source="server",
+        idle_since=since,
+        reason=f"idle {ago} (>= {format_duration(timeout)}) according to the server "
+        f"(newest: {what})",
+    )
+
+
+def _newest(activity: ServerActivity) -> tuple[datetime, str, str] | None:
+    """The newest kernel or terminal activity: (when, what it was, its kind)."""
+    seen: list[tuple[datetime, str, str]] = [
+        (k.last_activity, f"kernel {k.name} last sent a message", "kernel")
+        for k in activity.kernels
+    ]
+    seen += [
+        (t.last_activity, f"terminal {t.name} had input or output", "terminal")
+        for t in activity.terminals
+    ]
+    return max(seen, key=lambda item: item[0], default=None)
+
+
+# --- the probe: I/O ---------------------------------------------------------------------
+
+
+class _Failed(Exception):
+    def __init__(self, reason: str, *, transient: bool = False, status: int | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.transient = transient
+        self.status = status
+
+
+class ServerActivityProbe:
+    """Reads a server's activity at its base URL (``http://proxy/user/ann/``); thread-safe.
+
+    ``locate`` turns the hub's server ``url`` (``/user/ann/``) into the URL to probe, or
+    ``None`` when it cannot be probed safely (``proxy_routes``: ``through_proxy`` or
+    ``route_locator``).
+    """
+
+    def __init__(
+        self,
+        locate: Callable[[str], str | None],
+        *,
+        settings: ActivitySettings = ActivitySettings(),
+        timeout: float = 5.0,
+        pool_size: int = 10,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        give_up: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self._locate = locate
+        self._settings = settings
+        self._timeout = timeout
+        self._sleep = sleep
+        self._clock = clock
+        self._session = session or requests.Session()
+        self._session.trust_env = False  # no ~/.netrc replacing the token, no env proxies
+        self._session.headers["User-Agent"] = f"idle-cull/{__version__}"
+        bounds = RequestBounds(whole=timeout, connect=timeout, max_bytes=MAX_ANSWER)
+        self._transport = BoundedTransport(
+            self._session, bounds, pool_size=pool_size, stop_requested=give_up
+        )
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def probe(self, server_url: str | None, token: Callable[[], str]) -> ServerActivity:
+        """The activity of the server the hub lists at ``server_url``; never raises for
+        anything the server does (``token``'s own errors propagate)."""
+        started = self._clock()
+        base = self._locate(server_url) if server_url else None
+        if base is None:
+            return ServerActivity.failed_with(
+                f"no usable address for the server ({server_url!r})", attempts=0
+            )
+        secret = token()
+        try:
+            activity = self._read(base, secret)
+        except _Failed as error:
+            activity = ServerActivity.failed_with(error.reason)
+        return _timed(activity, round(self._clock() - started, 3))
+
+    def _read(self, base: str, secret: str) -> ServerActivity:
+        wants_cpu = self._settings.cpu_threshold is not None
+        cpu_started = self._clock()
+        first = self._cpu_first(base, secret) if wants_cpu else None
+        kernels = read_or_fail(self._get(base + "api/kernels", secret), read_kernel_list)
+        try:
+            body = self._get(base + "api/terminals", secret)
+        except _Failed as error:
+            if error.status != 404:
+                raise _Failed(f"terminals: {error.reason}") from None
+            terminals, enabled = (), False
+        else:
+            terminals, enabled = read_or_fail(body, read_terminal_list, "terminals: "), True
+        cpu = None
+        if wants_cpu:
+            cpu = first if first is not None else self._cpu_second(base, secret, cpu_started)
+        return ServerActivity(
+            kernels=kernels, terminals=terminals, terminals_enabled=enabled, cpu=cpu
+        )
+
+    def _cpu_first(self, base: str, secret: str) -> Cpu | None:
+        """Starts the CPU measurement; a ``Cpu`` saying why there is none, or ``None``."""
+        window = self._settings.cpu_window
+        try:
+            percent = read_cpu_percent(self._get(base + "api/metrics/v1", secret))
+        except _Failed as error:
+            return Cpu(None, window, f"no jupyter-resource-usage metrics ({error.reason})")
+        except AnswerRefused as error:
+            return Cpu(None, window, str(error))
+        if percent is None:
+            return Cpu(None, window, "CPU not tracked (ResourceUseDisplay.track_cpu_percent)")
+        return None
+
+    def _cpu_second(self, base: str, secret: str, since: float) -> Cpu:
+        window = self._settings.cpu_window
+        self._sleep(max(0.0, since + window - self._clock()))
+        measured = self._clock() - since
+        try:
+            percent = read_cpu_percent(self._get(base + "api/metrics/v1", secret))
+        except (_Failed, AnswerRefused) as error:
+            return Cpu(None, measured, f"second metrics call failed ({error})")
+        return Cpu(percent, round(measured, 1), None if percent is not None else "no cpu_percent")
+
+    def _get(self, url: str, secret: str) -> bytes:
+        """The body of a 200 answer, with one retry of a transient failure."""
+        error = _Failed("no attempt")
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return self._once(url, secret)
+            except _Failed as failed:
+                if not failed.transient:
+                    raise
+                error = failed
+                if attempt < ATTEMPTS:
+                    log.info("activity probe of %s: %s; trying once more", _path(url), error)
+                    self._sleep(RETRY_PAUSE)
+        raise _Failed(f"{error.reason} after {ATTEMPTS} attempts", status=error.status)
+
+    def _once(self, url: str, secret: str) -> bytes:
+        try:
+            response = self._transport.request(
+                "GET",
+                url,
+                params=NO_TRACK,
+                headers={"Accept": "application/json", "Authorization": f"token {secret}"},
+            )
+        except RequestAbandoned:
+            raise _Failed("abandoned: the pass is stopping") from None
+        except AnswerTooLarge:
+            raise _Failed(f"answer larger than {MAX_ANSWER // 1024} KiB") from None
+        except requests.Timeout:
+            raise _Failed(f"no answer within {self._timeout:g}s", transient=True) from None
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as error:
+            raise _Failed(f"connection failed ({type(error).__name__})", transient=True) from None
+        except requests.RequestException as error:
+            raise _Failed(type(error).__name__) from None
+        status = response.status_code
+        if status == 200:
+            return response.content
+        raise _Failed(
+            _status_reason(status, _path(url)),
+            transient=status in TRANSIENT_STATUSES,
+            status=status,
+        )
+
+
+def read_or_fail(body: bytes, read: Callable[[bytes], Any], prefix: str = "") -> Any:
+    """``read(body)``, with a refused answer as a failed probe."""
+    try:
+        return read(body)
+    except AnswerRefused as error:
+        raise _Failed(f"{prefix}{error}") from None
+
+
+def _status_reason(status: int, path: str) -> str:
+    endpoint = path.rsplit("/api/", 1)[-1]
+    if status in (401, 403):
+        return f"HTTP {status} from api/{endpoint}: the server refused its user's probe token"
+    if status == 404:
+        return f"HTTP 404: no api/{endpoint} (not a Jupyter server?)"
+    if 300 <= status < 400:
+        return f"HTTP {status} from api/{endpoint}: redirected (not followed)"
+    return f"HTTP {status} from api/{endpoint}"
+
+
+def _timed(activity: ServerActivity, seconds: float) -> ServerActivity:
+    return ServerActivity(
+        kernels=activity.kernels,
+        terminals=activity.terminals,
+        terminals_enabled=activity.terminals_enabled,
+        cpu=activity.cpu,
+        failure=activity.failure,
+        attempts=activity.attempts,
+        seconds=seconds,
+    )
+
+
+def _path(url: str) -> str:
+    return urlsplit(url).path
+
+
+# --- the user's own token -----------------------------------------------------------------
+
+
+class ActivityWithUserToken:
+    """The probe with a token of the server's owner (``probe_tokens``), never the culler's:
+    asked for only once the server has a usable address; a token that cannot be had fails
+    that server's probe only."""
+
+    def __init__(self, probe: ServerActivityProbe, tokens: ProbeTokens) -> None:
+        self._probe = probe
+        self._tokens = tokens
+
+    def __call__(self, target: ProbeTarget) -> ServerActivity:
+        try:
+            return self._probe.probe(target.url, lambda: self._tokens.token_for(target))
+        except HubError as error:
+            return ServerActivity.failed_with(f"no probe token: {error}", attempts=0)
