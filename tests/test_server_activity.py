@@ -19,6 +19,7 @@ import responses
 from idle_cull.durations import format_duration
 from idle_cull.proxy_routes import (
     RoutesUnavailable,
+    fetch_routes,
     read_routes,
     route_locator,
     through_proxy,
@@ -626,3 +627,36 @@ def test_a_routing_table_that_is_not_one_is_refused(body: bytes) -> None:
 
 def test_format_duration_is_what_reasons_use() -> None:
     assert format_duration(40) == "40s"  # the reasons above rely on it
+
+
+PROXY_API = "http://proxy-api.test:8001"
+
+
+def test_the_routes_are_read_with_the_proxys_token_sent_there_only(
+    server: responses.RequestsMock,
+) -> None:
+    server.add(
+        responses.GET,
+        f"{PROXY_API}/api/routes",
+        json={"/user/ann": {"target": "http://10.0.0.5:8888"}},
+    )
+    assert fetch_routes(PROXY_API + "/", "chp-secret") == {"/user/ann/": "http://10.0.0.5:8888"}
+    (call,) = server.calls
+    assert call.request.headers["Authorization"] == "token chp-secret"
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        pytest.param({"status": 403, "json": {}}, "answered HTTP 403", id="refused"),
+        pytest.param({"body": requests.ConnectionError("x")}, "ConnectionError", id="down"),
+        pytest.param({"body": b"<html>"}, "not JSON", id="html"),
+    ],
+)
+def test_routes_that_cannot_be_read_say_what_to_check(
+    server: responses.RequestsMock, answer: dict[str, object], message: str
+) -> None:
+    server.add(responses.GET, f"{PROXY_API}/api/routes", **answer)  # type: ignore[arg-type]
+    with pytest.raises(RoutesUnavailable, match=message) as raised:
+        fetch_routes(PROXY_API, "chp-secret")
+    assert "chp-secret" not in str(raised.value)
