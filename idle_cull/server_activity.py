@@ -31,6 +31,11 @@ What a failure means (never less evidence than the hub's record):
 - ``/api/metrics/v1`` missing, or without ``cpu_percent``: no CPU evidence; noted, never
   a failure (CPU is extra protection, not something the hub's record ever had).
 
+The timestamps are the server's clock. A server whose clock is behind this machine's
+would look idle for longer than it is, so the kernel list's ``Date`` header is compared
+with this machine's clock and a difference beyond the header's resolution is corrected
+for (and said in the reason).
+
 A server with neither kernels nor terminals has no activity this source can measure. Two
 defensible readings, chosen by ``NoSessions``: ``HUB`` (the default) lets the hub's record
 decide, so a user editing a text file (autosaves are API requests) is not culled under
@@ -52,8 +57,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
 from enum import Enum
 from typing import Any
 from urllib.parse import urlsplit
@@ -61,7 +67,7 @@ from urllib.parse import urlsplit
 import requests
 
 from idle_cull import __version__
-from idle_cull.durations import format_duration
+from idle_cull.durations import SKEW_WORTH_MENTIONING, format_duration
 from idle_cull.errors import HubError
 from idle_cull.models import RecordError, parse_timestamp
 from idle_cull.probe_tokens import ProbeTarget, ProbeTokens
@@ -148,6 +154,9 @@ class ServerActivity:
     failure: str | None = None
     attempts: int = 1
     seconds: float | None = None
+    # How far the server's clock is behind this machine's (its Date header against this
+    # machine's clock when the kernel list arrived), in seconds; None: no usable header.
+    server_behind: float | None = None
 
     @property
     def failed(self) -> bool:
@@ -285,10 +294,23 @@ def judge_activity(
     ``started`` is the hub's record of when the server started: idle time is never
     measured from before it. Busy kernels are reported as work with the time the oldest
     of them last sent a message; how long they may protect a server (``--busy-timeout``)
-    is the rules' business, not this source's.
+    is the rules' business, not this source's. The server's timestamps are first put on
+    this machine's clock (``on_this_clock``), so ``now`` is this machine's.
     """
     if activity.failure is not None:
         return _fallback(f"probe failed ({activity.failure})")
+    note = clock_note(activity)
+    found = _judge_on_this_clock(on_this_clock(activity), now, started, timeout, settings)
+    return replace(found, reason=found.reason + note) if note else found
+
+
+def _judge_on_this_clock(
+    activity: ServerActivity,
+    now: datetime,
+    started: datetime | None,
+    timeout: float,
+    settings: ActivitySettings,
+) -> ActivityFinding:
     busy = [k for k in activity.kernels if k.busy]
     if busy:
         since = min(k.last_activity for k in busy)
@@ -311,6 +333,37 @@ def judge_activity(
             protected_by="cpu",
         )
     return _by_timestamps(activity, now, started, timeout, settings.no_sessions)
+
+
+def on_this_clock(activity: ServerActivity) -> ServerActivity:
+    """The server's timestamps moved onto this machine's clock, when the two disagree
+    by more than the Date header's resolution: a server whose clock is behind would
+    otherwise look idle for longer than it is."""
+    behind = activity.server_behind
+    if behind is None or abs(behind) < SKEW_WORTH_MENTIONING:
+        return activity
+    shift = timedelta(seconds=behind)
+    return replace(
+        activity,
+        kernels=tuple(replace(k, last_activity=k.last_activity + shift) for k in activity.kernels),
+        terminals=tuple(
+            replace(t, last_activity=t.last_activity + shift) for t in activity.terminals
+        ),
+        server_behind=0.0,
+    )
+
+
+def clock_note(activity: ServerActivity) -> str:
+    """``; the server's clock is 5m behind this machine's (corrected)`` when
+    ``on_this_clock`` corrects for it, else an empty string."""
+    behind = activity.server_behind
+    if behind is None or abs(behind) < SKEW_WORTH_MENTIONING:
+        return ""
+    direction = "behind" if behind > 0 else "ahead of"
+    return (
+        f"; the server's clock is {format_duration(abs(behind))} {direction} "
+        "this machine's (corrected)"
+    )
 
 
 def _fallback(why: str) -> ActivityFinding:
@@ -400,6 +453,7 @@ class ServerActivityProbe:
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
         give_up: Callable[[], bool] = lambda: False,
     ) -> None:
         self._locate = locate
@@ -407,6 +461,7 @@ class ServerActivityProbe:
         self._timeout = timeout
         self._sleep = sleep
         self._clock = clock
+        self._wall = wall
         self._session = session or requests.Session()
         self._session.trust_env = False  # no ~/.netrc replacing the token, no env proxies
         self._session.headers["User-Agent"] = f"idle-cull/{__version__}"
@@ -438,7 +493,9 @@ class ServerActivityProbe:
         wants_cpu = self._settings.cpu_threshold is not None
         cpu_started = self._clock()
         first = self._cpu_first(base, secret) if wants_cpu else None
-        kernels = read_or_fail(self._get(base + "api/kernels", secret), read_kernel_list)
+        dates: list[tuple[str, datetime]] = []
+        body = self._get(base + "api/kernels", secret, dates)
+        kernels = read_or_fail(body, read_kernel_list)
         try:
             body = self._get(base + "api/terminals", secret)
         except _Failed as error:
@@ -451,7 +508,11 @@ class ServerActivityProbe:
         if wants_cpu:
             cpu = first if first is not None else self._cpu_second(base, secret, cpu_started)
         return ServerActivity(
-            kernels=kernels, terminals=terminals, terminals_enabled=enabled, cpu=cpu
+            kernels=kernels,
+            terminals=terminals,
+            terminals_enabled=enabled,
+            cpu=cpu,
+            server_behind=_behind(dates),
         )
 
     def _cpu_first(self, base: str, secret: str) -> Cpu | None:
@@ -477,12 +538,13 @@ class ServerActivityProbe:
             return Cpu(None, measured, f"second metrics call failed ({error})")
         return Cpu(percent, round(measured, 1), None if percent is not None else "no cpu_percent")
 
-    def _get(self, url: str, secret: str) -> bytes:
-        """The body of a 200 answer, with one retry of a transient failure."""
+    def _get(self, url: str, secret: str, dates: list[tuple[str, datetime]] | None = None) -> bytes:
+        """The body of a 200 answer, with one retry of a transient failure; the answer's
+        Date header and this machine's clock at its arrival go to ``dates``."""
         error = _Failed("no attempt")
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                return self._once(url, secret)
+                return self._once(url, secret, dates)
             except _Failed as failed:
                 if not failed.transient:
                     raise
@@ -492,7 +554,7 @@ class ServerActivityProbe:
                     self._sleep(RETRY_PAUSE)
         raise _Failed(f"{error.reason} after {ATTEMPTS} attempts", status=error.status)
 
-    def _once(self, url: str, secret: str) -> bytes:
+    def _once(self, url: str, secret: str, dates: list[tuple[str, datetime]] | None) -> bytes:
         try:
             response = self._transport.request(
                 "GET",
@@ -512,6 +574,8 @@ class ServerActivityProbe:
             raise _Failed(type(error).__name__) from None
         status = response.status_code
         if status == 200:
+            if dates is not None:
+                dates.append((response.headers.get("Date", ""), self._wall()))
             return response.content
         raise _Failed(
             _status_reason(status, _path(url)),
@@ -540,15 +604,21 @@ def _status_reason(status: int, path: str) -> str:
 
 
 def _timed(activity: ServerActivity, seconds: float) -> ServerActivity:
-    return ServerActivity(
-        kernels=activity.kernels,
-        terminals=activity.terminals,
-        terminals_enabled=activity.terminals_enabled,
-        cpu=activity.cpu,
-        failure=activity.failure,
-        attempts=activity.attempts,
-        seconds=seconds,
-    )
+    return replace(activity, seconds=seconds)
+
+
+def _behind(dates: list[tuple[str, datetime]]) -> float | None:
+    """Seconds the server's clock is behind this machine's, from its Date header."""
+    if not dates:
+        return None
+    header, arrived = dates[-1]
+    try:
+        sent = parsedate_to_datetime(header)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if sent.tzinfo is None:
+        return None
+    return round((arrived - sent).total_seconds(), 1)
 
 
 def _path(url: str) -> str:

@@ -660,3 +660,59 @@ def test_routes_that_cannot_be_read_say_what_to_check(
     with pytest.raises(RoutesUnavailable, match=message) as raised:
         fetch_routes(PROXY_API, "chp-secret")
     assert "chp-secret" not in str(raised.value)
+
+
+# --- a server whose clock is wrong ---------------------------------------------------------
+
+
+def test_a_server_clock_behind_is_corrected_before_judging() -> None:
+    """The server's clock is 10 minutes behind, so its kernel's timestamp reads an hour
+    ago when the kernel really ran 50 minutes ago: uncorrected, a 55-minute limit would
+    cull it 5 minutes early."""
+    kernel = KernelSeen("python3", ago(3600), busy=False, connections=0)
+    uncorrected = ServerActivity(kernels=(kernel,))
+    corrected = ServerActivity(kernels=(kernel,), server_behind=600.0)
+    assert judge(uncorrected, timeout=3300)[2] is None
+    source, since, protected, reason = judge(corrected, timeout=3300)
+    assert (source, since, protected) == ("server", ago(3000), "kernel")
+    assert reason.endswith("; the server's clock is 10m behind this machine's (corrected)")
+
+
+def test_a_clock_difference_within_the_headers_resolution_is_left_alone() -> None:
+    kernel = KernelSeen("python3", ago(3000), busy=False, connections=0)
+    found = judge(ServerActivity(kernels=(kernel,), server_behind=1.5))
+    assert found[1] == ago(3000)
+    assert "clock" not in found[3]
+
+
+def test_the_probe_reads_how_far_the_servers_clock_is_behind(
+    server: responses.RequestsMock, clock: Clock
+) -> None:
+    made = ServerActivityProbe(
+        through_proxy(PROXY), sleep=clock.sleep, clock=clock, wall=lambda: NOW
+    )
+    answer(
+        server,
+        "api/kernels",
+        [kernel_model()],
+        headers={"Date": "Thu, 26 Nov 2026 11:50:00 GMT"},  # 10 minutes before NOW
+    )
+    answer(server, "api/terminals", [])
+    activity = made.probe("/user/ann/", token)
+    made.close()
+    assert activity.server_behind == 600.0
+
+
+@pytest.mark.parametrize("date", ["", "yesterday", "Thu, 26 Nov 2026 11:50:00"])
+def test_an_unusable_date_header_means_no_correction(
+    server: responses.RequestsMock, clock: Clock, date: str
+) -> None:
+    made = ServerActivityProbe(
+        through_proxy(PROXY), sleep=clock.sleep, clock=clock, wall=lambda: NOW
+    )
+    answer(server, "api/kernels", [kernel_model()], headers={"Date": date})
+    answer(server, "api/terminals", [])
+    activity = made.probe("/user/ann/", token)
+    made.close()
+    assert activity.failure is None
+    assert activity.server_behind is None
