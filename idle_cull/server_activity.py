@@ -152,7 +152,7 @@ class ServerActivity:
     terminals_enabled: bool = True  # False: /api/terminals answered 404
     cpu: Cpu | None = None  # None: not asked (no CPU threshold)
     failure: str | None = None
-    attempts: int = 1
+    attempts: int = 1  # requests sent to the server (retries and CPU readings included)
     seconds: float | None = None
     # How far the server's clock is behind this machine's (its Date header against this
     # machine's clock when the kernel list arrived), in seconds; None: no usable header.
@@ -427,6 +427,14 @@ def _newest(activity: ServerActivity) -> tuple[datetime, str, str] | None:
 # --- the probe: I/O ---------------------------------------------------------------------
 
 
+@dataclass
+class _Exchange:
+    """One probe's requests: how many were sent, and the kernel list's Date header."""
+
+    sent: int = 0
+    dates: list[tuple[str, datetime]] = field(default_factory=list)
+
+
 class _Failed(Exception):
     def __init__(self, reason: str, *, transient: bool = False, status: int | None = None):
         super().__init__(reason)
@@ -483,21 +491,22 @@ class ServerActivityProbe:
                 f"no usable address for the server ({server_url!r})", attempts=0
             )
         secret = token()
+        exchange = _Exchange()
         try:
-            activity = self._read(base, secret)
+            activity = self._read(base, secret, exchange)
         except _Failed as error:
             activity = ServerActivity.failed_with(error.reason)
-        return _timed(activity, round(self._clock() - started, 3))
+        seconds = round(self._clock() - started, 3)
+        return replace(activity, attempts=exchange.sent, seconds=seconds)
 
-    def _read(self, base: str, secret: str) -> ServerActivity:
+    def _read(self, base: str, secret: str, exchange: _Exchange) -> ServerActivity:
         wants_cpu = self._settings.cpu_threshold is not None
         cpu_started = self._clock()
-        first = self._cpu_first(base, secret) if wants_cpu else None
-        dates: list[tuple[str, datetime]] = []
-        body = self._get(base + "api/kernels", secret, dates)
+        first = self._cpu_first(base, secret, exchange) if wants_cpu else None
+        body = self._get(base + "api/kernels", secret, exchange, dates=True)
         kernels = read_or_fail(body, read_kernel_list)
         try:
-            body = self._get(base + "api/terminals", secret)
+            body = self._get(base + "api/terminals", secret, exchange)
         except _Failed as error:
             if error.status != 404:
                 raise _Failed(f"terminals: {error.reason}") from None
@@ -506,20 +515,24 @@ class ServerActivityProbe:
             terminals, enabled = read_or_fail(body, read_terminal_list, "terminals: "), True
         cpu = None
         if wants_cpu:
-            cpu = first if first is not None else self._cpu_second(base, secret, cpu_started)
+            cpu = (
+                first
+                if first is not None
+                else self._cpu_second(base, secret, exchange, cpu_started)
+            )
         return ServerActivity(
             kernels=kernels,
             terminals=terminals,
             terminals_enabled=enabled,
             cpu=cpu,
-            server_behind=_behind(dates),
+            server_behind=_behind(exchange.dates),
         )
 
-    def _cpu_first(self, base: str, secret: str) -> Cpu | None:
+    def _cpu_first(self, base: str, secret: str, exchange: _Exchange) -> Cpu | None:
         """Starts the CPU measurement; a ``Cpu`` saying why there is none, or ``None``."""
         window = self._settings.cpu_window
         try:
-            percent = read_cpu_percent(self._get(base + "api/metrics/v1", secret))
+            percent = read_cpu_percent(self._get(base + "api/metrics/v1", secret, exchange))
         except _Failed as error:
             return Cpu(None, window, f"no jupyter-resource-usage metrics ({error.reason})")
         except AnswerRefused as error:
@@ -528,23 +541,23 @@ class ServerActivityProbe:
             return Cpu(None, window, "CPU not tracked (ResourceUseDisplay.track_cpu_percent)")
         return None
 
-    def _cpu_second(self, base: str, secret: str, since: float) -> Cpu:
+    def _cpu_second(self, base: str, secret: str, exchange: _Exchange, since: float) -> Cpu:
         window = self._settings.cpu_window
         self._sleep(max(0.0, since + window - self._clock()))
         measured = self._clock() - since
         try:
-            percent = read_cpu_percent(self._get(base + "api/metrics/v1", secret))
+            percent = read_cpu_percent(self._get(base + "api/metrics/v1", secret, exchange))
         except (_Failed, AnswerRefused) as error:
             return Cpu(None, measured, f"second metrics call failed ({error})")
         return Cpu(percent, round(measured, 1), None if percent is not None else "no cpu_percent")
 
-    def _get(self, url: str, secret: str, dates: list[tuple[str, datetime]] | None = None) -> bytes:
-        """The body of a 200 answer, with one retry of a transient failure; the answer's
-        Date header and this machine's clock at its arrival go to ``dates``."""
+    def _get(self, url: str, secret: str, exchange: _Exchange, *, dates: bool = False) -> bytes:
+        """The body of a 200 answer, with one retry of a transient failure; with ``dates``,
+        the answer's Date header and this machine's clock at its arrival are kept."""
         error = _Failed("no attempt")
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                return self._once(url, secret, dates)
+                return self._once(url, secret, exchange, dates=dates)
             except _Failed as failed:
                 if not failed.transient:
                     raise
@@ -554,7 +567,8 @@ class ServerActivityProbe:
                     self._sleep(RETRY_PAUSE)
         raise _Failed(f"{error.reason} after {ATTEMPTS} attempts", status=error.status)
 
-    def _once(self, url: str, secret: str, dates: list[tuple[str, datetime]] | None) -> bytes:
+    def _once(self, url: str, secret: str, exchange: _Exchange, *, dates: bool) -> bytes:
+        exchange.sent += 1
         try:
             response = self._transport.request(
                 "GET",
@@ -574,8 +588,8 @@ class ServerActivityProbe:
             raise _Failed(type(error).__name__) from None
         status = response.status_code
         if status == 200:
-            if dates is not None:
-                dates.append((response.headers.get("Date", ""), self._wall()))
+            if dates:
+                exchange.dates.append((response.headers.get("Date", ""), self._wall()))
             return response.content
         raise _Failed(
             _status_reason(status, _path(url)),
@@ -601,10 +615,6 @@ def _status_reason(status: int, path: str) -> str:
     if 300 <= status < 400:
         return f"HTTP {status} from api/{endpoint}: redirected (not followed)"
     return f"HTTP {status} from api/{endpoint}"
-
-
-def _timed(activity: ServerActivity, seconds: float) -> ServerActivity:
-    return replace(activity, seconds=seconds)
 
 
 def _behind(dates: list[tuple[str, datetime]]) -> float | None:

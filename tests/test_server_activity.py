@@ -502,6 +502,7 @@ def test_an_unreachable_server_is_tried_twice_then_failed(
     server.add(responses.GET, BASE + "api/kernels", body=requests.ConnectionError("refused"))
     activity = probe.probe("/user/ann/", token)
     assert activity.failure == "connection failed (ConnectionError) after 2 attempts"
+    assert activity.attempts == 2
     assert len(server.calls) == 2
     assert clock.pauses == [0.5]
 
@@ -544,6 +545,7 @@ def test_cpu_is_read_twice_a_window_apart(server: responses.RequestsMock, clock:
     activity = made.probe("/user/ann/", token)
     made.close()
     assert activity.cpu == Cpu(180.0, 2.0)
+    assert activity.attempts == 4
     assert clock.pauses == [2.0]
     paths = [urlsplit(call.request.url).path for call in server.calls]
     assert paths == [
