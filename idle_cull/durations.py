@@ -7,19 +7,33 @@ import re
 
 from idle_cull.errors import ConfigError
 
-__all__ = ["SKEW_WORTH_MENTIONING", "format_duration", "parse_duration", "skew_phrase"]
+__all__ = [
+    "MAX_DURATION",
+    "SKEW_WORTH_MENTIONING",
+    "check_seconds",
+    "format_duration",
+    "parse_duration",
+    "skew_phrase",
+]
 
 # The Date header has one-second resolution and is truncated, so a measured skew below
 # two seconds can be nothing but that rounding.
 SKEW_WORTH_MENTIONING = 2.0
+
+# The longest duration any option takes: 100 years, far beyond any idle limit, and within
+# what every consumer of a duration holds (``timedelta``; ``threading.TIMEOUT_MAX``, about
+# 292 years on Linux, bounds ``Event.wait`` and socket timeouts). Beyond it a value cannot
+# mean anything but a mistake (``1e300``), and it would fail deep in a pass instead of here.
+MAX_DURATION = 100 * 365 * 86400.0
 
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _FORMAT_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 
 
-def parse_duration(text: str, *, what: str = "duration") -> float:
-    """Seconds from ``"600"``, ``"90m"``, ``"2h"``, ``"1h30m"`` or ``"30d"``.
+def parse_duration(text: str, *, what: str = "duration", positive: bool = False) -> float:
+    """Seconds from ``"600"``, ``"90m"``, ``"2h"``, ``"1h30m"`` or ``"30d"``, checked by
+    ``check_seconds``.
 
     Operators paste upstream command lines in plain seconds, and write new ones in
     human units; both must mean the same thing everywhere a duration is accepted.
@@ -29,9 +43,30 @@ def parse_duration(text: str, *, what: str = "duration") -> float:
         seconds = float(cleaned)
     except ValueError:
         seconds = _parse_unit_duration(cleaned, text, what)
-    if math.isnan(seconds) or seconds < 0 or math.isinf(seconds):
-        raise ConfigError(f"{what} must be zero or a positive number of seconds, got {text!r}")
-    return seconds
+    return check_seconds(seconds, what=what, shown=repr(text), positive=positive)
+
+
+def check_seconds(
+    seconds: float, *, what: str = "duration", shown: str | None = None, positive: bool = False
+) -> float:
+    """``seconds`` if it is a usable duration, else ``ConfigError``: the one check every
+    duration goes through, whether it was written as text (command line, environment) or
+    arrived as a number (a TOML or upstream config file).
+
+    NaN and infinities are refused (a NaN limit never fires: ``x >= nan`` is false), so
+    are negative values (``-1`` would make every server "too old") and values beyond
+    ``MAX_DURATION``; ``positive`` also refuses zero, for the options where 0 cannot mean
+    "off" (a request timeout, a deadline).
+    """
+    given = repr(seconds) if shown is None else shown
+    low = "a positive" if positive else "zero or a positive"
+    if math.isnan(seconds) or math.isinf(seconds) or seconds < 0 or (positive and seconds == 0):
+        raise ConfigError(f"{what} must be {low} number of seconds, got {given}")
+    if seconds > MAX_DURATION:
+        raise ConfigError(
+            f"{what} must be at most {format_duration(MAX_DURATION)} (100 years), got {given}"
+        )
+    return float(seconds)
 
 
 def _parse_unit_duration(cleaned: str, original: str, what: str) -> float:

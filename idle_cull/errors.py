@@ -1,6 +1,6 @@
 """Every exception idle-cull raises on purpose, in one tree.
 
-``app.exit_status_for`` is the one place that turns an exception into an exit status
+``command.boundary.exit_status_for`` is the one place that turns an exception into an exit status
 (the right-hand column). Every message is meant to be read by an operator at 3 a.m.: it
 says what is wrong and what to do about it, and never contains the API token.
 

@@ -18,6 +18,7 @@ from dateutil.parser import isoparse
 
 __all__ = [
     "SCOPED_FIELDS",
+    "ActionResult",
     "Outcome",
     "RecordError",
     "Server",
@@ -47,6 +48,16 @@ class Outcome(str, Enum):
     SKIPPED = "skipped"  # decided against at the last moment (re-check, servers still stopping)
     NOT_ATTEMPTED = "not attempted"  # refused plan, deadline or signal: nothing was sent
     DRY_RUN = "dry run"  # would have been done; --dry-run sent nothing
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What became of one stop or delete, and how many requests it took: the hub's
+    answer, or the evidence that kept the server (``evidence.base``)."""
+
+    outcome: Outcome
+    attempts: int
+    detail: str = ""
 
 
 class RecordError(ValueError):

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from idle_cull.errors import ConfigError, HubAuthError
-from idle_cull.policy import CullLimits
-from idle_cull.report import Report
+from idle_cull.output.report import Report
+from idle_cull.rules.catalogue import Need, scopes_needed
+from idle_cull.rules.policy import CullLimits
 
 __all__ = [
     "MANAGED_SERVICE_DOC",
@@ -61,16 +62,19 @@ def managed_service_refusal(environ: Mapping[str, str]) -> str | None:
     )
 
 
-@dataclass(frozen=True)
-class Need:
-    """A scope this configuration needs, and what for (it goes into the error)."""
+# What checking the groups the rules name takes (``GET /groups/{name}``).
+CHECK_GROUPS = Need(
+    "read:groups:name",
+    "to check that the groups --exclude-group/--group-timeout name exist, so that a "
+    "misspelt one stops the pass; --allow-unchecked-groups goes on without the check",
+    "read:groups",
+    per_user=False,
+)
 
-    scope: str
-    why: str
-    included_in: str = ""  # a broader scope that also grants it, for the message
 
-
-def needed_scopes(limits: CullLimits, *, probe_kernels: bool = False) -> tuple[Need, ...]:
+def needed_scopes(
+    limits: CullLimits, *, probe_kernels: bool = False, allow_unchecked_groups: bool = False
+) -> tuple[Need, ...]:
     """Every scope a pass with these limits uses, dry run or not.
 
     A dry run checks the scopes its real run will use (``delete:servers`` included, and
@@ -78,21 +82,13 @@ def needed_scopes(limits: CullLimits, *, probe_kernels: bool = False) -> tuple[N
     one. Probing needs ``tokens`` and not ``access:servers``: each probe sends a token
     the hub mints for the server's own user (``probe_tokens``), and the hub checks the
     requested scope against that user, not against the culler (JupyterHub 3.1 to 6.1).
+    Group rules need ``read:groups:name`` too: a group that cannot be checked may be a
+    misspelt one that protects nobody, so it is needed unless the operator accepted that
+    risk (``--allow-unchecked-groups``).
     """
-    needs = [
-        Need("list:users", "to list users"),
-        Need("read:users:activity", "to read users' last_activity"),
-        Need("read:servers", "to read servers and their activity"),
-        Need("delete:servers", "to stop servers"),
-    ]
-    if limits.cull_users:
-        needs += [
-            Need("read:users", "to read admin and created (--cull-users)", "admin:users"),
-            Need("delete:users", "to delete users (--cull-users)", "admin:users"),
-        ]
-    if limits.needs_groups:
-        why = "to read users' groups (--exclude-group/--group-timeout)"
-        needs.append(Need("read:users:groups", why, "read:users"))
+    needs = scopes_needed(limits)
+    if limits.needs_groups and not allow_unchecked_groups:
+        needs.append(CHECK_GROUPS)
     if probe_kernels:
         why = "to mint each probed user a token for their own server (--probe-kernels)"
         needs.append(Need("tokens", why))
@@ -145,7 +141,7 @@ def missing_scopes(needs: Iterable[Need], scopes: Iterable[str]) -> list[str]:
     missing = []
     for need in needs:
         filters = held.get(need.scope, frozenset())
-        if "" in filters:
+        if "" in filters or (filters and not need.per_user):
             continue
         if filters and listed_filters and listed_filters <= filters:
             continue
@@ -166,11 +162,30 @@ def missing_scopes(needs: Iterable[Need], scopes: Iterable[str]) -> list[str]:
     return missing
 
 
-def role_snippet(needs: Iterable[Need], service: str | None) -> str:
-    """The ``load_roles`` entry that grants every needed scope, ready to paste."""
+def role_snippet(needs: Iterable[Need], owner: Mapping[str, Any] | None) -> str:
+    """The ``load_roles`` entry that grants every needed scope, ready to paste.
+
+    It lists every scope of the configuration in use, held or missing, since the entry
+    replaces the role as a whole. It is written for the token's owner as ``GET /user``
+    names it (a service or a user) and named as the owner's one role when the hub says
+    which (``roles``, shown with ``read:roles:services``), else after the service, so
+    that pasting it changes the role that is there rather than adding a second one.
+    """
     scopes = ", ".join(f'"{need.scope}"' for need in needs)
-    owner = f'"services": ["{service}"]' if service else '"services": ["<the service>"]'
-    return f'c.JupyterHub.load_roles = [{{"name": "idle-cull", "scopes": [{scopes}], {owner}}}]'
+    kind, name, role = _owner_names(owner)
+    holder = f'"{kind}s": ["{name or "<the service>"}"]'
+    return f'c.JupyterHub.load_roles = [{{"name": "{role}", "scopes": [{scopes}], {holder}}}]'
+
+
+def _owner_names(owner: Mapping[str, Any] | None) -> tuple[str, str | None, str]:
+    """The owner's kind (``service`` or ``user``), name and the role to name in a snippet."""
+    owner = owner or {}
+    kind = "user" if owner.get("kind") == "user" else "service"
+    name = owner.get("name") if isinstance(owner.get("name"), str) else None
+    roles = [r for r in owner.get("roles") or () if isinstance(r, str)]
+    if len(roles) == 1:
+        return kind, name, roles[0]
+    return kind, name, name if name and kind == "service" else "idle-cull"
 
 
 def unmatched_rules(limits: CullLimits, matched: set[tuple[str, str]]) -> list[str]:
@@ -208,67 +223,97 @@ class PreflightClient(Protocol):
 
 
 def check_before_listing(
-    client: PreflightClient, limits: CullLimits, report: Report, *, probe_kernels: bool = False
+    client: PreflightClient,
+    limits: CullLimits,
+    report: Report,
+    *,
+    probe_kernels: bool = False,
+    allow_unchecked_groups: bool = False,
 ) -> None:
     """Refuse before listing when the token lacks a scope or a rule names a missing group.
 
     Raises ``HubAuthError`` (exit 3) naming every missing scope with the role that
     grants them, or ``ConfigError`` (exit 2) naming the groups the hub does not have.
-    What cannot be checked (a hub before 2.0 reports no scopes; a token that may not
-    read groups) is said in the log and, for groups, in the report's warnings.
+    A named group that cannot be checked (the token may not read it) fails closed as a
+    missing scope would, since a misspelt one protects nobody, unless
+    ``allow_unchecked_groups``: then it is a warning in the log and the report. A hub
+    before 2.0 reports no scopes: the log says they could not be checked.
     """
     owner = client.token_owner()
     scopes = owner.get("scopes") if owner else None
+    needs = needed_scopes(
+        limits, probe_kernels=probe_kernels, allow_unchecked_groups=allow_unchecked_groups
+    )
+    groups = _GroupCheck(client, limits, report, allow_unchecked_groups, role_snippet(needs, owner))
     if not isinstance(scopes, list):
         log.info(
             "the hub does not report the token's scopes (JupyterHub before 2.0): they "
             "cannot be checked before listing"
         )
-        _check_groups(client, limits, None, report)
+        groups.check(None)
         return
-    needs = needed_scopes(limits, probe_kernels=probe_kernels)
     missing = missing_scopes(needs, [str(scope) for scope in scopes])
     if missing:
-        assert owner is not None  # scopes came from it
-        service = owner.get("name") if owner.get("kind") == "service" else None
         raise HubAuthError(
             "the token lacks what this configuration needs: "
             + "; ".join(missing)
             + "; nothing was culled (dry runs check the scopes of the real run). "
-            "Grant them in the service's role, e.g. "
-            + role_snippet(needs, service if isinstance(service, str) else None)
+            "Grant them in the token's role, e.g. " + groups.role
         )
     log.info("the token has the scopes this pass needs: %s", ", ".join(n.scope for n in needs))
-    _check_groups(client, limits, held_scopes(str(scope) for scope in scopes), report)
+    groups.check(held_scopes(str(scope) for scope in scopes))
 
 
-def _check_groups(
-    client: PreflightClient,
-    limits: CullLimits,
-    held: Mapping[str, frozenset[str]] | None,
-    report: Report,
-) -> None:
-    named = [("--exclude-group", group) for group in limits.exclude_groups]
-    named += [("--group-timeout", group) for group, _ in limits.group_timeouts]
-    if not named:
-        return
-    if held is not None and not ({"read:groups", "read:groups:name"} & set(held)):
-        unchecked = sorted({group for _, group in named})
-        _warn(report, _cannot_check(unchecked))
-        return
-    exists = {group: client.group_exists(group) for group in sorted({g for _, g in named})}
-    unknown = [(option, group) for option, group in named if exists[group] is False]
-    if unknown:
-        may_list = held is None or "list:groups" in held
-        suggest = _suggestions(client.group_names() if may_list else None)
-        named_wrong = ", ".join(f"{option} {group!r}{suggest(group)}" for option, group in unknown)
-        raise ConfigError(
-            f"the hub has no such group: {named_wrong}; check the spelling (group names are "
-            "case-sensitive); nothing was sent that changes anything"
+@dataclass(frozen=True)
+class _GroupCheck:
+    """Do the groups the rules name exist? Missing ones stop the pass (exit 2), and ones
+    the token may not read stop it too (exit 3) unless unchecked groups are allowed."""
+
+    client: PreflightClient
+    limits: CullLimits
+    report: Report
+    allow_unchecked: bool
+    role: str  # the role snippet of the whole configuration, for the refusal
+
+    def check(self, held: Mapping[str, frozenset[str]] | None) -> None:
+        named = [("--exclude-group", group) for group in self.limits.exclude_groups]
+        named += [("--group-timeout", group) for group, _ in self.limits.group_timeouts]
+        if not named:
+            return
+        if held is not None and not ({"read:groups", "read:groups:name"} & set(held)):
+            # Only reached when allowed: otherwise the scope was missing, and refused.
+            self.unchecked(sorted({group for _, group in named}))
+            return
+        exists = {group: self.client.group_exists(group) for group in sorted({g for _, g in named})}
+        unknown = [(option, group) for option, group in named if exists[group] is False]
+        if unknown:
+            may_list = held is None or "list:groups" in held
+            suggest = _suggestions(self.client.group_names() if may_list else None)
+            wrong = ", ".join(f"{option} {group!r}{suggest(group)}" for option, group in unknown)
+            raise ConfigError(
+                f"the hub has no such group: {wrong}; check the spelling (group names are "
+                "case-sensitive); nothing was sent that changes anything"
+            )
+        unchecked = [group for group, found in exists.items() if found is None]
+        if unchecked:
+            self.unchecked(unchecked)
+
+    def unchecked(self, groups: list[str]) -> None:
+        """Refuse (exit 3), or with ``--allow-unchecked-groups`` warn, about ``groups``."""
+        named = ", ".join(map(repr, groups))
+        if not self.allow_unchecked:
+            raise HubAuthError(
+                f"cannot check that the group(s) {named} exist: the token may not read them "
+                "(read:groups:name), and a misspelt group would protect nobody; nothing was "
+                "culled. Grant read:groups:name in the token's role, e.g. "
+                f"{self.role}; or pass --allow-unchecked-groups to go on without the check"
+            )
+        _warn(
+            self.report,
+            f"cannot check that the group(s) {named} exist: the token may not read groups; "
+            "going on as --allow-unchecked-groups asks, so a misspelt group protects "
+            "nobody; grant read:groups:name to check them",
         )
-    unchecked = [group for group, found in exists.items() if found is None]
-    if unchecked:
-        _warn(report, _cannot_check(unchecked))
 
 
 def _suggestions(names: list[str] | None) -> Callable[[str], str]:
@@ -281,13 +326,6 @@ def _suggestions(names: list[str] | None) -> Callable[[str], str]:
         return f" (did you mean {near[0]!r}?)" if near else ""
 
     return suggest
-
-
-def _cannot_check(groups: list[str]) -> str:
-    return (
-        f"cannot check that the group(s) {', '.join(map(repr, groups))} exist: the token "
-        "may not read groups; grant read:groups:name so that a misspelt group stops the pass"
-    )
 
 
 def _warn(report: Report, warning: str) -> None:

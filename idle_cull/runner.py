@@ -22,16 +22,20 @@ from contextlib import closing
 from datetime import datetime, timezone
 from typing import Any, Protocol, TypeVar
 
-from idle_cull.clocks import clocks_disagree
-from idle_cull.config import Settings
+from idle_cull.command.settings import Settings
 from idle_cull.durations import format_duration, skew_phrase
 from idle_cull.errors import ClocksDisagree, ConfigError, HubAuthError, HubError, PassInterrupted
-from idle_cull.hub import ActionResult, parse_version
-from idle_cull.limiter import InFlightLimiter
-from idle_cull.listing import listing_for, paginates, read_listing
-from idle_cull.models import SCOPED_FIELDS, Outcome, RecordError, Server, User
-from idle_cull.pages import UserPage, paced
-from idle_cull.policy import (
+from idle_cull.evidence.base import Evidence, Target
+from idle_cull.hub.client import parse_version
+from idle_cull.hub.limiter import InFlightLimiter
+from idle_cull.hub.listing import listing_for, paginates, read_listing
+from idle_cull.hub.pages import UserPage, paced
+from idle_cull.models import SCOPED_FIELDS, ActionResult, Outcome, RecordError, Server, User
+from idle_cull.output.report import Entry, Report
+from idle_cull.preflight import check_before_listing, probing_refusal, warn_unmatched_rules
+from idle_cull.rules.catalogue import fields_needed
+from idle_cull.rules.clocks import clocks_disagree
+from idle_cull.rules.policy import (
     Action,
     CullLimits,
     Judgement,
@@ -44,10 +48,8 @@ from idle_cull.policy import (
     rules_matching,
     user_changed_since_listing,
 )
-from idle_cull.preflight import check_before_listing, probing_refusal, warn_unmatched_rules
-from idle_cull.probing import BusyCheck
-from idle_cull.report import Entry, Report
 from idle_cull.safe_text import public_url
+from idle_cull.wording import counted
 
 __all__ = [
     "Hub",
@@ -136,7 +138,7 @@ def run_pass(
     clock: Clock = utc_now,
     control: PassControl | None = None,
     progress: ProgressLine = _no_progress,
-    busy_check: BusyCheck | None = None,
+    evidence: Evidence | None = None,
 ) -> Report:
     """Do exactly one pass and return its report.
 
@@ -146,8 +148,9 @@ def run_pass(
     and not acted on (``report.listing_incomplete``, exit status 7), like a plan over
     the caps. Errors of single actions are recorded in the report instead, so one
     failing stop does not abandon the others.
-    ``busy_check`` (``--probe-kernels``) asks each server about to be stopped whether a
-    kernel is busy, after the re-check; its token scope is checked before listing.
+    ``evidence`` asks its sources (``--probe-kernels``: the kernel probe) about each
+    server about to be stopped, after the re-check; a probe's token scope is checked
+    before listing.
     """
     control = control or PassControl(settings.deadline)
     report = Report(
@@ -159,10 +162,17 @@ def run_pass(
     )
     report.hub_version = client.hub_version()
     log.info("hub %s at %s", report.hub_version, public_url(settings.url))
-    refusal = probing_refusal(parse_version(report.hub_version)) if busy_check else None
+    probing = evidence is not None and evidence.source("kernels") is not None
+    refusal = probing_refusal(parse_version(report.hub_version)) if probing else None
     if refusal is not None:
         raise ConfigError(refusal)
-    check_before_listing(client, settings.limits, report, probe_kernels=busy_check is not None)
+    check_before_listing(
+        client,
+        settings.limits,
+        report,
+        probe_kernels=probing,
+        allow_unchecked_groups=settings.allow_unchecked_groups,
+    )
     # "Now" is read once, before listing: a record is never older than this when judged,
     # so a slow listing can understate idleness but never overstate it.
     now = _choose_clock(settings, client, clock, report)
@@ -182,7 +192,7 @@ def run_pass(
         report.cap_exceeded = over_cap
         _refuse(plan, report, over_cap)
     elif settings.dry_run:
-        _record_dry_run(plan, report, busy_check)
+        _record_dry_run(plan, report, evidence)
     else:
         actor = _Actor(
             client,
@@ -192,12 +202,12 @@ def run_pass(
             plan.listed_user,
             listed_at=listed_at,
             progress=progress,
-            busy=busy_check,
+            evidence=evidence,
         )
         actor.act(plan, report)
-    if busy_check is not None:
-        report.probing = True
-        report.probes = dict(busy_check.findings)
+    if evidence is not None:
+        report.probing = probing
+        report.findings = dict(evidence.findings)
     report.interrupted = control.reason or None
     report.finished_at = clock()
     return report
@@ -270,7 +280,7 @@ def list_users(
                 count += 1
                 yield user
         progress(f"listing users ({listing.label}): {count}")
-    log.info("listed %d user records (%s)", count, listing.label)
+    log.info("listed %s (%s)", counted(count, "user record"), listing.label)
     report.listing_incomplete = pages.shortfall()
 
 
@@ -290,12 +300,7 @@ def fields_rules_need(limits: CullLimits, version: tuple[int, ...]) -> frozenset
     """
     if version and version < (2, 0):
         return frozenset()
-    needed = {"last_activity", "servers"}
-    if limits.cull_users:
-        needed |= {"admin", "created"}
-    if limits.needs_groups:
-        needed.add("groups")
-    return frozenset(needed)
+    return fields_needed(limits)
 
 
 def require_visible_fields(user: User, needed: frozenset[str], limits: CullLimits) -> None:
@@ -337,7 +342,7 @@ def _choose_clock(settings: Settings, client: Hub, local: Clock, report: Report)
     skew = (hub_now - local_now).total_seconds()
     report.skew_seconds = skew
     refusal = clocks_disagree(hub_now, local_now, settings.limits)
-    if refusal is not None and not settings.clock_given:
+    if refusal is not None and not settings.allow_clock_skew:
         raise ClocksDisagree(refusal)
     phrase = skew_phrase(skew)
     if phrase is None:
@@ -411,14 +416,15 @@ def _refuse(plan: Plan, report: Report, reason: str, detail: str = "") -> None:
     _record_all(plan, report, Outcome.NOT_ATTEMPTED, f"refused: {detail or reason}")
 
 
-def _record_dry_run(plan: Plan, report: Report, busy_check: BusyCheck | None = None) -> None:
+def _record_dry_run(plan: Plan, report: Report, evidence: Evidence | None = None) -> None:
     """Record what would be done; with ``--probe-kernels``, which servers would be asked
     first (nothing is sent to them: a probe is proxied traffic, which counts as activity)."""
     _record_idle(plan, report)
     would_probe = 0
     for decision in plan.stops:
         detail = "--dry-run"
-        if busy_check is not None and busy_check.would_probe(decision):
+        found = evidence.would_check(target_of(decision)) if evidence is not None else []
+        if any(f.source == "kernels" for f in found):
             detail += "; would probe its kernels first"
             would_probe += 1
         report.entries.append(Entry("server", decision).settled(Outcome.DRY_RUN, 0, detail))
@@ -426,16 +432,31 @@ def _record_dry_run(plan: Plan, report: Report, busy_check: BusyCheck | None = N
         Entry("user", d).settled(Outcome.DRY_RUN, 0, "--dry-run") for d in plan.deletions
     )
     log.info(
-        "DRY RUN: nothing was changed; %d servers would be stopped, %d users deleted",
-        len(plan.stops),
-        len(plan.deletions),
+        "DRY RUN: nothing was changed; %s would be stopped, %s deleted",
+        counted(len(plan.stops), "server"),
+        counted(len(plan.deletions), "user"),
     )
-    if busy_check is not None:
+    if evidence is not None and evidence.source("kernels") is not None:
         log.info(
             "DRY RUN: %d of them would be probed for busy kernels first; nothing was sent "
             "to any server",
             would_probe,
         )
+
+
+def target_of(decision: ServerDecision, fresh: Server | None = None) -> Target:
+    """The server a decision is about, as the sources of evidence are asked about it.
+
+    The fresh record from the re-check, when there is one, gives the url and the activity
+    (``started`` when it has none) a source measures from; else the listing's.
+    """
+    if fresh is not None:
+        url, activity = fresh.url, fresh.last_activity or fresh.started
+    else:
+        url, activity = decision.url, decision.last_activity
+    return Target(
+        decision.user, decision.server, decision.label, url, activity, decision.age_seconds
+    )
 
 
 class _Actor:
@@ -451,7 +472,7 @@ class _Actor:
         *,
         listed_at: float,
         progress: ProgressLine = _no_progress,
-        busy: BusyCheck | None = None,
+        evidence: Evidence | None = None,
     ) -> None:
         self.client = client
         self.settings = settings
@@ -460,14 +481,14 @@ class _Actor:
         self.listed = listed
         self.listed_at = listed_at
         self.progress = progress
-        self.busy = busy
+        self.evidence = evidence
         self._first_stop: dict[str, datetime] = {}
         self._lock = threading.Lock()
 
     def act(self, plan: Plan, report: Report) -> None:
         _record_idle(plan, report)
-        if self.busy is not None:
-            self.busy.expect(plan.stops)
+        if self.evidence is not None:
+            self.evidence.expect(target_of(d) for d in plan.stops)
         workers = self.settings.concurrency
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="idle-cull") as pool:
             stops = self._run(pool, plan.stops, self.stop)
@@ -481,7 +502,7 @@ class _Actor:
     def _run(
         self, pool: ThreadPoolExecutor, decisions: Sequence[D], action: Callable[[D], ActionResult]
     ) -> list[tuple[D, tuple[Outcome, int, str]]]:
-        """One kind of action, as many in flight as the hub takes (see ``idle_cull.limiter``)."""
+        """One kind of action, as many in flight as the hub takes (``idle_cull.hub.limiter``)."""
         limiter = InFlightLimiter(self.settings.concurrency)
         results = _run_actions(
             pool,
@@ -504,8 +525,8 @@ class _Actor:
             if isinstance(rechecked, ActionResult):
                 return rechecked
             fresh = rechecked
-        if self.busy is not None:
-            kept = self._probe(self.busy, decision, fresh)
+        if self.evidence is not None:
+            kept = self._gather(self.evidence, decision, fresh)
             if kept is not None:
                 return kept
         with self._lock:
@@ -544,19 +565,11 @@ class _Actor:
         except RecordError as error:
             return ActionResult(Outcome.SKIPPED, 1, f"re-check: {error}")
 
-    def _probe(
-        self, busy: BusyCheck, decision: ServerDecision, fresh: Server | None
+    def _gather(
+        self, evidence: Evidence, decision: ServerDecision, fresh: Server | None
     ) -> ActionResult | None:
-        """Ask the server about its kernels (``--probe-kernels``); a result keeps it.
-
-        The fresh record from the re-check, when there is one, gives the url and the
-        activity the busy limit counts from; else the listing's.
-        """
-        if fresh is not None:
-            url, activity = fresh.url, fresh.last_activity or fresh.started
-        else:
-            url, activity = decision.url, decision.last_activity
-        kept = busy.check(decision, url, activity, self.now())
+        """Ask the sources of evidence about the server (``target_of``); a result keeps it."""
+        kept = evidence.check(target_of(decision, fresh), self.now())
         if kept is None:
             return None
         rechecked = 1 if fresh is not None else 0

@@ -3,6 +3,7 @@ and a URL never shows its password."""
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
 ]
 
 CREDENTIALS_SHOWN_AS = "***@"
+_AUTHORITY = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://([^/?#]*)")
 
 
 def is_unsafe(char: str) -> bool:
@@ -65,8 +67,17 @@ def _json_escape(char: str) -> str:
 
 
 def url_credentials(url: str) -> str:
-    """The ``user:password@`` part of ``url`` as written in it; empty when there is none."""
-    userinfo, at, _host = urlsplit(url).netloc.rpartition("@")
+    """The ``user:password@`` part of ``url`` as written in it; empty when there is none.
+
+    Never raises: a URL that ``urlsplit`` refuses (an unbalanced ``[``) is being reported
+    as wrong, and its password must stay hidden in that very message.
+    """
+    try:
+        netloc = urlsplit(url).netloc
+    except ValueError:
+        match = _AUTHORITY.match(url)
+        netloc = match.group(1) if match else ""
+    userinfo, at, _host = netloc.rpartition("@")
     return f"{userinfo}@" if at and userinfo else ""
 
 

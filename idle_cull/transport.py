@@ -15,7 +15,14 @@ request for ever, and with it the lock of every later scheduled run. Here every 
 
 The errors are ``requests`` exceptions, so the retry rules and the callers' mapping to
 their own error messages work as for any other failure: a whole-answer timeout is a
-``ReadTimeout`` (transient), the rest are not retried.
+``ReadTimeout`` (transient), the rest are not retried. A request returns an ``Answer``,
+its body already read.
+
+Only public seams of requests and urllib3 are used, so that a release of either cannot
+break every request through a private method it renamed: the pools get connection
+classes of ours through ``ConnectionCls`` (set by ``pool_classes_by_scheme``), and
+those tell the watchdog which socket the request uses; the body is read with
+``iter_content``. ``tests/test_public_apis.py`` checks the package for private names.
 """
 
 from __future__ import annotations
@@ -31,9 +38,12 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 __all__ = [
+    "Answer",
     "AnswerTooLarge",
     "BoundedTransport",
     "RequestAbandoned",
@@ -79,103 +89,198 @@ class RequestBounds:
 
 
 class _InFlight:
-    """One request in flight: its deadline, its connection once it has one, its fate."""
+    """One request in flight: its deadline, its connection once it has one, its fate.
+
+    ``sock`` is the connection's socket as last seen: http.client drops the connection's
+    reference when an answer says ``Connection: close``, while the body is still read
+    from that socket, and the watchdog must still be able to shut it down.
+    """
 
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline
-        self.connection: Any = None
+        self.connection: HTTPConnection | None = None
+        self.sock: socket.socket | None = None
         self.handshaking = False
         self.aborted: str | None = None  # "timeout" or "abandoned"
         self._lock = threading.Lock()
+
+    def attach(self, connection: HTTPConnection) -> None:
+        with self._lock:
+            self.connection = connection
+            self.sock = connection.sock or self.sock
 
     def abort(self, why: str) -> None:
         with self._lock:
             if self.aborted is not None:
                 return
             self.aborted = why
-            sock = getattr(self.connection, "sock", None)
+            sock = getattr(self.connection, "sock", None) or self.sock
         if sock is not None:
             with suppress(OSError):  # the plain socket's shutdown wakes a blocked recv
                 socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
+_this_thread = threading.local()  # .request: the _InFlight this thread is sending, if any
+
+
+def _current_request() -> _InFlight | None:
+    return getattr(_this_thread, "request", None)
+
+
 class _Tracker:
-    """Requests in flight, and the connection each thread's current request uses."""
+    """One transport's requests in flight, for its watchdog."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: set[_InFlight] = set()
-        self._local = threading.local()
 
     def begin(self, deadline: float) -> _InFlight:
         entry = _InFlight(deadline)
         with self._lock:
             self._entries.add(entry)
-        self._local.current = entry
+        _this_thread.request = entry
         return entry
 
     def end(self, entry: _InFlight) -> None:
         with self._lock:
             self._entries.discard(entry)
-        self._local.current = None
-
-    def current(self) -> _InFlight | None:
-        return getattr(self._local, "current", None)
+        _this_thread.request = None
 
     def snapshot(self) -> list[_InFlight]:
         with self._lock:
             return list(self._entries)
 
 
-class _TrackingPool(HTTPConnectionPool):
-    """Tells the tracker which connection the current request got (http and https alike).
+class _TrackedHTTPConnection(HTTPConnection):
+    """Tells the request this thread is sending which connection carries it.
 
-    The https pool below inherits from this class and from ``HTTPSConnectionPool``, so
-    ``super()`` here reaches whichever pool class comes next in its MRO.
+    A request on a new connection connects (``connect``), one on a kept-alive connection
+    only sends (``putrequest``, where every request of http.client and urllib3 starts):
+    either way the watchdog learns the connection before anything can block on it, and
+    its socket once it has one.
     """
 
-    tracker: _Tracker
+    def connect(self) -> None:
+        _attach(self)
+        super().connect()
+        _attach(self)  # now with its socket
 
-    def _get_conn(self, timeout: float | None = None) -> Any:
-        connection = super()._get_conn(timeout)
-        entry = self.tracker.current()
-        if entry is not None:
-            entry.connection = connection
-        return connection
-
-
-class _TrackingHTTPSPool(_TrackingPool, HTTPSConnectionPool):
-    def _validate_conn(self, conn: Any) -> None:
-        # The TLS handshake happens here; a timeout in it is reported as a read
-        # timeout by urllib3, which would hide the likely cause (plain http).
-        entry = self.tracker.current()
-        if entry is not None:
-            entry.handshaking = True
-        super()._validate_conn(conn)
-        if entry is not None:
-            entry.handshaking = False
+    def putrequest(self, *args: Any, **kwargs: Any) -> None:
+        _attach(self)
+        super().putrequest(*args, **kwargs)
 
 
-def _tracked_pools(tracker: _Tracker) -> dict[str, type[HTTPConnectionPool]]:
-    """Pool classes bound to one transport's tracker."""
-    http = type("TrackedHTTPPool", (_TrackingPool,), {"tracker": tracker})
-    https = type("TrackedHTTPSPool", (_TrackingHTTPSPool,), {"tracker": tracker})
-    return {"http": http, "https": https}
+class _TrackedHTTPSConnection(_TrackedHTTPConnection, HTTPSConnection):
+    """The same for https, and it marks the TLS handshake of a direct connection.
+
+    urllib3 reports a handshake that times out as a read timeout, which would hide the
+    likely cause (https:// sent to a plain-http port). Through a proxy, ``connect`` also
+    opens the tunnel, whose timeouts are the proxy's: those stay plain timeouts.
+    ``super()`` in the class above reaches ``HTTPSConnection`` here (MRO).
+    """
+
+    def connect(self) -> None:
+        entry = _current_request()
+        if entry is None or self.proxy is not None:
+            super().connect()
+            return
+        entry.handshaking = True
+        super().connect()  # raising leaves the mark for the error's explanation
+        entry.handshaking = False
+
+
+def _attach(connection: HTTPConnection) -> None:
+    entry = _current_request()
+    if entry is not None:
+        entry.attach(connection)
+
+
+class _TrackedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _TrackedHTTPConnection
+
+
+class _TrackedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _TrackedHTTPSConnection
+
+
+_TRACKED_POOLS: dict[str, type[HTTPConnectionPool]] = {
+    "http": _TrackedHTTPPool,
+    "https": _TrackedHTTPSPool,
+}
 
 
 class _TrackedAdapter(HTTPAdapter):
-    def __init__(self, tracker: _Tracker, **kwargs: Any) -> None:
-        self._pool_classes = _tracked_pools(tracker)
-        super().__init__(**kwargs)
+    """Pools whose connections are tracked, for direct and proxied requests alike.
+
+    ``send`` is requests' own, so ``responses`` (which patches ``HTTPAdapter.send``)
+    still answers the unit tests through this adapter.
+    """
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = self._pool_classes
+        self.poolmanager.pool_classes_by_scheme = dict(_TRACKED_POOLS)
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
-        manager.pool_classes_by_scheme = self._pool_classes
+        manager.pool_classes_by_scheme = dict(_TRACKED_POOLS)
         return manager
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A whole answer, read within the bounds: what callers use of a response, and its body.
+
+    The names are those of ``requests.Response``, so callers read an answer as they
+    would read a response; the body is ``content``, already read and decoded.
+    """
+
+    status_code: int
+    reason: str
+    url: str
+    headers: CaseInsensitiveDict[str]
+    content: bytes
+
+    @classmethod
+    def of(cls, response: requests.Response, body: bytes) -> Answer:
+        return cls(response.status_code, response.reason, response.url, response.headers, body)
+
+
+def _read_body(response: requests.Response, cap: int) -> bytes:
+    """The decoded body of a streamed response, refused past ``cap`` bytes.
+
+    ``iter_content`` reads ``response.raw`` and turns urllib3's errors into the requests
+    exceptions that callers and the retry rules already handle (a cut connection is a
+    ``ChunkedEncodingError``, a broken gzip a ``ContentDecodingError``).
+    """
+    declared = response.headers.get("Content-Length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > cap:
+        raise AnswerTooLarge(f"the answer announces {int(declared):,} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(CHUNK_BYTES):
+        size += len(chunk)
+        if size > cap:
+            raise AnswerTooLarge(f"the answer is larger than {cap:,} bytes")
+        chunks.append(chunk)
+    _check_whole(response, declared)
+    return b"".join(chunks)
+
+
+def _check_whole(response: requests.Response, declared: str) -> None:
+    """A body shorter than its Content-Length was cut: an error, as urllib3 2 says itself.
+
+    urllib3 1.26 does not check by default and returns what arrived as if it were all.
+    ``raw.tell()`` counts the bytes read off the wire, before any gzip decoding.
+    """
+    if not (declared.isascii() and declared.isdigit()) or response.status_code in (204, 304):
+        return
+    if response.request is not None and response.request.method == "HEAD":
+        return
+    received = response.raw.tell()
+    if received < int(declared):
+        raise requests.exceptions.ChunkedEncodingError(
+            f"the connection was cut after {received:,} of {int(declared):,} bytes"
+        )
 
 
 class BoundedTransport:
@@ -194,7 +299,7 @@ class BoundedTransport:
         self._stop_requested = stop_requested
         self._tracker = _Tracker()
         adapter = _TrackedAdapter(
-            self._tracker, pool_connections=2, pool_maxsize=max(pool_size, 1) + 2, max_retries=0
+            pool_connections=2, pool_maxsize=max(pool_size, 1) + 2, max_retries=0
         )
         session.mount("http://", adapter)
         session.mount("https://", adapter)
@@ -205,7 +310,7 @@ class BoundedTransport:
 
     def request(
         self, method: str, url: str, *, bounds: RequestBounds | None = None, **kwargs: Any
-    ) -> requests.Response:
+    ) -> Answer:
         """Send one request and read its whole body within the bounds.
 
         ``bounds`` replaces the transport's own for this request (a tighter probe);
@@ -226,7 +331,9 @@ class BoundedTransport:
                 **kwargs,
             )
             try:
-                self._read_body(response, limits.max_bytes)
+                body = _read_body(response, limits.max_bytes)
+                if entry.aborted:  # urllib3 1.26 reads a shut-down socket as the body's end
+                    raise requests.exceptions.ReadTimeout("the watchdog shut the socket")
             except BaseException:
                 response.close()  # a half-read connection must not go back to the pool
                 raise
@@ -234,22 +341,7 @@ class BoundedTransport:
             raise self._explain(entry, error, limits) from None
         finally:
             self._tracker.end(entry)
-        return response
-
-    def _read_body(self, response: requests.Response, cap: int) -> None:
-        declared = response.headers.get("Content-Length", "")
-        if declared.isascii() and declared.isdigit() and int(declared) > cap:
-            raise AnswerTooLarge(f"the answer announces {int(declared):,} bytes")
-        chunks: list[bytes] = []
-        size = 0
-        for chunk in response.iter_content(CHUNK_BYTES):
-            size += len(chunk)
-            if size > cap:
-                raise AnswerTooLarge(f"the answer is larger than {cap:,} bytes")
-            chunks.append(chunk)
-        # What requests itself does when it reads a body that was not streamed.
-        response._content = b"".join(chunks)
-        response._content_consumed = True  # type: ignore[attr-defined]
+        return Answer.of(response, body)
 
     def _explain(self, entry: _InFlight, error: Exception, limits: RequestBounds) -> Exception:
         """Our own error for what the watchdog or the caps did; others unchanged."""

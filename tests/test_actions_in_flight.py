@@ -10,10 +10,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from idle_cull.hub import ActionResult
-from idle_cull.limiter import InFlightLimiter, LimiterTuning
-from idle_cull.models import Outcome
-from idle_cull.policy import Action, ServerDecision
+from idle_cull.hub.limiter import InFlightLimiter, LimiterTuning
+from idle_cull.models import ActionResult, Outcome
+from idle_cull.rules.policy import Action, ServerDecision
 from idle_cull.runner import _run_actions
 
 TUNING = LimiterTuning(quick=0.005, slow=0.030, probe_every=0.005)

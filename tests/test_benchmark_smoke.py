@@ -97,7 +97,7 @@ def test_startup_timing_and_import_table() -> None:
     assert all(s > 0 for s in seconds)
     assert peak > 1
     imports = dict(startup.heavy_imports())
-    assert imports["idle_cull.cli"] > 0
+    assert imports["idle_cull.command.cli"] > 0
     assert "click" in imports
 
 

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from idle_cull.busy import (
+from idle_cull.command.settings import Settings
+from idle_cull.errors import ConfigError
+from idle_cull.rules.busy_kernels import (
     BusyKernel,
     ProbeLimits,
     ProbeResult,
@@ -16,9 +18,7 @@ from idle_cull.busy import (
     decide_probed,
     probe_wanted,
 )
-from idle_cull.config import Settings
-from idle_cull.errors import ConfigError
-from idle_cull.policy import CullLimits
+from idle_cull.rules.policy import CullLimits
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 H = 3600.0
@@ -202,7 +202,7 @@ def test_busy_reference_is_the_older_of_hub_record_and_newest_busy_message() -> 
 
 
 def test_the_policy_imports_no_io() -> None:
-    import idle_cull.busy as module  # noqa: PLC0415
+    import idle_cull.rules.busy_kernels as module  # noqa: PLC0415
 
     source = Path(module.__file__ or "").read_text()
     for name in ("requests", "click", "tenacity", "concurrent", "urllib"):

@@ -10,8 +10,8 @@ import pytest
 import responses
 from click.testing import CliRunner
 
-from idle_cull.cli import cli
-from idle_cull.options import normalize_argument
+from idle_cull.command.cli import cli
+from idle_cull.command.options import normalize_argument
 from tests.support.cli import run
 from tests.support.emulated_hub import URL, EmulatedHub, server_json, user_json
 

@@ -47,9 +47,9 @@ def serve_hub_clock(emulated_hub: EmulatedHub, offset: float) -> None:
 )
 def test_clock_line(emulated_hub: EmulatedHub, offset: float, expected: str | None) -> None:
     serve_hub_clock(emulated_hub, offset)
-    # Two hours apart, a defaulted --clock refuses the pass (exit 6, tests/test_hardening.py);
-    # chosen explicitly, the hub's clock is used and the skew only logged.
-    result = run("--dry-run", *(["--clock=hub"] if abs(offset) > 300 else []))
+    # Two hours apart, the hub's clock refuses the pass (exit 6, tests/test_hardening.py);
+    # with --allow-clock-skew, the hub's clock is used and the skew only logged.
+    result = run("--dry-run", *(["--allow-clock-skew"] if abs(offset) > 300 else []))
     assert result.exit_code == 0, result.stderr
     assert "differs by" not in result.stderr
     if expected is None:

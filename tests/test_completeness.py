@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from idle_cull.completeness import Completeness, gaps
 from idle_cull.exits import ExitStatus
-from idle_cull.listing import (
+from idle_cull.hub.completeness import Completeness, gaps
+from idle_cull.hub.listing import (
     READY,
     READY_OR_INACTIVE,
     READY_UNLESS_EVERYONE_IS_CHEAPER,
@@ -26,9 +26,9 @@ from idle_cull.listing import (
     paginates,
     read_listing,
 )
-from idle_cull.metrics import metrics_text
-from idle_cull.pages import UserPage
-from idle_cull.render import render_text
+from idle_cull.hub.pages import UserPage
+from idle_cull.output.metrics import metrics_text
+from idle_cull.output.render import render_text
 from tests.support.cli import run
 from tests.support.emulated_hub import EmulatedHub, HubUser, HubUsers, server_json, user_json
 from tests.support.reports import base_report, validate

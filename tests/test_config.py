@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from idle_cull.config import Settings, TLSFiles, read_token
+from idle_cull.command.settings import Settings, read_token
 from idle_cull.durations import format_duration, parse_duration
 from idle_cull.errors import ConfigError
-from idle_cull.policy import CullLimits
+from idle_cull.hub.tls import TLSFiles
+from idle_cull.rules.policy import CullLimits
 from tests.support.certs import write_internal_certs
 
 

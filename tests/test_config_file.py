@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 import pytest
 
-from idle_cull.cli import cli
-from idle_cull.config_file import defaults_from, file_options, read_config_file
-from idle_cull.options import OPTIONS
+from idle_cull.command.cli import cli
+from idle_cull.command.config_file import defaults_from, file_options, read_config_file
+from idle_cull.command.options import OPTIONS
 from tests.support.cli import run
 from tests.support.emulated_hub import URL, EmulatedHub, server_json, user_json
 
@@ -121,11 +121,13 @@ def test_environment_sets_repeatable_options(emulated_hub: EmulatedHub) -> None:
             id="bad-duration",
         ),
         pytest.param(
-            "concurrency = 0\n", "concurrency = 0: 0 is not in the range x>=1", id="out-of-range"
+            "concurrency = 0\n",
+            "concurrency = 0: --concurrency must be at least 1, got 0",
+            id="out-of-range",
         ),
         pytest.param(
             "concurrency = 2.5\n",
-            "concurrency = 2.5: must be a whole number",
+            "concurrency = 2.5: --concurrency must be a whole number",
             id="fraction-for-int",
         ),
         pytest.param(
@@ -289,9 +291,11 @@ def test_hostile_files_give_one_line_and_exit_2(
     path.write_text(text)
     result = run(f"--config={path}")
     assert result.exit_code == 2
-    (line,) = result.stderr.splitlines()
+    # Issue 22.4: one error line, then the summary line that ends every run
+    line, summary = result.stderr.splitlines()
     assert line.startswith("Error: ")
     assert f"{path}{message}" in line
+    assert summary.endswith(" exit=2")
 
 
 @pytest.mark.parametrize(
@@ -320,4 +324,7 @@ def test_an_unquoted_toml_value_says_how_to_write_it(config: Path, line: str, fi
     config.write_text(f"# idle-cull\n{line}\n")
     result = run(f"--config={config}")
     assert result.exit_code == 2
-    assert result.stderr == f"Error: {config}:2: {fix}\n"
+    # Issue 22.4: the error, then the summary line that ends every run (the intended change)
+    error, summary = result.stderr.splitlines()
+    assert error == f"Error: {config}:2: {fix}"
+    assert summary.endswith(" exit=2")

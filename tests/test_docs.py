@@ -19,12 +19,12 @@ import pytest
 import yaml
 
 from idle_cull import __version__
-from idle_cull.hub import PROBE_TIMEOUT
-from idle_cull.limiter import LimiterTuning
-from idle_cull.options import OPTIONS
-from idle_cull.policy import CullLimits
+from idle_cull.command.options import OPTIONS
+from idle_cull.hub.client import RESPONSIVENESS_TIMEOUT
+from idle_cull.hub.limiter import LimiterTuning
+from idle_cull.output.render import report_json_schema
 from idle_cull.preflight import needed_scopes
-from idle_cull.render import report_json_schema
+from idle_cull.rules.policy import CullLimits
 
 ROOT = Path(__file__).parent.parent
 DOCS = ROOT / "docs"
@@ -82,6 +82,17 @@ def test_the_scope_list_is_complete_for_group_timeouts_too() -> None:
     assert {need.scope for need in needed_scopes(limits)} - scopes_needed({}) <= group_rules
 
 
+def test_the_scope_list_names_what_allow_unchecked_groups_drops() -> None:
+    """Group rules need read:groups:name unless --allow-unchecked-groups (issue 23.1)."""
+    dropped = {row[0].strip("`") for row in SCOPE_ROWS if "`--allow-unchecked-groups`" in row[2]}
+    limits = CullLimits(exclude_groups=("staff",))
+    unchecked = needed_scopes(limits, allow_unchecked_groups=True)
+    assert dropped == scopes_needed(WHEN["with `--exclude-group` or `--group-timeout`"]) - {
+        need.scope for need in unchecked
+    }
+    assert dropped == {"read:groups:name"}
+
+
 def test_every_other_needed_column_says_optional() -> None:
     assert all(row[1] in WHEN or row[1].startswith("optional") for row in SCOPE_ROWS)
 
@@ -111,13 +122,20 @@ def test_the_limiters_thresholds_are_the_codes() -> None:
     assert f"every {tuning.probe_every * 1000:g} ms while actions are in flight" in text
     assert f"(under {tuning.quick * 1000:g} ms)" in text
     assert f"(over {tuning.slow * 1000:g} ms, or no" in text
-    assert f"{PROBE_TIMEOUT:g} s or `--request-timeout`" in text
+    assert f"{RESPONSIVENESS_TIMEOUT:g} s or `--request-timeout`" in text
     assert {0.75: "by a quarter", 0.5: "by half"}[tuning.decrease] in text
 
 
 def test_contributing_names_every_module() -> None:
     text = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
-    modules = sorted(path.name for path in (ROOT / "idle_cull").glob("*.py"))
+    package = ROOT / "idle_cull"
+    modules = sorted(
+        path.relative_to(package).as_posix()
+        for path in package.rglob("*.py")
+        if path.name != "__init__.py" or path.parent != package
+    )
+    modules = [name for name in modules if not name.endswith("/__init__.py")]
+    modules += ["__init__.py"]
     assert [name for name in modules if f"`{name}`" not in text] == []
 
 
@@ -175,6 +193,23 @@ def test_the_readme_starts_with_the_demo_and_the_test_command() -> None:
     assert "exec ./scripts/test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
 
 
+def pages_and_readme() -> list[Path]:
+    return [*sorted(DOCS.rglob("*.md")), ROOT / "README.md"]
+
+
+@pytest.mark.parametrize("path", pages_and_readme(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_reading_the_kept_reasons_shows_a_command_that_prints_them(path: Path) -> None:
+    """Issue 23.7: the quickstart said to read the ``kept`` reasons after a command that
+    prints none: without --report-kept the text report only counts kept servers."""
+    text = path.read_text(encoding="utf-8")
+    for mention in re.finditer(r"the `kept` reasons", text):
+        nearest = min(
+            re.finditer(r"```(?:bash|sh)\n(.*?)```", text, re.S),
+            key=lambda block: abs(block.start() - mention.start()),
+        )
+        assert "--report-kept" in nearest.group(1), nearest.group(1)
+
+
 @pytest.mark.parametrize("document", ["README.md", "CONTRIBUTING.md"], ids=lambda d: d)
 def test_relative_links_point_at_files_that_exist(document: str) -> None:
     """Sphinx checks docs/; these files are outside its build, so they are checked here."""
@@ -213,7 +248,7 @@ def flags_named(text: str) -> set[str]:
 
 def test_every_option_the_docs_name_exists() -> None:
     """A renamed or removed option leaves no page telling operators to use it."""
-    from idle_cull.cli import cli  # noqa: PLC0415 - only this test needs the command
+    from idle_cull.command.cli import cli  # noqa: PLC0415 - only this test needs the command
 
     known = {opt for param in cli.params for opt in param.opts} | {"--help"}
     known |= {f"--no-{option.name}" for option in OPTIONS if option.boolean}

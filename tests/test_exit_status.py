@@ -1,5 +1,5 @@
 """Exit statuses: one table (``ExitStatus``) rendered by --help and the text report, and
-one ladder (``app.exit_status_for``) from every exception class to a status."""
+one ladder (``command.boundary.exit_status_for``) from every exception class to a status."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import pytest
 from click.testing import CliRunner
 
 from idle_cull import errors
-from idle_cull.app import exit_status_for
-from idle_cull.cli import cli
+from idle_cull.command.boundary import exit_status_for
+from idle_cull.command.cli import cli
 from idle_cull.exits import ExitStatus
-from idle_cull.render import render_text
-from idle_cull.report import Report
+from idle_cull.output.render import render_text
+from idle_cull.output.report import Report
 
 EXPECTED_STATUS = {
     errors.IdleCullError: ExitStatus.ACTION_FAILED,

@@ -28,7 +28,9 @@ import pytest
 import requests
 import responses
 
-from idle_cull.config import RetryPolicy, read_token
+from idle_cull.command.logs import JsonFormatter
+from idle_cull.command.publish import write_stdout
+from idle_cull.command.settings import read_token
 from idle_cull.errors import (
     ConfigError,
     HubProtocolError,
@@ -36,14 +38,13 @@ from idle_cull.errors import (
     OutputError,
     PushgatewayError,
 )
-from idle_cull.hub import HubClient, parse_version
-from idle_cull.logs import JsonFormatter
-from idle_cull.metrics import push_metrics, read_last_success
+from idle_cull.hub.client import HubClient, parse_version
+from idle_cull.hub.retry import RetryPolicy
 from idle_cull.models import Outcome
-from idle_cull.policy import Action, CullLimits, ServerDecision
-from idle_cull.publish import write_stdout
-from idle_cull.render import render_json
-from idle_cull.report import Entry, ExitStatus, Report
+from idle_cull.output.metrics import push_metrics, read_last_success
+from idle_cull.output.render import render_json
+from idle_cull.output.report import Entry, ExitStatus, Report
+from idle_cull.rules.policy import Action, CullLimits, ServerDecision
 from idle_cull.transport import RequestBounds
 from tests.support.certs import write_internal_certs
 from tests.support.cli import run
@@ -383,16 +384,16 @@ def test_a_proxy_clock_hours_ahead_culls_nothing_by_default(emulated_hub: Emulat
     report = json.loads(result.stdout)
     assert report["exit_status"] == 6
     assert report["exit_status_name"] == "clocks_disagree"
-    assert "--clock=hub or --clock=local" in report["error"]
+    assert "--clock=local (this machine's) or --allow-clock-skew (the hub's)" in report["error"]
 
 
-def test_an_explicit_clock_is_obeyed_despite_the_skew(emulated_hub: EmulatedHub) -> None:
+def test_allow_clock_skew_obeys_the_hubs_clock_despite_the_skew(emulated_hub: EmulatedHub) -> None:
     serve_dated(
         emulated_hub,
         [user_json("ann", servers=[server_json(idle=5)])],
         datetime.now(timezone.utc) + timedelta(hours=3),
     )
-    result = run("--timeout=1h", "--clock=hub")
+    result = run("--timeout=1h", "--allow-clock-skew")
     assert result.exit_code == 0, result.stderr
     assert emulated_hub.deleted_urls() == [
         f"{URL}/users/ann/server"
@@ -427,7 +428,7 @@ def test_a_small_skew_is_tolerated(emulated_hub: EmulatedHub) -> None:
     ],
 )
 def test_skew_limit(limits: CullLimits, tolerated: float) -> None:
-    from idle_cull.clocks import skew_limit  # noqa: PLC0415 (new in this change)
+    from idle_cull.rules.clocks import skew_limit  # noqa: PLC0415 (new in this change)
 
     assert skew_limit(limits) == tolerated
 
@@ -840,7 +841,7 @@ def test_the_second_signal_exits_even_when_the_default_action_is_ignored(
 ) -> None:
     """As PID 1 the kernel ignores a signal left at its default action: ``os.kill`` to
     ourselves does nothing there, so ``die_of`` must exit by itself, with 128 + 15."""
-    from idle_cull.app import die_of  # noqa: PLC0415
+    from idle_cull.command.boundary import die_of  # noqa: PLC0415
 
     sent: list[int] = []
     monkeypatch.setattr(os, "kill", lambda _pid, signum: sent.append(signum))  # PID 1: ignored
@@ -887,7 +888,7 @@ import os, sys
 assert os.getpid() == 1, os.getpid()
 outside = open("/proc/self/stat").read()  # /proc is the parent's: our outside PID is in it
 print(outside.split()[0], flush=True)
-from idle_cull.cli import main
+from idle_cull.command.cli import main
 sys.argv = ["idle-cull"]
 main()
 """

@@ -24,11 +24,11 @@ import requests
 import responses
 
 from idle_cull import __version__
-from idle_cull.config import RetryPolicy
 from idle_cull.errors import HubAuthError, HubError, HubProtocolError, HubUnavailable
-from idle_cull.hub import PAGINATION_MEDIA_TYPE, ActionResult, HubClient, parse_version
-from idle_cull.models import Outcome
-from idle_cull.pages import follow_pages
+from idle_cull.hub.client import PAGINATION_MEDIA_TYPE, HubClient, parse_version
+from idle_cull.hub.pages import follow_pages
+from idle_cull.hub.retry import RetryPolicy
+from idle_cull.models import ActionResult, Outcome
 from tests.support.pagination import users_page
 
 BASE = "http://hub.test:8081/hub/api"

@@ -12,12 +12,12 @@ from collections.abc import Iterator
 import pytest
 import responses
 
-from idle_cull.config import RetryPolicy
 from idle_cull.errors import HubAuthError, HubUnavailable
-from idle_cull.hub import HubClient
+from idle_cull.hub.client import HubClient
+from idle_cull.hub.retry import RetryPolicy
 from idle_cull.models import Outcome
-from idle_cull.policy import CullLimits
 from idle_cull.preflight import missing_scopes, needed_scopes
+from idle_cull.rules.policy import CullLimits
 
 BASE = "http://hub.test:8081/hub/api"
 USERS = f"{BASE}/users"

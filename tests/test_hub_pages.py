@@ -24,10 +24,10 @@ import pytest
 import requests
 import responses
 
-from idle_cull.config import RetryPolicy
 from idle_cull.errors import HubAuthError, HubProtocolError
-from idle_cull.hub import PAGINATION_MEDIA_TYPE, HubClient
-from idle_cull.pages import follow_pages, list_pages
+from idle_cull.hub.client import PAGINATION_MEDIA_TYPE, HubClient
+from idle_cull.hub.pages import follow_pages, list_pages
+from idle_cull.hub.retry import RetryPolicy
 from tests.support.emulated_hub import URL, EmulatedHub, HubUser, HubUsers, json_text
 
 USERS = f"{URL}/users"

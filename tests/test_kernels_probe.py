@@ -17,8 +17,8 @@ import pytest
 import requests
 import responses
 
-from idle_cull.busy import BusyKernel, ProbeResult
-from idle_cull.kernels import MAX_KERNELS_BODY, KernelProbe, read_kernels
+from idle_cull.evidence.kernel_api import MAX_KERNELS_BODY, KernelProbe, read_kernels
+from idle_cull.rules.busy_kernels import BusyKernel, ProbeResult
 from tests.support.hostile_peer import HostilePeer
 
 PROXY = "http://proxy.test:8000"

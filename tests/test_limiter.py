@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from idle_cull.limiter import InFlightLimiter, LimiterTuning
+from idle_cull.hub.limiter import InFlightLimiter, LimiterTuning
 
 TUNING = LimiterTuning(quick=0.005, slow=0.030, decrease=0.5, probe_every=0.1, smoothing=0.5)
 QUICK, MIDDLING, SLOW = 0.002, 0.015, 0.200

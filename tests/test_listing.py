@@ -15,10 +15,9 @@ from typing import Any
 
 import pytest
 
-from idle_cull.config import RetryPolicy
 from idle_cull.errors import HubProtocolError
-from idle_cull.hub import HubClient
-from idle_cull.listing import (
+from idle_cull.hub.client import HubClient
+from idle_cull.hub.listing import (
     EVERYONE,
     READY,
     READY_AMONG_EVERYONE,
@@ -32,6 +31,7 @@ from idle_cull.listing import (
     read_listing,
     worth_counting_everyone,
 )
+from idle_cull.hub.retry import RetryPolicy
 from idle_cull.models import User
 from tests.support.emulated_hub import TOKEN, URL, EmulatedHub, HubUser, HubUsers
 from tests.support.pagination import DEFAULT_PAGE_SIZE
@@ -227,7 +227,7 @@ def test_whichever_listing_is_read_the_same_users_come(seed: int) -> None:
 
 
 def test_the_switch_is_logged_with_its_reason(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="idle_cull.listing")
+    caplog.set_level(logging.INFO, logger="idle_cull.hub.listing")
     listed(HubUsers(population(LONG, LONG)))
     assert f"listing all {LONG} users instead of state=ready: {LONG} of them" in caplog.text
 

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from idle_cull.config import Settings
-from idle_cull.listing import READY, read_listing
-from idle_cull.pages import PAGE_GAP_SHARE, UserPage, paced
-from idle_cull.policy import CullLimits
-from idle_cull.report import Report
+from idle_cull.command.settings import Settings
+from idle_cull.hub.listing import READY, read_listing
+from idle_cull.hub.pages import PAGE_GAP_SHARE, UserPage, paced
+from idle_cull.output.report import Report
+from idle_cull.rules.policy import CullLimits
 from idle_cull.runner import list_users
 
 PAGE = 3

@@ -20,7 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from idle_cull import __version__
 from idle_cull.errors import ConfigError, MetricsUnavailable, OutputError, PushgatewayError
-from idle_cull.metrics import (
+from idle_cull.models import Outcome
+from idle_cull.output.metrics import (
     LAST_SUCCESS,
     MISSING_EXTRA,
     check_pushgateway_url,
@@ -30,8 +31,7 @@ from idle_cull.metrics import (
     require_prometheus_client,
     write_metrics_file,
 )
-from idle_cull.models import Outcome
-from idle_cull.report import ExitStatus, Report, Upcoming
+from idle_cull.output.report import ExitStatus, Report, Upcoming
 from tests.support.records import NOW
 from tests.support.reports import FAILED_STOP, dry_run_report, settled_report
 
@@ -271,7 +271,7 @@ def test_without_prometheus_client_every_entry_point_says_how_to_install_it(
 
 def test_prometheus_client_is_not_imported_at_start_up() -> None:
     code = (
-        "import sys, idle_cull.cli, idle_cull.render, idle_cull.files, idle_cull.metrics; "
+        "import sys, idle_cull.command.cli, idle_cull.output.render, idle_cull.output.files, idle_cull.output.metrics; "
         "print('prometheus_client' in sys.modules)"
     )
     result = subprocess.run(
@@ -402,7 +402,7 @@ def test_an_unreachable_gateway_is_a_pushgateway_error(unused_port: int) -> None
         pytest.param("ftp://gateway:9091", "is not an http(s) URL", id="other-scheme"),
         pytest.param("gateway:9091", "is not an http(s) URL", id="no-scheme"),
         pytest.param("http://", "is not an http(s) URL", id="no-host"),
-        pytest.param("http://gateway:9091 ", "is not an http(s) URL", id="trailing-space"),
+        pytest.param("http://gateway:9091 ", "contains spaces", id="trailing-space"),
     ],
 )
 def test_unusable_gateway_urls_are_config_errors_before_anything_is_sent(

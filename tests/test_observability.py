@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from idle_cull.logs import JsonFormatter, ProgressAwareHandler, SecretFilter, TextFormatter
+from idle_cull.command.logs import JsonFormatter, ProgressAwareHandler, SecretFilter, TextFormatter
+from idle_cull.command.progress import Progress
 from idle_cull.models import User
-from idle_cull.policy import CullLimits
-from idle_cull.progress import Progress
+from idle_cull.rules.policy import CullLimits
 from tests.support.cli import run
 from tests.support.emulated_hub import EmulatedHub
 from tests.support.emulated_hub import server_json as live_server

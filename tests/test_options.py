@@ -4,22 +4,22 @@ spellings, ``Settings.from_options`` and the settings line all follow it."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any
 
 import click
 import pytest
 
-from idle_cull.busy import ProbeLimits
-from idle_cull.cli import cli
-from idle_cull.config import Settings
-from idle_cull.config_file import CONFIG_FILE_FLAGS
-from idle_cull.options import BOOLEAN_OPTIONS, OPTIONS, Option
-from idle_cull.policy import Caps, CullLimits
+from idle_cull.command.cli import cli
+from idle_cull.command.config_file import CONFIG_FILE_FLAGS
+from idle_cull.command.options import BOOLEAN_OPTIONS, OPTIONS, Option
+from idle_cull.command.settings import Settings
+from idle_cull.rules.busy_kernels import ProbeLimits
+from idle_cull.rules.policy import Caps, CullLimits
 
 TOKEN = "options-test-token-0123456789"
 # Settings fields that come from somewhere other than a single option.
-# clock_given: whether --clock was given or defaulted (click's parameter source), not a value
-NOT_FROM_AN_OPTION = {"token", "tls", "retry", "limits", "caps", "clock_given", "probe_limits"}
+NOT_FROM_AN_OPTION = {"token", "tls", "retry", "limits", "caps", "probe_limits"}
 # Options that are a usage error without another one: given together in these tests.
 NEEDS = {"probe-kernels": ("--proxy-url=http://proxy.test",)}
 
@@ -154,3 +154,31 @@ def test_settings_line_has_every_field_option_and_never_the_token() -> None:
     assert all(sep and key.isidentifier() for key, sep, _ in pairs), line
     assert described["ssl"] is False
     assert TOKEN not in str(described)
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        pytest.param(
+            "50%", "50% is a percentage: write 0.5 (a fraction from 0 to 1)", id="percent"
+        ),
+        pytest.param(
+            "50", "50 is more than 1: for 50%, write 0.5 (a fraction from 0 to 1)", id="50"
+        ),
+        pytest.param("150", "150 is not a fraction from 0 to 1: write e.g. 0.5 for half", id="150"),
+        pytest.param("-0.1", "-0.1 is not a fraction from 0 to 1", id="negative"),
+        pytest.param("nan", "nan is not a fraction from 0 to 1", id="nan"),
+        pytest.param("half", "'half' is not a number: write a fraction from 0 to 1", id="word"),
+    ],
+)
+def test_max_cull_fraction_says_it_is_a_fraction_from_0_to_1(given: str, message: str) -> None:
+    """Issue 23.7: ``50%`` was "not a valid float range", which does not say 0.5."""
+    with pytest.raises(click.BadParameter, match=re.escape(message)):
+        parse(f"--max-cull-fraction={given}")
+
+
+@pytest.mark.parametrize(
+    ("given", "fraction"), [("0", 0.0), ("0.5", 0.5), ("1", 1.0), (0.25, 0.25)]
+)
+def test_max_cull_fraction_takes_fractions_only(given: object, fraction: float) -> None:
+    assert parse(f"--max-cull-fraction={given}")["max_cull_fraction"] == fraction

@@ -18,15 +18,16 @@ from typing import Any
 import jsonschema
 import pytest
 
-from idle_cull import files, metrics, render
-from idle_cull.config import RetryPolicy, Settings
+from idle_cull.command.settings import Settings
 from idle_cull.errors import ConfigError, OutputError
-from idle_cull.files import check_writable, write_atomically
-from idle_cull.hub import HubClient
+from idle_cull.hub.client import HubClient
+from idle_cull.hub.retry import RetryPolicy
 from idle_cull.models import Outcome
-from idle_cull.policy import Action, CullLimits, ServerDecision, UserDecision
-from idle_cull.render import public_url, render_json, render_text, report_document
-from idle_cull.report import Entry, ExitStatus, Report, Upcoming
+from idle_cull.output import files, metrics, render
+from idle_cull.output.files import check_writable, write_atomically
+from idle_cull.output.render import public_url, render_json, render_text, report_document
+from idle_cull.output.report import Entry, ExitStatus, Report, Upcoming
+from idle_cull.rules.policy import Action, CullLimits, ServerDecision, UserDecision
 from idle_cull.runner import run_pass
 from tests.support.emulated_hub import URL as FAKE_URL
 from tests.support.emulated_hub import EmulatedHub
@@ -419,7 +420,7 @@ def test_no_output_function_can_receive_settings_or_a_token() -> None:
                 assert not {"token", "settings"} & set(parameters), f"{module.__name__}.{name}"
         tree = ast.parse(Path(module.__file__ or "").read_text())
         imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-        assert "idle_cull.config" not in imported, module.__name__
+        assert "idle_cull.command.settings" not in imported, module.__name__
 
 
 # ---------------------------------------------------------------------------------------

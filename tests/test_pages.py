@@ -1,4 +1,4 @@
-"""The page plan and its refusals (``idle_cull.pages``) over plain ``fetch`` functions.
+"""The page plan and its refusals (``idle_cull.hub.pages``) over plain ``fetch`` functions.
 
 No HTTP here: a fetch is a function of ``(offset, limit)`` returning a ``UserPage``,
 so what is asked for and in what order is visible without a mock hub.
@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import pytest
 
 from idle_cull.errors import HubProtocolError
-from idle_cull.pages import (
+from idle_cull.hub.pages import (
     MAX_LISTING_OFFSET,
     UserPage,
     follow_pages,

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import responses
 
-from idle_cull.config import RetryPolicy
 from idle_cull.errors import HubUnavailable
-from idle_cull.hub import HubClient
+from idle_cull.hub.client import HubClient
+from idle_cull.hub.retry import RetryPolicy
 from idle_cull.preflight import MANAGED_SERVICE_DOC, managed_service_refusal
 from tests.support.cli import run
 from tests.support.emulated_hub import TOKEN, URL, EmulatedHub, server_json, user_json

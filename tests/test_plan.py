@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from idle_cull.models import User
-from idle_cull.policy import CullLimits, Plan, judge
+from idle_cull.rules.policy import CullLimits, Plan, judge
 from tests.support.records import NOW, server_json, user_json
 
 H = 3600.0

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from idle_cull.models import User
-from idle_cull.policy import Action, CullLimits, ServerDecision, decide_server, decide_user
+from idle_cull.rules.policy import Action, CullLimits, ServerDecision, decide_server, decide_user
 from tests.support.records import NOW, plan_of, server_json, user_json
 
 HOUR = 3600.0
@@ -338,7 +338,7 @@ def test_plan_without_cull_users_has_no_user_decisions() -> None:
 
 def test_policy_module_does_no_io() -> None:
     """The policy must stay pure: no HTTP, CLI, retry or threading imports."""
-    source = Path(__file__).parent.parent / "idle_cull" / "policy.py"
+    source = Path(__file__).parent.parent / "idle_cull" / "rules" / "policy.py"
     tree = ast.parse(source.read_text())
     imported = {
         (node.module or "") if isinstance(node, ast.ImportFrom) else alias.name

@@ -10,9 +10,9 @@ import pytest
 import responses
 
 from idle_cull.errors import HubProtocolError
-from idle_cull.hub import HubClient
-from idle_cull.policy import CullLimits
+from idle_cull.hub.client import HubClient
 from idle_cull.preflight import missing_scopes, needed_scopes, probing_refusal, role_snippet
+from idle_cull.rules.policy import CullLimits
 from tests.support.cli import run
 from tests.support.emulated_hub import SERVICE_NAME, TOKEN, URL, EmulatedHub, server_json, user_json
 
@@ -45,14 +45,26 @@ BASIC = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
         pytest.param(
             CullLimits(exclude_groups=("staff",)),
             BASIC,
-            ["read:users:groups"],
+            ["read:users:groups", "read:groups:name"],
             id="groups-need-groups",
         ),
         pytest.param(
-            CullLimits(group_timeouts=(("staff", 60),)),
+            CullLimits(exclude_groups=("staff",)),
             [*BASIC, "read:users:groups"],
+            ["read:groups:name"],
+            id="group-rules-need-to-check-the-groups",
+        ),
+        pytest.param(
+            CullLimits(group_timeouts=(("staff", 60),)),
+            [*BASIC, "read:users:groups", "read:groups:name"],
             [],
             id="group-timeout-ok",
+        ),
+        pytest.param(
+            CullLimits(exclude_groups=("staff",)),
+            [*BASIC, "read:users:groups", "read:groups:name!group=staff"],
+            [],
+            id="read-groups-name-for-the-named-group-only",
         ),
         pytest.param(
             CullLimits(),
@@ -94,14 +106,51 @@ def test_filtered_scope_message_says_why() -> None:
     assert "held only for group=students, but the token lists every user" in phrase
 
 
-def test_role_snippet_is_python_and_grants_everything() -> None:
-    needs = needed_scopes(CullLimits(cull_users=True))
-    snippet = role_snippet(needs, "idle-culler")
+def test_group_rules_need_no_group_check_when_the_operator_allows_unchecked_groups() -> None:
+    limits = CullLimits(exclude_groups=("staff",))
+    needs = needed_scopes(limits, allow_unchecked_groups=True)
+    assert missing_scopes(needs, [*BASIC, "read:users:groups"]) == []
+
+
+def pasted(snippet: str) -> dict[str, object]:
+    """The one role the snippet defines, as jupyterhub_config.py would read it."""
     namespace: dict[str, object] = {"c": type("C", (), {"JupyterHub": type("J", (), {})()})()}
     exec(snippet, namespace)  # the operator pastes it into jupyterhub_config.py
     (role,) = namespace["c"].JupyterHub.load_roles  # type: ignore[attr-defined]
-    assert role["services"] == ["idle-culler"]
-    assert set(role["scopes"]) == {need.scope for need in needs}
+    return role  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("owner", "role_name", "holder"),
+    [
+        pytest.param(
+            {"kind": "service", "name": "idle-culler"},
+            "idle-culler",
+            {"services": ["idle-culler"]},
+            id="named-after-the-service",
+        ),
+        pytest.param(
+            {"kind": "service", "name": "jupyterhub-idle-culler", "roles": ["culler-role"]},
+            "culler-role",
+            {"services": ["jupyterhub-idle-culler"]},
+            id="the-services-own-role",
+        ),
+        pytest.param(
+            {"kind": "user", "name": "ops", "roles": ["user", "culler"]},
+            "idle-cull",
+            {"users": ["ops"]},
+            id="a-users-token",
+        ),
+        pytest.param(None, "idle-cull", {"services": ["<the service>"]}, id="owner-unknown"),
+    ],
+)
+def test_role_snippet_is_python_for_the_tokens_owner_and_grants_everything(
+    owner: dict[str, object] | None, role_name: str, holder: dict[str, list[str]]
+) -> None:
+    needs = needed_scopes(CullLimits(cull_users=True, exclude_groups=("staff",)))
+    role = pasted(role_snippet(needs, owner))
+    assert role == {"name": role_name, "scopes": [need.scope for need in needs], **holder}
+    assert "read:groups:name" in role["scopes"]  # type: ignore[operator]
 
 
 def _owner(emulated_hub: EmulatedHub, scopes: list[str] | None) -> None:
@@ -170,14 +219,50 @@ def test_a_group_the_hub_does_not_have_exits_2_before_listing(emulated_hub: Emul
     assert "exit=2" in result.stderr
 
 
-def test_groups_unchecked_without_read_groups_is_a_warning(emulated_hub: EmulatedHub) -> None:
+UNCHECKED_WARNING = (
+    "cannot check that the group(s) {groups} exist: the token may not read groups; going on "
+    "as --allow-unchecked-groups asks, so a misspelt group protects nobody; grant "
+    "read:groups:name to check them"
+)
+
+
+def test_groups_the_token_cannot_check_stop_the_pass_before_listing(
+    emulated_hub: EmulatedHub,
+) -> None:
+    """Issue 23.1: a token with read:users:groups but not read:groups:name; ``instructor``
+    may be a typo of the group that protects carol: the pass must not go on."""
+    emulated_hub.token_owner = {"kind": "service", "name": "jupyterhub-idle-culler"}
+    _owner(emulated_hub, [*BASIC, "read:users:groups"])
+    emulated_hub.serve_users("ready", [user_json("carol", servers=[server_json(idle=7200)])])
+    result = run("--timeout=1s", "--dry-run", "--exclude-group=instructor", "--report=text")
+    assert result.exit_code == 3, result.stderr
+    assert (
+        "the token lacks what this configuration needs: read:groups:name (to check that the "
+        "groups --exclude-group/--group-timeout name exist, so that a misspelt one stops the "
+        "pass; --allow-unchecked-groups goes on without the check; read:groups includes it)"
+    ) in result.stderr
+    (snippet,) = re.findall(r"c\.JupyterHub\.load_roles = .*?\}\]", result.stderr)
+    assert pasted(snippet) == {
+        "name": "jupyterhub-idle-culler",
+        "scopes": [*BASIC, "read:users:groups", "read:groups:name"],
+        "services": ["jupyterhub-idle-culler"],
+    }
+    assert not _listed(emulated_hub)
+    assert "would stop carol" not in result.stdout
+    assert "exit status 3" in result.stdout
+
+
+def test_allow_unchecked_groups_goes_on_with_a_warning(emulated_hub: EmulatedHub) -> None:
     _owner(emulated_hub, [*BASIC, "read:users:groups"])
     emulated_hub.serve_users("ready", [])
-    result = run("--dry-run", "--exclude-group=instructors", "--report=json")
+    result = run(
+        "--dry-run", "--exclude-group=instructors", "--allow-unchecked-groups", "--report=json"
+    )
     assert result.exit_code == 0, result.stderr
-    warning = "cannot check that the group(s) 'instructors' exist: the token may not read groups; grant read:groups:name"
-    assert warning in result.stderr
-    assert any(warning in w for w in json.loads(result.stdout)["warnings"])
+    warning = UNCHECKED_WARNING.format(groups="'instructors'")
+    assert f"WARNING {warning}" in result.stderr
+    assert json.loads(result.stdout)["warnings"] == [warning]
+    assert not any("/groups" in (call.request.url or "") for call in emulated_hub.calls)
 
 
 def test_rules_that_named_nobody_are_warned_about_in_log_and_report(
@@ -239,7 +324,18 @@ def test_unknown_token_is_named_as_such(emulated_hub: EmulatedHub) -> None:
     assert "the hub does not accept the API token (403 on GET /user" in result.stderr
 
 
-def test_groups_the_token_may_not_read_are_a_warning(emulated_hub: EmulatedHub) -> None:
+@pytest.mark.parametrize(
+    "scopes",
+    [
+        pytest.param([*BASIC, "read:users:groups", "read:groups:name!group=other"], id="filtered"),
+        pytest.param(None, id="hub-before-2.0-reports-no-scopes"),
+    ],
+)
+@pytest.mark.parametrize("allowed", [False, True], ids=["refused", "allowed"])
+def test_a_group_the_token_may_not_read_stops_the_pass_unless_allowed(
+    emulated_hub: EmulatedHub, scopes: list[str] | None, allowed: bool
+) -> None:
+    _owner(emulated_hub, scopes)
     emulated_hub.remove(responses.GET, re.compile(rf"{re.escape(URL)}/groups/[^/]+$"))
     emulated_hub.get(
         f"{URL}/groups/staff",
@@ -250,11 +346,21 @@ def test_groups_the_token_may_not_read_are_a_warning(emulated_hub: EmulatedHub) 
         },
     )
     emulated_hub.serve_users("ready", [])
-    result = run("--dry-run", "--exclude-group=staff", "--report=json")
-    assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout)["warnings"] == [
-        "cannot check that the group(s) 'staff' exist: the token may not read groups; grant read:groups:name so that a misspelt group stops the pass"
-    ]
+    opt_out = ["--allow-unchecked-groups"] if allowed else []
+    result = run("--dry-run", "--exclude-group=staff", "--report=json", *opt_out)
+    if allowed:
+        assert result.exit_code == 0, result.stderr
+        assert json.loads(result.stdout)["warnings"] == [UNCHECKED_WARNING.format(groups="'staff'")]
+        return
+    assert result.exit_code == 3, result.stderr
+    assert (
+        "cannot check that the group(s) 'staff' exist: the token may not read them "
+        "(read:groups:name), and a misspelt group would protect nobody; nothing was culled. "
+        "Grant read:groups:name in the token's role, e.g. c.JupyterHub.load_roles = "
+    ) in result.stderr
+    assert "; or pass --allow-unchecked-groups to go on without the check" in result.stderr
+    assert not _listed(emulated_hub)
+    assert json.loads(result.stdout)["exit_status"] == 3
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,9 @@
 """Probe tokens (issue 21 item 1) and the one place evidence is gathered (item 2).
 
-``HubClient.new_token`` against a ``responses`` hub; ``ProbeTokens`` and ``BusyCheck``
+``HubClient.new_token`` against a ``responses`` hub; ``ProbeTokens`` and ``Evidence``
 with small fakes. A probe must only ever send a token owned by the probed user and
 confined to that user's servers, and nothing that goes wrong while gathering evidence
-about one server may escape ``BusyCheck.check``.
+about one server may escape ``Evidence.check``.
 """
 
 from __future__ import annotations
@@ -18,12 +18,10 @@ from typing import Any
 import pytest
 import responses
 
-from idle_cull.busy import ProbeLimits, ProbeResult
-from idle_cull.config import RetryPolicy
 from idle_cull.errors import HubAuthError, HubError, HubProtocolError, TokenLifetimeTooLong
-from idle_cull.hub import HubClient
-from idle_cull.policy import Action, ServerDecision
-from idle_cull.probe_tokens import (
+from idle_cull.evidence.base import Evidence, Target
+from idle_cull.evidence.kernel_probe import KernelSource, ProbeFinding
+from idle_cull.evidence.probe_tokens import (
     MIN_LIFETIME,
     PROBE_TOKEN_NOTE,
     ProbeTarget,
@@ -33,7 +31,10 @@ from idle_cull.probe_tokens import (
     probe_scope,
     token_lifetime,
 )
-from idle_cull.probing import BusyCheck
+from idle_cull.hub.client import HubClient
+from idle_cull.hub.retry import RetryPolicy
+from idle_cull.rules.busy_kernels import ProbeLimits, ProbeResult
+from idle_cull.rules.policy import Action, ServerDecision
 
 HUB = "http://hub.test/hub/api"
 CULLER_TOKEN = "culler-T0KEN-0123456789abcdef"
@@ -247,7 +248,7 @@ def test_a_hub_that_caps_lifetimes_is_asked_for_its_cap_for_the_rest_of_the_pass
     assert "asking for 30s instead" in caplog.text
 
 
-# -- ProbeWithUserToken and BusyCheck: failures stay with their server -----------------------
+# -- ProbeWithUserToken and Evidence: failures stay with their server -----------------------
 
 
 class FakeKernels:
@@ -307,14 +308,22 @@ def test_any_exception_while_gathering_evidence_is_a_failed_probe_of_that_server
             raise error
         return ProbeResult(kernels=0)
 
-    check = BusyCheck(prober, ProbeLimits(busy_timeout=0, probe_failure=policy), max_age=0)
-    outcome = check.check(decision("ann"), "/user/ann/", NOW, NOW)
+    limits = ProbeLimits(busy_timeout=0, probe_failure=policy)
+    check = Evidence([KernelSource(prober, limits, max_age=0)])
+    outcome = check.check(target(decision("ann"), "/user/ann/"), NOW)
     assert (outcome is not None) is kept
-    assert check.check(decision("bob"), "/user/bob/", NOW, NOW) is None  # bob: stopped
-    finding = check.findings[("ann", "")]
+    assert check.check(target(decision("bob"), "/user/bob/"), NOW) is None  # bob: stopped
+    (found,) = check.findings[("ann", "")]
+    finding = found.detail
+    assert isinstance(finding, ProbeFinding)
     assert finding.found == "failed"
     assert finding.result is not None
     assert finding.result.failure == f"unexpected {type(error).__name__} while probing"
+
+
+def target(decision: ServerDecision, url: str | None) -> Target:
+    """The server a decision is about, at ``url``, last active at ``NOW``."""
+    return Target(decision.user, decision.server, decision.label, url, NOW, decision.age_seconds)
 
 
 def test_the_expected_servers_of_a_user_reach_the_prober() -> None:
@@ -324,8 +333,8 @@ def test_the_expected_servers_of_a_user_reach_the_prober() -> None:
         targets.append(target)
         return ProbeResult(kernels=0)
 
-    check = BusyCheck(prober, ProbeLimits(), max_age=0)
+    check = Evidence([KernelSource(prober, ProbeLimits(), max_age=0)])
     gpu = ServerDecision("ann", "gpu", Action.STOP, "idle", last_activity=NOW, url="/user/ann/gpu/")
-    check.expect([decision("ann"), gpu, decision("bob")])
-    check.check(gpu, gpu.url, NOW, NOW)
+    check.expect(target(d, d.url) for d in [decision("ann"), gpu, decision("bob")])
+    check.check(target(gpu, gpu.url), NOW)
     assert targets == [ProbeTarget("ann", "gpu", "/user/ann/gpu/", frozenset({"", "gpu"}))]

@@ -18,12 +18,18 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from idle_cull.config import Settings
+from idle_cull.command.settings import Settings
 from idle_cull.errors import HubUnavailable
-from idle_cull.hub import ActionResult
-from idle_cull.models import Outcome, RecordError, Server, User, parse_timestamp
-from idle_cull.pages import UserPage
-from idle_cull.policy import CLOCK_RESOLUTION, Action, CullLimits, Plan, ServerDecision, idle_limit
+from idle_cull.hub.pages import UserPage
+from idle_cull.models import ActionResult, Outcome, RecordError, Server, User, parse_timestamp
+from idle_cull.rules.policy import (
+    CLOCK_RESOLUTION,
+    Action,
+    CullLimits,
+    Plan,
+    ServerDecision,
+    idle_limit,
+)
 from idle_cull.runner import run_pass
 from tests.support.records import NOW, plan_of
 

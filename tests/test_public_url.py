@@ -13,7 +13,7 @@ import pytest
 import responses
 from click.testing import CliRunner, Result
 
-from idle_cull.cli import cli
+from idle_cull.command.cli import cli
 from idle_cull.safe_text import public_url, url_credentials, without_credentials
 
 SECRET = "s3cret-pass"

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import responses
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.cli import run
@@ -138,3 +139,37 @@ def test_bad_pushgateway_url_is_a_configuration_error(emulated_hub: EmulatedHub,
     result = run("--timeout=1h", f"--pushgateway={url}")
     assert result.exit_code == 2
     assert len(emulated_hub.calls) == 0
+
+
+DISCARD = "http://127.0.0.1:9"  # a Pushgateway URL nothing listens at
+
+
+@pytest.mark.parametrize(
+    ("args", "arrange", "status"),
+    [
+        pytest.param([f"--pushgateway={DISCARD}"], "", 5, id="good-pass-push-failed"),
+        pytest.param(
+            [f"--pushgateway={DISCARD}", "--exclude-group=nosuch"], "no-group", 2, id="no-group"
+        ),
+        pytest.param([f"--pushgateway={DISCARD}"], "no-token", 3, id="hub-refused-token"),
+        pytest.param(["--report-file=/nonexistent/dir/report.json"], "", 2, id="usage-error"),
+    ],
+)
+def test_the_summary_line_ends_the_log_after_any_delivery_error(
+    emulated_hub: EmulatedHub, args: list[str], arrange: str, status: int
+) -> None:
+    """Issue 23.7: the docs say the ``summary:`` line ends the log; an error delivering the
+    report or metrics came after it, and the summary said exit=0 for a run that exits 5."""
+    emulated_hub.add_passthru(DISCARD)
+    emulated_hub.serve_users("ready", [])
+    if arrange == "no-group":
+        emulated_hub.missing_groups.add("nosuch")
+    if arrange == "no-token":
+        emulated_hub.replace(responses.GET, f"{URL}/user", status=403, json={"status": 403})
+    result = run("--timeout=1h", *args)
+    assert result.exit_code == status, result.stderr
+    lines = result.stderr.splitlines()
+    assert any(" ERROR " in line for line in lines)
+    assert "summary: " in lines[-1]
+    assert lines[-1].endswith(f" exit={status}")
+    assert sum("summary: " in line for line in lines) == 1

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from idle_cull.hub import PROBE_BODY_CAP, HubClient
+from idle_cull.hub.client import RESPONSIVENESS_BODY_CAP, HubClient
 
 TOKEN = "probe-test-token-0123456789abcdef"
 
@@ -76,7 +76,7 @@ def test_probes_share_one_connection_and_carry_no_token(version_server: VersionS
     assert version_server.authorization == [None] * 5
 
 
-@pytest.mark.parametrize("version_server", [b"x" * (PROBE_BODY_CAP + 1)], indirect=True)
+@pytest.mark.parametrize("version_server", [b"x" * (RESPONSIVENESS_BODY_CAP + 1)], indirect=True)
 def test_an_answer_over_the_size_cap_counts_as_no_answer(version_server: VersionServer) -> None:
     client = client_for(version_server)
     try:

@@ -1,4 +1,4 @@
-"""``idle_cull.retry``: what is transient, how long to wait, one log line per retry.
+"""``idle_cull.hub.retry``: what is transient, how long to wait, one log line per retry.
 
 No real sleeping: ``call_with_retries`` takes a ``sleep`` that records the waits.
 """
@@ -12,8 +12,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import requests
 
-from idle_cull.config import RetryPolicy
-from idle_cull.retry import (
+from idle_cull.hub.retry import (
+    RetryPolicy,
     TransientHTTPError,
     call_with_retries,
     is_transient,
@@ -127,7 +127,7 @@ def test_transient_failures_then_success(caplog: pytest.LogCaptureFixture) -> No
         "list users: HTTP 503 (attempt 1 of 3), retrying in 0.0s",
         "list users: connection failed (attempt 2 of 3), retrying in 0.0s",
     ]
-    assert all(r.name == "idle_cull.retry" for r in warnings)
+    assert all(r.name == "idle_cull.hub.retry" for r in warnings)
 
 
 def test_exhausted_reraises_the_last_error_unchanged(caplog: pytest.LogCaptureFixture) -> None:

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from idle_cull.models import Server, User
-from idle_cull.policy import (
+from idle_cull.rules.policy import (
     Action,
     CullLimits,
     decide_server,
@@ -365,3 +365,20 @@ def test_excluded_users_are_never_touched(
     protected = {u.name for u in users if excluded(u, limits)}
     touched = {d.user for d in plan.stops} | {d.user for d in plan.deletions}
     assert not protected & touched
+
+
+# -- issue 22.3: what the preflight, the field check and the clock check take comes from RULES
+
+
+def test_needs_are_derived_from_the_rules_in_force() -> None:
+    from idle_cull.rules.catalogue import RULES, fields_needed, limits_in_force, scopes_needed  # noqa: PLC0415
+    from idle_cull.rules.policy import CullLimits  # noqa: PLC0415
+
+    limits = CullLimits(timeout=3600, cull_users=True, group_timeouts=(("gpu", 600),))
+    assert fields_needed(limits) == {"last_activity", "servers", "admin", "created", "groups"}
+    assert [n.scope for n in scopes_needed(limits)] == [
+        "list:users", "read:users:activity", "read:servers", "delete:servers",
+        "read:users", "delete:users", "read:users:groups",
+    ]  # fmt: skip
+    assert min(limits_in_force(limits)) == 600
+    assert all(rule.name for rule in RULES)

@@ -14,7 +14,7 @@ import pytest
 import responses
 from click.testing import CliRunner
 
-from idle_cull.cli import cli
+from idle_cull.command.cli import cli
 from idle_cull.runner import PassControl
 from tests.support.cli import run
 from tests.support.emulated_hub import URL, EmulatedHub, server_json, user_json
@@ -82,10 +82,10 @@ def serve_with_date(
 
 def test_idleness_is_measured_on_the_hubs_clock(emulated_hub: EmulatedHub) -> None:
     # Stamped two hours ago by this machine's clock; the hub's clock runs 2h behind ours,
-    # so on the hub's own clock the server was active moments ago. --clock=hub is given:
-    # left at its default, a skew this large refuses the pass (tests/test_hardening.py).
+    # so on the hub's own clock the server was active moments ago. --allow-clock-skew is
+    # given: without it, a skew this large refuses the pass (tests/test_hardening.py).
     serve_with_date(emulated_hub, idle_users(1), datetime.now(timezone.utc) - timedelta(hours=2))
-    result = run("--timeout=1h", "--clock=hub")
+    result = run("--timeout=1h", "--allow-clock-skew")
     assert result.exit_code == 0, result.stderr
     assert emulated_hub.deleted_urls() == []
     assert "this machine's clock is 2h ahead of the hub's" in result.stderr

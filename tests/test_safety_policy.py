@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from idle_cull.models import User
-from idle_cull.policy import Caps, CullLimits, cap_exceeded, user_changed_since_listing
+from idle_cull.rules.policy import Caps, CullLimits, cap_exceeded, user_changed_since_listing
 from tests.support.records import NOW, plan_of, server_json, user_json
 
 HOUR = 3600.0
@@ -88,8 +88,15 @@ def hub_with(idle: int, busy: int, pending: int = 0, idle_users: int = 0) -> lis
             hub_with(1, 0),
             CullLimits(timeout=HOUR),
             Caps(max_cull_fraction=0.99),
-            "1 of 1 running servers",
+            "1 of 1 running server planned to stop (100%)",
             id="everything-idle-tripped",
+        ),
+        pytest.param(
+            hub_with(1, 3),
+            CullLimits(timeout=HOUR),
+            Caps(max_culls=0),
+            "1 cull planned, more than --max-culls=0",
+            id="one-cull-over-a-zero-cap",
         ),
     ],
 )

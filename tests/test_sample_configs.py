@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from idle_cull.cli import cli
-from idle_cull.config import Settings
-from idle_cull.config_file import read_config_file
-from idle_cull.options import OPTIONS
+from idle_cull.command.cli import cli
+from idle_cull.command.config_file import read_config_file
+from idle_cull.command.options import OPTIONS
+from idle_cull.command.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 GENERAL_SAMPLE = REPO / "config" / "idle-cull.toml"

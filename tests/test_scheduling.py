@@ -774,8 +774,8 @@ def test_every_scheduler_reads_the_shipped_config_file() -> None:
 def test_shipped_config_file_is_valid_and_sets_the_timeout() -> None:
     import click  # noqa: PLC0415 - the CLI's own parsing, as a pass would do it
 
-    from idle_cull.cli import cli  # noqa: PLC0415
-    from idle_cull.config_file import defaults_from, read_config_file  # noqa: PLC0415
+    from idle_cull.command.cli import cli  # noqa: PLC0415
+    from idle_cull.command.config_file import defaults_from, read_config_file  # noqa: PLC0415
 
     kind, values = read_config_file(CONFIG_FILE)
     assert kind == "toml"

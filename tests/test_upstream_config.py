@@ -13,11 +13,11 @@ import pytest
 import responses
 from click.testing import CliRunner
 
-from idle_cull import upstream_config
-from idle_cull.cli import cli
-from idle_cull.config_file import defaults_from, read_config_file
+from idle_cull.command import upstream_config
+from idle_cull.command.cli import cli
+from idle_cull.command.config_file import defaults_from, read_config_file
+from idle_cull.command.upstream_config import UPSTREAM_SETTINGS, UpstreamNote, read_upstream_config
 from idle_cull.errors import ConfigError
-from idle_cull.upstream_config import UPSTREAM_SETTINGS, UpstreamNote, read_upstream_config
 from tests.support.emulated_hub import TOKEN, URL, EmulatedHub, server_json, user_json
 
 # Every configurable trait of jupyterhub-idle-culler 2.0.0's IdleCuller, read from the

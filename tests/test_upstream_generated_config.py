@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from idle_cull.upstream_config import UPSTREAM_SETTINGS
+from idle_cull.command.upstream_config import UPSTREAM_SETTINGS
 from tests.support.cli import run
 from tests.support.emulated_hub import EmulatedHub, server_json, user_json
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from idle_cull.upstream_literals import MAX_DEPTH, NotALiteral, literal_value
+from idle_cull.command.upstream_literals import MAX_DEPTH, NotALiteral, literal_value
 
 
 def _value(source: str) -> object:

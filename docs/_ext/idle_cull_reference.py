@@ -1,9 +1,9 @@
 """Reference tables rendered at build time from the code's single sources.
 
 Each directive turns one source into a Markdown table that MyST parses in place: the
-options from ``idle_cull.options.OPTIONS`` (and the config-file options of the click
+options from ``idle_cull.command.options.OPTIONS`` (and the config-file options of the click
 command), the exit statuses from ``idle_cull.exits.ExitStatus``, the metrics from what
-``idle_cull.metrics`` writes, and the report's fields from the JSON Schema shipped in the
+``idle_cull.output.metrics`` writes, and the report's fields from the JSON Schema shipped in the
 package. Nothing here is committed as generated text, so a page cannot drift from the code:
 a renamed option or a new exit status changes the page on the next build.
 """
@@ -21,12 +21,12 @@ from docutils.parsers.rst import Directive, directives
 from docutils.statemachine import StringList
 from sphinx.application import Sphinx
 
-from idle_cull.cli import cli
+from idle_cull.command.cli import cli
+from idle_cull.command.options import OPTIONS, Option
 from idle_cull.exits import ExitStatus
-from idle_cull.metrics import metrics_text
-from idle_cull.options import OPTIONS, Option
-from idle_cull.render import report_json_schema
-from idle_cull.report import Report
+from idle_cull.output.metrics import metrics_text
+from idle_cull.output.render import report_json_schema
+from idle_cull.output.report import Report
 
 
 def cell(text: object) -> str:
@@ -170,7 +170,7 @@ def metric_rows(text: str) -> list[tuple[str, str, str, str]]:
 
 
 class MetricsTable(MarkdownTable):
-    """Every metric ``idle_cull.metrics`` writes, from the text of a sample pass."""
+    """Every metric ``idle_cull.output.metrics`` writes, from the text of a sample pass."""
 
     def markdown(self) -> list[str]:
         text = metrics_text(sample_report(), ExitStatus.OK)

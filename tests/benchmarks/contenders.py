@@ -32,7 +32,7 @@ from urllib.parse import quote
 import requests
 from requests.adapters import HTTPAdapter
 
-from idle_cull.cli import cli
+from idle_cull.command.cli import cli
 
 PAGINATION_ACCEPT = "application/jupyterhub-pagination+json"
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from idle_cull import runner
-from idle_cull.config import Settings
+from idle_cull.command.settings import Settings
 from tests.benchmarks import listing as listing_benchmark
 from tests.benchmarks.common import (
     BenchmarkError,

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from idle_cull.hub import HubClient
+from idle_cull.hub.client import HubClient
+from idle_cull.hub.pages import Fetch, follow_pages, list_pages
 from idle_cull.models import User
-from idle_cull.pages import Fetch, follow_pages, list_pages
 from tests.benchmarks.common import markdown_table, median, ratio
 from tests.benchmarks.hub_server import fake_hub
 from tests.benchmarks.scene import Case, running_scene

@@ -1,7 +1,7 @@
 """What probe tokens cost the hub: ``python -m tests.benchmarks.probe_tokens``.
 
 Issue 21: every probe sends a token the hub mints for the probed user
-(``idle_cull.probe_tokens``), never the culler's own. This measures, on a real hub
+(``idle_cull.evidence.probe_tokens``), never the culler's own. This measures, on a real hub
 (``tests/support/realhub.py``, no-op servers behind configurable-http-proxy), the hub CPU
 that costs, from ``/proc/<hub pid>/stat`` as ``hubimpact`` reads it:
 
@@ -28,8 +28,8 @@ import subprocess
 import sys
 import time
 
-from idle_cull.hub import HubClient
-from idle_cull.probe_tokens import PROBE_TOKEN_NOTE
+from idle_cull.evidence.probe_tokens import PROBE_TOKEN_NOTE
+from idle_cull.hub.client import HubClient
 from tests.benchmarks.common import BenchmarkError, load_average, markdown_table
 from tests.benchmarks.hubimpact import process_cpu_seconds
 from tests.support.realhub import RealHub

@@ -9,7 +9,7 @@ tenacity then imports) and ``.venv-bench/clean`` (idle-cull's dependencies only,
 operator installs it; ``./scripts/bench`` creates it), both running this checkout's code.
 The "empty hub" is the fake hub with no users, so the figure is idle-cull's own cost.
 
-The second table lists the heaviest modules on the import path of ``idle_cull.cli``
+The second table lists the heaviest modules on the import path of ``idle_cull.command.cli``
 (``python -X importtime``, cumulative ms): what to keep off the start-up path.
 """
 
@@ -34,9 +34,9 @@ from tests.benchmarks.common import (
 from tests.benchmarks.hub_server import fake_hub
 
 HEADERS = ["environment", "command", "median ms", "best ms", "peak RSS MB"]
-IMPORT_HEADERS = ["module (imported by idle_cull.cli)", "cumulative ms"]
+IMPORT_HEADERS = ["module (imported by idle_cull.command.cli)", "cumulative ms"]
 WATCHED_MODULES = (
-    "idle_cull.cli",
+    "idle_cull.command.cli",
     "click",
     "requests",
     "urllib3",
@@ -44,10 +44,10 @@ WATCHED_MODULES = (
     "tornado",
     "dateutil.parser",
     "concurrent.futures.thread",
-    "idle_cull.hub",
-    "idle_cull.config",
+    "idle_cull.hub.client",
+    "idle_cull.command.settings",
     "idle_cull.models",
-    "idle_cull.policy",
+    "idle_cull.rules.policy",
     "idle_cull.runner",
 )
 
@@ -114,9 +114,9 @@ def measure(repeats: int = 15) -> list[StartupRow]:
 
 
 def heavy_imports(python: Path | None = None) -> list[tuple[str, float]]:
-    """Cumulative import time of the watched modules when importing ``idle_cull.cli``."""
+    """Cumulative import time of the watched modules when importing ``idle_cull.command.cli``."""
     answer = subprocess.run(
-        [str(python or sys.executable), "-X", "importtime", "-c", "import idle_cull.cli"],
+        [str(python or sys.executable), "-X", "importtime", "-c", "import idle_cull.command.cli"],
         capture_output=True,
         text=True,
         timeout=60,

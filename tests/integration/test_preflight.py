@@ -78,6 +78,36 @@ def test_group_rules_without_read_users_groups_exit_3(real_hub: RealHub) -> None
     assert "read:users:groups (to read users' groups" in result.stderr
 
 
+def test_a_group_rule_the_token_cannot_check_exits_3_unless_allowed(real_hub: RealHub) -> None:
+    """Issue 23.1: with read:users:groups but not read:groups:name, ``instructor`` (a
+    typo of ``instructors``) cannot be checked; the pass must not go on unless told to."""
+    real_hub.create_users(["carol"])
+    real_hub.add_to_group("instructors", ["carol"])
+    real_hub.start_server("carol")
+    time.sleep(PAST_IDLE)
+    token = real_hub.groups_unchecked_token
+    rule = [f"--timeout={IDLE}", "--exclude-group=instructor", "--report=text"]
+    result = cull(real_hub, *rule, token=token)
+    assert result.returncode == 3, result.stderr
+    assert "the token lacks what this configuration needs: read:groups:name (" in result.stderr
+    assert (
+        '{"name": "idle-cull-groups-unchecked", "scopes": ["list:users", "read:users:activity", '
+        '"read:servers", "delete:servers", "read:users:groups", "read:groups:name"], '
+        '"services": ["idle-cull-groups-unchecked"]}'
+    ) in result.stderr
+    assert "stop server" not in result.stderr
+    assert real_hub.user("carol")["servers"].keys() == {""}  # type: ignore[index]
+
+    result = cull(real_hub, *rule, "--dry-run", "--allow-unchecked-groups", token=token)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "WARNING cannot check that the group(s) 'instructor' exist: the token may not read "
+        "groups; going on as --allow-unchecked-groups asks"
+    ) in result.stderr
+    assert "would stop  carol" in result.stdout  # the risk the operator accepted
+    assert real_hub.user("carol")["servers"].keys() == {""}  # type: ignore[index]
+
+
 def test_run_as_a_hub_managed_service_it_refuses_and_says_why(hub_release: HubRelease) -> None:
     """Upstream's setup: the culler in c.JupyterHub.services with a command. The hub starts
     it with the environment it gives its services; idle-cull refuses, pointing to a

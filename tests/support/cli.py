@@ -12,7 +12,7 @@ import sys
 
 from click.testing import CliRunner, Result
 
-from idle_cull.cli import cli
+from idle_cull.command.cli import cli
 from tests.support.emulated_hub import TOKEN, URL
 from tests.support.realhub import RealHub
 
@@ -46,7 +46,7 @@ def cull(hub: RealHub, *args: str, token: str | None = None) -> subprocess.Compl
         check=False,
     )
     secrets = (hub.culler_token, hub.admin_token, hub.servers_only_token, hub.noscope_token)
-    for secret in (*secrets, hub.readonly_token, hub.prober_token):
+    for secret in (*secrets, hub.readonly_token, hub.prober_token, hub.groups_unchecked_token):
         assert secret not in result.stdout + result.stderr
     return result
 

@@ -38,8 +38,8 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 import requests
 import responses
 
-from idle_cull.hub import PAGINATION_MEDIA_TYPE, parse_version
-from idle_cull.pages import UserPage
+from idle_cull.hub.client import PAGINATION_MEDIA_TYPE, parse_version
+from idle_cull.hub.pages import UserPage
 from tests.support import records
 from tests.support.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, page_window, users_page
 
@@ -178,6 +178,7 @@ class EmulatedHub(responses.RequestsMock):
         self.listings: dict[str | None, Listing] = {}
         self.population: HubUsers | None = None
         self.token_scopes: list[str] | None = list(ALL_SCOPES)  # None: the hub reports none
+        self.token_owner: dict[str, Any] = {"kind": "service", "name": SERVICE_NAME}  # GET /user
         self.missing_groups: set[str] = set()
         self.group_list: list[str] = []  # what GET /groups lists (list:groups)
         self.mint_requests: list[tuple[str, dict[str, Any]]] = []  # (user, request body)
@@ -277,7 +278,7 @@ class EmulatedHub(responses.RequestsMock):
         return bool(version) and version < release
 
     def _answer_token_owner(self, _request: requests.PreparedRequest) -> Answer:
-        owner: dict[str, Any] = {"kind": "service", "name": SERVICE_NAME}
+        owner = dict(self.token_owner)
         if self.token_scopes is not None and not self.older_than((2, 0)):
             owner["scopes"] = self.token_scopes
         return 200, {"Content-Type": "application/json", **self.headers}, json_text(owner)

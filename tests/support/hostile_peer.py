@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["EmptyHub", "HostilePeer"]
+__all__ = ["EmptyHub", "HostilePeer", "ScriptedPeer", "blackhole"]
+
+Peer = TypeVar("Peer", bound="HostilePeer")
 
 
 class HostilePeer:
@@ -38,7 +44,7 @@ class HostilePeer:
     def port(self) -> int:
         return int(self._listener.getsockname()[1])
 
-    def __enter__(self) -> HostilePeer:
+    def __enter__(self: Peer) -> Peer:
         thread = threading.Thread(target=self._accept, daemon=True)
         thread.start()
         self._threads.append(thread)
@@ -95,6 +101,130 @@ class HostilePeer:
                 connection.sendall(b" ")
         except OSError:
             return
+
+
+class ScriptedPeer(HostilePeer):
+    """A keep-alive HTTP/1.1 peer whose n-th request (counted over all connections) gets
+    ``answers[n]`` (the last one again once they run out):
+
+    - ``"ok"``: 200 with ``b"ok"`` and a Content-Length, after ``delay`` seconds;
+    - ``"trickle"``: 200 with a Content-Length of ``length``, one byte every ``interval``;
+    - ``"drip"``: the same without a Content-Length (the body ends when the connection does);
+    - ``"silent"``: no answer at all;
+    - ``"huge"``: 200 without a Content-Length, ``length`` bytes, then the connection closes;
+    - ``"cut"``: 200 with a Content-Length of ``length``, half of it, then the connection closes.
+
+    With ``tls``, every connection is TLS first. ``connections``, ``requests`` and
+    ``most_at_once`` (requests answered at the same time) say what the client did.
+    """
+
+    def __init__(
+        self,
+        answers: Sequence[str],
+        *,
+        delay: float = 0.0,
+        interval: float = 0.3,
+        length: int = 1000,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        super().__init__("scripted", interval=interval, length=length)
+        self.answers = list(answers)
+        self.delay = delay
+        self.tls = tls
+        self.requests = 0
+        self.most_at_once = 0
+        self._at_once = 0
+
+    def _serve(self, connection: socket.socket) -> None:
+        try:
+            if self.tls is not None:
+                connection.settimeout(5)
+                connection = self.tls.wrap_socket(connection, server_side=True)
+            connection.settimeout(0.2)
+            reader = _Requests(connection, self._stop)
+            while reader.next_request():
+                with self._lock:
+                    answer = self.answers[min(self.requests, len(self.answers) - 1)]
+                    self.requests += 1
+                if not self._answer(connection, answer):
+                    return
+        except OSError:
+            return
+        finally:
+            connection.close()
+
+    def _answer(self, connection: socket.socket, answer: str) -> bool:
+        """Send one answer; whether the connection can carry another request."""
+        if answer == "silent":
+            self._stop.wait()
+            return False
+        if answer == "huge":
+            connection.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+            connection.sendall(b"x" * self.length)
+            return False
+        if answer == "cut":
+            head = f"HTTP/1.1 200 OK\r\nContent-Length: {self.length}\r\n\r\n"
+            connection.sendall(head.encode() + b"x" * (self.length // 2))
+            return False
+        if answer in ("trickle", "drip"):
+            framing = (
+                f"Content-Length: {self.length}" if answer == "trickle" else "Connection: close"
+            )
+            connection.sendall(f"HTTP/1.1 200 OK\r\n{framing}\r\n\r\n".encode())
+            for _ in range(self.length):
+                if self._stop.wait(self.interval):
+                    return False
+                connection.sendall(b" ")
+            return answer == "trickle"
+        with self._lock:
+            self._at_once += 1
+            self.most_at_once = max(self.most_at_once, self._at_once)
+        try:
+            time.sleep(self.delay)
+            connection.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Peer: scripted\r\n\r\nok"
+            )
+        finally:
+            with self._lock:
+                self._at_once -= 1
+        return True
+
+
+class _Requests:
+    """Reads request heads off one connection (bodies are not expected)."""
+
+    def __init__(self, connection: socket.socket, stop: threading.Event) -> None:
+        self._connection = connection
+        self._stop = stop
+        self._buffer = b""
+
+    def next_request(self) -> bool:
+        """Wait for the next request head; ``False`` once the client or the peer is done."""
+        while b"\r\n\r\n" not in self._buffer:
+            if self._stop.is_set():
+                return False
+            try:
+                data = self._connection.recv(65536)
+            except TimeoutError:
+                continue
+            if not data:
+                return False
+            self._buffer += data
+        _, self._buffer = self._buffer.split(b"\r\n\r\n", 1)
+        return True
+
+
+@contextmanager
+def blackhole() -> Iterator[int]:
+    """A port on 127.0.0.1 where a TCP connect hangs: a listener whose accept queue is full
+    (Linux then drops further SYNs), like a firewall that drops packets. Yields the port."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    filler = socket.create_connection(listener.getsockname(), timeout=1)
+    try:
+        yield int(listener.getsockname()[1])
+    finally:
+        filler.close()
+        listener.close()
 
 
 class EmptyHub:

@@ -289,6 +289,17 @@ SERVICE_SCOPES: dict[str, tuple[str, list[str]]] = {
             "access:servers",
         ],
     ),
+    # reads users' groups but may not check that a group exists (issue 23.1)
+    "idle-cull-groups-unchecked": (
+        "IDLE_CULL_GROUPS_UNCHECKED_TOKEN",
+        [
+            "list:users",
+            "read:users:activity",
+            "read:servers",
+            "delete:servers",
+            "read:users:groups",
+        ],
+    ),
     # missing scopes: GET /users answers 403 (no list:users), see module docstring
     "idle-cull-noscope": ("IDLE_CULL_NOSCOPE_TOKEN", ["read:users:activity"]),
     # lists and reads everything a pass reads, but lacks delete:servers (preflight tests)

@@ -86,6 +86,7 @@ TOKEN_VARS = {
     "admin_token": "IDLE_CULL_ADMIN_TOKEN",
     "culler_token": "IDLE_CULL_CULLER_TOKEN",
     "servers_only_token": "IDLE_CULL_SERVERS_ONLY_TOKEN",
+    "groups_unchecked_token": "IDLE_CULL_GROUPS_UNCHECKED_TOKEN",
     "noscope_token": "IDLE_CULL_NOSCOPE_TOKEN",
     "readonly_token": "IDLE_CULL_READONLY_TOKEN",
     "prober_token": "IDLE_CULL_PROBER_TOKEN",
@@ -266,6 +267,7 @@ class RealHub:
     admin_token: str
     culler_token: str
     servers_only_token: str
+    groups_unchecked_token: str  # reads users' groups, may not read a group (issue 23.1)
     noscope_token: str
     readonly_token: str  # lists and reads, but may not stop servers
     prober_token: str  # a culler that probes kernels (see hub_config.py's SERVICE_SCOPES)
@@ -299,6 +301,7 @@ class RealHub:
         self.admin_token = tokens["admin_token"]
         self.culler_token = tokens["culler_token"]
         self.servers_only_token = tokens["servers_only_token"]
+        self.groups_unchecked_token = tokens["groups_unchecked_token"]
         self.noscope_token = tokens["noscope_token"]
         self.readonly_token = tokens["readonly_token"]
         self.prober_token = tokens["prober_token"]

@@ -6,13 +6,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from idle_cull.policy import Plan, judge
+from idle_cull.rules.policy import Plan, judge
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from idle_cull.models import User
-    from idle_cull.policy import CullLimits
+    from idle_cull.rules.policy import CullLimits
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=timezone.utc)
 

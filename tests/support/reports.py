@@ -12,9 +12,9 @@ from typing import Any
 import jsonschema
 
 from idle_cull.models import Outcome, User
-from idle_cull.policy import Action, CullLimits, ServerDecision, UserDecision
-from idle_cull.render import report_json_schema
-from idle_cull.report import Entry, Report
+from idle_cull.output.render import report_json_schema
+from idle_cull.output.report import Entry, Report
+from idle_cull.rules.policy import Action, CullLimits, ServerDecision, UserDecision
 from tests.support.emulated_hub import URL
 from tests.support.records import NOW, plan_of, server_json, user_json
 

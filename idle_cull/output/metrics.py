@@ -17,18 +17,18 @@ from collections.abc import Callable
 from http.client import HTTPException
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 import requests
 
 from idle_cull import __version__
 from idle_cull.errors import ConfigError, MetricsUnavailable, PushgatewayError
-from idle_cull.files import write_atomically
 from idle_cull.models import as_utc
-from idle_cull.report import ExitStatus, Report, result_counts
+from idle_cull.output.files import write_atomically
+from idle_cull.output.report import ExitStatus, Report, result_counts
 from idle_cull.safe_files import NotRegularFile, read_regular
 from idle_cull.safe_text import public_url
 from idle_cull.transport import BoundedTransport, RequestBounds
+from idle_cull.urls import requestable_url
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -206,12 +206,7 @@ def check_pushgateway_url(url: str) -> None:
     Credentials in the URL are refused rather than used: they would sit in the process
     list and the scheduler's files, which is why the hub token is never an option either.
     """
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or url != url.strip():
-        raise ConfigError(
-            f"--pushgateway {public_url(url)!r} is not an http(s) URL; "
-            "expected e.g. http://pushgateway:9091"
-        )
+    parts = requestable_url(url, "--pushgateway", "http://pushgateway:9091")
     if "@" in parts.netloc:
         raise ConfigError(
             "--pushgateway must not contain a user or password; "

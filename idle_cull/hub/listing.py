@@ -31,9 +31,9 @@ from functools import partial
 from itertools import chain
 from typing import Any
 
-from idle_cull.completeness import Completeness
+from idle_cull.hub.completeness import Completeness
+from idle_cull.hub.pages import UserPage, page_plan, total_of, walk_pages
 from idle_cull.models import User
-from idle_cull.pages import UserPage, page_plan, total_of, walk_pages
 
 __all__ = [
     "EVERYONE",

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from idle_cull.progress import Progress
+from idle_cull.command.progress import Progress
 from idle_cull.safe_text import json_escaped, printable
 
 __all__ = [

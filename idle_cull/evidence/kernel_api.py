@@ -35,11 +35,11 @@ from urllib.parse import urlsplit
 import requests
 
 from idle_cull import __version__
-from idle_cull.busy import BUSY, BusyKernel, ProbeResult
-from idle_cull.environment import check_ca_bundle, check_proxies
+from idle_cull.evidence.kernel_probe import KERNEL_PROBE_TIMEOUT
+from idle_cull.hub.environment import check_ca_bundle, check_proxies
+from idle_cull.hub.retry import TRANSIENT_STATUSES
 from idle_cull.models import RecordError, parse_timestamp
-from idle_cull.probing import PROBE_TIMEOUT
-from idle_cull.retry import TRANSIENT_STATUSES
+from idle_cull.rules.busy_kernels import BUSY, BusyKernel, ProbeResult
 from idle_cull.transport import (
     AnswerTooLarge,
     BoundedTransport,
@@ -73,7 +73,7 @@ class KernelProbe:
         self,
         proxy_url: str,
         *,
-        timeout: float = PROBE_TIMEOUT,
+        timeout: float = KERNEL_PROBE_TIMEOUT,
         attempts: int = PROBE_ATTEMPTS,
         pool_size: int = 10,
         session: requests.Session | None = None,

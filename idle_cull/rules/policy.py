@@ -14,6 +14,7 @@ from fnmatch import fnmatchcase
 
 from idle_cull.durations import format_duration
 from idle_cull.models import Server, User
+from idle_cull.wording import counted
 
 __all__ = [
     "Action",
@@ -446,13 +447,14 @@ def cap_exceeded(plan: Plan, caps: Caps) -> str | None:
     """
     actions = len(plan.stops) + len(plan.deletions)
     if caps.max_culls is not None and actions > caps.max_culls:
-        return f"{actions} culls planned, more than --max-culls={caps.max_culls}"
+        return f"{counted(actions, 'cull')} planned, more than --max-culls={caps.max_culls}"
     running = plan.running
     if caps.max_cull_fraction is not None and running:
         share = len(plan.stops) / running
         if share > caps.max_cull_fraction:
             return (
-                f"{len(plan.stops)} of {running} running servers planned to stop ({share:.0%}), "
+                f"{len(plan.stops)} of {counted(running, 'running server')} planned to stop "
+                f"({share:.0%}), "
                 f"more than --max-cull-fraction={caps.max_cull_fraction:g}"
             )
     return None

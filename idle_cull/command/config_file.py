@@ -9,7 +9,6 @@ is; ``--generate-config`` renders the same table. Nothing here lists the options
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import re
@@ -23,9 +22,9 @@ from typing import Any, TypeVar
 import click
 
 from idle_cull import __version__
+from idle_cull.command.options import ENV_PREFIX, OPTIONS, Option, nearest
+from idle_cull.command.upstream_config import UpstreamNote, read_upstream_config
 from idle_cull.errors import ConfigError
-from idle_cull.options import ENV_PREFIX, OPTIONS, Option
-from idle_cull.upstream_config import UpstreamNote, read_upstream_config
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -203,8 +202,8 @@ def defaults_from(
     for key, value in values.items():
         option = options.get(key)
         if option is None or option.name is None:
-            near = difflib.get_close_matches(key.replace("_", "-"), list(options), n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else ""
+            near = nearest(key.replace("_", "-"), options)
+            hint = f"; did you mean {near!r}?" if near else ""
             raise ConfigError(f"{source}: unknown setting {key!r}{hint}")
         raw = _option_value(option, key, value, source)
         try:

@@ -1,12 +1,17 @@
 """One pass as a process: settings from options, the lock, signals, the pass, publishing
-the report, and the exit status.
+the report, and the exit status: the one exit boundary.
 
-The status of a finished pass comes from its report (``Report.exit_status``); every
-exception is mapped by the one ladder here, ``exit_status_for``; an undelivered report
-turns a clean 0 into 5 in ``run_and_report``.
+Every way the process ends goes through ``conclude``, which publishes what it can and
+logs the summary line last, with the final status: a finished or interrupted pass, a
+hub that cannot be used, a held lock, a configuration error, and click's own usage and
+config-file errors (``end_of_usage_error``, called by ``cli``). The status of a finished
+pass comes from its report (``Report.exit_status``); every exception is mapped by the
+one table here, ``STATUS_OF_ERROR`` (``exit_status_for``); an undelivered report turns a
+clean 0 into 5. A report of a pass that ended early is built in one place,
+``ending_report``.
 
-``cli`` imports this module only once a pass is really to run, which keeps ``--help``
-and usage errors fast.
+``cli`` imports this module only once a pass is really to run (or a usage error is to be
+summarised), which keeps ``--help`` fast.
 """
 
 from __future__ import annotations
@@ -25,8 +30,11 @@ from typing import Any
 
 import click
 
-from idle_cull import files, render
-from idle_cull.config import Settings, TLSFiles, read_token
+from idle_cull.command.lock import exclusive_lock
+from idle_cull.command.logs import configure_logging, hide_in_logs, mask_in_logs
+from idle_cull.command.progress import Progress
+from idle_cull.command.publish import check_outputs, publish
+from idle_cull.command.settings import Settings, read_token
 from idle_cull.errors import (
     ClocksDisagree,
     ConfigError,
@@ -36,48 +44,110 @@ from idle_cull.errors import (
     OutputError,
     PassInterrupted,
 )
+from idle_cull.evidence.base import Evidence, EvidenceSource
+from idle_cull.evidence.hub_record import HubRecord
+from idle_cull.evidence.kernel_api import PROBE_ATTEMPTS, KernelProbe
+from idle_cull.evidence.kernel_probe import KernelSource
+from idle_cull.evidence.probe_tokens import ProbeTokens, ProbeWithUserToken, token_lifetime
 from idle_cull.exits import ExitStatus
-from idle_cull.hub import HubClient
-from idle_cull.kernels import PROBE_ATTEMPTS, KernelProbe
-from idle_cull.lock import exclusive_lock
-from idle_cull.logs import configure_logging, hide_in_logs, mask_in_logs
+from idle_cull.hub.client import HubClient
+from idle_cull.hub.tls import TLSFiles
+from idle_cull.output import files, render
+from idle_cull.output.report import Report
 from idle_cull.preflight import managed_service_refusal
-from idle_cull.probe_tokens import ProbeTokens, ProbeWithUserToken, token_lifetime
-from idle_cull.probing import BusyCheck
-from idle_cull.progress import Progress
-from idle_cull.publish import check_outputs, publish
-from idle_cull.report import Report
 from idle_cull.runner import PassControl, run_pass, utc_now
 from idle_cull.safe_text import without_credentials
 
-__all__ = ["build_settings", "execute", "exit_status_for", "run_command"]
+__all__ = [
+    "STATUS_OF_ERROR",
+    "build_settings",
+    "conclude",
+    "end_of_usage_error",
+    "ending_report",
+    "execute",
+    "exit_status_for",
+    "run_command",
+]
 
 log = logging.getLogger("idle_cull")
 
-# The one ladder from an exception to an exit status: the first class that matches wins,
-# so a subclass must come before its base (the tree is drawn in ``errors``).
-_STATUS_OF_ERROR: tuple[tuple[type[IdleCullError], ExitStatus], ...] = (
+# The one table from an exception to an exit status: the first class that matches wins,
+# so a subclass must come before its base (the tree is drawn in ``errors``). Click's
+# usage errors, config-file errors and IDLE_CULL_* typos are all ClickExceptions.
+STATUS_OF_ERROR: tuple[tuple[type[Exception], ExitStatus], ...] = (
     (LockHeld, ExitStatus.LOCKED),
     (ConfigError, ExitStatus.USAGE),
+    (click.ClickException, ExitStatus.USAGE),
     (HubError, ExitStatus.HUB_UNUSABLE),
     (PassInterrupted, ExitStatus.ACTION_FAILED),
     (ClocksDisagree, ExitStatus.CLOCKS_DISAGREE),
     (OutputError, ExitStatus.OUTPUT_FAILED),
 )
 
+Delivery = Callable[[Report, ExitStatus], "OutputError | None"]
 
-def exit_status_for(error: IdleCullError) -> ExitStatus:
+
+def exit_status_for(error: Exception) -> ExitStatus:
     """The exit status an error ends the process with; an unplaced one counts as failed."""
-    for kind, status in _STATUS_OF_ERROR:
+    for kind, status in STATUS_OF_ERROR:
         if isinstance(error, kind):
             return status
     return ExitStatus.ACTION_FAILED
+
+
+def conclude(report: Report, status: ExitStatus, deliver: Delivery | None = None) -> ExitStatus:
+    """The one ending: publish what can be published, then log the summary line.
+
+    ``deliver`` sends the report and metrics where the settings say (``None``: nothing
+    can or should be published); a delivery that fails turns a clean 0 into 5, and
+    leaves any other status as it is. The summary comes last, after any error of a
+    delivery, with the final status: the line that ends every run's log.
+    """
+    undelivered = deliver(report, status) if deliver is not None else None
+    if undelivered is not None and status is ExitStatus.OK:
+        status = exit_status_for(undelivered)
+    log.info("%s", report.summary_line(status))
+    return status
+
+
+def ending_report(
+    url: str,
+    started: datetime,
+    error: Exception | str,
+    *,
+    dry_run: bool,
+    clock: str,
+    warn_within: float | None = None,
+) -> Report:
+    """The report of a pass that ended before acting, so metrics record the failure too;
+    the error's text loses any password of the URL it quotes."""
+    return Report(
+        hub_url=url,
+        started_at=started,
+        finished_at=utc_now(),
+        dry_run=dry_run,
+        clock=clock,
+        warn_within=warn_within,
+        error=without_credentials(str(error), url),
+    )
 
 
 def _fail(error: IdleCullError) -> ExitStatus:
     """Log an error that ends the process before a report exists, and map it."""
     log.log(logging.WARNING if isinstance(error, LockHeld) else logging.ERROR, "%s", error)
     return exit_status_for(error)
+
+
+def end_of_usage_error(error: click.ClickException) -> ExitStatus:
+    """A usage error, a config-file error or an ``IDLE_CULL_*`` typo, which click has
+    already shown: the summary line still ends the log, as in every other ending.
+
+    The options were never parsed, so logging is set up as by default (text, info), and
+    nothing is published: where to would be an option.
+    """
+    configure_logging("info", "text")
+    report = ending_report("", utc_now(), error.format_message(), dry_run=False, clock="hub")
+    return conclude(report, exit_status_for(error))
 
 
 def run_command(options: dict[str, Any]) -> ExitStatus:
@@ -112,19 +182,22 @@ def report_usage_error(
     """Exit 2 still ends with a summary line and, when asked, a report, as every pass does.
 
     There are no valid settings to publish with: the report goes where the options ask,
-    and metrics are not written (a file option may be the very thing that is wrong).
+    and metrics are not written (a file option may be the very thing that is wrong). The
+    summary is logged last, after any error writing the report, as in every ending.
     """
     status = _fail(error)
     url = str(options["url"])
-    report = Report(
-        hub_url=url,
-        started_at=started,
-        finished_at=utc_now(),
-        dry_run=bool(options["dry_run"]),
-        clock=str(options["clock"]),
-        error=without_credentials(str(error), url),
+    report = ending_report(
+        url, started, error, dry_run=bool(options["dry_run"]), clock=str(options["clock"])
     )
-    log.info("%s", report.summary_line(status))
+    return conclude(report, status, partial(_deliver_as_options_say, options))
+
+
+def _deliver_as_options_say(
+    options: dict[str, Any], report: Report, status: ExitStatus
+) -> OutputError | None:
+    """The report where the options ask, without settings; a failed write is logged and
+    leaves the status (2) as it is."""
     if options["report"] == "json":
         click.echo(render.render_json(report, status), nl=False)
     elif options["report"] == "text":
@@ -134,7 +207,7 @@ def report_usage_error(
             files.write_atomically(options["report_file"], render.render_json(report, status))
         except OutputError as write_error:
             log.error("%s", write_error)
-    return status
+    return None
 
 
 def build_settings(options: dict[str, Any], env_token: str) -> Settings:
@@ -150,9 +223,7 @@ def build_settings(options: dict[str, Any], env_token: str) -> Settings:
         if not options["url"].startswith("https://"):
             raise ConfigError("--ssl-enabled needs an https:// --url")
         tls = TLSFiles.from_internal_certs(options["internal_certs_location"])
-    # A large clock skew fails the pass only when --clock was left at its default.
-    clock_given = bool(options.get("clock_given", False))
-    return Settings.from_options(options, token=token, tls=tls, clock_given=clock_given)
+    return Settings.from_options(options, token=token, tls=tls)
 
 
 def execute(settings: Settings, progress: Progress | None = None) -> ExitStatus:
@@ -167,21 +238,19 @@ def execute(settings: Settings, progress: Progress | None = None) -> ExitStatus:
         # The summary still closes the log; the report and metrics are left to the pass
         # that holds the lock, which is still running and will write its own.
         status = _fail(error)
-        log.info("%s", unfinished_report(settings, utc_now(), error).summary_line(status))
-        return status
+        return conclude(unfinished_report(settings, utc_now(), error), status)
     except ConfigError as error:  # an unusable lock file, or a group the hub does not have
         status = _fail(error)
         report = unfinished_report(settings, utc_now(), error)
-        log.info("%s", report.summary_line(status))
-        publish(report, status, settings)
-        return status
+        return conclude(report, status, partial(publish, settings=settings))  # 2 stays 2
 
 
 def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
     """Run the pass and publish its report, also when listing failed or it was cut short.
 
     A pass that went well but whose report or metrics could not be delivered exits 5;
-    a failed pass keeps its own status.
+    a failed pass keeps its own status. The summary line comes after the deliveries, so
+    that it ends the log and carries that final status.
     """
     control = PassControl(settings.deadline)
     client = HubClient(
@@ -205,21 +274,24 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
         if settings.probe_kernels
         else None
     )
-    busy_check = None
+    sources: list[EvidenceSource] = [HubRecord()]
     if kernels is not None:
         tokens = ProbeTokens(
             client,
             token_lifetime(settings.probe_timeout, PROBE_ATTEMPTS),
             probe_seconds=settings.probe_timeout * PROBE_ATTEMPTS,
         )
-        busy_check = BusyCheck(
-            ProbeWithUserToken(kernels, tokens), settings.probe_limits, settings.limits.max_age
-        )
+        prober = ProbeWithUserToken(kernels, tokens)
+        sources.append(KernelSource(prober, settings.probe_limits, settings.limits.max_age))
     started = utc_now()
     try:
         with cancel_on_signals(control):
             report = run_pass(
-                settings, client, control=control, progress=progress.update, busy_check=busy_check
+                settings,
+                client,
+                control=control,
+                progress=progress.update,
+                evidence=Evidence(sources),
             )
         status = report.exit_status()
     except (PassInterrupted, HubError, ClocksDisagree) as error:
@@ -234,12 +306,8 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
         if kernels is not None:
             kernels.close()
         progress.close()
-    log.info("%s", report.summary_line(status))
     report.mask(settings.token)
-    undelivered = publish(report, status, settings)
-    if undelivered is not None and status is ExitStatus.OK:
-        return exit_status_for(undelivered)
-    return status
+    return conclude(report, status, partial(publish, settings=settings))
 
 
 def with_nothing_culled(message: str) -> str:
@@ -248,15 +316,14 @@ def with_nothing_culled(message: str) -> str:
 
 
 def unfinished_report(settings: Settings, started: datetime, error: Exception) -> Report:
-    """A report for a pass that ended before acting, so metrics record the failure too."""
-    return Report(
-        hub_url=settings.url,
-        started_at=started,
-        finished_at=utc_now(),
+    """``ending_report`` of these settings."""
+    return ending_report(
+        settings.url,
+        started,
+        error,
         dry_run=settings.dry_run,
         clock=settings.clock,
         warn_within=settings.warn_within,
-        error=without_credentials(str(error), settings.url),
     )
 
 

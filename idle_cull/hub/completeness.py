@@ -30,8 +30,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from idle_cull.hub import PAGINATION_MEDIA_TYPE
-from idle_cull.pages import UserPage, limit_of, total_of
+from idle_cull.hub.client import PAGINATION_MEDIA_TYPE
+from idle_cull.hub.pages import UserPage, limit_of, total_of
 
 __all__ = ["Completeness", "gaps"]
 

@@ -17,10 +17,18 @@ from typing import Any
 
 from idle_cull import __version__
 from idle_cull.durations import format_duration, skew_phrase
+from idle_cull.evidence.kernel_probe import ProbeFinding
 from idle_cull.models import Outcome, as_utc
-from idle_cull.policy import ServerDecision
-from idle_cull.probing import ProbeFinding
-from idle_cull.report import KEPT, Entry, ExitStatus, Report, Upcoming, reading_rank, result_counts
+from idle_cull.output.report import (
+    KEPT,
+    Entry,
+    ExitStatus,
+    Report,
+    Upcoming,
+    reading_rank,
+    result_counts,
+)
+from idle_cull.rules.policy import ServerDecision
 from idle_cull.safe_text import printable, public_url
 
 __all__ = [
@@ -46,7 +54,7 @@ def report_json_schema() -> dict[str, Any]:
     One file serves the readers who validate reports, the tests that validate every kind
     of report, and the docs' report-schema page, which is rendered from it.
     """
-    text = resources.files("idle_cull").joinpath("report_schema.json").read_text("utf-8")
+    text = resources.files("idle_cull.output").joinpath("report_schema.json").read_text("utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
 

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from contextlib import suppress
 from typing import TextIO
 
-from idle_cull import files, metrics, render
-from idle_cull.config import Settings
+from idle_cull.command.settings import Settings
 from idle_cull.errors import OutputError
 from idle_cull.exits import ExitStatus
-from idle_cull.report import Report
+from idle_cull.output import files, metrics, render
+from idle_cull.output.report import Report
 
 __all__ = ["check_outputs", "publish"]
 

@@ -4,8 +4,10 @@ With ``--clock=hub`` (the default), "now" comes from the ``Date`` header of the 
 answers, and whoever writes that header (a front proxy such as nginx writes its own)
 decides how idle every server looks. When the two clocks disagree by much, one of them
 is wrong and the culler cannot know which; measured on the wrong one, an active server
-looks idle. So a default clock fails closed past ``skew_limit``; an operator who chose
-``--clock`` explicitly gets a warning instead. Pure functions: no I/O, no clock reads.
+looks idle. So the hub's clock fails closed past ``skew_limit``, and only
+``--allow-clock-skew`` turns that into a warning: writing ``--clock=hub`` (or
+``clock = "hub"`` in a config file, as ``--generate-config`` prints it) restates the
+default and keeps the check. Pure functions: no I/O, no clock reads.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from idle_cull.durations import format_duration
-from idle_cull.policy import CullLimits
+from idle_cull.rules.catalogue import limits_in_force
+from idle_cull.rules.policy import CullLimits
 
 __all__ = ["MAX_SKEW", "MIN_SKEW", "SKEW_SHARE", "clocks_disagree", "skew_limit"]
 
@@ -24,10 +27,7 @@ SKEW_SHARE = 0.25  # of the smallest idle limit in use
 
 def smallest_limit(limits: CullLimits) -> float | None:
     """The smallest idle or age limit that can cull something (0 and unset are off)."""
-    candidates = [limits.timeout, limits.max_age, limits.user_timeout, limits.user_max_age]
-    for pairs in (limits.group_timeouts, limits.profile_timeouts, limits.server_timeouts):
-        candidates += [seconds for _, seconds in pairs]
-    positive = [c for c in candidates if c is not None and c > 0]
+    positive = limits_in_force(limits)
     return min(positive) if positive else None
 
 
@@ -55,6 +55,6 @@ def clocks_disagree(hub: datetime, local: datetime, limits: CullLimits) -> str |
         f"the {format_duration(allowed)} tolerated (a quarter of the smallest idle limit, "
         "5s to 5m): one of them is wrong, and idleness measured on the wrong one culls "
         "active servers; nothing was culled. Fix the clock (NTP) or the Date header of a "
-        "proxy in front of the hub, or choose a clock explicitly with --clock=hub or "
-        "--clock=local"
+        "proxy in front of the hub, or say which clock is right: --clock=local (this "
+        "machine's) or --allow-clock-skew (the hub's)"
     )

@@ -25,8 +25,8 @@ import re
 import tokenize
 from dataclasses import dataclass
 
+from idle_cull.command.upstream_literals import NotALiteral, literal_value
 from idle_cull.errors import ConfigError
-from idle_cull.upstream_literals import NotALiteral, literal_value
 
 __all__ = [
     "APPLICATION_TRAITS",

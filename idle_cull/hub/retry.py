@@ -11,6 +11,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
@@ -23,14 +24,28 @@ from tenacity import (
     stop_after_attempt,
 )
 
-from idle_cull.config import RetryPolicy
-
-__all__ = ["TRANSIENT_STATUSES", "TransientHTTPError", "call_with_retries", "parse_retry_after"]
+__all__ = [
+    "TRANSIENT_STATUSES",
+    "RetryPolicy",
+    "TransientHTTPError",
+    "call_with_retries",
+    "parse_retry_after",
+]
 
 log = logging.getLogger(__name__)
 
 TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard to try a transient failure before reporting it."""
+
+    attempts: int = 5
+    initial_wait: float = 0.5
+    max_wait: float = 10.0
+    max_retry_after: float = 60.0
 
 
 class TransientHTTPError(Exception):

@@ -9,24 +9,27 @@ Which option fills which field is declared once, in ``options.OPTIONS``:
 from __future__ import annotations
 
 import logging
-import ssl
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from idle_cull.busy import ProbeLimits
+from idle_cull.command.options import MAX_CONCURRENCY, OPTIONS
 from idle_cull.errors import ConfigError
-from idle_cull.options import OPTIONS
-from idle_cull.policy import Caps, CullLimits
-from idle_cull.probing import PROBE_TIMEOUT, validate_proxy_url
+from idle_cull.evidence.kernel_probe import KERNEL_PROBE_TIMEOUT, validate_proxy_url
+from idle_cull.hub.retry import RetryPolicy
+from idle_cull.hub.tls import TLSFiles
+from idle_cull.rules.busy_kernels import ProbeLimits
+from idle_cull.rules.policy import Caps, CullLimits
 from idle_cull.safe_files import NotRegularFile, read_regular
 from idle_cull.safe_text import public_url
+from idle_cull.urls import requestable_url
 
 __all__ = ["RetryPolicy", "Settings", "TLSFiles", "read_token", "validate_hub_url"]
 
+
+HUB_URL_EXAMPLE = "http://127.0.0.1:8081/hub/api"
 
 # JupyterHub refuses shorter tokens (jupyterhub/orm.py, APIToken.min_length).
 MIN_TOKEN_LENGTH = 8
@@ -69,64 +72,6 @@ def read_token(path: Path) -> str:
 
 
 @dataclass(frozen=True)
-class TLSFiles:
-    """Client certificate, key and CA for a hub with JupyterHub's internal SSL."""
-
-    cert: Path
-    key: Path
-    ca: Path
-
-    @classmethod
-    def from_internal_certs(cls, location: Path) -> TLSFiles:
-        """The layout JupyterHub writes under ``internal_certs_location``."""
-        files = cls(
-            cert=location / "hub-internal" / "hub-internal.crt",
-            key=location / "hub-internal" / "hub-internal.key",
-            ca=location / "hub-ca" / "hub-ca.crt",
-        )
-        missing = [str(p) for p in (files.cert, files.key, files.ca) if not p.is_file()]
-        if missing:
-            raise ConfigError(
-                "--ssl-enabled needs JupyterHub's internal certificates; missing: "
-                + ", ".join(missing)
-                + " (check --internal-certs-location)"
-            )
-        files.check_loadable()
-        return files
-
-    def check_loadable(self) -> None:
-        """Load the files as the TLS layer will, so an unreadable key or a broken
-        certificate is a configuration error now, not five retries of "cannot connect"."""
-        context = ssl.create_default_context()
-        try:
-            context.load_verify_locations(cafile=str(self.ca))
-        except (OSError, ssl.SSLError) as error:
-            raise ConfigError(_unloadable(str(self.ca), error)) from None
-        try:
-            context.load_cert_chain(str(self.cert), str(self.key))
-        except (OSError, ssl.SSLError) as error:
-            raise ConfigError(_unloadable(f"{self.cert} with {self.key}", error)) from None
-
-
-def _unloadable(what: str, error: Exception) -> str:
-    reason = getattr(error, "strerror", None) or getattr(error, "reason", None)
-    return (
-        f"--ssl-enabled: cannot load {what}: {reason or type(error).__name__}; "
-        "check the files and their permissions (--internal-certs-location)"
-    )
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try a transient failure before reporting it."""
-
-    attempts: int = 5
-    initial_wait: float = 0.5
-    max_wait: float = 10.0
-    max_retry_after: float = 60.0
-
-
-@dataclass(frozen=True)
 class Settings:
     """Everything one pass needs; built once by the CLI and passed down."""
 
@@ -140,8 +85,9 @@ class Settings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     dry_run: bool = False
     caps: Caps = field(default_factory=Caps)
+    allow_unchecked_groups: bool = False  # group rules go on when the groups cannot be checked
     clock: str = "hub"  # "hub": the hub's Date header; "local": this machine's clock
-    clock_given: bool = False  # --clock given explicitly: a large skew only warns
+    allow_clock_skew: bool = False  # with clock "hub": a large skew warns, does not refuse
     recheck: bool = True
     recheck_after: float = 30.0  # seconds after the listing started; before, no re-check
     deadline: float | None = None  # seconds for the whole pass
@@ -154,14 +100,16 @@ class Settings:
     pushgateway: str | None = None  # Prometheus Pushgateway URL
     probe_kernels: bool = False  # ask servers about to be stopped whether a kernel is busy
     proxy_url: str | None = None  # the proxy's public origin, which the probes go through
-    probe_timeout: float = PROBE_TIMEOUT  # per attempt; a probe makes at most two
+    probe_timeout: float = KERNEL_PROBE_TIMEOUT  # per attempt; a probe makes at most two
     probe_limits: ProbeLimits = field(default_factory=ProbeLimits)
 
     def __post_init__(self) -> None:
         validate_hub_url(self.url)
         _check_probe_options(self)
-        if self.concurrency < 1:
-            raise ConfigError(f"--concurrency must be at least 1, got {self.concurrency}")
+        if not 1 <= self.concurrency <= MAX_CONCURRENCY:
+            raise ConfigError(
+                f"--concurrency must be 1 to {MAX_CONCURRENCY}, got {self.concurrency}"
+            )
         if self.api_page_size < 0:
             raise ConfigError(
                 f"--api-page-size must be 0 (hub default) or more, got {self.api_page_size}"
@@ -207,14 +155,11 @@ class Settings:
         *,
         token: str,
         tls: TLSFiles | None = None,
-        clock_given: bool = False,
     ) -> Settings:
         """The settings from parsed option values (keyed by ``Option.dest``), validated.
 
         The token and the TLS files come from options that need reading files first,
-        so the caller passes them in, and ``clock_given`` (whether ``--clock`` was on the
-        command line, not defaulted) is known only to click; every other field is
-        filled from its option.
+        so the caller passes them in; every other field is filled from its option.
         """
         groups: dict[str, dict[str, Any]] = {"": {}, "limits": {}, "caps": {}, "probe_limits": {}}
         for option in OPTIONS:
@@ -226,7 +171,6 @@ class Settings:
         return cls(
             token=token,
             tls=tls,
-            clock_given=clock_given,
             limits=CullLimits(**groups["limits"]),
             caps=Caps(**groups["caps"]),
             probe_limits=ProbeLimits(**groups["probe_limits"]),
@@ -284,7 +228,7 @@ def _check_unique_names(limits: CullLimits) -> None:
 
 def validate_hub_url(url: str) -> None:
     """Reject URLs that cannot be a hub API before anything is sent."""
-    parts = urlsplit(url)
+    parts = requestable_url(url, "--url", HUB_URL_EXAMPLE)
     if "@" in parts.netloc:
         # requests would send them as Basic auth instead of the token, and the hub
         # would reject "the token"; they would also sit in the process list.
@@ -292,26 +236,11 @@ def validate_hub_url(url: str) -> None:
             "--url must not contain a user or password (user:password@); the hub "
             "authenticates idle-cull by its API token alone"
         )
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ConfigError(
-            f"--url {public_url(url)!r} is not an http(s) URL; expected e.g. http://127.0.0.1:8081/hub/api"
-        )
-    if url != url.strip() or not url.isprintable():
-        raise ConfigError(
-            f"--url {url!r} contains spaces, a line break or other control characters; "
-            "check JUPYTERHUB_API_URL (a trailing newline from a file?)"
-        )
     if parts.query or parts.fragment or url.endswith(("?", "#")):
         raise ConfigError(
             f"--url {url!r} has a query string or fragment; give the bare API URL "
             "(e.g. http://hub:8081/hub/api)"
         )
-    try:
-        parts.port  # noqa: B018 - parsing it is the check
-    except ValueError:
-        raise ConfigError(f"--url {url!r} has an invalid port; expected e.g. :8081") from None
-    if not parts.hostname:
-        raise ConfigError(f"--url {url!r} has no host name")
     if not parts.path.rstrip("/").endswith("/hub/api"):
         raise ConfigError(
             f"--url {public_url(url)!r} does not end in /hub/api; the hub's REST API lives there "

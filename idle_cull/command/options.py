@@ -11,76 +11,64 @@ the long options, a generated config file) should iterate the same table.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import difflib
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from idle_cull.durations import parse_duration
-from idle_cull.errors import ConfigError
+from idle_cull.command.values import Count, Duration, HubURL, NamedDuration, Share
+from idle_cull.hub.pages import MAX_LISTING_OFFSET
 from idle_cull.safe_text import public_url
 
 __all__ = [
     "BOOLEAN_OPTIONS",
     "ENV_PREFIX",
+    "MAX_CONCURRENCY",
+    "NOT_OPTION_VARIABLES",
     "OPTIONS",
     "Option",
     "UpstreamCompatibleCommand",
     "cull_options",
+    "nearest",
     "normalize_argument",
+    "unknown_variables",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 ENV_PREFIX = "IDLE_CULL"  # every option can also be set as IDLE_CULL_<NAME>
 
+# The IDLE_CULL_* variables that are not an option's, and who sets them: the one list of
+# them. Every other IDLE_CULL_* variable is refused (``unknown_variables``), so that a typo
+# (TIMOUT for TIMEOUT) cannot leave its setting at the default unnoticed. The repository's
+# own harness names are here because a developer's shell may hold them while running
+# idle-cull by hand (``python -m tests.support.realhub`` prints export lines); the names
+# the harness sets only for the hub it starts never reach idle-cull and are not listed.
+NOT_OPTION_VARIABLES: Mapping[str, str] = {
+    "IDLE_CULL_ARGS": "extra flags the systemd unit adds to its command line",
+    "IDLE_CULL_ADMIN_TOKEN": "exported by python -m tests.support.realhub",
+    "IDLE_CULL_SERVERS_ONLY_TOKEN": "exported by python -m tests.support.realhub",
+    "IDLE_CULL_HUB_DIR": "exported by python -m tests.support.realhub",
+    "IDLE_CULL_CHP": "the test harness's configurable-http-proxy (tests/support/realhub.py)",
+    "IDLE_CULL_FAULT_TABLE": "where tests/integration/test_faults.py appends its tallies",
+    "IDLE_CULL_BENCH_UPSTREAM": "the upstream release scripts/bench compares with",
+}
 
-class Duration(click.ParamType):  # type: ignore[type-arg,unused-ignore]
-    """Seconds, or human units: 600, 90m, 2h, 30d."""
-
-    name = "duration"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> float:
-        if isinstance(value, (int, float)):
-            return float(value)
-        try:
-            return parse_duration(str(value), what=param.opts[0] if param else "duration")
-        except ConfigError as error:
-            self.fail(str(error), param, ctx)
-
-
-class NamedDuration(click.ParamType):  # type: ignore[type-arg,unused-ignore]
-    """``NAME=DURATION`` pairs such as ``gpu=2h`` for the per-group/profile/server limits."""
-
-    name = "name=duration"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> tuple[str, float]:
-        if isinstance(value, tuple):
-            return value
-        name, sep, duration = str(value).rpartition("=")
-        option = param.opts[0] if param else "option"
-        if not sep or not name:
-            self.fail(f"{value!r} is not NAME=DURATION (e.g. gpu=2h)", param, ctx)
-        try:
-            return name, parse_duration(duration, what=f"{option} {name}")
-        except ConfigError as error:
-            self.fail(str(error), param, ctx)
-
-
-class HubURL(click.ParamType):  # type: ignore[type-arg,unused-ignore]
-    """A URL as given (the hub's API, the proxy's), without trailing slashes; ``Settings``
-    validates it."""
-
-    name = "text"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        return str(value).rstrip("/")
+# The most requests in flight (--concurrency); each is a thread and a pooled connection to
+# the hub (and one to the proxy with --probe-kernels), and urllib3 fills its pool's slots
+# up front, so an unbounded value once took 4.7 GB and ignored SIGTERM. 100 is beyond any
+# use: the hub serves every request on one event loop and is the wall at about 25-30 stops
+# a second on 2 cores, and it answers even a slow stop within its slow_stop_timeout (10s),
+# so 100 in flight keep at least 10 stops a second going; the pass's limiter (limiter.py)
+# usually stays far below. It also keeps the 2 x 100 sockets far under the common limit
+# of 1024 open files.
+MAX_CONCURRENCY = 100
+# A page or a cap larger than the longest listing a pass reads means nothing (and a
+# 300-digit page size would be sent to the hub as is).
+MAX_USERS = MAX_LISTING_OFFSET
 
 
 def _as_is(value: Any) -> object:
@@ -183,6 +171,37 @@ def normalize_argument(arg: str) -> str:
     return f"--{name}{sep}{value}"
 
 
+def nearest(word: str, candidates: Iterable[str]) -> str | None:
+    """The candidate closest to a misspelt ``word``, if one is close: the one hint for an
+    unknown config-file key and an unknown environment variable alike."""
+    found = difflib.get_close_matches(word, list(candidates), n=1)
+    return found[0] if found else None
+
+
+def unknown_variables(environ: Mapping[str, str], known: Collection[str]) -> str | None:
+    """The one-line refusal of the ``IDLE_CULL_*`` variables in ``environ`` that are not in
+    ``known`` (the command's environment variables and ``NOT_OPTION_VARIABLES``), each with
+    the nearest known name; ``None`` when there is none.
+
+    A config file's typo is an error; an environment typo (Kubernetes ConfigMaps, systemd
+    EnvironmentFiles) must be one too, or a misspelt ``..._TIMOUT=1h`` runs at 10 minutes.
+    """
+    prefix = f"{ENV_PREFIX}_"
+    unknown = sorted(n for n in environ if n.startswith(prefix) and n not in known)
+    if not unknown:
+        return None
+    suffixes = {name.removeprefix(prefix): name for name in known if name.startswith(prefix)}
+    problems = []
+    for name in unknown:
+        near = nearest(name.removeprefix(prefix), suffixes)
+        problems.append(name + (f" (did you mean {suffixes[near]}?)" if near else ""))
+    return (
+        f"unknown environment variable{'s' if len(unknown) > 1 else ''} {', '.join(problems)}: "
+        f"{prefix}* variables set idle-cull's options ({prefix}<OPTION>, see --help), and a "
+        "misspelt one would leave its setting at the default; rename or unset it"
+    )
+
+
 def cull_options(command: F) -> F:
     """Every option of the ``idle-cull`` command, in the order ``--help`` lists them."""
     for option in reversed(OPTIONS):
@@ -252,15 +271,15 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "concurrency",
-        type=click.IntRange(min=1),
+        type=Count(1, MAX_CONCURRENCY, why=" (the hub serves one request at a time anyway)"),
         default=10,
-        help="Most requests in flight to the hub at once; fewer while the hub is slow "
+        help="Most requests in flight to the hub at once (1 to 100); fewer while the hub is slow "
         "to answer others (see docs/explanation/kind-to-the-hub.md).",
         setting="concurrency",
     ),
     Option(
         "api-page-size",
-        type=click.IntRange(min=0),
+        type=Count(0, MAX_USERS, why=" (the longest listing a pass reads)"),
         default=0,
         help="Users per page when listing; 0 uses the hub's default page size.",
         setting="api_page_size",
@@ -286,7 +305,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "request-timeout",
-        type=Duration(),
+        type=Duration(positive=True),
         envvar="JUPYTERHUB_REQUEST_TIMEOUT",
         default="60",
         help="Longest one request may take, the whole answer included; connecting and the "
@@ -314,7 +333,8 @@ OPTIONS: tuple[Option, ...] = (
         "exclude-group",
         multiple=True,
         metavar="GROUP",
-        help="Never touch members of this group (repeatable; needs read:users:groups).",
+        help="Never touch members of this group (repeatable; needs read:users:groups, and "
+        "read:groups:name to check that the group exists).",
         setting="limits.exclude_groups",
         shown=_joined,
     ),
@@ -326,6 +346,15 @@ OPTIONS: tuple[Option, ...] = (
         "several groups gets the longest.",
         setting="limits.group_timeouts",
         shown=_pairs,
+    ),
+    Option(
+        "allow-unchecked-groups",
+        help="Go on when the groups --exclude-group and --group-timeout name cannot be "
+        "checked (the token lacks read:groups:name), with a warning. A misspelt group then "
+        "protects nobody; without this such a pass exits 3 before listing.",
+        boolean=True,
+        default=False,
+        setting="allow_unchecked_groups",
     ),
     Option(
         "profile-timeout",
@@ -366,13 +395,13 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "max-culls",
-        type=click.IntRange(min=0),
+        type=Count(0, MAX_USERS, why=" (the longest listing a pass reads)"),
         help="Act on nothing (exit 4) if the pass plans more stops plus deletions than this.",
         setting="caps.max_culls",
     ),
     Option(
         "max-cull-fraction",
-        type=click.FloatRange(0, 1),
+        type=Share(),
         help="Act on nothing (exit 4) if the pass plans to stop more than this share (0-1) "
         "of the running servers it saw. Off by default: see docs/explanation/safety-rails.md.",
         setting="caps.max_cull_fraction",
@@ -382,9 +411,19 @@ OPTIONS: tuple[Option, ...] = (
         type=click.Choice(["hub", "local"]),
         default="hub",
         help="Measure idleness on the hub's clock (its Date header; it stamps last_activity) "
-        "or on this machine's. Left at the default, a pass whose two clocks disagree by "
-        "more than a quarter of the smallest idle limit (5s to 5m) culls nothing (exit 6).",
+        "or on this machine's. On the hub's clock, a pass whose two clocks disagree by "
+        "more than a quarter of the smallest idle limit (5s to 5m) culls nothing (exit 6) "
+        "unless --allow-clock-skew.",
         setting="clock",
+    ),
+    Option(
+        "allow-clock-skew",
+        help="With --clock=hub, measure on the hub's clock even when it and this machine's "
+        "disagree beyond the tolerance: a warning instead of exit 6. Only for a hub whose "
+        "Date header is known right while this machine's clock is not.",
+        boolean=True,
+        default=False,
+        setting="allow_clock_skew",
     ),
     Option(
         "recheck",
@@ -410,7 +449,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "deadline",
-        type=Duration(),
+        type=Duration(positive=True),
         help="Start no new action after this long (seconds or 10m); requests in flight are "
         "abandoned 5s later, unfinished actions are reported as not attempted and the exit "
         "status is 1.",
@@ -445,7 +484,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "probe-timeout",
-        type=Duration(),
+        type=Duration(positive=True),
         default="5",
         help="With --probe-kernels: the longest wait for one server's answer (tried twice).",
         setting="probe_timeout",

@@ -33,8 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from idle_cull.busy import ProbeResult
 from idle_cull.errors import HubError, HubProtocolError, TokenLifetimeTooLong
+from idle_cull.rules.busy_kernels import ProbeResult
 
 __all__ = [
     "MIN_LIFETIME",
@@ -203,7 +203,7 @@ class KernelProber(Protocol):
 
 
 class ProbeWithUserToken:
-    """The prober ``BusyCheck`` calls: the server's owner's token, then the probe with it.
+    """The prober ``KernelSource`` calls: the server's owner's token, then the probe with it.
 
     The token is asked for only once the server's url has passed the probe's checks, so
     a server that will not be asked costs no mint. A token that cannot be had fails the

@@ -14,10 +14,11 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from idle_cull.evidence.kernel_probe import ProbeFinding
 from idle_cull.exits import ExitStatus
 from idle_cull.models import Outcome
-from idle_cull.policy import Action, ServerDecision, Upcoming, UserDecision
-from idle_cull.probing import ProbeFinding
+from idle_cull.rules.evidence import Finding
+from idle_cull.rules.policy import Action, ServerDecision, Upcoming, UserDecision
 
 __all__ = [
     "KEPT",
@@ -101,7 +102,18 @@ class Report:
     warnings: list[str] = field(default_factory=list)  # rules that named nobody, unchecked groups
     # --probe-kernels: what each probed (or, in a dry run, would-be probed) server said
     probing: bool = False  # the pass ran with --probe-kernels (the report then says so)
-    probes: dict[tuple[str, str], ProbeFinding] = field(default_factory=dict)
+    # every source's findings about each server it was asked about (evidence.base)
+    findings: dict[tuple[str, str], tuple[Finding, ...]] = field(default_factory=dict)
+
+    @property
+    def probes(self) -> dict[tuple[str, str], ProbeFinding]:
+        """What the kernel probe found, per server: its findings' own records."""
+        return {
+            key: f.detail
+            for key, found in self.findings.items()
+            for f in found
+            if f.source == "kernels" and isinstance(f.detail, ProbeFinding)
+        }
 
     def probe_counts(self) -> dict[str, int]:
         """Probes by what they found, and the servers they kept; every key always present."""

@@ -19,8 +19,6 @@ from urllib.parse import quote
 import requests
 
 from idle_cull import __version__
-from idle_cull.config import RetryPolicy, TLSFiles
-from idle_cull.environment import check_ca_bundle, check_proxies
 from idle_cull.errors import (
     HubAuthError,
     HubError,
@@ -28,15 +26,19 @@ from idle_cull.errors import (
     HubUnavailable,
     TokenLifetimeTooLong,
 )
-from idle_cull.models import Outcome
-from idle_cull.pages import UserPage
-from idle_cull.retry import (
+from idle_cull.hub.environment import check_ca_bundle, check_proxies
+from idle_cull.hub.pages import UserPage
+from idle_cull.hub.retry import (
     TRANSIENT_STATUSES,
+    RetryPolicy,
     TransientHTTPError,
     call_with_retries,
     parse_retry_after,
 )
+from idle_cull.hub.tls import TLSFiles
+from idle_cull.models import ActionResult, Outcome
 from idle_cull.transport import (
+    Answer,
     AnswerTooLarge,
     BoundedTransport,
     RequestAbandoned,
@@ -45,7 +47,7 @@ from idle_cull.transport import (
     read_json,
 )
 
-__all__ = ["PAGINATION_MEDIA_TYPE", "ActionResult", "HubClient", "parse_version"]
+__all__ = ["PAGINATION_MEDIA_TYPE", "HubClient", "parse_version"]
 
 log = logging.getLogger(__name__)
 
@@ -55,22 +57,13 @@ PAGINATION_MEDIA_TYPE = "application/jupyterhub-pagination+json"
 MAX_VERSION_LENGTH = 64  # "5.2.1", "6.0.0b1.dev12+g1234abc": a version is short
 ROLE_HINT = "grant it in the culler's role (see README, 'Role and scopes')"
 # The responsiveness probe (see limiter.py): a tiny answer, expected quickly.
-PROBE_TIMEOUT = 5.0
-PROBE_BODY_CAP = 64 * 1024
-
-
-@dataclass(frozen=True)
-class ActionResult:
-    """What the hub did with one stop or delete, and how many requests it took."""
-
-    outcome: Outcome
-    attempts: int
-    detail: str = ""
+RESPONSIVENESS_TIMEOUT = 5.0
+RESPONSIVENESS_BODY_CAP = 64 * 1024
 
 
 @dataclass(frozen=True)
 class _Answer:
-    response: requests.Response
+    response: Answer
     attempts: int
 
 
@@ -108,13 +101,13 @@ def quote_name(name: str) -> str:
         ) from None
 
 
-def _decode_json(response: requests.Response) -> Any:
+def _decode_json(response: Answer) -> Any:
     """JSON from the raw bytes (``transport.read_json``): ``response.json()`` would decode
     a ``text/*`` answer without a charset as ISO-8859-1 and garble non-ASCII user names."""
     return read_json(response.content)
 
 
-def _hub_message(response: requests.Response, limit: int | None = 200) -> str:
+def _hub_message(response: Answer, limit: int | None = 200) -> str:
     """The hub's own error message (JSON ``message``), on one line and by default short."""
     try:
         body = _decode_json(response)
@@ -175,9 +168,9 @@ class HubClient:
         )
         self._probe_bounds = replace(
             self._transport.bounds,
-            whole=min(request_timeout, PROBE_TIMEOUT),
-            connect=min(self._transport.bounds.connect, PROBE_TIMEOUT),
-            max_bytes=PROBE_BODY_CAP,
+            whole=min(request_timeout, RESPONSIVENESS_TIMEOUT),
+            connect=min(self._transport.bounds.connect, RESPONSIVENESS_TIMEOUT),
+            max_bytes=RESPONSIVENESS_BODY_CAP,
         )
         self._session.headers["Authorization"] = f"token {token}"
         self._session.headers["User-Agent"] = f"idle-cull/{__version__}"
@@ -213,7 +206,7 @@ class HubClient:
         when, received = self._hub_date
         return when + timedelta(seconds=time.monotonic() - received)
 
-    def _note_date(self, response: requests.Response) -> None:
+    def _note_date(self, response: Answer) -> None:
         header = response.headers.get("Date")
         if not header:
             return
@@ -255,7 +248,7 @@ class HubClient:
         """Seconds the hub took to answer ``GET {url}/``; ``None`` if it failed or timed out.
 
         What any other request waits for on the hub's event loop right now: the signal
-        of the in-flight limiter (``idle_cull.limiter``). Sent without the token, so the
+        of the in-flight limiter (``idle_cull.hub.limiter``). Sent without the token, so the
         probe costs the hub no token lookup; never retried (a failure is a signal too).
         It goes through the bounded transport like every other request, with tighter
         bounds: a hub that trickles its answer, or a stop of the pass, cannot hold the
@@ -460,7 +453,7 @@ class HubClient:
         url = self.url + path
         attempts = 0
 
-        def once() -> requests.Response:
+        def once() -> Answer:
             nonlocal attempts
             attempts += 1
             response = self._transport.request(
@@ -542,7 +535,7 @@ class HubClient:
             "check --ssl-enabled and --internal-certs-location"
         )
 
-    def _redirected(self, response: requests.Response, what: str, attempts: int) -> HubError:
+    def _redirected(self, response: Answer, what: str, attempts: int) -> HubError:
         """A 3xx is never followed: a DELETE redirected to a GET would "succeed" unseen."""
         location = self._mask(response.headers.get("Location", "")) or "nowhere"
         return HubProtocolError(
@@ -557,7 +550,7 @@ class HubClient:
         """``text`` with our token replaced by ``***``, should a gateway quote it."""
         return text.replace(self._token, "***") if self._token else text
 
-    def _hub_message(self, response: requests.Response, limit: int | None = 200) -> str:
+    def _hub_message(self, response: Answer, limit: int | None = 200) -> str:
         """The hub's error message, with our token masked should a gateway quote it."""
         message = _hub_message(response, limit=None)
         if self._token:
