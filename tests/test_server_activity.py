@@ -17,27 +17,33 @@ import requests
 import responses
 
 from idle_cull.durations import format_duration
-from idle_cull.proxy_routes import (
+from idle_cull.evidence.base import Asks, Target
+from idle_cull.evidence.probe_tokens import ProbeTarget
+from idle_cull.evidence.proxy_routes import (
     RoutesUnavailable,
     fetch_routes,
     read_routes,
     route_locator,
     through_proxy,
 )
-from idle_cull.server_activity import (
+from idle_cull.evidence.server_activity import (
     MAX_ANSWER,
-    ActivitySettings,
     AnswerRefused,
+    ServerActivityProbe,
+    ServerActivitySource,
+    read_cpu_percent,
+    read_kernel_list,
+    read_terminal_list,
+)
+from idle_cull.rules.evidence import Finding
+from idle_cull.rules.server_activity import (
+    ActivitySettings,
     Cpu,
     KernelSeen,
     NoSessions,
     ServerActivity,
-    ServerActivityProbe,
     TerminalSeen,
     judge_activity,
-    read_cpu_percent,
-    read_kernel_list,
-    read_terminal_list,
 )
 
 PROXY = "http://proxy.test:8000"
@@ -718,3 +724,91 @@ def test_an_unusable_date_header_means_no_correction(
     made.close()
     assert activity.failure is None
     assert activity.server_behind is None
+
+
+# --- the source, in the seam's terms -------------------------------------------------------
+
+
+def target(age: float | None = 2 * HOUR, url: str | None = "/user/ann/") -> Target:
+    return Target("ann", "", "ann", url, ago(30), age)
+
+
+def source(
+    activity: ServerActivity | Exception, busy_timeout: float = 0.0, limit: float | None = HOUR
+) -> tuple[ServerActivitySource, list[ProbeTarget]]:
+    asked: list[ProbeTarget] = []
+
+    def prober(probe_target: ProbeTarget) -> ServerActivity:
+        asked.append(probe_target)
+        if isinstance(activity, Exception):
+            raise activity
+        return activity
+
+    made = ServerActivitySource(
+        prober,
+        settings=DEFAULTS,
+        limit_of=lambda _: limit,
+        started_of=lambda _: STARTED,
+        busy_timeout=busy_timeout,
+    )
+    return made, asked
+
+
+def test_the_source_is_asked_about_every_running_server_old_enough() -> None:
+    made, _ = source(ServerActivity())
+    assert made.asks is Asks.RUNNING
+    assert made.wanted(target(age=2 * HOUR))
+    assert not made.wanted(target(age=HOUR - 1))  # cannot have been idle for its limit
+    assert not source(ServerActivity(), limit=None)[0].wanted(target())  # no limit: never culled
+
+
+def test_an_open_tab_is_idle_in_the_seams_terms() -> None:
+    """The hub's record (30 s ago) says active; the kernels say idle for 2 hours."""
+    made, asked = source(ServerActivity(kernels=(IDLE_KERNEL,), attempts=2))
+    found = made.gather(target(), NOW)
+    assert (found.source, found.keep, found.idle_since, found.failed) == (
+        "server",
+        None,
+        ago(2 * HOUR),
+        None,
+    )
+    assert found.attempts == 2
+    assert asked == [ProbeTarget("ann", "", "/user/ann/", frozenset({""}))]
+
+
+def test_a_printing_terminal_keeps_the_server_with_a_reason() -> None:
+    made, _ = source(ServerActivity(terminals=(TerminalSeen("2", ago(40)),)))
+    found = made.gather(target(), NOW)
+    assert found.keep == "protected: terminal 2 had input or output 40s ago (< 1h)"
+    assert found.idle_since == ago(40)
+
+
+def test_a_busy_kernel_keeps_the_server_until_the_busy_limit() -> None:
+    busy = ServerActivity(kernels=(KernelSeen("python3", ago(2 * HOUR), True, 0),))
+    within = source(busy, busy_timeout=3 * HOUR)[0].gather(target(), NOW)
+    past = source(busy, busy_timeout=HOUR)[0].gather(target(), NOW)
+    assert within.keep is not None
+    assert within.busy == "busy_kernel"
+    assert (past.keep, past.busy) == (None, "busy_kernel")
+
+
+@pytest.mark.parametrize(
+    "activity",
+    [
+        pytest.param(ServerActivity.failed_with("HTTP 404"), id="failed"),
+        pytest.param(RecursionError("deep"), id="raised"),
+        pytest.param(ServerActivity(), id="no-sessions"),
+    ],
+)
+def test_when_the_server_cannot_tell_the_hubs_record_decides(
+    activity: ServerActivity | Exception,
+) -> None:
+    found = source(activity)[0].gather(target(), NOW)
+    assert (found.keep, found.idle_since) == (None, None)
+    assert found.failed is not None
+
+
+def test_a_dry_run_sends_nothing() -> None:
+    made, asked = source(ServerActivity())
+    assert made.would_gather(target()) == Finding("server", detail="would_probe")
+    assert asked == []

@@ -43,10 +43,13 @@ from typing import Any
 
 import requests
 
-from idle_cull.hub import HubClient
-from idle_cull.probe_tokens import ProbeTarget, ProbeTokens, token_lifetime
-from idle_cull.proxy_routes import fetch_routes, route_locator, through_proxy
-from idle_cull.server_activity import ActivityWithUserToken, ServerActivityProbe
+from idle_cull.evidence.probe_tokens import ProbeTarget, ProbeTokens, token_lifetime
+from idle_cull.evidence.proxy_routes import fetch_routes, route_locator, through_proxy
+from idle_cull.evidence.server_activity import (
+    ActivityWithUserToken,
+    ServerActivityProbe,
+)
+from idle_cull.hub.client import HubClient
 from tests.benchmarks.common import load_average, markdown_table, python_env, this_python
 from tests.benchmarks.hubimpact import Probe, Window, process_cpu_seconds
 from tests.benchmarks.scene import SHM, Case, Scene

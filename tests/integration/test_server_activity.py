@@ -18,16 +18,18 @@ from datetime import datetime, timezone
 
 import pytest
 
-from idle_cull.hub import HubClient
-from idle_cull.probe_tokens import ProbeTarget, ProbeTokens
-from idle_cull.proxy_routes import fetch_routes, route_locator, through_proxy
-from idle_cull.server_activity import (
+from idle_cull.evidence.probe_tokens import ProbeTarget, ProbeTokens
+from idle_cull.evidence.proxy_routes import fetch_routes, route_locator, through_proxy
+from idle_cull.evidence.server_activity import (
+    ActivityWithUserToken,
+    ServerActivityProbe,
+)
+from idle_cull.hub.client import HubClient
+from idle_cull.rules.server_activity import (
     ActivityFinding,
     ActivitySettings,
-    ActivityWithUserToken,
     NoSessions,
     ServerActivity,
-    ServerActivityProbe,
     judge_activity,
 )
 from tests.support.singleuser import FaultyProbeTarget

@@ -31,47 +31,50 @@ What a failure means (never less evidence than the hub's record):
 - ``/api/metrics/v1`` missing, or without ``cpu_percent``: no CPU evidence; noted, never
   a failure (CPU is extra protection, not something the hub's record ever had).
 
-The timestamps are the server's clock. A server whose clock is behind this machine's
-would look idle for longer than it is, so the kernel list's ``Date`` header is compared
-with this machine's clock and a difference beyond the header's resolution is corrected
-for (and said in the reason).
-
-A server with neither kernels nor terminals has no activity this source can measure. Two
-defensible readings, chosen by ``NoSessions``: ``HUB`` (the default) lets the hub's record
-decide, so a user editing a text file (autosaves are API requests) is not culled under
-them; ``IDLE`` counts the server idle since it started, as SageMaker's auto-stop does
-("no active kernel or terminal sessions"), at the price of culling that text editor.
+What the activity means (idle since when, what protects the server, when the hub's
+record decides, the server's clock corrected for) is ``rules.server_activity``, pure.
+``ServerActivitySource`` is this probe as a source of evidence (``evidence.base``).
 
 The proxy: every request it forwards successfully is route activity
 (configurable-http-proxy's ``configproxy.js``: ``updateLastActivity`` on each proxied
 request's ``finish`` with a status below 300, and on any data; no opt-out), which the hub
 copies into the server's ``last_activity`` at its next activity poll. So a probe through
 the proxy makes the hub's record fresh again: harmless when this source decides, but it
-is the record a failed probe falls back to. ``proxy_routes`` avoids it where the operator
-allows the culler to read the proxy's routing table: probes then go straight to each
+is the record a failed probe falls back to. ``evidence.proxy_routes`` avoids it where
+the operator allows the culler to read the proxy's routing table: probes then go straight to each
 route's target, and the proxy sees nothing.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from enum import Enum
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
 from idle_cull import __version__
-from idle_cull.durations import SKEW_WORTH_MENTIONING, format_duration
 from idle_cull.errors import HubError
+from idle_cull.evidence.base import Asks, Target
+from idle_cull.evidence.probe_tokens import ProbeTarget, ProbeTokens
+from idle_cull.hub.retry import TRANSIENT_STATUSES
 from idle_cull.models import RecordError, parse_timestamp
-from idle_cull.probe_tokens import ProbeTarget, ProbeTokens
-from idle_cull.retry import TRANSIENT_STATUSES
+from idle_cull.rules.evidence import Finding
+from idle_cull.rules.server_activity import (
+    ActivityFinding,
+    ActivitySettings,
+    Cpu,
+    KernelSeen,
+    ServerActivity,
+    TerminalSeen,
+    judge_activity,
+)
 from idle_cull.transport import (
     AnswerTooLarge,
     BoundedTransport,
@@ -81,28 +84,21 @@ from idle_cull.transport import (
 )
 
 __all__ = [
-    "CPU_WINDOW",
     "MAX_ANSWER",
-    "ActivityFinding",
-    "ActivitySettings",
     "ActivityWithUserToken",
     "AnswerRefused",
-    "Cpu",
-    "KernelSeen",
-    "NoSessions",
-    "ServerActivity",
     "ServerActivityProbe",
-    "TerminalSeen",
-    "judge_activity",
+    "ServerActivitySource",
     "read_cpu_percent",
     "read_kernel_list",
     "read_terminal_list",
 ]
 
+DEFAULT_SETTINGS = ActivitySettings()
+
 log = logging.getLogger(__name__)
 
 MAX_ANSWER = 1024 * 1024  # about 5,000 kernels or terminals: anything bigger is not a list
-CPU_WINDOW = 2.0  # seconds between the two metrics calls: psutil compares with the last call
 ATTEMPTS = 2  # one retry, for a dropped connection or a proxy hiccup
 RETRY_PAUSE = 0.5
 MAX_NAME = 64  # kernel spec and terminal names are shortened to this in reasons
@@ -111,60 +107,6 @@ NO_TRACK = {"no_track_activity": "1"}
 
 class AnswerRefused(ValueError):
     """An answer that is not what a Jupyter server sends; the text says what is wrong."""
-
-
-class NoSessions(str, Enum):
-    """What a server with neither kernels nor terminals is (module docstring)."""
-
-    HUB = "hub"  # the hub's record decides (conservative default)
-    IDLE = "idle"  # idle since the server started (SageMaker's reading)
-
-
-@dataclass(frozen=True)
-class KernelSeen:
-    name: str  # kernel spec, e.g. python3
-    last_activity: datetime  # its newest IOPub message (execution, output)
-    busy: bool  # execution_state == "busy"
-    connections: int  # open websockets: reported, never counted as activity
-
-
-@dataclass(frozen=True)
-class TerminalSeen:
-    name: str  # "1", "2", ...
-    last_activity: datetime  # its newest input or output
-
-
-@dataclass(frozen=True)
-class Cpu:
-    """``percent`` of one core (200 = two cores) over ``window`` seconds, or why none."""
-
-    percent: float | None
-    window: float
-    missing: str | None = None  # why there is no figure
-
-
-@dataclass(frozen=True)
-class ServerActivity:
-    """What one probe read from a server; ``failure`` set means the hub's record decides."""
-
-    kernels: tuple[KernelSeen, ...] = ()
-    terminals: tuple[TerminalSeen, ...] = ()
-    terminals_enabled: bool = True  # False: /api/terminals answered 404
-    cpu: Cpu | None = None  # None: not asked (no CPU threshold)
-    failure: str | None = None
-    attempts: int = 1  # requests sent to the server (retries and CPU readings included)
-    seconds: float | None = None
-    # How far the server's clock is behind this machine's (its Date header against this
-    # machine's clock when the kernel list arrived), in seconds; None: no usable header.
-    server_behind: float | None = None
-
-    @property
-    def failed(self) -> bool:
-        return self.failure is not None
-
-    @classmethod
-    def failed_with(cls, reason: str, attempts: int = 1) -> ServerActivity:
-        return cls(failure=reason, attempts=attempts)
 
 
 # --- parsing: pure, total over every possible body --------------------------------------
@@ -248,182 +190,6 @@ def read_cpu_percent(body: bytes) -> float | None:
     return float(value)
 
 
-# --- the verdict: pure ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ActivitySettings:
-    """How server evidence is read: the CPU threshold (percent of one core; ``None``:
-    off), its window, and what a server without kernels or terminals is."""
-
-    cpu_threshold: float | None = None
-    cpu_window: float = CPU_WINDOW
-    no_sessions: NoSessions = NoSessions.HUB
-
-
-@dataclass(frozen=True)
-class ActivityFinding:
-    """What the server's own evidence says, in the seam's terms.
-
-    ``idle_since`` is ``None`` when this source has no opinion and the hub's record must
-    decide (``fell_back`` says why). ``working`` names work happening now (a busy kernel,
-    CPU), which protects the server whatever the timestamps say; ``protected_by`` is the
-    kind of work that keeps it (``busy_kernel``, ``cpu``, ``kernel``, ``terminal``) or
-    ``None`` when it is idle for the limit.
-    """
-
-    source: str  # "server", or "hub" when the hub's record decides
-    idle_since: datetime | None
-    reason: str
-    working: str | None = None
-    protected_by: str | None = None
-    fell_back: str | None = None  # a failed probe or a server without sessions
-    busy_since: datetime | None = field(default=None, compare=False)
-
-
-def judge_activity(
-    activity: ServerActivity,
-    *,
-    now: datetime,
-    started: datetime | None,
-    timeout: float,
-    settings: ActivitySettings,
-) -> ActivityFinding:
-    """The server's idleness from its own evidence, against the limit ``timeout``.
-
-    ``started`` is the hub's record of when the server started: idle time is never
-    measured from before it. Busy kernels are reported as work with the time the oldest
-    of them last sent a message; how long they may protect a server (``--busy-timeout``)
-    is the rules' business, not this source's. The server's timestamps are first put on
-    this machine's clock (``on_this_clock``), so ``now`` is this machine's.
-    """
-    if activity.failure is not None:
-        return _fallback(f"probe failed ({activity.failure})")
-    note = clock_note(activity)
-    found = _judge_on_this_clock(on_this_clock(activity), now, started, timeout, settings)
-    return replace(found, reason=found.reason + note) if note else found
-
-
-def _judge_on_this_clock(
-    activity: ServerActivity,
-    now: datetime,
-    started: datetime | None,
-    timeout: float,
-    settings: ActivitySettings,
-) -> ActivityFinding:
-    busy = [k for k in activity.kernels if k.busy]
-    if busy:
-        since = min(k.last_activity for k in busy)
-        more = f" (+{len(busy) - 1} more busy)" if len(busy) > 1 else ""
-        return ActivityFinding(
-            source="server",
-            idle_since=None,
-            reason=f"protected: kernel {busy[0].name} busy since {since:%Y-%m-%dT%H:%M:%SZ}{more}",
-            working="busy_kernel",
-            protected_by="busy_kernel",
-            busy_since=since,
-        )
-    cpu = _cpu_work(activity.cpu, settings.cpu_threshold)
-    if cpu is not None:
-        return ActivityFinding(
-            source="server",
-            idle_since=None,
-            reason=f"protected: {cpu}",
-            working="cpu",
-            protected_by="cpu",
-        )
-    return _by_timestamps(activity, now, started, timeout, settings.no_sessions)
-
-
-def on_this_clock(activity: ServerActivity) -> ServerActivity:
-    """The server's timestamps moved onto this machine's clock, when the two disagree
-    by more than the Date header's resolution: a server whose clock is behind would
-    otherwise look idle for longer than it is."""
-    behind = activity.server_behind
-    if behind is None or abs(behind) < SKEW_WORTH_MENTIONING:
-        return activity
-    shift = timedelta(seconds=behind)
-    return replace(
-        activity,
-        kernels=tuple(replace(k, last_activity=k.last_activity + shift) for k in activity.kernels),
-        terminals=tuple(
-            replace(t, last_activity=t.last_activity + shift) for t in activity.terminals
-        ),
-        server_behind=0.0,
-    )
-
-
-def clock_note(activity: ServerActivity) -> str:
-    """``; the server's clock is 5m behind this machine's (corrected)`` when
-    ``on_this_clock`` corrects for it, else an empty string."""
-    behind = activity.server_behind
-    if behind is None or abs(behind) < SKEW_WORTH_MENTIONING:
-        return ""
-    direction = "behind" if behind > 0 else "ahead of"
-    return (
-        f"; the server's clock is {format_duration(abs(behind))} {direction} "
-        "this machine's (corrected)"
-    )
-
-
-def _fallback(why: str) -> ActivityFinding:
-    return ActivityFinding(
-        source="hub", idle_since=None, reason=f"{why}; the hub's record decides", fell_back=why
-    )
-
-
-def _cpu_work(cpu: Cpu | None, threshold: float | None) -> str | None:
-    if threshold is None or cpu is None or cpu.percent is None or cpu.percent < threshold:
-        return None
-    return f"processes used {cpu.percent:.0f}% CPU over {format_duration(cpu.window)}"
-
-
-def _by_timestamps(
-    activity: ServerActivity,
-    now: datetime,
-    started: datetime | None,
-    timeout: float,
-    no_sessions: NoSessions,
-) -> ActivityFinding:
-    newest = _newest(activity)
-    if newest is None:
-        if no_sessions is NoSessions.HUB or started is None:
-            return _fallback("no kernels or terminals")
-        since, what, kind = started, "started, no kernels or terminals since", None
-    else:
-        since, what, kind = newest
-        if started is not None and started > since:
-            since = started
-    idle = (now - since).total_seconds()
-    ago = format_duration(max(idle, 0.0))
-    if idle < timeout:
-        return ActivityFinding(
-            source="server",
-            idle_since=since,
-            reason=f"protected: {what} {ago} ago (< {format_duration(timeout)})",
-            protected_by=kind or "started",
-        )
-    return ActivityFinding(
-        source="server",
-        idle_since=since,
-        reason=f"idle {ago} (>= {format_duration(timeout)}) according to the server "
-        f"(newest: {what})",
-    )
-
-
-def _newest(activity: ServerActivity) -> tuple[datetime, str, str] | None:
-    """The newest kernel or terminal activity: (when, what it was, its kind)."""
-    seen: list[tuple[datetime, str, str]] = [
-        (k.last_activity, f"kernel {k.name} last sent a message", "kernel")
-        for k in activity.kernels
-    ]
-    seen += [
-        (t.last_activity, f"terminal {t.name} had input or output", "terminal")
-        for t in activity.terminals
-    ]
-    return max(seen, key=lambda item: item[0], default=None)
-
-
 # --- the probe: I/O ---------------------------------------------------------------------
 
 
@@ -447,7 +213,7 @@ class ServerActivityProbe:
     """Reads a server's activity at its base URL (``http://proxy/user/ann/``); thread-safe.
 
     ``locate`` turns the hub's server ``url`` (``/user/ann/``) into the URL to probe, or
-    ``None`` when it cannot be probed safely (``proxy_routes``: ``through_proxy`` or
+    ``None`` when it cannot be probed safely (``evidence.proxy_routes``: ``through_proxy`` or
     ``route_locator``).
     """
 
@@ -455,7 +221,7 @@ class ServerActivityProbe:
         self,
         locate: Callable[[str], str | None],
         *,
-        settings: ActivitySettings = ActivitySettings(),
+        settings: ActivitySettings = DEFAULT_SETTINGS,
         timeout: float = 5.0,
         pool_size: int = 10,
         session: requests.Session | None = None,
@@ -652,3 +418,113 @@ class ActivityWithUserToken:
             return self._probe.probe(target.url, lambda: self._tokens.token_for(target))
         except HubError as error:
             return ServerActivity.failed_with(f"no probe token: {error}", attempts=0)
+
+
+# --- the seam -------------------------------------------------------------------------------
+
+
+class ServerActivitySource:
+    """The server's own activity as a source of evidence (``evidence.base``); thread-safe.
+
+    Asked about every running server (``Asks.RUNNING``) old enough to be idle under the
+    smallest limit in use. Its ``Finding`` carries the idle time the server's kernels and
+    terminals show (``idle_since``), keeps a server that protects itself (work now, or
+    activity within its limit: the reason names the evidence), and says why the hub's
+    record must decide when the probe failed or found nothing to measure (``failed``).
+    A busy kernel keeps the server for at most ``busy_timeout`` seconds since its oldest
+    busy kernel last sent a message (0: no limit), as ``--probe-kernels`` does.
+
+    ``limit_of`` gives the idle limit that applies to a server (the rules know the
+    per-group, per-profile and per-server limits); ``started_of`` the hub's start time.
+    """
+
+    name = "server"
+    asks = Asks.RUNNING
+
+    def __init__(
+        self,
+        prober: Callable[[ProbeTarget], ServerActivity],
+        *,
+        settings: ActivitySettings,
+        limit_of: Callable[[Target], float | None],
+        started_of: Callable[[Target], datetime | None],
+        busy_timeout: float = 0.0,
+    ) -> None:
+        self._prober = prober
+        self._settings = settings
+        self._limit_of = limit_of
+        self._started_of = started_of
+        self._busy_timeout = busy_timeout
+        self._lock = threading.Lock()
+        self._expected: dict[str, frozenset[str]] = {}
+
+    def wanted(self, target: Target) -> bool:
+        """Only servers old enough to have been idle for their limit."""
+        limit = self._limit_of(target)
+        if not limit:
+            return False
+        return target.age_seconds is None or target.age_seconds >= limit
+
+    def expect(self, targets: Sequence[Target]) -> None:
+        servers: dict[str, set[str]] = {}
+        for target in targets:
+            servers.setdefault(target.user, set()).add(target.server)
+        with self._lock:
+            self._expected = {user: frozenset(names) for user, names in servers.items()}
+
+    def would_gather(self, target: Target) -> Finding | None:
+        """Dry run: nothing is sent; the report says the server would have been probed."""
+        return Finding(self.name, detail="would_probe")
+
+    def gather(self, target: Target, now: datetime) -> Finding:
+        activity = self._activity(target)
+        limit = self._limit_of(target) or 0.0
+        found = judge_activity(
+            activity,
+            now=now,
+            started=self._started_of(target),
+            timeout=limit,
+            settings=self._settings,
+        )
+        level = logging.WARNING if activity.failed else logging.INFO
+        log.log(level, "server activity of %s: %s", target.label, found.reason)
+        return as_finding(self.name, found, activity, now, self._busy_timeout)
+
+    def _activity(self, target: Target) -> ServerActivity:
+        """The probe's result; any exception while probing is a failed probe of this
+        server only (named by its type: its text may quote what a server sent)."""
+        with self._lock:
+            expected = self._expected.get(target.user, frozenset())
+        probe_target = ProbeTarget(
+            target.user, target.server, target.url, expected | {target.server}
+        )
+        try:
+            return self._prober(probe_target)
+        except Exception as error:  # the structural boundary: one server, one decision
+            return ServerActivity.failed_with(
+                f"unexpected {type(error).__name__} while probing", attempts=0
+            )
+
+
+def as_finding(
+    source: str,
+    found: ActivityFinding,
+    activity: ServerActivity,
+    now: datetime,
+    busy_timeout: float,
+) -> Finding:
+    """The seam's ``Finding`` for what the server's activity showed."""
+    keep = found.reason if found.protected_by is not None else None
+    if found.busy_since is not None and busy_timeout:
+        busy_for = (now - found.busy_since).total_seconds()
+        if busy_for >= busy_timeout:
+            keep = None  # busy past --busy-timeout: the limit that bounds busy kernels
+    return Finding(
+        source,
+        keep=keep,
+        idle_since=found.idle_since,
+        busy=found.working,
+        failed=found.fell_back,
+        attempts=activity.attempts,
+        detail=found,
+    )
