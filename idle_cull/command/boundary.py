@@ -49,6 +49,12 @@ from idle_cull.evidence.hub_record import HubRecord
 from idle_cull.evidence.kernel_api import PROBE_ATTEMPTS, KernelProbe
 from idle_cull.evidence.kernel_probe import KernelSource
 from idle_cull.evidence.probe_tokens import ProbeTokens, ProbeWithUserToken, token_lifetime
+from idle_cull.evidence.proxy_routes import through_proxy
+from idle_cull.evidence.server_activity import (
+    ActivityWithUserToken,
+    ServerActivityProbe,
+    ServerActivitySource,
+)
 from idle_cull.exits import ExitStatus
 from idle_cull.hub.client import HubClient
 from idle_cull.hub.tls import TLSFiles
@@ -264,25 +270,17 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
     )
     # The probes never get settings.token: each sends a token of the probed server's
     # own user, which the hub mints for it (probe_tokens); ours goes only to --url.
-    kernels = (
-        KernelProbe(
-            settings.proxy_url or "",
-            timeout=settings.probe_timeout,
-            pool_size=settings.concurrency,
-            give_up=control.stopped,
-        )
-        if settings.probe_kernels
-        else None
-    )
     sources: list[EvidenceSource] = [HubRecord()]
-    if kernels is not None:
+    closing: list[Callable[[], None]] = []
+    if settings.activity.server or settings.probe_kernels:
         tokens = ProbeTokens(
             client,
             token_lifetime(settings.probe_timeout, PROBE_ATTEMPTS),
             probe_seconds=settings.probe_timeout * PROBE_ATTEMPTS,
         )
-        prober = ProbeWithUserToken(kernels, tokens)
-        sources.append(KernelSource(prober, settings.probe_limits, settings.limits.max_age))
+        source, close = _probe_source(settings, tokens, control)
+        sources.append(source)
+        closing.append(close)
     started = utc_now()
     try:
         with cancel_on_signals(control):
@@ -303,11 +301,49 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
         log.error("%s", with_nothing_culled(str(error)))
     finally:
         client.close()
-        if kernels is not None:
-            kernels.close()
+        for close in closing:
+            close()
         progress.close()
     report.mask(settings.token)
     return conclude(report, status, partial(publish, settings=settings))
+
+
+def _probe_source(
+    settings: Settings, tokens: ProbeTokens, control: PassControl
+) -> tuple[EvidenceSource, Callable[[], None]]:
+    """The source that probes servers, and how to close it.
+
+    ``--activity-source=server`` asks every running server about its kernels, terminals
+    and (with ``--cpu-threshold``) CPU, which includes what ``--probe-kernels`` asks the
+    servers about to be stopped (a busy kernel, bounded by ``--busy-timeout``): one probe
+    per server, never both.
+    """
+    proxy_url = settings.proxy_url or ""
+    if settings.activity.server:
+        reader = ServerActivityProbe(
+            through_proxy(proxy_url),
+            settings=settings.activity.reading(),
+            timeout=settings.probe_timeout,
+            pool_size=settings.concurrency,
+            give_up=control.stopped,
+        )
+        activity = ServerActivitySource(
+            ActivityWithUserToken(reader, tokens),
+            settings=settings.activity.reading(),
+            limit_of=lambda target: target.idle_limit,
+            started_of=lambda target: target.started,
+            busy_timeout=settings.probe_limits.busy_timeout,
+        )
+        return activity, reader.close
+    kernels = KernelProbe(
+        proxy_url,
+        timeout=settings.probe_timeout,
+        pool_size=settings.concurrency,
+        give_up=control.stopped,
+    )
+    prober = ProbeWithUserToken(kernels, tokens)
+    source = KernelSource(prober, settings.probe_limits, settings.limits.max_age)
+    return source, kernels.close
 
 
 def with_nothing_culled(message: str) -> str:
