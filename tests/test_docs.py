@@ -262,7 +262,11 @@ def test_every_option_the_docs_name_exists() -> None:
     assert sorted(stale) == []
 
 
-OPTION_DEFAULT_TABLES = ["explanation/safety-rails.md", "explanation/busy-kernels.md"]
+OPTION_DEFAULT_TABLES = [
+    "explanation/safety-rails.md",
+    "explanation/busy-kernels.md",
+    "explanation/what-counts-as-activity.md",
+]
 WORDS = {"off": (None, False, "0", 0, ()), "none": (None,), "on": (True,)}
 
 
