@@ -220,7 +220,8 @@ def run_pass(
         )
         actor.act(plan, report)
     if evidence is not None:
-        report.probing = probing
+        report.probing = evidence.source("kernels") is not None
+        report.activity_source = "server" if evidence.running() else "hub"
         report.findings = dict(evidence.findings)
     report.interrupted = control.reason or None
     report.finished_at = clock()

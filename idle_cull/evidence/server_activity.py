@@ -486,6 +486,9 @@ class ServerActivitySource:
             timeout=limit,
             settings=self._settings,
         )
+        hub = target.last_activity
+        if hub is not None and limit and (now - hub).total_seconds() < limit:
+            found = replace(found, hub_called_active=True)
         level = logging.WARNING if activity.failed else logging.INFO
         log.log(level, "server activity of %s: %s", target.label, found.reason)
         return as_finding(self.name, found, activity, now, self._busy_timeout)

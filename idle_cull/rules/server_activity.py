@@ -23,6 +23,7 @@ from idle_cull.durations import SKEW_WORTH_MENTIONING, format_duration
 
 __all__ = [
     "CPU_WINDOW",
+    "PROTECTIONS",
     "ActivityFinding",
     "ActivitySettings",
     "Cpu",
@@ -35,6 +36,8 @@ __all__ = [
     "on_this_clock",
 ]
 
+# what can protect a server, as ActivityFinding.protected_by names it
+PROTECTIONS = ("busy_kernel", "cpu", "kernel", "terminal", "started")
 CPU_WINDOW = 2.0  # seconds between the two metrics calls: psutil compares with the last call
 
 
@@ -120,6 +123,14 @@ class ActivityFinding:
     protected_by: str | None = None
     fell_back: str | None = None  # a failed probe or a server without sessions
     busy_since: datetime | None = field(default=None, compare=False)
+    hub_called_active: bool = False  # the hub's record was within the limit at the probe
+
+    @property
+    def word(self) -> str:
+        """The report's word: ``idle``, ``protected_<kind>``, or ``fell_back``."""
+        if self.fell_back is not None:
+            return "fell_back"
+        return "idle" if self.protected_by is None else f"protected_{self.protected_by}"
 
 
 def judge_activity(

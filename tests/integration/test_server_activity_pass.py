@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from tests.support.realhub import wait_for
+from tests.support.reports import validate
 from tests.support.workloads import WORKLOAD_USERS, Workloads
 
 IDLE = 4  # --timeout, in seconds: every workload was set up longer ago than this
@@ -43,6 +44,8 @@ def cull(
     for secret in (hub.culler_token, hub.admin_token, hub.servers_only_token):
         assert secret not in result.stdout + result.stderr
     report: dict[str, Any] = json.loads(result.stdout) if result.stdout.strip() else {}
+    if report:
+        validate(report)
     return result, report
 
 
@@ -84,6 +87,8 @@ def test_a_dry_run_sends_nothing_to_any_server(workloads: Workloads) -> None:
     # the open tab polls its own server; nothing else reached any server
     assert {u: after[u] for u in after if u != "tab"} == {u: before[u] for u in after if u != "tab"}
     assert report["dry_run"] is True
+    assert report["counts"]["activity"]["probed"] == 0
+    assert report["counts"]["activity"]["would_probe"] >= 1
     assert all(workloads.su.server_model(user) is not None for user in WORKLOAD_USERS)
 
 
@@ -111,6 +116,15 @@ def test_an_open_tab_is_culled_by_server_activity_and_kept_by_the_default(
     assert measured["quiet"] in ("stopped", "pending")  # an idle terminal
     assert measured["printer"] not in ("stopped", "pending")
     assert measured["busy"] not in ("stopped", "pending")
+    activity = {e["user"]: e["activity"] for e in report["entries"] if e["kind"] == "server"}
+    assert activity["tab"]["found"] == "idle"
+    assert activity["printer"]["found"] == "protected_terminal"
+    assert activity["busy"]["found"] == "protected_busy_kernel"
+    counts = report["counts"]["activity"]
+    print("counts.activity:", json.dumps(counts, sort_keys=True))
+    assert counts["culled_hub_active"] >= 1  # the open tab: the hub called it active
+    assert counts["protected_terminal"] == 1
+    assert counts["protected_busy_kernel"] == 1
     wait_for(lambda: workloads.su.server_model("tab") is None, "tab's server to stop")
     assert workloads.su.server_model("printer") is not None
     assert workloads.su.server_model("busy") is not None
