@@ -506,7 +506,7 @@ OPTIONS: tuple[Option, ...] = (
         "terminals, asked through --proxy-url with its user's token (a busy kernel, a "
         "terminal in use and, with --cpu-threshold, CPU keep it; a failed probe leaves the "
         "hub's record to decide). server includes what --probe-kernels checks.",
-        setting="activity.source",
+        setting="activity.activity_source",
     ),
     Option(
         "cpu-threshold",

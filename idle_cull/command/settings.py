@@ -43,14 +43,14 @@ log = logging.getLogger(__name__)
 class ActivitySource:
     """``--activity-source`` and the options of the server source (issue 24)."""
 
-    source: str = "hub"  # "server": each running server's own kernels and terminals
+    activity_source: str = "hub"  # "server": each running server's own kernels and terminals
     cpu_threshold: float | None = None  # percent of one core; None: CPU is not evidence
     cpu_window: float = CPU_WINDOW
     no_sessions: str = "hub"  # a server without kernels or terminals: "hub" or "idle"
 
     @property
     def server(self) -> bool:
-        return self.source == "server"
+        return self.activity_source == "server"
 
     def reading(self) -> ActivitySettings:
         """How the server source reads and judges what it finds."""
@@ -229,9 +229,9 @@ class Settings:
 def _check_probe_options(settings: Settings) -> None:
     """``--probe-kernels`` and ``--activity-source=server`` need a usable ``--proxy-url``
     before anything is sent."""
-    if settings.activity.source not in ("hub", "server"):
+    if settings.activity.activity_source not in ("hub", "server"):
         raise ConfigError(
-            f"--activity-source must be hub or server, got {settings.activity.source!r}"
+            f"--activity-source must be hub or server, got {settings.activity.activity_source!r}"
         )
     if settings.activity.no_sessions not in ("hub", "idle"):
         raise ConfigError(
