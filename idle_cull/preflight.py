@@ -90,7 +90,10 @@ def needed_scopes(
     if limits.needs_groups and not allow_unchecked_groups:
         needs.append(CHECK_GROUPS)
     if probe_kernels:
-        why = "to mint each probed user a token for their own server (--probe-kernels)"
+        why = (
+            "to mint each user whose server is read a token for that server only "
+            "(--probe-kernels, --postpone-limit)"
+        )
         needs.append(Need("tokens", why))
     return tuple(needs)
 

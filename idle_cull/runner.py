@@ -32,8 +32,10 @@ from idle_cull.hub.limiter import InFlightLimiter
 from idle_cull.hub.listing import listing_for, paginates, read_listing
 from idle_cull.hub.pages import UserPage, paced
 from idle_cull.models import SCOPED_FIELDS, ActionResult, Outcome, RecordError, Server, User
+from idle_cull.output.notify import Notifier
 from idle_cull.output.report import Entry, Report
 from idle_cull.preflight import check_before_listing, probing_refusal, warn_unmatched_rules
+from idle_cull.rules.announce import notices_due
 from idle_cull.rules.catalogue import fields_needed
 from idle_cull.rules.clocks import clocks_disagree
 from idle_cull.rules.evidence import Finding
@@ -142,6 +144,7 @@ def run_pass(
     control: PassControl | None = None,
     progress: ProgressLine = _no_progress,
     evidence: Evidence | None = None,
+    notifier: Notifier | None = None,
 ) -> Report:
     """Do exactly one pass and return its report.
 
@@ -165,18 +168,20 @@ def run_pass(
     )
     report.hub_version = client.hub_version()
     log.info("hub %s at %s", report.hub_version, public_url(settings.url))
-    # Both probes send tokens minted for each probed user: the same scope and release checks.
-    probing = evidence is not None and (
-        evidence.source("kernels") is not None or bool(evidence.running())
+    probing = evidence is not None and evidence.source("kernels") is not None
+    # The kernel probe, the server's own activity and the keep-alive file all send a token
+    # minted for the user: the same scope and release checks.
+    minting = evidence is not None and (
+        probing or bool(evidence.running()) or evidence.source("keep-alive") is not None
     )
-    refusal = probing_refusal(parse_version(report.hub_version)) if probing else None
+    refusal = probing_refusal(parse_version(report.hub_version)) if minting else None
     if refusal is not None:
         raise ConfigError(refusal)
     check_before_listing(
         client,
         settings.limits,
         report,
-        probe_kernels=probing,
+        probe_kernels=minting,
         allow_unchecked_groups=settings.allow_unchecked_groups,
     )
     # "Now" is read once, before listing: a record is never older than this when judged,
@@ -220,12 +225,27 @@ def run_pass(
         )
         actor.act(plan, report)
     if evidence is not None:
-        report.probing = evidence.source("kernels") is not None
+        report.probing = probing
+        report.postponing = evidence.source("keep-alive") is not None
         report.activity_source = "server" if evidence.running() else "hub"
         report.findings = dict(evidence.findings)
+    if notifier is not None:
+        _warn_users(notifier, settings, report)
     report.interrupted = control.reason or None
     report.finished_at = clock()
     return report
+
+
+def _warn_users(notifier: Notifier, settings: Settings, report: Report) -> None:
+    """``--notify``, the pass's last output: warn the users whose upcoming cull's window
+    opened in this pass's slot of the schedule (``rules.announce``); a dry run sends
+    nothing and says what it would send. Failures are counted, never raised."""
+    report.notifying = True
+    if report.now is None or not settings.warn_within or not settings.schedule_interval:
+        return
+    due = notices_due(report.upcoming, report.now, settings.warn_within, settings.schedule_interval)
+    log.info("%d upcoming culls to announce in this pass", len(due))
+    report.notifications = notifier.deliver(due, report.now, dry_run=settings.dry_run)
 
 
 def judge_listing(

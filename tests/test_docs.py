@@ -60,7 +60,7 @@ WHEN: dict[
     "always": {},
     "with `--cull-users`": {"cull_users": True},
     "with `--exclude-group` or `--group-timeout`": {"exclude_groups": ("staff",)},
-    "with `--probe-kernels`": {"probe_kernels": True},
+    "with `--probe-kernels` or `--postpone-limit`": {"probe_kernels": True},
 }
 
 

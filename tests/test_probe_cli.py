@@ -129,7 +129,10 @@ def test_a_token_without_the_tokens_scope_fails_before_listing(emulated_hub: Emu
     emulated_hub.serve_users("ready", [idle_user("ann")])
     result = probe_run()
     assert result.exit_code == 3
-    assert "tokens (to mint each probed user a token for their own server" in result.stderr
+    assert (
+        "tokens (to mint each user whose server is read a token for that server only"
+        in result.stderr
+    )
     assert emulated_hub.listing_queries() == []
     assert emulated_hub.mint_requests == []
     assert proxy_calls(emulated_hub) == []

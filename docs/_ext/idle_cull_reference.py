@@ -138,7 +138,8 @@ LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
 def sample_report() -> Report:
-    """A finished pass with every optional metric on (probing, a last success)."""
+    """A finished pass with every optional metric on (probing, postponing, warning users,
+    a last success)."""
     started = datetime(2026, 1, 1, tzinfo=timezone.utc)
     return Report(
         hub_url="http://hub:8081/hub/api",
@@ -147,6 +148,8 @@ def sample_report() -> Report:
         hub_version="6.1.1",
         probing=True,
         activity_source="server",
+        postponing=True,
+        notifying=True,
     )
 
 
@@ -195,6 +198,9 @@ REF_NAMES = {
     "entry": "entry",
     "probe": "probe",
     "upcoming": "upcoming",
+    "postponement": "postponement",
+    "notification_counts": "object",
+    "notification": "notification",
 }
 
 

@@ -27,6 +27,7 @@ from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -46,6 +47,7 @@ from idle_cull.errors import (
 )
 from idle_cull.evidence.base import Evidence, EvidenceSource
 from idle_cull.evidence.hub_record import HubRecord
+from idle_cull.evidence.keep_alive import KeepAliveReader, KeepAliveSource, PostponeLimits
 from idle_cull.evidence.kernel_api import PROBE_ATTEMPTS, KernelProbe
 from idle_cull.evidence.kernel_probe import KernelSource
 from idle_cull.evidence.probe_tokens import ProbeTokens, ProbeWithUserToken, token_lifetime
@@ -59,9 +61,11 @@ from idle_cull.exits import ExitStatus
 from idle_cull.hub.client import HubClient
 from idle_cull.hub.tls import TLSFiles
 from idle_cull.output import files, render
+from idle_cull.output.notify import MessageTemplate, Notifier
 from idle_cull.output.report import Report
 from idle_cull.preflight import managed_service_refusal
 from idle_cull.runner import PassControl, run_pass, utc_now
+from idle_cull.safe_files import read_regular
 from idle_cull.safe_text import without_credentials
 
 __all__ = [
@@ -258,6 +262,7 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
     a failed pass keeps its own status. The summary line comes after the deliveries, so
     that it ends the log and carries that final status.
     """
+    notifier = users_notifier(settings)  # before anything is sent: a bad URL is exit 2
     control = PassControl(settings.deadline)
     client = HubClient(
         settings.url,
@@ -270,17 +275,34 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
     )
     # The probes never get settings.token: each sends a token of the probed server's
     # own user, which the hub mints for it (probe_tokens); ours goes only to --url.
+    keep_alive = (
+        KeepAliveReader(
+            settings.proxy_url or "",
+            timeout=settings.probe_timeout,
+            pool_size=settings.concurrency,
+            give_up=control.stopped,
+        )
+        if settings.postpone_limit
+        else None
+    )
     sources: list[EvidenceSource] = [HubRecord()]
     closing: list[Callable[[], None]] = []
+    # One token per probed user per pass, for every probe and the keep-alive file.
+    tokens = ProbeTokens(
+        client,
+        token_lifetime(settings.probe_timeout, PROBE_ATTEMPTS),
+        probe_seconds=settings.probe_timeout * PROBE_ATTEMPTS,
+    )
     if settings.activity.server or settings.probe_kernels:
-        tokens = ProbeTokens(
-            client,
-            token_lifetime(settings.probe_timeout, PROBE_ATTEMPTS),
-            probe_seconds=settings.probe_timeout * PROBE_ATTEMPTS,
-        )
         source, close = _probe_source(settings, tokens, control)
         sources.append(source)
         closing.append(close)
+    if keep_alive is not None:
+        limits = PostponeLimits(
+            settings.postpone_limit, settings.postpone_max_age, ZoneInfo(settings.postpone_timezone)
+        )
+        sources.append(KeepAliveSource(keep_alive, tokens, limits, settings.limits.max_age))
+        closing.append(keep_alive.close)
     started = utc_now()
     try:
         with cancel_on_signals(control):
@@ -290,6 +312,7 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
                 control=control,
                 progress=progress.update,
                 evidence=Evidence(sources),
+                notifier=notifier,
             )
         status = report.exit_status()
     except (PassInterrupted, HubError, ClocksDisagree) as error:
@@ -344,6 +367,37 @@ def _probe_source(
     prober = ProbeWithUserToken(kernels, tokens)
     source = KernelSource(prober, settings.probe_limits, settings.limits.max_age)
     return source, kernels.close
+
+
+MAX_TEMPLATE_BYTES = 64 * 1024
+
+
+def users_notifier(settings: Settings) -> Notifier | None:
+    """The notifier of ``--notify``, its secrets masked in every log line from now on;
+    ``ConfigError`` (exit 2) for a URL, a template or an extra that cannot work."""
+    if not settings.notify_urls:
+        return None
+    template = MessageTemplate()
+    if settings.notify_template is not None:
+        template = read_template(settings.notify_template)
+    notifier = Notifier(settings.notify_urls, template, zone=ZoneInfo(settings.postpone_timezone))
+    mask_in_logs(notifier.mask)
+    return notifier
+
+
+def read_template(path: Path) -> MessageTemplate:
+    """``--notify-template``: the title on the first line, the body after it."""
+    try:
+        content, _ = read_regular(path, MAX_TEMPLATE_BYTES, follow=True)
+        text = content.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"--notify-template {path}: cannot read it ({error})") from None
+    title, _, body = text.partition("\n")
+    if not title.strip() or not body.strip():
+        raise ConfigError(
+            f"--notify-template {path}: write the title on the first line and the body after it"
+        )
+    return MessageTemplate(title=title.strip(), body=body.lstrip("\n"))
 
 
 def with_nothing_culled(message: str) -> str:

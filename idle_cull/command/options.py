@@ -75,6 +75,11 @@ def _as_is(value: Any) -> object:
     return value
 
 
+def _schemes_only(urls: tuple[str, ...]) -> list[str]:
+    """Notification URLs for the settings line: the scheme only (the rest may be secret)."""
+    return [url.partition("://")[0] + "://..." for url in urls]
+
+
 def _joined(values: tuple[str, ...]) -> str | None:
     return ",".join(values) or None
 
@@ -537,6 +542,57 @@ OPTIONS: tuple[Option, ...] = (
         help="Also report the servers that will cross their idle limit within this long, "
         "so their users can be warned (e.g. 15m).",
         setting="warn_within",
+    ),
+    Option(
+        "postpone-limit",
+        type=Duration(),
+        default="0",
+        help="Let users postpone the cull of their own server by writing an end time or a "
+        "duration into keep-alive.txt in its root directory (echo 18:00 > ~/keep-alive.txt), "
+        "for at most this long after they wrote it; read through --proxy-url with a token of "
+        "the user's own. 0 (the default) turns it off.",
+        setting="postpone_limit",
+    ),
+    Option(
+        "postpone-max-age",
+        help="With --postpone-limit: let a keep-alive file postpone --max-age too.",
+        boolean=True,
+        default=False,
+        setting="postpone_max_age",
+    ),
+    Option(
+        "postpone-timezone",
+        metavar="ZONE",
+        default="UTC",
+        help="With --postpone-limit: the time zone of a time without one in a keep-alive file "
+        "(18:00), an IANA name such as Europe/Berlin.",
+        setting="postpone_timezone",
+    ),
+    Option(
+        "notify",
+        metavar="URL",
+        multiple=True,
+        help="Warn each user whose server --warn-within finds, once, through this apprise URL "
+        "with {user} for the user's name, e.g. mailto://smtp.example.org?to={user}@example.org "
+        "(repeatable; needs --schedule-interval and the notify extra).",
+        setting="notify_urls",
+        shown=_schemes_only,
+    ),
+    Option(
+        "notify-template",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="With --notify: a file whose first line is the warning's title and the rest its "
+        "body, with the fields {user} {server} {label} {when} {left} {idle} {limit} {rule} "
+        "{postpone}.",
+        setting="notify_template",
+    ),
+    Option(
+        "schedule-interval",
+        type=Duration(positive=True),
+        help="With --notify: how often the scheduler runs a pass, on a grid counted from the "
+        "epoch (cron */10: 10m); each pass warns of the culls whose --warn-within window "
+        "opened since the previous one, so each is announced once.",
+        setting="schedule_interval",
     ),
     Option(
         "report",

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from idle_cull.command.options import MAX_CONCURRENCY, OPTIONS
 from idle_cull.errors import ConfigError
@@ -126,10 +127,17 @@ class Settings:
     probe_timeout: float = KERNEL_PROBE_TIMEOUT  # per attempt; a probe makes at most two
     probe_limits: ProbeLimits = field(default_factory=ProbeLimits)
     activity: ActivitySource = field(default_factory=ActivitySource)
+    postpone_limit: float = 0.0  # the longest a user's keep-alive file postpones; 0: off
+    postpone_max_age: bool = False  # whether a keep-alive file postpones --max-age too
+    postpone_timezone: str = "UTC"  # for times without a zone in keep-alive files
+    notify_urls: tuple[str, ...] = ()  # apprise URLs that warn users of upcoming culls
+    notify_template: Path | None = None  # title on the first line, body after it
+    schedule_interval: float | None = None  # seconds between scheduled passes (--notify)
 
     def __post_init__(self) -> None:
         validate_hub_url(self.url)
         _check_probe_options(self)
+        _check_users_loop_options(self)
         if not 1 <= self.concurrency <= MAX_CONCURRENCY:
             raise ConfigError(
                 f"--concurrency must be 1 to {MAX_CONCURRENCY}, got {self.concurrency}"
@@ -256,6 +264,39 @@ def _check_probe_options(settings: Settings) -> None:
     if settings.probe_limits.probe_failure not in ("keep", "cull"):
         raise ConfigError(
             f"--probe-failure must be keep or cull, got {settings.probe_limits.probe_failure!r}"
+        )
+
+
+def _check_users_loop_options(settings: Settings) -> None:
+    """``--postpone-limit`` reads through ``--proxy-url``; ``--notify`` warns once only on
+    the grid of ``--schedule-interval``, within a ``--warn-within`` window at least that long."""
+    if settings.postpone_limit:
+        if not settings.proxy_url:
+            raise ConfigError(
+                "--postpone-limit needs --proxy-url, the proxy's public URL through which "
+                "the keep-alive files are read (e.g. http://proxy-public in zero-to-jupyterhub)"
+            )
+        validate_proxy_url(settings.proxy_url)
+    try:
+        ZoneInfo(settings.postpone_timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"--postpone-timezone {settings.postpone_timezone!r} is not a time zone name; "
+            "use an IANA name such as UTC or Europe/Berlin"
+        ) from None
+    if not settings.notify_urls:
+        return
+    if not settings.warn_within:
+        raise ConfigError("--notify needs --warn-within: how long before a cull to warn")
+    if not settings.schedule_interval:
+        raise ConfigError(
+            "--notify needs --schedule-interval, how often the scheduler runs a pass (cron "
+            "*/10: 10m), so that each upcoming cull is announced once"
+        )
+    if settings.warn_within < settings.schedule_interval:
+        raise ConfigError(
+            "--warn-within must be at least --schedule-interval, or a cull could fall "
+            "between two passes unannounced"
         )
 
 

@@ -277,6 +277,15 @@ def _registry(
         _probe_gauges(registry, report)
     if report.activity_source == "server":
         _activity_gauges(registry, report)
+    if report.postponing:
+        gauge(
+            "last_run_postponed_servers",
+            "Servers the last pass kept because their user's keep-alive file postponed the "
+            "cull (--postpone-limit).",
+            report.postponed_count(),
+        )
+    if report.notifying:
+        _notification_gauges(registry, report)
     Info("idle_cull_last_run", "The last pass's versions and clock.", registry=registry).info(
         {"version": __version__, "hub_version": report.hub_version, "clock": report.clock}
     )
@@ -343,3 +352,22 @@ def _probe_gauges(registry: CollectorRegistry, report: Report) -> None:
     )
     for result, count in report.probe_counts().items():
         gauge.labels(result=result).set(count)
+
+
+def _notification_gauges(registry: CollectorRegistry, report: Report) -> None:
+    """``--notify``: warnings by outcome, every outcome present (0 included).
+
+    ``{outcome="failed"}`` is the one to alert on: a failed warning is not retried, and
+    the user it was for is not warned of that cull.
+    """
+    from prometheus_client import Gauge  # noqa: PLC0415 (optional)
+
+    gauge = Gauge(
+        "idle_cull_last_run_warnings",
+        "Warnings to users of the last pass (--notify), by outcome: sent, failed, and "
+        "would_send in a dry run.",
+        ["outcome"],
+        registry=registry,
+    )
+    for outcome, count in report.notification_counts().items():
+        gauge.labels(outcome=outcome).set(count)

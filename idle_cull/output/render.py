@@ -95,6 +95,7 @@ def report_document(report: Report, exit_status: ExitStatus) -> dict[str, Any]:
         "upcoming": [_upcoming_document(u, report.now) for u in _sorted_upcoming(report)],
         "rejected_records": list(report.rejected_records),
         "warnings": list(report.warnings),
+        **_notifications_document(report),
     }
 
 
@@ -116,7 +117,38 @@ def _counts_document(report: Report) -> dict[str, Any]:
         counts["probes"] = report.probe_counts()
     if report.activity_source == "server":
         counts["activity"] = report.activity_counts()
+    if report.postponing:
+        counts["postponed"] = report.postponed_count()
+    if report.notifying:
+        counts["notifications"] = report.notification_counts()
     return counts
+
+
+def _notifications_document(report: Report) -> dict[str, Any]:
+    """Only with ``--notify``: each warning, to whom, where, and what became of it."""
+    if not report.notifying:
+        return {}
+    return {
+        "notifications": [
+            {
+                "user": d.user,
+                "server": d.server,
+                "target": d.target,
+                "outcome": d.outcome,
+                "detail": d.detail or None,
+            }
+            for d in report.notifications
+        ]
+    }
+
+
+def _postponed_document(report: Report, key: tuple[str, str] | None) -> dict[str, Any] | None:
+    """What the user's keep-alive file did for this server (``--postpone-limit``)."""
+    found = report.postponements.get(key) if key else None
+    if found is None:
+        return None
+    kept = report.now is not None and found.keeps(report.now)
+    return {"kept": kept, "until": iso_utc(found.until), "reason": found.reason}
 
 
 def _entry_document(entry: Entry, report: Report) -> dict[str, Any]:
@@ -145,6 +177,9 @@ def _entry_document(entry: Entry, report: Report) -> dict[str, Any]:
     if report.activity_source == "server":  # what the server's own activity showed
         key = (decision.user, decision.server) if isinstance(decision, ServerDecision) else None
         document["activity"] = _activity_document(report, key)
+    if report.postponing:  # --postpone-limit: what the keep-alive file did, null if not read
+        key = (decision.user, decision.server) if isinstance(decision, ServerDecision) else None
+        document["postponed"] = _postponed_document(report, key)
     return document
 
 

@@ -17,8 +17,11 @@ from datetime import datetime
 from idle_cull.evidence.kernel_probe import ProbeFinding
 from idle_cull.exits import ExitStatus
 from idle_cull.models import Outcome
+from idle_cull.output.notify import Delivery
+from idle_cull.output.notify import counts as delivery_counts
 from idle_cull.rules.evidence import Finding
 from idle_cull.rules.policy import Action, ServerDecision, Upcoming, UserDecision
+from idle_cull.rules.postponement import Postponement
 from idle_cull.rules.server_activity import PROTECTIONS, ActivityFinding
 
 __all__ = [
@@ -106,6 +109,27 @@ class Report:
     activity_source: str = "hub"  # --activity-source: "server" adds each server's evidence
     # every source's findings about each server it was asked about (evidence.base)
     findings: dict[tuple[str, str], tuple[Finding, ...]] = field(default_factory=dict)
+    postponing: bool = False  # the pass ran with --postpone-limit (the report then says so)
+    notifying: bool = False  # the pass ran with --notify
+    notifications: list[Delivery] = field(default_factory=list)  # each warning and its fate
+
+    @property
+    def postponements(self) -> dict[tuple[str, str], Postponement]:
+        """What each server's keep-alive file did, per server read: its findings' records."""
+        return {
+            key: f.detail
+            for key, found in self.findings.items()
+            for f in found
+            if f.source == "keep-alive" and isinstance(f.detail, Postponement)
+        }
+
+    def postponed_count(self) -> int:
+        """Servers kept by their user's keep-alive file in this pass."""
+        now = self.now
+        return sum(1 for p in self.postponements.values() if now is not None and p.keeps(now))
+
+    def notification_counts(self) -> dict[str, int]:
+        return delivery_counts(self.notifications)
 
     @property
     def probes(self) -> dict[tuple[str, str], ProbeFinding]:
@@ -243,6 +267,11 @@ class Report:
         if self.probing:
             probes = self.probe_counts()
             fields += [f"probe_{key}={probes[key]}" for key in ("kept_busy", "failed")]
+        if self.postponing:
+            fields.append(f"postponed={self.postponed_count()}")
+        if self.notifying:
+            sent = self.notification_counts()
+            fields += [f"warnings_{key}={sent[key]}" for key in ("sent", "failed")]
         fields.append(f"rejected_records={len(self.rejected_records)}")
         if self.finished_at is not None:
             seconds = (self.finished_at - self.started_at).total_seconds()
