@@ -92,7 +92,7 @@ def needed_scopes(
     if probe_kernels:
         why = (
             "to mint each user whose server is read a token for that server only "
-            "(--probe-kernels, --postpone-limit)"
+            "(--probe-kernels, --postpone-limit, --activity-source=server)"
         )
         needs.append(Need("tokens", why))
     return tuple(needs)

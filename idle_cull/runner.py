@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Generator, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import closing
+from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any, Protocol, TypeVar
 
@@ -37,6 +38,7 @@ from idle_cull.preflight import check_before_listing, probing_refusal, warn_unma
 from idle_cull.rules.announce import notices_due
 from idle_cull.rules.catalogue import fields_needed
 from idle_cull.rules.clocks import clocks_disagree
+from idle_cull.rules.evidence import Finding
 from idle_cull.rules.policy import (
     Action,
     CullLimits,
@@ -46,6 +48,7 @@ from idle_cull.rules.policy import (
     UserDecision,
     cap_exceeded,
     decide_server,
+    idle_limit,
     judge,
     rules_matching,
     user_changed_since_listing,
@@ -166,8 +169,11 @@ def run_pass(
     report.hub_version = client.hub_version()
     log.info("hub %s at %s", report.hub_version, public_url(settings.url))
     probing = evidence is not None and evidence.source("kernels") is not None
-    # The kernel probe and the keep-alive file both send a token minted for the user.
-    minting = probing or (evidence is not None and evidence.source("keep-alive") is not None)
+    # The kernel probe, the server's own activity and the keep-alive file all send a token
+    # minted for the user: the same scope and release checks.
+    minting = evidence is not None and (
+        probing or bool(evidence.running()) or evidence.source("keep-alive") is not None
+    )
     refusal = probing_refusal(parse_version(report.hub_version)) if minting else None
     if refusal is not None:
         raise ConfigError(refusal)
@@ -183,7 +189,15 @@ def run_pass(
     now = _choose_clock(settings, client, clock, report)
     report.now = now()
     listed_at = time.monotonic()  # every record is at least this fresh
-    plan = judge_listing(client, settings, report, report.now, control=control, progress=progress)
+    plan = judge_listing(
+        client,
+        settings,
+        report,
+        report.now,
+        control=control,
+        progress=progress,
+        evidence=evidence,
+    )
     if settings.warn_within:
         report.upcoming = plan.upcoming
         _log_upcoming(report)
@@ -213,6 +227,7 @@ def run_pass(
     if evidence is not None:
         report.probing = probing
         report.postponing = evidence.source("keep-alive") is not None
+        report.activity_source = "server" if evidence.running() else "hub"
         report.findings = dict(evidence.findings)
     if notifier is not None:
         _warn_users(notifier, settings, report)
@@ -241,12 +256,20 @@ def judge_listing(
     *,
     control: PassControl | None = None,
     progress: ProgressLine = _no_progress,
+    evidence: Evidence | None = None,
 ) -> Plan:
     """Judge every listed user at ``now`` as its page arrives: the pass's plan.
 
     A token that cannot see a field some rule needs fails the pass here, before anything
     is acted on. A listing the hub cut short is recorded in ``report.listing_incomplete``.
+    With a source asked about every running server (``--activity-source=server``), each
+    user's servers are surveyed first, ``--concurrency`` at a time, and judged on the
+    activity the servers measured (``with_measured_activity``).
     """
+    if evidence is not None and evidence.running():
+        return _judge_surveyed(
+            client, settings, report, now, evidence=evidence, control=control, progress=progress
+        )
     needed = fields_rules_need(settings.limits, parse_version(report.hub_version))
     plan = Plan(list_kept=settings.report_kept)
     matched: set[tuple[str, str]] = set()
@@ -266,6 +289,88 @@ def judge_listing(
     report.users_listed = plan.users_judged
     warn_unmatched_rules(settings.limits, matched, report)
     return plan
+
+
+def _judge_surveyed(
+    client: Hub,
+    settings: Settings,
+    report: Report,
+    now: datetime,
+    *,
+    evidence: Evidence,
+    control: PassControl | None,
+    progress: ProgressLine,
+) -> Plan:
+    """``judge_listing`` with every user's servers surveyed before they are judged."""
+    needed = fields_rules_need(settings.limits, parse_version(report.hub_version))
+    plan = Plan(list_kept=settings.report_kept)
+    matched: set[tuple[str, str]] = set()
+
+    def surveyed(user: User) -> User:
+        return with_measured_activity(user, evidence, settings, now)
+
+    with (
+        closing(list_users(client, settings, report, control, progress)) as users,
+        ThreadPoolExecutor(settings.concurrency, thread_name_prefix="idle-cull-survey") as pool,
+    ):
+        for user in pool.map(surveyed, users):
+            require_visible_fields(user, needed, settings.limits)
+            matched |= rules_matching(user, settings.limits)
+            judgement = judge(user, now, settings.limits, settings.warn_within)
+            if plan.add(judgement):
+                log.warning("user %r listed twice; using the later copy", user.name)
+            _log_judgement(judgement, settings.dry_run)
+    report.users_listed = plan.users_judged
+    warn_unmatched_rules(settings.limits, matched, report)
+    return plan
+
+
+def with_measured_activity(
+    user: User, evidence: Evidence, settings: Settings, now: datetime
+) -> User:
+    """The user with each ready server's ``last_activity`` as the server itself measured
+    it (its kernels and terminals), where a source asked about every running server
+    measured one; a server whose probe failed or found nothing to measure keeps the
+    hub's record. A dry run asks nothing and records which servers would be asked."""
+    servers = []
+    for server in user.servers:
+        target = survey_target(user, server, settings, now)
+        if target is None:
+            servers.append(server)
+            continue
+        if settings.dry_run:
+            evidence.would_survey(target)
+            servers.append(server)
+            continue
+        measured = measured_activity(evidence.survey(target, now))
+        servers.append(server if measured is None else replace(server, last_activity=measured))
+    return replace(user, servers=tuple(servers))
+
+
+def survey_target(user: User, server: Server, settings: Settings, now: datetime) -> Target | None:
+    """The server as a surveying source is asked about it; ``None`` when not ready."""
+    if not server.ready:
+        return None
+    limit, _ = idle_limit(user, server, settings.limits)
+    age = None if server.started is None else (now - server.started).total_seconds()
+    label = user.name if server.is_default else f"{user.name}/{server.name}"
+    return Target(
+        user.name,
+        server.name,
+        label,
+        server.url,
+        server.last_activity or server.started,
+        age,
+        idle_limit=limit,
+        started=server.started,
+    )
+
+
+def measured_activity(findings: Sequence[Finding]) -> datetime | None:
+    """The activity a server measured itself, if any source could measure it."""
+    return next(
+        (f.idle_since for f in findings if f.idle_since is not None and f.failed is None), None
+    )
 
 
 def list_users(
@@ -606,6 +711,12 @@ class _Actor:
         server = next((s for s in user.servers if s.name == decision.server), None)
         if server is None:
             return ActionResult(Outcome.GONE, 1, "the server had stopped by the re-check")
+        if self.evidence is not None:
+            # judged on what the server measured, as in the listing (the hub's record is
+            # what an open tab keeps fresh)
+            measured = measured_activity(self.evidence.surveyed(user.name, server.name))
+            if measured is not None:
+                server = replace(server, last_activity=measured)
         again = decide_server(user, server, self.now(), self.settings.limits)
         if again.action is not Action.STOP:
             return ActionResult(Outcome.SKIPPED, 1, f"re-check: {again.reason}")

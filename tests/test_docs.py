@@ -143,7 +143,7 @@ def test_every_report_field_has_a_description_for_the_reference_page() -> None:
     """The report-schema page renders each field's description: a new field needs one."""
     schema = report_json_schema()
     objects = [schema, schema["properties"]["counts"]]
-    objects += [schema["$defs"][name] for name in ("entry", "probe", "upcoming")]
+    objects += [schema["$defs"][name] for name in ("entry", "probe", "activity", "upcoming")]
     missing = [
         name for o in objects for name, p in o["properties"].items() if not p.get("description")
     ]
@@ -262,7 +262,11 @@ def test_every_option_the_docs_name_exists() -> None:
     assert sorted(stale) == []
 
 
-OPTION_DEFAULT_TABLES = ["explanation/safety-rails.md", "explanation/busy-kernels.md"]
+OPTION_DEFAULT_TABLES = [
+    "explanation/safety-rails.md",
+    "explanation/busy-kernels.md",
+    "explanation/what-counts-as-activity.md",
+]
 WORDS = {"off": (None, False, "0", 0, ()), "none": (None,), "on": (True,)}
 
 

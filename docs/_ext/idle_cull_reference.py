@@ -147,6 +147,7 @@ def sample_report() -> Report:
         finished_at=started + timedelta(seconds=1),
         hub_version="6.1.1",
         probing=True,
+        activity_source="server",
         postponing=True,
         notifying=True,
     )
@@ -192,6 +193,8 @@ REF_NAMES = {
     "outcome": "outcome",
     "result_counts": "object",
     "probe_counts": "object",
+    "activity_counts": "object",
+    "activity": "activity",
     "entry": "entry",
     "probe": "probe",
     "upcoming": "upcoming",

@@ -51,6 +51,12 @@ from idle_cull.evidence.keep_alive import KeepAliveReader, KeepAliveSource, Post
 from idle_cull.evidence.kernel_api import PROBE_ATTEMPTS, KernelProbe
 from idle_cull.evidence.kernel_probe import KernelSource
 from idle_cull.evidence.probe_tokens import ProbeTokens, ProbeWithUserToken, token_lifetime
+from idle_cull.evidence.proxy_routes import through_proxy
+from idle_cull.evidence.server_activity import (
+    ActivityWithUserToken,
+    ServerActivityProbe,
+    ServerActivitySource,
+)
 from idle_cull.exits import ExitStatus
 from idle_cull.hub.client import HubClient
 from idle_cull.hub.tls import TLSFiles
@@ -269,16 +275,6 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
     )
     # The probes never get settings.token: each sends a token of the probed server's
     # own user, which the hub mints for it (probe_tokens); ours goes only to --url.
-    kernels = (
-        KernelProbe(
-            settings.proxy_url or "",
-            timeout=settings.probe_timeout,
-            pool_size=settings.concurrency,
-            give_up=control.stopped,
-        )
-        if settings.probe_kernels
-        else None
-    )
     keep_alive = (
         KeepAliveReader(
             settings.proxy_url or "",
@@ -290,20 +286,23 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
         else None
     )
     sources: list[EvidenceSource] = [HubRecord()]
-    # One token per probed user per pass, for the kernel probe and the keep-alive file.
+    closing: list[Callable[[], None]] = []
+    # One token per probed user per pass, for every probe and the keep-alive file.
     tokens = ProbeTokens(
         client,
         token_lifetime(settings.probe_timeout, PROBE_ATTEMPTS),
         probe_seconds=settings.probe_timeout * PROBE_ATTEMPTS,
     )
-    if kernels is not None:
-        prober = ProbeWithUserToken(kernels, tokens)
-        sources.append(KernelSource(prober, settings.probe_limits, settings.limits.max_age))
+    if settings.activity.server or settings.probe_kernels:
+        source, close = _probe_source(settings, tokens, control)
+        sources.append(source)
+        closing.append(close)
     if keep_alive is not None:
         limits = PostponeLimits(
             settings.postpone_limit, settings.postpone_max_age, ZoneInfo(settings.postpone_timezone)
         )
         sources.append(KeepAliveSource(keep_alive, tokens, limits, settings.limits.max_age))
+        closing.append(keep_alive.close)
     started = utc_now()
     try:
         with cancel_on_signals(control):
@@ -325,13 +324,49 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
         log.error("%s", with_nothing_culled(str(error)))
     finally:
         client.close()
-        if kernels is not None:
-            kernels.close()
-        if keep_alive is not None:
-            keep_alive.close()
+        for close in closing:
+            close()
         progress.close()
     report.mask(settings.token)
     return conclude(report, status, partial(publish, settings=settings))
+
+
+def _probe_source(
+    settings: Settings, tokens: ProbeTokens, control: PassControl
+) -> tuple[EvidenceSource, Callable[[], None]]:
+    """The source that probes servers, and how to close it.
+
+    ``--activity-source=server`` asks every running server about its kernels, terminals
+    and (with ``--cpu-threshold``) CPU, which includes what ``--probe-kernels`` asks the
+    servers about to be stopped (a busy kernel, bounded by ``--busy-timeout``): one probe
+    per server, never both.
+    """
+    proxy_url = settings.proxy_url or ""
+    if settings.activity.server:
+        reader = ServerActivityProbe(
+            through_proxy(proxy_url),
+            settings=settings.activity.reading(),
+            timeout=settings.probe_timeout,
+            pool_size=settings.concurrency,
+            give_up=control.stopped,
+        )
+        activity = ServerActivitySource(
+            ActivityWithUserToken(reader, tokens),
+            settings=settings.activity.reading(),
+            limit_of=lambda target: target.idle_limit,
+            started_of=lambda target: target.started,
+            busy_timeout=settings.probe_limits.busy_timeout,
+        )
+        return activity, reader.close
+    kernels = KernelProbe(
+        proxy_url,
+        timeout=settings.probe_timeout,
+        pool_size=settings.concurrency,
+        give_up=control.stopped,
+    )
+    prober = ProbeWithUserToken(kernels, tokens)
+    source = KernelSource(prober, settings.probe_limits, settings.limits.max_age)
+    return source, kernels.close
 
 
 MAX_TEMPLATE_BYTES = 64 * 1024

@@ -503,6 +503,40 @@ OPTIONS: tuple[Option, ...] = (
         setting="probe_limits.probe_failure",
     ),
     Option(
+        "activity-source",
+        type=click.Choice(["hub", "server"]),
+        default="hub",
+        help="Where a server's activity comes from: hub, the hub's last_activity (which an "
+        "open browser tab keeps fresh), or server, each running server's own kernels and "
+        "terminals, asked through --proxy-url with its user's token (a busy kernel, a "
+        "terminal in use and, with --cpu-threshold, CPU keep it; a failed probe leaves the "
+        "hub's record to decide). server includes what --probe-kernels checks.",
+        setting="activity.activity_source",
+    ),
+    Option(
+        "cpu-threshold",
+        type=click.FloatRange(min=0, min_open=True),
+        help="With --activity-source=server: keep a server whose processes used more than "
+        "this much CPU (percent of one core) over --cpu-window; needs jupyter-resource-usage "
+        "with track_cpu_percent in the server. Off unless set.",
+        setting="activity.cpu_threshold",
+    ),
+    Option(
+        "cpu-window",
+        type=Duration(positive=True),
+        default="2",
+        help="With --cpu-threshold: how long CPU is measured over, per server.",
+        setting="activity.cpu_window",
+    ),
+    Option(
+        "no-sessions",
+        type=click.Choice(["hub", "idle"]),
+        default="hub",
+        help="With --activity-source=server: a server with neither kernels nor terminals is "
+        "judged on the hub's record (hub), or idle since it started (idle).",
+        setting="activity.no_sessions",
+    ),
+    Option(
         "warn-within",
         type=Duration(),
         help="Also report the servers that will cross their idle limit within this long, "

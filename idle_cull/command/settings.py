@@ -23,6 +23,7 @@ from idle_cull.hub.retry import RetryPolicy
 from idle_cull.hub.tls import TLSFiles
 from idle_cull.rules.busy_kernels import ProbeLimits
 from idle_cull.rules.policy import Caps, CullLimits
+from idle_cull.rules.server_activity import CPU_WINDOW, ActivitySettings, NoSessions
 from idle_cull.safe_files import NotRegularFile, read_regular
 from idle_cull.safe_text import public_url
 from idle_cull.urls import requestable_url
@@ -37,6 +38,28 @@ MIN_TOKEN_LENGTH = 8
 MAX_TOKEN_FILE_BYTES = 16 * 1024  # a token is 32-64 characters; a file this big is not one
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ActivitySource:
+    """``--activity-source`` and the options of the server source (issue 24)."""
+
+    activity_source: str = "hub"  # "server": each running server's own kernels and terminals
+    cpu_threshold: float | None = None  # percent of one core; None: CPU is not evidence
+    cpu_window: float = CPU_WINDOW
+    no_sessions: str = "hub"  # a server without kernels or terminals: "hub" or "idle"
+
+    @property
+    def server(self) -> bool:
+        return self.activity_source == "server"
+
+    def reading(self) -> ActivitySettings:
+        """How the server source reads and judges what it finds."""
+        return ActivitySettings(
+            cpu_threshold=self.cpu_threshold,
+            cpu_window=self.cpu_window,
+            no_sessions=NoSessions(self.no_sessions),
+        )
 
 
 def _characters(count: int) -> str:
@@ -103,6 +126,7 @@ class Settings:
     proxy_url: str | None = None  # the proxy's public origin, which the probes go through
     probe_timeout: float = KERNEL_PROBE_TIMEOUT  # per attempt; a probe makes at most two
     probe_limits: ProbeLimits = field(default_factory=ProbeLimits)
+    activity: ActivitySource = field(default_factory=ActivitySource)
     postpone_limit: float = 0.0  # the longest a user's keep-alive file postpones; 0: off
     postpone_max_age: bool = False  # whether a keep-alive file postpones --max-age too
     postpone_timezone: str = "UTC"  # for times without a zone in keep-alive files
@@ -151,7 +175,13 @@ class Settings:
         The token and the TLS files come from options that need reading files first,
         so the caller passes them in; every other field is filled from its option.
         """
-        groups: dict[str, dict[str, Any]] = {"": {}, "limits": {}, "caps": {}, "probe_limits": {}}
+        groups: dict[str, dict[str, Any]] = {
+            "": {},
+            "limits": {},
+            "caps": {},
+            "probe_limits": {},
+            "activity": {},
+        }
         for option in OPTIONS:
             if option.setting is None:
                 continue
@@ -164,6 +194,7 @@ class Settings:
             limits=CullLimits(**groups["limits"]),
             caps=Caps(**groups["caps"]),
             probe_limits=ProbeLimits(**groups["probe_limits"]),
+            activity=ActivitySource(**groups["activity"]),
             **groups[""],
         )
 
@@ -186,12 +217,27 @@ class Settings:
 
 
 def _check_probe_options(settings: Settings) -> None:
-    """``--probe-kernels`` needs a usable ``--proxy-url`` before anything is sent."""
-    if not settings.probe_kernels:
+    """``--probe-kernels`` and ``--activity-source=server`` need a usable ``--proxy-url``
+    before anything is sent."""
+    if settings.activity.activity_source not in ("hub", "server"):
+        raise ConfigError(
+            f"--activity-source must be hub or server, got {settings.activity.activity_source!r}"
+        )
+    if settings.activity.no_sessions not in ("hub", "idle"):
+        raise ConfigError(
+            f"--no-sessions must be hub or idle, got {settings.activity.no_sessions!r}"
+        )
+    threshold = settings.activity.cpu_threshold
+    if threshold is not None and not 0 < threshold < 1e6:
+        raise ConfigError(f"--cpu-threshold must be a positive percentage, got {threshold!r}")
+    if not 0 < settings.activity.cpu_window <= 60:
+        raise ConfigError("--cpu-window must be more than 0 and at most 60 seconds")
+    flag = "--activity-source=server" if settings.activity.server else "--probe-kernels"
+    if not (settings.probe_kernels or settings.activity.server):
         return
     if not settings.proxy_url:
         raise ConfigError(
-            "--probe-kernels needs --proxy-url, the proxy's public URL through which the "
+            f"{flag} needs --proxy-url, the proxy's public URL through which the "
             "servers are asked (e.g. http://proxy-public in zero-to-jupyterhub)"
         )
     validate_proxy_url(settings.proxy_url)

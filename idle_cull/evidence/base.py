@@ -50,6 +50,8 @@ class Target:
     url: str | None  # the server's url path as the hub lists it (``/user/ann/``)
     last_activity: datetime | None  # the hub's record (``started`` when it has none)
     age_seconds: float | None
+    idle_limit: float | None = None  # the limit the rules apply to this server (Asks.RUNNING)
+    started: datetime | None = None  # the hub's record of the server's start
 
 
 class EvidenceSource(Protocol):
@@ -86,11 +88,14 @@ class Evidence:
         self.sources = tuple(sources)
         self._lock = threading.Lock()
         self._findings: dict[Key, tuple[Finding, ...]] = {}
+        self._surveyed: dict[Key, tuple[Finding, ...]] = {}
 
     @property
     def findings(self) -> Mapping[Key, tuple[Finding, ...]]:
+        """Each server's findings: those of the sources asked before stopping it, else
+        (a server kept by the rules) those of the survey."""
         with self._lock:
-            return dict(self._findings)
+            return {**self._surveyed, **self._findings}
 
     def source(self, name: str) -> EvidenceSource | None:
         return next((s for s in self.sources if s.name == name), None)
@@ -107,9 +112,41 @@ class Evidence:
             self._record(target, found)
         return found
 
+    def running(self) -> tuple[EvidenceSource, ...]:
+        """The sources asked about every running server, before the rules decide."""
+        return tuple(s for s in self.sources if s.asks is Asks.RUNNING)
+
+    def survey(self, target: Target, now: datetime) -> tuple[Finding, ...]:
+        """Ask the ``Asks.RUNNING`` sources about a listed server, before the rules decide;
+        their findings are recorded and reused when the server is about to be stopped."""
+        found = tuple(s.gather(target, now) for s in self.running() if s.wanted(target))
+        if found:
+            with self._lock:
+                self._surveyed[(target.user, target.server)] = found
+        return found
+
+    def would_survey(self, target: Target) -> tuple[Finding, ...]:
+        """Dry run: what the ``Asks.RUNNING`` sources would be asked (nothing is sent)."""
+        wanted = [s for s in self.running() if s.wanted(target)]
+        found = tuple(f for s in wanted if (f := s.would_gather(target)) is not None)
+        if found:
+            self._record(target, found)
+        return found
+
+    def surveyed(self, user: str, server: str) -> tuple[Finding, ...]:
+        with self._lock:
+            return self._surveyed.get((user, server), ())
+
     def check(self, target: Target, now: datetime) -> ActionResult | None:
-        """Ask the sources about ``target``: the result that keeps it, or ``None``."""
-        found = [s.gather(target, now) for s in self.sources if s.wanted(target)]
+        """Ask the sources about ``target``: the result that keeps it, or ``None``.
+
+        ``Asks.RUNNING`` sources are not asked again: their survey's findings count."""
+        asked = [
+            s.gather(target, now)
+            for s in self.sources
+            if s.asks is not Asks.RUNNING and s.wanted(target)
+        ]
+        found = [*asked, *self.surveyed(target.user, target.server)]
         if not found:
             return None
         self._record(target, found)

@@ -275,6 +275,8 @@ def _registry(
     _outcome_gauges(registry, report)
     if report.probing:
         _probe_gauges(registry, report)
+    if report.activity_source == "server":
+        _activity_gauges(registry, report)
     if report.postponing:
         gauge(
             "last_run_postponed_servers",
@@ -311,6 +313,26 @@ def _outcome_gauges(registry: CollectorRegistry, report: Report) -> None:
         )
         for outcome, count in result_counts(report, kind).items():
             gauge.labels(outcome=outcome).set(count)
+
+
+def _activity_gauges(registry: CollectorRegistry, report: Report) -> None:
+    """``--activity-source=server``: servers by what their own activity showed.
+
+    ``{result="culled_hub_active"}`` is what the mode saves: servers stopped on their own
+    evidence that the hub's record called active. ``{result="fell_back"}`` counts servers
+    the hub's record decided for (a failed probe: alert when it is all of them).
+    """
+    from prometheus_client import Gauge  # noqa: PLC0415 (optional)
+
+    gauge = Gauge(
+        "idle_cull_last_run_activity",
+        "Servers of the last pass by what their own activity showed (--activity-source="
+        "server): probed, idle, protected_<kind>, fell_back, would_probe, culled_hub_active.",
+        ["result"],
+        registry=registry,
+    )
+    for result, count in report.activity_counts().items():
+        gauge.labels(result=result).set(count)
 
 
 def _probe_gauges(registry: CollectorRegistry, report: Report) -> None:

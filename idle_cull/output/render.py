@@ -115,6 +115,8 @@ def _counts_document(report: Report) -> dict[str, Any]:
     }
     if report.probing:
         counts["probes"] = report.probe_counts()
+    if report.activity_source == "server":
+        counts["activity"] = report.activity_counts()
     if report.postponing:
         counts["postponed"] = report.postponed_count()
     if report.notifying:
@@ -172,10 +174,28 @@ def _entry_document(entry: Entry, report: Report) -> dict[str, Any]:
         key = (decision.user, decision.server) if isinstance(decision, ServerDecision) else None
         finding = report.probes.get(key) if key else None
         document["probe"] = None if finding is None else _probe_document(finding)
+    if report.activity_source == "server":  # what the server's own activity showed
+        key = (decision.user, decision.server) if isinstance(decision, ServerDecision) else None
+        document["activity"] = _activity_document(report, key)
     if report.postponing:  # --postpone-limit: what the keep-alive file did, null if not read
         key = (decision.user, decision.server) if isinstance(decision, ServerDecision) else None
         document["postponed"] = _postponed_document(report, key)
     return document
+
+
+def _activity_document(report: Report, key: tuple[str, str] | None) -> dict[str, Any] | None:
+    """What ``--activity-source=server`` found for one server; null if it was not asked."""
+    if key is None or key not in report.activity:
+        return None
+    found = report.activity[key]
+    if found is None:
+        return {"found": "would_probe", "source": "server", "idle_since": None, "reason": None}
+    return {
+        "found": found.word,
+        "source": found.source,
+        "idle_since": iso_utc(found.idle_since),
+        "reason": found.reason,
+    }
 
 
 def _probe_document(finding: ProbeFinding) -> dict[str, Any]:

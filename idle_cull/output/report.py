@@ -22,6 +22,7 @@ from idle_cull.output.notify import counts as delivery_counts
 from idle_cull.rules.evidence import Finding
 from idle_cull.rules.policy import Action, ServerDecision, Upcoming, UserDecision
 from idle_cull.rules.postponement import Postponement
+from idle_cull.rules.server_activity import PROTECTIONS, ActivityFinding
 
 __all__ = [
     "KEPT",
@@ -105,6 +106,7 @@ class Report:
     warnings: list[str] = field(default_factory=list)  # rules that named nobody, unchecked groups
     # --probe-kernels: what each probed (or, in a dry run, would-be probed) server said
     probing: bool = False  # the pass ran with --probe-kernels (the report then says so)
+    activity_source: str = "hub"  # --activity-source: "server" adds each server's evidence
     # every source's findings about each server it was asked about (evidence.base)
     findings: dict[tuple[str, str], tuple[Finding, ...]] = field(default_factory=dict)
     postponing: bool = False  # the pass ran with --postpone-limit (the report then says so)
@@ -138,6 +140,41 @@ class Report:
             for f in found
             if f.source == "kernels" and isinstance(f.detail, ProbeFinding)
         }
+
+    @property
+    def activity(self) -> dict[tuple[str, str], ActivityFinding | None]:
+        """What each server's own activity showed (``--activity-source=server``); ``None``
+        for a server that would have been asked (a dry run)."""
+        return {
+            key: f.detail if isinstance(f.detail, ActivityFinding) else None
+            for key, found in self.findings.items()
+            for f in found
+            if f.source == "server"
+        }
+
+    def activity_counts(self) -> dict[str, int]:
+        """Servers by what their own activity showed; every key always present.
+
+        ``culled_hub_active``: stopped on the server's evidence while the hub's record
+        called the server active (what an open tab hid); ``fell_back``: the hub's record
+        decided (a failed probe, or no kernels or terminals with ``--no-sessions=hub``).
+        """
+        found = Counter("would_probe" if f is None else f.word for f in self.activity.values())
+        stopped = {
+            (e.decision.user, getattr(e.decision, "server", None))
+            for e in self.entries
+            if e.kind == "server" and e.outcome in (Outcome.STOPPED, Outcome.PENDING)
+        }
+        culled = sum(
+            1
+            for key, f in self.activity.items()
+            if f is not None and f.hub_called_active and f.word == "idle" and key in stopped
+        )
+        words = ("idle", "fell_back", "would_probe", *(f"protected_{k}" for k in PROTECTIONS))
+        counts = {word: found[word] for word in words}
+        counts["probed"] = sum(n for word, n in found.items() if word != "would_probe")
+        counts["culled_hub_active"] = culled
+        return counts
 
     def probe_counts(self) -> dict[str, int]:
         """Probes by what they found, and the servers they kept; every key always present."""

@@ -13,15 +13,18 @@ import pytest
 from idle_cull.command.cli import cli
 from idle_cull.command.config_file import CONFIG_FILE_FLAGS
 from idle_cull.command.options import BOOLEAN_OPTIONS, OPTIONS, Option
-from idle_cull.command.settings import Settings
+from idle_cull.command.settings import ActivitySource, Settings
 from idle_cull.rules.busy_kernels import ProbeLimits
 from idle_cull.rules.policy import Caps, CullLimits
 
 TOKEN = "options-test-token-0123456789"
 # Settings fields that come from somewhere other than a single option.
-NOT_FROM_AN_OPTION = {"token", "tls", "retry", "limits", "caps", "probe_limits"}
+NOT_FROM_AN_OPTION = {"token", "tls", "retry", "limits", "caps", "probe_limits", "activity"}
 # Options that are a usage error without another one: given together in these tests.
-NEEDS = {"probe-kernels": ("--proxy-url=http://proxy.test",)}
+NEEDS = {
+    "probe-kernels": ("--proxy-url=http://proxy.test",),
+    "activity-source": ("--proxy-url=http://proxy.test",),
+}
 
 
 @pytest.fixture(autouse=True)
@@ -108,6 +111,7 @@ def test_every_settings_field_is_filled_by_exactly_one_option() -> None:
     fields |= {f"limits.{f.name}" for f in dataclasses.fields(CullLimits)}
     fields |= {f"caps.{f.name}" for f in dataclasses.fields(Caps)}
     fields |= {f"probe_limits.{f.name}" for f in dataclasses.fields(ProbeLimits)}
+    fields |= {f"activity.{f.name}" for f in dataclasses.fields(ActivitySource)}
     assert set(paths) == fields
 
 

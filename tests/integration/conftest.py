@@ -17,6 +17,7 @@ import pytest
 from tests.support.realhub import HarnessError, RealHub
 from tests.support.releases import HubRelease, find_release
 from tests.support.singleuser import SingleUserHub
+from tests.support.workloads import Workloads
 
 INTEGRATION_DIR = Path(__file__).resolve().parent
 
@@ -81,3 +82,18 @@ def singleuser_session() -> Iterator[SingleUserHub]:
         yield hub
     finally:
         hub.stop()
+
+
+@pytest.fixture(scope="session")
+def workloads() -> Iterator[Workloads]:
+    """A third hub, whose real single-user servers each run one kind of work (a tab left
+    open, a busy kernel, a printing terminal, ...: ``tests/support/workloads.py``), for the
+    server-activity tests (issue 24). About 20-30 s to set up; torn down at the end."""
+    try:
+        started = Workloads.start()
+    except HarnessError as exc:
+        pytest.fail(f"cannot start the workloads hub:\n{exc}", pytrace=False)
+    try:
+        yield started
+    finally:
+        started.stop()
