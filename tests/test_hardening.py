@@ -40,17 +40,15 @@ from idle_cull.errors import (
 )
 from idle_cull.hub.client import HubClient, parse_version
 from idle_cull.hub.retry import RetryPolicy
-from idle_cull.models import Outcome
 from idle_cull.output.metrics import push_metrics, read_last_success
-from idle_cull.output.render import render_json
-from idle_cull.output.report import Entry, ExitStatus, Report
-from idle_cull.rules.policy import Action, ServerDecision
+from idle_cull.output.report import ExitStatus
 from idle_cull.transport import RequestBounds
 from tests.support.certs import write_internal_certs
 from tests.support.cli import run
 from tests.support.emulated_hub import TOKEN as FAKEHUB_TOKEN
 from tests.support.emulated_hub import URL, EmulatedHub, server_json, user_json
 from tests.support.hostile_peer import EmptyHub, HostilePeer
+from tests.support.reports import a_report
 
 TOKEN = "hardening-token-0123456789abcdef"
 ONCE = RetryPolicy(attempts=1, initial_wait=0, max_wait=0)
@@ -329,11 +327,6 @@ def clean_env(url: str) -> dict[str, str]:
     return {**keep, "JUPYTERHUB_API_URL": url, "JUPYTERHUB_API_TOKEN": TOKEN}
 
 
-def a_report() -> Report:
-    now = datetime.now(timezone.utc)
-    return Report(hub_url=URL, started_at=now, finished_at=now, hub_version="6.1.1")
-
-
 def test_a_trickling_pushgateway_cannot_hold_the_process() -> None:
     with HostilePeer("trickle", interval=0.2) as peer:
         started = time.monotonic()
@@ -431,17 +424,6 @@ def test_a_gateway_echoing_the_token_in_a_header_does_not_put_it_in_the_report(
     error = json.loads(result.stdout)["error"]
     assert "is not JSON (text/html; echo=token ***)" in error
     assert FAKEHUB_TOKEN not in report_file.read_text()
-
-
-def test_the_report_is_masked_as_a_whole_before_it_is_published() -> None:
-    report = a_report()
-    decision = ServerDecision(user="ann", server="", action=Action.STOP, reason="idle")
-    report.entries.append(Entry("server", decision).settled(Outcome.FAILED, 1, f"echo {TOKEN}"))
-    report.rejected_records.append(f"record quoting {TOKEN}")
-    report.error = f"error quoting {TOKEN}"
-    report.mask(TOKEN)
-    assert TOKEN not in render_json(report, ExitStatus.ACTION_FAILED)
-    assert report.entries[0].detail == "echo ***"
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,8 @@
 """A password in --url never reaches any output: logs, reports, metrics, error messages.
 
 Such a URL is refused before anything is sent (issue 13), by a message that does not
-repeat it; ``safe_text.without_credentials`` is the one rule for showing URLs, tested here
-directly (the Pushgateway URL and any quoted URL go through it).
+repeat it; ``safe_text.without_credentials`` is the one rule for showing URLs (its own
+tests are in test_safe_text.py; the Pushgateway URL and any quoted URL go through it).
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import responses
 from click.testing import CliRunner, Result
 
 from idle_cull.command.cli import cli
-from idle_cull.safe_text import public_url, url_credentials, without_credentials
 
 SECRET = "s3cret-pass"
 URL = f"http://svc:{SECRET}@hub.test:8081/hub/api"
@@ -65,42 +64,3 @@ def test_a_bad_url_is_refused_without_showing_the_password(tmp_path: Path) -> No
     assert result.exit_code == 2
     assert "--url must not contain a user or password" in result.stderr
     assert SECRET not in result.stdout + result.stderr + written
-
-
-@pytest.mark.parametrize(
-    ("url", "credentials", "shown"),
-    [
-        pytest.param("http://hub.test:8081/hub/api", "", "http://hub.test:8081/hub/api", id="none"),
-        pytest.param(
-            "https://svc:pw@hub.test/hub/api",
-            "svc:pw@",
-            "https://***@hub.test/hub/api",
-            id="user-and-password",
-        ),
-        pytest.param(
-            "http://:pw@hub.test/hub/api", ":pw@", "http://***@hub.test/hub/api", id="password-only"
-        ),
-        pytest.param(
-            "http://svc:p@ss@hub.test/hub/api",
-            "svc:p@ss@",
-            "http://***@hub.test/hub/api",
-            id="at-in-password",
-        ),
-        pytest.param(
-            "http://hub.test/hub/api?next=a@b",
-            "",
-            "http://hub.test/hub/api?next=a@b",
-            id="at-in-query",
-        ),
-    ],
-)
-def test_the_credentials_of_a_url(url: str, credentials: str, shown: str) -> None:
-    assert url_credentials(url) == credentials
-    assert public_url(url) == shown
-
-
-def test_messages_quoting_the_url_lose_its_credentials() -> None:
-    message = f"could not list users: cannot connect to {URL} (refused); check --url"
-    assert without_credentials(message, URL) == (
-        "could not list users: cannot connect to http://***@hub.test:8081/hub/api (refused); check --url"
-    )

@@ -8,28 +8,16 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable
 from datetime import datetime, timezone
-
-import pytest
 
 from idle_cull.command.settings import Settings
 from idle_cull.hub.listing import READY, read_listing
-from idle_cull.hub.pages import PAGE_GAP_SHARE, UserPage, paced
+from idle_cull.hub.pages import PAGE_GAP_SHARE
 from idle_cull.output.report import Report
 from idle_cull.rules.policy import CullLimits
 from idle_cull.runner import list_users
-from tests.support.emulated_hub import HubUser, HubUsers
-
-PAGE = 3
-USERS = 8
-
-
-def hub_of_users(before_answer: Callable[[dict[str, str]], None] | None = None) -> HubUsers:
-    """The 8 users ``u0``..``u7`` of the emulated hub, ``PAGE`` at a time, as a 6.x hub
-    pages them; ``before_answer`` sees each query first."""
-    population = [HubUser(f"u{i}") for i in range(USERS)]
-    return HubUsers(population, default_limit=PAGE, max_limit=PAGE, before_answer=before_answer)
+from tests.support.emulated_hub import SMALL_HUB_USERS as USERS
+from tests.support.emulated_hub import hub_of_users
 
 
 def test_read_listing_asks_for_the_next_page_only_when_the_last_is_done() -> None:
@@ -67,52 +55,6 @@ def test_the_pass_judges_a_page_before_it_asks_for_the_next_even_with_concurrenc
         "page 3", "u3", "u4", "u5",
         "page 6", "u6", "u7",
     ]  # fmt: skip
-
-
-class FakeTime:
-    """A clock that only moves when told to: by a fetch (the hub's time) or by a sleep."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(round(seconds, 6))
-        self.now += seconds
-
-
-@pytest.mark.parametrize(
-    ("page_seconds", "judging_seconds", "share", "gaps"),
-    [
-        # the first page is asked for at once; each later one after share x the last page
-        pytest.param([0.1, 0.2, 0.1], [0, 0], 0.2, [0.02, 0.04], id="share of each page"),
-        # our own work on a page counts towards the gap: no needless waiting
-        pytest.param([0.1, 0.1], [0.005], 0.2, [0.015], id="judging counts"),
-        pytest.param([0.1, 0.1], [0.05], 0.2, [], id="judging longer than the gap"),
-        pytest.param([0.1, 0.1, 0.1], [0, 0], 0.0, [], id="share 0: back to back"),
-    ],
-)
-def test_paced_leaves_the_hub_a_share_of_each_pages_time(
-    page_seconds: list[float], judging_seconds: list[float], share: float, gaps: list[float]
-) -> None:
-    time_ = FakeTime()
-    durations = iter(page_seconds)
-
-    hub = hub_of_users()
-
-    def fetch(offset: int, limit: int) -> UserPage:
-        time_.now += next(durations)
-        return hub.user_page(None, offset, limit)
-
-    fetch_paced = paced(fetch, share, clock=time_.clock, sleep=time_.sleep)
-    fetch_paced(0, 1)
-    for offset, judging in enumerate(judging_seconds, start=1):
-        time_.now += judging
-        fetch_paced(offset, 1)
-    assert time_.sleeps == gaps
 
 
 def test_a_pass_lists_with_the_gap_between_pages() -> None:

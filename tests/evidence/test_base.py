@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 
-import pytest
-
 from idle_cull.evidence.base import Asks, Evidence, Target
 from idle_cull.evidence.hub_record import HubRecord
 from idle_cull.models import ActionResult, Outcome
-from idle_cull.rules.evidence import Finding, Kept, combine, latest_activity
+from idle_cull.rules.evidence import Finding
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 ANN = Target("ann", "", "ann", "/user/ann/", NOW - timedelta(hours=2), 9000.0)
@@ -41,32 +39,6 @@ class Fixed:
 
     def would_gather(self, target: Target) -> Finding | None:
         return self.finding
-
-
-@pytest.mark.parametrize(
-    ("findings", "kept"),
-    [
-        pytest.param([], None, id="no-findings-stop"),
-        pytest.param([Finding("hub")], None, id="no-source-keeps"),
-        pytest.param([Finding("hub"), Finding("k", keep="busy", attempts=2)], Kept("busy", 2), id="one-keeps"),
-        pytest.param([Finding("a", keep="first", attempts=1), Finding("b", keep="second", attempts=1)], Kept("first", 2), id="first-keeper-wins-attempts-add"),
-    ],
-)  # fmt: skip
-def test_combine(findings: list[Finding], kept: Kept | None) -> None:
-    assert combine(findings) == kept
-
-
-def test_latest_activity_is_the_newest_any_source_saw() -> None:
-    older, newer = NOW - timedelta(hours=1), NOW - timedelta(minutes=1)
-    found = [Finding("hub", idle_since=older), Finding("x"), Finding("y", idle_since=newer)]
-    assert latest_activity(found) == newer
-    assert latest_activity([Finding("x")]) is None
-
-
-def test_the_hub_record_is_a_source_that_never_keeps() -> None:
-    finding = HubRecord().gather(ANN, NOW)
-    assert finding == Finding("hub", idle_since=ANN.last_activity)
-    assert HubRecord().would_gather(ANN) is None
 
 
 def test_evidence_asks_every_wanted_source_and_records_their_findings() -> None:

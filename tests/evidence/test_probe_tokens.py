@@ -1,9 +1,8 @@
-"""Probe tokens (issue 21 item 1) and the one place evidence is gathered (item 2).
+"""Probe tokens (issue 21 item 1).
 
-``HubClient.new_token`` against a ``responses`` hub; ``ProbeTokens`` and ``Evidence``
-with small fakes. A probe must only ever send a token owned by the probed user and
-confined to that user's servers, and nothing that goes wrong while gathering evidence
-about one server may escape ``Evidence.check``.
+``HubClient.new_token`` against a ``responses`` hub; ``ProbeTokens`` with small fakes. A
+probe must only ever send a token owned by the probed user and confined to that user's
+servers (what the kernel probe does with its findings: test_kernel_probe.py).
 """
 
 from __future__ import annotations
@@ -12,15 +11,12 @@ import json
 import logging
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from typing import Any
 
 import pytest
 import responses
 
 from idle_cull.errors import HubAuthError, HubError, HubProtocolError, TokenLifetimeTooLong
-from idle_cull.evidence.base import Evidence, Target
-from idle_cull.evidence.kernel_probe import KernelSource, ProbeFinding
 from idle_cull.evidence.probe_tokens import (
     MIN_LIFETIME,
     PROBE_TOKEN_NOTE,
@@ -33,14 +29,12 @@ from idle_cull.evidence.probe_tokens import (
 )
 from idle_cull.hub.client import HubClient
 from idle_cull.hub.retry import RetryPolicy
-from idle_cull.rules.busy_kernels import ProbeLimits, ProbeResult
-from idle_cull.rules.policy import Action, ServerDecision
+from idle_cull.rules.busy_kernels import ProbeResult
 
 HUB = "http://hub.test/hub/api"
 CULLER_TOKEN = "culler-T0KEN-0123456789abcdef"
 SECRET = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 MINT_ANN = f"{HUB}/users/ann/tokens"
-NOW = datetime(2026, 12, 7, 12, tzinfo=timezone.utc)
 
 
 def ann(*servers: str, server: str = "") -> ProbeTarget:
@@ -280,61 +274,3 @@ def test_a_probe_sends_the_minted_token_and_a_refused_mint_fails_that_probe_only
     refused = ProbeWithUserToken(kernels, ProbeTokens(RefusingMinter(), 60, probe_seconds=10))
     result = refused(ann())
     assert result.failure == "no probe token: could not mint a probe token for 'ann': no"
-
-
-def decision(user: str) -> ServerDecision:
-    return ServerDecision(user, "", Action.STOP, "idle", last_activity=NOW, url=f"/user/{user}/")
-
-
-@pytest.mark.parametrize(
-    "error",
-    [
-        pytest.param(RecursionError("maximum recursion depth exceeded"), id="recursion"),
-        pytest.param(KeyError("execution_state"), id="key-error"),
-        pytest.param(MemoryError(), id="memory"),
-    ],
-)
-@pytest.mark.parametrize(
-    ("policy", "kept"),
-    [pytest.param("keep", True, id="keep"), pytest.param("cull", False, id="cull")],
-)
-def test_any_exception_while_gathering_evidence_is_a_failed_probe_of_that_server(
-    error: BaseException, policy: str, kept: bool
-) -> None:
-    """Issue 21 item 2, made structural: on old main these exceptions left ``check``."""
-
-    def prober(target: ProbeTarget) -> ProbeResult:
-        if target.user == "ann":
-            raise error
-        return ProbeResult(kernels=0)
-
-    limits = ProbeLimits(busy_timeout=0, probe_failure=policy)
-    check = Evidence([KernelSource(prober, limits, max_age=0)])
-    outcome = check.check(target(decision("ann"), "/user/ann/"), NOW)
-    assert (outcome is not None) is kept
-    assert check.check(target(decision("bob"), "/user/bob/"), NOW) is None  # bob: stopped
-    (found,) = check.findings[("ann", "")]
-    finding = found.detail
-    assert isinstance(finding, ProbeFinding)
-    assert finding.found == "failed"
-    assert finding.result is not None
-    assert finding.result.failure == f"unexpected {type(error).__name__} while probing"
-
-
-def target(decision: ServerDecision, url: str | None) -> Target:
-    """The server a decision is about, at ``url``, last active at ``NOW``."""
-    return Target(decision.user, decision.server, decision.label, url, NOW, decision.age_seconds)
-
-
-def test_the_expected_servers_of_a_user_reach_the_prober() -> None:
-    targets: list[ProbeTarget] = []
-
-    def prober(target: ProbeTarget) -> ProbeResult:
-        targets.append(target)
-        return ProbeResult(kernels=0)
-
-    check = Evidence([KernelSource(prober, ProbeLimits(), max_age=0)])
-    gpu = ServerDecision("ann", "gpu", Action.STOP, "idle", last_activity=NOW, url="/user/ann/gpu/")
-    check.expect(target(d, d.url) for d in [decision("ann"), gpu, decision("bob")])
-    check.check(target(gpu, gpu.url), NOW)
-    assert targets == [ProbeTarget("ann", "gpu", "/user/ann/gpu/", frozenset({"", "gpu"}))]

@@ -20,8 +20,10 @@ from idle_cull.hub.pages import (
     UserPage,
     follow_pages,
     next_offset,
+    paced,
     page_plan,
 )
+from tests.support.emulated_hub import hub_of_users
 
 
 def paged(
@@ -166,3 +168,49 @@ def test_a_list_that_grew_while_paging_is_followed_to_its_end() -> None:
 
     pages = listed(fetch, 10)
     assert sorted(u for p in pages for u in p) == list(range(45))
+
+
+class FakeTime:
+    """A clock that only moves when told to: by a fetch (the hub's time) or by a sleep."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(round(seconds, 6))
+        self.now += seconds
+
+
+@pytest.mark.parametrize(
+    ("page_seconds", "judging_seconds", "share", "gaps"),
+    [
+        # the first page is asked for at once; each later one after share x the last page
+        pytest.param([0.1, 0.2, 0.1], [0, 0], 0.2, [0.02, 0.04], id="share of each page"),
+        # our own work on a page counts towards the gap: no needless waiting
+        pytest.param([0.1, 0.1], [0.005], 0.2, [0.015], id="judging counts"),
+        pytest.param([0.1, 0.1], [0.05], 0.2, [], id="judging longer than the gap"),
+        pytest.param([0.1, 0.1, 0.1], [0, 0], 0.0, [], id="share 0: back to back"),
+    ],
+)
+def test_paced_leaves_the_hub_a_share_of_each_pages_time(
+    page_seconds: list[float], judging_seconds: list[float], share: float, gaps: list[float]
+) -> None:
+    time_ = FakeTime()
+    durations = iter(page_seconds)
+
+    hub = hub_of_users()
+
+    def fetch(offset: int, limit: int) -> UserPage:
+        time_.now += next(durations)
+        return hub.user_page(None, offset, limit)
+
+    fetch_paced = paced(fetch, share, clock=time_.clock, sleep=time_.sleep)
+    fetch_paced(0, 1)
+    for offset, judging in enumerate(judging_seconds, start=1):
+        time_.now += judging
+        fetch_paced(offset, 1)
+    assert time_.sleeps == gaps

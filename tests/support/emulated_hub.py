@@ -169,6 +169,22 @@ class HubUsers:
         return sorted(int(c.get("offset", 0)) for c in self.calls)
 
 
+SMALL_HUB_PAGE = 3
+SMALL_HUB_USERS = 8
+
+
+def hub_of_users(before_answer: Callable[[dict[str, str]], None] | None = None) -> HubUsers:
+    """The 8 users ``u0``..``u7`` of the emulated hub, ``SMALL_HUB_PAGE`` at a time, as a 6.x hub
+    pages them; ``before_answer`` sees each query first."""
+    population = [HubUser(f"u{i}") for i in range(SMALL_HUB_USERS)]
+    return HubUsers(
+        population,
+        default_limit=SMALL_HUB_PAGE,
+        max_limit=SMALL_HUB_PAGE,
+        before_answer=before_answer,
+    )
+
+
 class EmulatedHub(responses.RequestsMock):
     """A `responses` mock that answers as JupyterHub ``version`` does (see the module doc).
 

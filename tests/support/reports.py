@@ -6,7 +6,7 @@ each builds the same scene the same way.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import jsonschema
@@ -26,6 +26,12 @@ def validate(document: dict[str, Any]) -> None:
     jsonschema.Draft202012Validator(
         SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
     ).validate(document)
+
+
+def a_report() -> Report:
+    """An empty report of a pass that started and ended now, on a 6.1.1 hub."""
+    now = datetime.now(timezone.utc)
+    return Report(hub_url=URL, started_at=now, finished_at=now, hub_version="6.1.1")
 
 
 def base_report(**fields: Any) -> Report:
