@@ -346,6 +346,7 @@ def _probe_source(
         reader = ServerActivityProbe(
             through_proxy(proxy_url),
             settings=settings.activity.reading(),
+            proxy_url=proxy_url,
             timeout=settings.probe_timeout,
             pool_size=settings.concurrency,
             give_up=control.stopped,

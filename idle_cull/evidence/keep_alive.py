@@ -12,7 +12,6 @@ each server the pass is about to stop and lets ``rules.postponement`` decide.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -22,10 +21,9 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from idle_cull import __version__
 from idle_cull.evidence.base import Asks, Target
-from idle_cull.evidence.probe_tokens import ProbeTarget, ProbeTokens
-from idle_cull.hub.environment import check_ca_bundle, check_proxies
+from idle_cull.evidence.probe_tokens import ExpectedServers, ProbeTokens
+from idle_cull.evidence.server_api import Failed, Failure, ServerAPI
 from idle_cull.models import RecordError, parse_timestamp
 from idle_cull.rules.evidence import Finding
 from idle_cull.rules.postponement import (
@@ -37,13 +35,7 @@ from idle_cull.rules.postponement import (
     postponement,
 )
 from idle_cull.safe_text import printable
-from idle_cull.transport import (
-    AnswerTooLarge,
-    BoundedTransport,
-    RequestAbandoned,
-    RequestBounds,
-    read_json,
-)
+from idle_cull.transport import read_json
 
 __all__ = ["KeepAliveReader", "KeepAliveSource", "PostponeLimits", "postponed"]
 
@@ -71,36 +63,24 @@ class KeepAliveReader:
         session: requests.Session | None = None,
         give_up: Callable[[], bool] = lambda: False,
     ) -> None:
-        self.proxy_url = proxy_url.rstrip("/")
-        self._origin = urlsplit(self.proxy_url).netloc
-        self._file = quote(file_name, safe="")
-        self._timeout = timeout
-        self._session = session or requests.Session()
-        settings = self._session.merge_environment_settings(self.proxy_url, {}, None, None, None)
-        check_proxies(settings["proxies"])
-        check_ca_bundle(settings["verify"], self.proxy_url)
-        self._session.trust_env = False  # no ~/.netrc replacing the token
-        self._session.proxies.update(settings["proxies"])
-        self._session.verify = settings["verify"]
-        self._session.headers["User-Agent"] = f"idle-cull/{__version__}"
-        bounds = RequestBounds(whole=timeout, connect=timeout, max_bytes=MAX_ANSWER_BYTES)
-        self._transport = BoundedTransport(
-            self._session, bounds, pool_size=pool_size, stop_requested=give_up
+        self._api = ServerAPI(
+            proxy_url,
+            timeout=timeout,
+            max_bytes=MAX_ANSWER_BYTES,
+            pool_size=pool_size,
+            session=session,
+            give_up=give_up,
         )
+        self.proxy_url = self._api.proxy_url
+        self._file = quote(file_name, safe="")
 
     def close(self) -> None:
-        self._transport.close()
+        self._api.close()
 
     def url_for(self, server_url: str) -> str | None:
         """The file's contents-API URL, or ``None`` when the server's ``url`` is not a plain
         path (the user's token must never leave for another host)."""
-        if not server_url.startswith("/") or server_url.startswith("//"):
-            return None
-        url = f"{self.proxy_url}{server_url.rstrip('/')}/api/contents/{self._file}"
-        parts = urlsplit(url)
-        if parts.netloc != self._origin or parts.query or parts.fragment:
-            return None
-        return url
+        return self._api.url_for(server_url, f"api/contents/{self._file}")
 
     def read(self, server_url: str | None, token: Callable[[], str]) -> Reading:
         """The keep-alive file of the server at ``server_url`` (``/user/ann/``), or why not.
@@ -126,22 +106,10 @@ class KeepAliveReader:
     def _get(self, url: str, token: str, **query: str) -> dict[str, Any] | Reading:
         """One contents-API request: its JSON model, or the ``Reading`` that explains why not."""
         started = time.monotonic()
-        try:
-            response = self._transport.request(
-                "GET",
-                url,
-                params={**query, "no_track_activity": "1"},
-                headers={"Accept": "application/json", "Authorization": f"token {token}"},
-            )
-        except RequestAbandoned:
-            return Reading(None, "not read: the pass is stopping")
-        except AnswerTooLarge:
-            return Reading(None, f"ignored: answer larger than {MAX_ANSWER_BYTES // 1024} KiB")
-        except requests.Timeout:
-            return Reading(None, f"not read: no answer within {self._timeout:g}s")
-        except requests.RequestException as error:
-            return Reading(None, f"not read: {type(error).__name__}")
-        status = response.status_code
+        answer = self._api.get(url, token, params=query)
+        if isinstance(answer, Failure):
+            return Reading(None, _not_read(answer))
+        status = answer.status
         took = time.monotonic() - started
         log.debug("keep-alive file at %s: HTTP %d in %.2fs", _path(url), status, took)
         if status == 404:
@@ -149,7 +117,7 @@ class KeepAliveReader:
             # (RStudio, code-server) answers 404 too: either way there is no file to read.
             return Reading(None, "no keep-alive file")
         try:
-            body: Any = read_json(response.content)
+            body: Any = read_json(answer.content)
         except ValueError:
             body = None
         if status == 400 and query.get("content") == "1":
@@ -159,6 +127,17 @@ class KeepAliveReader:
         if not isinstance(body, dict):
             return Reading(None, "not read: the answer is not a contents model")
         return body
+
+
+def _not_read(failure: Failure) -> str:
+    """The reading's reason for a request that got no answer."""
+    if failure.how is Failed.ABANDONED:
+        return "not read: the pass is stopping"
+    if failure.how is Failed.TOO_LARGE:
+        return f"ignored: {failure.reason}"
+    if failure.how is Failed.CONNECTION:
+        return f"not read: {failure.error}"
+    return f"not read: {failure.reason}"
 
 
 def _not_a_small_file(model: dict[str, Any]) -> str | None:
@@ -228,8 +207,7 @@ class KeepAliveSource:
         self._tokens = tokens
         self._limits = limits
         self._max_age = max_age
-        self._lock = threading.Lock()
-        self._expected: dict[str, frozenset[str]] = {}  # user -> servers it may read
+        self._expected = ExpectedServers()
 
     def wanted(self, target: Target) -> bool:
         if self._limits.max_age or self._max_age <= 0 or target.age_seconds is None:
@@ -238,11 +216,7 @@ class KeepAliveSource:
 
     def expect(self, targets: Sequence[Target]) -> None:
         """A user with several servers read gets one token for all (as the probe's)."""
-        servers: dict[str, set[str]] = {}
-        for target in targets:
-            servers.setdefault(target.user, set()).add(target.server)
-        with self._lock:
-            self._expected = {user: frozenset(names) for user, names in servers.items()}
+        self._expected.expect(targets)
 
     def would_gather(self, target: Target) -> Finding:
         """Dry run: this server's keep-alive file would be read; nothing is sent."""
@@ -263,9 +237,7 @@ class KeepAliveSource:
         )
 
     def _read(self, target: Target) -> Reading:
-        with self._lock:
-            expected = self._expected.get(target.user, frozenset())
-        probe = ProbeTarget(target.user, target.server, target.url, expected | {target.server})
+        probe = self._expected.target_for(target)
         try:
             return self._reader.read(target.url, lambda: self._tokens.token_for(probe))
         except Exception as error:  # the structural boundary: see the class docstring

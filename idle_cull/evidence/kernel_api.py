@@ -25,45 +25,24 @@ It returns plain data (``busy.ProbeResult``): the busy kernels, or why the probe
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
-from idle_cull import __version__
 from idle_cull.evidence.kernel_probe import KERNEL_PROBE_TIMEOUT
-from idle_cull.hub.environment import check_ca_bundle, check_proxies
-from idle_cull.hub.retry import TRANSIENT_STATUSES
+from idle_cull.evidence.server_api import Failure, ServerAPI
 from idle_cull.models import RecordError, parse_timestamp
 from idle_cull.rules.busy_kernels import BUSY, BusyKernel, ProbeResult
-from idle_cull.transport import (
-    AnswerTooLarge,
-    BoundedTransport,
-    RequestAbandoned,
-    RequestBounds,
-    read_json,
-)
+from idle_cull.transport import read_json
 
 __all__ = ["MAX_KERNELS_BODY", "PROBE_ATTEMPTS", "KernelProbe", "read_kernels"]
 
-log = logging.getLogger(__name__)
-
 PROBE_ATTEMPTS = 2  # one retry, for a dropped connection or a proxy hiccup
-RETRY_PAUSE = 0.5
 MAX_KERNELS_BODY = 1024 * 1024  # about 5,000 kernels; anything bigger is not a kernel list
 MAX_NAME = 64  # a kernel spec name longer than this is shortened in reasons
-
-
-class _Transient(Exception):
-    """One attempt failed in a way worth one more try; ``reason`` says how."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 class KernelProbe:
@@ -80,37 +59,26 @@ class KernelProbe:
         sleep: Callable[[float], None] = time.sleep,
         give_up: Callable[[], bool] = lambda: False,
     ) -> None:
-        self.proxy_url = proxy_url.rstrip("/")
-        self._origin = urlsplit(self.proxy_url).netloc
-        self._timeout = timeout
-        self._attempts = max(1, attempts)
-        self._sleep = sleep
-        self._session = session or requests.Session()
-        settings = self._session.merge_environment_settings(self.proxy_url, {}, None, None, None)
-        check_proxies(settings["proxies"])
-        check_ca_bundle(settings["verify"], self.proxy_url)
-        self._session.trust_env = False  # no ~/.netrc replacing the token
-        self._session.proxies.update(settings["proxies"])
-        self._session.verify = settings["verify"]
-        bounds = RequestBounds(whole=timeout, connect=timeout, max_bytes=MAX_KERNELS_BODY)
-        self._transport = BoundedTransport(
-            self._session, bounds, pool_size=pool_size, stop_requested=give_up
+        self._api = ServerAPI(
+            proxy_url,
+            timeout=timeout,
+            max_bytes=MAX_KERNELS_BODY,
+            pool_size=pool_size,
+            session=session,
+            sleep=sleep,
+            give_up=give_up,
+            label="probe",
         )
-        self._session.headers["User-Agent"] = f"idle-cull/{__version__}"
+        self.proxy_url = self._api.proxy_url
+        self._attempts = max(1, attempts)
 
     def close(self) -> None:
-        self._transport.close()
+        self._api.close()
 
     def url_for(self, server_url: str) -> str | None:
         """The kernels URL of a server, or ``None`` when its ``url`` is not a plain path
         (the token must never leave for another host)."""
-        if not server_url.startswith("/") or server_url.startswith("//"):
-            return None
-        url = f"{self.proxy_url}{server_url.rstrip('/')}/api/kernels"
-        parts = urlsplit(url)
-        if parts.netloc != self._origin or parts.query or parts.fragment:
-            return None
-        return url
+        return self._api.url_for(server_url, "api/kernels")
 
     def probe(self, server_url: str | None, token: Callable[[], str]) -> ProbeResult:
         """What the server at ``server_url`` (``/user/ann/``) says about its kernels.
@@ -134,44 +102,12 @@ class KernelProbe:
         )
 
     def _probe(self, url: str, token: str) -> ProbeResult:
-        reason = ""
-        for attempt in range(1, self._attempts + 1):
-            try:
-                return self._once(url, token, attempt)
-            except _Transient as error:
-                reason = error.reason
-                if attempt < self._attempts:
-                    log.info("probe of %s: %s; trying once more", _path(url), reason)
-                    self._sleep(RETRY_PAUSE)
-        tries = "1 attempt" if self._attempts == 1 else f"{self._attempts} attempts"
-        return ProbeResult.failed_with(f"{reason} after {tries}", attempts=self._attempts)
-
-    def _once(self, url: str, token: str, attempt: int) -> ProbeResult:
-        try:
-            response = self._transport.request(
-                "GET",
-                url,
-                params={"no_track_activity": "1"},
-                headers={"Accept": "application/json", "Authorization": f"token {token}"},
-            )
-        except RequestAbandoned:
-            return ProbeResult.failed_with("abandoned: the pass is stopping", attempts=attempt)
-        except AnswerTooLarge:
-            return ProbeResult.failed_with(
-                f"answer larger than {MAX_KERNELS_BODY // 1024} KiB", attempts=attempt
-            )
-        except requests.Timeout:
-            raise _Transient(f"no answer within {self._timeout:g}s") from None
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as error:
-            raise _Transient(f"connection failed ({type(error).__name__})") from None
-        except requests.RequestException as error:
-            return ProbeResult.failed_with(type(error).__name__, attempts=attempt)
-        status = response.status_code
-        if status in TRANSIENT_STATUSES:
-            raise _Transient(f"HTTP {status}")
-        if status != 200:
-            return ProbeResult.failed_with(_status_reason(status), attempts=attempt)
-        return read_kernels(response.content, attempts=attempt)
+        answer = self._api.get(url, token, attempts=self._attempts, describe=_status_reason)
+        if isinstance(answer, Failure):
+            return ProbeResult.failed_with(answer.reason, attempts=answer.attempts)
+        if answer.status != 200:
+            return ProbeResult.failed_with(_status_reason(answer.status), attempts=answer.attempts)
+        return read_kernels(answer.content, attempts=answer.attempts)
 
 
 def _status_reason(status: int) -> str:
@@ -214,7 +150,3 @@ def _since(model: dict[str, Any]) -> datetime | None:
         return parse_timestamp(model.get("last_activity"), field="kernel last_activity")
     except RecordError:
         return None
-
-
-def _path(url: str) -> str:
-    return urlsplit(url).path

@@ -17,14 +17,13 @@ any other: evidence about one server can fail only that server's decision, never
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from idle_cull.errors import ConfigError
 from idle_cull.evidence.base import Asks, Target
-from idle_cull.evidence.probe_tokens import ProbeTarget
+from idle_cull.evidence.probe_tokens import ExpectedServers, ProbeTarget
 from idle_cull.rules.busy_kernels import (
     ProbeLimits,
     ProbeResult,
@@ -80,8 +79,7 @@ class KernelSource:
         self._prober = prober
         self._limits = limits
         self._max_age = max_age
-        self._lock = threading.Lock()
-        self._expected: dict[str, frozenset[str]] = {}  # user -> servers it may probe
+        self._expected = ExpectedServers()
 
     def wanted(self, target: Target) -> bool:
         """Not for a server ``--max-age`` stops: busy kernels never override it."""
@@ -90,11 +88,7 @@ class KernelSource:
     def expect(self, targets: Sequence[Target]) -> None:
         """The servers this pass is about to stop, before the first probe: a user with
         several of them probed gets one token for all (``probe_tokens.probe_scope``)."""
-        servers: dict[str, set[str]] = {}
-        for target in targets:
-            servers.setdefault(target.user, set()).add(target.server)
-        with self._lock:
-            self._expected = {user: frozenset(names) for user, names in servers.items()}
+        self._expected.expect(targets)
 
     def would_gather(self, target: Target) -> Finding:
         """Dry run: this server would be probed; nothing is sent."""
@@ -120,11 +114,8 @@ class KernelSource:
     def _probe(self, target: Target) -> ProbeResult:
         """The probe's result; any exception while gathering it is a failed probe of this
         server only (named by its type: its text may quote what a server sent)."""
-        with self._lock:
-            expected = self._expected.get(target.user, frozenset())
-        probe = ProbeTarget(target.user, target.server, target.url, expected | {target.server})
         try:
-            return self._prober(probe)
+            return self._prober(self._expected.target_for(target))
         except Exception as error:  # the structural boundary: see the module docstring
             return ProbeResult.failed_with(
                 f"unexpected {type(error).__name__} while probing", attempts=0

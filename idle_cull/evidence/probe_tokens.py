@@ -29,16 +29,18 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from idle_cull.errors import HubError, HubProtocolError, TokenLifetimeTooLong
+from idle_cull.evidence.base import Target
 from idle_cull.rules.busy_kernels import ProbeResult
 
 __all__ = [
     "MIN_LIFETIME",
     "PROBE_TOKEN_NOTE",
+    "ExpectedServers",
     "ProbeTarget",
     "ProbeTokens",
     "ProbeWithUserToken",
@@ -61,6 +63,30 @@ class ProbeTarget:
     server: str  # "" for the default server
     url: str | None  # the server model's url, e.g. /user/ann/
     probed_servers: frozenset[str]  # this user's servers the pass may probe, ``server`` included
+
+
+class ExpectedServers:
+    """The servers of each user a source may ask about in this pass, for the token's
+    scope: a user with several of them gets one token for all (``probe_scope``);
+    thread-safe. Every source that reads users' servers keeps one."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._expected: dict[str, frozenset[str]] = {}  # user -> servers it may be asked
+
+    def expect(self, targets: Iterable[Target]) -> None:
+        """The servers a source is about to ask about, before the first request."""
+        servers: dict[str, set[str]] = {}
+        for target in targets:
+            servers.setdefault(target.user, set()).add(target.server)
+        with self._lock:
+            self._expected = {user: frozenset(names) for user, names in servers.items()}
+
+    def target_for(self, target: Target) -> ProbeTarget:
+        """``target`` as a ``ProbeTarget``, with its user's expected servers."""
+        with self._lock:
+            expected = self._expected.get(target.user, frozenset())
+        return ProbeTarget(target.user, target.server, target.url, expected | {target.server})
 
 
 class TokenMinter(Protocol):

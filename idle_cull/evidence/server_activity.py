@@ -48,7 +48,6 @@ route's target, and the proxy sees nothing.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -59,11 +58,10 @@ from urllib.parse import urlsplit
 
 import requests
 
-from idle_cull import __version__
 from idle_cull.errors import HubError
 from idle_cull.evidence.base import Asks, Target
-from idle_cull.evidence.probe_tokens import ProbeTarget, ProbeTokens
-from idle_cull.hub.retry import TRANSIENT_STATUSES
+from idle_cull.evidence.probe_tokens import ExpectedServers, ProbeTarget, ProbeTokens
+from idle_cull.evidence.server_api import Failure, ServerAPI
 from idle_cull.models import RecordError, parse_timestamp
 from idle_cull.rules.evidence import Finding
 from idle_cull.rules.server_activity import (
@@ -75,13 +73,7 @@ from idle_cull.rules.server_activity import (
     TerminalSeen,
     judge_activity,
 )
-from idle_cull.transport import (
-    AnswerTooLarge,
-    BoundedTransport,
-    RequestAbandoned,
-    RequestBounds,
-    read_json,
-)
+from idle_cull.transport import read_json
 
 __all__ = [
     "MAX_ANSWER",
@@ -100,9 +92,7 @@ log = logging.getLogger(__name__)
 
 MAX_ANSWER = 1024 * 1024  # about 5,000 kernels or terminals: anything bigger is not a list
 ATTEMPTS = 2  # one retry, for a dropped connection or a proxy hiccup
-RETRY_PAUSE = 0.5
 MAX_NAME = 64  # kernel spec and terminal names are shortened to this in reasons
-NO_TRACK = {"no_track_activity": "1"}
 
 
 class AnswerRefused(ValueError):
@@ -202,10 +192,9 @@ class _Exchange:
 
 
 class _Failed(Exception):
-    def __init__(self, reason: str, *, transient: bool = False, status: int | None = None):
+    def __init__(self, reason: str, *, status: int | None = None):
         super().__init__(reason)
         self.reason = reason
-        self.transient = transient
         self.status = status
 
 
@@ -214,7 +203,9 @@ class ServerActivityProbe:
 
     ``locate`` turns the hub's server ``url`` (``/user/ann/``) into the URL to probe, or
     ``None`` when it cannot be probed safely (``evidence.proxy_routes``: ``through_proxy`` or
-    ``route_locator``).
+    ``route_locator``). ``proxy_url``, when ``locate`` goes through the hub's proxy, is
+    that proxy: the environment's proxy and CA bundle settings for it are then used, as
+    for the kernel probe and the keep-alive file (``server_api.ServerAPI``).
     """
 
     def __init__(
@@ -222,6 +213,7 @@ class ServerActivityProbe:
         locate: Callable[[str], str | None],
         *,
         settings: ActivitySettings = DEFAULT_SETTINGS,
+        proxy_url: str | None = None,
         timeout: float = 5.0,
         pool_size: int = 10,
         session: requests.Session | None = None,
@@ -232,20 +224,22 @@ class ServerActivityProbe:
     ) -> None:
         self._locate = locate
         self._settings = settings
-        self._timeout = timeout
         self._sleep = sleep
         self._clock = clock
         self._wall = wall
-        self._session = session or requests.Session()
-        self._session.trust_env = False  # no ~/.netrc replacing the token, no env proxies
-        self._session.headers["User-Agent"] = f"idle-cull/{__version__}"
-        bounds = RequestBounds(whole=timeout, connect=timeout, max_bytes=MAX_ANSWER)
-        self._transport = BoundedTransport(
-            self._session, bounds, pool_size=pool_size, stop_requested=give_up
+        self._api = ServerAPI(
+            proxy_url,
+            timeout=timeout,
+            max_bytes=MAX_ANSWER,
+            pool_size=pool_size,
+            session=session,
+            sleep=sleep,
+            give_up=give_up,
+            label="activity probe",
         )
 
     def close(self) -> None:
-        self._transport.close()
+        self._api.close()
 
     def probe(self, server_url: str | None, token: Callable[[], str]) -> ServerActivity:
         """The activity of the server the hub lists at ``server_url``; never raises for
@@ -320,48 +314,18 @@ class ServerActivityProbe:
     def _get(self, url: str, secret: str, exchange: _Exchange, *, dates: bool = False) -> bytes:
         """The body of a 200 answer, with one retry of a transient failure; with ``dates``,
         the answer's Date header and this machine's clock at its arrival are kept."""
-        error = _Failed("no attempt")
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
-                return self._once(url, secret, exchange, dates=dates)
-            except _Failed as failed:
-                if not failed.transient:
-                    raise
-                error = failed
-                if attempt < ATTEMPTS:
-                    log.info("activity probe of %s: %s; trying once more", _path(url), error)
-                    self._sleep(RETRY_PAUSE)
-        raise _Failed(f"{error.reason} after {ATTEMPTS} attempts", status=error.status)
-
-    def _once(self, url: str, secret: str, exchange: _Exchange, *, dates: bool) -> bytes:
-        exchange.sent += 1
-        try:
-            response = self._transport.request(
-                "GET",
-                url,
-                params=NO_TRACK,
-                headers={"Accept": "application/json", "Authorization": f"token {secret}"},
-            )
-        except RequestAbandoned:
-            raise _Failed("abandoned: the pass is stopping") from None
-        except AnswerTooLarge:
-            raise _Failed(f"answer larger than {MAX_ANSWER // 1024} KiB") from None
-        except requests.Timeout:
-            raise _Failed(f"no answer within {self._timeout:g}s", transient=True) from None
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as error:
-            raise _Failed(f"connection failed ({type(error).__name__})", transient=True) from None
-        except requests.RequestException as error:
-            raise _Failed(type(error).__name__) from None
-        status = response.status_code
-        if status == 200:
-            if dates:
-                exchange.dates.append((response.headers.get("Date", ""), self._wall()))
-            return response.content
-        raise _Failed(
-            _status_reason(status, _path(url)),
-            transient=status in TRANSIENT_STATUSES,
-            status=status,
+        path = _path(url)
+        answer = self._api.get(
+            url, secret, attempts=ATTEMPTS, describe=lambda status: _status_reason(status, path)
         )
+        exchange.sent += answer.attempts
+        if isinstance(answer, Failure):
+            raise _Failed(answer.reason, status=answer.status)
+        if answer.status != 200:
+            raise _Failed(_status_reason(answer.status, path), status=answer.status)
+        if dates:
+            exchange.dates.append((answer.headers.get("Date", ""), self._wall()))
+        return answer.content
 
 
 def read_or_fail(body: bytes, read: Callable[[bytes], Any], prefix: str = "") -> Any:
@@ -455,8 +419,7 @@ class ServerActivitySource:
         self._limit_of = limit_of
         self._started_of = started_of
         self._busy_timeout = busy_timeout
-        self._lock = threading.Lock()
-        self._expected: dict[str, frozenset[str]] = {}
+        self._expected = ExpectedServers()
 
     def wanted(self, target: Target) -> bool:
         """Only servers old enough to have been idle for their limit."""
@@ -466,11 +429,7 @@ class ServerActivitySource:
         return target.age_seconds is None or target.age_seconds >= limit
 
     def expect(self, targets: Sequence[Target]) -> None:
-        servers: dict[str, set[str]] = {}
-        for target in targets:
-            servers.setdefault(target.user, set()).add(target.server)
-        with self._lock:
-            self._expected = {user: frozenset(names) for user, names in servers.items()}
+        self._expected.expect(targets)
 
     def would_gather(self, target: Target) -> Finding | None:
         """Dry run: nothing is sent; the report says the server would have been probed."""
@@ -496,13 +455,8 @@ class ServerActivitySource:
     def _activity(self, target: Target) -> ServerActivity:
         """The probe's result; any exception while probing is a failed probe of this
         server only (named by its type: its text may quote what a server sent)."""
-        with self._lock:
-            expected = self._expected.get(target.user, frozenset())
-        probe_target = ProbeTarget(
-            target.user, target.server, target.url, expected | {target.server}
-        )
         try:
-            return self._prober(probe_target)
+            return self._prober(self._expected.target_for(target))
         except Exception as error:  # the structural boundary: one server, one decision
             return ServerActivity.failed_with(
                 f"unexpected {type(error).__name__} while probing", attempts=0

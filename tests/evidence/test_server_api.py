@@ -1,0 +1,241 @@
+"""``ServerAPI``, the one client for users' servers, against ``responses`` servers.
+
+What every source that reads a user's server shares: what is sent, where the token may
+go, which failures are retried and how each ends. The sources' own wording of the same
+outcomes is tested with each source (``test_kernel_api``, ``test_keepalive``,
+``test_server_activity``). The client never really sleeps: it records its pauses.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+import requests
+import responses
+
+from idle_cull.errors import ConfigError
+from idle_cull.evidence.proxy_routes import through_proxy
+from idle_cull.evidence.server_activity import ServerActivityProbe
+from idle_cull.evidence.server_api import RETRY_PAUSE, Answer, Failed, Failure, ServerAPI
+from tests.support.cli import run
+from tests.support.emulated_hub import EmulatedHub
+from tests.support.hostile_peer import HostilePeer
+
+PROXY = "http://proxy.test:8000"
+STATUS = f"{PROXY}/user/ann/api/status"
+TOKEN = "pr0be-T0KEN-9f8e7d6c5b4a"
+MISSING_BUNDLE = "/nonexistent/ca.pem"
+
+
+@pytest.fixture
+def server() -> Iterator[responses.RequestsMock]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+def pauses() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def api(pauses: list[float]) -> Iterator[ServerAPI]:
+    client = ServerAPI(PROXY, timeout=2, max_bytes=1024, sleep=pauses.append)
+    yield client
+    client.close()
+
+
+def test_a_get_carries_the_token_and_does_not_count_as_activity(
+    server: responses.RequestsMock, api: ServerAPI
+) -> None:
+    server.get(STATUS, json={"kernels": 0})
+    answer = api.get(STATUS, TOKEN, params={"content": "0"})
+    assert isinstance(answer, Answer)
+    assert (answer.status, answer.content, answer.attempts) == (200, b'{"kernels": 0}', 1)
+    sent = server.calls[0].request
+    assert dict(parse_qsl(urlsplit(sent.url or "").query)) == {
+        "content": "0",
+        "no_track_activity": "1",
+    }
+    assert sent.headers["Authorization"] == f"token {TOKEN}"
+    assert sent.headers["Accept"] == "application/json"
+    assert sent.headers["User-Agent"].startswith("idle-cull/")
+
+
+@pytest.mark.parametrize(
+    ("server_url", "expected"),
+    [
+        pytest.param("/user/ann/", f"{PROXY}/user/ann/api/status", id="default-server"),
+        pytest.param("/user/ann/gpu/", f"{PROXY}/user/ann/gpu/api/status", id="named-server"),
+        pytest.param("/user/ann", f"{PROXY}/user/ann/api/status", id="no-trailing-slash"),
+        pytest.param("//evil.test/user/ann/", None, id="another-host"),
+        pytest.param("user/ann/", None, id="relative"),
+        pytest.param("http://evil.test/user/ann/", None, id="absolute"),
+        pytest.param("/user/ann/?x=1", None, id="query"),
+        pytest.param("/user/ann/#top", None, id="fragment"),
+        pytest.param("@evil.test/user/ann/", None, id="userinfo-trick"),
+    ],
+)
+def test_url_for_keeps_the_token_under_the_proxys_origin(
+    api: ServerAPI, server_url: str, expected: str | None
+) -> None:
+    assert api.url_for(server_url, "api/status") == expected
+
+
+def test_a_transient_status_is_retried_once_after_a_pause(
+    server: responses.RequestsMock, api: ServerAPI, pauses: list[float]
+) -> None:
+    server.get(STATUS, status=503)
+    server.get(STATUS, json={})
+    answer = api.get(STATUS, TOKEN, attempts=2)
+    assert isinstance(answer, Answer)
+    assert (answer.status, answer.attempts) == (200, 2)
+    assert pauses == [RETRY_PAUSE]
+
+
+def test_a_lasting_transient_status_is_a_failure_worded_by_the_caller(
+    server: responses.RequestsMock, api: ServerAPI
+) -> None:
+    server.get(STATUS, status=502)
+    failure = api.get(STATUS, TOKEN, attempts=2, describe=lambda status: f"HTTP {status} (x)")
+    assert failure == Failure(Failed.STATUS, "HTTP 502 (x) after 2 attempts", 2, status=502)
+    assert len(server.calls) == 2
+
+
+def test_without_attempts_one_request_and_its_outcome_as_it_is(
+    server: responses.RequestsMock, api: ServerAPI, pauses: list[float]
+) -> None:
+    server.get(STATUS, status=503)
+    answer = api.get(STATUS, TOKEN)
+    assert isinstance(answer, Answer)
+    assert (answer.status, answer.attempts) == (503, 1)
+    assert len(server.calls) == 1
+    assert pauses == []
+
+
+@pytest.mark.parametrize("status", [302, 401, 403, 404, 500])
+def test_a_final_status_is_answered_after_one_request_and_never_followed(
+    server: responses.RequestsMock, api: ServerAPI, status: int
+) -> None:
+    server.get(STATUS, status=status, headers={"Location": "http://evil.test/"})
+    answer = api.get(STATUS, TOKEN, attempts=2)
+    assert isinstance(answer, Answer)
+    assert (answer.status, answer.attempts) == (status, 1)
+    assert [c.request.url for c in server.calls] == [f"{STATUS}?no_track_activity=1"]
+
+
+@pytest.mark.parametrize(
+    ("error", "how", "reason"),
+    [
+        pytest.param(
+            requests.ConnectionError("refused"),
+            Failed.CONNECTION,
+            "connection failed (ConnectionError) after 2 attempts",
+            id="connection",
+        ),
+        pytest.param(
+            requests.exceptions.ChunkedEncodingError("cut"),
+            Failed.CONNECTION,
+            "connection failed (ChunkedEncodingError) after 2 attempts",
+            id="chunked",
+        ),
+        pytest.param(
+            requests.ReadTimeout("slow"),
+            Failed.TIMEOUT,
+            "no answer within 2s after 2 attempts",
+            id="timeout",
+        ),
+    ],
+)
+def test_a_transient_failure_is_tried_twice_then_failed(
+    server: responses.RequestsMock,
+    api: ServerAPI,
+    error: Exception,
+    how: Failed,
+    reason: str,
+) -> None:
+    server.get(STATUS, body=error)
+    failure = api.get(STATUS, TOKEN, attempts=2)
+    assert isinstance(failure, Failure)
+    assert (failure.how, failure.reason, failure.attempts) == (how, reason, 2)
+    assert failure.error == type(error).__name__
+    assert len(server.calls) == 2
+
+
+def test_a_request_that_cannot_be_sent_is_a_failure_without_retry(
+    server: responses.RequestsMock, api: ServerAPI, pauses: list[float]
+) -> None:
+    server.get(STATUS, body=requests.exceptions.InvalidHeader(f"bad {TOKEN}"))
+    failure = api.get(STATUS, TOKEN, attempts=2)
+    assert failure == Failure(Failed.ERROR, "InvalidHeader", 1, error="InvalidHeader")
+    assert pauses == []
+
+
+def test_a_huge_answer_is_cut_off_at_the_cap(
+    server: responses.RequestsMock, api: ServerAPI
+) -> None:
+    server.get(STATUS, body=b"[" + b" " * 4096 + b"]")
+    failure = api.get(STATUS, TOKEN, attempts=2)
+    assert failure == Failure(Failed.TOO_LARGE, "answer larger than 1 KiB", 1)
+
+
+def test_a_request_is_abandoned_once_the_pass_is_told_to_stop() -> None:
+    with HostilePeer("silent") as peer:
+        api = ServerAPI(
+            f"http://127.0.0.1:{peer.port}", timeout=30, max_bytes=1024, give_up=lambda: True
+        )
+        failure = api.get(f"http://127.0.0.1:{peer.port}/user/ann/api/status", TOKEN)
+        api.close()
+    assert isinstance(failure, Failure)
+    assert (failure.how, failure.reason) == (Failed.ABANDONED, "abandoned: the pass is stopping")
+
+
+def test_the_retry_is_logged_with_the_callers_label_and_never_the_token(
+    server: responses.RequestsMock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    api = ServerAPI(PROXY, timeout=2, max_bytes=1024, sleep=lambda _: None, label="checkup")
+    server.get(STATUS, body=requests.ConnectionError(f"refused {TOKEN}"))
+    api.get(STATUS, TOKEN, attempts=2)
+    api.close()
+    assert "checkup of /user/ann/api/status: connection failed" in caplog.text
+    assert TOKEN not in caplog.text
+
+
+def test_the_environments_settings_for_the_proxy_are_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", MISSING_BUNDLE)
+    with pytest.raises(ConfigError, match=MISSING_BUNDLE):
+        ServerAPI("https://proxy.test", timeout=2, max_bytes=1024)
+    ServerAPI(None, timeout=2, max_bytes=1024).close()  # no proxy URL: none are used
+
+
+def test_the_activity_probe_uses_the_environments_settings_for_the_proxy(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As the kernel probe and the keep-alive reader do: it used to ignore them."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", MISSING_BUNDLE)
+    locate = through_proxy("https://proxy.test")
+    with pytest.raises(ConfigError, match=MISSING_BUNDLE):
+        ServerActivityProbe(locate, proxy_url="https://proxy.test")
+    ServerActivityProbe(locate).close()  # located elsewhere (proxy_routes): none are used
+
+
+def test_the_server_activity_pass_checks_the_proxys_ca_bundle(
+    emulated_hub: EmulatedHub, tmp_path: Path
+) -> None:
+    """The boundary hands the proxy URL to the activity probe: a CA bundle that does not
+    exist is a configuration error (exit 2) before any server is probed."""
+    result = run(
+        "--timeout=1h",
+        "--activity-source=server",
+        "--proxy-url=https://proxy.test",
+        env={"REQUESTS_CA_BUNDLE": str(tmp_path / "missing.pem")},
+    )
+    assert result.exit_code == 2, result.stderr
+    assert "missing.pem" in result.stderr
