@@ -267,6 +267,9 @@ def test_a_token_without_the_tokens_scope_acts_on_nothing(su: SingleUserHub) -> 
     before = su.proxied_requests("scope-sam")
     result, _ = cull(su, "--probe-kernels", token=su.hub.servers_only_token)
     assert result.returncode == 3, result.stderr
-    assert "tokens (to mint each user whose server is read a token for that server only" in result.stderr
+    assert (
+        "tokens (to mint each user whose server is read a token for that server only"
+        in result.stderr
+    )
     assert running(su, "scope-sam")
     assert su.proxied_requests("scope-sam") == before
