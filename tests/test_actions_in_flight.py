@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from idle_cull.hub.limiter import InFlightLimiter, LimiterTuning
 from idle_cull.models import ActionResult, Outcome
 from idle_cull.rules.policy import Action, ServerDecision
-from idle_cull.runner import _run_actions
+from idle_cull.runner import _run_actions, in_flight, in_listing_order
 
 TUNING = LimiterTuning(quick=0.005, slow=0.030, probe_every=0.005)
 
@@ -84,3 +85,42 @@ def test_no_probe_without_actions_in_flight() -> None:
     assert results == []
     assert probes == 0
     assert action.calls == 0
+
+
+class Listing:
+    """A lazily read listing that records how far it was read while work was running."""
+
+    def __init__(self, count: int, work: Overlap) -> None:
+        self.count = count
+        self.work = work
+        self.read = 0
+        self.ahead = 0  # the most items read beyond those started or finished
+
+    def __iter__(self) -> Iterator[ServerDecision]:
+        for decision in decisions(self.count):
+            self.read += 1
+            self.ahead = max(self.ahead, self.read - self.work.calls)
+            yield decision
+
+
+def test_the_survey_reads_the_listing_only_as_slots_free_up_and_keeps_its_order() -> None:
+    """The survey of ``--activity-source=server`` (issue 24) under the actions' limiter:
+    the old survey (``pool.map``) read the whole listing before the first probe ended
+    and ran ``--concurrency`` at once however slow the hub; this one reads one user
+    beyond those submitted, keeps to one survey while the hub is slow, and hands users
+    back in listing order."""
+    work = Overlap(0.01)
+    listing = Listing(20, work)
+    limiter = InFlightLimiter(8, TUNING)
+
+    def survey(numbered: tuple[int, ServerDecision]) -> ServerDecision:
+        work(numbered[1])
+        return numbered[1]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        done = in_flight(pool, enumerate(listing), survey, limiter=limiter, probe=lambda: 0.5)
+        users = [d.user for d in in_listing_order(done)]
+    assert users == [f"u{i}" for i in range(20)]
+    assert work.most == 1
+    # one submitted whose thread may not have begun yet, and the next one read
+    assert listing.ahead <= 2
