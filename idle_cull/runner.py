@@ -48,6 +48,7 @@ from idle_cull.rules.policy import (
     UserDecision,
     cap_exceeded,
     decide_server,
+    excluded,
     idle_limit,
     judge,
     rules_matching,
@@ -363,7 +364,12 @@ def with_measured_activity(
     """The user with each ready server's ``last_activity`` as the server itself measured
     it (its kernels and terminals), where a source asked about every running server
     measured one; a server whose probe failed or found nothing to measure keeps the
-    hub's record. A dry run asks nothing and records which servers would be asked."""
+    hub's record. A dry run asks nothing and records which servers would be asked.
+    An excluded user's servers are not asked: nothing they say could stop them, and a
+    probe costs the hub a token check, mints the user a token, and through the proxy
+    shows up as activity in the hub's record."""
+    if excluded(user, settings.limits):
+        return user
     servers = []
     for server in user.servers:
         target = survey_target(user, server, settings, now)
