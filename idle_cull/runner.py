@@ -16,12 +16,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import closing
 from dataclasses import replace
 from datetime import datetime, timezone
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from idle_cull.command.settings import Settings
 from idle_cull.durations import format_duration, skew_phrase
@@ -48,6 +48,7 @@ from idle_cull.rules.policy import (
     UserDecision,
     cap_exceeded,
     decide_server,
+    excluded,
     idle_limit,
     judge,
     rules_matching,
@@ -68,6 +69,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 D = TypeVar("D", ServerDecision, UserDecision)
+T = TypeVar("T")
+R = TypeVar("R")
+_END: Any = object()  # the end of ``in_flight``'s items
 Clock = Callable[[], datetime]
 ProgressLine = Callable[[str], None]
 
@@ -263,8 +267,8 @@ def judge_listing(
     A token that cannot see a field some rule needs fails the pass here, before anything
     is acted on. A listing the hub cut short is recorded in ``report.listing_incomplete``.
     With a source asked about every running server (``--activity-source=server``), each
-    user's servers are surveyed first, ``--concurrency`` at a time, and judged on the
-    activity the servers measured (``with_measured_activity``).
+    user's servers are surveyed first, under the actions' adaptive limiter, and judged on
+    the activity the servers measured (``with_measured_activity``).
     """
     if evidence is not None and evidence.running():
         return _judge_surveyed(
@@ -301,28 +305,57 @@ def _judge_surveyed(
     control: PassControl | None,
     progress: ProgressLine,
 ) -> Plan:
-    """``judge_listing`` with every user's servers surveyed before they are judged."""
+    """``judge_listing`` with every user's servers surveyed before they are judged.
+
+    The survey runs under the limiter the actions use (``in_flight``): every probe makes
+    the single-user server check its token with the hub, on the thread that serves
+    everyone else, so the survey keeps fewer probes in flight while the hub is slow to
+    answer others, and at most ``--concurrency``. The listing is read lazily, a user
+    only when a slot is free, so the next page is asked for only once this one is being
+    surveyed; users are judged in listing order (a user listed twice keeps the later
+    copy), which holds back at most the users finished while an earlier one's probe is
+    still out (each probe has a whole-answer deadline).
+    """
     needed = fields_rules_need(settings.limits, parse_version(report.hub_version))
     plan = Plan(list_kept=settings.report_kept)
     matched: set[tuple[str, str]] = set()
+    limiter = InFlightLimiter(settings.concurrency)
 
-    def surveyed(user: User) -> User:
-        return with_measured_activity(user, evidence, settings, now)
+    def surveyed(numbered: tuple[int, User]) -> User:
+        return with_measured_activity(numbered[1], evidence, settings, now)
 
     with (
         closing(list_users(client, settings, report, control, progress)) as users,
         ThreadPoolExecutor(settings.concurrency, thread_name_prefix="idle-cull-survey") as pool,
     ):
-        for user in pool.map(surveyed, users):
-            require_visible_fields(user, needed, settings.limits)
-            matched |= rules_matching(user, settings.limits)
-            judgement = judge(user, now, settings.limits, settings.warn_within)
-            if plan.add(judgement):
-                log.warning("user %r listed twice; using the later copy", user.name)
-            _log_judgement(judgement, settings.dry_run)
+        done = in_flight(
+            pool, enumerate(users), surveyed, limiter=limiter, probe=client.responsiveness
+        )
+        with closing(done):
+            for user in in_listing_order(done):
+                require_visible_fields(user, needed, settings.limits)
+                matched |= rules_matching(user, settings.limits)
+                judgement = judge(user, now, settings.limits, settings.warn_within)
+                if plan.add(judgement):
+                    log.warning("user %r listed twice; using the later copy", user.name)
+                _log_judgement(judgement, settings.dry_run)
+    log.debug("surveys in flight: at most %d of %d", limiter.highest, limiter.ceiling)
     report.users_listed = plan.users_judged
     warn_unmatched_rules(settings.limits, matched, report)
     return plan
+
+
+def in_listing_order(
+    done: Iterable[tuple[tuple[int, Any], Future[R]]],
+) -> Generator[R, None, None]:
+    """Surveyed users, from ``in_flight``'s completion order back into listing order."""
+    held: dict[int, Future[R]] = {}
+    expected = 0
+    for (index, _), future in done:
+        held[index] = future
+        while expected in held:
+            yield held.pop(expected).result()
+            expected += 1
 
 
 def with_measured_activity(
@@ -331,7 +364,12 @@ def with_measured_activity(
     """The user with each ready server's ``last_activity`` as the server itself measured
     it (its kernels and terminals), where a source asked about every running server
     measured one; a server whose probe failed or found nothing to measure keeps the
-    hub's record. A dry run asks nothing and records which servers would be asked."""
+    hub's record. A dry run asks nothing and records which servers would be asked.
+    An excluded user's servers are not asked: nothing they say could stop them, and a
+    probe costs the hub a token check, mints the user a token, and through the proxy
+    shows up as activity in the hub's record."""
+    if excluded(user, settings.limits):
+        return user
     servers = []
     for server in user.servers:
         target = survey_target(user, server, settings, now)
@@ -770,50 +808,69 @@ def _run_actions(
     probe: Callable[[], float | None],
     clock: Callable[[], float] = time.monotonic,
 ) -> list[tuple[D, tuple[Outcome, int, str]]]:
-    """Run ``action`` for every decision on the pool; results in completion order.
-
-    Only this thread submits, and only it touches ``limiter``: as many actions as the
-    limiter allows, paced by it, while a thread of its own probes the hub's
-    responsiveness whenever the limiter asks. Finished actions are logged after the
-    next ones started, so our bookkeeping overlaps the hub's work. No future is held for
-    an action before it starts: a pass with tens of thousands holds only those in flight.
-    """
-    waiting = iter(decisions)
-    upcoming = next(waiting, None)
-    running: dict[Future[ActionResult], tuple[D, float]] = {}
-    finished: list[tuple[D, Future[ActionResult]]] = []
+    """Run ``action`` for every decision on the pool (``in_flight``); results in
+    completion order, each logged as it is settled."""
     results: list[tuple[D, tuple[Outcome, int, str]]] = []
+    done = in_flight(pool, iter(decisions), action, limiter=limiter, probe=probe, clock=clock)
+    for decision, future in done:
+        progress(f"{_verb(decision)}: {len(results) + 1}/{len(decisions)}")
+        results.append((decision, _settle(decision, future)))
+    return results
+
+
+def in_flight(
+    pool: ThreadPoolExecutor,
+    items: Iterator[T],
+    work: Callable[[T], R],
+    *,
+    limiter: InFlightLimiter,
+    probe: Callable[[], float | None],
+    clock: Callable[[], float] = time.monotonic,
+) -> Generator[tuple[T, Future[R]], None, None]:
+    """``work`` on every item, as many in flight as ``limiter`` allows; yields each
+    finished (item, future) in completion order.
+
+    Only this thread submits, and only it touches ``limiter``: as many items as the
+    limiter allows, paced by it, while a thread of its own probes the hub's
+    responsiveness whenever the limiter asks. Finished items are handed over after the
+    next ones started, so our bookkeeping overlaps the hub's work. ``items`` is read one
+    item at a time, only when a slot is free: a lazily read listing is never read ahead
+    of the work, and no future is held for an item before it starts.
+    """
+    upcoming = next(items, _END)
+    running: dict[Future[R], tuple[T, float]] = {}
+    finished: list[tuple[T, Future[R]]] = []
     probing: Future[float | None] | None = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="idle-cull-probe") as prober:
         while True:
             now = clock()
             if probing is not None and probing.done():
                 latency = None if probing.exception() else probing.result()
-                limiter.probe_result(latency, len(running), waiting=upcoming is not None)
+                limiter.probe_result(latency, len(running), waiting=upcoming is not _END)
                 probing = None
             if probing is None and running and limiter.probe_due(now):
                 probing = prober.submit(probe)
             pause = limiter.wait_before_start(now, len(running))
-            while upcoming is not None and pause == 0:
-                running[pool.submit(action, upcoming)] = (upcoming, now)
+            while upcoming is not _END and pause == 0:
+                item = cast(T, upcoming)
+                running[pool.submit(work, item)] = (item, now)
                 limiter.started(now)
-                upcoming = next(waiting, None)
+                upcoming = next(items, _END)
+                now = clock()  # reading the next item may have waited for a page
                 pause = limiter.wait_before_start(now, len(running))
-            for decision, future in finished:
-                progress(f"{_verb(decision)}: {len(results) + 1}/{len(decisions)}")
-                results.append((decision, _settle(decision, future)))
+            yield from finished
             finished.clear()
             if not running:
-                return results
+                return
             timeout = None if probing is not None else limiter.until_probe(now)
-            if upcoming is not None and pause:
+            if upcoming is not _END and pause:
                 timeout = pause if timeout is None else min(timeout, pause)
             watched: list[Future[Any]] = [*running, *([probing] if probing else [])]
             for future in wait(watched, timeout=timeout, return_when=FIRST_COMPLETED).done:
                 if future in running:
-                    decision, started = running.pop(future)
+                    item, started = running.pop(future)
                     limiter.action_finished(clock() - started)
-                    finished.append((decision, future))
+                    finished.append((item, future))
 
 
 def _settle(

@@ -1,4 +1,4 @@
-"""The runner's dispatch of actions: never more in flight than the limiter allows.
+"""The runner's dispatch of actions and surveys: never more in flight than the limiter allows.
 
 Real threads and short sleeps (the actions), a scripted probe: what the hub's
 responsiveness says decides how many actions overlap.
@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from typing import cast
 
+import pytest
+
+from idle_cull.command.settings import Settings
+from idle_cull.evidence.base import Evidence, Target
 from idle_cull.hub.limiter import InFlightLimiter, LimiterTuning
-from idle_cull.models import ActionResult, Outcome
-from idle_cull.rules.policy import Action, ServerDecision
-from idle_cull.runner import _run_actions
+from idle_cull.models import ActionResult, Outcome, Server, User
+from idle_cull.rules.evidence import Finding
+from idle_cull.rules.policy import Action, CullLimits, ServerDecision
+from idle_cull.runner import _run_actions, in_flight, in_listing_order, with_measured_activity
 
 TUNING = LimiterTuning(quick=0.005, slow=0.030, probe_every=0.005)
 
@@ -84,3 +92,77 @@ def test_no_probe_without_actions_in_flight() -> None:
     assert results == []
     assert probes == 0
     assert action.calls == 0
+
+
+class Listing:
+    """A lazily read listing that records how far it was read while work was running."""
+
+    def __init__(self, count: int, work: Overlap) -> None:
+        self.count = count
+        self.work = work
+        self.read = 0
+        self.ahead = 0  # the most items read beyond those started or finished
+
+    def __iter__(self) -> Iterator[ServerDecision]:
+        for decision in decisions(self.count):
+            self.read += 1
+            self.ahead = max(self.ahead, self.read - self.work.calls)
+            yield decision
+
+
+def test_the_survey_reads_the_listing_only_as_slots_free_up_and_keeps_its_order() -> None:
+    """The survey of ``--activity-source=server`` (issue 24) under the actions' limiter:
+    the old survey (``pool.map``) read the whole listing before the first probe ended
+    and ran ``--concurrency`` at once however slow the hub; this one reads one user
+    beyond those submitted, keeps to one survey while the hub is slow, and hands users
+    back in listing order."""
+    work = Overlap(0.01)
+    listing = Listing(20, work)
+    limiter = InFlightLimiter(8, TUNING)
+
+    def survey(numbered: tuple[int, ServerDecision]) -> ServerDecision:
+        work(numbered[1])
+        return numbered[1]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        done = in_flight(pool, enumerate(listing), survey, limiter=limiter, probe=lambda: 0.5)
+        users = [d.user for d in in_listing_order(done)]
+    assert users == [f"u{i}" for i in range(20)]
+    assert work.most == 1
+    # one submitted whose thread may not have begun yet, and the next one read
+    assert listing.ahead <= 2
+
+
+class SurveyLog:
+    """The two calls ``with_measured_activity`` makes of a surveying source, recorded."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def survey(self, target: Target, now: datetime) -> list[Finding]:
+        self.asked.append(target.user)
+        return []
+
+    def would_survey(self, target: Target) -> None:
+        self.asked.append(target.user)
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["pass", "dry-run"])
+def test_an_excluded_users_servers_are_not_surveyed(dry_run: bool) -> None:
+    """Issue 24's exclusions "apply as today": nothing a probe finds could stop an
+    excluded user's server, and probing it costs the hub a token check and shows up as
+    proxy activity; the old survey probed every ready server."""
+    now = datetime.now(timezone.utc)
+    started = now - timedelta(hours=2)
+    server = Server("", True, None, started, started, url="/user/x/")
+    settings = Settings(
+        url="http://hub.test/hub/api",
+        token="t0ken-for-tests",
+        limits=CullLimits(timeout=600, exclude_users=("ann",)),
+        dry_run=dry_run,
+    )
+    log = SurveyLog()
+    for name in ("ann", "bob"):
+        user = User(name, False, None, started, (server,))
+        with_measured_activity(user, cast(Evidence, log), settings, now)
+    assert log.asked == ["bob"]

@@ -6,8 +6,9 @@ serves ``/user/<name>/api/{kernels,terminals,metrics/v1,status}`` for any ``<nam
 way ``jupyterhub-singleuser`` does as far as the hub sees it: each token is checked with
 the hub (``GET /hub/api/user`` with that token, as ``HubAuth.user_for_token``) and the
 answer cached for 300 s (``HubAuth.cache_max_age``); the token must hold
-``access:servers`` for that user's server, else 403. Answers: one idle kernel last used an
-hour ago, no terminals, ``cpu_percent`` 0. ``POST /_forget`` empties the cache (a new
+``access:servers`` for that user's server, else 403. Answers: one idle kernel that ran a
+cell a second ago (so a real ``--activity-source=server`` pass keeps every server and
+measures the survey alone), no terminals, ``cpu_percent`` 0. ``POST /_forget`` empties the cache (a new
 pass more than 5 minutes after the last one). Stops on SIGTERM.
 """
 
@@ -26,18 +27,19 @@ from typing import Any
 import requests
 
 CACHE_SECONDS = 300.0
-LAST_USED = (datetime.now(timezone.utc) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-KERNELS = json.dumps(
-    [
-        {
-            "id": "k1",
-            "name": "python3",
-            "last_activity": LAST_USED,
-            "execution_state": "idle",
-            "connections": 0,
-        }
-    ]
-).encode()
+
+
+def kernels() -> bytes:
+    """One idle kernel whose last message was a second ago."""
+    used = datetime.now(timezone.utc) - timedelta(seconds=1)
+    kernel = {
+        "id": "k1",
+        "name": "python3",
+        "last_activity": used.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "execution_state": "idle",
+        "connections": 0,
+    }
+    return json.dumps([kernel]).encode()
 
 
 class Fleet:
@@ -120,7 +122,7 @@ def handler_for(fleet: Fleet) -> type[BaseHTTPRequestHandler]:
                 self._send(403, b'{"message": "Forbidden"}')
                 return
             if endpoint == "api/kernels":
-                self._send(200, KERNELS)
+                self._send(200, kernels())
             elif endpoint == "api/terminals":
                 self._send(200, b"[]")
             elif endpoint == "api/metrics/v1":

@@ -18,7 +18,10 @@ with the hub (``GET /hub/api/user``, cached per token for 5 minutes). Two parts:
   ``--concurrency`` 10, minting one 60 s token per user), the same pass reusing tokens
   minted earlier (what a state directory would allow within the tokens' lifetime; the
   servers' cache emptied first, so each still checks the token once), and the floor: one
-  token check per server, sent by nothing else. For each: pass time, the hub's CPU, the
+  token check per server, sent by nothing else. And the real pass, ``idle-cull
+  --activity-source=server`` itself (``real-pass`` below: its survey under the adaptive
+  limiter, ``--concurrency`` 10 its ceiling; every emulated kernel ran a cell a second
+  ago, so it surveys every server and stops none). For each: pass time, the hub's CPU, the
   proxy's CPU, and the p99 of ``GET /hub/api/`` every 20 ms (``hubimpact.Probe``).
 
 Figures are printed as markdown tables; nothing is asserted.
@@ -59,6 +62,7 @@ from tests.support.singleuser import SINGLEUSER_CONFIG, SingleUserHub
 FLEET_CONFIG = Path(__file__).with_name("fleet_config.py")
 QUIET = 2.5  # seconds of quiet before each pass
 NEVER_IDLE = "1d"
+SURVEY_TIMEOUT = 20  # seconds: the real pass's --timeout (every server older than this)
 PROXY_PID_FILE = "jupyterhub-proxy.pid"
 
 
@@ -129,6 +133,14 @@ def probe_pass(args: argparse.Namespace) -> dict[str, Any]:
 # --- the emulated fleet ---------------------------------------------------------------------
 
 
+def culler_env(**extra: str) -> dict[str, str]:
+    """The environment of a pass: ``python_env`` without ``IDLE_CULL_FLEET_URL`` (set here
+    for the hub's config), which idle-cull would refuse as an unknown option variable."""
+    env = python_env(**extra)
+    env.pop("IDLE_CULL_FLEET_URL", None)
+    return env
+
+
 def start_fleet() -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
         [this_python(), "-m", "tests.benchmarks.fleet_server"],
@@ -167,6 +179,21 @@ def run_window(hub: RealHub, name: str, argv: list[str], env: dict[str, str]) ->
         quiet_p99=quiet.p(0.99),
     )
     return figures
+
+
+def real_pass(hub: RealHub, workdir: Path) -> dict[str, Any]:
+    """``idle-cull --activity-source=server`` itself: every server surveyed, none stopped."""
+    report = workdir / "real-pass.json"
+    argv = [this_python(), "-m", "tests.benchmarks.contenders", "idle-cull", "--"]
+    argv += [f"--url={hub.api_url}", f"--timeout={SURVEY_TIMEOUT}", "--concurrency=10"]
+    argv += ["--activity-source=server", f"--proxy-url={hub.public_url}"]
+    argv += [f"--report-file={report}"]
+    env = culler_env(JUPYTERHUB_API_TOKEN=hub.prober_token)
+    row = run_window(hub, "real pass: --activity-source=server, through the proxy", argv, env)
+    if "note" not in row:
+        counts = json.loads(report.read_text())["counts"]
+        print(f"real pass: counts {json.dumps(counts)}", file=sys.stderr)
+    return row
 
 
 def token_checks(hub: RealHub, tokens: dict[str, str]) -> dict[str, Any]:
@@ -212,15 +239,20 @@ def fleet(servers: int) -> str:
         scene = Scene(hub, Case(servers, servers, 0))
         scene.create_users()
         spawn = scene.start_servers()
+        spawned = time.monotonic()
         print(f"fleet: {servers} servers up in {spawn:.0f}s", file=sys.stderr)
-        env = python_env(JUPYTERHUB_API_TOKEN=hub.culler_token)
+        env = culler_env(JUPYTERHUB_API_TOKEN=hub.culler_token)
         listing = [this_python(), "-m", "tests.benchmarks.contenders", "idle-cull", "--"]
         listing += [f"--url={hub.api_url}", f"--timeout={NEVER_IDLE}", "--concurrency=10"]
         rows.append(run_window(hub, "listing only (idle-cull)", listing, env))
         upstream = [this_python(), "-m", "tests.benchmarks.upstream_pass"]
         upstream += [f"--url={hub.api_url}", "--timeout=86400", "--concurrency=10"]
         rows.append(run_window(hub, "upstream (nothing idle)", upstream, env))
-        probe_env = python_env(
+        # the real pass surveys only servers older than --timeout
+        time.sleep(max(0.0, spawned + SURVEY_TIMEOUT + 1 - time.monotonic()))
+        requests.post(f"{fleet_url}/_forget", timeout=10)
+        rows.append(real_pass(hub, workdir))
+        probe_env = culler_env(
             JUPYTERHUB_API_TOKEN=hub.prober_token, CONFIGPROXY_AUTH_TOKEN=proxy_token
         )
         base = [this_python(), "-m", "tests.benchmarks.server_activity", "probe-pass"]
@@ -251,7 +283,7 @@ def fleet(servers: int) -> str:
 
 def render_fleet(rows: list[dict[str, Any]], servers: int) -> str:
     floor = next((r for r in rows if r["name"].startswith("floor")), None)
-    listing = next((r for r in rows if r["name"].startswith("listing")), None)
+    listing = next((r for r in rows if r["name"].startswith("listing") and "note" not in r), None)
     floor_ms = 1000 * floor["hub_cpu"] / servers if floor else None
     table = []
     for row in rows:
@@ -259,7 +291,7 @@ def render_fleet(rows: list[dict[str, Any]], servers: int) -> str:
             table.append([row["name"], row["note"], "", "", "", "", ""])
             continue
         extra = ""
-        if row["name"].startswith("probing") and listing and floor_ms:
+        if row["name"].startswith(("probing", "real pass")) and listing and floor_ms:
             per = 1000 * (row["hub_cpu"] - listing["hub_cpu"]) / servers
             extra = f"{per:.2f} ms ({per / floor_ms:.2f}x floor)"
         table.append(
