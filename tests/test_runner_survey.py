@@ -1,0 +1,137 @@
+"""``--activity-source=server`` in-process: the pass's survey, its findings and the report.
+
+The integration tests run this pass in subprocesses (unmeasured); these run it through
+CliRunner against the emulated hub and ``responses`` answers for each server.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from tests.support.cli import run
+from tests.support.emulated_hub import URL, EmulatedHub, server_json, user_json
+from tests.support.reports import validate
+
+PROXY = "http://proxy.test"
+
+
+def stamp(seconds_ago: float) -> str:
+    moment = datetime.now(timezone.utc) - timedelta(seconds=seconds_ago)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def running_user(name: str, *, idle: float, age: float = 86400) -> dict[str, Any]:
+    """A user whose default server is ready, with the hub's record ``idle`` seconds old."""
+    record = server_json(idle=idle, age=age)
+    record["url"] = f"/user/{name}/"
+    return user_json(name, idle=idle, servers=[record])
+
+
+def answer_server(
+    hub: EmulatedHub,
+    name: str,
+    *,
+    kernels: object = (),
+    terminals: object = (),
+    status: int = 200,
+) -> None:
+    base = f"{PROXY}/user/{name}/api"
+    hub.get(f"{base}/kernels", json=list(kernels) if status == 200 else {}, status=status)  # type: ignore[call-overload]
+    hub.get(f"{base}/terminals", json=list(terminals), status=200)  # type: ignore[call-overload]
+
+
+def kernel(state: str, seconds_ago: float) -> dict[str, Any]:
+    return {
+        "id": "k1",
+        "name": "python3",
+        "last_activity": stamp(seconds_ago),
+        "execution_state": state,
+        "connections": 0,
+    }
+
+
+def survey(*args: str) -> Any:
+    return run(
+        "--timeout=1h", "--activity-source=server", f"--proxy-url={PROXY}", "--report-kept", *args
+    )
+
+
+def server_entry(report: dict[str, Any], user: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(
+        e for e in report["entries"] if e["kind"] == "server" and e["user"] == user
+    )
+    return found
+
+
+def test_an_idle_server_with_a_fresh_hub_record_is_stopped_and_a_busy_one_kept(
+    emulated_hub: EmulatedHub,
+) -> None:
+    """The hub says both were active a minute ago (an open tab); the servers say ann's
+    kernel is busy and bob's went quiet 2 hours ago: bob is stopped, ann kept."""
+    emulated_hub.serve_users("ready", [running_user("ann", idle=60), running_user("bob", idle=60)])
+    answer_server(emulated_hub, "ann", kernels=[kernel("busy", 7200)])
+    answer_server(emulated_hub, "bob", kernels=[kernel("idle", 7200)])
+    emulated_hub.answer_stop("bob")
+    result = survey("--report=json")
+    assert result.exit_code == 0, result.stderr
+    assert emulated_hub.deleted_urls() == [f"{URL}/users/bob/server"]
+    # each server was asked with its own user's minted token
+    assert sorted(user for user, _ in emulated_hub.mint_requests) == ["ann", "bob"]
+    report = json.loads(result.stdout)
+    validate(report)
+    bob, ann = server_entry(report, "bob"), server_entry(report, "ann")
+    assert bob["outcome"] == "stopped"
+    assert (bob["activity"]["found"], bob["activity"]["source"]) == ("idle", "server")
+    assert bob["activity"]["idle_since"] is not None
+    assert ann["outcome"] != "stopped"
+    assert ann["activity"]["found"] == "protected_busy_kernel"
+    assert "busy" in ann["activity"]["reason"]
+    counts = report["counts"]["activity"]
+    assert counts["probed"] == 2
+    assert counts["idle"] == 1
+    assert counts["protected_busy_kernel"] == 1
+    assert counts["culled_hub_active"] == 1
+    assert counts["would_probe"] == 0
+
+
+def test_a_failed_probe_leaves_the_fresh_hub_record_to_decide(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.serve_users("ready", [running_user("ann", idle=60)])
+    answer_server(emulated_hub, "ann", status=404)
+    result = survey("--report=json")
+    assert result.exit_code == 0, result.stderr
+    assert emulated_hub.deleted_urls() == []
+    report = json.loads(result.stdout)
+    validate(report)
+    counts = report["counts"]["activity"]
+    assert (counts["fell_back"], counts["idle"], counts["culled_hub_active"]) == (1, 0, 0)
+    assert server_entry(report, "ann")["activity"]["found"] == "fell_back"
+
+
+def test_a_dry_run_surveys_nothing_and_says_what_it_would_probe(
+    emulated_hub: EmulatedHub,
+) -> None:
+    emulated_hub.serve_users("ready", [running_user("ann", idle=7200)])
+    result = survey("--report=json", "--dry-run")
+    assert result.exit_code == 0, result.stderr
+    assert not [c for c in emulated_hub.calls if (c.request.url or "").startswith(PROXY)]
+    assert emulated_hub.mint_requests == []
+    assert emulated_hub.deleted_urls() == []
+    report = json.loads(result.stdout)
+    validate(report)
+    counts = report["counts"]["activity"]
+    assert (counts["would_probe"], counts["probed"]) == (1, 0)
+    assert server_entry(report, "ann")["activity"]["found"] == "would_probe"
+
+
+@pytest.mark.parametrize("report_format", ["text"])
+def test_the_text_report_names_the_survey(emulated_hub: EmulatedHub, report_format: str) -> None:
+    emulated_hub.serve_users("ready", [running_user("ann", idle=60)])
+    answer_server(emulated_hub, "ann", kernels=[kernel("busy", 7200)])
+    result = survey(f"--report={report_format}")
+    assert result.exit_code == 0, result.stderr
+    assert emulated_hub.deleted_urls() == []
+    assert "protected" in result.stdout + result.stderr
