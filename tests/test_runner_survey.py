@@ -135,3 +135,28 @@ def test_the_text_report_names_the_survey(emulated_hub: EmulatedHub, report_form
     assert result.exit_code == 0, result.stderr
     assert emulated_hub.deleted_urls() == []
     assert "protected" in result.stdout + result.stderr
+
+
+def test_the_recheck_judges_on_the_survey_and_skips_what_is_neither_ready_nor_included(
+    emulated_hub: EmulatedHub,
+) -> None:
+    """With the re-check due at once, bob's fresh hub record (active a minute ago) is
+    judged on what his server measured, so he is still stopped; carl's server is not
+    ready and dan is excluded: neither is asked anything."""
+    pending = running_user("carl", idle=7200)
+    pending["servers"][""]["ready"] = False
+    emulated_hub.serve_users(
+        "ready",
+        [running_user("bob", idle=60), pending, running_user("dan", idle=7200)],
+    )
+    answer_server(emulated_hub, "bob", kernels=[kernel("idle", 7200)])
+    emulated_hub.answer_stop("bob")
+    result = survey("--report=json", "--recheck-after=0", "--exclude-user=dan")
+    assert result.exit_code == 0, result.stderr
+    assert emulated_hub.deleted_urls() == [f"{URL}/users/bob/server"]
+    assert [user for user, _ in emulated_hub.mint_requests] == ["bob"]
+    assert [c.request.url for c in emulated_hub.calls if f"{URL}/users/bob" == c.request.url]
+    report = json.loads(result.stdout)
+    validate(report)
+    assert server_entry(report, "bob")["outcome"] == "stopped"
+    assert report["counts"]["activity"]["probed"] == 1
