@@ -160,3 +160,51 @@ def test_the_recheck_judges_on_the_survey_and_skips_what_is_neither_ready_nor_in
     validate(report)
     assert server_entry(report, "bob")["outcome"] == "stopped"
     assert report["counts"]["activity"]["probed"] == 1
+
+
+def test_a_protected_server_is_kept_with_its_reason_though_the_hub_calls_it_idle(
+    emulated_hub: EmulatedHub,
+) -> None:
+    """The hub's record is 2 hours old, so the rules plan a stop; the survey's finding
+    (a busy kernel) is reused at the stop and keeps the server, saying why."""
+    emulated_hub.serve_users("ready", [running_user("ann", idle=7200)])
+    answer_server(emulated_hub, "ann", kernels=[kernel("busy", 7200)])
+    result = survey("--report=json", "--no-recheck")
+    assert result.exit_code == 0, result.stderr
+    assert emulated_hub.deleted_urls() == []
+    report = json.loads(result.stdout)
+    validate(report)
+    ann = server_entry(report, "ann")
+    assert ann["outcome"] == "skipped"
+    assert "protected" in ann["detail"]
+    assert "busy" in ann["detail"]
+    assert [user for user, _ in emulated_hub.mint_requests] == ["ann"]  # asked once
+
+
+def test_a_refused_probe_token_falls_back_to_the_hub_record(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.serve_users("ready", [running_user("ann", idle=60)])
+    emulated_hub.mint_refusals["ann"] = (403, {"status": 403, "message": "no"})
+    result = survey("--report=json")
+    assert result.exit_code == 0, result.stderr
+    assert not [c for c in emulated_hub.calls if (c.request.url or "").startswith(PROXY)]
+    report = json.loads(result.stdout)
+    validate(report)
+    activity = server_entry(report, "ann")["activity"]
+    assert activity["found"] == "fell_back"
+    assert "no probe token" in activity["reason"]
+
+
+def test_a_failed_second_metrics_call_leaves_cpu_unmeasured(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.serve_users("ready", [running_user("bob", idle=60)])
+    answer_server(emulated_hub, "bob", kernels=[kernel("idle", 7200)])
+    metrics = f"{PROXY}/user/bob/api/metrics/v1"
+    emulated_hub.get(metrics, json={"rss": 1, "cpu_percent": 0.0})
+    emulated_hub.get(metrics, json={"message": "boom"}, status=500)
+    emulated_hub.answer_stop("bob")
+    result = survey("--report=json", "--cpu-threshold=50", "--cpu-window=0.1")
+    assert result.exit_code == 0, result.stderr
+    assert len([c for c in emulated_hub.calls if (c.request.url or "").startswith(metrics)]) == 2
+    report = json.loads(result.stdout)
+    validate(report)
+    # CPU could not be measured: the kernels' evidence alone decides (idle 2h)
+    assert server_entry(report, "bob")["outcome"] == "stopped"
