@@ -208,3 +208,17 @@ def test_a_failed_second_metrics_call_leaves_cpu_unmeasured(emulated_hub: Emulat
     validate(report)
     # CPU could not be measured: the kernels' evidence alone decides (idle 2h)
     assert server_entry(report, "bob")["outcome"] == "stopped"
+
+
+def test_a_garbled_recheck_record_keeps_the_surveyed_server(emulated_hub: EmulatedHub) -> None:
+    emulated_hub.serve_users("ready", [running_user("bob", idle=60)], recheck=False)
+    emulated_hub.get(f"{URL}/users/bob", json={"name": "bob", "servers": 5})
+    answer_server(emulated_hub, "bob", kernels=[kernel("idle", 7200)])
+    result = survey("--report=json", "--recheck-after=0")
+    assert result.exit_code == 0, result.stderr
+    assert emulated_hub.deleted_urls() == []
+    report = json.loads(result.stdout)
+    validate(report)
+    bob = server_entry(report, "bob")
+    assert (bob["outcome"], bob["activity"]["found"]) == ("skipped", "idle")
+    assert bob["detail"].startswith("re-check: ")
