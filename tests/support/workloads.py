@@ -36,6 +36,7 @@ import json
 import secrets
 import threading
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -74,16 +75,21 @@ STOP_BURN_CELL = "burner.kill(); burner.wait()"
 
 class TabPoller:
     """Polls a server's REST API like a visible JupyterLab tab (without
-    ``no_track_activity``: a tab's polls count as activity)."""
+    ``no_track_activity``: a tab's polls count as activity).
+
+    It sends through the standard library, not ``requests``: the poller lives as long as
+    the session's workloads, and every ``responses`` mock a later unit test activates
+    patches ``requests`` process-wide, so its polls would be recorded there as stray calls
+    (a test asserting that a pass sent nothing failed that way, once in a while).
+    """
 
     PATHS = ("api/kernels", "api/sessions", "api/terminals")
 
     def __init__(self, base_url: str, token: str, every: float = TAB_POLL) -> None:
         self._base = base_url
         self._every = every
-        self._session = requests.Session()
-        self._session.trust_env = False
-        self._session.headers["Authorization"] = f"token {token}"
+        self._headers = {"Authorization": f"token {token}"}
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tab-poller", daemon=True)
         self.polls = 0
@@ -95,15 +101,21 @@ class TabPoller:
     def _run(self) -> None:
         while not self._stop.is_set():
             for path in self.PATHS:
-                with contextlib.suppress(requests.RequestException):
-                    self._session.get(self._base + path, timeout=REQUEST_TIMEOUT)
+                self._poll(path)
             self.polls += 1
             self._stop.wait(self._every)
+
+    def _poll(self, path: str) -> None:
+        request = urllib.request.Request(self._base + path, headers=self._headers)
+        with (
+            contextlib.suppress(OSError),
+            self._opener.open(request, timeout=REQUEST_TIMEOUT) as answer,
+        ):
+            answer.read()
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(REQUEST_TIMEOUT)
-        self._session.close()
 
 
 @dataclass
