@@ -480,6 +480,35 @@ OPTIONS: tuple[Option, ...] = (
         shown=_public_or_none,
     ),
     Option(
+        "probe-via",
+        type=click.Choice(["proxy", "route-target"]),
+        default="proxy",
+        help="Where every probe of a user's server goes (--activity-source=server, "
+        "--probe-kernels, --postpone-limit): proxy, through --proxy-url, which records each "
+        "answered probe as the server's activity and the hub copies it into last_activity; "
+        "or route-target, straight to each server's own address as the proxy's routing "
+        "table (--proxy-api-url, CONFIGPROXY_AUTH_TOKEN) names it, which records nothing. "
+        "See docs/explanation/what-counts-as-activity.md.",
+        setting="probe_via",
+    ),
+    Option(
+        "proxy-api-url",
+        metavar="URL",
+        default="http://127.0.0.1:8001",
+        help="With --probe-via=route-target: configurable-http-proxy's REST API, whose "
+        "routing table is read once per pass with CONFIGPROXY_AUTH_TOKEN (in "
+        "zero-to-jupyterhub http://proxy-api:8001).",
+        setting="proxy_api_url",
+        type=HubURL(),
+        shown=public_url,
+    ),
+    Option(
+        "proxy-auth-token-file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="With --probe-via=route-target: read the proxy's auth token from this file "
+        "instead of the CONFIGPROXY_AUTH_TOKEN environment variable.",
+    ),
+    Option(
         "busy-timeout",
         type=Duration(),
         default="1d",
