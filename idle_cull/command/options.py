@@ -462,7 +462,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "probe-kernels",
-        help="Before stopping a server, ask it (through --proxy-url) whether a kernel is busy, "
+        help="Before stopping a server, ask it (where --probe-via says) whether a kernel is busy, "
         "and keep it while one is, up to --busy-timeout. Each probe sends a short-lived token "
         "of the server's own user, which the hub mints: needs the tokens scope and JupyterHub "
         "3.0 or later.",
@@ -473,8 +473,8 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "proxy-url",
         metavar="URL",
-        help="With --probe-kernels: the proxy's public URL, without a path (in "
-        "zero-to-jupyterhub the proxy-public service, e.g. http://proxy-public).",
+        help="With --probe-kernels (and --probe-via=proxy): the proxy's public URL, without a "
+        "path (in zero-to-jupyterhub the proxy-public service, e.g. http://proxy-public).",
         setting="proxy_url",
         type=HubURL(),
         shown=_public_or_none,
@@ -537,7 +537,7 @@ OPTIONS: tuple[Option, ...] = (
         default="hub",
         help="Where a server's activity comes from: hub, the hub's last_activity (which an "
         "open browser tab keeps fresh), or server, each running server's own kernels and "
-        "terminals, asked through --proxy-url with its user's token (a busy kernel, a "
+        "terminals, asked (--probe-via) with its user's token (a busy kernel, a "
         "terminal in use and, with --cpu-threshold, CPU keep it; a failed probe leaves the "
         "hub's record to decide). server includes what --probe-kernels checks.",
         setting="activity.activity_source",
@@ -578,7 +578,7 @@ OPTIONS: tuple[Option, ...] = (
         default="0",
         help="Let users postpone the cull of their own server by writing an end time or a "
         "duration into keep-alive.txt in its root directory (echo 18:00 > ~/keep-alive.txt), "
-        "for at most this long after they wrote it; read through --proxy-url with a token of "
+        "for at most this long after they wrote it; read (--probe-via) with a token of "
         "the user's own. 0 (the default) turns it off.",
         setting="postpone_limit",
     ),

@@ -11,14 +11,21 @@ import logging
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
 import responses
 
-from idle_cull.evidence.kernel_api import MAX_KERNELS_BODY, KernelProbe, read_kernels
-from idle_cull.evidence.probe_tokens import ProbeTarget
+from idle_cull.errors import HubAuthError
+from idle_cull.evidence.kernel_api import (
+    MAX_KERNELS_BODY,
+    KernelProbe,
+    KernelsWithUserToken,
+    read_kernels,
+)
+from idle_cull.evidence.probe_tokens import ProbeTarget, ProbeTokens
 from idle_cull.evidence.proxy_routes import through_proxy
 from idle_cull.rules.busy_kernels import BusyKernel, ProbeResult
 from tests.support.hostile_peer import HostilePeer
@@ -275,3 +282,21 @@ def test_a_probe_is_abandoned_once_the_pass_is_told_to_stop() -> None:
         probe.close()
     assert result.failure == "abandoned: the pass is stopping"
     assert time.monotonic() - started < 10
+
+
+class RefusingMinter:
+    def new_token(
+        self, user: str, *, scopes: list[str], expires_in: int, note: str
+    ) -> dict[str, Any]:
+        raise HubAuthError(f"could not mint a probe token for {user!r}: no", status=403)
+
+
+def test_with_the_users_token_a_refused_mint_fails_that_probe_only(
+    server: responses.RequestsMock, probe: KernelProbe
+) -> None:
+    """``KernelsWithUserToken`` (what the boundary wires): the hub's reason, nothing sent."""
+    prober = KernelsWithUserToken(probe, ProbeTokens(RefusingMinter(), 60, probe_seconds=10))
+    result = prober(at("/user/ann/"))
+    assert result.failure == "no probe token: could not mint a probe token for 'ann': no"
+    assert result.attempts == 0
+    assert not server.calls
