@@ -11,7 +11,9 @@ says what is wrong and what to do about it, and never contains the API token.
     │   ├── HubAuthError ........ 401/403, the token lacks a scope
     │   ├── HubUnavailable ...... unreachable, timeouts, 5xx after retries
     │   ├── HubProtocolError .... an answer that is not the JupyterHub API
-    │   └── TokenLifetimeTooLong  a probe token asked to live longer than the hub allows
+    │   ├── TokenLifetimeTooLong  a probe token asked to live longer than the hub allows
+    │   └── RoutesUnavailable ... the proxy's routing table could not be read
+    │                             (--probe-via=route-target)
     ├── PassInterrupted ......... deadline or signal before acting: ACTION_FAILED (1)
     ├── LockHeld ................ another pass holds --lock-file: LOCKED (75)
     ├── ClocksDisagree .......... hub and local clocks far apart: CLOCKS_DISAGREE (6)
@@ -34,6 +36,7 @@ __all__ = [
     "OutputError",
     "PassInterrupted",
     "PushgatewayError",
+    "RoutesUnavailable",
     "TokenLifetimeTooLong",
 ]
 
@@ -78,6 +81,16 @@ class TokenLifetimeTooLong(HubError):
     def __init__(self, message: str, *, limit: int = 0, attempts: int = 1) -> None:
         super().__init__(message, status=400, attempts=attempts)
         self.limit = limit
+
+
+class RoutesUnavailable(HubError):
+    """``--probe-via=route-target``: the proxy's routing table could not be read
+    (unreachable, its token refused, or an answer that is not configurable-http-proxy's).
+
+    A ``HubError`` (exit 3, as for the hub itself: unreachable or a refused credential
+    alike): the proxy is part of the deployment the pass needs, and the table is read
+    before anything is acted on. A missing proxy token is a ``ConfigError`` instead.
+    """
 
 
 class ClocksDisagree(IdleCullError):

@@ -26,7 +26,11 @@ class ExitStatus(IntEnum):
     OK = 0, "the pass finished; every action succeeded, is pending, or there was nothing to do"
     ACTION_FAILED = 1, "some stop or delete failed after retries, or the pass was cut short"
     USAGE = 2, "usage or configuration error; nothing was changed on the hub"
-    HUB_UNUSABLE = 3, "users could not be listed; nothing was culled"
+    HUB_UNUSABLE = (
+        3,
+        "users could not be listed (or, with --probe-via=route-target, the proxy's routes "
+        "read); nothing was culled",
+    )
     CAP_EXCEEDED = 4, "the plan exceeded --max-culls or --max-cull-fraction; nothing was culled"
     OUTPUT_FAILED = 5, "the pass went well, but the report or metrics could not be delivered"
     CLOCKS_DISAGREE = 6, "the hub's clock and this machine's disagree; nothing was culled"

@@ -24,6 +24,7 @@ EXPECTED_STATUS = {
     errors.HubUnavailable: ExitStatus.HUB_UNUSABLE,
     errors.HubProtocolError: ExitStatus.HUB_UNUSABLE,
     errors.TokenLifetimeTooLong: ExitStatus.HUB_UNUSABLE,  # in practice: one failed probe
+    errors.RoutesUnavailable: ExitStatus.HUB_UNUSABLE,  # --probe-via=route-target, at start
     errors.PassInterrupted: ExitStatus.ACTION_FAILED,
     errors.LockHeld: ExitStatus.LOCKED,
     errors.ClocksDisagree: ExitStatus.CLOCKS_DISAGREE,

@@ -48,10 +48,10 @@ from idle_cull.errors import (
 from idle_cull.evidence.base import Evidence, EvidenceSource
 from idle_cull.evidence.hub_record import HubRecord
 from idle_cull.evidence.keep_alive import KeepAliveReader, KeepAliveSource, PostponeLimits
-from idle_cull.evidence.kernel_api import PROBE_ATTEMPTS, KernelProbe
+from idle_cull.evidence.kernel_api import PROBE_ATTEMPTS, KernelProbe, KernelsWithUserToken
 from idle_cull.evidence.kernel_probe import KernelSource
-from idle_cull.evidence.probe_tokens import ProbeTokens, ProbeWithUserToken, token_lifetime
-from idle_cull.evidence.proxy_routes import through_proxy
+from idle_cull.evidence.probe_tokens import ProbeTokens, token_lifetime
+from idle_cull.evidence.proxy_routes import Locator, RouteTargets, through_proxy
 from idle_cull.evidence.server_activity import (
     ActivityWithUserToken,
     ServerActivityProbe,
@@ -66,7 +66,7 @@ from idle_cull.output.report import Report
 from idle_cull.preflight import managed_service_refusal
 from idle_cull.runner import PassControl, run_pass, utc_now
 from idle_cull.safe_files import read_regular
-from idle_cull.safe_text import without_credentials
+from idle_cull.safe_text import public_url, without_credentials
 
 __all__ = [
     "STATUS_OF_ERROR",
@@ -178,8 +178,14 @@ def run_command(options: dict[str, Any]) -> ExitStatus:
         refusal = managed_service_refusal(os.environ)
         if refusal and not options["allow_managed_service"]:
             raise ConfigError(refusal)
-        settings = build_settings(options, os.environ.get("JUPYTERHUB_API_TOKEN", ""))
+        settings = build_settings(
+            options,
+            os.environ.get("JUPYTERHUB_API_TOKEN", ""),
+            os.environ.get("CONFIGPROXY_AUTH_TOKEN", ""),
+        )
         hide_in_logs(settings.token)
+        if settings.probe_via == "route-target":
+            hide_in_logs(settings.proxy_auth_token)
         check_outputs(settings)
     except ConfigError as error:
         return report_usage_error(options, started, error)
@@ -220,20 +226,27 @@ def _deliver_as_options_say(
     return None
 
 
-def build_settings(options: dict[str, Any], env_token: str) -> Settings:
+def build_settings(options: dict[str, Any], env_token: str, env_proxy_token: str = "") -> Settings:
     """The one ``Settings`` of this pass, validated; raises ``ConfigError``.
 
-    Reads the token file and the TLS files; the other options fill their fields as
-    ``options.OPTIONS`` declares.
+    Reads the token files and the TLS files; the other options fill their fields as
+    ``options.OPTIONS`` declares. The tokens come from the environment
+    (``JUPYTERHUB_API_TOKEN``, ``CONFIGPROXY_AUTH_TOKEN``) or a file, never from an option's
+    value or a config file.
     """
     token_file: Path | None = options["api_token_file"]
     token = read_token(token_file) if token_file else env_token.strip()
+    proxy_token_file: Path | None = options["proxy_auth_token_file"]
+    proxy_token = env_proxy_token.strip()
+    if proxy_token_file:
+        option, what = "--proxy-auth-token-file", "the proxy's auth token"
+        proxy_token = read_token(proxy_token_file, option, what)
     tls = None
     if options["ssl_enabled"]:
         if not options["url"].startswith("https://"):
             raise ConfigError("--ssl-enabled needs an https:// --url")
         tls = TLSFiles.from_internal_certs(options["internal_certs_location"])
-    return Settings.from_options(options, token=token, tls=tls)
+    return Settings.from_options(options, token=token, tls=tls, proxy_auth_token=proxy_token)
 
 
 def execute(settings: Settings, progress: Progress | None = None) -> ExitStatus:
@@ -275,9 +288,11 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
     )
     # The probes never get settings.token: each sends a token of the probed server's
     # own user, which the hub mints for it (probe_tokens); ours goes only to --url.
+    # Every probe finds its server through the one locator of --probe-via.
+    locate = probe_locator(settings)
     keep_alive = (
         KeepAliveReader(
-            settings.proxy_url or "",
+            locate,
             timeout=settings.probe_timeout,
             pool_size=settings.concurrency,
             give_up=control.stopped,
@@ -293,8 +308,9 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
         token_lifetime(settings.probe_timeout, PROBE_ATTEMPTS),
         probe_seconds=settings.probe_timeout * PROBE_ATTEMPTS,
     )
+    probing = settings.activity.server or settings.probe_kernels or keep_alive is not None
     if settings.activity.server or settings.probe_kernels:
-        source, close = _probe_source(settings, tokens, control)
+        source, close = _probe_source(settings, tokens, control, locate)
         sources.append(source)
         closing.append(close)
     if keep_alive is not None:
@@ -305,6 +321,8 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
         closing.append(keep_alive.close)
     started = utc_now()
     try:
+        if probing:
+            prepare_locator(locate, settings)
         with cancel_on_signals(control):
             report = run_pass(
                 settings,
@@ -328,11 +346,45 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
             close()
         progress.close()
     report.mask(settings.token)
+    report.mask(settings.proxy_auth_token)
     return conclude(report, status, partial(publish, settings=settings))
 
 
+def probe_locator(settings: Settings) -> Locator:
+    """Where every probe of a user's server goes (``--probe-via``): the one choice."""
+    if settings.probe_via == "route-target":
+        return RouteTargets(
+            settings.proxy_api_url, settings.proxy_auth_token, timeout=settings.request_timeout
+        )
+    return through_proxy(settings.proxy_url or "")
+
+
+def prepare_locator(locate: Locator, settings: Settings) -> None:
+    """Say where the probes go; at the route targets, read the proxy's routing table
+    now, once, before anything is listed or acted on (``RoutesUnavailable``: exit 3). A
+    dry run sends nothing to any server, so it reads no table either."""
+    if not isinstance(locate, RouteTargets):
+        log.info("probes go through the proxy at %s", public_url(locate.proxy_url or ""))
+        return
+    api = public_url(locate.api_url)
+    if settings.dry_run:
+        log.info(
+            "DRY RUN: probes would go to the servers' route targets, read from the proxy's "
+            "API at %s; the routing table was not read",
+            api,
+        )
+        return
+    count = locate.load()
+    log.info(
+        "probes go to the servers' route targets (%d routes read from the proxy's API at %s), "
+        "not through the proxy",
+        count,
+        api,
+    )
+
+
 def _probe_source(
-    settings: Settings, tokens: ProbeTokens, control: PassControl
+    settings: Settings, tokens: ProbeTokens, control: PassControl, locate: Locator
 ) -> tuple[EvidenceSource, Callable[[], None]]:
     """The source that probes servers, and how to close it.
 
@@ -341,12 +393,10 @@ def _probe_source(
     servers about to be stopped (a busy kernel, bounded by ``--busy-timeout``): one probe
     per server, never both.
     """
-    proxy_url = settings.proxy_url or ""
     if settings.activity.server:
         reader = ServerActivityProbe(
-            through_proxy(proxy_url),
+            locate,
             settings=settings.activity.reading(),
-            proxy_url=proxy_url,
             timeout=settings.probe_timeout,
             pool_size=settings.concurrency,
             give_up=control.stopped,
@@ -360,12 +410,12 @@ def _probe_source(
         )
         return activity, reader.close
     kernels = KernelProbe(
-        proxy_url,
+        locate,
         timeout=settings.probe_timeout,
         pool_size=settings.concurrency,
         give_up=control.stopped,
     )
-    prober = ProbeWithUserToken(kernels, tokens)
+    prober = KernelsWithUserToken(kernels, tokens)
     source = KernelSource(prober, settings.probe_limits, settings.limits.max_age)
     return source, kernels.close
 

@@ -308,6 +308,7 @@ def generate_config(command: click.Command) -> str:
         "# Every setting is shown commented out at its default: uncomment what you change.",
         f"# The command line and the environment ({ENV_PREFIX}_<OPTION>) override this file.",
         "# The API token never goes here: use JUPYTERHUB_API_TOKEN or api-token-file.",
+        "# Nor the proxy's: use CONFIGPROXY_AUTH_TOKEN or proxy-auth-token-file.",
     ]
     params = file_options(command)
     for option in OPTIONS:

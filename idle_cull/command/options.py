@@ -462,7 +462,7 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "probe-kernels",
-        help="Before stopping a server, ask it (through --proxy-url) whether a kernel is busy, "
+        help="Before stopping a server, ask it (where --probe-via says) whether a kernel is busy, "
         "and keep it while one is, up to --busy-timeout. Each probe sends a short-lived token "
         "of the server's own user, which the hub mints: needs the tokens scope and JupyterHub "
         "3.0 or later.",
@@ -473,11 +473,40 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "proxy-url",
         metavar="URL",
-        help="With --probe-kernels: the proxy's public URL, without a path (in "
-        "zero-to-jupyterhub the proxy-public service, e.g. http://proxy-public).",
+        help="With --probe-kernels (and --probe-via=proxy): the proxy's public URL, without a "
+        "path (in zero-to-jupyterhub the proxy-public service, e.g. http://proxy-public).",
         setting="proxy_url",
         type=HubURL(),
         shown=_public_or_none,
+    ),
+    Option(
+        "probe-via",
+        type=click.Choice(["proxy", "route-target"]),
+        default="proxy",
+        help="Where every probe of a user's server goes (--activity-source=server, "
+        "--probe-kernels, --postpone-limit): proxy, through --proxy-url, which records each "
+        "answered probe as the server's activity and the hub copies it into last_activity; "
+        "or route-target, straight to each server's own address as the proxy's routing "
+        "table (--proxy-api-url, CONFIGPROXY_AUTH_TOKEN) names it, which records nothing. "
+        "See docs/explanation/what-counts-as-activity.md.",
+        setting="probe_via",
+    ),
+    Option(
+        "proxy-api-url",
+        metavar="URL",
+        default="http://127.0.0.1:8001",
+        help="With --probe-via=route-target: configurable-http-proxy's REST API, whose "
+        "routing table is read once per pass with CONFIGPROXY_AUTH_TOKEN (in "
+        "zero-to-jupyterhub http://proxy-api:8001).",
+        setting="proxy_api_url",
+        type=HubURL(),
+        shown=public_url,
+    ),
+    Option(
+        "proxy-auth-token-file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="With --probe-via=route-target: read the proxy's auth token from this file "
+        "instead of the CONFIGPROXY_AUTH_TOKEN environment variable.",
     ),
     Option(
         "busy-timeout",
@@ -508,7 +537,7 @@ OPTIONS: tuple[Option, ...] = (
         default="hub",
         help="Where a server's activity comes from: hub, the hub's last_activity (which an "
         "open browser tab keeps fresh), or server, each running server's own kernels and "
-        "terminals, asked through --proxy-url with its user's token (a busy kernel, a "
+        "terminals, asked (--probe-via) with its user's token (a busy kernel, a "
         "terminal in use and, with --cpu-threshold, CPU keep it; a failed probe leaves the "
         "hub's record to decide). server includes what --probe-kernels checks.",
         setting="activity.activity_source",
@@ -549,7 +578,7 @@ OPTIONS: tuple[Option, ...] = (
         default="0",
         help="Let users postpone the cull of their own server by writing an end time or a "
         "duration into keep-alive.txt in its root directory (echo 18:00 > ~/keep-alive.txt), "
-        "for at most this long after they wrote it; read through --proxy-url with a token of "
+        "for at most this long after they wrote it; read (--probe-via) with a token of "
         "the user's own. 0 (the default) turns it off.",
         setting="postpone_limit",
     ),

@@ -66,8 +66,11 @@ def _characters(count: int) -> str:
     return f"{count} character" + ("" if count == 1 else "s")
 
 
-def read_token(path: Path) -> str:
-    """The API token from a file (systemd credential, Kubernetes secret), stripped.
+def read_token(
+    path: Path, option: str = "--api-token-file", what: str = "the service's API token"
+) -> str:
+    """A token from a file (systemd credential, Kubernetes secret), stripped: the API
+    token (``--api-token-file``) or the proxy's (``--proxy-auth-token-file``).
 
     The file's content is never echoed back in an error, only its path. Only a regular
     file of at most ``MAX_TOKEN_FILE_BYTES`` is read (links are followed: Kubernetes
@@ -78,7 +81,7 @@ def read_token(path: Path) -> str:
         content, mode = read_regular(path, MAX_TOKEN_FILE_BYTES, follow=True)
         token = content.decode("utf-8").strip()
     except FileNotFoundError:
-        raise ConfigError(f"token file {path} does not exist: check --api-token-file") from None
+        raise ConfigError(f"token file {path} does not exist: check {option}") from None
     except NotRegularFile as error:
         raise ConfigError(f"cannot read token file: {error}") from None
     except (OSError, UnicodeDecodeError) as error:
@@ -91,7 +94,7 @@ def read_token(path: Path) -> str:
             stat.S_IMODE(mode),
         )
     if not token:
-        raise ConfigError(f"token file {path} is empty: put the service's API token in it")
+        raise ConfigError(f"token file {path} is empty: put {what} in it")
     return token
 
 
@@ -124,6 +127,9 @@ class Settings:
     pushgateway: str | None = None  # Prometheus Pushgateway URL
     probe_kernels: bool = False  # ask servers about to be stopped whether a kernel is busy
     proxy_url: str | None = None  # the proxy's public origin, which the probes go through
+    probe_via: str = "proxy"  # "route-target": straight to each server (proxy_routes)
+    proxy_api_url: str = "http://127.0.0.1:8001"  # configurable-http-proxy's REST API
+    proxy_auth_token: str = field(default="", repr=False)  # CONFIGPROXY_AUTH_TOKEN
     probe_timeout: float = KERNEL_PROBE_TIMEOUT  # per attempt; a probe makes at most two
     probe_limits: ProbeLimits = field(default_factory=ProbeLimits)
     activity: ActivitySource = field(default_factory=ActivitySource)
@@ -169,10 +175,11 @@ class Settings:
         *,
         token: str,
         tls: TLSFiles | None = None,
+        proxy_auth_token: str = "",
     ) -> Settings:
         """The settings from parsed option values (keyed by ``Option.dest``), validated.
 
-        The token and the TLS files come from options that need reading files first,
+        The tokens and the TLS files come from options that need reading files first,
         so the caller passes them in; every other field is filled from its option.
         """
         groups: dict[str, dict[str, Any]] = {
@@ -191,6 +198,7 @@ class Settings:
         return cls(
             token=token,
             tls=tls,
+            proxy_auth_token=proxy_auth_token,
             limits=CullLimits(**groups["limits"]),
             caps=Caps(**groups["caps"]),
             probe_limits=ProbeLimits(**groups["probe_limits"]),
@@ -232,13 +240,48 @@ def _check_probe_options(settings: Settings) -> None:
         raise ConfigError(f"--cpu-threshold must be a positive percentage, got {threshold!r}")
     if not 0 < settings.activity.cpu_window <= 60:
         raise ConfigError("--cpu-window must be more than 0 and at most 60 seconds")
-    flag = "--activity-source=server" if settings.activity.server else "--probe-kernels"
-    if not (settings.probe_kernels or settings.activity.server):
+    if settings.probe_via not in ("proxy", "route-target"):
+        raise ConfigError(f"--probe-via must be proxy or route-target, got {settings.probe_via!r}")
+    if settings.activity.server:
+        _check_where_probes_go(settings, "--activity-source=server")
+    elif settings.probe_kernels:
+        _check_where_probes_go(settings, "--probe-kernels")
+
+
+def _check_where_probes_go(settings: Settings, flag: str) -> None:
+    """What ``--probe-via`` needs: ``--proxy-url`` through the proxy; the proxy's API URL
+    and its auth token at the route targets (the public URL is then not used)."""
+    if settings.probe_via == "route-target":
+        parts = requestable_url(settings.proxy_api_url, "--proxy-api-url", "http://proxy-api:8001")
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise ConfigError(
+                "--proxy-api-url must not contain a user name, password, query or fragment: "
+                "the proxy's auth token (CONFIGPROXY_AUTH_TOKEN) is what it checks"
+            )
+        token = settings.proxy_auth_token
+        if not token:
+            raise ConfigError(
+                f"{flag} with --probe-via=route-target needs the proxy's auth token, to read "
+                "its routing table: set CONFIGPROXY_AUTH_TOKEN (the token the hub and "
+                "configurable-http-proxy share) or pass --proxy-auth-token-file"
+            )
+        if (
+            not token.isascii()
+            or any(c.isspace() or not c.isprintable() for c in token)
+            or len(token) < MIN_TOKEN_LENGTH
+        ):
+            # Masking a one- or two-character token in the logs would garble every word.
+            raise ConfigError(
+                "the proxy's auth token contains spaces, line breaks or non-ASCII characters, "
+                f"or is shorter than {MIN_TOKEN_LENGTH}: check CONFIGPROXY_AUTH_TOKEN or "
+                "--proxy-auth-token-file"
+            )
         return
     if not settings.proxy_url:
         raise ConfigError(
             f"{flag} needs --proxy-url, the proxy's public URL through which the "
-            "servers are asked (e.g. http://proxy-public in zero-to-jupyterhub)"
+            "servers are asked (e.g. http://proxy-public in zero-to-jupyterhub), or "
+            "--probe-via=route-target"
         )
     validate_proxy_url(settings.proxy_url)
 
@@ -247,12 +290,7 @@ def _check_users_loop_options(settings: Settings) -> None:
     """``--postpone-limit`` reads through ``--proxy-url``; ``--notify`` warns once only on
     the grid of ``--schedule-interval``, within a ``--warn-within`` window at least that long."""
     if settings.postpone_limit:
-        if not settings.proxy_url:
-            raise ConfigError(
-                "--postpone-limit needs --proxy-url, the proxy's public URL through which "
-                "the keep-alive files are read (e.g. http://proxy-public in zero-to-jupyterhub)"
-            )
-        validate_proxy_url(settings.proxy_url)
+        _check_where_probes_go(settings, "--postpone-limit")
     try:
         ZoneInfo(settings.postpone_timezone)
     except (ZoneInfoNotFoundError, ValueError):

@@ -22,7 +22,8 @@ from urllib.parse import quote, urlsplit
 import requests
 
 from idle_cull.evidence.base import Asks, Target
-from idle_cull.evidence.probe_tokens import ExpectedServers, ProbeTokens
+from idle_cull.evidence.probe_tokens import ExpectedServers, ProbeTarget, ProbeTokens
+from idle_cull.evidence.proxy_routes import Locator, NoAddress
 from idle_cull.evidence.server_api import Failed, Failure, ServerAPI
 from idle_cull.models import RecordError, parse_timestamp
 from idle_cull.rules.evidence import Finding
@@ -46,16 +47,17 @@ READ_TIMEOUT = 5.0  # seconds for each request: a Jupyter server answers in mill
 
 
 class KeepAliveReader:
-    """Reads servers' keep-alive files at ``proxy_url`` + the server model's ``url``; thread-safe.
+    """Reads servers' keep-alive files where ``locate`` says (``evidence.proxy_routes``:
+    through the proxy, or at the route's target); thread-safe.
 
-    Like ``kernels.KernelProbe``: redirects are never followed, the token goes only to the
-    configured proxy's origin, credentials never come from the environment (netrc), and
+    Like ``kernel_api.KernelProbe``: redirects are never followed, the token goes only
+    where the locator allows, credentials never come from the environment (netrc), and
     every answer is bounded in time and size.
     """
 
     def __init__(
         self,
-        proxy_url: str,
+        locate: Locator,
         *,
         timeout: float = READ_TIMEOUT,
         file_name: str = KEEP_ALIVE_FILE,
@@ -63,34 +65,35 @@ class KeepAliveReader:
         session: requests.Session | None = None,
         give_up: Callable[[], bool] = lambda: False,
     ) -> None:
+        self._locate = locate
         self._api = ServerAPI(
-            proxy_url,
+            locate.proxy_url,
             timeout=timeout,
             max_bytes=MAX_ANSWER_BYTES,
             pool_size=pool_size,
             session=session,
             give_up=give_up,
         )
-        self.proxy_url = self._api.proxy_url
         self._file = quote(file_name, safe="")
 
     def close(self) -> None:
         self._api.close()
 
-    def url_for(self, server_url: str) -> str | None:
-        """The file's contents-API URL, or ``None`` when the server's ``url`` is not a plain
-        path (the user's token must never leave for another host)."""
-        return self._api.url_for(server_url, f"api/contents/{self._file}")
+    def url_for(self, target: ProbeTarget) -> str | NoAddress:
+        """The file's contents-API URL, or why the server cannot be read safely (the
+        user's token must never leave for another host, nor go to someone else's server)."""
+        base = self._locate(target)
+        return base if isinstance(base, NoAddress) else f"{base}api/contents/{self._file}"
 
-    def read(self, server_url: str | None, token: Callable[[], str]) -> Reading:
-        """The keep-alive file of the server at ``server_url`` (``/user/ann/``), or why not.
+    def read(self, target: ProbeTarget, token: Callable[[], str]) -> Reading:
+        """The keep-alive file of the server ``target`` names, or why not.
 
         ``token`` gives the user's own token, asked for only once the url is usable;
         whatever it raises propagates (the caller turns it into this server's reason).
         """
-        url = self.url_for(server_url) if server_url else None
-        if url is None:
-            return Reading(None, f"the hub gave no usable server url ({server_url!r})")
+        url = self.url_for(target)
+        if isinstance(url, NoAddress):
+            return Reading(None, url.reason)
         secret = token()
         model = self._get(url, secret, content="0")
         if isinstance(model, Reading):
@@ -239,7 +242,7 @@ class KeepAliveSource:
     def _read(self, target: Target) -> Reading:
         probe = self._expected.target_for(target)
         try:
-            return self._reader.read(target.url, lambda: self._tokens.token_for(probe))
+            return self._reader.read(probe, lambda: self._tokens.token_for(probe))
         except Exception as error:  # the structural boundary: see the class docstring
             return Reading(None, f"not read: unexpected {type(error).__name__}")
 

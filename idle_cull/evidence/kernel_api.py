@@ -1,7 +1,8 @@
-"""``KernelProbe``: asks a single-user server, through the hub's proxy, about its kernels.
+"""``KernelProbe``: asks a single-user server about its kernels.
 
-The only HTTP idle-cull sends to anything but the hub. One request per probed server,
-``GET {proxy URL}{server url}api/kernels?no_track_activity=1`` with a token owned by the
+One request per probed server, ``GET {server}api/kernels?no_track_activity=1``, where
+``{server}`` is the server's url through the hub's proxy or at its route's target
+(``--probe-via``, ``proxy_routes``), with a token owned by the
 server's user and scoped to that user's servers (``probe_tokens``): never the culler's
 own token, which must not reach a server its user controls. It is built to be harmless
 and cheap:
@@ -11,9 +12,9 @@ and cheap:
   a timeout, 429 or a 502/503/504), so a pass over many unreachable servers does not take
   minutes; sent through ``transport.BoundedTransport`` like every request to the hub, so
   a server that trickles its answer is cut off at the deadline too;
-- redirects are never followed and the token goes only to the configured proxy URL: a
-  server ``url`` that is not a plain path (``//elsewhere/``) is refused before a token is
-  even asked for;
+- redirects are never followed and the token goes only where the locator allows: a
+  server ``url`` that is not a plain path (``//elsewhere/``), or a route that is not that
+  server's, is refused before a token is even asked for;
 - the body is read up to a cap and parsed by ``transport.read_json``, so no answer (40 KB
   of ``[[[...`` included) can raise out of the probe; credentials never come from the
   environment (netrc);
@@ -32,13 +33,22 @@ from typing import Any
 
 import requests
 
+from idle_cull.errors import HubError
 from idle_cull.evidence.kernel_probe import KERNEL_PROBE_TIMEOUT
+from idle_cull.evidence.probe_tokens import ProbeTarget, ProbeTokens
+from idle_cull.evidence.proxy_routes import Locator, NoAddress
 from idle_cull.evidence.server_api import Failure, ServerAPI
 from idle_cull.models import RecordError, parse_timestamp
 from idle_cull.rules.busy_kernels import BUSY, BusyKernel, ProbeResult
 from idle_cull.transport import read_json
 
-__all__ = ["MAX_KERNELS_BODY", "PROBE_ATTEMPTS", "KernelProbe", "read_kernels"]
+__all__ = [
+    "MAX_KERNELS_BODY",
+    "PROBE_ATTEMPTS",
+    "KernelProbe",
+    "KernelsWithUserToken",
+    "read_kernels",
+]
 
 PROBE_ATTEMPTS = 2  # one retry, for a dropped connection or a proxy hiccup
 MAX_KERNELS_BODY = 1024 * 1024  # about 5,000 kernels; anything bigger is not a kernel list
@@ -46,11 +56,12 @@ MAX_NAME = 64  # a kernel spec name longer than this is shortened in reasons
 
 
 class KernelProbe:
-    """Probes servers at ``proxy_url`` + the server model's ``url``; thread-safe."""
+    """Probes servers where ``locate`` says (``evidence.proxy_routes``: through the proxy,
+    or at the route's target); thread-safe."""
 
     def __init__(
         self,
-        proxy_url: str,
+        locate: Locator,
         *,
         timeout: float = KERNEL_PROBE_TIMEOUT,
         attempts: int = PROBE_ATTEMPTS,
@@ -59,8 +70,9 @@ class KernelProbe:
         sleep: Callable[[float], None] = time.sleep,
         give_up: Callable[[], bool] = lambda: False,
     ) -> None:
+        self._locate = locate
         self._api = ServerAPI(
-            proxy_url,
+            locate.proxy_url,
             timeout=timeout,
             max_bytes=MAX_KERNELS_BODY,
             pool_size=pool_size,
@@ -69,29 +81,27 @@ class KernelProbe:
             give_up=give_up,
             label="probe",
         )
-        self.proxy_url = self._api.proxy_url
         self._attempts = max(1, attempts)
 
     def close(self) -> None:
         self._api.close()
 
-    def url_for(self, server_url: str) -> str | None:
-        """The kernels URL of a server, or ``None`` when its ``url`` is not a plain path
-        (the token must never leave for another host)."""
-        return self._api.url_for(server_url, "api/kernels")
+    def url_for(self, target: ProbeTarget) -> str | NoAddress:
+        """The kernels URL of a server, or why it cannot be probed safely (the token must
+        never leave for another host, nor go to a server that is someone else's)."""
+        base = self._locate(target)
+        return base if isinstance(base, NoAddress) else base + "api/kernels"
 
-    def probe(self, server_url: str | None, token: Callable[[], str]) -> ProbeResult:
-        """What the server at ``server_url`` (``/user/ann/``) says about its kernels.
+    def probe(self, target: ProbeTarget, token: Callable[[], str]) -> ProbeResult:
+        """What the server ``target`` names says about its kernels.
 
         ``token`` gives the credential to send, asked for only once the url is usable;
-        whatever it raises propagates (``probe_tokens.ProbeWithUserToken`` handles it).
+        whatever it raises propagates (``KernelsWithUserToken`` handles it).
         """
         started = time.monotonic()
-        url = self.url_for(server_url) if server_url else None
-        if url is None:
-            return ProbeResult.failed_with(
-                f"the hub gave no usable server url ({server_url!r})", attempts=0
-            )
+        url = self.url_for(target)
+        if isinstance(url, NoAddress):
+            return ProbeResult.failed_with(url.reason, attempts=0)
         result = self._probe(url, token())
         return ProbeResult(
             kernels=result.kernels,
@@ -108,6 +118,23 @@ class KernelProbe:
         if answer.status != 200:
             return ProbeResult.failed_with(_status_reason(answer.status), attempts=answer.attempts)
         return read_kernels(answer.content, attempts=answer.attempts)
+
+
+class KernelsWithUserToken:
+    """The prober ``KernelSource`` calls: the probe with a token of the server's owner
+    (``probe_tokens``), asked for only once the server has a usable address; a token
+    that cannot be had fails the probe of that server only, with the hub's reason (as
+    ``server_activity.ActivityWithUserToken``)."""
+
+    def __init__(self, kernels: KernelProbe, tokens: ProbeTokens) -> None:
+        self._kernels = kernels
+        self._tokens = tokens
+
+    def __call__(self, target: ProbeTarget) -> ProbeResult:
+        try:
+            return self._kernels.probe(target, lambda: self._tokens.token_for(target))
+        except HubError as error:
+            return ProbeResult.failed_with(f"no probe token: {error}", attempts=0)
 
 
 def _status_reason(status: int) -> str:

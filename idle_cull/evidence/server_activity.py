@@ -40,9 +40,10 @@ The proxy: every request it forwards successfully is route activity
 request's ``finish`` with a status below 300, and on any data; no opt-out), which the hub
 copies into the server's ``last_activity`` at its next activity poll. So a probe through
 the proxy makes the hub's record fresh again: harmless when this source decides, but it
-is the record a failed probe falls back to. ``evidence.proxy_routes`` avoids it where
-the operator allows the culler to read the proxy's routing table: probes then go straight to each
-route's target, and the proxy sees nothing.
+is the record a failed probe falls back to. ``--probe-via=route-target``
+(``evidence.proxy_routes``) avoids it where the operator allows the culler to read the
+proxy's routing table: probes then go straight to each route's target, and the proxy
+sees nothing.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ import requests
 from idle_cull.errors import HubError
 from idle_cull.evidence.base import Asks, Target
 from idle_cull.evidence.probe_tokens import ExpectedServers, ProbeTarget, ProbeTokens
+from idle_cull.evidence.proxy_routes import Locator, NoAddress
 from idle_cull.evidence.server_api import Failure, ServerAPI
 from idle_cull.models import RecordError, parse_timestamp
 from idle_cull.rules.evidence import Finding
@@ -201,19 +203,18 @@ class _Failed(Exception):
 class ServerActivityProbe:
     """Reads a server's activity at its base URL (``http://proxy/user/ann/``); thread-safe.
 
-    ``locate`` turns the hub's server ``url`` (``/user/ann/``) into the URL to probe, or
-    ``None`` when it cannot be probed safely (``evidence.proxy_routes``: ``through_proxy`` or
-    ``route_locator``). ``proxy_url``, when ``locate`` goes through the hub's proxy, is
-    that proxy: the environment's proxy and CA bundle settings for it are then used, as
-    for the kernel probe and the keep-alive file (``server_api.ServerAPI``).
+    ``locate`` (``evidence.proxy_routes``: through the proxy, or at the route's target)
+    turns the server to probe into that URL, or says why it cannot be probed safely;
+    when it goes through the hub's proxy, the environment's proxy and CA bundle settings
+    for that proxy are used, as for the kernel probe and the keep-alive file
+    (``server_api.ServerAPI``).
     """
 
     def __init__(
         self,
-        locate: Callable[[str], str | None],
+        locate: Locator,
         *,
         settings: ActivitySettings = DEFAULT_SETTINGS,
-        proxy_url: str | None = None,
         timeout: float = 5.0,
         pool_size: int = 10,
         session: requests.Session | None = None,
@@ -228,7 +229,7 @@ class ServerActivityProbe:
         self._clock = clock
         self._wall = wall
         self._api = ServerAPI(
-            proxy_url,
+            locate.proxy_url,
             timeout=timeout,
             max_bytes=MAX_ANSWER,
             pool_size=pool_size,
@@ -241,15 +242,14 @@ class ServerActivityProbe:
     def close(self) -> None:
         self._api.close()
 
-    def probe(self, server_url: str | None, token: Callable[[], str]) -> ServerActivity:
-        """The activity of the server the hub lists at ``server_url``; never raises for
-        anything the server does (``token``'s own errors propagate)."""
+    def probe(self, target: ProbeTarget, token: Callable[[], str]) -> ServerActivity:
+        """The activity of the server ``target`` names; never raises for anything the
+        server does (``token``'s own errors propagate). ``token`` is asked for only once
+        the server has an address the user's token may go to."""
         started = self._clock()
-        base = self._locate(server_url) if server_url else None
-        if base is None:
-            return ServerActivity.failed_with(
-                f"no usable address for the server ({server_url!r})", attempts=0
-            )
+        base = self._locate(target)
+        if isinstance(base, NoAddress):
+            return ServerActivity.failed_with(base.reason, attempts=0)
         secret = token()
         exchange = _Exchange()
         try:
@@ -379,7 +379,7 @@ class ActivityWithUserToken:
 
     def __call__(self, target: ProbeTarget) -> ServerActivity:
         try:
-            return self._probe.probe(target.url, lambda: self._tokens.token_for(target))
+            return self._probe.probe(target, lambda: self._tokens.token_for(target))
         except HubError as error:
             return ServerActivity.failed_with(f"no probe token: {error}", attempts=0)
 

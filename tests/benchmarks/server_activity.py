@@ -38,7 +38,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
@@ -47,7 +46,7 @@ from typing import Any
 import requests
 
 from idle_cull.evidence.probe_tokens import ProbeTarget, ProbeTokens, token_lifetime
-from idle_cull.evidence.proxy_routes import fetch_routes, route_locator, through_proxy
+from idle_cull.evidence.proxy_routes import Locator, fetch_routes, route_locator, through_proxy
 from idle_cull.evidence.server_activity import (
     ActivityWithUserToken,
     ServerActivityProbe,
@@ -95,6 +94,7 @@ def probe_pass(args: argparse.Namespace) -> dict[str, Any]:
     listed = time.perf_counter() - started
     saved = json.loads(Path(args.tokens).read_text()) if args.tokens else None
     tokens = ProbeTokens(client, args.lifetime, probe_seconds=5)
+    locate: Locator
     if args.proxy_api:
         locate = route_locator(fetch_routes(args.proxy_api, os.environ["CONFIGPROXY_AUTH_TOKEN"]))
     else:
@@ -107,7 +107,7 @@ def probe_pass(args: argparse.Namespace) -> dict[str, Any]:
         user, url = item
         target = ProbeTarget(user, "", url, frozenset({""}))
         if saved is not None:
-            return reader.probe(url, lambda: saved[user]).failure is None
+            return reader.probe(target, lambda: saved[user]).failure is None
         ok = prober(target).failure is None
         if args.save_tokens:
             minted[user] = tokens.token_for(target)
@@ -355,7 +355,7 @@ def measure_real(
     su: SingleUserHub,
     client: HubClient,
     users: list[str],
-    locate: Callable[[str], str | None],
+    locate: Locator,
     *,
     way: str,
     fresh: bool,

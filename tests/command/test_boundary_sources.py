@@ -11,7 +11,7 @@ from contextlib import closing
 
 import pytest
 
-from idle_cull.command.boundary import _probe_source, cancel_on_signals
+from idle_cull.command.boundary import _probe_source, cancel_on_signals, probe_locator
 from idle_cull.command.settings import ActivitySource, Settings
 from idle_cull.evidence.kernel_probe import KernelSource
 from idle_cull.evidence.probe_tokens import ProbeTokens
@@ -50,7 +50,7 @@ def test_one_probe_source_per_mode(overrides: dict[str, object], kind: type) -> 
     chosen = settings(proxy_url=PROXY, **overrides)
     with closing(HubClient(URL, "t0ken-for-tests")) as client:
         tokens = ProbeTokens(client, 60, probe_seconds=10.0)
-        source, close = _probe_source(chosen, tokens, PassControl())
+        source, close = _probe_source(chosen, tokens, PassControl(), probe_locator(chosen))
         try:
             assert type(source) is kind
         finally:

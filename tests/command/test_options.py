@@ -19,7 +19,16 @@ from idle_cull.rules.policy import Caps, CullLimits
 
 TOKEN = "options-test-token-0123456789"
 # Settings fields that come from somewhere other than a single option.
-NOT_FROM_AN_OPTION = {"token", "tls", "retry", "limits", "caps", "probe_limits", "activity"}
+NOT_FROM_AN_OPTION = {
+    "token",
+    "proxy_auth_token",
+    "tls",
+    "retry",
+    "limits",
+    "caps",
+    "probe_limits",
+    "activity",
+}
 # Options that are a usage error without another one: given together in these tests.
 NEEDS = {
     "probe-kernels": ("--proxy-url=http://proxy.test",),

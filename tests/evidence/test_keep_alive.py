@@ -19,6 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from idle_cull.evidence.keep_alive import KeepAliveReader
+from idle_cull.evidence.probe_tokens import ProbeTarget
+from idle_cull.evidence.proxy_routes import through_proxy
 from idle_cull.rules.postponement import (
     CLOCK_SKEW,
     KEEP_ALIVE_FILE,
@@ -264,9 +266,14 @@ def model(content: str | None = None, **fields: object) -> dict[str, object]:
     return base
 
 
+def at(url: str | None) -> ProbeTarget:
+    """Ann's default server at ``url``, as the reader is asked about it."""
+    return ProbeTarget("ann", "", url, frozenset({""}))
+
+
 @pytest.fixture
 def reader() -> Iterator[KeepAliveReader]:
-    reader = KeepAliveReader(PROXY, timeout=2)
+    reader = KeepAliveReader(through_proxy(PROXY), timeout=2)
     yield reader
     reader.close()
 
@@ -292,7 +299,7 @@ def test_a_small_text_file_is_read_with_the_users_token_and_without_tracking(
 ) -> None:
     add(responses.mock, 200, model(), "0")
     add(responses.mock, 200, model("18:00\n"), "1")
-    reading = reader.read("/user/ann/", lambda: "users-own-token")
+    reading = reader.read(at("/user/ann/"), lambda: "users-own-token")
     assert reading == Reading(
         KeepAliveFile("18:00\n", datetime(2026, 12, 7, 13, 50, 0, 1, tzinfo=UTC)), requests=2
     )
@@ -360,7 +367,7 @@ def test_whatever_the_server_answers_is_a_reading_with_a_reason(
 ) -> None:
     for status, body, content in answers:
         add(responses.mock, status, body, content)
-    reading = reader.read("/user/ann/", lambda: "t")
+    reading = reader.read(at("/user/ann/"), lambda: "t")
     assert (reading.file, reading.reason) == (None, reason)
     assert reading.requests == len(answers)
 
@@ -368,7 +375,7 @@ def test_whatever_the_server_answers_is_a_reading_with_a_reason(
 @responses.activate
 def test_a_connection_failure_is_a_reading_with_a_reason(reader: KeepAliveReader) -> None:
     responses.add(responses.GET, URL, body=requests.ConnectionError("refused"))
-    reading = reader.read("/user/ann/", lambda: "t")
+    reading = reader.read(at("/user/ann/"), lambda: "t")
     assert (reading.file, reading.reason) == (None, "not read: ConnectionError")
 
 
@@ -381,6 +388,6 @@ def test_a_server_url_that_is_not_a_plain_path_gets_no_token(
     def no_token() -> str:
         raise AssertionError("a token was asked for")
 
-    reading = reader.read(url or None, no_token)
+    reading = reader.read(at(url or None), no_token)
     assert reading.file is None
     assert reading.reason.startswith("the hub gave no usable server url")

@@ -11,19 +11,33 @@ import logging
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import requests
 import responses
 
-from idle_cull.evidence.kernel_api import MAX_KERNELS_BODY, KernelProbe, read_kernels
+from idle_cull.errors import HubAuthError
+from idle_cull.evidence.kernel_api import (
+    MAX_KERNELS_BODY,
+    KernelProbe,
+    KernelsWithUserToken,
+    read_kernels,
+)
+from idle_cull.evidence.probe_tokens import ProbeTarget, ProbeTokens
+from idle_cull.evidence.proxy_routes import through_proxy
 from idle_cull.rules.busy_kernels import BusyKernel, ProbeResult
 from tests.support.hostile_peer import HostilePeer
 
 PROXY = "http://proxy.test:8000"
 KERNELS = f"{PROXY}/user/ann/api/kernels"
 TOKEN = "pr0be-T0KEN-9f8e7d6c5b4a"
+
+
+def at(url: str | None, user: str = "ann", server: str = "") -> ProbeTarget:
+    """The server ``url`` names, as a probe is asked about it."""
+    return ProbeTarget(user, server, url, frozenset({server}))
 
 
 def token() -> str:
@@ -53,7 +67,7 @@ def pauses() -> list[float]:
 
 @pytest.fixture
 def probe(pauses: list[float]) -> Iterator[KernelProbe]:
-    client = KernelProbe(PROXY, sleep=pauses.append)
+    client = KernelProbe(through_proxy(PROXY), sleep=pauses.append)
     yield client
     client.close()
 
@@ -62,7 +76,7 @@ def test_a_busy_kernel_is_reported_with_its_name_and_last_message(
     server: responses.RequestsMock, probe: KernelProbe
 ) -> None:
     server.get(KERNELS, json=[kernel("idle", "ir"), kernel("busy")])
-    result = probe.probe("/user/ann/", token)
+    result = probe.probe(at("/user/ann/"), token)
     assert result.failure is None
     assert result.kernels == 2
     assert result.busy == (BusyKernel("python3", datetime(2026, 11, 26, 10, tzinfo=timezone.utc)),)
@@ -74,7 +88,7 @@ def test_the_request_does_not_count_as_activity_and_carries_the_token(
     server: responses.RequestsMock, probe: KernelProbe
 ) -> None:
     server.get(KERNELS, json=[])
-    probe.probe("/user/ann/", token)
+    probe.probe(at("/user/ann/"), token)
     (call,) = server.calls
     assert dict(parse_qsl(urlsplit(call.request.url or "").query)) == {"no_track_activity": "1"}
     assert call.request.headers["Authorization"] == f"token {TOKEN}"
@@ -84,7 +98,7 @@ def test_a_named_server_url_is_probed_under_its_own_path(
     server: responses.RequestsMock, probe: KernelProbe
 ) -> None:
     server.get(f"{PROXY}/user/ann/gpu%20box/api/kernels", json=[kernel("idle")])
-    result = probe.probe("/user/ann/gpu%20box/", token)
+    result = probe.probe(at("/user/ann/gpu%20box/"), token)
     assert (result.failure, result.kernels, result.busy) == (None, 1, ())
 
 
@@ -103,7 +117,7 @@ def test_an_error_status_is_a_failure_sent_once(
     server: responses.RequestsMock, probe: KernelProbe, status: int, reason: str
 ) -> None:
     server.get(KERNELS, status=status, body=f"token {TOKEN} refused")
-    result = probe.probe("/user/ann/", token)
+    result = probe.probe(at("/user/ann/"), token)
     assert result.failure == reason
     assert len(server.calls) == 1
     assert TOKEN not in result.failure
@@ -112,7 +126,7 @@ def test_an_error_status_is_a_failure_sent_once(
 def test_a_redirect_is_not_followed(server: responses.RequestsMock, probe: KernelProbe) -> None:
     server.get(KERNELS, status=302, headers={"Location": "http://elsewhere.test/login"})
     server.get("http://elsewhere.test/login", json=[])
-    result = probe.probe("/user/ann/", token)
+    result = probe.probe(at("/user/ann/"), token)
     assert result.failure == "HTTP 302: redirected (not followed)"
     assert [urlsplit(c.request.url).netloc for c in server.calls] == ["proxy.test:8000"]
 
@@ -131,7 +145,7 @@ def test_an_unreachable_server_is_tried_twice_then_failed(
     error: Exception,
 ) -> None:
     server.get(KERNELS, body=error)
-    result = probe.probe("/user/ann/", token)
+    result = probe.probe(at("/user/ann/"), token)
     assert result.failed
     assert result.attempts == 2
     assert result.failure is not None
@@ -145,7 +159,7 @@ def test_a_transient_status_then_an_answer_succeeds_on_the_retry(
 ) -> None:
     server.get(KERNELS, status=503)
     server.get(KERNELS, json=[kernel("busy")])
-    result = probe.probe("/user/ann/", token)
+    result = probe.probe(at("/user/ann/"), token)
     assert (result.failure, len(result.busy), result.attempts) == (None, 1, 2)
 
 
@@ -153,8 +167,8 @@ def test_a_timeout_names_the_probe_timeout(
     server: responses.RequestsMock, pauses: list[float]
 ) -> None:
     server.get(KERNELS, body=requests.ReadTimeout("read timed out"))
-    probe = KernelProbe(PROXY, timeout=1.5, attempts=1, sleep=pauses.append)
-    assert probe.probe("/user/ann/", token).failure == "no answer within 1.5s after 1 attempt"
+    probe = KernelProbe(through_proxy(PROXY), timeout=1.5, attempts=1, sleep=pauses.append)
+    assert probe.probe(at("/user/ann/"), token).failure == "no answer within 1.5s after 1 attempt"
     assert not pauses
 
 
@@ -172,7 +186,7 @@ def test_a_timeout_names_the_probe_timeout(
 def test_the_token_never_leaves_for_a_url_that_is_not_a_plain_path(
     server: responses.RequestsMock, probe: KernelProbe, server_url: str | None
 ) -> None:
-    result = probe.probe(server_url, no_token)
+    result = probe.probe(at(server_url), no_token)
     assert result.failed
     assert result.attempts == 0
     assert not server.calls
@@ -180,7 +194,7 @@ def test_the_token_never_leaves_for_a_url_that_is_not_a_plain_path(
 
 def test_a_huge_answer_is_cut_off(server: responses.RequestsMock, probe: KernelProbe) -> None:
     server.get(KERNELS, body=b"[" + b" " * MAX_KERNELS_BODY + b"]")
-    result = probe.probe("/user/ann/", token)
+    result = probe.probe(at("/user/ann/"), token)
     assert result.failure == "answer larger than 1024 KiB"
 
 
@@ -228,7 +242,7 @@ def test_the_token_is_never_logged(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     server.get(KERNELS, status=502)
-    result = probe.probe("/user/ann/", token)
+    result = probe.probe(at("/user/ann/"), token)
     assert result.failure == "HTTP 502 after 2 attempts"
     assert "trying once more" in caplog.text
     assert TOKEN not in caplog.text
@@ -238,16 +252,18 @@ def test_a_request_that_cannot_be_sent_is_a_failure_without_retry(
     server: responses.RequestsMock, probe: KernelProbe
 ) -> None:
     server.get(KERNELS, body=requests.exceptions.InvalidHeader("bad"))
-    result = probe.probe("/user/ann/", token)
+    result = probe.probe(at("/user/ann/"), token)
     assert (result.failure, result.attempts, len(server.calls)) == ("InvalidHeader", 1, 1)
 
 
 def test_a_server_that_trickles_its_answer_is_cut_off_at_the_probe_timeout() -> None:
     """Each byte arrives within the socket timeout; only a whole-answer deadline ends it."""
     with HostilePeer("trickle", interval=0.2, length=1000) as peer:
-        probe = KernelProbe(f"http://127.0.0.1:{peer.port}", timeout=1, sleep=lambda _: None)
+        probe = KernelProbe(
+            through_proxy(f"http://127.0.0.1:{peer.port}"), timeout=1, sleep=lambda _: None
+        )
         started = time.monotonic()
-        result = probe.probe("/user/ann/", token)
+        result = probe.probe(at("/user/ann/"), token)
         probe.close()
     assert result.failure == "no answer within 1s after 2 attempts"
     assert time.monotonic() - started < 4
@@ -256,10 +272,31 @@ def test_a_server_that_trickles_its_answer_is_cut_off_at_the_probe_timeout() -> 
 def test_a_probe_is_abandoned_once_the_pass_is_told_to_stop() -> None:
     with HostilePeer("silent") as peer:
         probe = KernelProbe(
-            f"http://127.0.0.1:{peer.port}", timeout=30, attempts=1, give_up=lambda: True
+            through_proxy(f"http://127.0.0.1:{peer.port}"),
+            timeout=30,
+            attempts=1,
+            give_up=lambda: True,
         )
         started = time.monotonic()
-        result = probe.probe("/user/ann/", token)
+        result = probe.probe(at("/user/ann/"), token)
         probe.close()
     assert result.failure == "abandoned: the pass is stopping"
     assert time.monotonic() - started < 10
+
+
+class RefusingMinter:
+    def new_token(
+        self, user: str, *, scopes: list[str], expires_in: int, note: str
+    ) -> dict[str, Any]:
+        raise HubAuthError(f"could not mint a probe token for {user!r}: no", status=403)
+
+
+def test_with_the_users_token_a_refused_mint_fails_that_probe_only(
+    server: responses.RequestsMock, probe: KernelProbe
+) -> None:
+    """``KernelsWithUserToken`` (what the boundary wires): the hub's reason, nothing sent."""
+    prober = KernelsWithUserToken(probe, ProbeTokens(RefusingMinter(), 60, probe_seconds=10))
+    result = prober(at("/user/ann/"))
+    assert result.failure == "no probe token: could not mint a probe token for 'ann': no"
+    assert result.attempts == 0
+    assert not server.calls

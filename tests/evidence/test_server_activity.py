@@ -19,13 +19,7 @@ import responses
 from idle_cull.durations import format_duration
 from idle_cull.evidence.base import Asks, Target
 from idle_cull.evidence.probe_tokens import ProbeTarget
-from idle_cull.evidence.proxy_routes import (
-    RoutesUnavailable,
-    fetch_routes,
-    read_routes,
-    route_locator,
-    through_proxy,
-)
+from idle_cull.evidence.proxy_routes import through_proxy
 from idle_cull.evidence.server_activity import (
     MAX_ANSWER,
     AnswerRefused,
@@ -53,6 +47,11 @@ NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=timezone.utc)
 STARTED = NOW - timedelta(hours=3)
 HOUR = 3600.0
 DEFAULTS = ActivitySettings()
+
+
+def at(url: str | None) -> ProbeTarget:
+    """Ann's default server at ``url``, as the probe is asked about it."""
+    return ProbeTarget("ann", "", url, frozenset({""}))
 
 
 def ago(seconds: float) -> datetime:
@@ -428,7 +427,7 @@ def test_kernels_and_terminals_are_read_without_counting_as_activity(
 ) -> None:
     answer(server, "api/kernels", [kernel_model("idle", 600)])
     answer(server, "api/terminals", [terminal_model("1", 40)])
-    activity = probe.probe("/user/ann/", token)
+    activity = probe.probe(at("/user/ann/"), token)
     assert activity.failure is None
     assert activity.kernels[0].last_activity == ago(600)
     assert activity.terminals == (TerminalSeen("1", ago(40)),)
@@ -444,7 +443,7 @@ def test_terminals_answering_404_means_terminals_are_disabled_not_a_failure(
 ) -> None:
     answer(server, "api/kernels", [kernel_model()])
     answer(server, "api/terminals", {"message": "Not Found"}, status=404)
-    activity = probe.probe("/user/ann/", token)
+    activity = probe.probe(at("/user/ann/"), token)
     assert (activity.failure, activity.terminals_enabled) == (None, False)
 
 
@@ -467,7 +466,7 @@ def test_terminals_failing_otherwise_fails_the_probe(
     """A terminal job that cannot be seen must not be culled on the kernels alone."""
     answer(server, "api/kernels", [kernel_model()])
     answer(server, "api/terminals", body, status=status, headers={"Location": "/elsewhere"})
-    activity = probe.probe("/user/ann/", token)
+    activity = probe.probe(at("/user/ann/"), token)
     assert activity.failure is not None
     assert reason in activity.failure
 
@@ -492,7 +491,7 @@ def test_a_kernels_answer_that_is_not_a_kernel_list_fails_the_probe(
     reason: str,
 ) -> None:
     answer(server, "api/kernels", body, status=status, headers={"Location": "/login"})
-    activity = probe.probe("/user/ann/", token)
+    activity = probe.probe(at("/user/ann/"), token)
     assert activity.failure is not None
     assert reason in activity.failure
     assert len(server.calls) == 1  # nothing more is asked of a server that failed
@@ -506,7 +505,7 @@ def test_an_unreachable_server_is_tried_twice_then_failed(
     server: responses.RequestsMock, probe: ServerActivityProbe, clock: Clock
 ) -> None:
     server.add(responses.GET, BASE + "api/kernels", body=requests.ConnectionError("refused"))
-    activity = probe.probe("/user/ann/", token)
+    activity = probe.probe(at("/user/ann/"), token)
     assert activity.failure == "connection failed (ConnectionError) after 2 attempts"
     assert activity.attempts == 2
     assert len(server.calls) == 2
@@ -519,14 +518,14 @@ def test_a_transient_status_then_an_answer_succeeds(
     answer(server, "api/kernels", b"", status=503)
     answer(server, "api/kernels", [])
     answer(server, "api/terminals", [])
-    assert probe.probe("/user/ann/", token).failure is None
+    assert probe.probe(at("/user/ann/"), token).failure is None
 
 
 def test_a_huge_answer_is_a_failure(
     server: responses.RequestsMock, probe: ServerActivityProbe
 ) -> None:
     answer(server, "api/kernels", b"[" + b" " * (MAX_ANSWER + 10) + b"]")
-    activity = probe.probe("/user/ann/", token)
+    activity = probe.probe(at("/user/ann/"), token)
     assert activity.failure == f"answer larger than {MAX_ANSWER // 1024} KiB"
 
 
@@ -537,7 +536,7 @@ def test_no_token_is_asked_for_a_server_url_that_is_not_a_plain_path(
     def no_token() -> str:
         raise AssertionError("a token was asked for a server that is not probed")
 
-    activity = probe.probe(url, no_token)
+    activity = probe.probe(at(url), no_token)
     assert activity.failure is not None
     assert activity.attempts == 0
 
@@ -548,7 +547,7 @@ def test_cpu_is_read_twice_a_window_apart(server: responses.RequestsMock, clock:
     answer(server, "api/metrics/v1", {"rss": 1, "cpu_percent": 180.0})
     answer(server, "api/kernels", [kernel_model()])
     answer(server, "api/terminals", [])
-    activity = made.probe("/user/ann/", token)
+    activity = made.probe(at("/user/ann/"), token)
     made.close()
     assert activity.cpu == Cpu(180.0, 2.0)
     assert activity.attempts == 4
@@ -579,7 +578,7 @@ def test_cpu_that_cannot_be_read_is_noted_never_a_failure(
     answer(server, "api/metrics/v1", body, status=status)
     answer(server, "api/kernels", [kernel_model()])
     answer(server, "api/terminals", [])
-    activity = made.probe("/user/ann/", token)
+    activity = made.probe(at("/user/ann/"), token)
     made.close()
     assert activity.failure is None
     assert activity.cpu is not None
@@ -594,80 +593,9 @@ def test_the_token_is_never_logged(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     server.add(responses.GET, BASE + "api/kernels", body=requests.ConnectionError(TOKEN))
-    activity = probe.probe("/user/ann/", token)
+    activity = probe.probe(at("/user/ann/"), token)
     assert TOKEN not in caplog.text
     assert TOKEN not in str(activity)
-
-
-# --- where servers are -------------------------------------------------------------------
-
-
-def test_through_the_proxy_a_server_is_under_its_own_path() -> None:
-    locate = through_proxy(PROXY + "/")
-    assert locate("/user/ann/") == BASE
-    assert locate("/user/ann/gpu/") == f"{PROXY}/user/ann/gpu/"
-    assert locate("//evil.test/") is None
-    assert locate("/user/ann/?x=1") is None
-
-
-def test_routes_map_each_server_to_its_target() -> None:
-    body = json.dumps(
-        {
-            "/": {"hub": True, "target": "http://127.0.0.1:8081"},
-            "/user/ann": {"user": "ann", "target": "http://10.0.0.5:8888"},
-            "/user/bob/": {"user": "bob", "target": "http://10.0.0.6:8888/somewhere"},
-            "/user/cid": {"user": "cid", "target": "ftp://10.0.0.7"},
-            "/user/dan": {"user": "dan", "target": "http://10.0.0.8:99999"},
-            "/user/eve": "not a route",
-        }
-    ).encode()
-    routes = read_routes(body)
-    locate = route_locator(routes)
-    assert locate("/user/ann/") == "http://10.0.0.5:8888/user/ann/"
-    assert [locate(f"/user/{u}/") for u in ("bob", "cid", "dan", "eve", "fay")] == [None] * 5
-
-
-@pytest.mark.parametrize("body", [b"[]", b"<html>", NESTED])
-def test_a_routing_table_that_is_not_one_is_refused(body: bytes) -> None:
-    with pytest.raises(RoutesUnavailable):
-        read_routes(body)
-
-
-def test_format_duration_is_what_reasons_use() -> None:
-    assert format_duration(40) == "40s"  # the reasons above rely on it
-
-
-PROXY_API = "http://proxy-api.test:8001"
-
-
-def test_the_routes_are_read_with_the_proxys_token_sent_there_only(
-    server: responses.RequestsMock,
-) -> None:
-    server.add(
-        responses.GET,
-        f"{PROXY_API}/api/routes",
-        json={"/user/ann": {"target": "http://10.0.0.5:8888"}},
-    )
-    assert fetch_routes(PROXY_API + "/", "chp-secret") == {"/user/ann/": "http://10.0.0.5:8888"}
-    (call,) = server.calls
-    assert call.request.headers["Authorization"] == "token chp-secret"
-
-
-@pytest.mark.parametrize(
-    ("answer", "message"),
-    [
-        pytest.param({"status": 403, "json": {}}, "answered HTTP 403", id="refused"),
-        pytest.param({"body": requests.ConnectionError("x")}, "ConnectionError", id="down"),
-        pytest.param({"body": b"<html>"}, "not JSON", id="html"),
-    ],
-)
-def test_routes_that_cannot_be_read_say_what_to_check(
-    server: responses.RequestsMock, answer: dict[str, object], message: str
-) -> None:
-    server.add(responses.GET, f"{PROXY_API}/api/routes", **answer)  # type: ignore[arg-type]
-    with pytest.raises(RoutesUnavailable, match=message) as raised:
-        fetch_routes(PROXY_API, "chp-secret")
-    assert "chp-secret" not in str(raised.value)
 
 
 # --- a server whose clock is wrong ---------------------------------------------------------
@@ -706,7 +634,7 @@ def test_the_probe_reads_how_far_the_servers_clock_is_behind(
         headers={"Date": "Thu, 26 Nov 2026 11:50:00 GMT"},  # 10 minutes before NOW
     )
     answer(server, "api/terminals", [])
-    activity = made.probe("/user/ann/", token)
+    activity = made.probe(at("/user/ann/"), token)
     made.close()
     assert activity.server_behind == 600.0
 
@@ -720,7 +648,7 @@ def test_an_unusable_date_header_means_no_correction(
     )
     answer(server, "api/kernels", [kernel_model()], headers={"Date": date})
     answer(server, "api/terminals", [])
-    activity = made.probe("/user/ann/", token)
+    activity = made.probe(at("/user/ann/"), token)
     made.close()
     assert activity.failure is None
     assert activity.server_behind is None
@@ -812,3 +740,7 @@ def test_a_dry_run_sends_nothing() -> None:
     made, asked = source(ServerActivity())
     assert made.would_gather(target()) == Finding("server", detail="would_probe")
     assert asked == []
+
+
+def test_format_duration_is_what_reasons_use() -> None:
+    assert format_duration(40) == "40s"  # the reasons above rely on it

@@ -18,7 +18,7 @@ import requests
 import responses
 
 from idle_cull.errors import ConfigError
-from idle_cull.evidence.proxy_routes import through_proxy
+from idle_cull.evidence.proxy_routes import route_locator, through_proxy
 from idle_cull.evidence.server_activity import ServerActivityProbe
 from idle_cull.evidence.server_api import RETRY_PAUSE, Answer, Failed, Failure, ServerAPI
 from tests.support.cli import run
@@ -220,10 +220,10 @@ def test_the_activity_probe_uses_the_environments_settings_for_the_proxy(
 ) -> None:
     """As the kernel probe and the keep-alive reader do: it used to ignore them."""
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", MISSING_BUNDLE)
-    locate = through_proxy("https://proxy.test")
     with pytest.raises(ConfigError, match=MISSING_BUNDLE):
-        ServerActivityProbe(locate, proxy_url="https://proxy.test")
-    ServerActivityProbe(locate).close()  # located elsewhere (proxy_routes): none are used
+        ServerActivityProbe(through_proxy("https://proxy.test"))
+    # at the route targets (--probe-via=route-target) no proxy is in between: none are used
+    ServerActivityProbe(route_locator({})).close()
 
 
 def test_the_server_activity_pass_checks_the_proxys_ca_bundle(

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 import pytest
 
 from idle_cull.evidence.probe_tokens import ProbeTarget, ProbeTokens
-from idle_cull.evidence.proxy_routes import fetch_routes, route_locator, through_proxy
+from idle_cull.evidence.proxy_routes import Locator, fetch_routes, route_locator, through_proxy
 from idle_cull.evidence.server_activity import (
     ActivityWithUserToken,
     ServerActivityProbe,
@@ -63,7 +63,7 @@ def probe(
     user: str,
     settings: ActivitySettings = OFF,
     *,
-    locate: Callable[[str], str | None] | None = None,
+    locate: Locator | None = None,
     timeout: float = 5.0,
 ) -> ServerActivity:
     """One probe of ``user``'s server with that user's own token."""

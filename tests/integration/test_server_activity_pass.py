@@ -27,6 +27,12 @@ from tests.support.singleuser import FaultyProbeTarget
 from tests.support.workloads import BURN_CELL, WORKLOAD_USERS, OddAnswers, Workloads
 
 IDLE = 4  # --timeout, in seconds: every workload was set up longer ago than this
+ACTIVITY_SETTLES = 3.5  # the fixture's activity intervals are 1 s (plus jitter and a poll)
+
+
+def route_target(w: Workloads) -> tuple[str, str]:
+    """The options that send every probe to the servers' route targets."""
+    return ("--probe-via=route-target", f"--proxy-api-url={w.proxy_api_url}")
 
 
 def cull(
@@ -37,6 +43,7 @@ def cull(
     env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
     env["JUPYTERHUB_API_URL"] = hub.api_url
     env["JUPYTERHUB_API_TOKEN"] = token if token is not None else hub.culler_token
+    env["CONFIGPROXY_AUTH_TOKEN"] = w.proxy_auth_token  # read with --probe-via=route-target
     command = [
         sys.executable,
         "-m",
@@ -50,7 +57,7 @@ def cull(
     result = subprocess.run(
         command, env=env, capture_output=True, text=True, timeout=180, check=False
     )
-    for secret in (hub.culler_token, hub.admin_token, hub.servers_only_token):
+    for secret in (hub.culler_token, hub.admin_token, hub.servers_only_token, w.proxy_auth_token):
         assert secret not in result.stdout + result.stderr
     report: dict[str, Any] = json.loads(result.stdout) if result.stdout.strip() else {}
     if report:
@@ -204,6 +211,47 @@ def test_a_cpu_burner_is_kept_with_the_threshold_on_and_culled_with_it_off(
     wait_for(lambda: workloads.su.server_model("cell") is None, "cell's server to stop")
 
 
+def test_probes_at_the_route_targets_move_no_activity_and_through_the_proxy_they_do(
+    workloads: Workloads,
+) -> None:
+    """The same probing pass both ways (``--max-culls=0``: every running server is probed,
+    then the plan is refused, exit 4, so every server is kept). At the route targets the
+    proxy's route ``last_activity`` and, after the hub's activity poll (every second
+    here), the hub's ``last_activity`` of the probed servers stay where they were;
+    through the proxy both move. Both ways find the same. (``tab`` and ``printer`` are
+    probed but not watched: the tab polls through the proxy, and the printing terminal's
+    output may be reported by its server.)"""
+    w = workloads
+    settle(w)
+    watched = ("busy", "quiet", "empty")
+    routes, hub = {u: w.route_activity(u) for u in watched}, {u: w.hub_activity(u) for u in watched}
+    started = time.monotonic()
+    direct, direct_report = cull(w, "--activity-source=server", "--max-culls=0", *route_target(w))
+    assert direct.returncode == 4, direct.stderr
+    assert "probes go to the servers' route targets" in direct.stderr
+    fell_back = [e for e in direct_report["entries"] if e["activity"]["found"] == "fell_back"]
+    # only the server with neither kernels nor terminals: the hub's record decides for it
+    assert [e["user"] for e in fell_back] == ["empty"], direct.stderr
+    assert "route" not in fell_back[0]["activity"]["reason"]
+    time.sleep(ACTIVITY_SETTLES)
+    assert {u: w.route_activity(u) for u in watched} == routes
+    assert {u: w.hub_activity(u) for u in watched} == hub
+
+    proxied_pass, proxied_report = cull(w, "--activity-source=server", "--max-culls=0")
+    assert proxied_pass.returncode == 4, proxied_pass.stderr
+    time.sleep(ACTIVITY_SETTLES)
+    assert all(w.route_activity(u) > routes[u] for u in watched), w.routes()
+    assert all(w.hub_activity(u) > hub[u] for u in watched)
+    found = {
+        mode: {e["user"]: e["activity"]["found"] for e in report["entries"]}
+        for mode, report in (("target", direct_report), ("proxy", proxied_report))
+    }
+    print("findings:", json.dumps(found, sort_keys=True), f"{time.monotonic() - started:.1f}s")
+    assert found["target"] == found["proxy"]
+    assert found["target"]["tab"] == "idle"
+    assert all(w.su.server_model(user) is not None for user in (*watched, "tab", "printer"))
+
+
 def test_an_open_tab_is_culled_by_server_activity_and_kept_by_the_default(
     workloads: Workloads,
 ) -> None:
@@ -219,7 +267,8 @@ def test_an_open_tab_is_culled_by_server_activity_and_kept_by_the_default(
     assert today["printer"] == "dry_run"  # would be stopped: the hub never saw it print
     assert today["busy"] == "dry_run"
 
-    server, report = cull(workloads, "--activity-source=server")
+    # at the route targets, as the test above shows finds what the proxied pass finds
+    server, report = cull(workloads, "--activity-source=server", *route_target(workloads))
     assert server.returncode == 0, server.stderr
     measured = outcomes(report)
     print("--activity-source=server:", json.dumps(measured, sort_keys=True))

@@ -383,7 +383,8 @@ def test_text_of_a_pass_that_listed_nothing() -> None:
     assert "did not finish" in text
     assert "servers: none running" in text
     assert "users:" not in text.split("servers: none running")[1].split("users listed")[0]
-    assert text.endswith("exit status 3: users could not be listed; nothing was culled\n")
+    assert text.endswith(f"exit status 3: {ExitStatus.HUB_UNUSABLE.meaning}\n")
+    assert "users could not be listed" in text
 
 
 def test_names_cannot_forge_lines_or_escape_sequences_in_the_text() -> None:

@@ -9,7 +9,15 @@ from __future__ import annotations
 CLEARED_PREFIXES = ("JUPYTERHUB_", "IDLE_CULL_")
 # compared in upper case: requests and curl read http_proxy as well as HTTP_PROXY
 CLEARED_NAMES = frozenset(
-    {"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"}
+    {
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "NO_PROXY",
+        "ALL_PROXY",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+        "CONFIGPROXY_AUTH_TOKEN",  # --probe-via=route-target's proxy token
+    }
 )
 
 

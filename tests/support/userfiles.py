@@ -17,6 +17,7 @@ from pathlib import Path
 
 from idle_cull.evidence.keep_alive import KeepAliveReader
 from idle_cull.evidence.probe_tokens import ProbeTarget, ProbeTokens
+from idle_cull.evidence.proxy_routes import through_proxy
 from idle_cull.hub.client import HubClient
 from idle_cull.rules.postponement import KEEP_ALIVE_FILE, Reading
 from tests.support.singleuser import SingleUserHub
@@ -33,7 +34,7 @@ class UserFiles:
         self.hub = hub
         self._client = HubClient(hub.hub.api_url, hub.hub.culler_token, request_timeout=30)
         self._tokens = ProbeTokens(self._client, TOKEN_LIFETIME, probe_seconds=5)
-        self._reader = KeepAliveReader(proxy_url or hub.public_url, timeout=3)
+        self._reader = KeepAliveReader(through_proxy(proxy_url or hub.public_url), timeout=3)
         self.tokens_handed_out: list[str] = []
 
     def close(self) -> None:
@@ -101,4 +102,4 @@ class UserFiles:
             self.tokens_handed_out.append(secret)
             return secret
 
-        return self._reader.read(url, token)
+        return self._reader.read(target, token)
