@@ -50,13 +50,19 @@ from idle_cull.evidence.hub_record import HubRecord
 from idle_cull.evidence.keep_alive import KeepAliveReader, KeepAliveSource, PostponeLimits
 from idle_cull.evidence.kernel_api import PROBE_ATTEMPTS, KernelProbe
 from idle_cull.evidence.kernel_probe import KernelSource
-from idle_cull.evidence.probe_tokens import ProbeTokens, ProbeWithUserToken, token_lifetime
+from idle_cull.evidence.probe_tokens import (
+    STORED_LIFETIME,
+    ProbeTokens,
+    ProbeWithUserToken,
+    token_lifetime,
+)
 from idle_cull.evidence.proxy_routes import through_proxy
 from idle_cull.evidence.server_activity import (
     ActivityWithUserToken,
     ServerActivityProbe,
     ServerActivitySource,
 )
+from idle_cull.evidence.token_state import TokenState, check_state_dir
 from idle_cull.exits import ExitStatus
 from idle_cull.hub.client import HubClient
 from idle_cull.hub.tls import TLSFiles
@@ -181,6 +187,8 @@ def run_command(options: dict[str, Any]) -> ExitStatus:
         settings = build_settings(options, os.environ.get("JUPYTERHUB_API_TOKEN", ""))
         hide_in_logs(settings.token)
         check_outputs(settings)
+        if settings.state_dir is not None:
+            check_state_dir(settings.state_dir)
     except ConfigError as error:
         return report_usage_error(options, started, error)
     return execute(settings, progress)
@@ -287,12 +295,7 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
     )
     sources: list[EvidenceSource] = [HubRecord()]
     closing: list[Callable[[], None]] = []
-    # One token per probed user per pass, for every probe and the keep-alive file.
-    tokens = ProbeTokens(
-        client,
-        token_lifetime(settings.probe_timeout, PROBE_ATTEMPTS),
-        probe_seconds=settings.probe_timeout * PROBE_ATTEMPTS,
-    )
+    tokens = probe_tokens(settings, client)
     if settings.activity.server or settings.probe_kernels:
         source, close = _probe_source(settings, tokens, control)
         sources.append(source)
@@ -323,12 +326,26 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
             report.interrupted, status = control.reason, ExitStatus.ACTION_FAILED
         log.error("%s", with_nothing_culled(str(error)))
     finally:
+        tokens.save()  # with --state-dir, for the next pass; never raises
         client.close()
         for close in closing:
             close()
         progress.close()
     report.mask(settings.token)
     return conclude(report, status, partial(publish, settings=settings))
+
+
+def probe_tokens(settings: Settings, client: HubClient) -> ProbeTokens:
+    """One token per probed user, for every probe and the keep-alive file: for this pass
+    only, or with ``--state-dir`` minted for an hour and kept for the passes after it."""
+    lifetime = token_lifetime(settings.probe_timeout, PROBE_ATTEMPTS)
+    state = None
+    if settings.state_dir is not None:
+        lifetime = max(lifetime, STORED_LIFETIME)
+        state = TokenState(settings.state_dir, settings.url)
+    return ProbeTokens(
+        client, lifetime, probe_seconds=settings.probe_timeout * PROBE_ATTEMPTS, state=state
+    )
 
 
 def _probe_source(
