@@ -40,10 +40,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from idle_cull.errors import ConfigError
 from idle_cull.safe_files import NotRegularFile, open_regular
-from idle_cull.safe_text import public_url
 
 __all__ = [
     "MAX_STATE_BYTES",
@@ -80,7 +80,7 @@ class StoredToken:
     expires_at: datetime
 
 
-def check_state_dir(path: Path, *, uid: Callable[[], int] = current_uid) -> None:
+def check_state_dir(path: Path, *, uid: Callable[[], int] | None = None) -> None:
     """Refuse (``ConfigError``, exit 2) a state directory that is not safe to keep tokens in.
 
     A missing directory is created with mode 0700 (its parent must exist). One that is a
@@ -88,6 +88,7 @@ def check_state_dir(path: Path, *, uid: Callable[[], int] = current_uid) -> None
     or not writable is refused with what to do about it.
     """
     flag = f"--state-dir {path}"
+    uid = uid or current_uid
     try:
         os.mkdir(path, 0o700)
     except FileExistsError:
@@ -121,7 +122,8 @@ def check_state_dir(path: Path, *, uid: Callable[[], int] = current_uid) -> None
 
 def _hub_key(hub_url: str) -> str:
     """The hub's URL as the state knows it: without credentials or a trailing slash."""
-    return public_url(hub_url).rstrip("/")
+    parts = urlsplit(hub_url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl().rstrip("/")
 
 
 def state_file_name(hub_url: str) -> str:
@@ -209,11 +211,11 @@ class TokenState:
     """The state file of one hub in a checked ``--state-dir``: ``load`` and ``save`` never raise."""
 
     def __init__(
-        self, directory: Path, hub_url: str, *, uid: Callable[[], int] = current_uid
+        self, directory: Path, hub_url: str, *, uid: Callable[[], int] | None = None
     ) -> None:
         self.path = directory / state_file_name(hub_url)
         self._hub_url = hub_url
-        self._uid = uid
+        self._uid = uid or current_uid
 
     def load(self, now: datetime) -> dict[str, StoredToken]:
         """The stored tokens still alive at ``now``; none (and one warning) when the file
