@@ -287,7 +287,8 @@ class ProbeTokens:
             if held is not None and _covers(held.scope, scope, target.user) and self._usable(held):
                 return self._sent(target.user, held)
             minted = self._mint(target.user, scope)
-            self._minted[target.user] = minted
+            with self._lock:  # save() copies the dict under it, maybe while probes run on
+                self._minted[target.user] = minted
             return minted.secret
 
     def _sent(self, user: str, held: _Minted) -> str:
@@ -319,14 +320,21 @@ class ProbeTokens:
             except HubError as error:
                 log.warning("a server refused the kept probe token of %r: %s", user, error)
                 return None
-            self._minted[user] = minted
             with self._lock:
+                self._minted[user] = minted
                 self._replaced[refused] = minted.secret
             return minted.secret
 
     def save(self) -> None:
         """Write the tokens held now to the state file, if anything changed; never raises."""
-        if self._state is None or not self._changed:
+        if self._state is None:
+            return
+        log.info(
+            "probe tokens: %d minted, %d uses of tokens kept in --state-dir",
+            self.mints,
+            self.reused,
+        )
+        if not self._changed:
             return
         with self._lock:
             held = dict(self._minted)
