@@ -188,7 +188,7 @@ def run_command(options: dict[str, Any]) -> ExitStatus:
         hide_in_logs(settings.token)
         check_outputs(settings)
         if settings.state_dir is not None:
-            check_state_dir(settings.state_dir)
+            check_state_dir(settings.state_dir, settings.url)
     except ConfigError as error:
         return report_usage_error(options, started, error)
     return execute(settings, progress)

@@ -80,12 +80,17 @@ class StoredToken:
     expires_at: datetime
 
 
-def check_state_dir(path: Path, *, uid: Callable[[], int] | None = None) -> None:
+def check_state_dir(
+    path: Path, hub_url: str | None = None, *, uid: Callable[[], int] | None = None
+) -> None:
     """Refuse (``ConfigError``, exit 2) a state directory that is not safe to keep tokens in.
 
     A missing directory is created with mode 0700 (its parent must exist). One that is a
     symbolic link, not a directory, owned by another uid, open to the group or others,
-    or not writable is refused with what to do about it.
+    or not writable is refused with what to do about it; so is a symbolic link in place of
+    ``hub_url``'s state file (only this uid or root could have put it there, on purpose:
+    writing would replace it, reading would follow it elsewhere). Anything else odd about
+    the file is for ``TokenState.load`` to warn about.
     """
     flag = f"--state-dir {path}"
     uid = uid or current_uid
@@ -118,6 +123,13 @@ def check_state_dir(path: Path, *, uid: Callable[[], int] | None = None) -> None
         )
     if not os.access(path, os.W_OK | os.X_OK):
         raise ConfigError(f"{flag} is not writable by idle-cull: chmod 700 {path}")
+    if hub_url is not None:
+        state_file = path / state_file_name(hub_url)
+        if state_file.is_symlink():
+            raise ConfigError(
+                f"{state_file} is a symbolic link; idle-cull keeps its own file there: "
+                "remove the link"
+            )
 
 
 def _hub_key(hub_url: str) -> str:

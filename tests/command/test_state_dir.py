@@ -145,3 +145,33 @@ def test_a_directory_of_another_user_is_exit_2(
     assert result.exit_code == 2
     assert "is owned by uid" in result.stderr
     assert not emulated_hub.mint_requests
+
+
+def test_a_symbolic_link_in_place_of_the_state_file_is_exit_2(
+    emulated_hub: EmulatedHub, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    state.mkdir(0o700)
+    state.chmod(0o700)
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text("{}")
+    (state / state_file_name(URL)).symlink_to(elsewhere)
+    result = run("--timeout=1h", f"--state-dir={state}")
+    assert result.exit_code == 2
+    (line,) = [line for line in result.stderr.splitlines() if "symbolic link" in line]
+    assert "remove the link" in line
+    assert len(emulated_hub.calls) == 0
+    assert elsewhere.read_text() == "{}"
+
+
+def test_a_symbolic_link_as_the_directory_is_exit_2(
+    emulated_hub: EmulatedHub, tmp_path: Path
+) -> None:
+    real = tmp_path / "real"
+    real.mkdir(0o700)
+    real.chmod(0o700)
+    (tmp_path / "state").symlink_to(real)
+    result = run("--timeout=1h", f"--state-dir={tmp_path / 'state'}")
+    assert result.exit_code == 2
+    assert "is a symbolic link; give the real directory's path" in result.stderr
+    assert len(emulated_hub.calls) == 0
