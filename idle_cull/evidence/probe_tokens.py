@@ -83,20 +83,19 @@ class RenewableToken(str):
     token, so a refused token costs one mint and each request one retry at most.
     """
 
-    _replacement: Callable[[], str | None]
-    _renewed: Callable[[], str | None]
+    def __new__(cls, secret: str, **_: Callable[[], str | None]) -> RenewableToken:
+        return super().__new__(cls, secret)
 
-    def __new__(
-        cls,
+    def __init__(
+        self,
         secret: str,
         *,
         replacement: Callable[[], str | None],
         renewed: Callable[[], str | None],
-    ) -> RenewableToken:
-        token = super().__new__(cls, secret)
-        token._replacement = replacement
-        token._renewed = renewed
-        return token
+    ) -> None:
+        super().__init__()
+        self._replacement = replacement
+        self._renewed = renewed
 
     def replacement(self) -> str | None:
         return self._replacement()

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from idle_cull.errors import ConfigError
 from idle_cull.safe_files import NotRegularFile, open_regular
@@ -134,8 +134,9 @@ def check_state_dir(
 
 def _hub_key(hub_url: str) -> str:
     """The hub's URL as the state knows it: without credentials or a trailing slash."""
-    parts = urlsplit(hub_url)
-    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl().rstrip("/")
+    scheme, netloc, path, query, fragment = urlsplit(hub_url)
+    host = netloc.rpartition("@")[2]
+    return urlunsplit((scheme, host, path, query, fragment)).rstrip("/")
 
 
 def state_file_name(hub_url: str) -> str:
