@@ -50,13 +50,14 @@ from idle_cull.evidence.hub_record import HubRecord
 from idle_cull.evidence.keep_alive import KeepAliveReader, KeepAliveSource, PostponeLimits
 from idle_cull.evidence.kernel_api import PROBE_ATTEMPTS, KernelProbe, KernelsWithUserToken
 from idle_cull.evidence.kernel_probe import KernelSource
-from idle_cull.evidence.probe_tokens import ProbeTokens, token_lifetime
+from idle_cull.evidence.probe_tokens import STORED_LIFETIME, ProbeTokens, token_lifetime
 from idle_cull.evidence.proxy_routes import Locator, RouteTargets, through_proxy
 from idle_cull.evidence.server_activity import (
     ActivityWithUserToken,
     ServerActivityProbe,
     ServerActivitySource,
 )
+from idle_cull.evidence.token_state import TokenState, check_state_dir
 from idle_cull.exits import ExitStatus
 from idle_cull.hub.client import HubClient
 from idle_cull.hub.tls import TLSFiles
@@ -187,6 +188,8 @@ def run_command(options: dict[str, Any]) -> ExitStatus:
         if settings.probe_via == "route-target":
             hide_in_logs(settings.proxy_auth_token)
         check_outputs(settings)
+        if settings.state_dir is not None:
+            check_state_dir(settings.state_dir, settings.url)
     except ConfigError as error:
         return report_usage_error(options, started, error)
     return execute(settings, progress)
@@ -302,12 +305,7 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
     )
     sources: list[EvidenceSource] = [HubRecord()]
     closing: list[Callable[[], None]] = []
-    # One token per probed user per pass, for every probe and the keep-alive file.
-    tokens = ProbeTokens(
-        client,
-        token_lifetime(settings.probe_timeout, PROBE_ATTEMPTS),
-        probe_seconds=settings.probe_timeout * PROBE_ATTEMPTS,
-    )
+    tokens = probe_tokens(settings, client)
     probing = settings.activity.server or settings.probe_kernels or keep_alive is not None
     if settings.activity.server or settings.probe_kernels:
         source, close = _probe_source(settings, tokens, control, locate)
@@ -341,6 +339,7 @@ def run_and_report(settings: Settings, progress: Progress) -> ExitStatus:
             report.interrupted, status = control.reason, ExitStatus.ACTION_FAILED
         log.error("%s", with_nothing_culled(str(error)))
     finally:
+        tokens.save()  # with --state-dir, for the next pass; never raises
         client.close()
         for close in closing:
             close()
@@ -380,6 +379,19 @@ def prepare_locator(locate: Locator, settings: Settings) -> None:
         "not through the proxy",
         count,
         api,
+    )
+
+
+def probe_tokens(settings: Settings, client: HubClient) -> ProbeTokens:
+    """One token per probed user, for every probe and the keep-alive file: for this pass
+    only, or with ``--state-dir`` minted for an hour and kept for the passes after it."""
+    lifetime = token_lifetime(settings.probe_timeout, PROBE_ATTEMPTS)
+    state = None
+    if settings.state_dir is not None:
+        lifetime = max(lifetime, STORED_LIFETIME)
+        state = TokenState(settings.state_dir, settings.url)
+    return ProbeTokens(
+        client, lifetime, probe_seconds=settings.probe_timeout * PROBE_ATTEMPTS, state=state
     )
 
 

@@ -566,6 +566,15 @@ OPTIONS: tuple[Option, ...] = (
         setting="activity.no_sessions",
     ),
     Option(
+        "state-dir",
+        type=click.Path(path_type=Path, file_okay=False),
+        help="Keep the probes' per-user tokens in this directory (one file per hub, mode "
+        "0600; the directory is created 0700 and must be this user's own), so later passes "
+        "reuse them for up to an hour instead of minting new ones: less work for the hub. "
+        "Without it (the default) tokens live in memory for one pass.",
+        setting="state_dir",
+    ),
+    Option(
         "warn-within",
         type=Duration(),
         help="Also report the servers that will cross their idle limit within this long, "

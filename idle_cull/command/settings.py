@@ -133,6 +133,7 @@ class Settings:
     probe_timeout: float = KERNEL_PROBE_TIMEOUT  # per attempt; a probe makes at most two
     probe_limits: ProbeLimits = field(default_factory=ProbeLimits)
     activity: ActivitySource = field(default_factory=ActivitySource)
+    state_dir: Path | None = None  # probe tokens kept between passes (--state-dir)
     postpone_limit: float = 0.0  # the longest a user's keep-alive file postpones; 0: off
     postpone_max_age: bool = False  # whether a keep-alive file postpones --max-age too
     postpone_timezone: str = "UTC"  # for times without a zone in keep-alive files

@@ -34,15 +34,27 @@ from urllib.parse import urlsplit
 import requests
 
 from idle_cull import __version__
+from idle_cull.evidence.probe_tokens import RenewableToken
 from idle_cull.hub.environment import check_ca_bundle, check_proxies
 from idle_cull.hub.retry import TRANSIENT_STATUSES
 from idle_cull.transport import AnswerTooLarge, BoundedTransport, RequestAbandoned, RequestBounds
 
-__all__ = ["RETRY_PAUSE", "Answer", "Failed", "Failure", "ServerAPI", "http_status"]
+__all__ = [
+    "REFUSED_STATUSES",
+    "RETRY_PAUSE",
+    "Answer",
+    "Failed",
+    "Failure",
+    "ServerAPI",
+    "http_status",
+]
 
 log = logging.getLogger(__name__)
 
 RETRY_PAUSE = 0.5  # seconds before the one retry: long enough for a proxy hiccup to pass
+# What jupyterhub-singleuser answers a token the hub no longer knows (its APIHandlers turn
+# "no user" into 403; 401 is taken the same way).
+REFUSED_STATUSES = frozenset({401, 403})
 
 
 class Failed(Enum):
@@ -164,11 +176,11 @@ class ServerAPI:
         """
         query = {**(params or {}), "no_track_activity": "1"}
         if attempts is None:
-            return self._once(url, token, query)
+            return self._send(url, token, query)
         outcome: Answer | Failure = Failure(Failed.ERROR, "no attempt", attempts=0)
         tries = max(1, attempts)
         for attempt in range(1, tries + 1):
-            outcome = self._once(url, token, query)
+            outcome = self._send(url, token, query)
             reason = _transient_reason(outcome, describe)
             if reason is None:
                 return _counted(outcome, attempt)
@@ -176,6 +188,33 @@ class ServerAPI:
                 log.info("%s of %s: %s; trying once more", self._label, _path(url), reason)
                 self._sleep(RETRY_PAUSE)
         return _gave_up(outcome, describe, tries)
+
+    def _send(self, url: str, token: str, params: Mapping[str, str]) -> Answer | Failure:
+        """``_once``, and for a kept token the server refuses, once more with a new one.
+
+        The one place every source's request goes through, so the kernel probe, the
+        activity probe and the keep-alive reader all get it. A token minted in this pass
+        is not renewable: its refusal is the answer, as before.
+        """
+        if isinstance(token, RenewableToken):
+            token = token.replacement() or token
+        outcome = self._once(url, token, params)
+        if (
+            isinstance(token, RenewableToken)
+            and isinstance(outcome, Answer)
+            and outcome.status in REFUSED_STATUSES
+        ):
+            fresh = token.renewed()
+            if fresh is not None:
+                log.info(
+                    "%s of %s: HTTP %d for a probe token kept from an earlier pass; "
+                    "retrying once with a new one",
+                    self._label,
+                    _path(url),
+                    outcome.status,
+                )
+                outcome = self._once(url, fresh, params)
+        return outcome
 
     def _once(self, url: str, token: str, params: Mapping[str, str]) -> Answer | Failure:
         try:

@@ -21,7 +21,9 @@ with the hub (``GET /hub/api/user``, cached per token for 5 minutes). Two parts:
   token check per server, sent by nothing else. And the real pass, ``idle-cull
   --activity-source=server`` itself (``real-pass`` below: its survey under the adaptive
   limiter, ``--concurrency`` 10 its ceiling; every emulated kernel ran a cell a second
-  ago, so it surveys every server and stops none). For each: pass time, the hub's CPU, the
+  ago, so it surveys every server and stops none), and the same real pass run twice with
+  one ``--state-dir``, the second measured (every token kept from the first; the servers'
+  cache emptied first, as for passes more than 5 minutes apart). For each: pass time, the hub's CPU, the
   proxy's CPU, and the p99 of ``GET /hub/api/`` every 20 ms (``hubimpact.Probe``).
 
 Figures are printed as markdown tables; nothing is asserted.
@@ -181,19 +183,35 @@ def run_window(hub: RealHub, name: str, argv: list[str], env: dict[str, str]) ->
     return figures
 
 
-def real_pass(hub: RealHub, workdir: Path) -> dict[str, Any]:
+def real_pass(
+    hub: RealHub,
+    workdir: Path,
+    name: str = "real pass: --activity-source=server, through the proxy",
+    *extra: str,
+) -> dict[str, Any]:
     """``idle-cull --activity-source=server`` itself: every server surveyed, none stopped."""
     report = workdir / "real-pass.json"
     argv = [this_python(), "-m", "tests.benchmarks.contenders", "idle-cull", "--"]
     argv += [f"--url={hub.api_url}", f"--timeout={SURVEY_TIMEOUT}", "--concurrency=10"]
     argv += ["--activity-source=server", f"--proxy-url={hub.public_url}"]
-    argv += [f"--report-file={report}"]
+    argv += [f"--report-file={report}", *extra]
     env = culler_env(JUPYTERHUB_API_TOKEN=hub.prober_token)
-    row = run_window(hub, "real pass: --activity-source=server, through the proxy", argv, env)
+    row = run_window(hub, name, argv, env)
     if "note" not in row:
         counts = json.loads(report.read_text())["counts"]
-        print(f"real pass: counts {json.dumps(counts)}", file=sys.stderr)
+        print(f"{name}: counts {json.dumps(counts)}", file=sys.stderr)
     return row
+
+
+def real_pass_with_state(hub: RealHub, workdir: Path, fleet_url: str) -> dict[str, Any]:
+    """The real pass twice with one ``--state-dir``; the second (every token kept from the
+    first) is measured. The servers' token cache is emptied before it, as it would be for
+    passes more than 5 minutes apart: each server still checks the kept token once."""
+    state = f"--state-dir={workdir / 'state'}"
+    requests.post(f"{fleet_url}/_forget", timeout=10)
+    real_pass(hub, workdir, "real pass, --state-dir: first (mints)", state)
+    requests.post(f"{fleet_url}/_forget", timeout=10)
+    return real_pass(hub, workdir, "real pass, --state-dir: second (tokens reused)", state)
 
 
 def token_checks(hub: RealHub, tokens: dict[str, str]) -> dict[str, Any]:
@@ -252,6 +270,7 @@ def fleet(servers: int) -> str:
         time.sleep(max(0.0, spawned + SURVEY_TIMEOUT + 1 - time.monotonic()))
         requests.post(f"{fleet_url}/_forget", timeout=10)
         rows.append(real_pass(hub, workdir))
+        rows.append(real_pass_with_state(hub, workdir, fleet_url))
         probe_env = culler_env(
             JUPYTERHUB_API_TOKEN=hub.prober_token, CONFIGPROXY_AUTH_TOKEN=proxy_token
         )
