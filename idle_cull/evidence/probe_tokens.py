@@ -45,7 +45,6 @@ from typing import Any, Protocol
 from idle_cull.errors import HubError, HubProtocolError, TokenLifetimeTooLong
 from idle_cull.evidence.base import Target
 from idle_cull.evidence.token_state import StoredToken, TokenState
-from idle_cull.rules.busy_kernels import ProbeResult
 
 __all__ = [
     "MIN_LIFETIME",
@@ -54,7 +53,6 @@ __all__ = [
     "ExpectedServers",
     "ProbeTarget",
     "ProbeTokens",
-    "ProbeWithUserToken",
     "RenewableToken",
     "probe_scope",
     "token_lifetime",
@@ -379,28 +377,3 @@ class ProbeTokens:
         return self._minter.new_token(
             user, scopes=[scope], expires_in=lifetime, note=PROBE_TOKEN_NOTE
         )
-
-
-class KernelProber(Protocol):
-    """What ``ProbeWithUserToken`` asks of the probe (``kernels.KernelProbe``)."""
-
-    def probe(self, server_url: str | None, token: Callable[[], str]) -> ProbeResult: ...
-
-
-class ProbeWithUserToken:
-    """The prober ``KernelSource`` calls: the server's owner's token, then the probe with it.
-
-    The token is asked for only once the server's url has passed the probe's checks, so
-    a server that will not be asked costs no mint. A token that cannot be had fails the
-    probe of that server only, with the hub's reason.
-    """
-
-    def __init__(self, kernels: KernelProber, tokens: ProbeTokens) -> None:
-        self._kernels = kernels
-        self._tokens = tokens
-
-    def __call__(self, target: ProbeTarget) -> ProbeResult:
-        try:
-            return self._kernels.probe(target.url, lambda: self._tokens.token_for(target))
-        except HubError as error:
-            return ProbeResult.failed_with(f"no probe token: {error}", attempts=0)

@@ -22,14 +22,12 @@ from idle_cull.evidence.probe_tokens import (
     PROBE_TOKEN_NOTE,
     ProbeTarget,
     ProbeTokens,
-    ProbeWithUserToken,
     checked_secret,
     probe_scope,
     token_lifetime,
 )
 from idle_cull.hub.client import HubClient
 from idle_cull.hub.retry import RetryPolicy
-from idle_cull.rules.busy_kernels import ProbeResult
 
 HUB = "http://hub.test/hub/api"
 CULLER_TOKEN = "culler-T0KEN-0123456789abcdef"
@@ -240,37 +238,3 @@ def test_a_hub_that_caps_lifetimes_is_asked_for_its_cap_for_the_rest_of_the_pass
     assert tokens.token_for(ProbeTarget("bob", "", "/user/bob/", frozenset({""}))) == "bob-3"
     assert [asked[2] for asked in minter.asked] == [60, 30, 30]
     assert "asking for 30s instead" in caplog.text
-
-
-# -- ProbeWithUserToken and Evidence: failures stay with their server -----------------------
-
-
-class FakeKernels:
-    """Records the token each probe would send; ``fail`` raises instead of answering."""
-
-    def __init__(self, fail: BaseException | None = None) -> None:
-        self.fail = fail
-        self.sent: list[tuple[str | None, str]] = []
-
-    def probe(self, server_url: str | None, token: Any) -> ProbeResult:
-        if self.fail is not None:
-            raise self.fail
-        self.sent.append((server_url, token()))
-        return ProbeResult(kernels=0)
-
-
-class RefusingMinter:
-    def new_token(
-        self, user: str, *, scopes: list[str], expires_in: int, note: str
-    ) -> dict[str, Any]:
-        raise HubAuthError(f"could not mint a probe token for {user!r}: no", status=403)
-
-
-def test_a_probe_sends_the_minted_token_and_a_refused_mint_fails_that_probe_only() -> None:
-    kernels = FakeKernels()
-    good = ProbeWithUserToken(kernels, ProbeTokens(FakeMinter(), 60, probe_seconds=10))
-    assert good(ann()).failure is None
-    assert kernels.sent == [("/user/ann/", "ann-1")]
-    refused = ProbeWithUserToken(kernels, ProbeTokens(RefusingMinter(), 60, probe_seconds=10))
-    result = refused(ann())
-    assert result.failure == "no probe token: could not mint a probe token for 'ann': no"
