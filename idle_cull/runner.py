@@ -340,6 +340,7 @@ def _judge_surveyed(
             limiter=limiter,
             probe=client.responsiveness,
             stalls=SURVEY_STALLS,
+            probe_after_start=True,
         )
         with closing(done):
             for user in in_listing_order(done):
@@ -837,6 +838,7 @@ def in_flight(
     probe: Callable[[], float | None],
     clock: Callable[[], float] = time.monotonic,
     stalls: StallRelease | None = None,
+    probe_after_start: bool = False,
 ) -> Generator[tuple[T, Future[R]], None, None]:
     """``work`` on every item, as many in flight as ``limiter`` allows; yields each
     finished (item, future) in completion order.
@@ -854,6 +856,12 @@ def in_flight(
     (one 5 s timeout would otherwise space the next starts by seconds). ``pool`` must
     then have ``stalls.cap`` workers more than the limiter's ceiling. Without it (the
     actions), every item counts until it finishes.
+
+    ``probe_after_start`` (the survey) also looks for a due probe once the next items
+    have started. Otherwise a probe is sent only when work is still running at the top
+    of the loop, which never happens while each item finishes within the probe interval
+    (0.2 s) of its start: a survey of quick probes was never measured, and its limit
+    stayed at 1. The actions keep their original schedule (unchanged by issue 24).
     """
     upcoming = next(items, _END)
     running: dict[Future[R], tuple[T, float]] = {}
@@ -881,6 +889,8 @@ def in_flight(
                 upcoming = next(items, _END)
                 now = clock()  # reading the next item may have waited for a page
                 pause = limiter.wait_before_start(now, len(running) - len(released))
+            if probe_after_start and probing is None and running and limiter.probe_due(now):
+                probing = prober.submit(probe)
             yield from finished
             finished.clear()
             if not running:

@@ -220,3 +220,29 @@ def test_without_stall_release_a_hung_item_holds_its_slot_to_the_end() -> None:
         )
         assert len(list(done)) == 6
     assert work.most_hung == 2
+
+
+@pytest.mark.parametrize(("after_start", "grows"), [(True, True), (False, False)])
+def test_the_survey_measures_the_hub_even_when_each_item_ends_within_the_probe_interval(
+    after_start: bool, grows: bool
+) -> None:
+    """Items of 10 ms against a probe interval of 50 ms: without ``probe_after_start``
+    nothing is running at the top of the dispatch loop, no probe is ever sent, and the
+    limit stays at 1 (what the survey did: one probe at a time through a 2,000-server
+    pass); with it (the survey), quick answers raise the limit. The actions keep the old
+    schedule."""
+    tuning = LimiterTuning(quick=0.005, slow=0.030, probe_every=0.05)
+    work = Overlap(0.01)
+    limiter = InFlightLimiter(4, tuning)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        done = in_flight(
+            pool,
+            iter(decisions(60)),
+            work,
+            limiter=limiter,
+            probe=lambda: 0.001,
+            probe_after_start=after_start,
+        )
+        assert len(list(done)) == 60
+    assert (limiter.highest > 1) is grows
+    assert (work.most > 1) is grows
