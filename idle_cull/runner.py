@@ -307,8 +307,8 @@ def _judge_surveyed(
 ) -> Plan:
     """``judge_listing`` with every user's servers surveyed before they are judged.
 
-    The survey runs under the limiter the actions use (``in_flight``), with marks of its
-    own (``SURVEY_TUNING``): every probe makes the single-user server check its token
+    The survey runs under the limiter the actions use (``in_flight``), with marks
+    measured for probes (``SURVEY_TUNING``): every probe makes the single-user server check its token
     with the hub, on the thread that serves everyone else, so the survey keeps fewer
     probes in flight while the hub is slow to answer others, and at most
     ``--concurrency`` that the hub is working for. A probe that has waited far longer
