@@ -308,9 +308,9 @@ def _judge_surveyed(
     """``judge_listing`` with every user's servers surveyed before they are judged.
 
     The survey runs under the limiter the actions use (``in_flight``), with marks
-    measured for probes (``SURVEY_TUNING``): every probe makes the single-user server check its token
-    with the hub, on the thread that serves everyone else, so the survey keeps fewer
-    probes in flight while the hub is slow to answer others, and at most
+    measured for probes (``SURVEY_TUNING``): every probe makes the single-user server
+    check its token with the hub, on the thread that serves everyone else, so the survey
+    keeps fewer probes in flight while the hub is slow to answer others, and at most
     ``--concurrency`` that the hub is working for. A probe that has waited far longer
     than the hub could make it wait (a server that never answers) gives its slot up
     (``SURVEY_STALLS``, at most 100 such probes at once) and runs on to its deadline: a
