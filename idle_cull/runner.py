@@ -28,7 +28,7 @@ from idle_cull.durations import format_duration, skew_phrase
 from idle_cull.errors import ClocksDisagree, ConfigError, HubAuthError, HubError, PassInterrupted
 from idle_cull.evidence.base import Evidence, Target
 from idle_cull.hub.client import parse_version
-from idle_cull.hub.limiter import InFlightLimiter
+from idle_cull.hub.limiter import SURVEY_STALLS, SURVEY_TUNING, InFlightLimiter, StallRelease
 from idle_cull.hub.listing import listing_for, paginates, read_listing
 from idle_cull.hub.pages import UserPage, paced
 from idle_cull.models import SCOPED_FIELDS, ActionResult, Outcome, RecordError, Server, User
@@ -307,10 +307,14 @@ def _judge_surveyed(
 ) -> Plan:
     """``judge_listing`` with every user's servers surveyed before they are judged.
 
-    The survey runs under the limiter the actions use (``in_flight``): every probe makes
-    the single-user server check its token with the hub, on the thread that serves
-    everyone else, so the survey keeps fewer probes in flight while the hub is slow to
-    answer others, and at most ``--concurrency``. The listing is read lazily, a user
+    The survey runs under the limiter the actions use (``in_flight``), with marks
+    measured for probes (``SURVEY_TUNING``): every probe makes the single-user server
+    check its token with the hub, on the thread that serves everyone else, so the survey
+    keeps fewer probes in flight while the hub is slow to answer others, and at most
+    ``--concurrency`` that the hub is working for. A probe that has waited far longer
+    than the hub could make it wait (a server that never answers) gives its slot up
+    (``SURVEY_STALLS``, at most 100 such probes at once) and runs on to its deadline: a
+    few unreachable servers cannot stall the pass. The listing is read lazily, a user
     only when a slot is free, so the next page is asked for only once this one is being
     surveyed; users are judged in listing order (a user listed twice keeps the later
     copy), which holds back at most the users finished while an earlier one's probe is
@@ -319,17 +323,24 @@ def _judge_surveyed(
     needed = fields_rules_need(settings.limits, parse_version(report.hub_version))
     plan = Plan(list_kept=settings.report_kept)
     matched: set[tuple[str, str]] = set()
-    limiter = InFlightLimiter(settings.concurrency)
+    limiter = InFlightLimiter(settings.concurrency, SURVEY_TUNING)
+    workers = settings.concurrency + SURVEY_STALLS.cap
 
     def surveyed(numbered: tuple[int, User]) -> User:
         return with_measured_activity(numbered[1], evidence, settings, now)
 
     with (
         closing(list_users(client, settings, report, control, progress)) as users,
-        ThreadPoolExecutor(settings.concurrency, thread_name_prefix="idle-cull-survey") as pool,
+        ThreadPoolExecutor(workers, thread_name_prefix="idle-cull-survey") as pool,
     ):
         done = in_flight(
-            pool, enumerate(users), surveyed, limiter=limiter, probe=client.responsiveness
+            pool,
+            enumerate(users),
+            surveyed,
+            limiter=limiter,
+            probe=client.responsiveness,
+            stalls=SURVEY_STALLS,
+            probe_after_start=True,
         )
         with closing(done):
             for user in in_listing_order(done):
@@ -826,6 +837,8 @@ def in_flight(
     limiter: InFlightLimiter,
     probe: Callable[[], float | None],
     clock: Callable[[], float] = time.monotonic,
+    stalls: StallRelease | None = None,
+    probe_after_start: bool = False,
 ) -> Generator[tuple[T, Future[R]], None, None]:
     """``work`` on every item, as many in flight as ``limiter`` allows; yields each
     finished (item, future) in completion order.
@@ -836,41 +849,93 @@ def in_flight(
     next ones started, so our bookkeeping overlaps the hub's work. ``items`` is read one
     item at a time, only when a slot is free: a lazily read listing is never read ahead
     of the work, and no future is held for an item before it starts.
+
+    With ``stalls`` (the survey), an item running longer than the hub could be
+    responsible for is released from its slot (``StallRelease``): it no longer counts
+    against the limit, and its duration does not enter the average that paces starts
+    (one 5 s timeout would otherwise space the next starts by seconds). ``pool`` must
+    then have ``stalls.cap`` workers more than the limiter's ceiling. Without it (the
+    actions), every item counts until it finishes.
+
+    ``probe_after_start`` (the survey) also looks for a due probe once the next items
+    have started. Otherwise a probe is sent only when work is still running at the top
+    of the loop, which never happens while each item finishes within the probe interval
+    (0.2 s) of its start: a survey of quick probes was never measured, and its limit
+    stayed at 1. The actions keep their original schedule (unchanged by issue 24).
     """
     upcoming = next(items, _END)
     running: dict[Future[R], tuple[T, float]] = {}
+    released: set[Future[R]] = set()
     finished: list[tuple[T, Future[R]]] = []
     probing: Future[float | None] | None = None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="idle-cull-probe") as prober:
         while True:
             now = clock()
+            stall_check = None
+            if stalls is not None and upcoming is not _END:
+                stall_check = _release_stalled(running, released, stalls, limiter, now)
             if probing is not None and probing.done():
                 latency = None if probing.exception() else probing.result()
-                limiter.probe_result(latency, len(running), waiting=upcoming is not _END)
+                counted = len(running) - len(released)
+                limiter.probe_result(latency, counted, waiting=upcoming is not _END)
                 probing = None
             if probing is None and running and limiter.probe_due(now):
                 probing = prober.submit(probe)
-            pause = limiter.wait_before_start(now, len(running))
+            pause = limiter.wait_before_start(now, len(running) - len(released))
             while upcoming is not _END and pause == 0:
                 item = cast(T, upcoming)
                 running[pool.submit(work, item)] = (item, now)
                 limiter.started(now)
                 upcoming = next(items, _END)
                 now = clock()  # reading the next item may have waited for a page
-                pause = limiter.wait_before_start(now, len(running))
+                pause = limiter.wait_before_start(now, len(running) - len(released))
+            if probe_after_start and probing is None and running and limiter.probe_due(now):
+                probing = prober.submit(probe)
             yield from finished
             finished.clear()
             if not running:
                 return
             timeout = None if probing is not None else limiter.until_probe(now)
-            if upcoming is not _END and pause:
-                timeout = pause if timeout is None else min(timeout, pause)
+            if upcoming is not _END:
+                timeout = _sooner(timeout, pause, stall_check)
             watched: list[Future[Any]] = [*running, *([probing] if probing else [])]
             for future in wait(watched, timeout=timeout, return_when=FIRST_COMPLETED).done:
                 if future in running:
                     item, started = running.pop(future)
-                    limiter.action_finished(clock() - started)
+                    if future in released:
+                        released.discard(future)
+                    else:
+                        limiter.action_finished(clock() - started)
                     finished.append((item, future))
+
+
+def _sooner(timeout: float | None, *wakes: float | None) -> float | None:
+    """``timeout``, shortened to the soonest of ``wakes`` that is set (``None`` or 0:
+    nothing to wake up for)."""
+    for wake in wakes:
+        if wake:
+            timeout = wake if timeout is None else min(timeout, wake)
+    return timeout
+
+
+def _release_stalled(
+    running: dict[Future[R], tuple[T, float]],
+    released: set[Future[R]],
+    stalls: StallRelease,
+    limiter: InFlightLimiter,
+    now: float,
+) -> float | None:
+    """Release the items ``stalls`` says have waited too long, oldest first; the seconds
+    until the next one may be due (``None``: nothing to wake up for)."""
+    held = sorted(
+        ((started, future) for future, (_, started) in running.items() if future not in released),
+        key=lambda pair: pair[0],
+    )
+    ages = [now - started for started, _ in held]
+    typical, slow = limiter.typical, limiter.hub_slow
+    count = stalls.due(ages, len(released), typical, hub_slow=slow)
+    released.update(future for _, future in held[:count])
+    return stalls.next_check(ages[count:], len(released), typical, hub_slow=slow)
 
 
 def _settle(

@@ -17,7 +17,7 @@ import pytest
 
 from idle_cull.command.settings import Settings
 from idle_cull.evidence.base import Evidence, Target
-from idle_cull.hub.limiter import InFlightLimiter, LimiterTuning
+from idle_cull.hub.limiter import InFlightLimiter, LimiterTuning, StallRelease
 from idle_cull.models import ActionResult, Outcome, Server, User
 from idle_cull.rules.evidence import Finding
 from idle_cull.rules.policy import Action, CullLimits, ServerDecision
@@ -166,3 +166,83 @@ def test_an_excluded_users_servers_are_not_surveyed(dry_run: bool) -> None:
         user = User(name, False, None, started, (server,))
         with_measured_activity(user, cast(Evidence, log), settings, now)
     assert log.asked == ["bob"]
+
+
+class Hangs:
+    """Work on items named ``hung*`` waits ``seconds`` (a server that never answers, up to
+    its probe's deadline); others take a moment. Records how many hung ones overlapped."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.hung_now = 0
+        self.most_hung = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, name: str) -> str:
+        if not name.startswith("hung"):
+            time.sleep(0.005)
+            return name
+        with self._lock:
+            self.hung_now += 1
+            self.most_hung = max(self.most_hung, self.hung_now)
+        time.sleep(self.seconds)
+        with self._lock:
+            self.hung_now -= 1
+        return name
+
+
+def test_stalled_items_give_their_slot_up_within_the_cap_and_do_not_slow_the_pacing() -> None:
+    """The survey's ``in_flight`` with ``StallRelease`` (issue 24): items that outlast
+    the stall limit stop counting against the hub's two slots, at most ``cap`` of them
+    at once, and their long durations stay out of the average that spaces starts."""
+    stalls = StallRelease(cap=3, floor=0.05, factor=0.0)
+    work = Hangs(0.4)
+    names = [f"hung{i}" for i in range(12)] + [f"ok{i}" for i in range(20)]
+    limiter = InFlightLimiter(2, TUNING, initial=2)
+    with ThreadPoolExecutor(max_workers=2 + stalls.cap) as pool:
+        done = in_flight(
+            pool, iter(names), work, limiter=limiter, probe=lambda: 0.001, stalls=stalls
+        )
+        finished = sorted(future.result() for _, future in done)
+    assert finished == sorted(names)
+    assert 2 < work.most_hung <= 2 + stalls.cap
+    assert limiter.typical is not None
+    assert limiter.typical < 0.1  # the quick items' durations, not the hung ones' 0.4 s
+
+
+def test_without_stall_release_a_hung_item_holds_its_slot_to_the_end() -> None:
+    """The actions (a stop waits on the hub) never give a slot up."""
+    work = Hangs(0.1)
+    limiter = InFlightLimiter(2, TUNING, initial=2)
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        done = in_flight(
+            pool, iter([f"hung{i}" for i in range(6)]), work, limiter=limiter, probe=lambda: 0.001
+        )
+        assert len(list(done)) == 6
+    assert work.most_hung == 2
+
+
+@pytest.mark.parametrize(("after_start", "grows"), [(True, True), (False, False)])
+def test_the_survey_measures_the_hub_even_when_each_item_ends_within_the_probe_interval(
+    after_start: bool, grows: bool
+) -> None:
+    """Items of 10 ms against a probe interval of 50 ms: without ``probe_after_start``
+    nothing is running at the top of the dispatch loop, no probe is ever sent, and the
+    limit stays at 1 (what the survey did: one probe at a time through a 2,000-server
+    pass); with it (the survey), quick answers raise the limit. The actions keep the old
+    schedule."""
+    tuning = LimiterTuning(quick=0.005, slow=0.030, probe_every=0.05)
+    work = Overlap(0.01)
+    limiter = InFlightLimiter(4, tuning)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        done = in_flight(
+            pool,
+            iter(decisions(60)),
+            work,
+            limiter=limiter,
+            probe=lambda: 0.001,
+            probe_after_start=after_start,
+        )
+        assert len(list(done)) == 60
+    assert (limiter.highest > 1) is grows
+    assert (work.most > 1) is grows

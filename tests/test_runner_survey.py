@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
+from idle_cull.hub.limiter import SURVEY_STALLS
 from tests.support.cli import run
 from tests.support.emulated_hub import URL, EmulatedHub, server_json, user_json
+from tests.support.hostile_peer import HungServers
 from tests.support.reports import validate
 
 PROXY = "http://proxy.test"
@@ -222,3 +224,46 @@ def test_a_garbled_recheck_record_keeps_the_surveyed_server(emulated_hub: Emulat
     bob = server_entry(report, "bob")
     assert (bob["outcome"], bob["activity"]["found"]) == ("skipped", "idle")
     assert bob["detail"].startswith("re-check: ")
+
+
+def test_servers_that_never_answer_fall_back_without_holding_the_hubs_slots(
+    emulated_hub: EmulatedHub,
+) -> None:
+    """Issue 24's "must not take minutes because some are unreachable": eight servers
+    accept the probe's connection and never answer; two answer. Each hung probe waits
+    once (no retry of a timeout) and, after a second, stops counting against the hub's
+    slots (``StallRelease``), so more hung probes are out at once than --concurrency
+    allows, within the cap; the answered servers are judged on what they said, the hung
+    ones on the hub's record, with a reason naming the timeout. The old survey held at
+    most --concurrency probes and asked each hung server twice."""
+    hung = [f"hung{i}" for i in range(8)]
+    users = [running_user(name, idle=60) for name in hung]
+    users += [running_user("idle", idle=60), running_user("busy", idle=60)]
+    emulated_hub.serve_users("ready", users)
+    emulated_hub.answer_stop("idle")
+    answers = {"idle": [kernel("idle", 7200)], "busy": [kernel("busy", 7200)]}
+    with HungServers(answers, hung) as servers:
+        emulated_hub.add_passthru(servers.url)
+        result = run(
+            "--timeout=1h",
+            "--activity-source=server",
+            f"--proxy-url={servers.url}",
+            "--report-kept",
+            "--report=json",
+            "--concurrency=2",
+            "--probe-timeout=1.5",
+        )
+        most, sent = servers.most_waiting, servers.hung_requests
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    validate(report)
+    assert emulated_hub.deleted_urls() == [f"{URL}/users/idle/server"]
+    assert server_entry(report, "idle")["activity"]["found"] == "idle"
+    assert server_entry(report, "busy")["activity"]["found"] == "protected_busy_kernel"
+    for name in hung:
+        entry = server_entry(report, name)
+        assert entry["outcome"] == "kept", entry  # the hub's record: active a minute ago
+        assert entry["activity"]["found"] == "fell_back", entry
+        assert "no answer within 1.5s" in entry["activity"]["reason"], entry
+    assert sent == len(hung)  # one request each: a timeout is not retried
+    assert 2 < most <= 2 + SURVEY_STALLS.cap

@@ -60,6 +60,7 @@ from idle_cull.evidence.server_activity import (
 from idle_cull.evidence.token_state import TokenState, check_state_dir
 from idle_cull.exits import ExitStatus
 from idle_cull.hub.client import HubClient
+from idle_cull.hub.limiter import SURVEY_STALLS
 from idle_cull.hub.tls import TLSFiles
 from idle_cull.output import files, render
 from idle_cull.output.notify import MessageTemplate, Notifier
@@ -410,7 +411,7 @@ def _probe_source(
             locate,
             settings=settings.activity.reading(),
             timeout=settings.probe_timeout,
-            pool_size=settings.concurrency,
+            pool_size=settings.concurrency + SURVEY_STALLS.cap,  # stalled probes hold sockets
             give_up=control.stopped,
         )
         activity = ServerActivitySource(

@@ -64,7 +64,7 @@ NOT_OPTION_VARIABLES: Mapping[str, str] = {
 # a second on 2 cores, and it answers even a slow stop within its slow_stop_timeout (10s),
 # so 100 in flight keep at least 10 stops a second going; the pass's limiter (limiter.py)
 # usually stays far below. It also keeps the 2 x 100 sockets far under the common limit
-# of 1024 open files.
+# of 1024 open files, with the survey's 100 stalled probes (hub.limiter.StallRelease) too.
 MAX_CONCURRENCY = 100
 # A page or a cap larger than the longest listing a pass reads means nothing (and a
 # 300-digit page size would be sent to the hub as is).
@@ -279,7 +279,9 @@ OPTIONS: tuple[Option, ...] = (
         type=Count(1, MAX_CONCURRENCY, why=" (the hub serves one request at a time anyway)"),
         default=10,
         help="Most requests in flight to the hub at once (1 to 100); fewer while the hub is slow "
-        "to answer others (see docs/explanation/kind-to-the-hub.md).",
+        "to answer others (see docs/explanation/kind-to-the-hub.md). With "
+        "--activity-source=server, up to 100 more probes of servers that have not answered "
+        "for a while may wait beside them: they cost the hub nothing while they wait.",
         setting="concurrency",
     ),
     Option(
@@ -520,7 +522,8 @@ OPTIONS: tuple[Option, ...] = (
         "probe-timeout",
         type=Duration(positive=True),
         default="5",
-        help="With --probe-kernels: the longest wait for one server's answer (tried twice).",
+        help="With --probe-kernels or --activity-source=server: the longest wait for one "
+        "server's answer; --probe-kernels tries twice, the server-activity survey once.",
         setting="probe_timeout",
     ),
     Option(

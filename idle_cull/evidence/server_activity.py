@@ -16,9 +16,13 @@ only what users' work moves:
 
 Every request carries ``no_track_activity=1`` (jupyter_server's ``APIHandler.finish``
 would count it as activity otherwise) and goes through ``transport.BoundedTransport``:
-a whole-answer deadline, a body cap, no redirects, at most one retry of a transient
-failure. Answers are parsed by pure functions that accept a real Jupyter answer and
-nothing else: huge, nested or wrongly typed answers are failures, never exceptions.
+a whole-answer deadline, a body cap, no redirects, at most one retry of a quick
+transient failure (a reset connection, 429, 502/503/504). A timeout is not retried and
+ends the probe: a server that did not answer within ``--probe-timeout`` is most often
+gone or hung, and the hub's record decides for it (``server_api``; the pass's survey
+also stops counting such a probe against the hub's slots: ``hub.limiter.StallRelease``).
+Answers are parsed by pure functions that accept a real Jupyter answer and nothing else:
+huge, nested or wrongly typed answers are failures, never exceptions.
 
 What a failure means (never less evidence than the hub's record):
 
@@ -63,7 +67,7 @@ from idle_cull.errors import HubError
 from idle_cull.evidence.base import Asks, Target
 from idle_cull.evidence.probe_tokens import ExpectedServers, ProbeTarget, ProbeTokens
 from idle_cull.evidence.proxy_routes import Locator, NoAddress
-from idle_cull.evidence.server_api import Failure, ServerAPI
+from idle_cull.evidence.server_api import Failed, Failure, ServerAPI
 from idle_cull.models import RecordError, parse_timestamp
 from idle_cull.rules.evidence import Finding
 from idle_cull.rules.server_activity import (
@@ -93,7 +97,7 @@ DEFAULT_SETTINGS = ActivitySettings()
 log = logging.getLogger(__name__)
 
 MAX_ANSWER = 1024 * 1024  # about 5,000 kernels or terminals: anything bigger is not a list
-ATTEMPTS = 2  # one retry, for a dropped connection or a proxy hiccup
+ATTEMPTS = 2  # one retry, for a dropped connection or a proxy hiccup (never a timeout)
 MAX_NAME = 64  # kernel spec and terminal names are shortened to this in reasons
 
 
@@ -194,10 +198,11 @@ class _Exchange:
 
 
 class _Failed(Exception):
-    def __init__(self, reason: str, *, status: int | None = None):
+    def __init__(self, reason: str, *, status: int | None = None, timed_out: bool = False):
         super().__init__(reason)
         self.reason = reason
         self.status = status
+        self.timed_out = timed_out  # the server did not answer in time: ask it nothing more
 
 
 class ServerActivityProbe:
@@ -237,6 +242,7 @@ class ServerActivityProbe:
             sleep=sleep,
             give_up=give_up,
             label="activity probe",
+            retry_timeouts=False,
         )
 
     def close(self) -> None:
@@ -289,11 +295,16 @@ class ServerActivityProbe:
         )
 
     def _cpu_first(self, base: str, secret: str, exchange: _Exchange) -> Cpu | None:
-        """Starts the CPU measurement; a ``Cpu`` saying why there is none, or ``None``."""
+        """Starts the CPU measurement; a ``Cpu`` saying why there is none, or ``None``.
+
+        A server that did not answer in time fails the probe here (``_Failed``): asking
+        it for its kernels would only wait as long again."""
         window = self._settings.cpu_window
         try:
             percent = read_cpu_percent(self._get(base + "api/metrics/v1", secret, exchange))
         except _Failed as error:
+            if error.timed_out:
+                raise
             return Cpu(None, window, f"no jupyter-resource-usage metrics ({error.reason})")
         except AnswerRefused as error:
             return Cpu(None, window, str(error))
@@ -312,7 +323,7 @@ class ServerActivityProbe:
         return Cpu(percent, round(measured, 1), None if percent is not None else "no cpu_percent")
 
     def _get(self, url: str, secret: str, exchange: _Exchange, *, dates: bool = False) -> bytes:
-        """The body of a 200 answer, with one retry of a transient failure; with ``dates``,
+        """The body of a 200 answer, with one retry of a quick transient failure; with ``dates``,
         the answer's Date header and this machine's clock at its arrival are kept."""
         path = _path(url)
         answer = self._api.get(
@@ -320,7 +331,8 @@ class ServerActivityProbe:
         )
         exchange.sent += answer.attempts
         if isinstance(answer, Failure):
-            raise _Failed(answer.reason, status=answer.status)
+            timed_out = answer.how is Failed.TIMEOUT
+            raise _Failed(answer.reason, status=answer.status, timed_out=timed_out)
         if answer.status != 200:
             raise _Failed(_status_reason(answer.status, path), status=answer.status)
         if dates:

@@ -16,6 +16,10 @@ request must be is the same for all of them, so it lives here once:
   (``//elsewhere/``, a query, a fragment): the token must never leave for another host;
 - a transient failure (a timeout, a dropped connection, 429 or a 502/503/504) is retried
   when the caller allows more than one attempt; everything else is returned as it is.
+  A caller may leave timeouts out (``retry_timeouts=False``, the survey of every running
+  server): a server that did not answer within the whole-answer deadline is most often
+  gone or hung, and waiting for it a second time doubles what it costs the pass, while
+  a reset connection or a proxy's 502/503 comes back at once and is worth one more try.
 
 ``get`` never raises for anything a server does: it returns the ``Answer`` (any status)
 or a ``Failure`` whose ``reason`` never holds the token. Each source reads the answer and
@@ -105,6 +109,8 @@ def http_status(status: int) -> str:
 class ServerAPI:
     """GET requests to users' servers, bounded and with the user's token; thread-safe.
 
+    ``retry_timeouts``: whether a request that timed out is tried again (module
+    docstring).
     ``proxy_url`` is the hub's proxy: ``url_for`` builds URLs under it only, and the
     environment's proxy and CA bundle settings for it are checked and used. Without it
     (a caller that locates servers itself, ``proxy_routes``) the environment is ignored.
@@ -122,6 +128,7 @@ class ServerAPI:
         sleep: Callable[[float], None] = time.sleep,
         give_up: Callable[[], bool] = lambda: False,
         label: str = "probe",
+        retry_timeouts: bool = True,
     ) -> None:
         self.proxy_url = (proxy_url or "").rstrip("/")
         self._origin = urlsplit(self.proxy_url).netloc
@@ -129,6 +136,7 @@ class ServerAPI:
         self._max_bytes = max_bytes
         self._sleep = sleep
         self._label = label
+        self._retry_timeouts = retry_timeouts
         self._session = session or requests.Session()
         if proxy_url is not None:
             settings = self._session.merge_environment_settings(
@@ -181,7 +189,7 @@ class ServerAPI:
         tries = max(1, attempts)
         for attempt in range(1, tries + 1):
             outcome = self._send(url, token, query)
-            reason = _transient_reason(outcome, describe)
+            reason = _transient_reason(outcome, describe, retry_timeouts=self._retry_timeouts)
             if reason is None:
                 return _counted(outcome, attempt)
             if attempt < tries:
@@ -240,9 +248,13 @@ class ServerAPI:
         return Answer(response.status_code, response.content, response.headers)
 
 
-def _transient_reason(outcome: Answer | Failure, describe: Callable[[int], str]) -> str | None:
+def _transient_reason(
+    outcome: Answer | Failure, describe: Callable[[int], str], *, retry_timeouts: bool = True
+) -> str | None:
     """Why ``outcome`` is worth another try, or ``None`` when it is final."""
     if isinstance(outcome, Failure):
+        if outcome.how is Failed.TIMEOUT and not retry_timeouts:
+            return None
         return outcome.reason if outcome.transient else None
     return describe(outcome.status) if outcome.status in TRANSIENT_STATUSES else None
 

@@ -31,9 +31,10 @@ runner calls it from the one thread that dispatches actions.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["InFlightLimiter", "LimiterTuning"]
+__all__ = ["SURVEY_STALLS", "SURVEY_TUNING", "InFlightLimiter", "LimiterTuning", "StallRelease"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ class InFlightLimiter:
         self._last_start: float | None = None
         self._next_probe: float | None = None
         self.highest = int(self._limit)
+        self._last_latency: float | None = None
+        self._probed = False
 
     @property
     def limit(self) -> int:
@@ -77,11 +80,24 @@ class InFlightLimiter:
 
         ``waiting``: some actions have not started yet (otherwise the limit is not in use).
         """
+        self._probed, self._last_latency = True, latency
         if latency is None or latency > self.tuning.slow:
             self._limit = max(1.0, self._limit * self.tuning.decrease)
         elif latency < self.tuning.quick and waiting and in_flight >= self.limit - 1:
             self._limit = min(float(self.ceiling), math.floor(self._limit) + 1.0)
         self.highest = max(self.highest, self.limit)
+
+    @property
+    def hub_slow(self) -> bool:
+        """Whether the latest probe was slow (or failed): others are waiting on the hub."""
+        if not self._probed:
+            return False
+        return self._last_latency is None or self._last_latency > self.tuning.slow
+
+    @property
+    def typical(self) -> float | None:
+        """The moving average of action durations, seconds (``None`` before the first)."""
+        return self._typical
 
     def probe_due(self, now: float) -> bool:
         """Whether the runner should probe now; the first call schedules the first probe."""
@@ -125,3 +141,74 @@ class InFlightLimiter:
 
     def started(self, now: float) -> None:
         self._last_start = now
+
+
+@dataclass(frozen=True)
+class StallRelease:
+    """When a probe of a user's server stops holding one of the hub's slots.
+
+    The survey of ``--activity-source=server`` runs its probes under an ``InFlightLimiter``
+    because each costs the hub a token mint and, in the single-user server, a token
+    check. A probe of a server that never answers (a deleted pod, a hung server) costs
+    the hub nothing while it waits: it has its token, and the server is not asking the
+    hub anything. Left in its slot it only stalls the pass (a 5 s ``--probe-timeout`` per
+    such server, at most ``--concurrency`` of them at a time). So a probe that has run
+    ``after`` seconds (``floor``, or ``factor`` times the typical probe's duration if
+    that is longer) is *released*: it no longer counts against the limit, and another
+    probe may start in its place. It still runs to its own whole-answer deadline.
+
+    Released only while the hub answers the limiter's probes within its slow mark: when
+    the hub itself is slow, a long probe may be waiting on the hub (its token check
+    queued behind others), and releasing it would add load exactly when there is too
+    much. Never more than ``cap`` released probes at once: each is a thread and a socket,
+    so a pass keeps at most ``--concurrency + cap`` of either (100 + 100 at the largest
+    ``--concurrency``: well under the common limit of 1024 open files). With U
+    unreachable servers the survey then takes about U x ``--probe-timeout`` / ``cap``
+    seconds more than it would without them, instead of U x ``--probe-timeout`` /
+    ``--concurrency``.
+
+    Pure arithmetic: the caller gives the ages of the probes still counted.
+    """
+
+    cap: int = 100
+    floor: float = 1.0  # seconds: 10-40x a probe of a healthy server on a busy 2-core hub
+    factor: float = 10.0
+
+    def after(self, typical: float | None) -> float:
+        """Seconds after which a probe counts as stalled, given the typical duration."""
+        return max(self.floor, self.factor * (typical or 0.0))
+
+    def due(
+        self, ages: Sequence[float], released: int, typical: float | None, *, hub_slow: bool
+    ) -> int:
+        """How many of the probes still counted (their ``ages``, seconds) to release now:
+        those older than ``after``, oldest first, within the cap (``released`` already
+        are)."""
+        if hub_slow:
+            return 0
+        limit = self.after(typical)
+        stalled = sum(1 for age in ages if age >= limit)
+        return max(0, min(stalled, self.cap - released))
+
+    def next_check(
+        self, ages: Sequence[float], released: int, typical: float | None, *, hub_slow: bool
+    ) -> float | None:
+        """Seconds until the oldest of the probes still counted (``ages``) becomes due;
+        ``None`` when there is nothing to wake up for: no such probe, the cap reached,
+        or the hub slow (the next responsiveness probe wakes the dispatcher then)."""
+        if not ages or hub_slow or released >= self.cap:
+            return None
+        return max(self.after(typical) - max(ages), 0.0)
+
+
+# The survey's pacing (issue 24). A probe costs the hub a mint and a token check, about
+# 10 ms of its CPU in two short requests, where a stop is one longer one, so the marks
+# were measured again on the emulated fleet of ``tests/benchmarks/server_activity.py``
+# (README section 7; 2,000 servers, --concurrency 10, 9 passes over two runs): quick/slow
+# at 5/30 ms, 10/40 and 20/60 took the same time within the noise (23-27 s on a quiet
+# machine), and 5/30 kept others' p99 lowest under load (42 ms against 58-59). What had
+# held the survey to one probe at a time was not the marks but a limiter never asked
+# (``runner.in_flight``'s ``probe_after_start``). So the survey keeps the actions' marks,
+# as a constant of its own that a later measurement can move without touching them.
+SURVEY_TUNING = LimiterTuning(quick=0.005, slow=0.030)
+SURVEY_STALLS = StallRelease()

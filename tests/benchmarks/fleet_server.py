@@ -9,12 +9,16 @@ answer cached for 300 s (``HubAuth.cache_max_age``); the token must hold
 ``access:servers`` for that user's server, else 403. Answers: one idle kernel that ran a
 cell a second ago (so a real ``--activity-source=server`` pass keeps every server and
 measures the survey alone), no terminals, ``cpu_percent`` 0. ``POST /_forget`` empties the cache (a new
-pass more than 5 minutes after the last one). Stops on SIGTERM.
+pass more than 5 minutes after the last one). ``POST /_hang`` with a JSON list of user
+names makes those servers unreachable: their API requests are read and never answered
+(a hung server, or a route whose target never answers), until the client gives up.
+Stops on SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import sys
@@ -27,6 +31,7 @@ from typing import Any
 import requests
 
 CACHE_SECONDS = 300.0
+HANG_LIMIT = 120.0  # seconds a hung server's request is held at most
 
 
 def kernels() -> bytes:
@@ -49,6 +54,7 @@ class Fleet:
         self.lock = threading.Lock()
         self.local = threading.local()
         self.checks = 0
+        self.hung: frozenset[str] = frozenset()
 
     def session(self) -> requests.Session:
         session = getattr(self.local, "session", None)
@@ -102,6 +108,11 @@ def handler_for(fleet: Fleet) -> type[BaseHTTPRequestHandler]:
                 fleet.hub_api = self.rfile.read(length).decode().rstrip("/")
                 self._send(200, b"{}")
                 return
+            if self.path == "/_hang":
+                length = int(self.headers.get("Content-Length") or 0)
+                fleet.hung = frozenset(json.loads(self.rfile.read(length)))
+                self._send(200, b"{}")
+                return
             if self.path == "/_forget":
                 with fleet.lock:
                     fleet.cache.clear()
@@ -116,6 +127,9 @@ def handler_for(fleet: Fleet) -> type[BaseHTTPRequestHandler]:
                 self._send(200, b"{}")  # the hub's readiness check of a new server
                 return
             user, endpoint = parts[2], "/".join(parts[3:])
+            if user in fleet.hung and endpoint.startswith("api/"):
+                self._never_answer()
+                return
             auth = self.headers.get("Authorization", "")
             token = auth[6:] if auth.startswith("token ") else ""
             if not token or not allowed(fleet.owner(token), user):
@@ -129,6 +143,14 @@ def handler_for(fleet: Fleet) -> type[BaseHTTPRequestHandler]:
                 self._send(200, b'{"rss": 1, "cpu_percent": 0.0}')
             else:
                 self._send(200, b"{}")
+
+        def _never_answer(self) -> None:
+            """Wait, answering nothing, until the client closes (or HANG_LIMIT passes)."""
+            self.close_connection = True
+            self.connection.settimeout(HANG_LIMIT)
+            with contextlib.suppress(OSError):
+                while self.connection.recv(4096):
+                    pass
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet."""

@@ -155,7 +155,9 @@ def start_fleet() -> tuple[subprocess.Popen[str], str]:
     return process, process.stdout.readline().strip()
 
 
-def run_window(hub: RealHub, name: str, argv: list[str], env: dict[str, str]) -> dict[str, Any]:
+def run_window(
+    hub: RealHub, name: str, argv: list[str], env: dict[str, str], *, cwd: Path = REPO_ROOT
+) -> dict[str, Any]:
     """One contender's pass in a process of its own, with the hub probed throughout."""
     with Probe(hub.api_url, hub.process.pid) as probe:
         quiet_start = time.monotonic()
@@ -163,12 +165,15 @@ def run_window(hub: RealHub, name: str, argv: list[str], env: dict[str, str]) ->
         quiet_end = time.monotonic()
         proxy_before = proxy_cpu(hub)
         done = subprocess.run(
-            argv, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=3600, check=False
+            argv, env=env, cwd=cwd, capture_output=True, text=True, timeout=3600, check=False
         )
         proxy_after = proxy_cpu(hub)
     if done.returncode != 0:
         return {"name": name, "note": f"exit {done.returncode}: {done.stderr[-300:]}"}
     figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    for line in done.stderr.splitlines():
+        if "surveys in flight: " in line:  # idle-cull's own, at --log-level=debug
+            print(f"{name}: {line.split(': ', 1)[-1]}", file=sys.stderr)
     start, end = (float(x) for x in figures["window"])
     quiet = Window.of(probe.samples, quiet_start, quiet_end)
     during = Window.of(probe.samples, start, end)
@@ -186,17 +191,30 @@ def run_window(hub: RealHub, name: str, argv: list[str], env: dict[str, str]) ->
 def real_pass(
     hub: RealHub,
     workdir: Path,
+    *,
     name: str = "real pass: --activity-source=server, through the proxy",
-    *extra: str,
+    tuning: str = "",
+    baseline: Path | None = None,
+    extra: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """``idle-cull --activity-source=server`` itself: every server surveyed, none stopped."""
+    """``idle-cull --activity-source=server`` itself: every server surveyed, none stopped.
+
+    ``tuning`` (``"10,40"``) replaces the survey's limiter marks (``contenders``);
+    ``baseline`` runs an older ``idle_cull`` from that directory (as ``hubimpact``);
+    ``extra`` are more options of the pass (``--state-dir``)."""
     report = workdir / "real-pass.json"
     argv = [this_python(), "-m", "tests.benchmarks.contenders", "idle-cull", "--"]
     argv += [f"--url={hub.api_url}", f"--timeout={SURVEY_TIMEOUT}", "--concurrency=10"]
     argv += ["--activity-source=server", f"--proxy-url={hub.public_url}"]
-    argv += [f"--report-file={report}", *extra]
+    argv += [f"--report-file={report}", "--log-level=debug", *extra]
     env = culler_env(JUPYTERHUB_API_TOKEN=hub.prober_token)
-    row = run_window(hub, name, argv, env)
+    if tuning:
+        env["BENCH_SURVEY_TUNING"] = tuning
+    cwd = REPO_ROOT
+    if baseline is not None:
+        env["PYTHONPATH"] = f"{baseline}{os.pathsep}{REPO_ROOT}"
+        cwd = baseline
+    row = run_window(hub, name, argv, env, cwd=cwd)
     if "note" not in row:
         counts = json.loads(report.read_text())["counts"]
         print(f"{name}: counts {json.dumps(counts)}", file=sys.stderr)
@@ -209,9 +227,20 @@ def real_pass_with_state(hub: RealHub, workdir: Path, fleet_url: str) -> dict[st
     passes more than 5 minutes apart: each server still checks the kept token once."""
     state = f"--state-dir={workdir / 'state'}"
     requests.post(f"{fleet_url}/_forget", timeout=10)
-    real_pass(hub, workdir, "real pass, --state-dir: first (mints)", state)
+    real_pass(hub, workdir, name="real pass, --state-dir: first (mints)", extra=(state,))
     requests.post(f"{fleet_url}/_forget", timeout=10)
-    return real_pass(hub, workdir, "real pass, --state-dir: second (tokens reused)", state)
+    return real_pass(
+        hub, workdir, name="real pass, --state-dir: second (tokens reused)", extra=(state,)
+    )
+
+
+def keep_active(hub: RealHub, users: list[str]) -> None:
+    """Fresh activity in the hub's record of ``users``: a survey that cannot reach them
+    falls back to that record and keeps them, so the fleet stays whole for later rows."""
+    moment = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for user in users:
+        body = {"last_activity": moment, "servers": {"": {"last_activity": moment}}}
+        hub.api("POST", f"/users/{user}/activity", json=body, expect=(200,))
 
 
 def token_checks(hub: RealHub, tokens: dict[str, str]) -> dict[str, Any]:
@@ -239,7 +268,8 @@ def token_checks(hub: RealHub, tokens: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def fleet(servers: int) -> str:
+def fleet(args: argparse.Namespace) -> str:
+    servers = args.servers
     fleet_process, fleet_url = start_fleet()
     workdir = Path(tempfile.mkdtemp(prefix="idle-cull-fleet-", dir=SHM if SHM.is_dir() else None))
     os.environ["IDLE_CULL_FLEET_URL"] = fleet_url
@@ -268,36 +298,73 @@ def fleet(servers: int) -> str:
         rows.append(run_window(hub, "upstream (nothing idle)", upstream, env))
         # the real pass surveys only servers older than --timeout
         time.sleep(max(0.0, spawned + SURVEY_TIMEOUT + 1 - time.monotonic()))
-        requests.post(f"{fleet_url}/_forget", timeout=10)
-        rows.append(real_pass(hub, workdir))
-        rows.append(real_pass_with_state(hub, workdir, fleet_url))
-        probe_env = culler_env(
-            JUPYTERHUB_API_TOKEN=hub.prober_token, CONFIGPROXY_AUTH_TOKEN=proxy_token
-        )
-        base = [this_python(), "-m", "tests.benchmarks.server_activity", "probe-pass"]
-        base += [f"--url={hub.api_url}", f"--proxy-url={hub.public_url}"]
-        saved = workdir / "tokens.json"
-        forget = f"{fleet_url}/_forget"
-        for name, extra in (
-            ("probing, through the proxy", []),
-            ("probing, at the route targets", [f"--proxy-api={proxy_api}"]),
-        ):
-            requests.post(forget, timeout=10)
-            rows.append(run_window(hub, name, [*base, *extra], probe_env))
-        # tokens for the reuse pass: minted (and checked) here, unmeasured
-        requests.post(forget, timeout=10)
-        prime = [*base, "--lifetime=3600", f"--save-tokens={saved}"]
-        run_window(hub, "prime", prime, probe_env)
-        requests.post(forget, timeout=10)
-        reuse = [*base, f"--proxy-api={proxy_api}", f"--tokens={saved}"]
-        rows.append(run_window(hub, "probing, tokens reused (state dir)", reuse, probe_env))
-        rows.append(token_checks(hub, json.loads(saved.read_text())))
+        for tuning in args.survey_tuning or [""]:
+            requests.post(f"{fleet_url}/_forget", timeout=10)
+            name = "real pass" + (f", survey marks {tuning} ms" if tuning else "")
+            rows.append(real_pass(hub, workdir, name=name, tuning=tuning))
+        if not args.real_pass_only:
+            rows.append(real_pass_with_state(hub, workdir, fleet_url))
+        if args.unreachable:
+            rows += unreachable_rows(hub, workdir, fleet_url, scene.names[:servers], args)
+        if not args.real_pass_only:
+            rows += fixed_rows(hub, workdir, fleet_url, proxy_api, proxy_token)
     finally:
         hub.stop()
         fleet_process.terminate()
         fleet_process.wait(10)
         shutil.rmtree(workdir, ignore_errors=True)
     return render_fleet(rows, servers)
+
+
+def unreachable_rows(
+    hub: RealHub, workdir: Path, fleet_url: str, names: list[str], args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    """Real passes with a share of the servers hung (``--unreachable``): the baseline's
+    (``--baseline``) and this checkout's, in the same run; the hung servers' hub record
+    kept fresh so they fall back to it and are kept."""
+    every = max(1, round(1 / args.unreachable))
+    hung = names[::every]
+    requests.post(f"{fleet_url}/_hang", json=hung, timeout=10).raise_for_status()
+    share = f"{len(hung)} of {len(names)} unreachable"
+    contenders: list[tuple[str, Path | None]] = [(f"real pass, {share}", None)]
+    if args.baseline:
+        contenders.insert(0, (f"before, {share}", args.baseline.resolve()))
+    rows = []
+    for name, baseline in contenders:
+        requests.post(f"{fleet_url}/_forget", timeout=10)
+        keep_active(hub, hung)
+        rows.append(real_pass(hub, workdir, name=name, baseline=baseline))
+    requests.post(f"{fleet_url}/_hang", json=[], timeout=10).raise_for_status()
+    return rows
+
+
+def fixed_rows(
+    hub: RealHub, workdir: Path, fleet_url: str, proxy_api: str, proxy_token: str
+) -> list[dict[str, Any]]:
+    """The probing passes at a fixed concurrency of 10, the token reuse and the floor."""
+    rows = []
+    probe_env = culler_env(
+        JUPYTERHUB_API_TOKEN=hub.prober_token, CONFIGPROXY_AUTH_TOKEN=proxy_token
+    )
+    base = [this_python(), "-m", "tests.benchmarks.server_activity", "probe-pass"]
+    base += [f"--url={hub.api_url}", f"--proxy-url={hub.public_url}"]
+    saved = workdir / "tokens.json"
+    forget = f"{fleet_url}/_forget"
+    for name, extra in (
+        ("probing, through the proxy", []),
+        ("probing, at the route targets", [f"--proxy-api={proxy_api}"]),
+    ):
+        requests.post(forget, timeout=10)
+        rows.append(run_window(hub, name, [*base, *extra], probe_env))
+    # tokens for the reuse pass: minted (and checked) here, unmeasured
+    requests.post(forget, timeout=10)
+    prime = [*base, "--lifetime=3600", f"--save-tokens={saved}"]
+    run_window(hub, "prime", prime, probe_env)
+    requests.post(forget, timeout=10)
+    reuse = [*base, f"--proxy-api={proxy_api}", f"--tokens={saved}"]
+    rows.append(run_window(hub, "probing, tokens reused (state dir)", reuse, probe_env))
+    rows.append(token_checks(hub, json.loads(saved.read_text())))
+    return rows
 
 
 def render_fleet(rows: list[dict[str, Any]], servers: int) -> str:
@@ -430,6 +497,28 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--real", type=int, default=4, help="real single-user servers")
     run.add_argument("--rounds", type=int, default=5)
     run.add_argument("--only", choices=("real", "fleet"))
+    run.add_argument(
+        "--survey-tuning",
+        action="append",
+        metavar="QUICK,SLOW",
+        help="fleet: a real pass with these survey limiter marks in ms (repeatable; "
+        "default: one pass as shipped)",
+    )
+    run.add_argument(
+        "--unreachable",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="fleet: also real passes with this share of the servers never answering",
+    )
+    run.add_argument(
+        "--baseline", type=Path, help="fleet, with --unreachable: an older idle_cull's tree"
+    )
+    run.add_argument(
+        "--real-pass-only",
+        action="store_true",
+        help="fleet: skip the fixed-concurrency probing passes, the token reuse and the floor",
+    )
     one = sub.add_parser("probe-pass", help="one probing pass (used by the fleet part)")
     one.add_argument("--url", required=True)
     one.add_argument("--proxy-url", required=True)
@@ -446,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only != "fleet":
         print(real(args.real, args.rounds) + "\n")
     if args.only != "real":
-        print(fleet(args.servers))
+        print(fleet(args))
     print(f"\nload average after: {load_average()}", file=sys.stderr)
     return 0
 

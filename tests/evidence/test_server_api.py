@@ -166,6 +166,57 @@ def test_a_transient_failure_is_tried_twice_then_failed(
     assert len(server.calls) == 2
 
 
+@pytest.mark.parametrize(
+    ("answer", "how", "sent"),
+    [
+        pytest.param(requests.ReadTimeout("slow"), Failed.TIMEOUT, 1, id="read-timeout"),
+        pytest.param(requests.ConnectTimeout("no SYN-ACK"), Failed.TIMEOUT, 1, id="connect"),
+        pytest.param(requests.ConnectionError("reset"), Failed.CONNECTION, 2, id="reset"),
+        pytest.param(
+            requests.exceptions.ChunkedEncodingError("cut"), Failed.CONNECTION, 2, id="cut"
+        ),
+        pytest.param(502, Failed.STATUS, 2, id="502"),
+    ],
+)
+def test_without_retried_timeouts_only_quick_transient_failures_are_tried_again(
+    server: responses.RequestsMock, answer: Exception | int, how: Failed, sent: int
+) -> None:
+    """The survey's client (issue 24): a server that did not answer in time is most
+    often gone or hung, and a second wait doubles its cost; a reset connection or a
+    proxy's 502 comes back at once and gets its one more try."""
+    if isinstance(answer, int):
+        server.get(STATUS, status=answer)
+    else:
+        server.get(STATUS, body=answer)
+    pauses: list[float] = []
+    api = ServerAPI(PROXY, timeout=2, max_bytes=1024, sleep=pauses.append, retry_timeouts=False)
+    failure = api.get(STATUS, TOKEN, attempts=2)
+    api.close()
+    assert isinstance(failure, Failure)
+    assert (failure.how, failure.attempts, len(server.calls)) == (how, sent, sent)
+    assert pauses == [RETRY_PAUSE] * (sent - 1)
+    if how is Failed.TIMEOUT:
+        assert failure.reason == "no answer within 2s"
+
+
+@pytest.mark.parametrize(("retry_timeouts", "sent"), [(False, 1), (True, 2)])
+def test_a_server_that_never_answers_is_waited_for_once_without_retried_timeouts(
+    retry_timeouts: bool, sent: int
+) -> None:
+    """On a real socket that accepts and never answers: one connection and one wait
+    (the whole-answer deadline), not two; the kernel probe keeps its retry."""
+    with HostilePeer("silent") as peer:
+        base = f"http://127.0.0.1:{peer.port}"
+        api = ServerAPI(
+            base, timeout=0.3, max_bytes=1024, sleep=lambda _: None, retry_timeouts=retry_timeouts
+        )
+        failure = api.get(f"{base}/user/ann/api/kernels", TOKEN, attempts=2)
+        api.close()
+        connections = peer.connections
+    assert isinstance(failure, Failure)
+    assert (failure.how, failure.attempts, connections) == (Failed.TIMEOUT, sent, sent)
+
+
 def test_a_request_that_cannot_be_sent_is_a_failure_without_retry(
     server: responses.RequestsMock, api: ServerAPI, pauses: list[float]
 ) -> None:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from idle_cull.hub.limiter import InFlightLimiter, LimiterTuning
+from idle_cull.hub.limiter import (
+    SURVEY_STALLS,
+    SURVEY_TUNING,
+    InFlightLimiter,
+    LimiterTuning,
+    StallRelease,
+)
 
 TUNING = LimiterTuning(quick=0.005, slow=0.030, decrease=0.5, probe_every=0.1, smoothing=0.5)
 QUICK, MIDDLING, SLOW = 0.002, 0.015, 0.200
@@ -108,3 +114,71 @@ def test_a_ceiling_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         InFlightLimiter(0)
     assert InFlightLimiter(3, initial=7).limit == 3
+
+
+# --- stalled probes (the survey of --activity-source=server) ------------------------------
+
+STALLS = StallRelease(cap=3, floor=1.0, factor=10.0)
+
+
+@pytest.mark.parametrize(
+    ("typical", "after"),
+    [
+        pytest.param(None, 1.0, id="no-history-the-floor"),
+        pytest.param(0.05, 1.0, id="quick-probes-the-floor"),
+        pytest.param(0.3, 3.0, id="slow-probes-ten-times-their-duration"),
+    ],
+)
+def test_a_probe_is_stalled_after_the_floor_or_ten_typical_probes(
+    typical: float | None, after: float
+) -> None:
+    assert STALLS.after(typical) == pytest.approx(after)
+
+
+@pytest.mark.parametrize(
+    ("ages", "released", "slow", "due"),
+    [
+        pytest.param([0.1, 0.2, 0.5], 0, False, 0, id="none-old-enough"),
+        pytest.param([1.0, 0.2, 2.5], 0, False, 2, id="exactly-at-the-limit-counts"),
+        pytest.param([4.0, 3.0, 2.0, 1.5], 0, False, 3, id="never-more-than-the-cap"),
+        pytest.param([4.0, 3.0], 2, False, 1, id="the-cap-counts-those-already-released"),
+        pytest.param([4.0, 3.0], 3, False, 0, id="cap-reached"),
+        pytest.param([4.0, 3.0], 0, True, 0, id="a-slow-hub-may-be-the-cause"),
+    ],
+)
+def test_stalled_probes_are_released_within_the_cap_while_the_hub_is_quick(
+    ages: list[float], released: int, slow: bool, due: int
+) -> None:
+    assert STALLS.due(ages, released, 0.05, hub_slow=slow) == due
+
+
+@pytest.mark.parametrize(
+    ("ages", "released", "slow", "wake"),
+    [
+        pytest.param([0.25, 0.5], 0, False, 0.5, id="when-the-oldest-becomes-due"),
+        pytest.param([], 0, False, None, id="nothing-counted"),
+        pytest.param([0.5], 3, False, None, id="cap-reached"),
+        pytest.param([0.5], 0, True, None, id="hub-slow-the-next-probe-wakes"),
+    ],
+)
+def test_the_dispatcher_is_woken_when_the_next_probe_may_be_released(
+    ages: list[float], released: int, slow: bool, wake: float | None
+) -> None:
+    assert STALLS.next_check(ages, released, None, hub_slow=slow) == wake
+
+
+def test_the_limiter_says_whether_its_latest_probe_was_slow() -> None:
+    lim = limiter()
+    seen = [lim.hub_slow]  # nothing measured yet: not slow
+    for latency in (SLOW, MIDDLING, None):
+        lim.probe_result(latency, in_flight=1, waiting=True)
+        seen.append(lim.hub_slow)
+    assert seen == [False, True, False, True]
+
+
+def test_the_measured_marks_and_the_documented_cap() -> None:
+    """The actions' marks (section 5), the survey's (section 7: the same values, measured
+    again for probes) and the stall cap that docs and --concurrency's help state."""
+    assert (LimiterTuning().quick, LimiterTuning().slow) == (0.005, 0.030)
+    assert (SURVEY_TUNING.quick, SURVEY_TUNING.slow) == (0.005, 0.030)
+    assert SURVEY_STALLS.cap == 100

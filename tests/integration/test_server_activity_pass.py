@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.realhub import wait_for
+from tests.support.realhub import server_path, wait_for
 from tests.support.reports import validate
 from tests.support.singleuser import FaultyProbeTarget
 from tests.support.workloads import BURN_CELL, WORKLOAD_USERS, OddAnswers, Workloads
@@ -250,6 +250,85 @@ def test_probes_at_the_route_targets_move_no_activity_and_through_the_proxy_they
     assert found["target"] == found["proxy"]
     assert found["target"]["tab"] == "idle"
     assert all(w.su.server_model(user) is not None for user in (*watched, "tab", "printer"))
+
+
+HUNG_USERS = ("hung-0", "hung-1", "hung-2")
+
+
+def server_pids(user: str) -> list[int]:
+    """The processes of ``user``'s single-user server (``JUPYTERHUB_USER`` in their
+    environment: the server and anything it started)."""
+    marker = f"JUPYTERHUB_USER={user}".encode()
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError), open(f"/proc/{entry}/environ", "rb") as environ:
+            if marker in environ.read().split(b"\0"):
+                pids.append(int(entry))
+    return pids
+
+
+def signal_servers(users: tuple[str, ...], which: signal.Signals) -> None:
+    for user in users:
+        for pid in server_pids(user):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, which)
+
+
+def test_hung_servers_do_not_stall_the_pass_and_fall_back_to_the_hubs_record(
+    workloads: Workloads,
+) -> None:
+    """Issue 24's whole-pass stall: three real servers are frozen (SIGSTOP: the route's
+    target accepts connections and never answers, like a hung server), beside an idle
+    one (``empty``, culled with ``--no-sessions=idle``) and an active one (``printer``).
+    The pass finishes; the idle one is stopped and the active one kept on their own
+    evidence; each frozen one is decided by the hub's record (fresh: kept) with a reason
+    naming the timeout. The subprocess timeout is a hang guard only."""
+    hub = workloads.su.hub
+    hub.create_users(list(HUNG_USERS))
+    for user in HUNG_USERS:
+        hub.api("POST", server_path(user), json={}, expect=(201, 202))
+
+    def all_ready() -> bool:
+        models = [workloads.su.server_model(user) or {} for user in HUNG_USERS]
+        return all(model.get("ready") for model in models)
+
+    wait_for(all_ready, "the hung users' servers to be ready", timeout=120)
+    assert all(server_pids(user) for user in HUNG_USERS)
+    settle(workloads)
+    time.sleep(IDLE + 0.5)  # only servers older than --timeout are surveyed
+    signal_servers(HUNG_USERS, signal.SIGSTOP)
+    try:
+        for user in HUNG_USERS:
+            hub.touch(user)  # the hub's record: active now
+        others = [u for u in WORKLOAD_USERS if u not in ("empty", "printer")]
+        result, report = cull(
+            workloads,
+            "--activity-source=server",
+            "--no-sessions=idle",
+            "--probe-timeout=2",
+            "--concurrency=2",
+            *(f"--exclude-user={user}" for user in others),
+        )
+    finally:
+        signal_servers(HUNG_USERS, signal.SIGCONT)
+    assert result.returncode == 0, result.stderr
+    found = {u: entry(report, u) for u in ("empty", "printer", *HUNG_USERS)}
+    print("outcomes:", json.dumps({u: e["outcome"] for u, e in found.items()}))
+    assert found["empty"]["outcome"] in ("stopped", "pending"), found["empty"]
+    assert found["printer"]["outcome"] not in ("stopped", "pending"), found["printer"]
+    assert found["printer"]["activity"]["found"] == "protected_terminal"
+    for user in HUNG_USERS:
+        hung = found[user]
+        assert hung["outcome"] not in ("stopped", "pending"), hung
+        assert hung["activity"]["found"] == "fell_back", hung
+        # asked once: the old survey waited twice ("... within 2s after 2 attempts")
+        assert hung["activity"]["reason"].startswith("probe failed (no answer within 2s)"), hung
+    assert report["counts"]["activity"]["fell_back"] == len(HUNG_USERS)
+    for user in HUNG_USERS:
+        hub.stop_server(user)
+    wait_for(lambda: workloads.su.server_model("empty") is None, "empty's server to stop")
 
 
 def test_an_open_tab_is_culled_by_server_activity_and_kept_by_the_default(

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, TypeVar
 
-__all__ = ["EmptyHub", "HostilePeer", "ScriptedPeer", "blackhole"]
+__all__ = ["EmptyHub", "HostilePeer", "HungServers", "ScriptedPeer", "blackhole"]
 
 Peer = TypeVar("Peer", bound="HostilePeer")
 
@@ -264,6 +264,84 @@ class EmptyHub:
         return self
 
     def __exit__(self, *_exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)
+
+
+class HungServers:
+    """Users' servers on 127.0.0.1 (``url``: a proxy's origin) of which some hang.
+
+    ``/user/<name>/api/kernels`` and ``api/terminals`` answer ``answers[name]`` (a JSON
+    list of kernels; terminals: none) at once; a ``hung`` user's requests are read and
+    never answered, until the client gives up and closes. ``most_waiting`` is the most
+    hung requests open at once: how many stalled probes a survey held at the same time.
+    """
+
+    def __init__(self, answers: dict[str, list[Any]], hung: Sequence[str]) -> None:
+        self.answers = answers
+        self.hung = frozenset(hung)
+        self.waiting = 0
+        self.most_waiting = 0
+        self.hung_requests = 0
+        self._lock = threading.Lock()
+        self._closing = threading.Event()
+        servers = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                parts = self.path.split("?")[0].split("/")  # "", "user", name, "api", ...
+                name = parts[2] if len(parts) > 3 else ""
+                if name in servers.hung:
+                    servers._hang(self.connection)
+                    self.close_connection = True
+                    return
+                body = servers.answers.get(name, []) if parts[-1] == "kernels" else []
+                data = json.dumps(body).encode()
+                self.send_response(200 if name in servers.answers else 404)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def _hang(self, connection: socket.socket) -> None:
+        with self._lock:
+            self.waiting += 1
+            self.hung_requests += 1
+            self.most_waiting = max(self.most_waiting, self.waiting)
+        connection.settimeout(0.1)
+        try:
+            while not self._closing.is_set():
+                try:
+                    if not connection.recv(4096):
+                        return  # the client gave up
+                except TimeoutError:
+                    continue
+                except OSError:
+                    return
+        finally:
+            with self._lock:
+                self.waiting -= 1
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def __enter__(self) -> HungServers:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._closing.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(5)
