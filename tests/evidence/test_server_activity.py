@@ -518,7 +518,7 @@ def test_a_server_that_does_not_answer_in_time_is_asked_once(
     """A timeout is not retried (issue 24): the server is most often gone or hung, and a
     second wait would double what it costs the pass (the old probe waited twice)."""
     server.add(responses.GET, BASE + "api/kernels", body=requests.ReadTimeout("slow"))
-    activity = probe.probe("/user/ann/", token)
+    activity = probe.probe(at("/user/ann/"), token)
     assert activity.failure == "no answer within 5s"
     assert (activity.attempts, len(server.calls), clock.pauses) == (1, 1, [])
 
@@ -531,7 +531,7 @@ def test_a_timeout_of_the_first_cpu_reading_ends_the_probe(
     made = make_probe(clock, ActivitySettings(cpu_threshold=50))
     server.add(responses.GET, BASE + "api/metrics/v1", body=requests.ConnectTimeout("no"))
     answer(server, "api/kernels", [kernel_model()])
-    activity = made.probe("/user/ann/", token)
+    activity = made.probe(at("/user/ann/"), token)
     made.close()
     assert activity.failure == "no answer within 5s"
     assert [urlsplit(call.request.url).path for call in server.calls] == [
