@@ -12,8 +12,9 @@ request must be is the same for all of them, so it lives here once:
 - credentials never come from the environment (``trust_env`` off: no ``~/.netrc``
   replacing the token); with a proxy URL, ``HTTP(S)_PROXY`` and the CA bundle the
   environment names are checked and used, as for the hub;
-- ``url_for`` refuses a server ``url`` that is not a plain path under the proxy's origin
-  (``//elsewhere/``, a query, a fragment): the token must never leave for another host;
+- where a server is asked is not decided here: each source is given a locator
+  (``proxy_routes``), which keeps the token under the proxy's origin or at the route
+  JupyterHub wrote for that very server;
 - a transient failure (a timeout, a dropped connection, 429 or a 502/503/504) is retried
   when the caller allows more than one attempt; everything else is returned as it is.
   A caller may leave timeouts out (``retry_timeouts=False``, the survey of every running
@@ -111,8 +112,8 @@ class ServerAPI:
 
     ``retry_timeouts``: whether a request that timed out is tried again (module
     docstring).
-    ``proxy_url`` is the hub's proxy: ``url_for`` builds URLs under it only, and the
-    environment's proxy and CA bundle settings for it are checked and used. Without it
+    ``proxy_url`` is the hub's proxy, whose environment proxy and CA bundle settings are
+    checked and used for every request. Without it
     (a caller that locates servers itself, ``proxy_routes``) the environment is ignored.
     ``label`` names the caller in the retry log line.
     """
@@ -131,7 +132,6 @@ class ServerAPI:
         retry_timeouts: bool = True,
     ) -> None:
         self.proxy_url = (proxy_url or "").rstrip("/")
-        self._origin = urlsplit(self.proxy_url).netloc
         self._timeout = timeout
         self._max_bytes = max_bytes
         self._sleep = sleep
@@ -155,17 +155,6 @@ class ServerAPI:
 
     def close(self) -> None:
         self._transport.close()
-
-    def url_for(self, server_url: str, api_path: str) -> str | None:
-        """``api_path`` (``api/kernels``) of the server the hub lists at ``server_url``
-        (``/user/ann/``), or ``None`` when that is not a plain path under the proxy."""
-        if not server_url.startswith("/") or server_url.startswith("//"):
-            return None
-        url = f"{self.proxy_url}{server_url.rstrip('/')}/{api_path}"
-        parts = urlsplit(url)
-        if parts.netloc != self._origin or parts.query or parts.fragment:
-            return None
-        return url
 
     def get(
         self,

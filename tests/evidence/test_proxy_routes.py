@@ -59,9 +59,22 @@ def test_through_the_proxy_a_server_is_under_its_own_path() -> None:
     assert locate.proxy_url == PROXY
     assert locate(at("/user/ann/")) == f"{PROXY}/user/ann/"
     assert locate(at("/user/ann/gpu/", server="gpu")) == f"{PROXY}/user/ann/gpu/"
+    assert locate(at("/user/ann")) == f"{PROXY}/user/ann/"
 
 
-@pytest.mark.parametrize("url", ["//evil.test/", "/user/ann/?x=1", "user/ann/", "", None])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "//evil.test/",
+        "/user/ann/?x=1",
+        "/user/ann/#top",
+        "user/ann/",
+        "http://evil.test/user/ann/",
+        "@evil.test/user/ann/",
+        "",
+        None,
+    ],
+)
 def test_through_the_proxy_a_url_that_is_not_a_plain_path_has_no_address(url: str | None) -> None:
     found = through_proxy(PROXY)(at(url))
     assert isinstance(found, NoAddress)

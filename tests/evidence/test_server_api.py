@@ -66,26 +66,6 @@ def test_a_get_carries_the_token_and_does_not_count_as_activity(
     assert sent.headers["User-Agent"].startswith("idle-cull/")
 
 
-@pytest.mark.parametrize(
-    ("server_url", "expected"),
-    [
-        pytest.param("/user/ann/", f"{PROXY}/user/ann/api/status", id="default-server"),
-        pytest.param("/user/ann/gpu/", f"{PROXY}/user/ann/gpu/api/status", id="named-server"),
-        pytest.param("/user/ann", f"{PROXY}/user/ann/api/status", id="no-trailing-slash"),
-        pytest.param("//evil.test/user/ann/", None, id="another-host"),
-        pytest.param("user/ann/", None, id="relative"),
-        pytest.param("http://evil.test/user/ann/", None, id="absolute"),
-        pytest.param("/user/ann/?x=1", None, id="query"),
-        pytest.param("/user/ann/#top", None, id="fragment"),
-        pytest.param("@evil.test/user/ann/", None, id="userinfo-trick"),
-    ],
-)
-def test_url_for_keeps_the_token_under_the_proxys_origin(
-    api: ServerAPI, server_url: str, expected: str | None
-) -> None:
-    assert api.url_for(server_url, "api/status") == expected
-
-
 def test_a_transient_status_is_retried_once_after_a_pause(
     server: responses.RequestsMock, api: ServerAPI, pauses: list[float]
 ) -> None:
