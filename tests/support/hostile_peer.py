@@ -14,9 +14,11 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any, TypeVar
+
+from tests.support.local_http import LocalHTTPServer
 
 __all__ = ["EmptyHub", "HostilePeer", "HungServers", "ScriptedPeer", "blackhole"]
 
@@ -227,7 +229,7 @@ def blackhole() -> Iterator[int]:
         listener.close()
 
 
-class EmptyHub:
+class EmptyHub(LocalHTTPServer):
     """A hub with no users on 127.0.0.1 (``api_url``): enough for a whole, clean pass in
     a subprocess, whose stdout can then be a full disk, a closed pipe or no fd at all."""
 
@@ -252,24 +254,14 @@ class EmptyHub:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_port}/hub/api"
-
-    def __enter__(self) -> EmptyHub:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        return f"{self.origin}/hub/api"
 
 
-class HungServers:
+class HungServers(LocalHTTPServer):
     """Users' servers on 127.0.0.1 (``url``: a proxy's origin) of which some hang.
 
     ``/user/<name>/api/kernels`` and ``api/terminals`` answer ``answers[name]`` (a JSON
@@ -309,9 +301,7 @@ class HungServers:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     def _hang(self, connection: socket.socket) -> None:
         with self._lock:
@@ -334,14 +324,7 @@ class HungServers:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_port}"
+        return self.origin
 
-    def __enter__(self) -> HungServers:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
+    def release(self) -> None:
         self._closing.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)

@@ -18,13 +18,14 @@ import threading
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as SMTPServer
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
+from tests.support.local_http import LocalHTTPServer
 from tests.support.realhub import free_ports
 
 __all__ = ["HANG_LIMIT", "Mail", "SmtpReceiver", "WebhookReceiver", "WebhookRequest"]
@@ -122,7 +123,7 @@ class WebhookRequest:
         return json.loads(self.body)
 
 
-class WebhookReceiver:
+class WebhookReceiver(LocalHTTPServer):
     """An HTTP receiver on a free port of 127.0.0.1 that answers as ``mode`` says."""
 
     MODES = ("ok", "fail", "close", "hang")
@@ -165,13 +166,7 @@ class WebhookReceiver:
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet: the tests read ``requests``."""
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
+        super().__init__(Handler)
 
     def url(self, path: str = "/warn/{user}", **params: str) -> str:
         """An apprise ``json://`` URL that posts here."""
@@ -184,12 +179,5 @@ class WebhookReceiver:
                 f"{r.method} {r.path}\n{r.headers}\n".encode() + r.body for r in self.requests
             )
 
-    def __enter__(self) -> WebhookReceiver:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
+    def release(self) -> None:
         self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)

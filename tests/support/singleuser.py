@@ -26,7 +26,7 @@ import contextlib
 import json
 import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -34,6 +34,7 @@ from typing import Any
 import requests
 import websocket  # websocket-client
 
+from tests.support.local_http import LocalHTTPServer
 from tests.support.realhub import (
     REQUEST_TIMEOUT,
     TESTS_DIR,
@@ -252,7 +253,7 @@ class SingleUserHub:
 # --- a stand-in for the proxy that answers probes badly ------------------------------------
 
 
-class FaultyProbeTarget:
+class FaultyProbeTarget(LocalHTTPServer):
     """Listens on 127.0.0.1 in place of the proxy and answers every request with
     ``status`` (a non-Jupyter server's 404, a failing server's 500), or, with ``stall``,
     holds the request without answering until the client gives up or ``stop``.
@@ -286,20 +287,11 @@ class FaultyProbeTarget:
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet: the test reads ``requests``."""
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.origin
 
-    def __enter__(self) -> FaultyProbeTarget:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
+    def release(self) -> None:
         self._stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)

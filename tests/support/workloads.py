@@ -40,7 +40,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -49,6 +49,7 @@ import requests
 import websocket  # websocket-client
 from dateutil.parser import isoparse
 
+from tests.support.local_http import LocalHTTPServer
 from tests.support.realhub import (
     REQUEST_TIMEOUT,
     RealHub,
@@ -260,7 +261,7 @@ class Workloads:
         return self.su.hub.workdir / "hub.log"
 
 
-class OddAnswers:
+class OddAnswers(LocalHTTPServer):
     """Answers every request on 127.0.0.1 the same odd way: ``html`` (an RStudio-like
     page), ``redirect`` (302 to a login page), or ``close`` (the connection is closed
     without an answer). ``requests`` counts what arrived."""
@@ -292,19 +293,8 @@ class OddAnswers:
             def log_message(self, format: str, *args: Any) -> None:
                 """Quiet: the test reads ``requests``."""
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(Handler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> OddAnswers:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        return self.origin
