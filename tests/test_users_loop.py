@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from idle_cull.command.boundary import read_template
-from idle_cull.command.settings import Settings
 from idle_cull.errors import ConfigError
 from idle_cull.evidence.base import Target
 from idle_cull.evidence.keep_alive import KeepAliveSource, PostponeLimits, postponed
@@ -22,20 +21,14 @@ from idle_cull.output.notify import Delivery
 from idle_cull.output.render import render_text, report_document
 from idle_cull.output.report import Entry, ExitStatus, Report
 from idle_cull.rules.evidence import Finding
-from idle_cull.rules.policy import Action, CullLimits, ServerDecision
+from idle_cull.rules.policy import Action, ServerDecision
 from idle_cull.rules.postponement import KeepAliveFile, Postponement, Reading
 from tests.support.cli import run
 from tests.support.reports import validate
+from tests.support.settings import URL, settings
 
 UTC = timezone.utc
 NOW = datetime(2026, 12, 7, 14, 0, tzinfo=UTC)
-URL = "http://127.0.0.1:8081/hub/api"
-
-
-def settings(**overrides: object) -> Settings:
-    fields: dict[str, object] = {"url": URL, "token": "t0ken-for-tests", "limits": CullLimits()}
-    fields.update(overrides)
-    return Settings(**fields)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -12,18 +12,10 @@ from pathlib import Path
 import pytest
 
 from idle_cull.command.boundary import read_template, users_notifier
-from idle_cull.command.settings import Settings
 from idle_cull.errors import ConfigError
-from idle_cull.rules.policy import CullLimits
+from tests.support.settings import settings
 
-URL = "http://127.0.0.1:8081/hub/api"
 NOTIFY = "mailtos://culler:hunter2@smtp.test?to={user}@example.org"
-
-
-def settings(**overrides: object) -> Settings:
-    fields: dict[str, object] = {"url": URL, "token": "t0ken-for-tests", "limits": CullLimits()}
-    fields.update(overrides)
-    return Settings(**fields)  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -12,22 +12,15 @@ from contextlib import closing
 import pytest
 
 from idle_cull.command.boundary import _probe_source, cancel_on_signals, probe_locator
-from idle_cull.command.settings import ActivitySource, Settings
+from idle_cull.command.settings import ActivitySource
 from idle_cull.evidence.kernel_probe import KernelSource
 from idle_cull.evidence.probe_tokens import ProbeTokens
 from idle_cull.evidence.server_activity import ServerActivitySource
 from idle_cull.hub.client import HubClient
-from idle_cull.rules.policy import CullLimits
 from idle_cull.runner import PassControl
+from tests.support.settings import URL, settings
 
-URL = "http://127.0.0.1:8081/hub/api"
 PROXY = "http://proxy-public"
-
-
-def settings(**overrides: object) -> Settings:
-    fields: dict[str, object] = {"url": URL, "token": "t0ken-for-tests", "limits": CullLimits()}
-    fields.update(overrides)
-    return Settings(**fields)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -6,17 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from idle_cull.command.settings import ActivitySource, Settings
+from idle_cull.command.settings import ActivitySource
 from idle_cull.errors import ConfigError
-from idle_cull.rules.policy import CullLimits
-
-URL = "http://127.0.0.1:8081/hub/api"
-
-
-def settings(**overrides: object) -> Settings:
-    fields: dict[str, object] = {"url": URL, "token": "t0ken-for-tests", "limits": CullLimits()}
-    fields.update(overrides)
-    return Settings(**fields)  # type: ignore[arg-type]
+from tests.support.settings import settings
 
 
 @pytest.mark.parametrize(
